@@ -1,0 +1,95 @@
+/**
+ * preempt_count and the interrupt flag of each CPU (include/linux/preempt.h,
+ * v4.19 bit layout), so in_interrupt(), in_atomic() and irqs_disabled() are real.
+ */
+import { DEFINE_PER_CPU, I32 } from "../shared/arena.js";
+import { defineStruct } from "../shared/struct.js";
+import { onSetCurrentCpu, this_cpu_ptr } from "./smp.js";
+
+export const PREEMPT_OFFSET = 0x1;
+export const SOFTIRQ_OFFSET = 0x100;
+export const HARDIRQ_OFFSET = 0x10000;
+export const NMI_OFFSET = 0x100000;
+export const PREEMPT_MASK = 0xff;
+export const SOFTIRQ_MASK = 0xff00;
+export const HARDIRQ_MASK = 0xf0000;
+export const NMI_MASK = 0x100000;
+/** local_bh_disable adds twice SOFTIRQ_OFFSET, as the kernel's SOFTIRQ_DISABLE_OFFSET. */
+export const SOFTIRQ_DISABLE_OFFSET = 2 * SOFTIRQ_OFFSET;
+
+/** Per-CPU execution context. Only its own CPU writes it. */
+export const CPU_CONTEXT = defineStruct("cpu_context", [
+  { name: "preempt_count", type: "i32", guard: "owner" },
+  /** DAIF.I: 1 while local interrupts are masked. */
+  { name: "irqs_off", type: "i32", guard: "owner" },
+]);
+const cpu_context = DEFINE_PER_CPU("cpu_context", CPU_CONTEXT);
+
+/* I32 index of this CPU's words, cached: they are read on every lock operation. */
+let pc = 0;
+let irqf = 0;
+onSetCurrentCpu(() => {
+  const p = this_cpu_ptr(cpu_context);
+  pc = (p + CPU_CONTEXT.off.preempt_count) >> 2;
+  irqf = (p + CPU_CONTEXT.off.irqs_off) >> 2;
+});
+
+export function preempt_count(): number {
+  return I32[pc]!;
+}
+export function preempt_count_add(n: number): void {
+  I32[pc] = I32[pc]! + n;
+}
+export function preempt_count_sub(n: number): void {
+  I32[pc] = I32[pc]! - n;
+}
+export function preempt_disable(): void {
+  I32[pc] = I32[pc]! + 1;
+}
+export function preempt_enable(): void {
+  I32[pc] = I32[pc]! - 1;
+}
+export function in_irq(): boolean {
+  return (I32[pc]! & HARDIRQ_MASK) !== 0;
+}
+export function in_softirq(): boolean {
+  return (I32[pc]! & SOFTIRQ_MASK) !== 0;
+}
+export function in_interrupt(): boolean {
+  return (I32[pc]! & (HARDIRQ_MASK | SOFTIRQ_MASK | NMI_MASK)) !== 0;
+}
+/** in_atomic(): preemption off for any reason (a spinlock, bh, irq). */
+export function in_atomic(): boolean {
+  return I32[pc]! !== 0;
+}
+export function irqs_disabled(): boolean {
+  return I32[irqf]! !== 0;
+}
+export function local_irq_disable(): void {
+  I32[irqf] = 1;
+}
+export function local_irq_enable(): void {
+  I32[irqf] = 0;
+}
+/** local_irq_save: returns the previous flag for local_irq_restore. */
+export function local_irq_save(): number {
+  const f = I32[irqf]!;
+  I32[irqf] = 1;
+  return f;
+}
+export function local_irq_restore(flags: number): void {
+  I32[irqf] = flags;
+}
+export function local_bh_disable(): void {
+  I32[pc] = I32[pc]! + SOFTIRQ_DISABLE_OFFSET;
+}
+export function local_bh_enable(): void {
+  I32[pc] = I32[pc]! - SOFTIRQ_DISABLE_OFFSET;
+}
+/** irq_enter/irq_exit: bracket a simulated hardirq handler. */
+export function irq_enter(): void {
+  I32[pc] = I32[pc]! + HARDIRQ_OFFSET;
+}
+export function irq_exit(): void {
+  I32[pc] = I32[pc]! - HARDIRQ_OFFSET;
+}

@@ -1,0 +1,61 @@
+/** Machine configuration: immutable once the machine boots; every CPU gets a copy. */
+import { LAYOUTS, type Layout, type LayoutName } from "./layouts.js";
+
+export const PAGE_SHIFT = 12;
+export const PAGE_SIZE = 1 << PAGE_SHIFT;
+/** The buddy allocator's orders 0..MAX_ORDER-1 (include/linux/mmzone.h). */
+export const MAX_ORDER = 11;
+
+export interface MachineConfig {
+  /** Number of CPUs (worker threads). @defaultValue 2 */
+  readonly cpus: number;
+  /** Address layout preset. @defaultValue "arm64-va48" */
+  readonly layout: LayoutName;
+  /** Physical memory in bytes, a multiple of the page size. @defaultValue 64 MiB */
+  readonly memory: number;
+  /** Seed of every random choice (interrupts, workloads, fault injection). @defaultValue 1 */
+  readonly seed: number;
+  /** lockdep-lite: held-lock stacks, class order graph, atomic-sleep checks. @defaultValue true */
+  readonly lockdep: boolean;
+  /** Soft-lockup threshold: a CPU stuck on one lock this long stops the machine. @defaultValue 10000 */
+  readonly watchdogMs: number;
+}
+
+export const DEFAULT_CONFIG: MachineConfig = {
+  cpus: 2,
+  layout: "arm64-va48",
+  memory: 64 * 1024 * 1024,
+  seed: 1,
+  lockdep: true,
+  watchdogMs: 10_000,
+};
+
+/** Largest machine: record pointers are int32 byte offsets, so the arena stays below 2 GiB. */
+export const MAX_MEMORY = 1536 * 1024 * 1024;
+export const MAX_CPUS = 64;
+
+export function makeConfig(over: Partial<MachineConfig> = {}): MachineConfig {
+  const c = { ...DEFAULT_CONFIG, ...over };
+  if (!Number.isInteger(c.cpus) || c.cpus < 1 || c.cpus > MAX_CPUS)
+    throw new RangeError(`cpus must be an integer in 1..${MAX_CPUS}, got ${c.cpus}`);
+  if (!(c.layout in LAYOUTS)) throw new RangeError(`unknown layout ${c.layout}`);
+  if (!Number.isInteger(c.memory) || c.memory % (PAGE_SIZE << (MAX_ORDER - 1)) !== 0)
+    throw new RangeError(`memory must be a multiple of 4 MiB (the largest buddy block), got ${c.memory}`);
+  if (c.memory < 8 * 1024 * 1024 || c.memory > MAX_MEMORY)
+    throw new RangeError(`memory must be between 8M and ${MAX_MEMORY / 1024 / 1024}M, got ${c.memory}`);
+  if (!Number.isInteger(c.seed) || c.seed < 0 || c.seed > 0xffffffff)
+    throw new RangeError(`seed must be an integer in 0..2^32-1, got ${c.seed}`);
+  return c;
+}
+
+export function layoutOf(c: MachineConfig): Layout {
+  return LAYOUTS[c.layout];
+}
+
+/** Parses "64M", "1G", "65536K" or plain bytes; null when malformed. */
+export function parseSize(s: string): number | null {
+  const m = /^(\d+)([KMG]?)i?B?$/i.exec(s.trim());
+  if (!m) return null;
+  const mult = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as "" | "K" | "M" | "G"];
+  return Number(m[1]) * mult;
+}

@@ -1,0 +1,19 @@
+/**
+ * start_kernel for the simulated machine, on the main thread acting as the boot
+ * CPU (CPU 0), in the kernel's order (init/main.c): memory first, then the
+ * allocators built on it, then RCU and workqueues.
+ */
+import "../kernel.js";
+import "./workloads/index.js";
+import { type Arena, createArena } from "../shared/arena.js";
+import type { MachineConfig } from "../shared/config.js";
+import { lockdepAttach } from "../locks/lockdep.js";
+import { setCurrentCpu } from "../percpu/smp.js";
+
+/** Creates the arena and runs the boot sequence; leaves this thread as CPU 0. */
+export function start_kernel(config: MachineConfig): Arena {
+  const arena = createArena(config);
+  setCurrentCpu(0);
+  lockdepAttach();
+  return arena;
+}

@@ -1,0 +1,58 @@
+/**
+ * A CPU: one worker thread for the whole life of the machine. It attaches to
+ * the arena, becomes CPU `cpu`, and runs workloads the main thread hands it
+ * over comlink. A workload that throws stops the machine (like a BUG/oops with
+ * panic_on_oops): every other CPU's wait loop sees the stop and unwinds.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import * as Comlink from "comlink/dist/esm/comlink.mjs";
+import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
+import "../kernel.js";
+import "./workloads/index.js";
+import { attachArena, machineStop, machineStopping } from "../shared/arena.js";
+import { addSchedSlowPath } from "../sched/sched_point.js";
+import type { MachineConfig } from "../shared/config.js";
+import { MachineStopped, takeReports } from "../shared/report.js";
+import { lockdepAttach } from "../locks/lockdep.js";
+import { setCurrentCpu } from "../percpu/smp.js";
+import { cpuCtx, findWorkload } from "./workload.js";
+import type { CpuApi, WorkResult } from "./protocol.js";
+
+interface Boot {
+  sab: SharedArrayBuffer;
+  config: MachineConfig;
+  cpu: number;
+}
+
+const boot = workerData as Boot;
+
+attachArena(boot.sab, boot.config);
+setCurrentCpu(boot.cpu);
+lockdepAttach();
+const ctx = cpuCtx(boot.cpu, boot.config.seed);
+// A CPU that loops without ever waiting still notices a stopped machine.
+addSchedSlowPath(() => {
+  if (machineStopping()) throw new MachineStopped();
+}, 4096);
+
+const api: CpuApi = {
+  run(name: string, args: unknown): WorkResult {
+    const fn = findWorkload(name);
+    if (!fn) return { ok: false, error: { name: "Error", message: `unknown workload ${name}` }, reports: [] };
+    try {
+      const value = fn(args, ctx);
+      return { ok: true, value, reports: takeReports() };
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      if (!(err instanceof MachineStopped)) machineStop(boot.cpu);
+      return {
+        ok: false,
+        error: { name: err.name, message: err.message, stack: err.stack },
+        stopped: err instanceof MachineStopped,
+        reports: takeReports(),
+      };
+    }
+  },
+};
+
+Comlink.expose(api, nodeEndpoint(parentPort!));

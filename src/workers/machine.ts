@@ -1,0 +1,132 @@
+/**
+ * The machine, seen from the main thread: boot it (start_kernel on the main
+ * thread as the boot CPU), start one worker per CPU, hand workloads to CPUs,
+ * collect results and reports, shut down. A CPU that throws stops the machine
+ * and the call fails with a {@link MachineError} naming the CPU, the error and
+ * the seed — never a hang.
+ */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import * as Comlink from "comlink/dist/esm/comlink.mjs";
+import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
+import { type Arena, machineStop, machineStopping } from "../shared/arena.js";
+import { type MachineConfig, makeConfig } from "../shared/config.js";
+import type { Report } from "../shared/report.js";
+import { start_kernel } from "./boot.js";
+import type { CpuApi, WorkError, WorkResult } from "./protocol.js";
+
+/** A CPU failed (BUG, soft lockup, an exception) and the machine stopped. */
+export class MachineError extends Error {
+  constructor(
+    readonly cpu: number,
+    readonly error: WorkError,
+    readonly seed: number,
+  ) {
+    super(`CPU${cpu}: ${error.name}: ${error.message} (seed ${seed})`);
+    this.name = "MachineError";
+  }
+}
+
+/** The compiled worker entry: workers always run dist/ JS, also when the caller is TypeScript under vitest. */
+function cpuWorkerUrl(): URL {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith(".js")) return new URL("./cpu.js", import.meta.url);
+  const dist = new URL("../../dist/src/workers/cpu.js", import.meta.url);
+  if (!existsSync(fileURLToPath(dist))) throw new Error("dist/ is missing: run `npm run build` first");
+  return dist;
+}
+
+interface Cpu {
+  readonly worker: Worker;
+  readonly api: Comlink.Remote<CpuApi>;
+  /** Rejects when the worker dies outside a workload (crash, exit). */
+  readonly dead: Promise<never>;
+}
+
+export class Machine {
+  /** Reports (WARN, lockdep, faults …) collected from every finished workload. */
+  readonly reports: Report[] = [];
+  private down = false;
+
+  private constructor(
+    readonly config: MachineConfig,
+    readonly arena: Arena,
+    private readonly cpus: Cpu[],
+  ) {}
+
+  /** Boots a machine from `config` (defaults: DEFAULT_CONFIG) and starts its CPUs. */
+  static async boot(config: Partial<MachineConfig> = {}): Promise<Machine> {
+    const c = makeConfig(config);
+    const arena = start_kernel(c);
+    const url = cpuWorkerUrl();
+    const cpus = await Promise.all(Array.from({ length: c.cpus }, (_, cpu) => startCpu(url, arena.sab, c, cpu)));
+    return new Machine(c, arena, cpus);
+  }
+
+  /** Runs workload `name` on CPU `cpu`; resolves to its return value. */
+  async run(cpu: number, name: string, args: unknown = {}): Promise<unknown> {
+    const r = await this.call(cpu, name, args);
+    return this.settle(cpu, r);
+  }
+
+  /** Runs workload `name` on every CPU at once; `args` may differ per CPU. */
+  async runAll(name: string, args: unknown | ((cpu: number) => unknown) = {}): Promise<unknown[]> {
+    const results = await Promise.all(
+      this.cpus.map((_, cpu) =>
+        this.call(cpu, name, typeof args === "function" ? (args as (c: number) => unknown)(cpu) : args),
+      ),
+    );
+    // Name the CPU that failed first, not one that only unwound because of it.
+    const failed = results.findIndex((r) => !r.ok && !r.stopped);
+    if (failed >= 0) this.settle(failed, results[failed]!);
+    return results.map((r, cpu) => this.settle(cpu, r));
+  }
+
+  private async call(cpu: number, name: string, args: unknown): Promise<WorkResult> {
+    const c = this.cpus[cpu];
+    if (!c) throw new RangeError(`no CPU ${cpu} (the machine has ${this.cpus.length})`);
+    if (this.down) throw new Error("machine is shut down");
+    return Promise.race([c.api.run(name, args), c.dead]);
+  }
+
+  private settle(cpu: number, r: WorkResult): unknown {
+    this.reports.push(...r.reports);
+    if (r.ok) return r.value;
+    throw new MachineError(cpu, r.error, this.config.seed);
+  }
+
+  /** True once a CPU stopped the machine. */
+  get stopped(): boolean {
+    return machineStopping();
+  }
+
+  /** Stops every CPU and terminates the workers. Safe to call twice. */
+  async shutdown(): Promise<void> {
+    if (this.down) return;
+    this.down = true;
+    machineStop(-1);
+    await Promise.all(
+      this.cpus.map(async (c) => {
+        c.api[Comlink.releaseProxy]();
+        await c.worker.terminate();
+      }),
+    );
+  }
+}
+
+async function startCpu(url: URL, sab: SharedArrayBuffer, config: MachineConfig, cpu: number): Promise<Cpu> {
+  const worker = new Worker(url, { workerData: { sab, config, cpu } });
+  const dead = new Promise<never>((_, reject) => {
+    worker.once("error", (e) =>
+      reject(new MachineError(cpu, { name: e.name, message: e.message, stack: e.stack }, config.seed)),
+    );
+    worker.once("exit", (code) =>
+      reject(new MachineError(cpu, { name: "Exit", message: `CPU worker exited with code ${code}` }, config.seed)),
+    );
+  });
+  dead.catch(() => {});
+  const api = Comlink.wrap<CpuApi>(nodeEndpoint(worker));
+  worker.unref();
+  return { worker, api, dead };
+}

@@ -1,0 +1,22 @@
+/** The typed control plane between the main thread and a CPU worker. */
+import type { Report } from "../shared/report.js";
+
+export interface WorkError {
+  readonly name: string;
+  readonly message: string;
+  readonly stack?: string | undefined;
+}
+
+export type WorkResult =
+  | { readonly ok: true; readonly value: unknown; readonly reports: Report[] }
+  | {
+      readonly ok: false;
+      readonly error: WorkError;
+      /** True when this CPU only unwound because another CPU stopped the machine. */
+      readonly stopped?: boolean;
+      readonly reports: Report[];
+    };
+
+export interface CpuApi {
+  run(name: string, args: unknown): WorkResult;
+}

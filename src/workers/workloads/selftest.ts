@@ -1,0 +1,28 @@
+/** Workloads the machine's own tests run: the smallest real uses of each mechanism. */
+import { DEFINE_GLOBAL, I32 } from "../../shared/arena.js";
+import { KernelBug } from "../../shared/report.js";
+import { defineStruct } from "../../shared/struct.js";
+import { DEFINE_SPINLOCK, spin_lock, spin_unlock } from "../../locks/spinlock.js";
+import { defineWorkload } from "../workload.js";
+
+const counter_lock = DEFINE_SPINLOCK("selftest_counter_lock");
+const COUNTER = defineStruct("selftest_counter", [{ name: "value", type: "i32", guard: "selftest_counter_lock" }]);
+const counter = DEFINE_GLOBAL("selftest_counter", COUNTER);
+
+/** A plain (non-atomic) increment under a spinlock: no update is lost iff the lock excludes. */
+defineWorkload("spin_counter", (a: { iters: number }) => {
+  const i = counter.ptr >> 2;
+  for (let n = 0; n < a.iters; n++) {
+    spin_lock(counter_lock.ptr);
+    I32[i] = I32[i]! + 1;
+    spin_unlock(counter_lock.ptr);
+  }
+  return I32[i];
+});
+
+defineWorkload("read_counter", () => I32[counter.ptr >> 2]);
+
+/** BUG(): stops the machine with a report. */
+defineWorkload("bug", (a: { message: string }) => {
+  throw new KernelBug(a.message);
+});

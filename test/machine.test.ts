@@ -1,0 +1,27 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { Machine, MachineError } from "../src/workers/machine.js";
+
+let m: Machine | undefined;
+afterEach(async () => {
+  await m?.shutdown();
+  m = undefined;
+});
+
+describe("machine", () => {
+  it.each([2, 4])("a spinlock-protected counter loses no update on %i CPUs", async (cpus) => {
+    m = await Machine.boot({ cpus, seed: 7 });
+    const iters = 20_000;
+    await m.runAll("spin_counter", { iters });
+    expect(await m.run(0, "read_counter")).toBe(cpus * iters);
+  });
+
+  it("a CPU that throws ends the run with a report naming the CPU and the seed", async () => {
+    m = await Machine.boot({ cpus: 2, seed: 42 });
+    const run = m.runAll("bug", (cpu: number) => (cpu === 1 ? { message: "kernel BUG at test" } : { message: "x" }));
+    await expect(run).rejects.toBeInstanceOf(MachineError);
+    await expect(m.run(1, "bug", { message: "kernel BUG at vmalloc.c:1" })).rejects.toThrow(
+      /CPU1: KernelBug: kernel BUG at vmalloc.c:1 \(seed 42\)/,
+    );
+    expect(m.stopped).toBe(true);
+  });
+});
