@@ -5,4 +5,21 @@
  */
 import "./locks/lockdep.js";
 import "./locks/spinlock.js";
+import "./locks/lock_wait.js";
+import "./locks/rwlock.js";
+import "./locks/mutex.js";
+import "./locks/might_sleep.js";
+import "./locks/atomic.js";
+import "./lib/list.js";
+import "./lib/llist.js";
+import "./lib/rbtree.js";
 import "./percpu/preempt.js";
+import "./percpu/irq.js";
+import "./percpu/workqueue.js";
+import "./mm/page_alloc.js";
+import "./mm/fail_page_alloc.js";
+import "./mm/slab.js";
+import "./mm/pgtable.js";
+import "./mm/tlbflush.js";
+import "./mm/mmu.js";
+import "./rcu/tree.js";

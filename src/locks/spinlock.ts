@@ -5,58 +5,57 @@
  * vmalloc paths were tuned against, a lock costs one Atomics RMW, and the order
  * in which waiters get the lock is explicit — traces and replays show it.
  *
- * Waiters spin briefly, then sleep in Atomics.wait on the lock word, so a run
- * with more CPUs than host cores still progresses (a descheduled spinner would
- * otherwise burn the core the lock holder needs).
+ * The holder caches its ticket (`serving`), so unlock is one RMW that also
+ * returns `next`: only when tickets beyond the next owner's were taken can a
+ * waiter be asleep, and only then is `sleepers` read. An uncontended
+ * lock+unlock pair is two Atomics operations.
+ *
+ * Waiters spin briefly, then sleep in Atomics.wait on the lock word
+ * (lock_wait.ts), so a run with more CPUs than host cores still progresses
+ * (a descheduled spinner would otherwise burn the core the lock holder needs).
  */
-import {
-  DEFINE_GLOBAL,
-  type GlobalVar,
-  I32,
-  U16,
-  U32,
-  machineStopping,
-  staticInit,
-  theArena,
-} from "../shared/arena.js";
-import { KernelBug, MachineStopped, reportBug } from "../shared/report.js";
+import { DEFINE_GLOBAL, type GlobalVar, I32, staticInit } from "../shared/arena.js";
+import { KernelBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
-import { SP_LOCK, SP_SPIN, SP_UNLOCK, sched_point } from "../sched/sched_point.js";
+import { SP_LOCK, SP_UNLOCK, sched_point } from "../sched/sched_point.js";
 import { smp_processor_id } from "../percpu/smp.js";
 import {
   local_bh_disable,
   local_bh_enable,
+  local_irq_disable,
+  local_irq_enable,
   local_irq_restore,
   local_irq_save,
   preempt_disable,
   preempt_enable,
 } from "../percpu/preempt.js";
-import { heldLocksOf, lock_acquire, lock_release, lockdep_class, lockdep_class_name, lockdepOn } from "./lockdep.js";
+import { lock_acquire, lock_release, lockdep_class, lockdep_class_name, lockdepOn } from "./lockdep.js";
+import { type LockHolderFn, lock_holder_text, smp_cond_load_acquire } from "./lock_wait.js";
 
+/** struct spinlock (raw_spinlock + dep_map), arm64 ticket layout. */
 export const SPINLOCK_T = defineStruct("spinlock_t", [
-  /** owner ticket (bits 0-15) and next ticket (bits 16-31). */
+  /** owner ticket (bits 0-15) and next ticket (bits 16-31); accessed as i32 (no boxed doubles). */
   { name: "tickets", type: "u32", guard: "atomic" },
   /** CPUs sleeping in Atomics.wait on `tickets`; unlock notifies only when nonzero. */
   { name: "sleepers", type: "i32", guard: "atomic" },
   /** CPU holding the lock, -1 when free (reports only). */
   { name: "owner_cpu", type: "i32", guard: "the lock itself" },
   { name: "class", type: "i32", guard: "init" },
+  /** The holder's ticket (the owner half while held): unlock steps it without reading the word. */
+  { name: "serving", type: "i32", guard: "the lock itself" },
 ]);
 const OFF_SLEEPERS = SPINLOCK_T.off.sleepers;
 const OFF_OWNER = SPINLOCK_T.off.owner_cpu;
 const OFF_CLASS = SPINLOCK_T.off.class;
-
-/** Spins before a waiter goes to sleep on the lock word. */
-const SPIN_TRIES = 256;
-/** A sleeping waiter wakes at least this often to check machine stop and the watchdog. */
-const WAIT_SLICE_MS = 50;
+const OFF_SERVING = SPINLOCK_T.off.serving;
 
 /** spin_lock_init: an unlocked lock of class `name` (lock_class_key by name). */
 export function spin_lock_init(lock: number, name: string): void {
-  U32[lock >> 2] = 0;
+  I32[lock >> 2] = 0;
   I32[(lock + OFF_SLEEPERS) >> 2] = 0;
   I32[(lock + OFF_OWNER) >> 2] = -1;
   I32[(lock + OFF_CLASS) >> 2] = lockdep_class(name);
+  I32[(lock + OFF_SERVING) >> 2] = 0;
 }
 
 /** DEFINE_SPINLOCK(name): a static, initialized lock; its address is `.ptr` once the arena exists. */
@@ -66,64 +65,48 @@ export function DEFINE_SPINLOCK(name: string): GlobalVar {
   return g;
 }
 
-/** The waiting part of spin_lock, out of line: the fast path stays small. */
-function spin_lock_slow(lock: number, ticket: number): void {
-  const u16 = lock >> 1;
-  for (let i = 0; i < SPIN_TRIES; i++) {
-    sched_point(SP_SPIN);
-    if (Atomics.load(U16, u16) === ticket) return;
-  }
-  const w = lock >> 2;
-  const sl = (lock + OFF_SLEEPERS) >> 2;
-  const start = Date.now();
-  const watchdog = theArena().config.watchdogMs;
-  Atomics.add(I32, sl, 1);
-  try {
-    for (;;) {
-      // Read the word, then sleep only if it is unchanged: an unlock in between makes wait return at once.
-      const v = Atomics.load(I32, w);
-      if ((v & 0xffff) === ticket) return;
-      Atomics.wait(I32, w, v, WAIT_SLICE_MS);
-      sched_point(SP_SPIN);
-      if (machineStopping()) throw new MachineStopped();
-      if (Date.now() - start > watchdog) softLockup(lock, start);
-    }
-  } finally {
-    Atomics.sub(I32, sl, 1);
-  }
+/** For the soft-lockup report: the lock's class and its holder, with what the holder holds. */
+function spin_holder(lock: number): string {
+  return lock_holder_text(I32[(lock + OFF_CLASS) >> 2]!, Atomics.load(I32, (lock + OFF_OWNER) >> 2));
 }
 
-function softLockup(lock: number, start: number): never {
-  const cpu = smp_processor_id();
-  const owner = Atomics.load(I32, (lock + OFF_OWNER) >> 2);
-  const cls = lockdep_class_name(I32[(lock + OFF_CLASS) >> 2]!);
-  const held = owner >= 0 ? heldLocksOf(owner).join(", ") || "(none)" : "?";
-  const text = `watchdog: BUG: soft lockup - CPU#${cpu} stuck for ${Math.round((Date.now() - start) / 1000)}s! waiting for ${cls}, held by CPU#${owner} (which holds: ${held})`;
-  reportBug("soft-lockup", text);
-  throw new KernelBug(text);
-}
+const ticketServed = (v: number, ticket: number) => (v & 0xffff) === ticket;
 
-/** arch_spin_lock: take a ticket, wait for it to come up. */
-function arch_spin_lock(lock: number): void {
-  const old = Atomics.add(U32, lock >> 2, 0x10000);
+/**
+ * arch_spin_lock (arm64, v4.17): take a ticket, wait for it to come up. The
+ * raw lock — no preemption, lockdep or owner — for locks built on it (the
+ * qrwlock's wait_lock); `holder` names what a stuck waiter waits for.
+ */
+export function arch_spin_lock(lock: number, holder: LockHolderFn): void {
+  // On the I32 view: a Uint32Array RMW returns a boxed double once next passes 0x8000.
+  const old = Atomics.add(I32, lock >> 2, 0x10000);
   const ticket = old >>> 16;
-  if ((old & 0xffff) !== ticket) spin_lock_slow(lock, ticket);
+  if ((old & 0xffff) !== ticket)
+    smp_cond_load_acquire(lock, lock >> 2, (lock + OFF_SLEEPERS) >> 2, ticketServed, ticket, holder);
+  I32[(lock + OFF_SERVING) >> 2] = ticket;
 }
 
-function arch_spin_unlock(lock: number): void {
-  // Bump the owner half only; the 16-bit view wraps it without touching `next`.
-  Atomics.add(U16, lock >> 1, 1);
-  if (Atomics.load(I32, (lock + OFF_SLEEPERS) >> 2) !== 0) Atomics.notify(I32, lock >> 2);
+/** arch_spin_unlock (arm64, v4.17): hand the lock to the next ticket. */
+export function arch_spin_unlock(lock: number): void {
+  const o = I32[(lock + OFF_SERVING) >> 2]!;
+  // Only the holder moves the owner half: one RMW steps it to o+1, wrapping 0xffff to 0 without carrying into next.
+  const v = o === 0xffff ? Atomics.sub(I32, lock >> 2, 0xffff) : Atomics.add(I32, lock >> 2, 1);
+  // next beyond o+1: a waiter holds a ticket and may be asleep. The RMW above precedes this read (both SC),
+  // and a waiter counts itself in sleepers before it re-reads the word, so one of us sees the other.
+  if (v >>> 16 !== ((o + 1) & 0xffff) && Atomics.load(I32, (lock + OFF_SLEEPERS) >> 2) !== 0)
+    Atomics.notify(I32, lock >> 2);
 }
 
+/** spin_lock (v4.19 __raw_spin_lock): preemption off, lockdep acquire, then the arch lock. */
 export function spin_lock(lock: number): void {
   sched_point(SP_LOCK);
   preempt_disable();
   if (lockdepOn) lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, false);
-  arch_spin_lock(lock);
+  arch_spin_lock(lock, spin_holder);
   I32[(lock + OFF_OWNER) >> 2] = smp_processor_id();
 }
 
+/** spin_unlock (v4.19 __raw_spin_unlock). */
 export function spin_unlock(lock: number): void {
   I32[(lock + OFF_OWNER) >> 2] = -1;
   if (lockdepOn) lock_release(lock);
@@ -132,13 +115,15 @@ export function spin_unlock(lock: number): void {
   sched_point(SP_UNLOCK);
 }
 
-/** spin_trylock: true when taken. */
+/** spin_trylock (v4.19): true when taken; never waits. */
 export function spin_trylock(lock: number): boolean {
   sched_point(SP_LOCK);
   const w = lock >> 2;
-  const v = Atomics.load(U32, w);
-  if ((v & 0xffff) !== v >>> 16) return false;
-  if (Atomics.compareExchange(U32, w, v, (v + 0x10000) >>> 0) !== v) return false;
+  const v = Atomics.load(I32, w);
+  const ticket = v >>> 16;
+  if ((v & 0xffff) !== ticket) return false;
+  if (Atomics.compareExchange(I32, w, v, (v + 0x10000) | 0) !== v) return false;
+  I32[(lock + OFF_SERVING) >> 2] = ticket;
   preempt_disable();
   if (lockdepOn) lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, true);
   I32[(lock + OFF_OWNER) >> 2] = smp_processor_id();
@@ -152,33 +137,39 @@ export function spin_lock_irqsave(lock: number): number {
   return flags;
 }
 
+/** spin_unlock_irqrestore: unlock, then restore the flag spin_lock_irqsave returned. */
 export function spin_unlock_irqrestore(lock: number, flags: number): void {
   spin_unlock(lock);
   local_irq_restore(flags);
 }
 
+/** spin_lock_irq: interrupts off (unconditionally re-enabled by spin_unlock_irq). */
 export function spin_lock_irq(lock: number): void {
-  local_irq_save();
+  local_irq_disable();
   spin_lock(lock);
 }
 
+/** spin_unlock_irq: unlock, then interrupts on. */
 export function spin_unlock_irq(lock: number): void {
   spin_unlock(lock);
-  local_irq_restore(0);
+  local_irq_enable();
 }
 
+/** spin_lock_bh: softirqs off (preempt_count += SOFTIRQ_DISABLE_OFFSET), then lock. */
 export function spin_lock_bh(lock: number): void {
   local_bh_disable();
   spin_lock(lock);
 }
 
+/** spin_unlock_bh: unlock, then softirqs back on. */
 export function spin_unlock_bh(lock: number): void {
   spin_unlock(lock);
   local_bh_enable();
 }
 
+/** spin_is_locked: someone holds it (a racy snapshot, as in the kernel). */
 export function spin_is_locked(lock: number): boolean {
-  const v = Atomics.load(U32, lock >> 2);
+  const v = Atomics.load(I32, lock >> 2);
   return (v & 0xffff) !== v >>> 16;
 }
 

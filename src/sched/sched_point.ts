@@ -19,39 +19,78 @@ export const SP_IRQ = 7;
 export const SP_OP = 8;
 export type SP = number;
 
-export type SlowPath = (kind: SP) => void;
+/**
+ * A slow path runs at most `every` points after its last run, and at every
+ * SP_OP point (a safe point between workload operations). It may return the
+ * number of points until it wants to run again (an interrupt arrival gap …).
+ */
+// biome-ignore lint/suspicious/noConfusingVoidType: a path that wants its default interval simply returns nothing
+export type SlowPath = (kind: SP) => number | void;
 
-let budget = 1 << 30;
-let period = 1 << 30;
-const slowPaths: SlowPath[] = [];
-
-export function sched_point(kind: SP): void {
-  if (--budget <= 0) schedSlow(kind);
+interface Path {
+  readonly fn: SlowPath;
+  readonly every: number;
+  left: number;
 }
 
+const IDLE = 1 << 30;
+/** Points left before the next slow-path run; `armed` is what it was set to. */
+let budget = IDLE;
+let armed = IDLE;
+let paths: Path[] = [];
+
+export function sched_point(kind: SP): void {
+  if (--budget <= 0 || kind === SP_OP) schedSlow(kind);
+}
+
+let inSlow = false;
+
 function schedSlow(kind: SP): void {
-  budget = period;
-  for (let i = 0; i < slowPaths.length; i++) slowPaths[i]!(kind);
+  // Points reached inside a slow path (an interrupt handler taking locks) do not re-enter it.
+  if (inSlow) return;
+  inSlow = true;
+  const elapsed = armed - budget;
+  budget = armed = IDLE;
+  try {
+    for (const p of paths) {
+      p.left -= elapsed;
+      if (p.left <= 0 || kind === SP_OP) {
+        p.left = p.every;
+        const want = p.fn(kind);
+        if (typeof want === "number") p.left = Math.max(1, Math.min(want, p.every));
+      }
+    }
+  } finally {
+    let next = IDLE;
+    for (const p of paths) next = Math.min(next, Math.max(1, p.left));
+    budget = armed = next;
+    inSlow = false;
+  }
+}
+
+function rearm(): void {
+  const elapsed = armed - budget;
+  let next = IDLE;
+  for (const p of paths) {
+    p.left = Math.max(1, p.left - elapsed);
+    if (p.left < next) next = p.left;
+  }
+  budget = armed = next;
 }
 
 /**
- * Plugs a slow path in behind the hook (machine-stop check, interrupt
- * injection, the deterministic scheduler). `every` = 1 runs it at every point.
+ * Plugs a slow path in behind the hook (machine-stop check, interrupts, RCU
+ * callbacks, the deterministic scheduler). `every` = 1 runs it at every point.
  */
 export function addSchedSlowPath(fn: SlowPath, every: number): void {
-  slowPaths.push(fn);
-  period = Math.max(1, Math.min(period, every));
-  budget = Math.min(budget, period);
+  const e = Math.max(1, Math.floor(every));
+  rearm();
+  paths = [...paths, { fn, every: e, left: e }];
+  rearm();
 }
 
 export function removeSchedSlowPath(fn: SlowPath): void {
-  const i = slowPaths.indexOf(fn);
-  if (i >= 0) slowPaths.splice(i, 1);
-  if (slowPaths.length === 0) period = budget = 1 << 30;
-}
-
-/** Sets how many sched points pass between slow-path runs. */
-export function setSchedPeriod(every: number): void {
-  period = Math.max(1, every);
-  budget = Math.min(budget, period);
+  rearm();
+  paths = paths.filter((p) => p.fn !== fn);
+  rearm();
 }

@@ -19,6 +19,13 @@ export interface MachineConfig {
   readonly lockdep: boolean;
   /** Soft-lockup threshold: a CPU stuck on one lock this long stops the machine. @defaultValue 10000 */
   readonly watchdogMs: number;
+  /** Chance that an interrupt arrives at a sched point (src/percpu/irq.ts); 0: none. @defaultValue 0 */
+  readonly irqRate: number;
+  /**
+   * When a CPU's kworker runs its pending work (src/percpu/workqueue.ts): "auto" at every safe workload
+   * point (SP_OP), "explicit" only through run_pending_work / flush_work / flush_scheduled_work. @defaultValue "auto"
+   */
+  readonly workqueue: "auto" | "explicit";
 }
 
 export const DEFAULT_CONFIG: MachineConfig = {
@@ -28,6 +35,8 @@ export const DEFAULT_CONFIG: MachineConfig = {
   seed: 1,
   lockdep: true,
   watchdogMs: 10_000,
+  irqRate: 0,
+  workqueue: "auto",
 };
 
 /** Largest machine: record pointers are int32 byte offsets, so the arena stays below 2 GiB. */
@@ -45,6 +54,9 @@ export function makeConfig(over: Partial<MachineConfig> = {}): MachineConfig {
     throw new RangeError(`memory must be between 8M and ${MAX_MEMORY / 1024 / 1024}M, got ${c.memory}`);
   if (!Number.isInteger(c.seed) || c.seed < 0 || c.seed > 0xffffffff)
     throw new RangeError(`seed must be an integer in 0..2^32-1, got ${c.seed}`);
+  if (!(c.irqRate >= 0 && c.irqRate <= 1)) throw new RangeError(`irqRate must be in 0..1, got ${c.irqRate}`);
+  if (c.workqueue !== "auto" && c.workqueue !== "explicit")
+    throw new RangeError(`workqueue must be "auto" or "explicit", got ${c.workqueue}`);
   return c;
 }
 

@@ -9,11 +9,21 @@ import { type Arena, createArena } from "../shared/arena.js";
 import type { MachineConfig } from "../shared/config.js";
 import { lockdepAttach } from "../locks/lockdep.js";
 import { setCurrentCpu } from "../percpu/smp.js";
+import { mem_init } from "../mm/page_alloc.js";
+import { kmem_cache_init } from "../mm/slab.js";
+import { paging_init } from "../mm/pgtable.js";
+import { rcu_init } from "../rcu/tree.js";
+import { workqueue_init_early } from "../percpu/workqueue.js";
 
 /** Creates the arena and runs the boot sequence; leaves this thread as CPU 0. */
 export function start_kernel(config: MachineConfig): Arena {
   const arena = createArena(config);
   setCurrentCpu(0);
   lockdepAttach();
+  mem_init();
+  kmem_cache_init();
+  paging_init();
+  rcu_init();
+  workqueue_init_early();
   return arena;
 }

@@ -15,6 +15,8 @@ import type { MachineConfig } from "../shared/config.js";
 import { MachineStopped, takeReports } from "../shared/report.js";
 import { lockdepAttach } from "../locks/lockdep.js";
 import { setCurrentCpu } from "../percpu/smp.js";
+import { percpuCpuOnline } from "../percpu/cpuhp.js";
+import { rcu_cpu_starting } from "../rcu/tree.js";
 import { cpuCtx, findWorkload } from "./workload.js";
 import type { CpuApi, WorkResult } from "./protocol.js";
 
@@ -29,6 +31,8 @@ const boot = workerData as Boot;
 attachArena(boot.sab, boot.config);
 setCurrentCpu(boot.cpu);
 lockdepAttach();
+percpuCpuOnline();
+rcu_cpu_starting(boot.cpu);
 const ctx = cpuCtx(boot.cpu, boot.config.seed);
 // A CPU that loops without ever waiting still notices a stopped machine.
 addSchedSlowPath(() => {

@@ -42,6 +42,8 @@ interface Cpu {
   readonly api: Comlink.Remote<CpuApi>;
   /** Rejects when the worker dies outside a workload (crash, exit). */
   readonly dead: Promise<never>;
+  /** Workloads handed to this CPU and not yet answered. */
+  inFlight: number;
 }
 
 export class Machine {
@@ -87,7 +89,13 @@ export class Machine {
     const c = this.cpus[cpu];
     if (!c) throw new RangeError(`no CPU ${cpu} (the machine has ${this.cpus.length})`);
     if (this.down) throw new Error("machine is shut down");
-    return Promise.race([c.api.run(name, args), c.dead]);
+    // An idle CPU does not keep the process alive; one running a workload does.
+    if (c.inFlight++ === 0) c.worker.ref();
+    try {
+      return await Promise.race([c.api.run(name, args), c.dead]);
+    } finally {
+      if (--c.inFlight === 0) c.worker.unref();
+    }
   }
 
   private settle(cpu: number, r: WorkResult): unknown {
@@ -128,5 +136,5 @@ async function startCpu(url: URL, sab: SharedArrayBuffer, config: MachineConfig,
   dead.catch(() => {});
   const api = Comlink.wrap<CpuApi>(nodeEndpoint(worker));
   worker.unref();
-  return { worker, api, dead };
+  return { worker, api, dead, inFlight: 0 };
 }

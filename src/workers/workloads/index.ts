@@ -2,4 +2,10 @@
  * Every workload module. Workloads may define static variables of their own,
  * so the main thread (boot) and each CPU import this same list: one layout.
  */
+import "./lib.js";
+import "./locks.js";
+import "./mm.js";
 import "./selftest.js";
+import "./percpu.js";
+import "./pgtable.js";
+import "./rcu.js";

@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+/**
+ * The `vmsim` command. Exit status: 0 ok, 1 a run found a failure (a CPU
+ * stopped the machine, a report, a failed check), 2 bad command-line
+ * arguments — always as one line on stderr, never a stack trace.
+ */
+import { Command, CommanderError } from "commander";
+import { type MachineConfig, makeConfig } from "../shared/config.js";
+import { start_kernel } from "../workers/boot.js";
+import { describeMachine, formatMachineInfo } from "./info.js";
+import {
+  INFO_OPTIONS,
+  MACHINE_OPTIONS,
+  type OptionTable,
+  RUN_OPTIONS,
+  addOptions,
+  commandLineOf,
+  readOptions,
+} from "./options.js";
+import { runMachine } from "./run.js";
+
+const EXIT_USAGE = 2;
+
+/** A bad argument found after parsing (makeConfig's range checks). */
+class UsageError extends Error {}
+
+/** The machine config from a command's flags, validated by makeConfig. */
+function machineConfig(cmd: Command): MachineConfig {
+  try {
+    return makeConfig(readOptions(cmd, MACHINE_OPTIONS));
+  } catch (e) {
+    if (e instanceof RangeError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+/** The command line that reruns `name` with these values (only the flags that differ from defaults). */
+function rerunOf<C>(name: string, config: MachineConfig, table: OptionTable<C>, values: C): string {
+  return ["vmsim", name, ...commandLineOf(MACHINE_OPTIONS, config), ...commandLineOf(table, values)].join(" ");
+}
+
+function program(): Command {
+  const p = new Command("vmsim")
+    .description("The Linux kernel's vmalloc allocator on real parallel threads")
+    .exitOverride()
+    .configureOutput({
+      // Commander puts its "(Did you mean …?)" hint on a second line: keep every error to one line.
+      outputError: (str, write) => write(`vmsim: ${str.trim().replace(/\s*\n\s*/g, " ")}\n`),
+    });
+
+  addOptions(addOptions(p.command("info"), MACHINE_OPTIONS), INFO_OPTIONS)
+    .description("boot a machine and print its layout: address space, page tables, CPUs, memory, arena")
+    .action(function (this: Command) {
+      const opts = readOptions(this, INFO_OPTIONS);
+      const info = describeMachine(start_kernel(machineConfig(this)), opts);
+      if (opts.json) console.log(JSON.stringify(info, null, 2));
+      else for (const line of formatMachineInfo(info, opts)) console.log(line);
+    });
+
+  addOptions(addOptions(p.command("run"), MACHINE_OPTIONS), RUN_OPTIONS)
+    .description("boot a machine, run every CPU on a workload, check it, print a SUMMARY line")
+    .action(async function (this: Command) {
+      const config = machineConfig(this);
+      const opts = readOptions(this, RUN_OPTIONS);
+      const rerun = rerunOf("run", config, RUN_OPTIONS, opts);
+      process.exitCode = await runMachine(config, { durationMs: opts.durationMs, rerun });
+    });
+
+  return p;
+}
+
+async function main(argv: string[]): Promise<void> {
+  try {
+    await program().parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and --version exit 0; every other commander error was already printed as one line.
+      process.exitCode = e.exitCode === 0 ? 0 : EXIT_USAGE;
+      return;
+    }
+    if (e instanceof UsageError) {
+      console.error(`vmsim: error: ${e.message}`);
+      process.exitCode = EXIT_USAGE;
+      return;
+    }
+    throw e;
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,45 @@
+/**
+ * vmsim as a library: boot a machine from a config, run workloads on its CPUs,
+ * read what they return and the reports they raised, shut it down.
+ *
+ * ```ts
+ * import { Machine } from "vmsim";
+ * const m = await Machine.boot({ cpus: 2, seed: 7 });
+ * await m.runAll("spin_counter", { iters: 10_000 });
+ * console.log(await m.run(0, "read_counter"), m.reports);
+ * await m.shutdown();
+ * ```
+ *
+ * @packageDocumentation
+ */
+
+/**
+ * A booted machine: `Machine.boot(config)` creates the arena, runs start_kernel
+ * and starts one worker thread per CPU; `run(cpu, workload, args)` and
+ * `runAll(workload, args)` hand workloads to CPUs; `shutdown()` stops them.
+ * A CPU that fails rejects the call with a {@link MachineError}.
+ */
+export { Machine, MachineError } from "./workers/machine.js";
+
+/** The names of the workloads a CPU can run (each module under src/workers/workloads/ registers its own). */
+export { workloadNames } from "./workers/workload.js";
+
+/**
+ * Machine configuration: {@link makeConfig} fills defaults from
+ * {@link DEFAULT_CONFIG} and throws RangeError on a value out of range;
+ * {@link parseSize} reads "64M" / "1G".
+ */
+export { DEFAULT_CONFIG, MAX_CPUS, MAX_MEMORY, PAGE_SIZE, makeConfig, parseSize } from "./shared/config.js";
+export type { MachineConfig } from "./shared/config.js";
+
+/**
+ * Address layouts (arm64 VA48 / VA39, arm32): {@link LAYOUTS} by name;
+ * addresses inside vmsim are offsets from the layout's base, and
+ * {@link formatKaddr} / {@link parseKaddr} convert them to and from full hex.
+ */
+export { LAYOUTS, formatKaddr, isLayoutName, parseKaddr } from "./shared/layouts.js";
+export type { Layout, LayoutName, PgtableLevel } from "./shared/layouts.js";
+
+/** What a CPU reported (WARN, lockdep, fault …) and how a failed workload is described. */
+export type { Report, ReportKind } from "./shared/report.js";
+export type { WorkError } from "./workers/protocol.js";

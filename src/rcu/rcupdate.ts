@@ -1,0 +1,185 @@
+/**
+ * RCU read side and pointer publication (include/linux/rcupdate.h, v4.19), as
+ * a userspace RCU: each CPU has a reader counter in the arena, odd while the
+ * CPU may be inside a read-side section, and a plain nesting count.
+ *
+ * Reader epochs. Two SC stores per lock/unlock pair cost ~25 ns on the
+ * development host (an Atomics.store is ~12 ns), over the 20 ns budget. So the
+ * counter is changed lazily, as liburcu's QSBR flavour reports quiescent
+ * states: the outermost rcu_read_lock makes the counter odd only if it is
+ * even, and rcu_read_unlock only drops the nesting count. The counter goes
+ * back to even at this CPU's next quiescent state (rcu_qs), with nesting 0:
+ * at the sched-point slow path (every RCU_CHECK_PERIOD points, tree.ts), when
+ * the CPU goes idle (its thread's event loop runs, i.e. between workloads),
+ * when the harness switches the thread to another CPU, and when the CPU
+ * itself waits for a grace period. An odd span of the counter (an "epoch")
+ * thus covers one or more read-side sections and nothing else that matters:
+ * a steady-state lock/unlock pair is plain per-CPU accesses only.
+ *
+ * A grace period (src/rcu/tree.ts) loads every CPU's counter after the
+ * updater's unlink, then waits until each CPU whose value was odd has changed
+ * it. Why that suffices, with sequentially consistent Atomics (one total
+ * order S of all SC operations), for a reader section R on CPU X and the
+ * grace period's load L of X's counter:
+ * - L reads an odd value V: R's epoch is that one or a later one. The grace
+ *   period ends only after it loads V+1, the store that ends the epoch, made
+ *   with nesting 0, so after every read of every section of the epoch. A later
+ *   epoch begins with a store that follows V+1, hence L, hence the unlink, in
+ *   S; its rcu_dereference (an Atomics.load after that store) returns the new
+ *   pointer: R cannot reach the removed record.
+ * - L reads an even value: every earlier epoch of X ended before L; the next
+ *   one begins after L in S, so again after the unlink.
+ * The load that observes the epoch-ending store synchronizes with it, so the
+ * reader's plain reads of a record happen before the updater frees it.
+ *
+ * The update side (synchronize_rcu, call_rcu, kfree_rcu, rcu_barrier) is in
+ * src/rcu/tree.ts.
+ */
+import { DEFINE_PER_CPU, I32 } from "../shared/arena.js";
+import { reportBug } from "../shared/report.js";
+import { defineStruct } from "../shared/struct.js";
+import { SP_RCU, sched_point } from "../sched/sched_point.js";
+import { onSetCurrentCpu, smp_processor_id, this_cpu_ptr } from "../percpu/smp.js";
+import { lockdepOn } from "../locks/lockdep.js";
+
+/**
+ * struct callback_head (include/linux/types.h): embedded in a record that is
+ * freed through call_rcu. `func` is a kernel function id (src/shared/functab.ts)
+ * or, for kfree_rcu, the offset of the rcu_head in its record (below 4096).
+ */
+export const RCU_HEAD = defineStruct("rcu_head", [
+  { name: "next", type: "ptr", guard: "rcu_data.nocb_lock" },
+  { name: "func", type: "i32", guard: "rcu_data.nocb_lock" },
+]);
+
+/** A CPU's reader state (liburcu's per-thread struct urcu_reader). */
+export const RCU_READER = defineStruct("rcu_reader", [
+  /** Odd during a reader epoch; only its CPU writes it, grace periods load it from any CPU. */
+  { name: "ctr", type: "i32", guard: "atomic" },
+  /** Read-side nesting depth (current->rcu_read_lock_nesting). */
+  { name: "nesting", type: "i32", guard: "owner" },
+]);
+/** Every CPU's reader state; src/rcu/tree.ts snapshots the counters. */
+export const rcu_reader = DEFINE_PER_CPU("rcu_reader", RCU_READER);
+
+/* I32 indexes of this CPU's reader words, cached: they are the whole read-side fast path. */
+let ctrIdx = 0;
+let nestingIdx = 0;
+/** The arena view the indexes were computed for: a new arena (a new boot) invalidates them. */
+let boundTo: Int32Array | null = null;
+/** An rcu_idle_enter is queued on this thread's event loop. */
+let idleQueued = false;
+
+onSetCurrentCpu(() => {
+  // Leaving a CPU is a context switch: a quiescent state for the CPU left behind.
+  if (boundTo === I32 && I32[nestingIdx] === 0) rcu_qs();
+  const p = this_cpu_ptr(rcu_reader);
+  ctrIdx = (p + RCU_READER.off.ctr) >> 2;
+  nestingIdx = (p + RCU_READER.off.nesting) >> 2;
+  boundTo = I32;
+});
+
+/**
+ * rcu_qs (v4.19, what rcu_note_context_switch reports): end this CPU's reader
+ * epoch. Only with nesting 0; the SC store follows every read of the epoch's
+ * sections.
+ */
+export function rcu_qs(): void {
+  const c = I32[ctrIdx]!;
+  if (c & 1) Atomics.store(I32, ctrIdx, c + 1);
+}
+
+/**
+ * rcu_idle_enter (v4.19): the CPU went idle, an extended quiescent state. It
+ * runs from the thread's event loop, which turns only between workloads; a
+ * workload that returned inside a read-side section is reported instead.
+ */
+function rcu_idle_enter(): void {
+  idleQueued = false;
+  const n = I32[nestingIdx]!;
+  if (n === 0) rcu_qs();
+  else
+    reportBug(
+      "rcu",
+      `WARNING: CPU#${smp_processor_id()} went idle inside an RCU read-side critical section (nesting ${n}): rcu_read_unlock() missing`,
+    );
+}
+
+/** Starts a reader epoch: out of line, the fast path only tests the counter's parity. */
+function rcu_epoch_begin(c: number): void {
+  // SC store before the section's first rcu_dereference: a grace period that loads
+  // the counter after this store waits for the epoch; one that loaded it before
+  // did so after its unlink, which this section's loads then follow.
+  Atomics.store(I32, ctrIdx, c + 1);
+  if (!idleQueued) {
+    idleQueued = true;
+    setImmediate(rcu_idle_enter);
+  }
+}
+
+/** rcu_read_lock (v4.19, preemptible RCU's __rcu_read_lock): enter a read-side section; sections nest. */
+export function rcu_read_lock(): void {
+  sched_point(SP_RCU);
+  const n = I32[nestingIdx]!;
+  I32[nestingIdx] = n + 1;
+  // Only this CPU writes its counter, so the plain read of it is current.
+  if (n === 0) {
+    const c = I32[ctrIdx]!;
+    if ((c & 1) === 0) rcu_epoch_begin(c);
+  }
+}
+
+/** rcu_read_unlock (v4.19, __rcu_read_unlock): leave a read-side section; the epoch ends at the next rcu_qs. */
+export function rcu_read_unlock(): void {
+  const n = I32[nestingIdx]!;
+  if (n <= 0) {
+    reportBug("rcu", `WARNING: rcu_read_unlock() without a matching rcu_read_lock() on CPU#${smp_processor_id()}`);
+    return;
+  }
+  I32[nestingIdx] = n - 1;
+  sched_point(SP_RCU);
+}
+
+/** rcu_preempt_depth (v4.19): this CPU's read-side nesting depth. */
+export function rcu_preempt_depth(): number {
+  return I32[nestingIdx]!;
+}
+
+/** rcu_read_lock_held (v4.19): is this CPU inside a read-side section? (For assertions.) */
+export function rcu_read_lock_held(): boolean {
+  return I32[nestingIdx]! > 0;
+}
+
+/**
+ * rcu_assign_pointer (v4.19): publish `value` in the pointer slot at arena
+ * address `slot`. The SC store orders every plain write that initialized the
+ * record before the pointer a reader can load.
+ */
+export function rcu_assign_pointer(slot: number, value: number): void {
+  sched_point(SP_RCU);
+  Atomics.store(I32, slot >> 2, value);
+}
+
+/**
+ * rcu_dereference (v4.19): load an RCU-protected pointer inside a read-side
+ * section. The Atomics.load pairs with rcu_assign_pointer's store, so the
+ * record's fields read afterwards are the published ones.
+ */
+export function rcu_dereference(slot: number): number {
+  sched_point(SP_RCU);
+  return Atomics.load(I32, slot >> 2);
+}
+
+/**
+ * rcu_dereference_protected (v4.19): load an RCU-protected pointer on the
+ * update side, where `held` says the updaters' lock is held (WARNs when not,
+ * as CONFIG_PROVE_RCU's "suspicious rcu_dereference_protected() usage").
+ */
+export function rcu_dereference_protected(slot: number, held: boolean): number {
+  if (lockdepOn && !held)
+    reportBug(
+      "rcu",
+      `WARNING: suspicious rcu_dereference_protected() usage on CPU#${smp_processor_id()}: update-side lock not held`,
+    );
+  return Atomics.load(I32, slot >> 2);
+}

@@ -1,0 +1,327 @@
+/**
+ * Struct tables: the layout rules of defineStruct, and a pin of every computed
+ * offset of every exported struct (thi.ng/wasm-api-bindgen's habit): a field
+ * added, moved or retyped shows up here as a diff to review, not as a silent
+ * change of the arena layout.
+ */
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { LIST_HEAD } from "../src/lib/list.js";
+import { LLIST_HEAD, LLIST_NODE } from "../src/lib/llist.js";
+import { RB_NODE, RB_ROOT } from "../src/lib/rbtree.js";
+import { ATOMIC_LONG_T, ATOMIC_T } from "../src/locks/atomic.js";
+import { HELD_LOCKS, LOCKDEP_GRAPH } from "../src/locks/lockdep.js";
+import { MUTEX } from "../src/locks/mutex.js";
+import { RWLOCK_T } from "../src/locks/rwlock.js";
+import { SPINLOCK_T } from "../src/locks/spinlock.js";
+import { FAIL_NTH, FAULT_ATTR } from "../src/mm/fail_page_alloc.js";
+import { STRUCT_PAGE } from "../src/mm/mm_types.js";
+import { FREE_AREA, PER_CPU_PAGES, ZONE } from "../src/mm/page_alloc.js";
+import { MM_STRUCT } from "../src/mm/pgtable.js";
+import { STRUCT_KMEM_CACHE, STRUCT_KMEM_CACHE_CPU, STRUCT_KMEM_CACHE_NODE } from "../src/mm/slab.js";
+import { CPU_TLB, TLBI_BROADCAST, TLB_ENTRY } from "../src/mm/tlbflush.js";
+import { IRQ_CPUSTAT, IRQ_DESC, IRQ_DESC_TABLE } from "../src/percpu/irq.js";
+import { CPU_CONTEXT } from "../src/percpu/preempt.js";
+import { WORKER_POOL, WORK_STRUCT, WQ_BARRIER, WQ_FLUSHER } from "../src/percpu/workqueue.js";
+import { RCU_SEGCBLIST } from "../src/rcu/rcu_segcblist.js";
+import { RCU_HEAD, RCU_READER } from "../src/rcu/rcupdate.js";
+import { RCU_DATA, RCU_STATE } from "../src/rcu/tree.js";
+import { ARENA_HEADER } from "../src/shared/arena.js";
+import { LLIST_TEST_NODE } from "../src/workers/workloads/lib.js";
+import { type StructDef, defineStruct, describeStruct } from "../src/shared/struct.js";
+
+interface Pin {
+  readonly def: StructDef;
+  readonly size: number;
+  readonly align: number;
+  readonly off: Record<string, number>;
+}
+
+/** Every exported struct table, by its kernel name. */
+const PINS: Record<string, Pin> = {
+  // Names that start with "_" are quoted: the naming lint refuses them as plain keys.
+  /* the machine */
+  arena_header: {
+    def: ARENA_HEADER,
+    size: 64,
+    align: 8,
+    off: {
+      magic: 0,
+      version: 4,
+      layout_hash: 8,
+      nr_cpus: 12,
+      nr_pages: 16,
+      arena_size: 24, // f64: padded from 20 to 8-byte alignment
+      globals_base: 32,
+      percpu_base: 36,
+      percpu_stride: 40,
+      pagedata_base: 44,
+      stop: 48,
+      stop_cpu: 52,
+      nr_reports: 56, // ends at 60, tail-padded to 64
+    },
+  },
+  /* lib: lists and trees */
+  list_head: { def: LIST_HEAD, size: 8, align: 4, off: { next: 0, prev: 4 } },
+  llist_head: { def: LLIST_HEAD, size: 4, align: 4, off: { first: 0 } },
+  llist_node: { def: LLIST_NODE, size: 4, align: 4, off: { next: 0 } },
+  rb_node: { def: RB_NODE, size: 12, align: 4, off: { ["__rb_parent_color"]: 0, rb_right: 4, rb_left: 8 } },
+  rb_root: { def: RB_ROOT, size: 4, align: 4, off: { rb_node: 0 } },
+  /* locks */
+  atomic_t: { def: ATOMIC_T, size: 4, align: 4, off: { counter: 0 } },
+  atomic_long_t: { def: ATOMIC_LONG_T, size: 4, align: 4, off: { counter: 0 } },
+  spinlock_t: {
+    def: SPINLOCK_T,
+    size: 20,
+    align: 4,
+    off: { tickets: 0, sleepers: 4, owner_cpu: 8, class: 12, serving: 16 },
+  },
+  rwlock_t: {
+    def: RWLOCK_T,
+    size: 36,
+    align: 4,
+    off: { cnts: 0, sleepers: 4, owner_cpu: 8, class: 12, wait_lock: 16 },
+  },
+  mutex: { def: MUTEX, size: 12, align: 4, off: { state: 0, owner_cpu: 4, class: 8 } },
+  held_locks: { def: HELD_LOCKS, size: 580, align: 4, off: { depth: 0, lock: 4, class: 196, read: 388 } },
+  lockdep_graph: {
+    def: LOCKDEP_GRAPH,
+    size: 69640,
+    align: 4,
+    off: { graph_lock: 0, nr_classes: 4, class_names: 8, before: 4104 },
+  },
+  /* per-CPU context, interrupts, workqueues */
+  cpu_context: { def: CPU_CONTEXT, size: 8, align: 4, off: { preempt_count: 0, irqs_off: 4 } },
+  irq_desc: { def: IRQ_DESC, size: 48, align: 4, off: { lock: 0, handler: 20, dev_id: 24, in_progress: 28, name: 32 } },
+  irq_desc_table: { def: IRQ_DESC_TABLE, size: 776, align: 4, off: { requested: 0, irq_err_count: 4, desc: 8 } },
+  irq_cpustat: { def: IRQ_CPUSTAT, size: 72, align: 4, off: { pending: 0, irqs_sum: 4, kstat_irqs: 8 } },
+  work_struct: { def: WORK_STRUCT, size: 16, align: 4, off: { data: 0, entry: 4, func: 12 } },
+  worker_pool: {
+    def: WORKER_POOL,
+    size: 48,
+    align: 4,
+    off: { lock: 0, cpu: 20, id: 24, worklist: 28, worker_cpu: 36, current_work: 40, current_func: 44 },
+  },
+  wq_barrier: { def: WQ_BARRIER, size: 20, align: 4, off: { work: 0, done: 16 } },
+  wq_flusher: { def: WQ_FLUSHER, size: 84, align: 4, off: { depth: 0, barr: 4 } },
+  /* RCU */
+  rcu_head: { def: RCU_HEAD, size: 8, align: 4, off: { next: 0, func: 4 } },
+  rcu_reader: { def: RCU_READER, size: 8, align: 4, off: { ctr: 0, nesting: 4 } },
+  rcu_segcblist: { def: RCU_SEGCBLIST, size: 36, align: 4, off: { head: 0, tails: 4, gp_seq: 20 } },
+  rcu_state: {
+    def: RCU_STATE,
+    size: 36,
+    align: 4,
+    off: { lock: 0, gp_seq: 20, gp_seq_needed: 24, qs_left: 28, gp_waiters: 32 },
+  },
+  rcu_data: {
+    def: RCU_DATA,
+    size: 84,
+    align: 4,
+    off: {
+      nocb_lock: 0,
+      cblist: 20,
+      n_cbs_queued: 56,
+      n_cbs_invoked: 60,
+      nocb_runner: 64,
+      nocb_rerun: 68,
+      gp_ctr_snap: 72,
+      qs_pending: 76,
+      swept_gp_seq: 80,
+    },
+  },
+  /* mm */
+  page: {
+    def: STRUCT_PAGE,
+    size: 56,
+    align: 4,
+    off: {
+      flags: 0,
+      ["_refcount"]: 4,
+      page_type: 8,
+      private: 12,
+      index: 16,
+      lru: 20,
+      compound_head: 28,
+      compound_order: 32,
+      slab_cache: 36,
+      freelist: 40,
+      inuse: 44,
+      objects: 48,
+      frozen: 52,
+    },
+  },
+  free_area: { def: FREE_AREA, size: 12, align: 4, off: { free_list: 0, nr_free: 8 } },
+  zone: {
+    def: ZONE,
+    size: 176,
+    align: 4,
+    off: { lock: 0, free_area: 20, zone_start_pfn: 152, spanned_pages: 156, managed_pages: 160, vm_stat: 164 },
+  },
+  per_cpu_pages: { def: PER_CPU_PAGES, size: 20, align: 4, off: { count: 0, high: 4, batch: 8, list: 12 } },
+  kmem_cache: {
+    def: STRUCT_KMEM_CACHE,
+    size: 116,
+    align: 4,
+    off: {
+      cpu_slab: 0,
+      flags: 4,
+      min_partial: 8,
+      size: 12,
+      object_size: 16,
+      offset: 20,
+      order: 24,
+      objects: 28,
+      align: 32,
+      name: 36,
+      list: 68,
+      node: 76,
+    },
+  },
+  kmem_cache_cpu: {
+    def: STRUCT_KMEM_CACHE_CPU,
+    size: 16,
+    align: 4,
+    off: { freelist: 0, page: 4, nr_alloc: 8, nr_free: 12 },
+  },
+  kmem_cache_node: {
+    def: STRUCT_KMEM_CACHE_NODE,
+    size: 40,
+    align: 4,
+    off: { list_lock: 0, nr_partial: 20, partial: 24, nr_slabs: 32, total_objects: 36 },
+  },
+  mm_struct: {
+    def: MM_STRUCT,
+    size: 44,
+    align: 4,
+    off: { pgd: 0, page_table_lock: 4, nr_tables: 24, nr_table_races: 40 },
+  },
+  tlb_entry: { def: TLB_ENTRY, size: 16, align: 8, off: { vpn: 0, pte: 8, ptep: 12 } },
+  cpu_tlb: {
+    def: CPU_TLB,
+    size: 1064,
+    align: 8,
+    off: { seen: 0, nr_hits: 8, nr_misses: 16, nr_invalidated: 24, nr_stale: 32, entries: 40 },
+  },
+  tlbi_broadcast: {
+    def: TLBI_BROADCAST,
+    size: 1072,
+    align: 8,
+    off: { lock: 0, gen: 20, wgen: 24, nr_range: 32, nr_all: 40, log: 48 },
+  },
+  fault_attr: {
+    def: FAULT_ATTR,
+    size: 20,
+    align: 4,
+    off: { probability: 0, interval: 4, times: 8, count: 12, generation: 16 },
+  },
+  fail_nth: { def: FAIL_NTH, size: 8, align: 4, off: { fail_nth: 0, seeded_generation: 4 } },
+  /* workloads */
+  llist_test_node: { def: LLIST_TEST_NODE, size: 12, align: 4, off: { llnode: 0, cpu: 4, seq: 8 } },
+};
+
+describe("struct tables: pinned layouts", () => {
+  it.each(Object.entries(PINS))("struct %s", (name, pin) => {
+    const s = pin.def;
+    expect(s.name).toBe(name);
+    expect({ size: s.size, align: s.align }).toEqual({ size: pin.size, align: pin.align });
+    expect(Object.fromEntries(s.fields.map((f) => [f.name, f.offset]))).toEqual(pin.off);
+    expect({ ...s.off }).toEqual(pin.off);
+  });
+
+  it("pins every exported struct table in src/", () => {
+    const exported: string[] = [];
+    const walk = (dir: string): void => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        const p = join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (p.endsWith(".ts"))
+          for (const m of readFileSync(p, "utf8").matchAll(/export const \w+ = defineStruct\(\s*"([^"]+)"/g))
+            exported.push(m[1]!);
+      }
+    };
+    walk(join(import.meta.dirname, "../src"));
+    expect(exported.filter((n) => !(n in PINS))).toEqual([]);
+  });
+});
+
+describe("defineStruct: C layout rules", () => {
+  it("aligns each field to its own size and the struct to its widest field", () => {
+    const s = defineStruct("t", [
+      { name: "a", type: "i32" },
+      { name: "b", type: "f64" },
+      { name: "c", type: "u32" },
+    ]);
+    // a@0, hole 4..8, b@8, c@16, tail padding to 24
+    expect(s.off).toEqual({ a: 0, b: 8, c: 16 });
+    expect([s.size, s.align]).toEqual([24, 8]);
+  });
+
+  it("packs 4-byte fields without holes", () => {
+    const s = defineStruct("t", [
+      { name: "a", type: "ptr" },
+      { name: "b", type: "i32" },
+      { name: "c", type: "u32" },
+    ]);
+    expect(s.off).toEqual({ a: 0, b: 4, c: 8 });
+    expect([s.size, s.align]).toEqual([12, 4]);
+  });
+
+  it("lays out arrays as consecutive elements", () => {
+    const s = defineStruct("t", [
+      { name: "n", type: "i32" },
+      { name: "v", type: "f64", count: 3 },
+      { name: "tail", type: "i32" },
+    ]);
+    expect(s.off).toEqual({ n: 0, v: 8, tail: 32 });
+    expect(s.fields[1]).toMatchObject({ size: 24, count: 3 });
+    expect(s.size).toBe(40);
+  });
+
+  it("embeds a struct at its alignment and carries its alignment outward", () => {
+    const inner = defineStruct("inner", [
+      { name: "x", type: "i32" },
+      { name: "d", type: "f64" },
+    ]);
+    const s = defineStruct("outer", [
+      { name: "a", type: "i32" },
+      { name: "in", type: inner },
+      { name: "list", type: LIST_HEAD },
+    ]);
+    expect(s.off).toEqual({ a: 0, in: 8, list: 24 });
+    expect([s.size, s.align]).toEqual([32, 8]);
+    expect(s.fields[1]!.type).toBe("inner");
+  });
+
+  it("rejects a duplicate field name", () => {
+    expect(() =>
+      defineStruct("t", [
+        { name: "a", type: "i32" },
+        { name: "a", type: "u32" },
+      ]),
+    ).toThrow("struct t: duplicate field a");
+  });
+
+  it("gives an empty struct 4 bytes (a record still has an address)", () => {
+    expect(defineStruct("t", []).size).toBe(4);
+  });
+
+  it("records the guard of each field", () => {
+    const s = defineStruct("t", [
+      { name: "word", type: "u32", guard: "atomic" },
+      { name: "owner", type: "i32", guard: "t_lock" },
+      { name: "free", type: "i32" },
+    ]);
+    expect(s.fields.map((f) => f.guard)).toEqual(["atomic", "t_lock", undefined]);
+  });
+
+  it("describes a struct one field per line, with offset, type and guard", () => {
+    expect(describeStruct(LIST_HEAD).split("\n")).toEqual([
+      "struct list_head { /* 8 bytes */",
+      "  +   0 next                   ptr  /* the lock of the list */",
+      "  +   4 prev                   ptr  /* the lock of the list */",
+      "}",
+    ]);
+  });
+});
