@@ -115,6 +115,8 @@ describe("taking an interrupt", () => {
   it("a raised interrupt is taken at the next sched point, not before", () => {
     boot();
     request_irq(TEST_IRQ, test_handler, "test", 0);
+    // A CPU notices a newly requested line at its next safe point (or within IRQ_IDLE_PERIOD points).
+    sched_point(SP_OP);
     raise_irq_on(0, TEST_IRQ);
     expect(seen).toEqual([]);
     at = 1;

@@ -14,13 +14,15 @@ import { onSetCurrentCpu } from "./smp.js";
 import { workqueueSafePoint } from "./workqueue.js";
 
 let wqAuto = true;
+const IRQ_IDLE_PERIOD = 256;
 /** The arena the hook was installed for: a thread that binds to a new machine drops it. */
 let hookedTo: SharedArrayBuffer | null = null;
 
 /** This CPU's part of every sched point: interrupts, then (at a safe point) the kworker. */
-function percpuSchedPoint(kind: SP): void {
-  irqSchedPoint();
+function percpuSchedPoint(kind: SP): number | undefined {
+  const every = irqSchedPoint();
   if (kind === SP_OP && wqAuto) workqueueSafePoint();
+  return every;
 }
 
 /**
@@ -34,8 +36,9 @@ export function percpuCpuOnline(): void {
   if (hookedTo !== null) removeSchedSlowPath(percpuSchedPoint);
   irqCpuOnline();
   wqAuto = a.config.workqueue === "auto";
-  // Every point: an interrupt raised on this CPU is taken at its next sched point.
-  addSchedSlowPath(percpuSchedPoint, 1);
+  // Every point while an interrupt line has a handler (a raised interrupt is taken at the next
+  // sched point); with none, a check every IRQ_IDLE_PERIOD points keeps free-mode sched points cheap.
+  addSchedSlowPath(percpuSchedPoint, IRQ_IDLE_PERIOD);
   hookedTo = a.sab;
 }
 

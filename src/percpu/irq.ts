@@ -269,14 +269,15 @@ function popcount(x: number): number {
  * arrive, and pending interrupts are taken, lowest line first, when local
  * interrupts are enabled and this CPU is not in a hardirq handler.
  */
-export function irqSchedPoint(): void {
+export function irqSchedPoint(): number | undefined {
   if (arrivals !== null && --untilArrival === 0) {
     irq_arrive(arrivals.u32());
     untilArrival = irq_next_gap();
   }
-  // A plain peek (READ_ONCE): this runs at every sched point, where an Atomics.load costs ~10 ns.
-  // A bit another CPU set is seen a little later at worst; the exchange below is what takes it.
-  if (I32[pendingIdx] === 0 || irqs_disabled() || in_irq()) return;
+  // Every point while interrupts can happen at all; otherwise the hook's long default period.
+  // Plain peeks (READ_ONCE): a bit another CPU set is seen a little later at worst.
+  const every = arrivals !== null || I32[(irq_desc.ptr + IRQ_DESC_TABLE.off.requested) >> 2] !== 0 ? 1 : undefined;
+  if (I32[pendingIdx] === 0 || irqs_disabled() || in_irq()) return every;
   // Take every pending line at once; one raised again meanwhile waits for the next sched point.
   let p = Atomics.exchange(I32, pendingIdx, 0);
   while (p !== 0) {
@@ -284,6 +285,7 @@ export function irqSchedPoint(): void {
     p ^= bit;
     do_irq(31 - Math.clz32(bit));
   }
+  return every;
 }
 
 /*** Statistics ***/
