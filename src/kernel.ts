@@ -22,4 +22,6 @@ import "./mm/slab.js";
 import "./mm/pgtable.js";
 import "./mm/tlbflush.js";
 import "./mm/mmu.js";
+import "./mm/vmalloc.js";
+import "./mm/vmap_block.js";
 import "./rcu/tree.js";

@@ -19,6 +19,10 @@ import { FAIL_NTH, FAULT_ATTR } from "../src/mm/fail_page_alloc.js";
 import { STRUCT_PAGE } from "../src/mm/mm_types.js";
 import { FREE_AREA, PER_CPU_PAGES, ZONE } from "../src/mm/page_alloc.js";
 import { MM_STRUCT } from "../src/mm/pgtable.js";
+import { VFREE_DEFERRED, VMAP_AREA, VM_STRUCT } from "../src/mm/vmalloc.js";
+import { VMAP_BLOCK, VMAP_BLOCK_QUEUE } from "../src/mm/vmap_block.js";
+import { MIX_AREA, MIX_CPU, MIX_HANDOFF } from "../src/workers/workloads/vmalloc_mix.js";
+import { KSYM_ENTRY, KSYM_TABLE } from "../src/shared/kallsyms.js";
 import { STRUCT_KMEM_CACHE, STRUCT_KMEM_CACHE_CPU, STRUCT_KMEM_CACHE_NODE } from "../src/mm/slab.js";
 import { CPU_TLB, TLBI_BROADCAST, TLB_ENTRY } from "../src/mm/tlbflush.js";
 import { IRQ_CPUSTAT, IRQ_DESC, IRQ_DESC_TABLE } from "../src/percpu/irq.js";
@@ -217,7 +221,59 @@ const PINS: Record<string, Pin> = {
     off: { probability: 0, interval: 4, times: 8, count: 12, generation: 16 },
   },
   fail_nth: { def: FAIL_NTH, size: 8, align: 4, off: { fail_nth: 0, seeded_generation: 4 } },
+  /* vmalloc */
+  vmap_area: {
+    def: VMAP_AREA,
+    size: 56,
+    align: 8,
+    off: { va_start: 0, va_end: 8, flags: 16, rb_node: 20, list: 32, purge_list: 40, vm: 44, rcu_head: 48 },
+  },
+  vm_struct: {
+    def: VM_STRUCT,
+    size: 64,
+    align: 8,
+    off: { next: 0, addr: 8, size: 16, flags: 24, pages: 32, nr_pages: 40, phys_addr: 48, caller: 56 },
+  },
+  vmap_block_queue: { def: VMAP_BLOCK_QUEUE, size: 28, align: 4, off: { lock: 0, free: 20 } },
+  vmap_block: {
+    def: VMAP_BLOCK,
+    size: 76,
+    align: 4,
+    off: {
+      lock: 0,
+      va: 20,
+      free: 24,
+      dirty: 28,
+      dirty_min: 32,
+      dirty_max: 36,
+      free_list: 40,
+      rcu_head: 48,
+      purge: 56,
+      rb_node: 64,
+    },
+  },
+  vfree_deferred: { def: VFREE_DEFERRED, size: 20, align: 4, off: { list: 0, wq: 4 } },
+  ksym_entry: { def: KSYM_ENTRY, size: 56, align: 4, off: { state: 0, hash: 4, name: 8 } },
+  ksym_table: { def: KSYM_TABLE, size: 28672, align: 4, off: { entries: 0 } },
   /* workloads */
+  vmalloc_mix_area: {
+    def: MIX_AREA,
+    size: 40,
+    align: 8,
+    off: { kind: 0, tag: 4, nr_pages: 8, pages: 12, vm: 16, api: 20, addr: 24, size: 32 },
+  },
+  vmalloc_mix_handoff: {
+    def: MIX_HANDOFF,
+    size: 32,
+    align: 8,
+    off: { state: 0, tag: 4, api: 8, addr: 16, size: 24 },
+  },
+  vmalloc_mix_cpu: {
+    def: MIX_CPU,
+    size: 2216,
+    align: 8,
+    off: { nr_live: 0, incoming: 8, to_irq: 40, counts: 72, live: 296 },
+  },
   llist_test_node: { def: LLIST_TEST_NODE, size: 12, align: 4, off: { llnode: 0, cpu: 4, seq: 8 } },
 };
 

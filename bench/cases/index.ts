@@ -9,3 +9,5 @@ export { cases as locksCases } from "./locks.js";
 export { cases as mmCases } from "./mm.js";
 export { cases as libCases } from "./lib.js";
 export { cases as rcuCases } from "./rcu.js";
+export { cases as vmallocCases } from "./vmalloc.js";
+export { cases as vmapBlockCases } from "./vmap_block.js";

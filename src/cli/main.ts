@@ -9,25 +9,33 @@ import { type MachineConfig, makeConfig } from "../shared/config.js";
 import { start_kernel } from "../workers/boot.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
 import {
+  EXEC_MACHINE_OPTIONS,
+  EXEC_OPTIONS,
   INFO_OPTIONS,
   MACHINE_OPTIONS,
   type OptionTable,
+  RUN_MACHINE_OPTIONS,
   RUN_OPTIONS,
   addOptions,
   commandLineOf,
   readOptions,
 } from "./options.js";
 import { runMachine } from "./run.js";
+import { execScript, openScript } from "./exec.js";
 
 const EXIT_USAGE = 2;
 
 /** A bad argument found after parsing (makeConfig's range checks). */
 class UsageError extends Error {}
 
-/** The machine config from a command's flags, validated by makeConfig. */
-function machineConfig(cmd: Command): MachineConfig {
+/** The machine config from a command's flags (and settings the command fixes), validated by makeConfig. */
+function machineConfig<C extends Partial<MachineConfig>>(
+  cmd: Command,
+  table: OptionTable<C>,
+  fixed: Partial<MachineConfig> = {},
+): MachineConfig {
   try {
-    return makeConfig(readOptions(cmd, MACHINE_OPTIONS));
+    return makeConfig({ ...readOptions(cmd, table), ...fixed });
   } catch (e) {
     if (e instanceof RangeError) throw new UsageError(e.message);
     throw e;
@@ -35,8 +43,14 @@ function machineConfig(cmd: Command): MachineConfig {
 }
 
 /** The command line that reruns `name` with these values (only the flags that differ from defaults). */
-function rerunOf<C>(name: string, config: MachineConfig, table: OptionTable<C>, values: C): string {
-  return ["vmsim", name, ...commandLineOf(MACHINE_OPTIONS, config), ...commandLineOf(table, values)].join(" ");
+function rerunOf<C>(
+  name: string,
+  config: MachineConfig,
+  table: OptionTable<C>,
+  values: C,
+  machine: OptionTable<MachineConfig> = MACHINE_OPTIONS,
+): string {
+  return ["vmsim", name, ...commandLineOf(machine, config), ...commandLineOf(table, values)].join(" ");
 }
 
 function program(): Command {
@@ -52,18 +66,33 @@ function program(): Command {
     .description("boot a machine and print its layout: address space, page tables, CPUs, memory, arena")
     .action(function (this: Command) {
       const opts = readOptions(this, INFO_OPTIONS);
-      const info = describeMachine(start_kernel(machineConfig(this)), opts);
+      const info = describeMachine(start_kernel(machineConfig(this, MACHINE_OPTIONS)), opts);
       if (opts.json) console.log(JSON.stringify(info, null, 2));
       else for (const line of formatMachineInfo(info, opts)) console.log(line);
     });
 
-  addOptions(addOptions(p.command("run"), MACHINE_OPTIONS), RUN_OPTIONS)
+  addOptions(addOptions(p.command("run"), RUN_MACHINE_OPTIONS), RUN_OPTIONS)
     .description("boot a machine, run every CPU on a workload, check it, print a SUMMARY line")
     .action(async function (this: Command) {
-      const config = machineConfig(this);
+      const config = machineConfig(this, RUN_MACHINE_OPTIONS);
       const opts = readOptions(this, RUN_OPTIONS);
-      const rerun = rerunOf("run", config, RUN_OPTIONS, opts);
+      const rerun = rerunOf("run", config, RUN_OPTIONS, opts, RUN_MACHINE_OPTIONS);
       process.exitCode = await runMachine(config, { durationMs: opts.durationMs, rerun });
+    });
+
+  addOptions(addOptions(p.command("exec"), EXEC_MACHINE_OPTIONS), EXEC_OPTIONS)
+    .description("run an op script (one JSON object per line) and print one JSON result line per op")
+    .action(async function (this: Command) {
+      // Deferred work runs only where the script says flush_work (and once at its end).
+      const config = machineConfig(this, EXEC_MACHINE_OPTIONS, { workqueue: "explicit" });
+      const opts = readOptions(this, EXEC_OPTIONS);
+      let input: NodeJS.ReadableStream;
+      try {
+        input = openScript(opts.script);
+      } catch (e) {
+        throw new UsageError(`cannot read the script: ${(e as Error).message}`);
+      }
+      process.exitCode = await execScript(config, input);
     });
 
   return p;

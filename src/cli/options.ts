@@ -166,6 +166,57 @@ export const RUN_OPTIONS: OptionTable<RunOptions> = {
   },
 };
 
+/** Interrupt rate `vmsim run` defaults to: device interrupts on, so vfree from hardirq context runs (the deferred path). */
+export const RUN_IRQ_RATE = 0.001;
+
+/** The machine flags of `vmsim run`: those of every command, with interrupts on by default. */
+export const RUN_MACHINE_OPTIONS: OptionTable<MachineConfig> = {
+  ...MACHINE_OPTIONS,
+  irqRate: { ...MACHINE_OPTIONS.irqRate, defaultValue: RUN_IRQ_RATE },
+};
+
+/** The machine flags of `vmsim exec` (EXEC.md): its workqueue is always "explicit", the rest default. */
+export type ExecMachineConfig = Pick<MachineConfig, "cpus" | "layout" | "memory" | "seed">;
+
+export const EXEC_MACHINE_OPTIONS: OptionTable<ExecMachineConfig> = {
+  cpus: MACHINE_OPTIONS.cpus,
+  layout: MACHINE_OPTIONS.layout,
+  memory: MACHINE_OPTIONS.memory,
+  seed: MACHINE_OPTIONS.seed,
+};
+
+/** vmalloc generations `--alloc` can select; generation 1 (v4.19's) is the only one so far. */
+export const ALLOCATORS = ["legacy"] as const;
+export type AllocatorName = (typeof ALLOCATORS)[number];
+
+/** Options of `vmsim exec`, beyond the machine's. */
+export interface ExecOptions {
+  /** The vmalloc generation to drive. @defaultValue "legacy" */
+  readonly alloc: AllocatorName;
+  /** The op script (JSON Lines); "-" reads standard input. @defaultValue "-" */
+  readonly script: string;
+}
+
+export const EXEC_OPTIONS: OptionTable<ExecOptions> = {
+  alloc: {
+    flags: "--alloc <name>",
+    description: `vmalloc generation: ${ALLOCATORS.join(", ")} (v4.19)`,
+    defaultValue: "legacy",
+    parse: (raw): AllocatorName => {
+      const found = ALLOCATORS.find((a) => a === raw);
+      if (found === undefined)
+        throw new InvalidArgumentError(`unknown allocator; expected one of ${ALLOCATORS.join(", ")}.`);
+      return found;
+    },
+  },
+  script: {
+    flags: "--script <file>",
+    description: 'the op script, one JSON object per line ("-": standard input)',
+    defaultValue: "-",
+    parse: (raw) => raw,
+  },
+};
+
 function toOption<T>(spec: CliOption<T>): Option {
   const o = new Option(spec.flags, spec.description);
   if (spec.parse) {

@@ -1,27 +1,65 @@
 /**
- * `vmsim run`: boot a machine, print its layout, run every CPU on a real
- * workload for a while, check the result, and end with one SUMMARY line.
+ * `vmsim run` (and `npm start`): the main job. Boot a machine, run the
+ * vmalloc_mix workload (src/workers/workloads/vmalloc_mix.ts) on every CPU at
+ * once for `--duration`, with interrupts arriving so that vfree from hardirq
+ * context takes the deferred path; check the vmalloc invariants at
+ * stop-the-world points between rounds; then free everything, purge, and
+ * check the invariants and that no page leaked. Prints ops/s per CPU and per
+ * API, a /proc/vmallocinfo excerpt, the Vmalloc lines of /proc/meminfo, the
+ * verdict and the seed, and ends with one SUMMARY line.
  *
- * The workload is selftest's spin_counter: each CPU increments one shared
- * counter with a plain (non-atomic) add under a spinlock, in rounds, until the
- * time is up (the run ends at the first round boundary after it). The counter
- * must equal the number of increments: a lost update means the lock did not
- * exclude.
+ * The workload runs in rounds of ROUND_MS: every CPU runs operations until the
+ * round's deadline and parks; the main thread (the CPUs parked) runs the
+ * checker, then starts the next round.
  */
 import cliProgress from "cli-progress";
-import type { MachineConfig } from "../shared/config.js";
+import { type MachineConfig, PAGE_SIZE } from "../shared/config.js";
 import type { Report } from "../shared/report.js";
+import { kstat_cpu_irqs_sum } from "../percpu/irq.js";
+import {
+  NR_PAGETABLE,
+  NR_SLAB_UNRECLAIMABLE,
+  drain_all_pages,
+  free_pcp_pages,
+  global_zone_page_state,
+  nr_free_pages,
+} from "../mm/page_alloc.js";
+import { kmem_cache_shrink_all, slabinfo } from "../mm/slab.js";
+import { type VmallocInfo, get_vmalloc_info, vmallocinfo } from "../mm/vmalloc.js";
+import { checkMachine } from "../check/index.js";
+import { MIX_MAX_LIVE, MIX_OPS, type VmallocMixResult } from "../workers/workloads/vmalloc_mix.js";
 import { Machine, MachineError } from "../workers/machine.js";
+import { formatTable, plural } from "./format.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
-import { plural } from "./format.js";
 import { formatDuration } from "./options.js";
 
-/**
- * Rounds are sized to take this long: long enough that the CPUs, which start a
- * round as their request arrives, overlap for most of it; short enough that the
- * progress bar moves and the run ends close to its deadline.
- */
-const ROUND_MS = 50;
+/** Length of a round: CPUs run this long between two stop-the-world checks. */
+const ROUND_MS = 250;
+/** A check may take this share of the run at most; beyond, it runs every 2nd, 4th … round. */
+const CHECK_SHARE = 0.1;
+/** Lines of /proc/vmallocinfo shown from each end. */
+const EXCERPT_LINES = 4;
+
+/** Per CPU, in the SUMMARY line. */
+export interface RunCpuSummary {
+  readonly cpu: number;
+  readonly ops: number;
+  readonly opsPerSec: number;
+  /** Interrupts the CPU took (kstat irqs_sum). */
+  readonly irqs: number;
+}
+
+/** The page accounting of the leak check (see {@link leakCheck}). */
+export interface RunLeakSummary {
+  /** nr_free_pages before the first round and after the cleanup (pcp lists drained, slabs shrunk). */
+  readonly freeStart: number;
+  readonly freeEnd: number;
+  /** Pages the kernel page tables and the slab caches grew by: they may keep what they took. */
+  readonly pagetableDelta: number;
+  readonly slabDelta: number;
+  /** freeStart − freeEnd − pagetableDelta − slabDelta: must be 0. */
+  readonly leakedPages: number;
+}
 
 /** The last line of a run, after `SUMMARY `: what tools parse. */
 export interface RunSummary {
@@ -32,21 +70,31 @@ export interface RunSummary {
   readonly layout: string;
   readonly memory: number;
   readonly seed: number;
-  readonly workload: string;
+  readonly irqRate: number;
+  readonly workload: "vmalloc_mix";
+  /** Wall time the CPUs ran the workload (the checks between rounds excluded). */
   readonly durationMs: number;
-  /** Lock-protected increments done, all CPUs. */
+  readonly rounds: number;
+  /** Invariant checks run: between rounds, and once after the cleanup. */
+  readonly checks: number;
+  /** Operations, all CPUs. */
   readonly ops: number;
   readonly opsPerSec: number;
+  readonly perCpu: readonly RunCpuSummary[];
+  /** Calls of each API (and checks: "mmu read" …), all CPUs. */
+  readonly apis: Readonly<Record<string, number>>;
+  /** vmap areas in /proc/vmallocinfo at the end of the workload, and after the cleanup. */
+  readonly vmallocinfoAreas: number;
+  readonly vmallocinfoAreasAfter: number;
+  /** get_vmalloc_info() at the end of the workload, kB. */
+  readonly meminfo: VmallocInfo | null;
+  readonly leak: RunLeakSummary | null;
   /** True when Ctrl-C ended the run early. */
   readonly interrupted: boolean;
   readonly reports: number;
   readonly failures: readonly string[];
   /** The command that reruns this exact configuration. */
   readonly rerun: string;
-}
-
-function formatReport(r: Report): string {
-  return `[CPU${r.cpu}] ${r.kind}: ${r.text}`;
 }
 
 /** How long to run, and the command line that reruns this configuration (printed on failure). */
@@ -60,54 +108,224 @@ export async function runMachine(config: MachineConfig, opts: RunMachineOptions)
   return runOn(await Machine.boot(config), opts);
 }
 
+function formatReport(r: Report): string {
+  return `[CPU${r.cpu}] ${r.kind}: ${r.text}`;
+}
+
 function progressBar(): cliProgress.SingleBar | null {
   if (!process.stderr.isTTY) return null;
   return new cliProgress.SingleBar(
     {
       stream: process.stderr,
-      format: "  spin_counter [{bar}] {percentage}% | {duration_formatted} of {limit} | {ops} increments",
+      format: "  vmalloc_mix [{bar}] {percentage}% | ETA {eta_formatted} | {rate} ops/s | {checks} checks ok",
       hideCursor: true,
       clearOnComplete: true,
+      etaBuffer: 20,
     },
     cliProgress.Presets.shades_classic,
   );
 }
 
+const int = (n: number) => Math.round(n).toLocaleString("en-US");
+
+/** What the leak check compares: taken with every CPU parked, pcp lists drained and slabs shrunk. */
+interface MemorySnapshot {
+  readonly free: number;
+  readonly pagetable: number;
+  readonly slab: number;
+  /** Active objects of each slab cache. */
+  readonly objects: ReadonlyMap<string, number>;
+  readonly vmallocinfo: readonly string[];
+  readonly vmallocUsed: number;
+}
+
+function memorySnapshot(): MemorySnapshot {
+  // Shrinking frees empty slabs to this CPU's pcp list: drain after it.
+  kmem_cache_shrink_all();
+  drain_all_pages();
+  return {
+    free: nr_free_pages() + free_pcp_pages(),
+    pagetable: global_zone_page_state(NR_PAGETABLE),
+    slab: global_zone_page_state(NR_SLAB_UNRECLAIMABLE),
+    objects: new Map(slabinfo().map((s) => [s.name, s.active_objs])),
+    vmallocinfo: vmallocinfo(),
+    vmallocUsed: get_vmalloc_info().VmallocUsed,
+  };
+}
+
+/**
+ * The leak check, after every CPU freed what it held and the cleanup ran
+ * (deferred vfrees, vm_unmap_aliases, purge_vmap_area_lazy, rcu_barrier,
+ * drain_all_pages, kmem_cache_shrink_all). Every page is back on the buddy
+ * free lists except those the kernel keeps on purpose: page-table pages
+ * (kernel page tables of the vmalloc area are never freed) and slab pages.
+ * So nr_free_pages(end) = nr_free_pages(start) − Δ NR_PAGETABLE − Δ NR_SLAB,
+ * and beyond pages: every slab cache holds as many objects as at the start,
+ * /proc/vmallocinfo lists exactly the boot areas again, and VmallocUsed is back.
+ */
+function leakCheck(start: MemorySnapshot, end: MemorySnapshot): { summary: RunLeakSummary; violations: string[] } {
+  const pagetableDelta = end.pagetable - start.pagetable;
+  const slabDelta = end.slab - start.slab;
+  const leakedPages = start.free - end.free - pagetableDelta - slabDelta;
+  const violations: string[] = [];
+  if (leakedPages !== 0)
+    violations.push(
+      `leak: ${leakedPages} pages neither free nor in page tables or slabs (nr_free_pages ${start.free} → ${end.free}, page tables ${pagetableDelta >= 0 ? "+" : ""}${pagetableDelta}, slab ${slabDelta >= 0 ? "+" : ""}${slabDelta})`,
+    );
+  for (const [name, n] of end.objects) {
+    const before = start.objects.get(name) ?? 0;
+    if (n !== before) violations.push(`leak: slab cache ${name} holds ${n} objects, ${before} before the run`);
+  }
+  const boot = new Set(start.vmallocinfo);
+  const extra = end.vmallocinfo.filter((l) => !boot.has(l));
+  if (extra.length > 0 || end.vmallocinfo.length !== start.vmallocinfo.length)
+    violations.push(
+      `leak: /proc/vmallocinfo has ${end.vmallocinfo.length} lines after the cleanup, ${start.vmallocinfo.length} before the run` +
+        (extra.length > 0 ? `; first new: ${extra[0]}` : ""),
+    );
+  if (end.vmallocUsed !== start.vmallocUsed)
+    violations.push(
+      `leak: VmallocUsed is ${end.vmallocUsed} kB after the cleanup, ${start.vmallocUsed} kB before the run`,
+    );
+  return { summary: { freeStart: start.free, freeEnd: end.free, pagetableDelta, slabDelta, leakedPages }, violations };
+}
+
+/** The kernel's /proc/meminfo line: the name padded to 16 columns, the value to 8, " kB". */
+function meminfoLine(name: string, kb: number): string {
+  return `${`${name}:`.padEnd(16)}${String(kb).padStart(8)} kB`;
+}
+
+const FLAG_WORDS = new Set(["ioremap", "vmalloc", "vmap", "user", "vpages"]);
+const TYPE_ORDER = ["vmalloc", "user", "vpages", "vmap", "ioremap", "vm_map_ram", "unpurged vm_area"];
+
+/**
+ * The types of a /proc/vmallocinfo line: the flag words s_show ends a vm
+ * area's line with (the token after the size is the caller, never a flag), or
+ * "vm_map_ram" / "unpurged vm_area" for an area without a vm_struct.
+ */
+function typesOf(line: string): string[] {
+  if (line.endsWith(" unpurged vm_area")) return ["unpurged vm_area"];
+  if (line.endsWith(" vm_map_ram")) return ["vm_map_ram"];
+  const t = line.split(/ +/);
+  const out: string[] = [];
+  for (let i = t.length - 1; i > 2 && FLAG_WORDS.has(t[i]!); i--) out.push(t[i]!);
+  return out;
+}
+
+/** "48 vmalloc, 7 user, 23 vmap, …": how many lines carry each type. */
+function countTypes(lines: readonly string[]): string {
+  const n = new Map<string, number>();
+  for (const l of lines) for (const k of typesOf(l)) n.set(k, (n.get(k) ?? 0) + 1);
+  return TYPE_ORDER.filter((k) => n.has(k))
+    .map((k) => `${n.get(k)} ${k}`)
+    .join(", ");
+}
+
+/** The first and last lines, then the first line of each type those do not show. */
+function excerpt(lines: readonly string[]): string[] {
+  if (lines.length <= 2 * EXCERPT_LINES + 1) return lines.map((l) => `  ${l}`);
+  const shown = [...lines.slice(0, EXCERPT_LINES), ...lines.slice(-EXCERPT_LINES)];
+  const seen = new Set(shown.flatMap(typesOf));
+  const more: string[] = [];
+  for (const k of TYPE_ORDER) {
+    if (seen.has(k)) continue;
+    const l = lines.find((x) => typesOf(x).includes(k));
+    if (l === undefined) continue;
+    more.push(l);
+    for (const t of typesOf(l)) seen.add(t);
+  }
+  return [
+    ...shown.slice(0, EXCERPT_LINES).map((l) => `  ${l}`),
+    `  … ${lines.length - 2 * EXCERPT_LINES} more …`,
+    ...shown.slice(EXCERPT_LINES).map((l) => `  ${l}`),
+    ...(more.length > 0 ? ["  one line of each type not shown above:", ...more.map((l) => `  ${l}`)] : []),
+  ];
+}
+
+/** Live areas a CPU may hold: at most MIX_MAX_LIVE, fewer when many CPUs share a small memory. */
+function maxLiveFor(config: MachineConfig): number {
+  const pages = config.memory / PAGE_SIZE;
+  return Math.max(4, Math.min(MIX_MAX_LIVE, Math.floor(pages / (config.cpus * 64))));
+}
+
 async function runOn(m: Machine, { durationMs, rerun }: RunMachineOptions): Promise<number> {
   const config = m.config;
   const failures: string[] = [];
-  let ops = 0;
+  const cpuCounts: number[][] = Array.from({ length: config.cpus }, () => MIX_OPS.map(() => 0));
+  const cpuOps: number[] = Array.from({ length: config.cpus }, () => 0);
   let elapsed = 0;
+  let rounds = 0;
+  let checks = 0;
+  let finalCheck = false;
   let interrupted = false;
+  let liveInfo: string[] = [];
+  let liveMeminfo: VmallocInfo | null = null;
+  let afterInfo: string[] = [];
+  let leak: RunLeakSummary | null = null;
   const onSigint = () => {
     interrupted = true;
   };
   process.once("SIGINT", onSigint);
   const bar = progressBar();
+  const maxLive = maxLiveFor(config);
+  /** Takes the CPUs' counters; the ops of a workload round count towards ops/s, the drain's do not. */
+  const took = (rs: unknown[], round: boolean) => {
+    for (const [cpu, r] of (rs as VmallocMixResult[]).entries()) {
+      cpuCounts[cpu] = r.counts;
+      if (round) cpuOps[cpu]! += r.ops;
+    }
+  };
   try {
-    for (const line of formatMachineInfo(describeMachine(m.arena))) console.log(line);
+    console.log(formatMachineInfo(describeMachine(m.arena))[0]);
+    console.log(
+      `vmalloc_mix: ${plural(config.cpus, "CPU")} for ${formatDuration(durationMs)}, at most ${maxLive} live areas per CPU, ` +
+        `rounds of ${ROUND_MS} ms with the invariants checked between rounds`,
+    );
     console.log("");
-    await m.runAll("read_counter"); // every CPU is up (its worker loaded) before the clock starts
-    bar?.start(durationMs, 0, { ops: 0, limit: formatDuration(durationMs) });
-    const start = performance.now();
-    let iters = 1000;
+    const irq = await m.run(0, "vmalloc_mix_irq", { on: true });
+    if (irq !== 0) throw new Error(`request_irq for vmalloc_mix returned ${irq}`);
+    await m.runAll("vmalloc_mix_start");
+    const start = memorySnapshot();
+
+    bar?.start(durationMs, 0, { rate: 0, checks: 0 });
+    let checkEvery = 1;
     while (!interrupted && elapsed < durationMs) {
       const t0 = performance.now();
-      await m.runAll("spin_counter", { iters });
-      ops += config.cpus * iters;
-      elapsed = performance.now() - start;
-      // Size the next round from this one's rate: ROUND_MS long, or what is left of the run.
-      const budget = Math.min(ROUND_MS, durationMs - elapsed);
-      iters = Math.max(100, Math.min(iters * 2, Math.round((iters * budget) / Math.max(performance.now() - t0, 0.01))));
-      bar?.update(Math.min(elapsed, durationMs), { ops });
+      const deadline = Date.now() + Math.min(ROUND_MS, durationMs - elapsed);
+      took(await m.runAll("vmalloc_mix", { ops: Number.MAX_SAFE_INTEGER, deadline, maxLive }), true);
+      elapsed += performance.now() - t0;
+      rounds++;
+      if (rounds % checkEvery === 0) {
+        const c0 = performance.now();
+        const v = checkMachine();
+        checks++;
+        if (v.length > 0) {
+          failures.push(...v.map((s) => `after round ${rounds}: ${s}`));
+          break;
+        }
+        if (performance.now() - c0 > CHECK_SHARE * ROUND_MS) checkEvery *= 2;
+      }
+      const ops = cpuOps.reduce((a, b) => a + b, 0);
+      bar?.update(Math.min(elapsed, durationMs), { rate: int(ops / (elapsed / 1000)), checks });
+      // A report (WARN, lockdep, fault …) already fails the run: stop here, then clean up and check.
+      if (m.reports.length > 0) break;
     }
     bar?.stop();
-    const counter = await m.run(0, "read_counter");
-    console.log(
-      `spin_counter: ${plural(config.cpus, "CPU")}, ${ops} increments under one spinlock in ${(elapsed / 1000).toFixed(2)} s` +
-        ` (${Math.round(ops / (elapsed / 1000))} ops/s); counter ${counter}`,
-    );
-    if (counter !== ops) failures.push(`spin_counter: lost updates: counter ${counter}, expected ${ops}`);
+    liveInfo = vmallocinfo();
+    liveMeminfo = get_vmalloc_info();
+
+    if (failures.length === 0) {
+      took(await m.runAll("vmalloc_mix_drain"), false);
+      await m.run(0, "vmalloc_mix_finish");
+      const v = checkMachine();
+      finalCheck = true;
+      failures.push(...v.map((s) => `after the cleanup: ${s}`));
+      const end = memorySnapshot();
+      afterInfo = [...end.vmallocinfo];
+      const l = leakCheck(start, end);
+      leak = l.summary;
+      failures.push(...l.violations);
+    }
   } catch (e) {
     bar?.stop();
     if (!(e instanceof MachineError)) throw e;
@@ -117,6 +335,56 @@ async function runOn(m: Machine, { durationMs, rerun }: RunMachineOptions): Prom
     await m.shutdown();
   }
   for (const r of m.reports) failures.push(formatReport(r));
+
+  const secs = elapsed / 1000;
+  const rate = (n: number) => (secs > 0 ? n / secs : 0);
+  const ops = cpuOps.reduce((a, b) => a + b, 0);
+  const irqs = Array.from({ length: config.cpus }, (_, cpu) => kstat_cpu_irqs_sum(cpu));
+  const perCpu = cpuOps.map((n, cpu) => ({ cpu, ops: n, opsPerSec: Math.round(rate(n)), irqs: irqs[cpu]! }));
+  const apis: Record<string, number> = {};
+  for (const [o, name] of MIX_OPS.entries()) apis[name] = cpuCounts.reduce((a, c) => a + c[o]!, 0);
+
+  console.log(`ops/s per CPU (${secs.toFixed(2)} s of workload, ${plural(rounds, "round")}):`);
+  for (const line of formatTable(
+    [
+      ...perCpu.map((p) => [`CPU${p.cpu}`, int(p.ops), int(p.opsPerSec), int(p.irqs)]),
+      ["all", int(ops), int(rate(ops)), int(irqs.reduce((a, b) => a + b, 0))],
+    ],
+    { header: ["cpu", "ops", "ops/s", "irqs"], align: "lrrr" },
+  ))
+    console.log(line);
+  console.log("");
+  console.log("calls per API, all CPUs:");
+  for (const line of formatTable(
+    MIX_OPS.filter((name) => apis[name]! > 0).map((name) => [name, int(apis[name]!), int(rate(apis[name]!))]),
+    { header: ["api", "calls", "calls/s"], align: "lrr" },
+  ))
+    console.log(line);
+  console.log("");
+  if (liveMeminfo !== null) {
+    console.log(`/proc/vmallocinfo at the end of the workload: ${plural(liveInfo.length, "area")}`);
+    console.log(`  by type: ${countTypes(liveInfo)}`);
+    for (const line of excerpt(liveInfo)) console.log(line);
+    console.log("");
+    console.log("/proc/meminfo at the end of the workload:");
+    for (const [k, v] of Object.entries(liveMeminfo)) console.log(`  ${meminfoLine(k, v)}`);
+    console.log("");
+  }
+  if (leak !== null) {
+    console.log(
+      `after the cleanup: nr_free_pages ${leak.freeStart} → ${leak.freeEnd} ` +
+        `(page tables +${leak.pagetableDelta}, slab ${leak.slabDelta >= 0 ? "+" : ""}${leak.slabDelta}): ${leak.leakedPages} pages leaked; ` +
+        `/proc/vmallocinfo is back to the boot areas:`,
+    );
+    for (const line of afterInfo) console.log(`  ${line}`);
+    console.log("");
+  }
+  console.log(
+    failures.length === 0
+      ? `invariants: ok (checked after ${checks} of ${plural(rounds, "round")} and after the cleanup; no leak)`
+      : `invariants: FAILED (${plural(failures.length, "failure")}, listed on stderr)`,
+  );
+  console.log(`seed: ${config.seed}`);
   for (const f of failures) console.error(`vmsim: FAILED: ${f}`);
   if (failures.length > 0) console.error(`vmsim: rerun with: ${rerun}`);
   const summary: RunSummary = {
@@ -126,10 +394,19 @@ async function runOn(m: Machine, { durationMs, rerun }: RunMachineOptions): Prom
     layout: config.layout,
     memory: config.memory,
     seed: config.seed,
-    workload: "spin_counter",
+    irqRate: config.irqRate,
+    workload: "vmalloc_mix",
     durationMs: Math.round(elapsed),
+    rounds,
+    checks: checks + (finalCheck ? 1 : 0),
     ops,
-    opsPerSec: elapsed > 0 ? Math.round(ops / (elapsed / 1000)) : 0,
+    opsPerSec: Math.round(rate(ops)),
+    perCpu,
+    apis,
+    vmallocinfoAreas: liveInfo.length,
+    vmallocinfoAreasAfter: afterInfo.length,
+    meminfo: liveMeminfo,
+    leak,
     interrupted,
     reports: m.reports.length,
     failures,

@@ -14,6 +14,7 @@ import { kmem_cache_init } from "../mm/slab.js";
 import { paging_init } from "../mm/pgtable.js";
 import { rcu_init } from "../rcu/tree.js";
 import { workqueue_init_early } from "../percpu/workqueue.js";
+import { vmalloc_init } from "../mm/vmalloc.js";
 
 /** Creates the arena and runs the boot sequence; leaves this thread as CPU 0. */
 export function start_kernel(config: MachineConfig): Arena {
@@ -25,5 +26,6 @@ export function start_kernel(config: MachineConfig): Arena {
   paging_init();
   rcu_init();
   workqueue_init_early();
+  vmalloc_init();
   return arena;
 }

@@ -9,3 +9,8 @@ import "./selftest.js";
 import "./percpu.js";
 import "./pgtable.js";
 import "./rcu.js";
+import "./vmalloc_mix.js";
+import "./test_vmalloc.js";
+import "./vmap_block.js";
+import "./exec.js";
+import "./vmalloc.js";

@@ -1,0 +1,140 @@
+/**
+ * The vmalloc benchmark: the kernel's lib/test_vmalloc.c loops
+ * (fix_size_alloc_test, random_size_alloc_test, long_busy_list_alloc_test;
+ * src/workers/workloads/test_vmalloc.ts) on machines of 1 and 2 CPUs, every
+ * CPU running the test at once as the module's workers do. Reports µs per
+ * vmalloc+vfree pair — the median over repeats and CPUs of each CPU's timed
+ * loop / its pairs — and writes bench/results/vmalloc.{md,json} with the
+ * machine it ran on.
+ *
+ *   node dist/bench/vmalloc.js [--cpus 1,2] [--repeats 5] [--loops 100000] [--lockdep] [--out <dir>]
+ *
+ * `--loops` is fix_size's test_loop_count (the module's default is 1000000);
+ * random_size and long_busy_list run a tenth of it (their pairs map 50 and
+ * 50.5 pages on average, not 1). The machine has 256 MiB (long_busy_list keeps
+ * 15000 one-page areas per CPU), lockdep off unless --lockdep (the kernel's
+ * figure is from a production kernel), no interrupts.
+ */
+import { parseArgs } from "node:util";
+import { Machine } from "../src/workers/machine.js";
+import {
+  TEST_VMALLOC_CASES,
+  type TestVmallocCase,
+  type TestVmallocResult,
+} from "../src/workers/workloads/test_vmalloc.js";
+import "../src/workers/boot.js";
+import { RESULTS_DIR, type Stats, fmt, hostInfo, hostLine, statsOf, writeResults } from "./report.js";
+
+/** The target of the vmalloc issue: a 1-page pair on 1 CPU. */
+const TARGET_US = 2;
+/** The kernel's published fix_size figure (µs per pair, 1 CPU, Threadripper 3970X). */
+const KERNEL_US = 0.58;
+const MEMORY = 256 * 1024 * 1024;
+
+/** One (test, CPU count) row. */
+interface Point {
+  readonly test: TestVmallocCase;
+  readonly cpus: number;
+  readonly loops: number;
+  /** µs per vmalloc+vfree pair: median over repeats × CPUs. */
+  readonly usPerPair: number;
+  readonly rmePct: number;
+  readonly samples: number;
+  /** The module's figure: the whole test in µs (median over repeats × CPUs). */
+  readonly testUsec: number;
+  /** Pairs per second, all CPUs together. */
+  readonly pairsPerSec: number;
+  readonly target: string | null;
+  readonly met: boolean | null;
+}
+
+function loopsFor(test: TestVmallocCase, loops: number): number {
+  return test === "fix_size_alloc_test" ? loops : Math.max(1, Math.round(loops / 10));
+}
+
+async function measure(cpus: number, repeats: number, loops: number, lockdep: boolean): Promise<Point[]> {
+  const m = await Machine.boot({ cpus, seed: 1, memory: MEMORY, lockdep });
+  let round = 0;
+  const run = async (test: TestVmallocCase, n: number) => {
+    const rs = (await m.runAll("test_vmalloc", { test, loops: n, round: ++round })) as TestVmallocResult[];
+    if (!rs.every((r) => r.passed)) throw new Error(`${test} failed on ${cpus} CPUs`);
+    if (m.reports.length > 0) throw new Error(`${test}: ${m.reports[0]!.kind}: ${m.reports[0]!.text}`);
+    return rs;
+  };
+  try {
+    const points: Point[] = [];
+    for (const test of TEST_VMALLOC_CASES) {
+      const n = loopsFor(test, loops);
+      await run(test, Math.max(1, Math.round(n / 10))); // warm up: JIT every CPU's path
+      const perPair: number[] = [];
+      const whole: number[] = [];
+      for (let i = 0; i < repeats; i++)
+        for (const r of await run(test, n)) {
+          perPair.push(r.loopUsec / r.pairs);
+          whole.push(r.usec);
+        }
+      const s: Stats = statsOf(perPair);
+      const target = test === "fix_size_alloc_test" && cpus === 1 ? `≤ ${TARGET_US} µs` : null;
+      points.push({
+        test,
+        cpus,
+        loops: n,
+        usPerPair: s.median,
+        rmePct: s.rmePct,
+        samples: s.samples,
+        testUsec: statsOf(whole).median,
+        pairsPerSec: (cpus * 1e6) / s.median,
+        target,
+        met: target === null ? null : s.median <= TARGET_US,
+      });
+    }
+    return points;
+  } finally {
+    await m.shutdown();
+  }
+}
+
+function positiveInt(name: string, raw: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`--${name} must be a positive integer, got ${raw}`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      cpus: { type: "string", default: "1,2" },
+      repeats: { type: "string", default: "5" },
+      loops: { type: "string", default: "100000" },
+      lockdep: { type: "boolean", default: false },
+      out: { type: "string", default: RESULTS_DIR },
+    },
+  });
+  const cpuCounts = values.cpus.split(",").map((c) => positiveInt("cpus", c));
+  const repeats = positiveInt("repeats", values.repeats);
+  const loops = positiveInt("loops", values.loops);
+
+  const points: Point[] = [];
+  for (const cpus of cpuCounts) points.push(...(await measure(cpus, repeats, loops, values.lockdep)));
+
+  const host = hostInfo();
+  const md = `${[
+    hostLine(host),
+    "",
+    `lib/test_vmalloc.c loops, every CPU at once; ${MEMORY / 2 ** 20} MiB, lockdep ${values.lockdep ? "on" : "off"}, no interrupts; ` +
+      `µs per vmalloc+vfree pair = median over ${repeats} repeats × CPUs of (timed loop / pairs).`,
+    "",
+    "| test | CPUs | loops | µs per pair (median) | ±rme | test usec (module's avg) | pairs/s (all CPUs) | target | met? |",
+    "|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ...points.map(
+      (p) =>
+        `| ${p.test} | ${p.cpus} | ${fmt(p.loops)} | ${fmt(p.usPerPair)} | ${p.rmePct.toFixed(2)}% | ${fmt(p.testUsec)} | ${fmt(p.pairsPerSec)} | ${p.target ?? ""} | ${p.met === null ? "" : p.met ? "yes" : "**no**"} |`,
+    ),
+    "",
+    `The kernel's published fix_size_alloc_test figure: ${KERNEL_US} µs per pair on 1 CPU (Threadripper 3970X).`,
+  ].join("\n")}\n`;
+  process.stdout.write(md);
+  writeResults(values.out, "vmalloc", md, { host, memory: MEMORY, lockdep: values.lockdep, repeats, points });
+}
+
+await main();

@@ -1,0 +1,444 @@
+/**
+ * `vmsim exec`: drives a machine from an op script, one JSON object per line,
+ * and prints one JSON result line per op, in input order — the contract of
+ * shared/EXEC.md, which other tools (fuzzers, reference models, notebooks)
+ * rely on: fields are only ever added.
+ *
+ * Each line runs as the workload "exec_op" (src/workers/workloads/exec.ts) on
+ * its CPU. Lines run one at a time in script order, whatever their CPU: ops on
+ * one CPU are in script order as EXEC.md requires, every run of a script is
+ * deterministic (returned addresses included), and between two lines every CPU
+ * is parked, which is what `check` needs. Concurrency is `vmsim run`'s job.
+ *
+ * The machine's workqueue is "explicit": deferred vfrees (vfree_deferred's
+ * free_work) run only at `flush_work` — each CPU's kworker in turn, CPU 0
+ * first — and once more after the last line.
+ *
+ * Results beyond EXEC.md's fields:
+ * - `ok` is false also when the kernel call raised a report (a WARN, an oops,
+ *   a stale-TLB access, a lockdep splat); `error` is the first line of the
+ *   first report and `reports` lists them all as "kind: text".
+ * - A read served by a stale TLB entry (after an unmap, before the flush) has
+ *   `hex` — the load happened — and ok false with the stale-tlb report.
+ * - A BUG stops the machine: that line and every later one get ok false with
+ *   the CPU's error, the script still answers every line, and the exit status
+ *   is 1.
+ *
+ * Labels (`as`) name the address an op returned; a later `as` with the same
+ * name rebinds it, and a label still resolves after its area is freed (a read
+ * after vfree is a use-after-free to observe). The pages behind a vmap or
+ * vm_map_ram belong to exec (the API's caller): freed when vunmap, vfree
+ * (vmap) or vm_unmap_ram with the mapped count removes the mapping, held (and
+ * counted as harness pages by `check`) otherwise.
+ */
+import { closeSync, createReadStream, fstatSync, openSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { PAGE_SIZE, type MachineConfig, layoutOf } from "../shared/config.js";
+import { type Layout, formatKaddr, parseKaddr } from "../shared/layouts.js";
+import type { Report } from "../shared/report.js";
+import { Machine, MachineError } from "../workers/machine.js";
+import type { ExecReply, ExecRequest, HeldPages } from "../workers/workloads/exec.js";
+import { checkMachine } from "../check/index.js";
+
+/** Largest `len` of a read and byte count of a write: 1 MiB. */
+export const EXEC_MAX_IO = 1 << 20;
+
+/** Opens the script: standard input for "-"; throws (ENOENT, EISDIR …) when the file cannot be read. */
+export function openScript(path: string): NodeJS.ReadableStream {
+  if (path === "-") return process.stdin;
+  const fd = openSync(path, "r");
+  if (fstatSync(fd).isDirectory()) {
+    closeSync(fd);
+    throw new Error(`EISDIR: is a directory, open '${path}'`);
+  }
+  return createReadStream("", { fd });
+}
+
+/*** Parsing a line ***/
+
+type ArgKind = "bytes" | "align" | "count" | "offset" | "len" | "hex" | "label";
+
+interface ArgSpec {
+  readonly kind: ArgKind;
+  readonly required: boolean;
+}
+
+/** An op's arguments; `target` ops take a `ref` (label) or an `addr` (hex), exactly one. */
+interface OpSpec {
+  readonly args: Readonly<Record<string, ArgSpec>>;
+  readonly target: boolean;
+}
+
+const req = (kind: ArgKind): ArgSpec => ({ kind, required: true });
+const opt = (kind: ArgKind): ArgSpec => ({ kind, required: false });
+
+/** EXEC.md's op table. */
+// biome-ignore-start lint/style/useNamingConvention: the op names are EXEC.md's (the kernel's function names)
+const OPS = {
+  vmalloc: { args: { size: req("bytes"), align: opt("align"), as: opt("label") }, target: false },
+  vzalloc: { args: { size: req("bytes"), as: opt("label") }, target: false },
+  vfree: { args: {}, target: true },
+  vmap: { args: { pages: req("count"), as: opt("label") }, target: false },
+  vunmap: { args: {}, target: true },
+  vm_map_ram: { args: { pages: req("count"), as: opt("label") }, target: false },
+  vm_unmap_ram: { args: { pages: req("count") }, target: true },
+  write: { args: { offset: req("offset"), hex: req("hex") }, target: true },
+  read: { args: { offset: req("offset"), len: req("len") }, target: true },
+  purge: { args: {}, target: false },
+  flush_work: { args: {}, target: false },
+  vmallocinfo: { args: {}, target: false },
+  meminfo: { args: {}, target: false },
+  check: { args: {}, target: false },
+} as const satisfies Record<string, OpSpec>;
+// biome-ignore-end lint/style/useNamingConvention: the op names are EXEC.md's (the kernel's function names)
+
+type OpName = keyof typeof OPS;
+
+const OP_NAMES = Object.keys(OPS) as OpName[];
+/** Keys every line may have. */
+const COMMON_KEYS = new Set(["op", "cpu", "irq"]);
+
+/** A line that parsed: its op, arguments (numbers, strings), target kaddr, CPU and context. */
+interface ParsedOp {
+  readonly op: OpName;
+  readonly args: Readonly<Record<string, number | string>>;
+  /** The kaddr a `ref` or `addr` names (target ops). */
+  readonly target: number;
+  readonly cpu: number;
+  readonly irq: boolean;
+}
+
+/** A malformed line: the problem, in words. */
+class LineError extends Error {}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function show(v: unknown): string {
+  return JSON.stringify(v) ?? String(v);
+}
+
+/** Checks one argument's JSON value against its kind; returns the value. */
+function argValue(op: string, name: string, kind: ArgKind, v: unknown): number | string {
+  const fail = (what: string) => new LineError(`${op}: "${name}" must be ${what}, got ${show(v)}`);
+  switch (kind) {
+    case "bytes":
+    case "offset":
+      if (!Number.isSafeInteger(v) || (v as number) < 0) throw fail("a non-negative integer (bytes)");
+      return v as number;
+    case "align":
+      if (!Number.isSafeInteger(v) || (v as number) < 1 || !Number.isInteger(Math.log2(v as number)))
+        throw fail("a power of two (bytes)");
+      return v as number;
+    case "count":
+      if (!Number.isSafeInteger(v) || (v as number) < 0 || (v as number) > 0xffffffff)
+        throw fail("a page count (an integer in 0..4294967295)");
+      return v as number;
+    case "len":
+      if (!Number.isSafeInteger(v) || (v as number) < 0 || (v as number) > EXEC_MAX_IO)
+        throw fail(`a byte count in 0..${EXEC_MAX_IO}`);
+      return v as number;
+    case "hex":
+      if (typeof v !== "string" || !/^(?:[0-9a-fA-F]{2})*$/.test(v) || v.length > 2 * EXEC_MAX_IO)
+        throw fail(`bytes as a hex string of at most ${EXEC_MAX_IO} bytes (an even number of hex digits)`);
+      return v;
+    case "label":
+      if (typeof v !== "string" || v === "") throw fail("a label (a non-empty string)");
+      return v;
+  }
+}
+
+/** The kaddr a `ref` or `addr` names. */
+function targetOf(op: string, o: Record<string, unknown>, labels: ReadonlyMap<string, number>, layout: Layout): number {
+  const hasRef = "ref" in o;
+  const hasAddr = "addr" in o;
+  if (hasRef && hasAddr) throw new LineError(`${op}: give "ref" or "addr", not both`);
+  if (hasRef) {
+    const ref = o["ref"];
+    if (typeof ref !== "string" || ref === "") throw new LineError(`${op}: "ref" must be a label, got ${show(ref)}`);
+    const addr = labels.get(ref);
+    if (addr === undefined) throw new LineError(`${op}: unknown label ${show(ref)}`);
+    return addr;
+  }
+  if (hasAddr) {
+    const addr = o["addr"];
+    const kaddr = typeof addr === "string" ? parseAddr(layout, addr) : null;
+    if (kaddr === null)
+      throw new LineError(
+        `${op}: "addr" must be a kernel virtual address as a hex string such as ${show(formatKaddr(layout, layout.vmallocStart))}, got ${show(addr)}`,
+      );
+    return kaddr;
+  }
+  throw new LineError(`${op}: missing "ref" (a label) or "addr" (a hex address)`);
+}
+
+/** A hex kernel address as a kaddr; "0x0" is NULL (kaddr 0, which no area ever starts at). */
+function parseAddr(layout: Layout, hex: string): number | null {
+  if (/^0x0+$/i.test(hex)) return 0;
+  return parseKaddr(layout, hex);
+}
+
+/** Validates one line (already JSON); throws LineError naming the problem. */
+function parseOp(
+  o: Record<string, unknown>,
+  cpus: number,
+  labels: ReadonlyMap<string, number>,
+  layout: Layout,
+): ParsedOp {
+  if (!("op" in o)) throw new LineError('missing "op"');
+  const name = o["op"];
+  if (typeof name !== "string") throw new LineError(`"op" must be a string, got ${show(name)}`);
+  if (!Object.hasOwn(OPS, name))
+    throw new LineError(`unknown op ${show(name)}; expected one of ${OP_NAMES.join(", ")}`);
+  const op = name as OpName;
+  const spec: OpSpec = OPS[op];
+  let cpu = 0;
+  if ("cpu" in o) {
+    const c = o["cpu"];
+    if (!Number.isSafeInteger(c)) throw new LineError(`"cpu" must be an integer, got ${show(c)}`);
+    if ((c as number) < 0 || (c as number) >= cpus)
+      throw new LineError(`no CPU ${c as number} (the machine has ${cpus}: 0..${cpus - 1})`);
+    cpu = c as number;
+  }
+  let irq = false;
+  if ("irq" in o) {
+    if (typeof o["irq"] !== "boolean") throw new LineError(`"irq" must be true or false, got ${show(o["irq"])}`);
+    irq = o["irq"];
+  }
+  for (const k of Object.keys(o)) {
+    const known = COMMON_KEYS.has(k) || k in spec.args || (spec.target && (k === "ref" || k === "addr"));
+    if (!known) throw new LineError(`${op}: unknown argument ${show(k)}`);
+  }
+  const args: Record<string, number | string> = {};
+  for (const [k, a] of Object.entries(spec.args)) {
+    if (!(k in o)) {
+      if (a.required) throw new LineError(`${op}: missing ${show(k)}`);
+      continue;
+    }
+    args[k] = argValue(op, k, a.kind, o[k]);
+  }
+  const target = spec.target ? targetOf(op, o, labels, layout) : 0;
+  return { op, args, target, cpu, irq };
+}
+
+/*** Running a script ***/
+
+/** One result line. Key order is the output's: op, ok, as, cpu, the op's fields, error, reports. */
+type ResultLine = Record<string, unknown>;
+
+function reportText(r: Report): string {
+  return `${r.kind}: ${r.text}`;
+}
+
+/** The first line of a report, as `error` gives it. */
+function firstLine(r: Report): string {
+  return r.text.split("\n")[0]!;
+}
+
+/** A running exec session: the machine, the labels and the pages exec holds. */
+class ExecSession {
+  private readonly labels = new Map<string, number>();
+  /** Pages exec mapped with vmap / vm_map_ram, by the kaddr they are mapped at. */
+  private readonly vmapHeld = new Map<number, HeldPages>();
+  private readonly ramHeld = new Map<number, HeldPages>();
+  /** Why the machine stopped (a BUG on some CPU), once it has. */
+  stopped: string | null = null;
+  private readonly layout: Layout;
+
+  constructor(private readonly m: Machine) {
+    this.layout = layoutOf(m.config);
+  }
+
+  /** Runs one request on `cpu`; the reply and the reports it raised. */
+  private async run(cpu: number, req: ExecRequest): Promise<{ reply: ExecReply; reports: Report[] }> {
+    const before = this.m.reports.length;
+    const reply = (await this.m.run(cpu, "exec_op", req)) as ExecReply;
+    return { reply, reports: this.m.reports.slice(before) };
+  }
+
+  /** The vmap pages in whose area `addr` lies. */
+  private vmapHeldAt(addr: number): HeldPages | null {
+    for (const h of this.vmapHeld.values()) if (addr >= h.start && addr < h.start + h.count * PAGE_SIZE) return h;
+    return null;
+  }
+
+  private forget(released: readonly number[] | undefined): void {
+    for (const start of released ?? []) this.vmapHeld.delete(start);
+  }
+
+  /** Answers one non-blank input line. */
+  async line(text: string): Promise<ResultLine> {
+    let o: unknown;
+    try {
+      o = JSON.parse(text);
+    } catch (e) {
+      return { op: null, ok: false, error: `not JSON: ${(e as Error).message}` };
+    }
+    if (!isObject(o)) return { op: null, ok: false, error: `not a JSON object: ${text.trim()}` };
+    const head: ResultLine = { op: "op" in o ? o["op"] : null, ok: false };
+    if ("as" in o) head["as"] = o["as"];
+    if ("cpu" in o) head["cpu"] = o["cpu"];
+    let p: ParsedOp;
+    try {
+      p = parseOp(o, this.m.config.cpus, this.labels, this.layout);
+    } catch (e) {
+      if (e instanceof LineError) return { ...head, error: e.message };
+      throw e;
+    }
+    if (this.stopped !== null) return { ...head, error: `the machine has stopped: ${this.stopped}` };
+    try {
+      return await this.execute(p, head);
+    } catch (e) {
+      if (!(e instanceof MachineError)) throw e;
+      this.stopped = e.message;
+      return { ...head, error: e.message };
+    }
+  }
+
+  /** Runs a parsed line and shapes its result. */
+  private async execute(p: ParsedOp, head: ResultLine): Promise<ResultLine> {
+    const { cpu, irq, args } = p;
+    const out: ResultLine = { ...head };
+    let reports: Report[] = [];
+    let failure: string | null = null;
+    const addrResult = (reply: ExecReply, what: string) => {
+      const addr = reply.addr ?? 0;
+      out["addr"] = addr === 0 ? null : formatKaddr(this.layout, addr);
+      if (addr === 0) failure = reply.failed ?? `${what} returned NULL`;
+      else if (typeof args["as"] === "string") this.labels.set(args["as"], addr);
+    };
+    switch (p.op) {
+      case "vmalloc":
+      case "vzalloc": {
+        const req: ExecRequest =
+          p.op === "vmalloc"
+            ? { op: "vmalloc", size: args["size"] as number, align: (args["align"] as number) ?? null, irq }
+            : { op: "vzalloc", size: args["size"] as number, irq };
+        const r = await this.run(cpu, req);
+        reports = r.reports;
+        addrResult(r.reply, p.op);
+        break;
+      }
+      case "vmap":
+      case "vm_map_ram": {
+        const r = await this.run(cpu, { op: p.op, count: args["pages"] as number, irq });
+        reports = r.reports;
+        addrResult(r.reply, p.op);
+        if (r.reply.held) (p.op === "vmap" ? this.vmapHeld : this.ramHeld).set(r.reply.held.start, r.reply.held);
+        break;
+      }
+      case "vfree":
+      case "vunmap": {
+        const r = await this.run(cpu, { op: p.op, addr: p.target, irq, held: this.vmapHeldAt(p.target) });
+        reports = r.reports;
+        this.forget(r.reply.released);
+        break;
+      }
+      case "vm_unmap_ram": {
+        const count = args["pages"] as number;
+        const h = this.ramHeld.get(p.target);
+        const held = h !== undefined && h.count === count ? h : null;
+        const r = await this.run(cpu, { op: "vm_unmap_ram", addr: p.target, count, irq, held });
+        reports = r.reports;
+        if (held) this.ramHeld.delete(held.start);
+        break;
+      }
+      case "write":
+      case "read": {
+        const addr = p.target + (args["offset"] as number);
+        const bytes = p.op === "write" ? (args["hex"] as string).length / 2 : (args["len"] as number);
+        if (addr + bytes > 2 ** this.layout.vaBits) {
+          failure = `${p.op}: ${bytes} bytes at offset ${args["offset"]} run past the end of the address space`;
+          break;
+        }
+        const req: ExecRequest =
+          p.op === "write"
+            ? { op: "write", addr, hex: args["hex"] as string, irq }
+            : { op: "read", addr, len: bytes, irq };
+        const r = await this.run(cpu, req);
+        reports = r.reports;
+        if (r.reply.hex !== undefined) out["hex"] = r.reply.hex;
+        if (r.reply.fault !== undefined) failure = `${p.op}: ${r.reply.fault} fault`;
+        break;
+      }
+      case "purge":
+      case "vmallocinfo":
+      case "meminfo": {
+        const r = await this.run(cpu, { op: p.op, irq });
+        reports = r.reports;
+        if (r.reply.lines) out["lines"] = r.reply.lines;
+        if (r.reply.meminfo) Object.assign(out, r.reply.meminfo);
+        break;
+      }
+      case "flush_work":
+        reports = await this.flushWork(irq);
+        break;
+      case "check":
+        // Between two lines every CPU is parked: the checker runs here, on the main thread.
+        out["violations"] = checkMachine();
+        break;
+    }
+    out["ok"] = failure === null && reports.length === 0;
+    if (reports.length > 0) {
+      out["error"] = firstLine(reports[0]!);
+      out["reports"] = reports.map(reportText);
+    } else if (failure !== null) {
+      out["error"] = failure;
+    }
+    return out;
+  }
+
+  /** Every CPU's kworker runs its pending work, CPU 0 first; then exec frees vmap pages whose area went. */
+  async flushWork(irq: boolean): Promise<Report[]> {
+    const reports: Report[] = [];
+    for (let cpu = 0; cpu < this.m.config.cpus; cpu++)
+      reports.push(...(await this.run(cpu, { op: "flush_work", irq })).reports);
+    if (this.vmapHeld.size > 0) {
+      const r = await this.run(0, { op: "release_unmapped", held: [...this.vmapHeld.values()] });
+      reports.push(...r.reports);
+      this.forget(r.reply.released);
+    }
+    return reports;
+  }
+}
+
+/**
+ * Runs the script from `input` on a machine booted from `config` (whose
+ * workqueue must be "explicit"), writing one result line per non-blank input
+ * line to `write`. Resolves to the exit status: 0 when the script ran to its
+ * end, 1 when a BUG stopped the machine on the way.
+ */
+export async function execScript(
+  config: MachineConfig,
+  input: NodeJS.ReadableStream,
+  write: (line: string) => void = (line) => process.stdout.write(line),
+): Promise<number> {
+  // A reader that went away (`vmsim exec | head`) ends the run quietly, as for any filter.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    throw e;
+  });
+  const m = await Machine.boot(config);
+  const s = new ExecSession(m);
+  try {
+    for await (const text of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
+      if (text.trim() === "") continue;
+      write(`${JSON.stringify(await s.line(text))}\n`);
+    }
+    if (s.stopped === null) {
+      try {
+        for (const r of await s.flushWork(false))
+          console.error(`vmsim: exec: final flush_work: [CPU${r.cpu}] ${reportText(r)}`);
+      } catch (e) {
+        if (!(e instanceof MachineError)) throw e;
+        s.stopped = e.message;
+      }
+    }
+  } finally {
+    await m.shutdown();
+  }
+  if (s.stopped !== null) {
+    console.error(`vmsim: exec: the machine stopped: ${s.stopped}`);
+    return 1;
+  }
+  return 0;
+}

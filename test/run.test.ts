@@ -1,0 +1,100 @@
+/**
+ * `vmsim run` — the main job — as a user runs it: the built CLI in a child
+ * process, checked on its output and exit status. The op counts depend on
+ * real concurrency (two worker threads racing), so they are not asserted,
+ * only that work happened, every API ran, the checks passed and the report
+ * has its parts.
+ */
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { MIX_OPS } from "../src/workers/workloads/vmalloc_mix.js";
+
+const MAIN = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
+
+interface Result {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function vmsim(...args: string[]): Promise<Result> {
+  if (!existsSync(MAIN)) throw new Error("dist/ is missing: run `npm run build` first");
+  return new Promise((resolve) => {
+    execFile(process.execPath, [MAIN, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe("vmsim run --duration 2s --seed 5", () => {
+  it("runs the vmalloc mix on both CPUs, checks it, and ends with a SUMMARY line", async () => {
+    const r = await vmsim("run", "--duration", "2s", "--seed", "5");
+    expect(r.stderr).toBe(""); // not a TTY: no progress bar, and no failure
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split("\n");
+    expect(lines[0]).toBe(
+      "vmsim: 2 CPUs, 64 MiB, layout arm64-va48, seed 5, lockdep on, irq rate 0.001, workqueue auto",
+    );
+
+    // ops/s per CPU: one row per CPU and the total (ops, ops/s, interrupts taken).
+    expect(lines.some((l) => /^ops\/s per CPU \(\d+\.\d\d s of workload, \d+ rounds\):$/.test(l))).toBe(true);
+    for (const cpu of ["CPU0", "CPU1", "all"])
+      expect(lines.some((l) => new RegExp(`^  ${cpu} +[\\d,]+ +[\\d,]+ +[\\d,]+$`).test(l))).toBe(true);
+
+    // vmallocinfo excerpt: the kernel's s_show lines (range, size, caller, pages=, flags words).
+    const info = lines.findIndex((l) => /^\/proc\/vmallocinfo at the end of the workload: \d+ areas$/.test(l));
+    expect(info).toBeGreaterThan(0);
+    expect(lines[info + 1]).toMatch(/^ {2}by type: \d+ vmalloc, .*\d+ vmap, \d+ ioremap, \d+ vm_map_ram/);
+    const excerpt = lines.slice(info + 2, lines.indexOf("", info));
+    expect(excerpt.length).toBeGreaterThanOrEqual(2);
+    for (const l of excerpt)
+      expect(l).toMatch(
+        /^ {2}(0xffff[0-9a-f]{12}-0xffff[0-9a-f]{12} +\d+ \S.*|… \d+ more …|one line of each type not shown above:)$/,
+      );
+
+    // meminfo: the three Vmalloc lines in /proc/meminfo's format.
+    expect(lines).toContain("  VmallocTotal:   135290290112 kB");
+    expect(lines.some((l) => /^ {2}VmallocUsed: +\d+ kB$/.test(l))).toBe(true);
+    expect(lines).toContain("  VmallocChunk:          0 kB");
+
+    // The verdict, the leak check and the seed.
+    expect(
+      lines.some((l) => /^invariants: ok \(checked after \d+ of \d+ rounds and after the cleanup; no leak\)$/.test(l)),
+    ).toBe(true);
+    const after = lines.findIndex((l) =>
+      /^after the cleanup: .* 0 pages leaked; \/proc\/vmallocinfo is back to the boot areas:$/.test(l),
+    );
+    expect(after).toBeGreaterThan(info);
+    // arm64: the kernel image's segments, mapped at boot (vm_area_add_early), with their physical address.
+    expect(lines[after + 1]).toMatch(/^ {2}0xffff[0-9a-f]{12}-0xffff[0-9a-f]{12} +\d+ \S+ phys=0x[0-9a-f]{16} vmap$/);
+    expect(lines).toContain("seed: 5");
+
+    const last = lines.at(-1)!;
+    expect(last).toMatch(/^SUMMARY \{/);
+    const s = JSON.parse(last.slice("SUMMARY ".length));
+    expect(s).toMatchObject({
+      command: "run",
+      ok: true,
+      cpus: 2,
+      layout: "arm64-va48",
+      seed: 5,
+      irqRate: 0.001,
+      workload: "vmalloc_mix",
+      interrupted: false,
+      reports: 0,
+      failures: [],
+      rerun: "vmsim run --seed 5 --duration 2s",
+    });
+    expect(s.leak.leakedPages).toBe(0);
+    expect(s.checks).toBeGreaterThan(1);
+    expect(s.perCpu).toHaveLength(2);
+    for (const c of s.perCpu) expect(c.ops).toBeGreaterThan(0);
+    expect(s.ops).toBe(s.perCpu[0].ops + s.perCpu[1].ops);
+    expect(s.vmallocinfoAreas).toBeGreaterThan(s.vmallocinfoAreasAfter);
+    // Every API of the mix ran; interrupts took the deferred vfree path. (Failures are counted, not expected.)
+    for (const api of MIX_OPS.filter((o) => o !== "allocation failed")) expect(s.apis[api], api).toBeGreaterThan(0);
+  }, 60_000);
+});
