@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type MachineConfig, makeConfig } from "../src/shared/config.js";
 import { defineKernelFn } from "../src/shared/functab.js";
 import { takeReports } from "../src/shared/report.js";
-import { SP_LOCK, SP_OP, sched_point } from "../src/sched/sched_point.js";
+import { SP_LOCK, sched_op_point, sched_point } from "../src/sched/sched_point.js";
 import { spin_lock_irqsave, spin_unlock_irqrestore } from "../src/locks/spinlock.js";
 import {
   in_interrupt,
@@ -51,8 +51,8 @@ const test_handler = defineKernelFn("irq_test_handler", (dev: number) => {
   if (reraise) {
     reraise = false;
     raise_irq_on(smp_processor_id(), TEST_IRQ);
-    sched_point(SP_OP);
-    sched_point(SP_OP);
+    sched_op_point();
+    sched_op_point();
   }
 });
 
@@ -69,7 +69,7 @@ function boot(over: Partial<MachineConfig> = {}): void {
 function positions(seed: number, irqRate: number, n: number): number[] {
   boot({ seed, irqRate });
   expect(request_irq(TEST_IRQ, test_handler, "test", 0)).toBe(0);
-  for (at = 0; at < n; at++) sched_point(SP_OP);
+  for (at = 0; at < n; at++) sched_op_point();
   at = -1;
   return seen.map((s) => s.at);
 }
@@ -116,7 +116,7 @@ describe("taking an interrupt", () => {
     boot();
     request_irq(TEST_IRQ, test_handler, "test", 0);
     // A CPU notices a newly requested line at its next safe point (or within IRQ_IDLE_PERIOD points).
-    sched_point(SP_OP);
+    sched_op_point();
     raise_irq_on(0, TEST_IRQ);
     expect(seen).toEqual([]);
     at = 1;
@@ -131,10 +131,10 @@ describe("taking an interrupt", () => {
     request_irq(TEST_IRQ, test_handler, "test", 0);
     const flags = local_irq_save();
     raise_irq_on(0, TEST_IRQ);
-    for (let i = 0; i < 5; i++) sched_point(SP_OP);
+    for (let i = 0; i < 5; i++) sched_op_point();
     expect(seen).toEqual([]);
     local_irq_restore(flags);
-    sched_point(SP_OP);
+    sched_op_point();
     expect(seen.length).toBe(1);
   });
 
@@ -144,7 +144,7 @@ describe("taking an interrupt", () => {
     reraise = true;
     do_irq(TEST_IRQ);
     expect(seen.length).toBe(1);
-    sched_point(SP_OP);
+    sched_op_point();
     expect(seen.length).toBe(2);
     expect(seen.every((s) => s.inIrq)).toBe(true);
   });
@@ -152,7 +152,7 @@ describe("taking an interrupt", () => {
   it("an interrupt on a line with no handler counts as an error", () => {
     boot();
     raise_irq_on(0, 9);
-    sched_point(SP_OP);
+    sched_op_point();
     expect(irq_err_count()).toBe(1);
     expect(kstat_irqs_cpu(9, 0)).toBe(1);
   });
@@ -178,10 +178,10 @@ describe("random interrupts (irqRate)", () => {
     boot({ seed: 3, irqRate: 0.3 });
     request_irq(TEST_IRQ, test_handler, "test", 0);
     for (let i = 0; i < 500; i++) {
-      sched_point(SP_OP);
+      sched_op_point();
       const flags = spin_lock_irqsave(percpu_selftest_lock.ptr);
       region = true;
-      for (let j = 0; j < 3; j++) sched_point(SP_OP);
+      for (let j = 0; j < 3; j++) sched_op_point();
       region = false;
       spin_unlock_irqrestore(percpu_selftest_lock.ptr, flags);
     }

@@ -3,7 +3,7 @@ import { I32 } from "../src/shared/arena.js";
 import { type MachineConfig, makeConfig } from "../src/shared/config.js";
 import { defineKernelFn } from "../src/shared/functab.js";
 import { KernelBug, type Report, takeReports } from "../src/shared/report.js";
-import { SP_OP, sched_point } from "../src/sched/sched_point.js";
+import { sched_op_point } from "../src/sched/sched_point.js";
 import { in_softirq, preempt_disable, preempt_enable } from "../src/percpu/preempt.js";
 import { setCurrentCpu, smp_processor_id } from "../src/percpu/smp.js";
 import { GFP_KERNEL } from "../src/mm/gfp.js";
@@ -112,7 +112,7 @@ describe("rcu on one thread (main thread as CPU 0, CPU 1 by switching)", () => {
     call_rcu(p + REC_HEAD, test_rcu_cb);
     expect(invoked).toEqual([]);
     // Safe points on CPU 0 poll grace periods and invoke ready callbacks: none may be ready.
-    for (let i = 0; i < 100_000; i++) sched_point(SP_OP);
+    for (let i = 0; i < 100_000; i++) sched_op_point();
     expect(invoked).toEqual([]);
     expect(rcuCallbacksPending()).toBe(1);
     onCpu(1, () => rcu_read_unlock());
@@ -133,13 +133,13 @@ describe("rcu on one thread (main thread as CPU 0, CPU 1 by switching)", () => {
      *  g waits for S1 only; S2 may hold B, so B needs g+1.  */
     onCpu(1, () => rcu_read_lock());
     call_rcu(a + REC_HEAD, test_rcu_cb);
-    for (let i = 0; i < 1000; i++) sched_point(SP_OP);
+    for (let i = 0; i < 1000; i++) sched_op_point();
     const g = rcu_get_gp_seq();
     expect(g & 3).toBe(1); // in progress, waiting for CPU 1
     onCpu(2, () => rcu_read_lock());
     call_rcu(b + REC_HEAD, test_rcu_cb);
     onCpu(1, () => rcu_read_unlock());
-    for (let i = 0; i < 10_000; i++) sched_point(SP_OP);
+    for (let i = 0; i < 10_000; i++) sched_op_point();
     expect(rcu_get_gp_seq()).toBe(g + 4); // g ended, g+1 waits for CPU 2
     expect(invoked.map((r) => r.head)).toEqual([a + REC_HEAD]);
     onCpu(2, () => rcu_read_unlock());
@@ -191,7 +191,7 @@ describe("rcu on one thread (main thread as CPU 0, CPU 1 by switching)", () => {
     const p = record(42);
     rcu_read_lock();
     kfree_rcu(p, REC_HEAD);
-    for (let i = 0; i < 10_000; i++) sched_point(SP_OP);
+    for (let i = 0; i < 10_000; i++) sched_op_point();
     expect(I32[(p + REC_VALUE) >> 2]).toBe(42);
     rcu_read_unlock();
     rcu_barrier();

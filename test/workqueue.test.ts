@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type MachineConfig, makeConfig } from "../src/shared/config.js";
 import { defineKernelFn } from "../src/shared/functab.js";
 import { takeReports } from "../src/shared/report.js";
-import { SP_LOCK, SP_OP, sched_point } from "../src/sched/sched_point.js";
+import { SP_LOCK, sched_op_point, sched_point } from "../src/sched/sched_point.js";
 import { spin_lock, spin_unlock } from "../src/locks/spinlock.js";
 import {
   in_interrupt,
@@ -81,7 +81,7 @@ describe("schedule_work (explicit mode)", () => {
     expect(schedule_work(w)).toBe(true);
     expect(schedule_work(w)).toBe(false);
     expect(work_pending(w)).toBe(true);
-    for (let i = 0; i < 10; i++) sched_point(SP_OP);
+    for (let i = 0; i < 10; i++) sched_op_point();
     expect(runs).toEqual([]);
     expect(run_pending_work()).toBe(1);
     expect(runs).toEqual([{ work: w, cpu: 0, inInterrupt: false, preempt: 0, pending: false }]);
@@ -146,7 +146,7 @@ describe("auto mode: the kworker runs at safe points", () => {
     schedule_work(work(0, 0));
     sched_point(SP_LOCK);
     expect(runs).toEqual([]);
-    sched_point(SP_OP);
+    sched_op_point();
     expect(runs.length).toBe(1);
   });
 
@@ -154,16 +154,16 @@ describe("auto mode: the kworker runs at safe points", () => {
     boot();
     schedule_work(work(0, 0));
     spin_lock(percpu_selftest_lock.ptr);
-    sched_point(SP_OP);
+    sched_op_point();
     spin_unlock(percpu_selftest_lock.ptr);
     preempt_disable();
-    sched_point(SP_OP);
+    sched_op_point();
     preempt_enable();
     const flags = local_irq_save();
-    sched_point(SP_OP);
+    sched_op_point();
     local_irq_restore(flags);
     expect(runs).toEqual([]);
-    sched_point(SP_OP);
+    sched_op_point();
     expect(runs.length).toBe(1);
   });
 
@@ -174,7 +174,7 @@ describe("auto mode: the kworker runs at safe points", () => {
     work(2, 3);
     do_irq(4);
     expect(runs).toEqual([]);
-    sched_point(SP_OP);
+    sched_op_point();
     setCurrentCpu(0);
     expect(runs).toEqual([{ work: percpuSelftestWork(2, 3), cpu: 2, inInterrupt: false, preempt: 0, pending: false }]);
   });

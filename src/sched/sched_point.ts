@@ -21,7 +21,7 @@ export type SP = number;
 
 /**
  * A slow path runs at most `every` points after its last run, and at every
- * SP_OP point (a safe point between workload operations). It may return the
+ * sched_op_point (a safe point between workload operations). It may return the
  * number of points until it wants to run again (an interrupt arrival gap …).
  */
 // biome-ignore lint/suspicious/noConfusingVoidType: a path that wants its default interval simply returns nothing
@@ -40,7 +40,16 @@ let armed = IDLE;
 let paths: Path[] = [];
 
 export function sched_point(kind: SP): void {
-  if (--budget <= 0 || kind === SP_OP) schedSlow(kind);
+  if (--budget <= 0) schedSlow(kind);
+}
+
+/**
+ * A safe point between two workload operations (no locks held, not atomic):
+ * sched_point(SP_OP) that always runs every slow path — the kworker runs here
+ * in "auto" mode, RCU notes a quiescent state, a pending interrupt is taken.
+ */
+export function sched_op_point(): void {
+  schedSlow(SP_OP);
 }
 
 let inSlow = false;

@@ -15,7 +15,7 @@
  * fault …) that the machine collects, or a BUG that stops the machine.
  */
 import { I32 } from "../../shared/arena.js";
-import { SP_OP, sched_point } from "../../sched/sched_point.js";
+import { sched_op_point } from "../../sched/sched_point.js";
 import { runInIrq } from "../../percpu/irq.js";
 import { run_pending_work } from "../../percpu/workqueue.js";
 import { GFP_KERNEL, __GFP_ZERO } from "../../mm/gfp.js";
@@ -159,7 +159,7 @@ function hexOf(bytes: Uint8Array): string {
 /** Runs one exec request on this CPU. */
 export function execOp(r: ExecRequest): ExecReply {
   // A safe point between operations: RCU's quiescent state, pending interrupts.
-  sched_point(SP_OP);
+  sched_op_point();
   switch (r.op) {
     case "vmalloc":
       return {

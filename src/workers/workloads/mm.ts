@@ -12,7 +12,7 @@
 import { DEFINE_GLOBAL, I32 } from "../../shared/arena.js";
 import { KernelBug } from "../../shared/report.js";
 import { defineStruct } from "../../shared/struct.js";
-import { SP_ATOMIC, SP_OP, sched_point } from "../../sched/sched_point.js";
+import { SP_ATOMIC, sched_point, sched_op_point } from "../../sched/sched_point.js";
 import { GFP_KERNEL } from "../../mm/gfp.js";
 import { __free_pages, alloc_pages, page_address, page_to_pfn, pfn_to_page } from "../../mm/page_alloc.js";
 import { kfree, kmalloc } from "../../mm/slab.js";
@@ -87,7 +87,7 @@ defineWorkload("mm_stress", (a: MmStressArgs, ctx): MmStressResult => {
   let frees = 0;
   let failures = 0;
   for (let n = 0; n < a.iters; n++) {
-    sched_point(SP_OP);
+    sched_op_point();
     const slot = rnd.int(0, MM_STRESS_SLOTS - 1);
     let old: number;
     if (rnd.int(0, 99) < pagePercent) {

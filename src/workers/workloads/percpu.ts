@@ -6,7 +6,7 @@
 import { DEFINE_GLOBAL, DEFINE_PER_CPU, I32, per_cpu_ptr, staticInit, theArena } from "../../shared/arena.js";
 import { defineKernelFn } from "../../shared/functab.js";
 import { defineStruct } from "../../shared/struct.js";
-import { SP_OP, sched_point } from "../../sched/sched_point.js";
+import { sched_op_point } from "../../sched/sched_point.js";
 import { DEFINE_SPINLOCK, spin_lock_irqsave, spin_unlock_irqrestore } from "../../locks/spinlock.js";
 import { in_atomic, in_interrupt, in_irq, irqs_disabled } from "../../percpu/preempt.js";
 import { kstat_cpu_irqs_sum, raise_irq_on, request_irq } from "../../percpu/irq.js";
@@ -104,7 +104,7 @@ defineWorkload("percpu_irq_raise", (a: { cpu: number }) => raise_irq_on(a.cpu, P
 /** This CPU's interrupt count before and after one sched point. */
 defineWorkload("percpu_irq_take_next", () => {
   const before = kstat_cpu_irqs_sum(smp_processor_id());
-  sched_point(SP_OP);
+  sched_op_point();
   return [before, kstat_cpu_irqs_sum(smp_processor_id())];
 });
 
@@ -131,7 +131,7 @@ defineWorkload(
       I32[region] = 0;
       spin_unlock_irqrestore(percpu_selftest_lock.ptr, flags);
       if (a.flushEvery > 0 && r % a.flushEvery === 0) flush_work(work(rng.int(0, NR_SELFTEST_WORKS - 1)));
-      sched_point(SP_OP);
+      sched_op_point();
     }
     if (a.flushAtEnd) for (let i = 0; i < NR_SELFTEST_WORKS; i++) flush_work(work(i));
     return queued;

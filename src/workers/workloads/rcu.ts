@@ -7,7 +7,7 @@
 import { DEFINE_GLOBAL, I32, machineStopping, staticInit, theArena } from "../../shared/arena.js";
 import { KernelBug, MachineStopped } from "../../shared/report.js";
 import { defineStruct } from "../../shared/struct.js";
-import { SP_OP, SP_SPIN, sched_point } from "../../sched/sched_point.js";
+import { SP_SPIN, sched_point, sched_op_point } from "../../sched/sched_point.js";
 import { preempt_disable, preempt_enable } from "../../percpu/preempt.js";
 import { SPINLOCK_T, spin_lock, spin_lock_init, spin_unlock } from "../../locks/spinlock.js";
 import { lock_is_held } from "../../locks/lockdep.js";
@@ -211,7 +211,7 @@ defineWorkload("rcu_handshake_updater", (a: { broken: boolean; ticks: number }) 
   if (a.broken) kfree(old);
   else kfree_rcu(old, RCU_TORTURE.off.rtort_rcu);
   // Grace periods and callbacks advance at these safe points; none may free `old` while the reader is inside.
-  for (let i = 0; i < a.ticks; i++) sched_point(SP_OP);
+  for (let i = 0; i < a.ticks; i++) sched_op_point();
   setStage(2);
   waitStage(3);
   rcu_barrier();
@@ -223,7 +223,7 @@ defineWorkload("rcu_drain_at_safe_points", () => {
   const start = Date.now();
   let ticks = 0;
   while (rcuCallbacksPending() !== 0) {
-    sched_point(SP_OP);
+    sched_op_point();
     ticks++;
     if (Date.now() - start > theArena().config.watchdogMs) throw new KernelBug("rcu callbacks never ran");
   }

@@ -13,7 +13,7 @@ import { DEFINE_GLOBAL, I32 } from "../../shared/arena.js";
 import { PAGE_SIZE } from "../../shared/config.js";
 import { KernelBug } from "../../shared/report.js";
 import { defineStruct } from "../../shared/struct.js";
-import { SP_ATOMIC, SP_OP, sched_point } from "../../sched/sched_point.js";
+import { SP_ATOMIC, sched_point, sched_op_point } from "../../sched/sched_point.js";
 import { runInIrq } from "../../percpu/irq.js";
 import { run_pending_work } from "../../percpu/workqueue.js";
 import { isFault, mmuRead, mmuWrite } from "../../mm/mmu.js";
@@ -92,7 +92,7 @@ defineWorkload("vmalloc_random", (a: VmallocRandomArgs, ctx): VmallocRandomResul
   let deferred = 0;
   let failures = 0;
   for (let n = 0; n < a.iters; n++) {
-    sched_point(SP_OP);
+    sched_op_point();
     const r = rnd.int(0, 99);
     const pages = r < 85 ? rnd.int(1, 4) : r < 98 ? rnd.int(5, 64) : rnd.int(513, 600);
     const zero = rnd.int(0, 99) < zeroPercent;

@@ -34,7 +34,7 @@ import { formatKaddr } from "../../shared/layouts.js";
 import type { Prng } from "../../shared/prng.js";
 import { KernelBug } from "../../shared/report.js";
 import { defineStruct } from "../../shared/struct.js";
-import { SP_ATOMIC, SP_OP, sched_point } from "../../sched/sched_point.js";
+import { SP_ATOMIC, sched_point, sched_op_point } from "../../sched/sched_point.js";
 import { free_irq, raise_irq_on, request_irq } from "../../percpu/irq.js";
 import { smp_processor_id, this_cpu_ptr } from "../../percpu/smp.js";
 import { flush_scheduled_work } from "../../percpu/workqueue.js";
@@ -750,7 +750,7 @@ defineWorkload("vmalloc_mix", (args: VmallocMixArgs): VmallocMixResult => {
     else access(cpuArea, r, area(cpuArea, r.int(0, live - 1)));
     done++;
     // A safe point between operations: interrupts, RCU, and the kworker (free_work of deferred vfrees).
-    sched_point(SP_OP);
+    sched_op_point();
   }
   return { counts: countsOf(cpuArea), ops: done, live: I32[(cpuArea + C.nr_live) >> 2]! };
 });
@@ -766,7 +766,7 @@ defineWorkload("vmalloc_mix_drain", (): VmallocMixResult => {
   for (let k = I32[(cpuArea + C.nr_live) >> 2]!; k > 0; k--) {
     freePlain(cpuArea, k - 1);
     done++;
-    sched_point(SP_OP);
+    sched_op_point();
   }
   takeIncoming(cpuArea);
   const left = takeSlot(cpuArea + C.to_irq);

@@ -16,7 +16,7 @@ import { DEFINE_GLOBAL, F64, I32 } from "../../shared/arena.js";
 import { PAGE_SIZE } from "../../shared/config.js";
 import { KernelBug } from "../../shared/report.js";
 import { defineStruct } from "../../shared/struct.js";
-import { SP_ATOMIC, SP_OP, sched_point } from "../../sched/sched_point.js";
+import { SP_ATOMIC, sched_point, sched_op_point } from "../../sched/sched_point.js";
 import { GFP_KERNEL } from "../../mm/gfp.js";
 import { __free_page, alloc_page, page_address } from "../../mm/page_alloc.js";
 import { kfree, kmalloc } from "../../mm/slab.js";
@@ -131,7 +131,7 @@ defineWorkload("vmap_block_stress", (a: VmapBlockStressArgs, ctx): VmapBlockStre
   let failures = 0;
   let aliases = 0;
   for (let n = 0; n < a.iters; n++) {
-    sched_point(SP_OP);
+    sched_op_point();
     if (rnd.int(0, 99) < aliasesPercent) {
       vm_unmap_aliases();
       aliases++;
