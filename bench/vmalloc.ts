@@ -2,7 +2,8 @@
  * The vmalloc benchmark: the kernel's lib/test_vmalloc.c loops
  * (fix_size_alloc_test, random_size_alloc_test, long_busy_list_alloc_test;
  * src/workers/workloads/test_vmalloc.ts) on machines of 1 and 2 CPUs, every
- * CPU running the test at once as the module's workers do. Reports µs per
+ * CPU running the test at once as the module's workers do (measured by
+ * src/workers/scaling.ts, as `vmsim bench` does). Reports µs per
  * vmalloc+vfree pair — the median over repeats and CPUs of each CPU's timed
  * loop / its pairs — and writes bench/results/vmalloc.{md,json} with the
  * machine it ran on.
@@ -15,86 +16,35 @@
  * 15000 one-page areas per CPU), lockdep off unless --lockdep (the kernel's
  * figure is from a production kernel), no interrupts.
  */
-import { setSlubDebug } from "../src/mm/slab.js";
 import { parseArgs } from "node:util";
-import { Machine } from "../src/workers/machine.js";
-import {
-  TEST_VMALLOC_CASES,
-  type TestVmallocCase,
-  type TestVmallocResult,
-} from "../src/workers/workloads/test_vmalloc.js";
-import "../src/workers/boot.js";
-import { RESULTS_DIR, type Stats, fmt, hostInfo, hostLine, statsOf, writeResults } from "./report.js";
+import { type ScalingPoint, measureTestVmalloc } from "../src/workers/scaling.js";
+import type { TestVmallocCase } from "../src/workers/workloads/test_vmalloc.js";
+import { RESULTS_DIR, fmt, hostInfo, hostLine, writeResults } from "./report.js";
 
 /** The target of the vmalloc issue: a 1-page pair on 1 CPU. */
 const TARGET_US = 2;
 /** The kernel's published fix_size figure (µs per pair, 1 CPU, Threadripper 3970X). */
 const KERNEL_US = 0.58;
 const MEMORY = 256 * 1024 * 1024;
+/** The module's loops this benchmark has tracked since the vmalloc issue. */
+const TESTS: readonly TestVmallocCase[] = [
+  "fix_size_alloc_test",
+  "random_size_alloc_test",
+  "long_busy_list_alloc_test",
+];
 
-/** One (test, CPU count) row. */
-interface Point {
-  readonly test: TestVmallocCase;
-  readonly cpus: number;
-  readonly loops: number;
-  /** µs per vmalloc+vfree pair: median over repeats × CPUs. */
-  readonly usPerPair: number;
-  readonly rmePct: number;
-  readonly samples: number;
-  /** The module's figure: the whole test in µs (median over repeats × CPUs). */
-  readonly testUsec: number;
-  /** Pairs per second, all CPUs together. */
-  readonly pairsPerSec: number;
+/** One (test, CPU count) row: the measurement and the target it is held to. */
+interface Point extends ScalingPoint {
   readonly target: string | null;
   readonly met: boolean | null;
 }
 
-function loopsFor(test: TestVmallocCase, loops: number): number {
-  return test === "fix_size_alloc_test" ? loops : Math.max(1, Math.round(loops / 10));
-}
-
 async function measure(cpus: number, repeats: number, loops: number, lockdep: boolean): Promise<Point[]> {
-  // slub_debug is a boot parameter: off, as in the kernel configuration the published figure comes from.
-  setSlubDebug(false);
-  const m = await Machine.boot({ cpus, seed: 1, memory: MEMORY, lockdep }).finally(() => setSlubDebug(true));
-  let round = 0;
-  const run = async (test: TestVmallocCase, n: number) => {
-    const rs = (await m.runAll("test_vmalloc", { test, loops: n, round: ++round })) as TestVmallocResult[];
-    if (!rs.every((r) => r.passed)) throw new Error(`${test} failed on ${cpus} CPUs`);
-    if (m.reports.length > 0) throw new Error(`${test}: ${m.reports[0]!.kind}: ${m.reports[0]!.text}`);
-    return rs;
-  };
-  try {
-    const points: Point[] = [];
-    for (const test of TEST_VMALLOC_CASES) {
-      const n = loopsFor(test, loops);
-      await run(test, Math.max(1, Math.round(n / 10))); // warm up: JIT every CPU's path
-      const perPair: number[] = [];
-      const whole: number[] = [];
-      for (let i = 0; i < repeats; i++)
-        for (const r of await run(test, n)) {
-          perPair.push(r.loopUsec / r.pairs);
-          whole.push(r.usec);
-        }
-      const s: Stats = statsOf(perPair);
-      const target = test === "fix_size_alloc_test" && cpus === 1 ? `≤ ${TARGET_US} µs` : null;
-      points.push({
-        test,
-        cpus,
-        loops: n,
-        usPerPair: s.median,
-        rmePct: s.rmePct,
-        samples: s.samples,
-        testUsec: statsOf(whole).median,
-        pairsPerSec: (cpus * 1e6) / s.median,
-        target,
-        met: target === null ? null : s.median <= TARGET_US,
-      });
-    }
-    return points;
-  } finally {
-    await m.shutdown();
-  }
+  const points = await measureTestVmalloc(cpus, { tests: TESTS, repeats, loops, lockdep, memory: MEMORY });
+  return points.map((p) => {
+    const target = p.test === "fix_size_alloc_test" && cpus === 1 ? `≤ ${TARGET_US} µs` : null;
+    return { ...p, target, met: target === null ? null : p.usPerPair <= TARGET_US };
+  });
 }
 
 function positiveInt(name: string, raw: string): number {

@@ -21,6 +21,15 @@
  */
 export { Machine, MachineError } from "./workers/machine.js";
 
+/**
+ * `vmsim stress` as a function: boot a machine, run the seeded mix of every
+ * vmalloc API on every CPU with stutter and fault injection, check it between
+ * rounds and for leaks at the end; resolves to a JSON-serialisable result
+ * with the violation report (invariant, each CPU's last events, seed, rerun).
+ */
+export { runStress } from "./workers/stress.js";
+export type { StressOptions, StressProgress, StressResult } from "./workers/stress.js";
+
 /** The names of the workloads a CPU can run (each module under src/workers/workloads/ registers its own). */
 export { workloadNames } from "./workers/workload.js";
 
@@ -31,6 +40,13 @@ export { workloadNames } from "./workers/workload.js";
  */
 export { DEFAULT_CONFIG, MAX_CPUS, MAX_MEMORY, PAGE_SIZE, makeConfig, parseSize } from "./shared/config.js";
 export type { MachineConfig } from "./shared/config.js";
+
+/**
+ * The deliberate bugs a config's `inject` may switch on (test only: the proof
+ * that stress runs catch races), each with what it breaks.
+ */
+export { INJECTIONS, INJECT_NAMES, isInjectName } from "./mm/inject.js";
+export type { InjectName, Injection } from "./mm/inject.js";
 
 /**
  * Address layouts (arm64 VA48 / VA39, arm32): {@link LAYOUTS} by name;

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { Machine, MachineError } from "../src/workers/machine.js";
+import { HARD_LOCKUP_MS, Machine, MachineError } from "../src/workers/machine.js";
 
 let m: Machine | undefined;
 afterEach(async () => {
@@ -23,5 +23,14 @@ describe("machine", () => {
       /CPU1: KernelBug: kernel BUG at vmalloc.c:1 \(seed 42\)/,
     );
     expect(m.stopped).toBe(true);
+  });
+
+  it("a CPU looping without sched points after the stop is ended by the hard-lockup watchdog", async () => {
+    m = await Machine.boot({ cpus: 2, seed: 3 });
+    const looping = m.run(0, "hard_lockup");
+    await expect(m.run(1, "bug", { message: "kernel BUG at test" })).rejects.toThrow(/CPU1: KernelBug/);
+    await expect(looping).rejects.toThrow(
+      `CPU0: HardLockup: watchdog: Watchdog detected hard LOCKUP on cpu 0: no sched point ${HARD_LOCKUP_MS} ms after the machine stopped (seed 3)`,
+    );
   });
 });

@@ -32,6 +32,7 @@ import { RCU_SEGCBLIST } from "../src/rcu/rcu_segcblist.js";
 import { RCU_HEAD, RCU_READER } from "../src/rcu/rcupdate.js";
 import { RCU_DATA, RCU_STATE } from "../src/rcu/tree.js";
 import { ARENA_HEADER } from "../src/shared/arena.js";
+import { TRACE_ENTRY, TRACE_RING, TRACE_SNAPSHOT } from "../src/shared/events.js";
 import { LLIST_TEST_NODE } from "../src/workers/workloads/lib.js";
 import { type StructDef, defineStruct, describeStruct } from "../src/shared/struct.js";
 
@@ -255,6 +256,9 @@ const PINS: Record<string, Pin> = {
   vfree_deferred: { def: VFREE_DEFERRED, size: 20, align: 4, off: { list: 0, wq: 4 } },
   ksym_entry: { def: KSYM_ENTRY, size: 56, align: 4, off: { state: 0, hash: 4, name: 8 } },
   ksym_table: { def: KSYM_TABLE, size: 28672, align: 4, off: { entries: 0 } },
+  trace_entry: { def: TRACE_ENTRY, size: 24, align: 8, off: { tag: 0, a: 8, b: 16 } },
+  trace_ring: { def: TRACE_RING, size: 6152, align: 8, off: { head: 0, entries: 8 } },
+  trace_snapshot: { def: TRACE_SNAPSHOT, size: 8, align: 4, off: { state: 0, snapshot_on_warning: 4 } },
   /* workloads */
   vmalloc_mix_area: {
     def: MIX_AREA,
@@ -270,9 +274,9 @@ const PINS: Record<string, Pin> = {
   },
   vmalloc_mix_cpu: {
     def: MIX_CPU,
-    size: 2216,
+    size: 2224,
     align: 8,
-    off: { nr_live: 0, incoming: 8, to_irq: 40, counts: 72, live: 296 },
+    off: { nr_live: 0, incoming: 8, to_irq: 40, counts: 72, live: 304 },
   },
   llist_test_node: { def: LLIST_TEST_NODE, size: 12, align: 4, off: { llnode: 0, cpu: 4, seq: 8 } },
 };

@@ -7,6 +7,7 @@
  *   vmalloc       backing a VM_ALLOC area (vm->pages, counted by the vmalloc checker)
  *   page tables   kernel page tables (init_mm's counters, checked against a walk)
  *   slab          slab pages and kmalloc_large blocks (NR_SLAB_UNRECLAIMABLE)
+ *   percpu        pages backing percpu chunks (pcpu_nr_pages, src/mm/percpu_chunk.ts)
  *   harness       pages a workload holds outside every kernel structure — the
  *                 pages `vmsim exec` allocates for vmap and vm_map_ram, which
  *                 the caller of those APIs owns, not vmalloc
@@ -28,6 +29,7 @@ import {
   totalram_pages,
 } from "../mm/page_alloc.js";
 import { pgtablePages } from "../mm/pgtable.js";
+import { pcpu_nr_pages } from "../mm/percpu_chunk.js";
 
 const HARNESS_PAGES = defineStruct("harness_pages", [
   /** Pages held by workloads outside kernel structures, all CPUs. */
@@ -65,6 +67,7 @@ export interface PageCensus {
   readonly vmalloc: number;
   readonly pageTables: number;
   readonly slab: number;
+  readonly percpu: number;
   readonly harness: number;
 }
 
@@ -77,6 +80,7 @@ export function pageCensus(vmallocPages: number): PageCensus {
     vmalloc: vmallocPages,
     pageTables: pgtablePages(),
     slab: global_zone_page_state(NR_SLAB_UNRECLAIMABLE),
+    percpu: pcpu_nr_pages(),
     harness: harnessPages(),
   };
 }
@@ -88,12 +92,12 @@ export function pageCensus(vmallocPages: number): PageCensus {
 export function checkPages(vmallocPages: number): string[] {
   const out = checkBuddyLists().map((v) => `buddy lists: ${v}`);
   const c = pageCensus(vmallocPages);
-  const sum = c.buddy + c.pcp + c.vmalloc + c.pageTables + c.slab + c.harness;
+  const sum = c.buddy + c.pcp + c.vmalloc + c.pageTables + c.slab + c.percpu + c.harness;
   if (c.harness < 0) out.push(`pages conserved: the harness counter is negative (${c.harness})`);
   if (sum !== c.managed)
     out.push(
       `pages conserved: free ${c.buddy + c.pcp} (buddy ${c.buddy} + pcp ${c.pcp}) + vmalloc ${c.vmalloc} + ` +
-        `page tables ${c.pageTables} + slab ${c.slab} + harness ${c.harness} = ${sum}, ` +
+        `page tables ${c.pageTables} + slab ${c.slab} + percpu ${c.percpu} + harness ${c.harness} = ${sum}, ` +
         `but ${c.managed} pages are managed (${c.managed > sum ? `${c.managed - sum} unaccounted` : `${sum - c.managed} counted twice`})`,
     );
   return out;

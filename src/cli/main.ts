@@ -9,19 +9,30 @@ import { type MachineConfig, makeConfig } from "../shared/config.js";
 import { start_kernel } from "../workers/boot.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
 import {
+  BENCH_OPTIONS,
+  CAMPAIGN_OPTIONS,
   EXEC_MACHINE_OPTIONS,
   EXEC_OPTIONS,
   INFO_OPTIONS,
+  MERGE_OPTIONS,
   MACHINE_OPTIONS,
   type OptionTable,
   RUN_MACHINE_OPTIONS,
   RUN_OPTIONS,
+  STRESS_MACHINE_OPTIONS,
+  STRESS_OPTIONS,
+  TEST_MACHINE_OPTIONS,
+  TEST_OPTIONS,
   addOptions,
   commandLineOf,
   readOptions,
 } from "./options.js";
 import { runMachine } from "./run.js";
+import { stressMachine } from "./stress.js";
 import { execScript, openScript } from "./exec.js";
+import { checkBench, runBench } from "./bench.js";
+import { mergeCommand, stressCampaign } from "./campaign.js";
+import { TEST_HELP, runTest, testRunOf } from "./test.js";
 
 const EXIT_USAGE = 2;
 
@@ -57,6 +68,8 @@ function program(): Command {
   const p = new Command("vmsim")
     .description("The Linux kernel's vmalloc allocator on real parallel threads")
     .exitOverride()
+    // An option belongs to the command it follows (`vmsim stress merge … --out` is merge's --out, not stress's).
+    .enablePositionalOptions()
     .configureOutput({
       // Commander puts its "(Did you mean …?)" hint on a second line: keep every error to one line.
       outputError: (str, write) => write(`vmsim: ${str.trim().replace(/\s*\n\s*/g, " ")}\n`),
@@ -80,6 +93,33 @@ function program(): Command {
       process.exitCode = await runMachine(config, { durationMs: opts.durationMs, rerun });
     });
 
+  const stress = addOptions(addOptions(p.command("stress"), STRESS_MACHINE_OPTIONS), STRESS_OPTIONS)
+    .description("hunt races: every vmalloc API on every CPU with stutter and fault injection, checked between rounds")
+    .action(async function (this: Command) {
+      const config = machineConfig(this, STRESS_MACHINE_OPTIONS);
+      // Campaigns (src/cli/campaign.ts): with --seeds, one run per seed, several machines at once.
+      const campaign = readOptions(this, CAMPAIGN_OPTIONS);
+      if (campaign.seeds !== null) {
+        if (this.getOptionValueSource("seed") === "cli") throw new UsageError("--seed and --seeds exclude each other");
+        process.exitCode = await stressCampaign(config, readOptions(this, STRESS_OPTIONS), campaign);
+        return;
+      }
+      process.exitCode = await stressMachine(config, readOptions(this, STRESS_OPTIONS));
+    });
+  // Campaigns: the flags of `vmsim stress --seeds`, and `vmsim stress merge` (whose --out is its own, not stress's).
+  addOptions(stress, CAMPAIGN_OPTIONS).enablePositionalOptions();
+  addOptions(stress.command("merge"), MERGE_OPTIONS)
+    .description("merge stress campaign results (shards): runs by seed, totals, failing seeds and their reruns")
+    .argument("<files...>", "JSON results of `vmsim stress --seeds … --out`")
+    .action(function (this: Command, files: string[]) {
+      try {
+        process.exitCode = mergeCommand(files, readOptions(this, MERGE_OPTIONS));
+      } catch (e) {
+        if (e instanceof RangeError) throw new UsageError(e.message);
+        throw e;
+      }
+    });
+
   addOptions(addOptions(p.command("exec"), EXEC_MACHINE_OPTIONS), EXEC_OPTIONS)
     .description("run an op script (one JSON object per line) and print one JSON result line per op")
     .action(async function (this: Command) {
@@ -93,6 +133,29 @@ function program(): Command {
         throw new UsageError(`cannot read the script: ${(e as Error).message}`);
       }
       process.exitCode = await execScript(config, input);
+    });
+
+  addOptions(addOptions(p.command("test"), TEST_MACHINE_OPTIONS), TEST_OPTIONS)
+    .description(
+      "run lib/test_vmalloc.c's tests on the machine's CPUs: the module's Summary lines, checks, a SUMMARY line",
+    )
+    .addHelpText("after", TEST_HELP)
+    .action(async function (this: Command) {
+      const config = machineConfig(this, TEST_MACHINE_OPTIONS);
+      process.exitCode = await runTest(config, testRunOf(this, config));
+    });
+
+  addOptions(p.command("bench"), BENCH_OPTIONS)
+    .description("run test_vmalloc cases on machines of 1, 2, 4 … CPUs; write a JSON, Markdown and SVG scaling report")
+    .action(async function (this: Command) {
+      const opts = readOptions(this, BENCH_OPTIONS);
+      try {
+        checkBench(opts);
+      } catch (e) {
+        if (e instanceof RangeError) throw new UsageError(e.message);
+        throw e;
+      }
+      process.exitCode = await runBench(opts);
     });
 
   return p;

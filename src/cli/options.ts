@@ -8,6 +8,8 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { DEFAULT_CONFIG, MAX_CPUS, type MachineConfig, parseSize } from "../shared/config.js";
 import { LAYOUTS, type LayoutName, isLayoutName } from "../shared/layouts.js";
+import { TEST_CASE_ARRAY, TEST_VMALLOC_CASES, type TestVmallocCase } from "../workers/workloads/test_vmalloc.js";
+import { INJECT_NAMES, type InjectName, isInjectName } from "../mm/inject.js";
 
 /** One flag and how its value travels between the command line and the config. */
 export interface CliOption<T> {
@@ -135,6 +137,19 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
       return raw;
     },
   },
+  inject: {
+    flags: "--inject <names>",
+    description: `test only: deliberate bugs to switch on, comma-separated (${INJECT_NAMES.join(", ")})`,
+    defaultValue: DEFAULT_CONFIG.inject,
+    parse: (raw): readonly InjectName[] => {
+      const names = raw.split(",").filter((n) => n !== "");
+      const bad = names.find((n) => !isInjectName(n));
+      if (bad !== undefined)
+        throw new InvalidArgumentError(`unknown injection ${bad}; expected one of ${INJECT_NAMES.join(", ")}.`);
+      return [...new Set(names.filter(isInjectName))];
+    },
+    format: (names) => names.join(","),
+  },
 };
 
 /** Options of `vmsim info`, beyond the machine's. */
@@ -173,6 +188,160 @@ export const RUN_IRQ_RATE = 0.001;
 export const RUN_MACHINE_OPTIONS: OptionTable<MachineConfig> = {
   ...MACHINE_OPTIONS,
   irqRate: { ...MACHINE_OPTIONS.irqRate, defaultValue: RUN_IRQ_RATE },
+};
+
+/** Options of `vmsim stress`, beyond the machine's (src/workers/stress.ts's StressOptions, as flags). */
+export interface StressCliOptions {
+  /** How long the CPUs run; null: until `ops`, or STRESS_DEFAULT_DURATION_MS without it. @defaultValue null */
+  readonly durationMs: number | null;
+  /** Operations to run, all CPUs together; null: no limit but the duration. @defaultValue null */
+  readonly ops: number | null;
+  /** Percent of page allocations fail_page_alloc fails (its probability knob). @defaultValue 0 */
+  readonly failPageAlloc: number;
+  /** Chance per operation of a stutter pause inside it. @defaultValue 0.01 */
+  readonly stutter: number;
+  /** Chance per operation of an RCU walk of vmap_area_list. @defaultValue 0.01 */
+  readonly rcuWalk: number;
+  /** Print the result as one JSON document instead of the text report. @defaultValue false */
+  readonly json: boolean;
+}
+
+/** A stress run bounded by neither --duration nor --ops runs this long. */
+export const STRESS_DEFAULT_DURATION_MS = 10_000;
+
+function probabilityArg(raw: string): number {
+  const p = /^\d*\.?\d+(?:e-?\d+)?$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(p >= 0 && p <= 1)) throw new InvalidArgumentError("expected a probability in 0..1.");
+  return p;
+}
+
+export const STRESS_OPTIONS: OptionTable<StressCliOptions> = {
+  durationMs: {
+    flags: "--duration <duration>",
+    description: `how long the CPUs run (e.g. 30s, 10m); ${formatDuration(STRESS_DEFAULT_DURATION_MS)} unless --ops bounds the run`,
+    defaultValue: null,
+    parse: durationArg,
+    format: (ms) => (ms === null ? "none" : formatDuration(ms)),
+  },
+  ops: {
+    flags: "--ops <n>",
+    description: "operations to run, all CPUs together (the first of --duration and --ops ends the run)",
+    defaultValue: null,
+    parse: parseInteger("ops", 1, Number.MAX_SAFE_INTEGER),
+    format: (n) => (n === null ? "none" : String(n)),
+  },
+  failPageAlloc: {
+    flags: "--fail-page-alloc <percent>",
+    description: "percent of page allocations that fail (fail_page_alloc's probability): failures are expected results",
+    defaultValue: 0,
+    parse: parseInteger("fail-page-alloc", 0, 100),
+  },
+  stutter: {
+    flags: "--stutter <p>",
+    description: "chance per operation of a seeded pause inside it (spin or sleep), to shift interleavings",
+    defaultValue: 0.01,
+    parse: probabilityArg,
+  },
+  rcuWalk: {
+    flags: "--rcu-walk <p>",
+    description: "chance per operation of an RCU reader walking vmap_area_list",
+    defaultValue: 0.01,
+    parse: probabilityArg,
+  },
+  json: { flags: "--json", description: "print the result as one JSON document", defaultValue: false },
+};
+
+/** The machine flags of `vmsim stress`: those of `vmsim run` (interrupts on by default). */
+export const STRESS_MACHINE_OPTIONS: OptionTable<MachineConfig> = RUN_MACHINE_OPTIONS;
+
+/** An inclusive range of seeds: `--seeds 1-100`. */
+export interface SeedRange {
+  readonly from: number;
+  readonly to: number;
+}
+
+/** Shard `index` (1-based) of `count`: the seeds s with (s − from) mod count = index − 1. */
+export interface Shard {
+  readonly index: number;
+  readonly count: number;
+}
+
+const MAX_SEED = 0xffffffff;
+
+/** Parses "A-B" (A ≤ B) or "A" into a seed range; throws InvalidArgumentError saying what was expected. */
+export function parseSeedRange(raw: string): SeedRange {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(raw.trim());
+  const from = m ? Number(m[1]) : Number.NaN;
+  const to = m ? Number(m[2] ?? m[1]) : Number.NaN;
+  if (!(from <= MAX_SEED && to <= MAX_SEED && from <= to))
+    throw new InvalidArgumentError(`expected seeds as A-B with 0 <= A <= B <= ${MAX_SEED}.`);
+  return { from, to };
+}
+
+/** Parses "i/n" (1 <= i <= n) into a shard; throws InvalidArgumentError saying what was expected. */
+export function parseShard(raw: string): Shard {
+  const m = /^(\d+)\/(\d+)$/.exec(raw.trim());
+  const index = m ? Number(m[1]) : Number.NaN;
+  const count = m ? Number(m[2]) : Number.NaN;
+  if (!(index >= 1 && index <= count && count <= 1_000_000))
+    throw new InvalidArgumentError("expected a shard as i/n with 1 <= i <= n.");
+  return { index, count };
+}
+
+/** The campaign flags of `vmsim stress` (src/cli/campaign.ts): present when --seeds is. */
+export interface CampaignCliOptions {
+  /** Run one stress run per seed of this range instead of one run of --seed. @defaultValue null */
+  readonly seeds: SeedRange | null;
+  /** Machines running at once; null: max(1, floor(host cores / --cpus)). @defaultValue null */
+  readonly jobs: number | null;
+  /** Run only this shard of the seeds. @defaultValue null (all of them) */
+  readonly shard: Shard | null;
+  /** Write the campaign's JSON results here (mergeable with `vmsim stress merge`). @defaultValue null */
+  readonly out: string | null;
+}
+
+export const CAMPAIGN_OPTIONS: OptionTable<CampaignCliOptions> = {
+  seeds: {
+    flags: "--seeds <A-B>",
+    description: "campaign: one run per seed A..B, several machines at once",
+    defaultValue: null,
+    parse: parseSeedRange,
+    format: (r) => (r === null ? "none" : `${r.from}-${r.to}`),
+  },
+  jobs: {
+    flags: "--jobs <n>",
+    description: "campaign: machines running at once (default: host cores / --cpus, at least 1)",
+    defaultValue: null,
+    parse: parseInteger("jobs", 1, 256),
+    format: (n) => (n === null ? "auto" : String(n)),
+  },
+  shard: {
+    flags: "--shard <i/n>",
+    description: "campaign: run only the seeds s with (s - A) mod n = i - 1 (1-based i), for batch systems",
+    defaultValue: null,
+    parse: parseShard,
+    format: (s) => (s === null ? "none" : `${s.index}/${s.count}`),
+  },
+  out: {
+    flags: "--out <file>",
+    description: "campaign: write the JSON results here (merge shards with `vmsim stress merge`)",
+    defaultValue: null,
+    parse: (raw) => raw,
+    format: (f) => f ?? "none",
+  },
+};
+
+/** Options of `vmsim stress merge`. */
+export interface MergeOptions {
+  /** Write the merged JSON here. @defaultValue null */
+  readonly out: string | null;
+  /** Print the merged JSON instead of the text. @defaultValue false */
+  readonly json: boolean;
+}
+
+export const MERGE_OPTIONS: OptionTable<MergeOptions> = {
+  out: { ...CAMPAIGN_OPTIONS.out, description: "write the merged JSON here" },
+  json: { flags: "--json", description: "print the merged JSON instead of the text", defaultValue: false },
 };
 
 /** The machine flags of `vmsim exec` (EXEC.md): its workqueue is always "explicit", the rest default. */
@@ -215,6 +384,172 @@ export const EXEC_OPTIONS: OptionTable<ExecOptions> = {
     defaultValue: "-",
     parse: (raw) => raw,
   },
+};
+
+/** Options of `vmsim bench` (its machines are its own: one per CPU count, see src/workers/scaling.ts). */
+export interface BenchOptions {
+  /** The test_vmalloc cases to run. @defaultValue TEST_VMALLOC_CASES: fix_size, random_size, long_busy_list */
+  readonly tests: readonly TestVmallocCase[];
+  /** The CPU counts, ascending. @defaultValue 1, 2, 4 */
+  readonly cpus: readonly number[];
+  /** Measured runs of each case on each machine (after one warm-up). @defaultValue 5 */
+  readonly repeats: number;
+  /** fix_size_alloc_test's test_loop_count; the other cases run a tenth. @defaultValue 100000 */
+  readonly loops: number;
+  /** Boot with lockdep on. @defaultValue false */
+  readonly lockdep: boolean;
+  /** Folder for scaling.{json,md,svg}. @defaultValue bench/results/scaling */
+  readonly out: string;
+}
+
+/** The cases `vmsim bench` can time: every case of the module but the one meant to fail. */
+const BENCH_CASES: readonly TestVmallocCase[] = TEST_CASE_ARRAY.filter((c) => !c.xfail).map((c) => c.name);
+
+/** "fix_size" or "fix_size_alloc_test" → "fix_size_alloc_test". */
+function testCaseOf(raw: string): TestVmallocCase | undefined {
+  return BENCH_CASES.find((t) => t === raw || t === `${raw}_alloc_test` || t === `${raw}_test`);
+}
+
+export const BENCH_OPTIONS: OptionTable<BenchOptions> = {
+  tests: {
+    flags: "--tests <list>",
+    description: `test_vmalloc cases, comma-separated, "_alloc_test" optional (${BENCH_CASES.join(", ")})`,
+    defaultValue: TEST_VMALLOC_CASES,
+    parse: (raw) => {
+      const names = raw.split(",");
+      const tests = names.map(testCaseOf);
+      const bad = tests.indexOf(undefined);
+      if (bad >= 0)
+        throw new InvalidArgumentError(`unknown test ${names[bad]}; expected some of ${BENCH_CASES.join(", ")}.`);
+      return [...new Set(tests as TestVmallocCase[])];
+    },
+    format: (tests) => tests.join(","),
+  },
+  cpus: {
+    flags: "--cpus <list>",
+    description: "CPU counts of the machines, comma-separated",
+    defaultValue: [1, 2, 4],
+    parse: (raw) => {
+      const one = parseInteger("each CPU count", 1, MAX_CPUS);
+      return [...new Set(raw.split(",").map(one))].sort((a, b) => a - b);
+    },
+    format: (cpus) => cpus.join(","),
+  },
+  repeats: {
+    flags: "--repeats <n>",
+    description: "measured runs of each case per CPU count (the median is reported)",
+    defaultValue: 5,
+    parse: parseInteger("repeats", 1, 1000),
+  },
+  loops: {
+    flags: "--loops <n>",
+    description: "fix_size_alloc_test's test_loop_count (the other cases run a tenth)",
+    defaultValue: 100_000,
+    parse: parseInteger("loops", 1, 100_000_000),
+  },
+  lockdep: { flags: "--lockdep", description: "boot with lockdep on", defaultValue: false },
+  out: {
+    flags: "--out <dir>",
+    description: "folder for scaling.json, scaling.md and scaling.svg",
+    defaultValue: "bench/results/scaling",
+    parse: (raw) => raw,
+  },
+};
+
+/** `vmsim test --mode`: test_vmalloc.sh's templates, or "manual" (the flags alone). */
+export const TEST_MODES = ["manual", "performance", "stress", "smoke"] as const;
+export type TestMode = (typeof TEST_MODES)[number];
+
+/** Options of `vmsim test`: lib/test_vmalloc.c's module parameters (their names in the comments) and the preset. */
+export interface TestOptions {
+  /** nr_threads: workers; worker N runs on CPU N mod --cpus; 0: one per CPU. @defaultValue 0 */
+  readonly nrThreads: number;
+  /** test_repeat_count. @defaultValue 1 */
+  readonly testRepeatCount: number;
+  /** test_loop_count. @defaultValue 1000000 */
+  readonly testLoopCount: number;
+  /** run_test_mask: bit i selects test i of the module's table. @defaultValue INT_MAX (every test) */
+  readonly runTestMask: number;
+  /** sequential_test_order. @defaultValue false */
+  readonly sequentialTestOrder: boolean;
+  /** nr_pages (0 means 1). @defaultValue 0 */
+  readonly nrPages: number;
+  /** A test_vmalloc.sh preset; flags given on the command line override its values. @defaultValue "manual" */
+  readonly mode: TestMode;
+}
+
+/** INT_MAX: run_test_mask's default, every test. */
+const INT_MAX = 0x7fffffff;
+
+export const TEST_OPTIONS: OptionTable<TestOptions> = {
+  nrThreads: {
+    flags: "--nr-threads <n>",
+    description:
+      "nr_threads: workers (the module's kthreads); worker N runs on CPU N mod --cpus, " +
+      "workers sharing a CPU take turns; 0 = one per CPU (the module's 0 means 1)",
+    defaultValue: 0,
+    parse: parseInteger("nr-threads", 0, 0xffff),
+  },
+  testRepeatCount: {
+    flags: "--test-repeat-count <n>",
+    description: "test_repeat_count: runs of each selected test",
+    defaultValue: 1,
+    parse: parseInteger("test-repeat-count", 1, INT_MAX),
+  },
+  testLoopCount: {
+    flags: "--test-loop-count <n>",
+    description: "test_loop_count: iterations of each test's loop",
+    defaultValue: 1_000_000,
+    parse: parseInteger("test-loop-count", 1, INT_MAX),
+  },
+  runTestMask: {
+    flags: "--run-test-mask <mask>",
+    description: "run_test_mask: the tests to run, bit i = test i of the table below (decimal or 0x hex)",
+    defaultValue: INT_MAX,
+    parse: (raw) => {
+      const n = /^(0x[0-9a-f]+|\d+)$/i.test(raw) ? Number(raw) : Number.NaN;
+      if (!(Number.isSafeInteger(n) && n >= 1 && n <= INT_MAX))
+        throw new InvalidArgumentError(
+          `run-test-mask must be an integer in 1..${INT_MAX} (0x${INT_MAX.toString(16)}).`,
+        );
+      return n;
+    },
+    format: (mask) => `0x${mask.toString(16)}`,
+  },
+  sequentialTestOrder: {
+    flags: "--sequential-test-order",
+    description: "sequential_test_order: run the tests in table order (default: shuffled per worker)",
+    defaultValue: false,
+  },
+  nrPages: {
+    flags: "--nr-pages <n>",
+    description: "nr_pages: pages of fix_size_alloc_test and vm_map_ram_test (0 = 1)",
+    defaultValue: 0,
+    parse: parseInteger("nr-pages", 0, INT_MAX),
+  },
+  mode: {
+    flags: "--mode <name>",
+    description:
+      "test_vmalloc.sh preset: performance (sequential_test_order=1 test_repeat_count=3, one worker), " +
+      "stress (nr_threads=CPUs test_repeat_count=20), smoke (test_loop_count=10000 test_repeat_count=10), " +
+      "or manual; flags given override the preset",
+    defaultValue: "manual",
+    parse: (raw): TestMode => {
+      const found = TEST_MODES.find((m) => m === raw);
+      if (found === undefined)
+        throw new InvalidArgumentError(`unknown mode; expected one of ${TEST_MODES.join(", ")}.`);
+      return found;
+    },
+  },
+};
+
+/** Memory `vmsim test` boots with: full_fit_alloc_test alone keeps 2 × fls(CPUs) × 32 MiB per worker. */
+export const TEST_MEMORY = 1024 * 1024 * 1024;
+
+/** The machine flags of `vmsim test`: those of every command, with TEST_MEMORY by default. */
+export const TEST_MACHINE_OPTIONS: OptionTable<MachineConfig> = {
+  ...MACHINE_OPTIONS,
+  memory: { ...MACHINE_OPTIONS.memory, defaultValue: TEST_MEMORY },
 };
 
 function toOption<T>(spec: CliOption<T>): Option {

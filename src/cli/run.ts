@@ -13,21 +13,13 @@
  * checker, then starts the next round.
  */
 import cliProgress from "cli-progress";
-import { type MachineConfig, PAGE_SIZE } from "../shared/config.js";
+import type { MachineConfig } from "../shared/config.js";
 import type { Report } from "../shared/report.js";
 import { kstat_cpu_irqs_sum } from "../percpu/irq.js";
-import {
-  NR_PAGETABLE,
-  NR_SLAB_UNRECLAIMABLE,
-  drain_all_pages,
-  free_pcp_pages,
-  global_zone_page_state,
-  nr_free_pages,
-} from "../mm/page_alloc.js";
-import { kmem_cache_shrink_all, slabinfo } from "../mm/slab.js";
 import { type VmallocInfo, get_vmalloc_info, vmallocinfo } from "../mm/vmalloc.js";
 import { checkMachine } from "../check/index.js";
-import { MIX_MAX_LIVE, MIX_OPS, type VmallocMixResult } from "../workers/workloads/vmalloc_mix.js";
+import { type LeakSummary, leakCheck, memorySnapshot } from "../check/leak.js";
+import { MIX_OPS, type VmallocMixResult, maxLiveFor } from "../workers/workloads/vmalloc_mix.js";
 import { Machine, MachineError } from "../workers/machine.js";
 import { formatTable, plural } from "./format.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
@@ -49,17 +41,8 @@ export interface RunCpuSummary {
   readonly irqs: number;
 }
 
-/** The page accounting of the leak check (see {@link leakCheck}). */
-export interface RunLeakSummary {
-  /** nr_free_pages before the first round and after the cleanup (pcp lists drained, slabs shrunk). */
-  readonly freeStart: number;
-  readonly freeEnd: number;
-  /** Pages the kernel page tables and the slab caches grew by: they may keep what they took. */
-  readonly pagetableDelta: number;
-  readonly slabDelta: number;
-  /** freeStart − freeEnd − pagetableDelta − slabDelta: must be 0. */
-  readonly leakedPages: number;
-}
+/** The page accounting of the leak check (src/check/leak.ts). */
+export type RunLeakSummary = LeakSummary;
 
 /** The last line of a run, after `SUMMARY `: what tools parse. */
 export interface RunSummary {
@@ -128,68 +111,6 @@ function progressBar(): cliProgress.SingleBar | null {
 
 const int = (n: number) => Math.round(n).toLocaleString("en-US");
 
-/** What the leak check compares: taken with every CPU parked, pcp lists drained and slabs shrunk. */
-interface MemorySnapshot {
-  readonly free: number;
-  readonly pagetable: number;
-  readonly slab: number;
-  /** Active objects of each slab cache. */
-  readonly objects: ReadonlyMap<string, number>;
-  readonly vmallocinfo: readonly string[];
-  readonly vmallocUsed: number;
-}
-
-function memorySnapshot(): MemorySnapshot {
-  // Shrinking frees empty slabs to this CPU's pcp list: drain after it.
-  kmem_cache_shrink_all();
-  drain_all_pages();
-  return {
-    free: nr_free_pages() + free_pcp_pages(),
-    pagetable: global_zone_page_state(NR_PAGETABLE),
-    slab: global_zone_page_state(NR_SLAB_UNRECLAIMABLE),
-    objects: new Map(slabinfo().map((s) => [s.name, s.active_objs])),
-    vmallocinfo: vmallocinfo(),
-    vmallocUsed: get_vmalloc_info().VmallocUsed,
-  };
-}
-
-/**
- * The leak check, after every CPU freed what it held and the cleanup ran
- * (deferred vfrees, vm_unmap_aliases, purge_vmap_area_lazy, rcu_barrier,
- * drain_all_pages, kmem_cache_shrink_all). Every page is back on the buddy
- * free lists except those the kernel keeps on purpose: page-table pages
- * (kernel page tables of the vmalloc area are never freed) and slab pages.
- * So nr_free_pages(end) = nr_free_pages(start) − Δ NR_PAGETABLE − Δ NR_SLAB,
- * and beyond pages: every slab cache holds as many objects as at the start,
- * /proc/vmallocinfo lists exactly the boot areas again, and VmallocUsed is back.
- */
-function leakCheck(start: MemorySnapshot, end: MemorySnapshot): { summary: RunLeakSummary; violations: string[] } {
-  const pagetableDelta = end.pagetable - start.pagetable;
-  const slabDelta = end.slab - start.slab;
-  const leakedPages = start.free - end.free - pagetableDelta - slabDelta;
-  const violations: string[] = [];
-  if (leakedPages !== 0)
-    violations.push(
-      `leak: ${leakedPages} pages neither free nor in page tables or slabs (nr_free_pages ${start.free} → ${end.free}, page tables ${pagetableDelta >= 0 ? "+" : ""}${pagetableDelta}, slab ${slabDelta >= 0 ? "+" : ""}${slabDelta})`,
-    );
-  for (const [name, n] of end.objects) {
-    const before = start.objects.get(name) ?? 0;
-    if (n !== before) violations.push(`leak: slab cache ${name} holds ${n} objects, ${before} before the run`);
-  }
-  const boot = new Set(start.vmallocinfo);
-  const extra = end.vmallocinfo.filter((l) => !boot.has(l));
-  if (extra.length > 0 || end.vmallocinfo.length !== start.vmallocinfo.length)
-    violations.push(
-      `leak: /proc/vmallocinfo has ${end.vmallocinfo.length} lines after the cleanup, ${start.vmallocinfo.length} before the run` +
-        (extra.length > 0 ? `; first new: ${extra[0]}` : ""),
-    );
-  if (end.vmallocUsed !== start.vmallocUsed)
-    violations.push(
-      `leak: VmallocUsed is ${end.vmallocUsed} kB after the cleanup, ${start.vmallocUsed} kB before the run`,
-    );
-  return { summary: { freeStart: start.free, freeEnd: end.free, pagetableDelta, slabDelta, leakedPages }, violations };
-}
-
 /** The kernel's /proc/meminfo line: the name padded to 16 columns, the value to 8, " kB". */
 function meminfoLine(name: string, kb: number): string {
   return `${`${name}:`.padEnd(16)}${String(kb).padStart(8)} kB`;
@@ -240,12 +161,6 @@ function excerpt(lines: readonly string[]): string[] {
     ...shown.slice(EXCERPT_LINES).map((l) => `  ${l}`),
     ...(more.length > 0 ? ["  one line of each type not shown above:", ...more.map((l) => `  ${l}`)] : []),
   ];
-}
-
-/** Live areas a CPU may hold: at most MIX_MAX_LIVE, fewer when many CPUs share a small memory. */
-function maxLiveFor(config: MachineConfig): number {
-  const pages = config.memory / PAGE_SIZE;
-  return Math.max(4, Math.min(MIX_MAX_LIVE, Math.floor(pages / (config.cpus * 64))));
 }
 
 async function runOn(m: Machine, { durationMs, rerun }: RunMachineOptions): Promise<number> {

@@ -13,10 +13,11 @@
  * keeps a `sleepers` count that a releasing CPU reads (after its release, both
  * with Atomics: sequentially consistent) to decide whether to notify.
  */
-import { I32, machineStopping, theArena } from "../shared/arena.js";
+import { DEFINE_PER_CPU, F64, I32, machineStopping, per_cpu_ptr, theArena } from "../shared/arena.js";
 import { KernelBug, MachineStopped, reportBug } from "../shared/report.js";
+import { defineStruct } from "../shared/struct.js";
 import { SP_SPIN, sched_point } from "../sched/sched_point.js";
-import { smp_processor_id } from "../percpu/smp.js";
+import { smp_processor_id, this_cpu_ptr } from "../percpu/smp.js";
 import { heldLocksOf, lockdep_class_name, lockdepOn } from "./lockdep.js";
 
 /**
@@ -28,6 +29,97 @@ import { heldLocksOf, lockdep_class_name, lockdepOn } from "./lockdep.js";
 export const SPIN_TRIES = 4096;
 /** A sleeping waiter wakes at least this often to check machine stop and the watchdog. */
 export const WAIT_SLICE_MS = 50;
+
+/*** Lock wait time (CONFIG_LOCK_STAT's waittime, per CPU) ***/
+
+/**
+ * Per CPU: time spent waiting for contended locks — what CONFIG_LOCK_STAT sums
+ * per lock class as waittime-total, here per CPU over all classes. Only the
+ * slow path (a lock found taken) writes it, so an uncontended lock costs
+ * nothing more. Timing every spin would put a ~60 ns clock read inside each
+ * contended handoff; instead every wait counts its spin tries, one wait in
+ * {@link LOCK_WAIT_SAMPLE} is timed to price a try under the same contention,
+ * and sleeps (a futex wake is far dearer than a clock read) are always timed.
+ */
+const LOCK_WAIT_TIME = defineStruct("lock_wait_time", [
+  /** Waits that found the lock taken. */
+  { name: "waits", type: "f64", guard: "owner" },
+  /** Spin tries of every wait. */
+  { name: "spins", type: "f64", guard: "owner" },
+  /** Spin tries and their ns, of the timed waits only. */
+  { name: "timed_spins", type: "f64", guard: "owner" },
+  { name: "timed_ns", type: "f64", guard: "owner" },
+  /** ns asleep in Atomics.wait, every wait. */
+  { name: "sleep_ns", type: "f64", guard: "owner" },
+]);
+const lock_wait_time = DEFINE_PER_CPU("lock_wait_time", LOCK_WAIT_TIME);
+const LW = LOCK_WAIT_TIME.off;
+
+/** One contended wait in this many has its spin phase timed (the first of each CPU included). */
+const LOCK_WAIT_SAMPLE = 8;
+/** This thread's contended waits so far: picks the timed ones (harness state, not kernel state). */
+let waitTick = 0;
+
+/** Starts a contended wait: counts it; returns the start time if this wait is timed, else -1. */
+export function lock_wait_start(): number {
+  const p = this_cpu_ptr(lock_wait_time);
+  F64[(p + LW.waits) >> 3]++;
+  return waitTick++ % LOCK_WAIT_SAMPLE === 0 ? performance.now() : -1;
+}
+
+/** Ends a wait's spin phase after `tries` tries; `t0` is what {@link lock_wait_start} returned. */
+export function lock_wait_spun(tries: number, t0: number): void {
+  const p = this_cpu_ptr(lock_wait_time);
+  F64[(p + LW.spins) >> 3] += tries;
+  if (t0 < 0) return;
+  F64[(p + LW.timed_spins) >> 3] += tries;
+  F64[(p + LW.timed_ns) >> 3] += (performance.now() - t0) * 1e6;
+}
+
+/** Ends a wait's sleep phase, begun at `t0` (performance.now()). */
+export function lock_wait_slept(t0: number): void {
+  F64[(this_cpu_ptr(lock_wait_time) + LW.sleep_ns) >> 3] += (performance.now() - t0) * 1e6;
+}
+
+/** Lock waits of one CPU since the last {@link resetLockWaitTime}. */
+export interface LockWaitTime {
+  /** Waits that found the lock taken. */
+  readonly waits: number;
+  /** Estimated ns waiting: every spin try at the timed waits' price, plus every sleep. */
+  readonly ns: number;
+}
+
+/**
+ * Each CPU's lock waits. Read from the main thread while the CPUs are parked.
+ * The price of a try is the machine's (all CPUs' timed waits): a CPU whose few
+ * waits were none of them timed is priced like the others.
+ */
+export function lockWaitTime(): LockWaitTime[] {
+  const cpus = theArena().config.cpus;
+  const at = (cpu: number, off: number) => F64[(per_cpu_ptr(lock_wait_time, cpu) + off) >> 3]!;
+  let spins = 0;
+  let ns = 0;
+  for (let cpu = 0; cpu < cpus; cpu++) {
+    spins += at(cpu, LW.timed_spins);
+    ns += at(cpu, LW.timed_ns);
+  }
+  const perTry = spins > 0 ? ns / spins : 0;
+  return Array.from({ length: cpus }, (_, cpu) => ({
+    waits: at(cpu, LW.waits),
+    ns: at(cpu, LW.spins) * perTry + at(cpu, LW.sleep_ns),
+  }));
+}
+
+/** Zeroes every CPU's lock wait counters. Main thread, CPUs parked. */
+export function resetLockWaitTime(): void {
+  const cpus = theArena().config.cpus;
+  for (let cpu = 0; cpu < cpus; cpu++) {
+    const p = per_cpu_ptr(lock_wait_time, cpu) >> 3;
+    F64.fill(0, p, p + (LOCK_WAIT_TIME.size >> 3));
+  }
+}
+
+/*** Waiting ***/
 
 /** Names a lock and who holds it, for a watchdog report: "vmap_area_lock, held by CPU#1 (which holds: …)". */
 export type LockHolderFn = (lock: number) => string;
@@ -54,12 +146,18 @@ export function smp_cond_load_acquire(
   arg: number,
   holder: LockHolderFn,
 ): number {
+  const t0 = lock_wait_start();
   for (let i = 0; i < SPIN_TRIES; i++) {
     sched_point(SP_SPIN);
     const v = Atomics.load(I32, w);
-    if (cond(v, arg)) return v;
+    if (cond(v, arg)) {
+      lock_wait_spun(i + 1, t0);
+      return v;
+    }
   }
+  lock_wait_spun(SPIN_TRIES, t0);
   const start = Date.now();
+  const slept = performance.now();
   // Count ourselves before re-reading the word: a release after this add sees us and notifies.
   Atomics.add(I32, sl, 1);
   try {
@@ -72,6 +170,7 @@ export function smp_cond_load_acquire(
     }
   } finally {
     Atomics.sub(I32, sl, 1);
+    lock_wait_slept(slept);
   }
 }
 

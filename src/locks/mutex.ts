@@ -15,7 +15,15 @@ import { defineStruct } from "../shared/struct.js";
 import { SP_LOCK, SP_SPIN, SP_UNLOCK, sched_point } from "../sched/sched_point.js";
 import { smp_processor_id } from "../percpu/smp.js";
 import { lock_acquire, lock_release, lockdep_class, lockdepOn } from "./lockdep.js";
-import { SPIN_TRIES, WAIT_SLICE_MS, hung_task_check, lock_holder_text } from "./lock_wait.js";
+import {
+  SPIN_TRIES,
+  WAIT_SLICE_MS,
+  hung_task_check,
+  lock_holder_text,
+  lock_wait_slept,
+  lock_wait_spun,
+  lock_wait_start,
+} from "./lock_wait.js";
 import { might_sleep } from "./might_sleep.js";
 
 /** struct mutex (the futex word stands in for owner/wait_lock/wait_list) + dep_map. */
@@ -50,16 +58,23 @@ function mutex_holder(lock: number): string {
 /** __mutex_lock_slowpath (v4.19, futex-style): spin while the owner likely runs, then sleep on the word. */
 function __mutex_lock_slowpath(lock: number): void {
   const w = lock >> 2;
+  const t0 = lock_wait_start();
   for (let i = 0; i < SPIN_TRIES; i++) {
     sched_point(SP_SPIN);
-    if (Atomics.load(I32, w) === 0 && Atomics.compareExchange(I32, w, 0, 1) === 0) return;
+    if (Atomics.load(I32, w) === 0 && Atomics.compareExchange(I32, w, 0, 1) === 0) {
+      lock_wait_spun(i + 1, t0);
+      return;
+    }
   }
+  lock_wait_spun(SPIN_TRIES, t0);
   const start = Date.now();
+  const slept = performance.now();
   // Mark the mutex slept-on (2) before sleeping; taking it this way leaves 2, costing one spare wake at unlock.
   while (Atomics.exchange(I32, w, 2) !== 0) {
     Atomics.wait(I32, w, 2, WAIT_SLICE_MS);
     hung_task_check(lock, start, mutex_holder);
   }
+  lock_wait_slept(slept);
 }
 
 /** mutex_lock (v4.19): may sleep until the mutex is free. */

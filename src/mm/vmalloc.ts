@@ -25,6 +25,24 @@ import { ksym, ksym_name } from "../shared/kallsyms.js";
 import { formatKaddr, type Layout } from "../shared/layouts.js";
 import { KernelBug, reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
+import {
+  EV_PURGE_FLUSH,
+  EV_PURGE_VMAP_AREA_LAZY,
+  EV_VFREE,
+  EV_VMALLOC,
+  EV_VMALLOC_RET,
+  EV_VMAP_AREA_LOCK,
+  EV_VUNMAP,
+  LK_ALLOC_VMAP_AREA,
+  LK_FIND_VMAP_AREA,
+  LK_FREE_VMAP_AREA,
+  LK_PURGE,
+  LK_REMOVE_VM_AREA,
+  LK_SETUP_VMALLOC_VM,
+  LK_VREAD,
+  LK_VWRITE,
+  trace_event,
+} from "../shared/events.js";
 import { SP_SLEEP, sched_point } from "../sched/sched_point.js";
 import { INIT_LIST_HEAD, LIST_HEAD, list_add_rcu, list_del_rcu, list_is_last, list_next } from "../lib/list.js";
 import { LLIST_HEAD, LLIST_NODE, init_llist_head, llist_add, llist_del_all, llist_next } from "../lib/llist.js";
@@ -148,15 +166,16 @@ const VA_END = VA.va_end;
 const VA_FLAGS = VA.flags;
 const RB_LEFT = RB_NODE.off.rb_left;
 const RB_RIGHT = RB_NODE.off.rb_right;
-const va_start = (va: number) => F64[(va + VA_START) >> 3]!;
-const va_end = (va: number) => F64[(va + VA_END) >> 3]!;
-const va_flags = (va: number) => I32[(va + VA_FLAGS) >> 2]!;
-const va_vm = (va: number) => I32[(va + VA.vm) >> 2]!;
-const vm_addr = (vm: number) => F64[(vm + VM.addr) >> 3]!;
-const vm_size = (vm: number) => F64[(vm + VM.size) >> 3]!;
-const vm_flags = (vm: number) => I32[(vm + VM.flags) >> 2]!;
-const vm_pages = (vm: number) => F64[(vm + VM.pages) >> 3]!;
-const vm_nr_pages = (vm: number) => I32[(vm + VM.nr_pages) >> 2]!;
+/* Field accessors of vmap_area and vm_struct (also the checker's). */
+export const va_start = (va: number) => F64[(va + VA_START) >> 3]!;
+export const va_end = (va: number) => F64[(va + VA_END) >> 3]!;
+export const va_flags = (va: number) => I32[(va + VA_FLAGS) >> 2]!;
+export const va_vm = (va: number) => I32[(va + VA.vm) >> 2]!;
+export const vm_addr = (vm: number) => F64[(vm + VM.addr) >> 3]!;
+export const vm_size = (vm: number) => F64[(vm + VM.size) >> 3]!;
+export const vm_flags = (vm: number) => I32[(vm + VM.flags) >> 2]!;
+export const vm_pages = (vm: number) => F64[(vm + VM.pages) >> 3]!;
+export const vm_nr_pages = (vm: number) => I32[(vm + VM.nr_pages) >> 2]!;
 
 /** get_vm_area_size (v4.19): the area's size without its guard page. */
 export function get_vm_area_size(vm: number): number {
@@ -313,6 +332,17 @@ onSetCurrentCpu(() => {
   LIST = vmap_area_list.ptr;
 });
 
+/* Deliberate bugs (src/mm/inject.ts), read once per arena: off, each hook is one branch on a false flag. */
+let injectNoVmapAreaLock = false;
+let injectNoPurgeFlush = false;
+let injectIrqVfreeNotDeferred = false;
+onSetCurrentCpu(() => {
+  const inject = theArena().config.inject;
+  injectNoVmapAreaLock = inject.includes("no-vmap-area-lock");
+  injectNoPurgeFlush = inject.includes("no-purge-flush");
+  injectIrqVfreeNotDeferred = inject.includes("irq-vfree-not-deferred");
+});
+
 /** __find_vmap_area (v4.19): the area containing `addr`; vmap_area_lock held. */
 function __find_vmap_area(addr: number): number {
   const f64 = F64;
@@ -378,22 +408,25 @@ export function alloc_vmap_area(
   const va = kmalloc(VMAP_AREA.size, gfpMask & GFP_RECLAIM_MASK);
   if (!va) return -ENOMEM;
 
+  // inject "no-vmap-area-lock": the search and the insert run without the lock.
+  const locked = !injectNoVmapAreaLock;
   for (let purged = false; ; purged = true) {
-    spin_lock(LOCK);
+    if (locked) spin_lock(LOCK);
     const addr = __alloc_vmap_area_search(size, align, vstart, vend);
+    if (locked) trace_event(EV_VMAP_AREA_LOCK, LK_ALLOC_VMAP_AREA, addr);
     if (addr >= 0) {
       F64[(va + VA.va_start) >> 3] = addr;
       F64[(va + VA.va_end) >> 3] = addr + size;
       I32[(va + VA.flags) >> 2] = 0;
       __insert_vmap_area(va);
       I32[FVC] = va + RB;
-      spin_unlock(LOCK);
+      if (locked) spin_unlock(LOCK);
       if (addr % align || addr < vstart || addr + size > vend)
         throw new KernelBug(`kernel BUG at mm/vmalloc.c: alloc_vmap_area: ${hexKaddr(addr)} outside its bounds`);
       return va;
     }
     /* overflow: */
-    spin_unlock(LOCK);
+    if (locked) spin_unlock(LOCK);
     if (purged) break;
     purge_vmap_area_lazy();
   }
@@ -499,6 +532,7 @@ function __free_vmap_area(va: number): void {
 /** free_vmap_area (v4.19): free a region of KVA allocated by alloc_vmap_area. */
 export function free_vmap_area(va: number): void {
   spin_lock(LOCK);
+  trace_event(EV_VMAP_AREA_LOCK, LK_FREE_VMAP_AREA, va_start(va));
   __free_vmap_area(va);
   spin_unlock(LOCK);
 }
@@ -570,9 +604,12 @@ export function __purge_vmap_area_lazy(start: number, end: number): boolean {
   }
   if (!do_free) return false;
 
-  flush_tlb_kernel_range(start, end);
+  // inject "no-purge-flush": the areas go back to the allocator with their translations still cached.
+  trace_event(EV_PURGE_FLUSH, start, end);
+  if (!injectNoPurgeFlush) flush_tlb_kernel_range(start, end);
 
   spin_lock(LOCK);
+  trace_event(EV_VMAP_AREA_LOCK, LK_PURGE, 0);
   for (let n = valist, next: number; n !== 0; n = next) {
     next = llist_next(n);
     const va = n - VA.purge_list;
@@ -595,6 +632,7 @@ export function try_purge_vmap_area_lazy(): void {
 
 /** purge_vmap_area_lazy (v4.19): purge the fragmented vmap blocks and every lazily freed area. */
 export function purge_vmap_area_lazy(): void {
+  trace_event(EV_PURGE_VMAP_AREA_LAZY, 0, 0);
   mutex_lock(vmap_purge_lock.ptr);
   purge_fragmented_blocks_allcpus();
   __purge_vmap_area_lazy(Number.POSITIVE_INFINITY, 0);
@@ -623,6 +661,7 @@ export function free_unmap_vmap_area(va: number): void {
 /** find_vmap_area (v4.19): the vmap_area containing `addr`, 0 when none. */
 export function find_vmap_area(addr: number): number {
   spin_lock(LOCK);
+  trace_event(EV_VMAP_AREA_LOCK, LK_FIND_VMAP_AREA, addr);
   const va = __find_vmap_area(addr);
   spin_unlock(LOCK);
   return va;
@@ -811,6 +850,7 @@ export function map_vm_area(area: number, prot: Pgprot, pages: number): number {
 /** setup_vmalloc_vm (v4.19): tie `vm` to `va`. */
 function setup_vmalloc_vm(vm: number, va: number, flags: number, caller: number): void {
   spin_lock(LOCK);
+  trace_event(EV_VMAP_AREA_LOCK, LK_SETUP_VMALLOC_VM, va_start(va));
   I32[(vm + VM.flags) >> 2] = flags;
   F64[(vm + VM.addr) >> 3] = va_start(va);
   F64[(vm + VM.size) >> 3] = va_end(va) - va_start(va);
@@ -920,6 +960,7 @@ export function remove_vm_area(addr: number): number {
     const vm = va_vm(va);
 
     spin_lock(LOCK);
+    trace_event(EV_VMAP_AREA_LOCK, LK_REMOVE_VM_AREA, addr);
     I32[(va + VA.vm) >> 2] = 0;
     I32[(va + VA.flags) >> 2] = (va_flags(va) & ~VM_VM_AREA) | VM_LAZY_FREE;
     spin_unlock(LOCK);
@@ -1014,12 +1055,15 @@ export function vfree_atomic(addr: number): void {
 export function vfree(addr: number): void {
   bug_on_in_nmi("vfree");
   if (!addr) return;
-  if (in_interrupt()) __vfree_deferred(addr);
+  trace_event(EV_VFREE, addr, preempt_count());
+  // inject "irq-vfree-not-deferred": interrupt context frees at once, as process context does.
+  if (in_interrupt() && !injectIrqVfreeNotDeferred) __vfree_deferred(addr);
   else __vunmap(addr, 1);
 }
 
 /** vunmap (v4.19): release a mapping obtained by vmap(); not in interrupt context. */
 export function vunmap(addr: number): void {
+  trace_event(EV_VUNMAP, addr, 0);
   if (in_interrupt()) throw new KernelBug("kernel BUG at mm/vmalloc.c: vunmap: in_interrupt()");
   might_sleep();
   if (addr) __vunmap(addr, 0);
@@ -1131,6 +1175,7 @@ export function __vmalloc_node_range(
   caller?: number,
 ): number {
   const real_size = size;
+  trace_event(EV_VMALLOC, size, align);
   size = PAGE_ALIGN(size);
   if (size && size / PAGE_SIZE <= totalram_pages()) {
     const area = __get_vm_area_node(
@@ -1152,11 +1197,13 @@ export function __vmalloc_node_range(
        * fully initialized, so remove this flag here.
        */
       clear_vm_uninitialized_flag(area);
+      trace_event(EV_VMALLOC_RET, addr, 0);
       return addr;
     }
   }
   /* fail: */
   warn_alloc(gfpMask, `vmalloc: allocation failure: ${real_size} bytes`);
+  trace_event(EV_VMALLOC_RET, 0, 0);
   return 0;
 }
 
@@ -1317,6 +1364,7 @@ export function vread(buf: Uint8Array, addr: number, count: number): number {
   let at = 0;
 
   spin_lock(LOCK);
+  trace_event(EV_VMAP_AREA_LOCK, LK_VREAD, addr);
   finished: for (let e = list_next(LIST); e !== LIST && count; e = list_next(e)) {
     const va = e - LST;
     if (!(va_flags(va) & VM_VM_AREA)) continue;
@@ -1357,6 +1405,7 @@ export function vwrite(buf: Uint8Array, addr: number, count: number): number {
   let copied = 0;
 
   spin_lock(LOCK);
+  trace_event(EV_VMAP_AREA_LOCK, LK_VWRITE, addr);
   finished: for (let e = list_next(LIST); e !== LIST && count; e = list_next(e)) {
     const va = e - LST;
     if (!(va_flags(va) & VM_VM_AREA)) continue;

@@ -29,6 +29,13 @@
 import { DEFINE_GLOBAL, DEFINE_PER_CPU, F64, I32, theArena } from "../shared/arena.js";
 import { PAGE_SHIFT, PAGE_SIZE, layoutOf } from "../shared/config.js";
 import { formatKaddr, type Layout } from "../shared/layouts.js";
+import {
+  EV_VM_MAP_RAM,
+  EV_VM_MAP_RAM_RET,
+  EV_VM_UNMAP_ALIASES,
+  EV_VM_UNMAP_RAM,
+  trace_event,
+} from "../shared/events.js";
 import { KernelBug, reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { onSetCurrentCpu, per_cpu_ptr, smp_processor_id, this_cpu_ptr } from "../percpu/smp.js";
@@ -475,6 +482,7 @@ function vb_free(addr: number, size: number): void {
  * (v5.2 split it into _vm_unmap_aliases(start, end, flush); v4.19 has this one.)
  */
 export function vm_unmap_aliases(): void {
+  trace_event(EV_VM_UNMAP_ALIASES, 0, 0);
   let start = Number.POSITIVE_INFINITY; // ULONG_MAX
   let end = 0;
   let flush = false;
@@ -521,6 +529,7 @@ function bug_on(cond: boolean, what: string): void {
 export function vm_unmap_ram(mem: number, count: number): void {
   const size = (count >>> 0) * PAGE_SIZE;
   const addr = mem;
+  trace_event(EV_VM_UNMAP_RAM, mem, count);
 
   might_sleep();
   bug_on(!addr, "!addr");
@@ -546,6 +555,7 @@ export function vm_unmap_ram(mem: number, count: number): void {
  * no vm_struct and no guard page). Returns the kaddr, or 0 (NULL) on failure.
  */
 export function vm_map_ram(pages: number, count: number, node: number, prot: Pgprot): number {
+  trace_event(EV_VM_MAP_RAM, count, 0);
   const size = (count >>> 0) * PAGE_SIZE;
   let addr: number;
   let mem: number;
@@ -565,6 +575,7 @@ export function vm_map_ram(pages: number, count: number, node: number, prot: Pgp
     vm_unmap_ram(mem, count);
     return 0;
   }
+  trace_event(EV_VM_MAP_RAM_RET, mem, count);
   return mem;
 }
 

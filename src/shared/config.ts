@@ -1,5 +1,6 @@
 /** Machine configuration: immutable once the machine boots; every CPU gets a copy. */
 import { LAYOUTS, type Layout, type LayoutName } from "./layouts.js";
+import { INJECT_NAMES, type InjectName, isInjectName } from "../mm/inject.js";
 
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
@@ -26,6 +27,8 @@ export interface MachineConfig {
    * point (SP_OP), "explicit" only through run_pending_work / flush_work / flush_scheduled_work. @defaultValue "auto"
    */
   readonly workqueue: "auto" | "explicit";
+  /** Deliberate bugs switched on (src/mm/inject.ts), for proving that stress runs catch them. @defaultValue [] */
+  readonly inject: readonly InjectName[];
 }
 
 export const DEFAULT_CONFIG: MachineConfig = {
@@ -37,6 +40,7 @@ export const DEFAULT_CONFIG: MachineConfig = {
   watchdogMs: 10_000,
   irqRate: 0,
   workqueue: "auto",
+  inject: [],
 };
 
 /** Largest machine: record pointers are int32 byte offsets, so the arena stays below 2 GiB. */
@@ -57,7 +61,11 @@ export function makeConfig(over: Partial<MachineConfig> = {}): MachineConfig {
   if (!(c.irqRate >= 0 && c.irqRate <= 1)) throw new RangeError(`irqRate must be in 0..1, got ${c.irqRate}`);
   if (c.workqueue !== "auto" && c.workqueue !== "explicit")
     throw new RangeError(`workqueue must be "auto" or "explicit", got ${c.workqueue}`);
-  return c;
+  for (const name of c.inject)
+    if (!isInjectName(name))
+      throw new RangeError(`unknown injection ${name}; expected one of ${INJECT_NAMES.join(", ")}`);
+  // The default's own empty list, so that a rerun command line leaves --inject out.
+  return c.inject.length === 0 ? { ...c, inject: DEFAULT_CONFIG.inject } : c;
 }
 
 export function layoutOf(c: MachineConfig): Layout {

@@ -4,6 +4,7 @@
  * counted in the arena, so the main thread sees the total live.
  */
 import { countReport } from "./arena.js";
+import { trace_report } from "./events.js";
 import { smp_processor_id } from "../percpu/smp.js";
 
 export type ReportKind = "WARN" | "lockdep" | "fault" | "stale-tlb" | "rcu" | "soft-lockup" | "bad-page" | "slab";
@@ -20,7 +21,7 @@ let pending: Report[] = [];
 export function reportBug(kind: ReportKind, text: string): Report {
   const r = { kind, cpu: smp_processor_id(), text };
   pending.push(r);
-  countReport();
+  trace_report(kind, text, countReport());
   return r;
 }
 

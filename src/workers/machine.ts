@@ -37,6 +37,13 @@ function cpuWorkerUrl(): URL {
   return dist;
 }
 
+/**
+ * The hard-lockup watchdog's threshold: after the machine stopped, every CPU
+ * unwinds at its next sched point (4096 points at most); one that has not
+ * answered this long after the stop is looping without any.
+ */
+export const HARD_LOCKUP_MS = 2000;
+
 interface Cpu {
   readonly worker: Worker;
   readonly api: Comlink.Remote<CpuApi>;
@@ -91,11 +98,37 @@ export class Machine {
     if (this.down) throw new Error("machine is shut down");
     // An idle CPU does not keep the process alive; one running a workload does.
     if (c.inFlight++ === 0) c.worker.ref();
+    const lockup = this.watchHardLockup(cpu, c);
     try {
-      return await Promise.race([c.api.run(name, args), c.dead]);
+      return await Promise.race([c.api.run(name, args), c.dead, lockup.result]);
     } finally {
+      lockup.cancel();
       if (--c.inFlight === 0) c.worker.unref();
     }
+  }
+
+  /**
+   * The hard-lockup watchdog (kernel/watchdog_hld.c's role) of one call: a
+   * CPU still running HARD_LOCKUP_MS after the machine stopped walks
+   * something forever (a list or tree a race corrupted into a cycle) without
+   * a sched point. Its worker is terminated and the call answers with the
+   * lockup, so a run whose kernel loops still ends.
+   */
+  private watchHardLockup(cpu: number, c: Cpu): { result: Promise<WorkResult>; cancel: () => void } {
+    let timer: NodeJS.Timeout | undefined;
+    const result = new Promise<WorkResult>((resolve) => {
+      let stoppedAt = 0;
+      timer = setInterval(() => {
+        if (!machineStopping()) return;
+        stoppedAt ||= performance.now();
+        if (performance.now() - stoppedAt < HARD_LOCKUP_MS) return;
+        clearInterval(timer);
+        void c.worker.terminate();
+        const message = `watchdog: Watchdog detected hard LOCKUP on cpu ${cpu}: no sched point ${HARD_LOCKUP_MS} ms after the machine stopped`;
+        resolve({ ok: false, error: { name: "HardLockup", message }, reports: [] });
+      }, 100);
+    });
+    return { result, cancel: () => clearInterval(timer) };
   }
 
   private settle(cpu: number, r: WorkResult): unknown {

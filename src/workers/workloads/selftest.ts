@@ -3,6 +3,7 @@ import { DEFINE_GLOBAL, I32 } from "../../shared/arena.js";
 import { KernelBug } from "../../shared/report.js";
 import { defineStruct } from "../../shared/struct.js";
 import { DEFINE_SPINLOCK, spin_lock, spin_unlock } from "../../locks/spinlock.js";
+import { LIST_HEAD, list_next } from "../../lib/list.js";
 import { defineWorkload } from "../workload.js";
 
 const counter_lock = DEFINE_SPINLOCK("selftest_counter_lock");
@@ -25,4 +26,22 @@ defineWorkload("read_counter", () => I32[counter.ptr >> 2]);
 /** BUG(): stops the machine with a report. */
 defineWorkload("bug", (a: { message: string }) => {
   throw new KernelBug(a.message);
+});
+
+/** A list whose only entry points back at itself, not at the head: a cycle, as a race can leave one. */
+const CYCLE = defineStruct("selftest_cycle", [
+  { name: "head", type: LIST_HEAD, guard: "owner" },
+  { name: "entry", type: LIST_HEAD, guard: "owner" },
+]);
+const cycle = DEFINE_GLOBAL("selftest_cycle", CYCLE);
+
+/** Walks the cycle to its head, which it never reaches — nor a sched point: a hard lockup. */
+defineWorkload("hard_lockup", () => {
+  const head = cycle.ptr + CYCLE.off.head;
+  const entry = cycle.ptr + CYCLE.off.entry;
+  I32[(head + LIST_HEAD.off.next) >> 2] = entry;
+  I32[(entry + LIST_HEAD.off.next) >> 2] = entry;
+  let n = 0;
+  for (let e = list_next(head); e !== head; e = list_next(e)) n++;
+  return n;
 });

@@ -18,7 +18,13 @@
  *   areas leave the CPU: handed to another CPU through its handoff slot, or to
  *   this CPU's interrupt handler (vmalloc_mix_irq_handler vfree's it in hardirq
  *   context, so vfree takes the deferred path: vfree_deferred + free_work).
- * - Now and then: purge_vmap_area_lazy, vm_unmap_aliases.
+ * - Now and then: purge_vmap_area_lazy, vm_unmap_aliases, and an RCU
+ *   reader that walks vmap_area_list under rcu_read_lock with list_next_rcu
+ *   while the other CPUs insert and delete (`rcuWalk`).
+ * - Options for `vmsim stress` (src/workers/stress.ts): stutter (seeded
+ *   pauses inside operations, src/sched/stutter.ts) and fault injection
+ *   (set by the caller; a failed allocation is counted, its fail path must
+ *   free everything — the leak check at the end says whether it did).
  *
  * Every choice comes from the CPU's PRNG stream (cpuCtx.prng). The live set,
  * the handoff slots and the op counters live in the arena (per-CPU), so the
@@ -27,18 +33,22 @@
  * (Date.now() ms); the CPUs park between calls.
  */
 import { DEFINE_PER_CPU, F64, I32, U8, per_cpu_ptr, pfn_to_data, theArena } from "../../shared/arena.js";
-import { PAGE_SHIFT, PAGE_SIZE, layoutOf } from "../../shared/config.js";
+import { type MachineConfig, PAGE_SHIFT, PAGE_SIZE, layoutOf } from "../../shared/config.js";
 import { defineKernelFn } from "../../shared/functab.js";
 import { ksym } from "../../shared/kallsyms.js";
 import { formatKaddr } from "../../shared/layouts.js";
 import type { Prng } from "../../shared/prng.js";
-import { KernelBug } from "../../shared/report.js";
+import { EV_RCU_WALK, trace_event, tracing_snapshot } from "../../shared/events.js";
+import { KernelBug, MachineStopped } from "../../shared/report.js";
 import { defineStruct } from "../../shared/struct.js";
-import { SP_ATOMIC, sched_point, sched_op_point } from "../../sched/sched_point.js";
+import { SP_ATOMIC, SP_RCU, sched_point, sched_op_point } from "../../sched/sched_point.js";
+import { setStutter } from "../../sched/stutter.js";
 import { free_irq, raise_irq_on, request_irq } from "../../percpu/irq.js";
 import { smp_processor_id, this_cpu_ptr } from "../../percpu/smp.js";
 import { flush_scheduled_work } from "../../percpu/workqueue.js";
+import { rcu_read_lock, rcu_read_unlock } from "../../rcu/rcupdate.js";
 import { rcu_barrier } from "../../rcu/tree.js";
+import { list_next_rcu } from "../../lib/list.js";
 import { GFP_KERNEL, __GFP_ZERO } from "../../mm/gfp.js";
 import { __free_page, alloc_page, page_to_pfn } from "../../mm/page_alloc.js";
 import { PAGE_KERNEL } from "../../mm/pgtable.js";
@@ -49,6 +59,7 @@ import {
   VM_IOREMAP,
   VM_MAP,
   VM_NO_GUARD,
+  VMAP_AREA,
   VM_STRUCT,
   __vmalloc,
   __vmalloc_node_range,
@@ -58,6 +69,8 @@ import {
   map_vm_area,
   purge_vmap_area_lazy,
   remove_vm_area,
+  va_end,
+  va_start,
   vfree,
   vfree_atomic,
   vmalloc,
@@ -67,6 +80,7 @@ import {
   vmalloc_user,
   vmStructPage,
   vmap,
+  vmap_area_list,
   vread,
   vunmap,
   vwrite,
@@ -83,6 +97,12 @@ export const VMALLOC_MIX_IRQ = 5;
 export const MIX_MAX_LIVE = 48;
 /** PRNG stream of the mix (apart from the other workloads' streams of the same CPU). */
 const MIX_STREAM = 0x3a1;
+/** PRNG stream of the CPU's stutter: its pauses do not shift the mix's own draws. */
+const STUTTER_STREAM = 0x3a2;
+/** Chance per operation of an RCU walk of vmap_area_list, unless the caller says otherwise. */
+export const MIX_RCU_WALK = 0.005;
+/** An RCU walk longer than this is a cycle in vmap_area_list. */
+const RCU_WALK_MAX = 1 << 22;
 
 /** What the mix counts, one counter each: the API calls, checks and failures. */
 export const MIX_OPS = [
@@ -111,6 +131,7 @@ export const MIX_OPS = [
   "vwrite",
   "vmalloc_to_page",
   "find_vm_area",
+  "rcu walk",
   "purge_vmap_area_lazy",
   "vm_unmap_aliases",
   "allocation failed",
@@ -142,6 +163,7 @@ const OP_VREAD = op("vread");
 const OP_VWRITE = op("vwrite");
 const OP_VMALLOC_TO_PAGE = op("vmalloc_to_page");
 const OP_FIND_VM_AREA = op("find_vm_area");
+const OP_RCU_WALK = op("rcu walk");
 const OP_PURGE = op("purge_vmap_area_lazy");
 const OP_UNMAP_ALIASES = op("vm_unmap_aliases");
 const OP_FAILED = op("allocation failed");
@@ -550,6 +572,42 @@ function access(cpuArea: number, r: Prng, a: number): void {
   }
 }
 
+/*** RCU readers ***/
+
+/**
+ * An RCU reader of vmap_area_list, as get_vmalloc_info walked it (v4.2:
+ * rcu_read_lock + list_for_each_entry_rcu) while other CPUs insert with
+ * list_add_rcu and delete with list_del_rcu + kfree_rcu. What a reader may
+ * rely on: every entry it reaches is an initialized area (published before
+ * the link to it), not yet freed (its grace period waits for this reader),
+ * and the list is address-sorted — a deleted entry keeps its `next`, which
+ * only ever points to a higher area — so the areas it sees come in
+ * increasing order without overlap. A violation is BUG(): a broken list.
+ */
+function rcuWalk(cpuArea: number): void {
+  const head = vmap_area_list.ptr;
+  let prevEnd = Number.NEGATIVE_INFINITY;
+  let n = 0;
+  rcu_read_lock();
+  for (let e = list_next_rcu(head); e !== head; e = list_next_rcu(e)) {
+    // Each rcu_dereference is an RCU operation: interrupts and stutter may land between two.
+    sched_point(SP_RCU);
+    const va = e - VMAP_AREA.off.list;
+    const start = va_start(va);
+    const end = va_end(va);
+    if (!(start < end) || start < prevEnd || ++n > RCU_WALK_MAX)
+      throw new KernelBug(
+        `vmalloc_mix: RCU walk of vmap_area_list: area ${n} (${va}) is ${kaddrText(start)}-${kaddrText(end)} ` +
+          `after one ending at ${Number.isFinite(prevEnd) ? kaddrText(prevEnd) : "the head"}: ` +
+          "not increasing, overlapping or empty (an entry freed or relinked under a reader)",
+      );
+    prevEnd = end;
+  }
+  rcu_read_unlock();
+  trace_event(EV_RCU_WALK, n, 0);
+  count(cpuArea, OP_RCU_WALK);
+}
+
 /*** Frees ***/
 
 function removeLive(cpuArea: number, k: number): void {
@@ -695,6 +753,20 @@ export interface VmallocMixArgs {
   readonly deadline: number;
   /** Live allocations to hold at most (≤ MIX_MAX_LIVE). @defaultValue MIX_MAX_LIVE */
   readonly maxLive?: number;
+  /** Chance per operation of an RCU walk of vmap_area_list (0: none). @defaultValue MIX_RCU_WALK */
+  readonly rcuWalk?: number;
+}
+
+/** Arguments of `vmalloc_mix_start`. */
+export interface VmallocMixStartArgs {
+  /** Chance per operation of a stutter pause inside it (src/sched/stutter.ts); 0: off. @defaultValue 0 */
+  readonly stutter?: number;
+}
+
+/** Live areas a CPU may hold: at most MIX_MAX_LIVE, fewer when many CPUs share a small memory. */
+export function maxLiveFor(config: MachineConfig): number {
+  const pages = config.memory / PAGE_SIZE;
+  return Math.max(4, Math.min(MIX_MAX_LIVE, Math.floor(pages / (config.cpus * 64))));
 }
 
 /** What a CPU reports after a call. */
@@ -707,10 +779,11 @@ export interface VmallocMixResult {
   readonly live: number;
 }
 
-/** Starts the mix on this CPU: its PRNG stream, an empty live set, zero counters. */
-defineWorkload("vmalloc_mix_start", (_a: unknown, ctx): void => {
+/** Starts the mix on this CPU: its PRNG stream, an empty live set, zero counters, stutter on or off. */
+defineWorkload("vmalloc_mix_start", (a: VmallocMixStartArgs, ctx): void => {
   me = ctx.cpu;
   rng = ctx.prng(MIX_STREAM);
+  setStutter(a.stutter ?? 0, ctx.prng(STUTTER_STREAM));
   const cpuArea = this_cpu_ptr(vmalloc_mix_cpu);
   if (I32[(cpuArea + C.nr_live) >> 2] !== 0) throw new Error("vmalloc_mix_start: the CPU still holds areas");
   F64.fill(0, (cpuArea + C.counts) >> 3, ((cpuArea + C.counts) >> 3) + MIX_OPS.length);
@@ -723,18 +796,34 @@ defineWorkload("vmalloc_mix_irq", (a: { on: boolean }): number => {
   return 0;
 });
 
-/** Runs seeded random operations until `ops` are done or the deadline passed. */
+/**
+ * Runs seeded random operations until `ops` are done or the deadline passed.
+ * A BUG on this CPU takes the event snapshot before it unwinds, so the report
+ * shows every CPU's events at the moment of the BUG.
+ */
 defineWorkload("vmalloc_mix", (args: VmallocMixArgs): VmallocMixResult => {
+  try {
+    return mixLoop(args);
+  } catch (e) {
+    if (!(e instanceof MachineStopped)) tracing_snapshot();
+    throw e;
+  }
+});
+
+function mixLoop(args: VmallocMixArgs): VmallocMixResult {
   const r = rng;
   if (r === null || smp_processor_id() !== me) throw new Error("vmalloc_mix: run vmalloc_mix_start first");
   const cpuArea = this_cpu_ptr(vmalloc_mix_cpu);
   const maxLive = Math.min(args.maxLive ?? MIX_MAX_LIVE, MIX_MAX_LIVE);
+  const walk = args.rcuWalk ?? MIX_RCU_WALK;
   let done = 0;
   while (done < args.ops && ((done & 15) !== 0 || Date.now() < args.deadline)) {
     takeIncoming(cpuArea);
     const live = I32[(cpuArea + C.nr_live) >> 2]!;
     const x = r.next();
-    if (x < 0.002) {
+    // Drawn only when walks are on, so a run without them makes the choices it always made.
+    if (walk > 0 && r.chance(walk)) rcuWalk(cpuArea);
+    else if (x < 0.002) {
       purge_vmap_area_lazy();
       count(cpuArea, OP_PURGE);
     } else if (x < 0.003) {
@@ -753,7 +842,7 @@ defineWorkload("vmalloc_mix", (args: VmallocMixArgs): VmallocMixResult => {
     sched_op_point();
   }
   return { counts: countsOf(cpuArea), ops: done, live: I32[(cpuArea + C.nr_live) >> 2]! };
-});
+}
 
 /**
  * Ends the mix on this CPU: frees every area it holds and the areas handed to

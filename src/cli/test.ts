@@ -1,0 +1,383 @@
+/**
+ * `vmsim test`: the kernel's lib/test_vmalloc.c on vmsim's CPUs
+ * (src/workers/workloads/test_vmalloc.ts), with the module's parameters
+ * (--nr-threads, --test-repeat-count, --test-loop-count, --run-test-mask,
+ * --sequential-test-order, --nr-pages) and test_vmalloc.sh's presets
+ * (--mode performance|stress|smoke).
+ *
+ * The main thread plays do_concurrent_test: it hands worker N (the kthread
+ * vmalloc_test/N) to CPU N mod --cpus, lets them go together, waits, and
+ * prints the module's lines — for each worker a Summary line per selected
+ * test, then "All test took worker<N>=<cycles> cycles", where a cycle is one
+ * nanosecond of the worker's wall-clock time. Then, as the module's unload
+ * would not: the RCU callbacks, deferred vfrees and lazy purges the tests
+ * left behind run, every invariant checker runs, and the memory is compared
+ * with what it was before the tests (the leak check). One SUMMARY line ends
+ * the output. Exit status 0 when every test but the expected failure passed,
+ * no report (WARN, lockdep, fault …) was raised and the checks found nothing.
+ */
+import cliProgress from "cli-progress";
+import { type Command, Option } from "commander";
+import type { MachineConfig } from "../shared/config.js";
+import type { Report } from "../shared/report.js";
+import { checkMachine } from "../check/index.js";
+import { memorySnapshot } from "../check/leak.js";
+import { pcpuChunkCensus, pcpu_nr_pages } from "../mm/percpu_chunk.js";
+import { Machine, MachineError } from "../workers/machine.js";
+import {
+  TEST_CASE_ARRAY,
+  type TestReport,
+  type TestVmallocCase,
+  type VmallocTestParams,
+  type VmallocTestWorker,
+  resetTestVmallocProgress,
+  testVmallocProgress,
+} from "../workers/workloads/test_vmalloc.js";
+import { plural } from "./format.js";
+import { describeMachine, formatMachineInfo } from "./info.js";
+import {
+  type CliOption,
+  TEST_MACHINE_OPTIONS,
+  TEST_OPTIONS,
+  type TestMode,
+  type TestOptions,
+  commandLineOf,
+  readOptions,
+} from "./options.js";
+
+/** test_vmalloc.sh's templates (PERF_PARAM, STRESS_PARAM, SMOKE_PARAM), as option values. */
+export const TEST_PRESETS: Readonly<Record<TestMode, Partial<TestOptions>>> = {
+  manual: {},
+  // "It runs all test cases on one single CPU with sequential order": one worker, as the module's nr_threads=0 gives.
+  performance: { sequentialTestOrder: true, testRepeatCount: 3, nrThreads: 1 },
+  // nr_threads=$NUM_CPUS
+  stress: { nrThreads: 0, testRepeatCount: 20 },
+  smoke: { testLoopCount: 10_000, testRepeatCount: 10 },
+};
+
+/** A run of `vmsim test`, resolved: the module's parameters and what reruns it. */
+export interface TestRunOptions {
+  readonly mode: TestMode;
+  /** nr_threads, resolved: workers (≥ 1). */
+  readonly nrThreads: number;
+  readonly params: VmallocTestParams;
+  /** The command line that reruns this test. */
+  readonly rerun: string;
+}
+
+/**
+ * The run `cmd`'s flags ask for: the preset of --mode, overridden by every
+ * test flag given on the command line; nr_threads 0 becomes one per CPU.
+ */
+export function testRunOf(cmd: Command, config: MachineConfig): TestRunOptions {
+  const raw = readOptions(cmd, TEST_OPTIONS);
+  const keys = Object.keys(TEST_OPTIONS) as (keyof TestOptions)[];
+  const given = keys.filter(
+    (k) => cmd.getOptionValueSource(new Option(TEST_OPTIONS[k].flags).attributeName()) === "cli",
+  );
+  const o: TestOptions = { ...raw, ...TEST_PRESETS[raw.mode] };
+  for (const k of given) Object.assign(o, { [k]: raw[k] });
+
+  // The rerun repeats the flags given, even one that equals its default: it overrides the preset.
+  const flags: string[] = [];
+  for (const k of given) {
+    const spec = TEST_OPTIONS[k] as CliOption<unknown>;
+    flags.push(spec.flags.split(" ")[0]!);
+    if (spec.parse) flags.push((spec.format ?? String)(raw[k]));
+  }
+  return {
+    mode: o.mode,
+    nrThreads: o.nrThreads === 0 ? config.cpus : o.nrThreads,
+    params: {
+      testRepeatCount: o.testRepeatCount,
+      testLoopCount: o.testLoopCount,
+      runTestMask: o.runTestMask,
+      sequentialTestOrder: o.sequentialTestOrder,
+      nrPages: o.nrPages,
+    },
+    rerun: ["vmsim", "test", ...commandLineOf(TEST_MACHINE_OPTIONS, config), ...flags].join(" "),
+  };
+}
+
+/** `vmsim test --help`'s epilogue: the table of tests, what the output means, the exit status. */
+export const TEST_HELP = [
+  "",
+  "The tests, in lib/test_vmalloc.c's table order (run_test_mask bit = 1 << index):",
+  ...TEST_CASE_ARRAY.map(
+    (c, i) =>
+      `  ${`0x${(1 << i).toString(16).padStart(3, "0")}`}  ${c.name}${c.xfail ? " (meant to fail: counted as xfailed)" : ""}`,
+  ),
+  "",
+  "Output: for each worker the module's lines, 'Summary: <test> passed: N failed: N xfailed: N repeat: N",
+  "loops: N avg: N usec' per selected test and 'All test took worker<N>=<cycles> cycles', where a cycle is one",
+  "nanosecond of the worker's wall-clock time (process.hrtime on its CPU's thread, from the start line to the",
+  "end of its last test); then the checks after the run and one 'SUMMARY {json}' line.",
+  "Exit status: 0 when every test but align_shift_alloc_test passed, no report was raised and the checks",
+  "found no leak and no broken invariant; 1 otherwise; 2 for bad arguments.",
+].join("\n");
+
+/** Per test, all workers together, in the SUMMARY line. */
+export interface TestCaseSummary {
+  readonly test: TestVmallocCase;
+  readonly passed: number;
+  readonly failed: number;
+  readonly xfailed: number;
+  /** The workers' "avg: … usec", averaged. */
+  readonly avgUsec: number;
+}
+
+/** The last line, after `SUMMARY `: what tools parse. */
+export interface TestSummary {
+  readonly command: "test";
+  readonly ok: boolean;
+  readonly mode: TestMode;
+  readonly cpus: number;
+  readonly layout: string;
+  readonly memory: number;
+  readonly seed: number;
+  readonly lockdep: boolean;
+  readonly nrThreads: number;
+  readonly params: VmallocTestParams;
+  /** Wall time of the tests (the module's run), ms. */
+  readonly durationMs: number;
+  /** The selected tests, in table order. */
+  readonly tests: readonly TestCaseSummary[];
+  readonly passed: number;
+  readonly failed: number;
+  readonly xfailed: number;
+  /** Each worker: its CPU, its cycles (ns) and its Summary figures. */
+  readonly workers: readonly {
+    readonly worker: number;
+    readonly cpu: number;
+    readonly cycles: number;
+    readonly tests: readonly { test: TestVmallocCase; passed: number; failed: number; xfailed: number; usec: number }[];
+  }[];
+  /** Reports that fail the run, and align_shift_alloc_test's expected allocation warnings. */
+  readonly reports: number;
+  readonly expectedReports: number;
+  /** The leak check's page arithmetic; null when the run stopped before it. */
+  readonly leak: {
+    readonly freeStart: number;
+    readonly freeEnd: number;
+    readonly pagetableDelta: number;
+    readonly slabDelta: number;
+    readonly percpuDelta: number;
+    readonly leakedPages: number;
+  } | null;
+  readonly failures: readonly string[];
+  readonly rerun: string;
+}
+
+function progressBar(): cliProgress.SingleBar | null {
+  if (!process.stderr.isTTY) return null;
+  return new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      format:
+        "  test_vmalloc [{bar}] {percentage}% | ETA {eta_formatted} | {value}/{total} test runs | {failed} failed",
+      hideCursor: true,
+      clearOnComplete: true,
+      etaBuffer: 20,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+}
+
+/** Progress bar refresh. */
+const PROGRESS_MS = 250;
+
+function formatReport(r: Report, during: string): string {
+  return `[CPU${r.cpu}] ${r.kind} during ${during}: ${r.text}`;
+}
+
+/** The module's parameters as modprobe takes them: run_test_mask in hex, booleans as 0/1. */
+function paramLine(nrThreads: number, p: VmallocTestParams): string {
+  return (
+    `nr_threads=${nrThreads} sequential_test_order=${p.sequentialTestOrder ? 1 : 0} ` +
+    `test_repeat_count=${p.testRepeatCount} test_loop_count=${p.testLoopCount} ` +
+    `run_test_mask=0x${p.runTestMask.toString(16)} nr_pages=${p.nrPages}`
+  );
+}
+
+/** Boots the machine, runs the test, prints it; resolves to the exit code (0 ok, 1 a failure). */
+export async function runTest(config: MachineConfig, opts: TestRunOptions): Promise<number> {
+  const m = await Machine.boot(config);
+  const { params, nrThreads } = opts;
+  const selected = TEST_CASE_ARRAY.map((c, i) => ({ ...c, index: i })).filter(
+    (c) => (params.runTestMask >>> c.index) & 1,
+  );
+  const workersOf = Array.from({ length: config.cpus }, () => [] as number[]);
+  for (let w = 0; w < nrThreads; w++) workersOf[w % config.cpus]!.push(w);
+  const busyCpus = workersOf.flatMap((ws, cpu) => (ws.length > 0 ? [cpu] : []));
+
+  console.log(formatMachineInfo(describeMachine(m.arena))[0]);
+  console.log(
+    `test_vmalloc: mode ${opts.mode}, ${plural(nrThreads, "worker")} on ${plural(busyCpus.length, "CPU")}` +
+      (nrThreads > config.cpus ? " (workers sharing a CPU take turns)" : "") +
+      `: ${paramLine(nrThreads, params)}`,
+  );
+  console.log(`  tests: ${selected.map((c) => c.name).join(", ")}`);
+  console.log("");
+
+  const failures: string[] = [];
+  const workers: VmallocTestWorker[] = [];
+  let durationMs = 0;
+  let leak: TestSummary["leak"] = null;
+  let afterLine = "";
+  const bar = progressBar();
+  try {
+    const start = memorySnapshot();
+    const percpuStart = pcpu_nr_pages();
+    resetTestVmallocProgress();
+    bar?.start(nrThreads * selected.length * params.testRepeatCount, 0, { failed: 0 });
+    const tick = setInterval(() => {
+      const p = testVmallocProgress();
+      bar?.update(p.done, { failed: p.failed });
+    }, PROGRESS_MS);
+    const t0 = performance.now();
+    const settled = await Promise.allSettled(
+      busyCpus.map((cpu) =>
+        m.run(cpu, "vmalloc_test", { workers: workersOf[cpu], participants: busyCpus.length, params }),
+      ),
+    ).finally(() => clearInterval(tick));
+    durationMs = performance.now() - t0;
+    bar?.stop();
+
+    const errors: MachineError[] = [];
+    for (const s of settled) {
+      if (s.status === "fulfilled") workers.push(...(s.value as VmallocTestWorker[]));
+      else if (s.reason instanceof MachineError) errors.push(s.reason);
+      else throw s.reason;
+    }
+    // Name the CPU that failed first, not one that only unwound because of it.
+    const first = errors.find((e) => e.error.name !== "MachineStopped") ?? errors[0];
+    if (first !== undefined) failures.push(first.message);
+    workers.sort((a, b) => a.worker - b.worker);
+
+    if (first === undefined) {
+      await m.run(0, "test_vmalloc_cleanup");
+      failures.push(...checkMachine().map((v) => `after the test: ${v}`));
+      const end = memorySnapshot();
+      const census = pcpuChunkCensus();
+      const percpuDelta = pcpu_nr_pages() - percpuStart;
+      const pagetableDelta = end.pagetable - start.pagetable;
+      const slabDelta = end.slab - start.slab;
+      const leakedPages = start.free - end.free - pagetableDelta - slabDelta - percpuDelta;
+      leak = { freeStart: start.free, freeEnd: end.free, pagetableDelta, slabDelta, percpuDelta, leakedPages };
+      if (leakedPages !== 0)
+        failures.push(
+          `leak: ${leakedPages} pages neither free nor in page tables, slabs or percpu chunks ` +
+            `(nr_free_pages ${start.free} → ${end.free})`,
+        );
+      // The percpu allocator keeps one wholly free chunk (pcpu_balance_workfn spares the first): its area stays.
+      const areas = end.vmallocinfo.filter((l) => !l.includes(" pcpu_get_vm_areas "));
+      const boot = new Set(start.vmallocinfo);
+      const extra = areas.filter((l) => !boot.has(l));
+      if (extra.length > 0 || areas.length !== start.vmallocinfo.length)
+        failures.push(
+          `leak: /proc/vmallocinfo has ${areas.length} areas besides percpu chunks after the test, ` +
+            `${start.vmallocinfo.length} before` +
+            (extra.length > 0 ? `; first new: ${extra[0]}` : ""),
+        );
+      if (end.vmallocUsed !== start.vmallocUsed)
+        failures.push(`leak: VmallocUsed is ${end.vmallocUsed} kB after the test, ${start.vmallocUsed} kB before`);
+      if (census.inUse > 0) failures.push(`leak: ${plural(census.inUse, "percpu chunk")} still hold allocations`);
+      if (census.chunks > 1) failures.push(`percpu: ${census.chunks} free chunks left, the balance work keeps one`);
+      afterLine =
+        `after the test (RCU callbacks, deferred vfrees, percpu balance work and lazy purges run): ` +
+        `nr_free_pages ${start.free} → ${end.free} (page tables +${pagetableDelta}, slab ${slabDelta >= 0 ? "+" : ""}${slabDelta}, ` +
+        `percpu +${percpuDelta}): ${leakedPages} pages leaked; ${plural(census.chunks, "free percpu chunk")} kept`;
+    }
+  } finally {
+    bar?.stop();
+    await m.shutdown();
+  }
+
+  const reports: TestReport[] = workers.flatMap((w) => w.reports);
+  failures.push(
+    ...reports.map((r) => formatReport(r, r.test)),
+    ...m.reports.map((r) => formatReport(r, "the cleanup")),
+  );
+
+  /* The module's lines. */
+  for (const w of workers) {
+    for (const c of selected) {
+      const d = w.data[c.index]!;
+      console.log(
+        `Summary: ${d.test} passed: ${d.passed} failed: ${d.failed} xfailed: ${d.xfailed} ` +
+          `repeat: ${params.testRepeatCount} loops: ${params.testLoopCount} avg: ${d.time} usec`,
+      );
+    }
+    console.log(`All test took worker${w.worker}=${w.cycles} cycles`);
+  }
+  console.log("");
+
+  const tests: TestCaseSummary[] = selected.map((c) => {
+    const ds = workers.map((w) => w.data[c.index]!);
+    const sum = (f: (d: (typeof ds)[number]) => number) => ds.reduce((a, d) => a + f(d), 0);
+    return {
+      test: c.name,
+      passed: sum((d) => d.passed),
+      failed: sum((d) => d.failed),
+      xfailed: sum((d) => d.xfailed),
+      avgUsec: ds.length > 0 ? Math.round(sum((d) => d.time) / ds.length) : 0,
+    };
+  });
+  const total = (f: (t: TestCaseSummary) => number) => tests.reduce((a, t) => a + f(t), 0);
+  const expectedReports = workers.reduce((a, w) => a + w.expectedReports, 0);
+  for (const t of tests) if (t.failed > 0) failures.push(`${t.test} failed ${plural(t.failed, "time")}`);
+
+  console.log(`cycles: nanoseconds of each worker's wall-clock time, from the start line to the end of its last test`);
+  if (afterLine !== "") console.log(afterLine);
+  const xfailed = total((t) => t.xfailed);
+  console.log(
+    failures.length === 0
+      ? `result: ok — ${plural(
+          total((t) => t.passed),
+          "test run",
+        )} passed` +
+          (xfailed > 0
+            ? `, align_shift_alloc_test failed ${plural(xfailed, "time")} as it is meant to ` +
+              `(${plural(expectedReports, "allocation warning")}, expected)`
+            : "") +
+          "; invariants ok, nothing leaked"
+      : `result: FAILED (${plural(failures.length, "failure")}, listed on stderr)`,
+  );
+  console.log(`seed: ${config.seed}`);
+  for (const f of failures) console.error(`vmsim: FAILED: ${f}`);
+  if (failures.length > 0) console.error(`vmsim: rerun with: ${opts.rerun}`);
+
+  const summary: TestSummary = {
+    command: "test",
+    ok: failures.length === 0,
+    mode: opts.mode,
+    cpus: config.cpus,
+    layout: config.layout,
+    memory: config.memory,
+    seed: config.seed,
+    lockdep: config.lockdep,
+    nrThreads,
+    params,
+    durationMs: Math.round(durationMs),
+    tests,
+    passed: total((t) => t.passed),
+    failed: total((t) => t.failed),
+    xfailed,
+    workers: workers.map((w) => ({
+      worker: w.worker,
+      cpu: w.cpu,
+      cycles: w.cycles,
+      tests: selected.map((c) => {
+        const d = w.data[c.index]!;
+        return { test: d.test, passed: d.passed, failed: d.failed, xfailed: d.xfailed, usec: d.time };
+      }),
+    })),
+    reports: reports.length + m.reports.length,
+    expectedReports,
+    leak,
+    failures,
+    rerun: opts.rerun,
+  };
+  console.log(`SUMMARY ${JSON.stringify(summary)}`);
+  return summary.ok ? 0 : 1;
+}

@@ -1,0 +1,152 @@
+/**
+ * test_vmalloc cases (src/workers/workloads/test_vmalloc.ts) on a machine of N
+ * CPUs, every CPU running the case at once as the module's workers do: what
+ * `vmsim bench` and bench/vmalloc.ts measure.
+ *
+ * Each case runs once to warm up (JIT every CPU's path), then `repeats` times.
+ * µs per vmalloc+vfree pair is the median over repeats × CPUs of each CPU's
+ * timed loop / its pairs; pairs/s is for all CPUs together. The lock wait
+ * share is the CPUs' time in contended lock waits (src/locks/lock_wait.ts)
+ * over their time in the test, the median over repeats.
+ */
+import { MAX_MEMORY } from "../shared/config.js";
+import { lockWaitTime, resetLockWaitTime } from "../locks/lock_wait.js";
+import { setSlubDebug } from "../mm/slab.js";
+import type { TestVmallocCase, TestVmallocResult } from "./workloads/test_vmalloc.js";
+import { Machine } from "./machine.js";
+import { statsOf } from "./measure.js";
+
+const MiB = 1024 * 1024;
+
+/** How to measure. */
+export interface ScalingOptions {
+  /** The cases, by the module's names. */
+  readonly tests: readonly TestVmallocCase[];
+  /** Measured runs of each case (after one warm-up run). */
+  readonly repeats: number;
+  /** fix_size_alloc_test's test_loop_count; the other cases run a tenth (see {@link loopsFor}). */
+  readonly loops: number;
+  /** Boot with lockdep on. @defaultValue false (the kernel's figures come from production kernels) */
+  readonly lockdep?: boolean;
+  /** Physical memory of the machine. @defaultValue {@link memoryFor} */
+  readonly memory?: number;
+  /** Called after every run, warm-ups included (progress). */
+  readonly onRun?: (test: TestVmallocCase, cpus: number) => void;
+}
+
+/** One (case, CPU count) measurement. */
+export interface ScalingPoint {
+  readonly test: TestVmallocCase;
+  readonly cpus: number;
+  /** test_loop_count of the case. */
+  readonly loops: number;
+  /** µs per vmalloc+vfree pair: median over repeats × CPUs of (timed loop / pairs). */
+  readonly usPerPair: number;
+  /** 95 % relative margin of error of the mean µs per pair, percent. */
+  readonly rmePct: number;
+  readonly samples: number;
+  /** The module's figure: the whole test in µs (median over repeats × CPUs). */
+  readonly testUsec: number;
+  /** Pairs per second, all CPUs together. */
+  readonly pairsPerSec: number;
+  /** Share of the CPUs' test time spent waiting for contended locks, percent (median over repeats). */
+  readonly lockWaitPct: number;
+}
+
+/** test_loop_count of `test`: the loop count for fix_size; a tenth for cases whose pairs map ~50 pages or walk 15000 areas. */
+export function loopsFor(test: TestVmallocCase, loops: number): number {
+  return test === "fix_size_alloc_test" ? loops : Math.max(1, Math.round(loops / 10));
+}
+
+/**
+ * MiB one CPU running `test` may hold at once: long_busy_list keeps 15000
+ * one-page areas, full_fit fls(CPUs) × 8192 kept and as many junk pages,
+ * pcpu_alloc 35000 percpu objects (up to 1 KiB in every CPU's unit),
+ * kvfree_rcu up to its loop's pages until a grace period frees them; the
+ * others a few hundred pages at most.
+ */
+function mibPerCpu(test: TestVmallocCase, cpus: number, loops: number): number {
+  switch (test) {
+    case "long_busy_list_alloc_test":
+      return 64;
+    case "full_fit_alloc_test":
+      return 64 * (32 - Math.clz32(cpus)) + 16;
+    case "pcpu_alloc_test":
+      return 24 * cpus;
+    case "kvfree_rcu_1_arg_vmalloc_test":
+    case "kvfree_rcu_2_arg_vmalloc_test":
+      return 16 + Math.ceil(loopsFor(test, loops) / 256);
+    default:
+      return 16;
+  }
+}
+
+/**
+ * The memory a machine of `cpus` CPUs needs to run `tests` one after another
+ * with fix_size's loop count `loops`: 128 MiB plus the neediest test's
+ * {@link mibPerCpu} for every CPU. Throws a RangeError beyond MAX_MEMORY.
+ */
+export function memoryFor(cpus: number, tests: readonly TestVmallocCase[], loops: number): number {
+  const needs = tests.map((t) => ({ t, mib: 128 + mibPerCpu(t, cpus, loops) * cpus }));
+  const worst = needs.reduce((a, b) => (b.mib > a.mib ? b : a));
+  const memory = Math.ceil(worst.mib / 4) * 4 * MiB;
+  if (memory > MAX_MEMORY)
+    throw new RangeError(
+      `${worst.t} on ${cpus} CPUs needs ${memory / MiB} MiB; a machine has at most ${MAX_MEMORY / MiB} MiB`,
+    );
+  return memory;
+}
+
+/** Measures every case of `opts.tests` on one machine of `cpus` CPUs. Throws if a case fails or reports. */
+export async function measureTestVmalloc(cpus: number, opts: ScalingOptions): Promise<ScalingPoint[]> {
+  const memory = opts.memory ?? memoryFor(cpus, opts.tests, opts.loops);
+  // slub_debug is a boot parameter: off, as in the kernel configuration the published figures come from.
+  setSlubDebug(false);
+  const m = await Machine.boot({ cpus, seed: 1, memory, lockdep: opts.lockdep ?? false }).finally(() =>
+    setSlubDebug(true),
+  );
+  let round = 0;
+  const run = async (test: TestVmallocCase, loops: number) => {
+    resetLockWaitTime();
+    const rs = (await m.runAll("test_vmalloc", { test, loops, round: ++round })) as TestVmallocResult[];
+    if (!rs.every((r) => r.passed)) throw new Error(`${test} failed on ${cpus} CPUs`);
+    if (m.reports.length > 0) throw new Error(`${test}: ${m.reports[0]!.kind}: ${m.reports[0]!.text}`);
+    const waitNs = lockWaitTime().reduce((a, w) => a + w.ns, 0);
+    const testNs = rs.reduce((a, r) => a + r.usec * 1000, 0);
+    opts.onRun?.(test, cpus);
+    return { rs, lockWaitPct: testNs > 0 ? (100 * waitNs) / testNs : 0 };
+  };
+  try {
+    const points: ScalingPoint[] = [];
+    for (const test of opts.tests) {
+      const loops = loopsFor(test, opts.loops);
+      await run(test, Math.max(1, Math.round(loops / 10)));
+      const perPair: number[] = [];
+      const whole: number[] = [];
+      const waits: number[] = [];
+      for (let i = 0; i < opts.repeats; i++) {
+        const { rs, lockWaitPct } = await run(test, loops);
+        for (const r of rs) {
+          perPair.push(r.loopUsec / r.pairs);
+          whole.push(r.usec);
+        }
+        waits.push(lockWaitPct);
+      }
+      const s = statsOf(perPair);
+      points.push({
+        test,
+        cpus,
+        loops,
+        usPerPair: s.median,
+        rmePct: s.rmePct,
+        samples: s.samples,
+        testUsec: statsOf(whole).median,
+        pairsPerSec: (cpus * 1e6) / s.median,
+        lockWaitPct: statsOf(waits).median,
+      });
+    }
+    return points;
+  } finally {
+    await m.shutdown();
+  }
+}
