@@ -310,7 +310,7 @@ export const CAMPAIGN_OPTIONS: OptionTable<CampaignCliOptions> = {
   },
   jobs: {
     flags: "--jobs <n>",
-    description: "campaign: machines running at once (default: host cores / --cpus, at least 1)",
+    description: "campaign: machines running at once; auto = max(1, host cores / --cpus)",
     defaultValue: null,
     parse: parseInteger("jobs", 1, 256),
     format: (n) => (n === null ? "auto" : String(n)),
