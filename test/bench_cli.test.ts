@@ -3,31 +3,12 @@
  * run writes its three files with the fields tools read, and bad arguments
  * exit 2 with one line on stderr. No timing is asserted — only shape.
  */
-import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { scalingChartSvg } from "../src/cli/chart.js";
-
-const MAIN = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
-
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function vmsim(...args: string[]): Promise<Result> {
-  if (!existsSync(MAIN)) throw new Error("dist/ is missing: run `npm run build` first");
-  return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+import { vmsim } from "./helpers/vmsim.js";
 
 const out = mkdtempSync(join(tmpdir(), "vmsim-bench-"));
 afterAll(() => rmSync(out, { recursive: true, force: true }));

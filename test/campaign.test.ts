@@ -3,11 +3,9 @@
  * (pure), a real 2-seed campaign of tiny runs on the piscina pool, and merging
  * shards back into the unsharded campaign's seed set.
  */
-import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import {
@@ -20,6 +18,7 @@ import {
 } from "../src/cli/campaign.js";
 import { parseSeedRange, parseShard } from "../src/cli/options.js";
 import { makeConfig } from "../src/shared/config.js";
+import { vmsim } from "./helpers/vmsim.js";
 
 describe("seeds and shards", () => {
   it("parses seed ranges A-B and single seeds", () => {
@@ -154,18 +153,6 @@ describe("runCampaign", () => {
     expect(merged.ok).toBe(true);
   });
 });
-
-const MAIN = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
-
-function vmsim(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  if (!existsSync(MAIN)) throw new Error("dist/ is missing: run `npm run build` first");
-  return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe("vmsim stress --seeds / vmsim stress merge", () => {
   const dir = mkdtempSync(join(tmpdir(), "vmsim-campaign-"));

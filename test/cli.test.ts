@@ -3,30 +3,10 @@
  * and the bin link run it) in a child process, checked on its stdout, stderr
  * and exit status.
  */
-import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { SPINLOCK_T } from "../src/locks/spinlock.js";
 import { describeStruct } from "../src/shared/struct.js";
-
-const MAIN = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
-
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function vmsim(...args: string[]): Promise<Result> {
-  if (!existsSync(MAIN)) throw new Error("dist/ is missing: run `npm run build` first");
-  return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+import { vmsim } from "./helpers/vmsim.js";
 
 describe("vmsim info", () => {
   it.each([

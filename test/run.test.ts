@@ -5,29 +5,9 @@
  * only that work happened, every API ran, the checks passed and the report
  * has its parts.
  */
-import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { MIX_OPS } from "../src/workers/workloads/vmalloc_mix.js";
-
-const MAIN = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
-
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function vmsim(...args: string[]): Promise<Result> {
-  if (!existsSync(MAIN)) throw new Error("dist/ is missing: run `npm run build` first");
-  return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+import { vmsim } from "./helpers/vmsim.js";
 
 describe("vmsim run --duration 2s --seed 5", () => {
   it("runs the vmalloc mix on both CPUs, checks it, and ends with a SUMMARY line", async () => {

@@ -6,9 +6,6 @@
  * run is clean, a corrupted machine or a WARN fails with the full report.
  * This file is CI's short stress (a few seconds).
  */
-import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { makeConfig } from "../src/shared/config.js";
 import {
@@ -27,8 +24,7 @@ import { holdHarnessPages } from "../src/check/pages.js";
 import { vfree } from "../src/mm/vmalloc.js";
 import { runStress } from "../src/workers/stress.js";
 import { MIX_OPS } from "../src/workers/workloads/vmalloc_mix.js";
-
-const MAIN = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
+import { vmsim } from "./helpers/vmsim.js";
 
 describe("per-CPU event ring", () => {
   it("keeps the last 256 events of a CPU in order, across wraps, with full kernel addresses", () => {
@@ -140,22 +136,6 @@ describe("runStress", () => {
     await expect(runStress(makeConfig(), { ops: 0 })).rejects.toThrow(RangeError);
   });
 });
-
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function vmsim(...args: string[]): Promise<Result> {
-  if (!existsSync(MAIN)) throw new Error("dist/ is missing: run `npm run build` first");
-  return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe("vmsim stress", () => {
   it("--ops 6000 --seed 2: runs quietly off a TTY, prints the report and one SUMMARY line, exits 0", async () => {

@@ -19,9 +19,6 @@
  *
  * and a percpu pointer is the address of its copy in unit 0.
  */
-import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { makeConfig } from "../src/shared/config.js";
 import { takeReports } from "../src/shared/report.js";
@@ -49,24 +46,7 @@ import {
   vmallocinfo,
 } from "../src/mm/vmalloc.js";
 import { TEST_CASE_ARRAY } from "../src/workers/workloads/test_vmalloc.js";
-
-const MAIN = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
-
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function vmsim(...args: string[]): Promise<Result> {
-  if (!existsSync(MAIN)) throw new Error("dist/ is missing: run `npm run build` first");
-  return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+import { vmsim } from "./helpers/vmsim.js";
 
 /** The SUMMARY line's object. */
 function summaryOf(stdout: string) {
