@@ -17,3 +17,10 @@ export function writeResults(dir: string, name: string, md: string, json: unknow
   writeFileSync(join(dir, `${name}.md`), md);
   writeFileSync(join(dir, `${name}.json`), `${JSON.stringify(json, null, 2)}\n`);
 }
+
+/** A positive integer command-line value, or a RangeError naming the flag. */
+export function positiveInt(name: string, raw: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`--${name} must be a positive integer, got ${raw}`);
+  return n;
+}

@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { Machine } from "../src/workers/machine.js";
 import { workloadNames } from "../src/workers/workload.js";
 import "../src/workers/boot.js";
-import { RESULTS_DIR, type Stats, fmt, hostInfo, hostLine, statsOf, writeResults } from "./report.js";
+import { RESULTS_DIR, type Stats, fmt, hostInfo, hostLine, statsOf, writeResults, positiveInt } from "./report.js";
 
 /** One CPU count. */
 interface Point {
@@ -55,12 +55,6 @@ async function measure(cpus: number, workload: string, iters: number, repeats: n
   } finally {
     await m.shutdown();
   }
-}
-
-function positiveInt(name: string, raw: string): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`--${name} must be a positive integer, got ${raw}`);
-  return n;
 }
 
 async function main(): Promise<void> {

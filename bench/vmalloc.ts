@@ -19,7 +19,7 @@
 import { parseArgs } from "node:util";
 import { type ScalingPoint, measureTestVmalloc } from "../src/workers/scaling.js";
 import type { TestVmallocCase } from "../src/workers/workloads/test_vmalloc.js";
-import { RESULTS_DIR, fmt, hostInfo, hostLine, writeResults } from "./report.js";
+import { RESULTS_DIR, fmt, hostInfo, hostLine, writeResults, positiveInt } from "./report.js";
 
 /** The target of the vmalloc issue: a 1-page pair on 1 CPU. */
 const TARGET_US = 2;
@@ -45,12 +45,6 @@ async function measure(cpus: number, repeats: number, loops: number, lockdep: bo
     const target = p.test === "fix_size_alloc_test" && cpus === 1 ? `≤ ${TARGET_US} µs` : null;
     return { ...p, target, met: target === null ? null : p.usPerPair <= TARGET_US };
   });
-}
-
-function positiveInt(name: string, raw: string): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`--${name} must be a positive integer, got ${raw}`);
-  return n;
 }
 
 async function main(): Promise<void> {

@@ -1,10 +1,8 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { I32, U8, theArena } from "../src/shared/arena.js";
-import { PAGE_SIZE, makeConfig } from "../src/shared/config.js";
+import { I32 } from "../src/shared/arena.js";
 import { takeReports } from "../src/shared/report.js";
 import { defineStruct } from "../src/shared/struct.js";
-import { start_kernel } from "../src/workers/boot.js";
 import {
   INIT_LIST_HEAD,
   LIST_HEAD,
@@ -41,6 +39,7 @@ import {
   list_splice_tail,
   list_splice_tail_init,
 } from "../src/lib/list.js";
+import { type RecordArea, bootWithRecordArea } from "./helpers/records.js";
 
 /* The list_head is not the first member, so list_entry is exercised. */
 const ITEM = defineStruct("list_test_item", [
@@ -49,24 +48,11 @@ const ITEM = defineStruct("list_test_item", [
 ]);
 const M = ITEM.off.list;
 
-/* A bump allocator over the last 256 KiB of page data: records without the buddy allocator, away from boot's pages. */
-let brkBase = 0;
-let brk = 0;
-function resetRecords(): void {
-  U8.fill(0, brkBase, brk);
-  brk = brkBase;
-}
-function allocRecord(size: number): number {
-  const p = brk;
-  brk += (size + 7) & ~7;
-  if (brk > brkBase + 64 * PAGE_SIZE) throw new Error("test record area exhausted");
-  return p;
-}
-
+let records: RecordArea;
+const allocRecord = (size: number) => records.alloc(size);
+const resetRecords = () => records.reset();
 beforeAll(() => {
-  start_kernel(makeConfig({ cpus: 1, memory: 8 * 1024 * 1024 }));
-  const a = theArena();
-  brkBase = brk = a.pagedataBase + (a.nrPages - 64) * PAGE_SIZE;
+  records = bootWithRecordArea(64);
 });
 
 const idOf = (rec: number) => I32[(rec + ITEM.off.id) >> 2]!;

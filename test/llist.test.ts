@@ -1,9 +1,7 @@
 import fc from "fast-check";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { I32, U8, theArena } from "../src/shared/arena.js";
-import { PAGE_SIZE, makeConfig } from "../src/shared/config.js";
+import { I32 } from "../src/shared/arena.js";
 import { defineStruct } from "../src/shared/struct.js";
-import { start_kernel } from "../src/workers/boot.js";
 import { Machine } from "../src/workers/machine.js";
 import { type LlistRaceResult, llistTestNodeId } from "../src/workers/workloads/lib.js";
 import {
@@ -19,6 +17,7 @@ import {
   llist_next,
   llist_reverse_order,
 } from "../src/lib/llist.js";
+import { type RecordArea, bootWithRecordArea } from "./helpers/records.js";
 
 /* The llist_node is not the first member, so llist_entry is exercised. */
 const ITEM = defineStruct("llist_test_item", [
@@ -28,24 +27,11 @@ const ITEM = defineStruct("llist_test_item", [
 const M = ITEM.off.node;
 
 describe("llist (one CPU)", () => {
-  /* A bump allocator over the last 256 KiB of page data: records without the buddy allocator, away from boot's pages. */
-  let brkBase = 0;
-  let brk = 0;
-  const resetRecords = () => {
-    U8.fill(0, brkBase, brk);
-    brk = brkBase;
-  };
-  const allocRecord = (size: number) => {
-    const p = brk;
-    brk += (size + 7) & ~7;
-    if (brk > brkBase + 64 * PAGE_SIZE) throw new Error("test record area exhausted");
-    return p;
-  };
-
+  let records: RecordArea;
+  const allocRecord = (size: number) => records.alloc(size);
+  const resetRecords = () => records.reset();
   beforeAll(() => {
-    start_kernel(makeConfig({ cpus: 1, memory: 8 * 1024 * 1024 }));
-    const a = theArena();
-    brkBase = brk = a.pagedataBase + (a.nrPages - 64) * PAGE_SIZE;
+    records = bootWithRecordArea(64);
   });
 
   const idOf = (node: number) => I32[(llist_entry(node, M) + ITEM.off.id) >> 2]!;

@@ -1,10 +1,8 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { F64, I32, U8, theArena } from "../src/shared/arena.js";
-import { PAGE_SIZE, makeConfig } from "../src/shared/config.js";
+import { F64, I32 } from "../src/shared/arena.js";
 import { Prng } from "../src/shared/prng.js";
 import { defineStruct } from "../src/shared/struct.js";
-import { start_kernel } from "../src/workers/boot.js";
 import {
   RB_CLEAR_NODE,
   RB_DECLARE_CALLBACKS,
@@ -30,6 +28,7 @@ import {
   rb_right,
   rb_root_node,
 } from "../src/lib/rbtree.js";
+import { type RecordArea, bootWithRecordArea } from "./helpers/records.js";
 
 /* A record with an embedded rb_node that is not at offset 0, so rb_entry is exercised. */
 const TNODE = defineStruct("rb_test_node", [
@@ -47,26 +46,11 @@ const TNODE32 = defineStruct("rb_test_node32", [
 ]);
 const M = TNODE.off.rb;
 
-/* A bump allocator over the last 2 MiB of page data: records without the buddy allocator, away from boot's pages. */
-let brkBase = 0;
-let brk = 0;
-let brkEnd = 0;
-function resetRecords(): void {
-  U8.fill(0, brkBase, brk);
-  brk = brkBase;
-}
-function allocRecord(size: number): number {
-  const p = brk;
-  brk += (size + 7) & ~7;
-  if (brk > brkEnd) throw new Error("test record area exhausted");
-  return p;
-}
-
+let records: RecordArea;
+const allocRecord = (size: number) => records.alloc(size);
+const resetRecords = () => records.reset();
 beforeAll(() => {
-  start_kernel(makeConfig({ cpus: 1, memory: 8 * 1024 * 1024 }));
-  const a = theArena();
-  brkEnd = a.pagedataBase + a.nrPages * PAGE_SIZE;
-  brkBase = brk = brkEnd - 512 * PAGE_SIZE;
+  records = bootWithRecordArea(512);
 });
 
 const keyOf = (node: number) => F64[(rb_entry(node, M) + TNODE.off.key) >> 3]!;
