@@ -19,7 +19,17 @@ import { Machine } from "../src/workers/machine.js";
 import { workloadNames } from "../src/workers/workload.js";
 import * as caseModules from "./cases/index.js";
 import type { BenchCase } from "./cases/types.js";
-import { type HostInfo, RESULTS_DIR, type Stats, fmt, hostInfo, hostLine, statsOf, writeResults } from "./report.js";
+import {
+  type HostInfo,
+  RESULTS_DIR,
+  type Stats,
+  fmt,
+  hostInfo,
+  hostLine,
+  statsOf,
+  writeResults,
+  runBenchMain,
+} from "./report.js";
 
 /** A workload that times itself on `cpus` CPUs at once and returns its ns per operation. */
 interface ContendedCase {
@@ -226,4 +236,4 @@ async function main(): Promise<void> {
   writeResults(values.out, "micro", md, { host, timeMs, rows, skipped });
 }
 
-await main();
+await runBenchMain(main);

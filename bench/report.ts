@@ -24,3 +24,16 @@ export function positiveInt(name: string, raw: string): number {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`--${name} must be a positive integer, got ${raw}`);
   return n;
 }
+
+/** Runs a bench script's main: a bad argument is one line on stderr and exit 2, never a stack trace. */
+export async function runBenchMain(main: () => Promise<void>): Promise<void> {
+  try {
+    await main();
+  } catch (e) {
+    const bad =
+      e instanceof RangeError || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"));
+    if (!bad) throw e;
+    process.stderr.write(`${process.argv[1]?.split("/").pop()}: ${e.message}\n`);
+    process.exitCode = 2;
+  }
+}

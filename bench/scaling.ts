@@ -15,7 +15,17 @@ import { parseArgs } from "node:util";
 import { Machine } from "../src/workers/machine.js";
 import { workloadNames } from "../src/workers/workload.js";
 import "../src/workers/boot.js";
-import { RESULTS_DIR, type Stats, fmt, hostInfo, hostLine, statsOf, writeResults, positiveInt } from "./report.js";
+import {
+  RESULTS_DIR,
+  type Stats,
+  fmt,
+  hostInfo,
+  hostLine,
+  statsOf,
+  writeResults,
+  positiveInt,
+  runBenchMain,
+} from "./report.js";
 
 /** One CPU count. */
 interface Point {
@@ -93,4 +103,4 @@ async function main(): Promise<void> {
   writeResults(values.out, "scaling", md, { host, workload: values.workload, iters, repeats, points });
 }
 
-await main();
+await runBenchMain(main);

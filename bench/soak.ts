@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { formatDuration, parseDuration } from "../src/cli/options.js";
 import type { StressResult } from "../src/workers/stress.js";
-import { RESULTS_DIR, hostInfo, hostLine, writeResults } from "./report.js";
+import { RESULTS_DIR, hostInfo, hostLine, writeResults, runBenchMain } from "./report.js";
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 
@@ -115,4 +115,4 @@ async function main(): Promise<void> {
   if (!r.ok) process.exitCode = 1;
 }
 
-await main();
+await runBenchMain(main);

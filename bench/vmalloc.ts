@@ -19,7 +19,7 @@
 import { parseArgs } from "node:util";
 import { type ScalingPoint, measureTestVmalloc } from "../src/workers/scaling.js";
 import type { TestVmallocCase } from "../src/workers/workloads/test_vmalloc.js";
-import { RESULTS_DIR, fmt, hostInfo, hostLine, writeResults, positiveInt } from "./report.js";
+import { RESULTS_DIR, fmt, hostInfo, hostLine, writeResults, positiveInt, runBenchMain } from "./report.js";
 
 /** The target of the vmalloc issue: a 1-page pair on 1 CPU. */
 const TARGET_US = 2;
@@ -84,4 +84,4 @@ async function main(): Promise<void> {
   writeResults(values.out, "vmalloc", md, { host, memory: MEMORY, lockdep: values.lockdep, repeats, points });
 }
 
-await main();
+await runBenchMain(main);
