@@ -59,3 +59,47 @@ export type { Layout, LayoutName, PgtableLevel } from "./shared/layouts.js";
 /** What a CPU reported (WARN, lockdep, fault …) and how a failed workload is described. */
 export type { Report, ReportKind } from "./shared/report.js";
 export type { WorkError } from "./workers/protocol.js";
+
+/**
+ * Deterministic exploration (`vmsim explore` / `replay` / `shrink` as
+ * functions): an {@link Explorer} runs a scenario again and again from a
+ * snapshot under a strategy; {@link explore} is the loop; {@link shrink}
+ * reduces a failing replay file; {@link checkInterleavings} explores a script
+ * or scenario inside a test (VMSIM_SEED, VMSIM_STRATEGY, VMSIM_ITERATIONS,
+ * VMSIM_REPLAY steer it).
+ */
+export { Explorer, signatureOf } from "./explore/explorer.js";
+export type { Failure, Outcome } from "./explore/explorer.js";
+export { EXPLORE_STRATEGIES, explore, pctBound } from "./explore/explore.js";
+export type { ExploreOptions, ExploreStats, ExploreStrategy, Found } from "./explore/explore.js";
+export { defineScenario, findScenario, scenarioNames } from "./explore/scenario.js";
+export type { Scenario, ScenarioParams } from "./explore/scenario.js";
+export { parseScript, scriptScenario } from "./explore/script.js";
+export {
+  decodeDecisions,
+  encodeDecisions,
+  readReplayFile,
+  replayFileOf,
+  writeReplayFile,
+} from "./explore/replay_file.js";
+export type { ReplayFile, StrategyName } from "./explore/replay_file.js";
+export { shrink } from "./explore/shrink.js";
+export type { ShrinkResult } from "./explore/shrink.js";
+export { InterleavingFailure, checkInterleavings } from "./explore/testing.js";
+export type { InterleavingTest } from "./explore/testing.js";
+export type { Decision, SchedRecord, Strategy } from "./sched/sched_det.js";
+
+/**
+ * Traces (Chrome trace-event JSON for ui.perfetto.dev): boot with
+ * `trace: <events per CPU>`, run, then with the CPUs parked
+ * {@link writeChromeTrace} (or {@link collectChromeTrace} for the object);
+ * {@link traceReset} empties the rings (after `machine.restore()`, before
+ * the run to trace: a snapshot holds the rings as they were).
+ */
+export { collectChromeTrace, writeChromeTrace } from "./trace/chrome.js";
+export type { ChromeTrace, ChromeTraceEvent, ChromeTraceSummary } from "./trace/chrome.js";
+export { traceReset } from "./trace/trace.js";
+
+/** The race catalog: every deliberate bug (src/mm/inject.ts) with the scenario, strategy and budget that find it. */
+export { CATALOG, CATALOG_MEMORY, catalogConfig } from "./explore/catalog.js";
+export type { CatalogBudget, CatalogEntry } from "./explore/catalog.js";

@@ -35,6 +35,9 @@ import { ARENA_HEADER } from "../src/shared/arena.js";
 import { TRACE_ENTRY, TRACE_RING, TRACE_SNAPSHOT } from "../src/shared/events.js";
 import { LLIST_TEST_NODE } from "../src/workers/workloads/lib.js";
 import { type StructDef, defineStruct, describeStruct } from "../src/shared/struct.js";
+import { SCHED_CPU, SCHED_DET } from "../src/sched/sched_det.js";
+import { DEMO_COUNTER } from "../src/workers/workloads/sched_demo.js";
+import { BARRIER } from "../src/workers/barrier.js";
 
 interface Pin {
   readonly def: StructDef;
@@ -67,6 +70,46 @@ const PINS: Record<string, Pin> = {
       nr_reports: 56, // ends at 60, tail-padded to 64
     },
   },
+  /* the deterministic scheduler */
+  sched_det: {
+    def: SCHED_DET,
+    size: 320,
+    align: 8,
+    off: {
+      on: 0,
+      token: 4,
+      arrived: 8,
+      expected: 12,
+      strategy: 16,
+      continue_random: 20,
+      prob: 24,
+      quantum: 32,
+      step_cap: 40,
+      steps: 48,
+      next_due: 56,
+      switches: 64,
+      preemptions: 72,
+      rng: 80, // u32[4]
+      change_step: 96, // f64[16]
+      change_prio: 224, // i32[16]
+      nr_change: 288,
+      next_change: 292,
+      log_len: 296,
+      log_lost: 300,
+      plan_len: 304,
+      plan_pos: 308,
+      plan_skipped: 312,
+      verdict: 316,
+    },
+  },
+  sched_cpu: {
+    def: SCHED_CPU,
+    size: 28,
+    align: 4,
+    off: { state: 0, wait_w: 4, wait_v: 8, wait_lock: 12, wait_describe: 16, wake: 20, prio: 24 },
+  },
+  demo_counter: { def: DEMO_COUNTER, size: 4, align: 4, off: { value: 0 } },
+  barrier: { def: BARRIER, size: 8, align: 4, off: { arrived: 0, generation: 4 } },
   /* lib: lists and trees */
   list_head: { def: LIST_HEAD, size: 8, align: 4, off: { next: 0, prev: 4 } },
   llist_head: { def: LLIST_HEAD, size: 4, align: 4, off: { first: 0 } },

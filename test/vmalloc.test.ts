@@ -42,6 +42,7 @@ import {
   VM_MAP,
   VM_NO_GUARD,
   VM_STRUCT,
+  VM_UNINITIALIZED,
   VM_USERMAP,
   VM_VM_AREA,
   __vmalloc_node_range,
@@ -627,6 +628,35 @@ describe("pcpu_get_vm_areas", () => {
     pcpu_free_vm_areas(g2, 2);
     purge_vmap_area_lazy();
     expect(areas(V)).toEqual(["[0,2)"]);
+    expect(takeReports()).toEqual([]);
+  });
+});
+
+describe("vmallocinfo of a CONFIG_NUMA kernel", () => {
+  it("show_numa_info counts the pages on node 0, skips a VM_UNINITIALIZED area, oopses on a NULL page array", () => {
+    const V = boot("arm32");
+    const a = vmalloc(2 * P);
+    expect(a).toBe(V);
+    const line = "0xf0800000-0xf0803000   12288 vmalloc pages=2 vmalloc";
+    expect(vmallocinfo({ numa: true })).toEqual([`${line} N0=2`]);
+    expect(vmallocinfo()).toEqual([line]);
+
+    // The area as __vmalloc_area_node leaves it between nr_pages and the page array.
+    const vm = find_vm_area(a);
+    const pages = F64[(vm + VM_STRUCT.off.pages) >> 3]!;
+    const flags = (vm + VM_STRUCT.off.flags) >> 2;
+    F64[(vm + VM_STRUCT.off.pages) >> 3] = 0;
+    I32[flags] = I32[flags]! | VM_UNINITIALIZED;
+    expect(vmallocinfo({ numa: true })).toEqual([line]);
+    expect(takeReports()).toEqual([]);
+    // Without the flag (the "vmallocinfo-uninitialized" switch's view): v->pages[0] is a NULL dereference.
+    I32[flags] = I32[flags]! & ~VM_UNINITIALIZED;
+    expect(vmallocinfo({ numa: true })).toEqual([line]);
+    expect(takeReports().map((r) => `${r.kind}: ${r.text}`)).toEqual([
+      "fault: Unable to handle kernel NULL pointer dereference at virtual address 0x00000000",
+    ]);
+    F64[(vm + VM_STRUCT.off.pages) >> 3] = pages;
+    vfree(a);
     expect(takeReports()).toEqual([]);
   });
 });

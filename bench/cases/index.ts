@@ -12,3 +12,4 @@ export { cases as rcuCases } from "./rcu.js";
 export { cases as vmallocCases } from "./vmalloc.js";
 export { cases as vmapBlockCases } from "./vmap_block.js";
 export { cases as eventsCases } from "./events.js";
+export { cases as traceCases } from "./trace.js";

@@ -92,14 +92,14 @@ const OPS = {
 } as const satisfies Record<string, OpSpec>;
 // biome-ignore-end lint/style/useNamingConvention: the op names are EXEC.md's (the kernel's function names)
 
-type OpName = keyof typeof OPS;
+export type OpName = keyof typeof OPS;
 
 const OP_NAMES = Object.keys(OPS) as OpName[];
 /** Keys every line may have. */
 const COMMON_KEYS = new Set(["op", "cpu", "irq"]);
 
 /** A line that parsed: its op, arguments (numbers, strings), target kaddr, CPU and context. */
-interface ParsedOp {
+export interface ParsedOp {
   readonly op: OpName;
   readonly args: Readonly<Record<string, number | string>>;
   /** The kaddr a `ref` or `addr` names (target ops). */
@@ -109,9 +109,10 @@ interface ParsedOp {
 }
 
 /** A malformed line: the problem, in words. */
-class LineError extends Error {}
+export class LineError extends Error {}
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+export const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
 
 function show(v: unknown): string {
   return JSON.stringify(v) ?? String(v);
@@ -178,7 +179,7 @@ function parseAddr(layout: Layout, hex: string): number | null {
 }
 
 /** Validates one line (already JSON); throws LineError naming the problem. */
-function parseOp(
+export function parseOp(
   o: Record<string, unknown>,
   cpus: number,
   labels: ReadonlyMap<string, number>,

@@ -13,6 +13,10 @@ import {
   CAMPAIGN_OPTIONS,
   EXEC_MACHINE_OPTIONS,
   EXEC_OPTIONS,
+  EXPLORE_MACHINE_OPTIONS,
+  EXPLORE_OPTIONS,
+  REPLAY_OPTIONS,
+  SHRINK_OPTIONS,
   INFO_OPTIONS,
   MERGE_OPTIONS,
   MACHINE_OPTIONS,
@@ -23,9 +27,11 @@ import {
   STRESS_OPTIONS,
   TEST_MACHINE_OPTIONS,
   TEST_OPTIONS,
+  TRACE_OPTIONS,
   addOptions,
   commandLineOf,
   readOptions,
+  withTrace,
 } from "./options.js";
 import { runMachine } from "./run.js";
 import { stressMachine } from "./stress.js";
@@ -33,6 +39,10 @@ import { execScript, openScript } from "./exec.js";
 import { checkBench, runBench } from "./bench.js";
 import { mergeCommand, stressCampaign } from "./campaign.js";
 import { TEST_HELP, runTest, testRunOf } from "./test.js";
+import { exploreCommand, replayCommand, scenarioOf, shrinkCommand } from "./explore.js";
+import { readReplayFile } from "../explore/replay_file.js";
+import { scenarioNames } from "../explore/scenario.js";
+import { readScript, scriptScenario } from "../explore/script.js";
 
 const EXIT_USAGE = 2;
 
@@ -84,27 +94,33 @@ function program(): Command {
       else for (const line of formatMachineInfo(info, opts)) console.log(line);
     });
 
-  addOptions(addOptions(p.command("run"), RUN_MACHINE_OPTIONS), RUN_OPTIONS)
+  addOptions(addOptions(addOptions(p.command("run"), RUN_MACHINE_OPTIONS), RUN_OPTIONS), TRACE_OPTIONS)
     .description("boot a machine, run every CPU on a workload, check it, print a SUMMARY line")
     .action(async function (this: Command) {
       const config = machineConfig(this, RUN_MACHINE_OPTIONS);
       const opts = readOptions(this, RUN_OPTIONS);
+      const { trace } = readOptions(this, TRACE_OPTIONS);
       const rerun = rerunOf("run", config, RUN_OPTIONS, opts, RUN_MACHINE_OPTIONS);
-      process.exitCode = await runMachine(config, { durationMs: opts.durationMs, rerun });
+      process.exitCode = await runMachine(withTrace(config, trace), { durationMs: opts.durationMs, rerun, trace });
     });
 
-  const stress = addOptions(addOptions(p.command("stress"), STRESS_MACHINE_OPTIONS), STRESS_OPTIONS)
+  const stress = addOptions(
+    addOptions(addOptions(p.command("stress"), STRESS_MACHINE_OPTIONS), STRESS_OPTIONS),
+    TRACE_OPTIONS,
+  )
     .description("hunt races: every vmalloc API on every CPU with stutter and fault injection, checked between rounds")
     .action(async function (this: Command) {
       const config = machineConfig(this, STRESS_MACHINE_OPTIONS);
       // Campaigns (src/cli/campaign.ts): with --seeds, one run per seed, several machines at once.
       const campaign = readOptions(this, CAMPAIGN_OPTIONS);
+      const { trace } = readOptions(this, TRACE_OPTIONS);
       if (campaign.seeds !== null) {
         if (this.getOptionValueSource("seed") === "cli") throw new UsageError("--seed and --seeds exclude each other");
+        if (trace !== null) throw new UsageError("--trace and --seeds exclude each other (a trace shows one run)");
         process.exitCode = await stressCampaign(config, readOptions(this, STRESS_OPTIONS), campaign);
         return;
       }
-      process.exitCode = await stressMachine(config, readOptions(this, STRESS_OPTIONS));
+      process.exitCode = await stressMachine(withTrace(config, trace), { ...readOptions(this, STRESS_OPTIONS), trace });
     });
   // Campaigns: the flags of `vmsim stress --seeds`, and `vmsim stress merge` (whose --out is its own, not stress's).
   addOptions(stress, CAMPAIGN_OPTIONS).enablePositionalOptions();
@@ -158,7 +174,62 @@ function program(): Command {
       process.exitCode = await runBench(opts);
     });
 
+  addOptions(addOptions(p.command("explore"), EXPLORE_MACHINE_OPTIONS), EXPLORE_OPTIONS)
+    .description(
+      "run a scenario under the deterministic scheduler until it fails or the budget ends; write a replay file",
+    )
+    .addHelpText("after", () => `\nScenarios: ${scenarioNames().join(", ")}`)
+    .action(async function (this: Command) {
+      const opts = readOptions(this, EXPLORE_OPTIONS);
+      if (opts.script !== null && this.getOptionValueSource("scenario") === "cli")
+        throw new UsageError("--script and --scenario exclude each other");
+      // The scenario's settings beat the flags' defaults, not the flags given.
+      const flags = readOptions(this, EXPLORE_MACHINE_OPTIONS);
+      const given = Object.fromEntries(
+        Object.entries(flags).filter(([k]) => this.getOptionValueSource(k) === "cli"),
+      ) as Partial<MachineConfig>;
+      if (opts.script !== null) {
+        const path = opts.script;
+        const base = usage(() => makeConfig({ ...flags, ...scriptScenario([[]]).config, ...given }));
+        const script = usage(() => readScript(path, base));
+        process.exitCode = await exploreCommand(base, scriptScenario(script), opts, script);
+        return;
+      }
+      const scenario = usage(() => scenarioOf(opts.scenario));
+      const config = usage(() => makeConfig({ ...flags, ...scenario.config, ...given }));
+      process.exitCode = await exploreCommand(config, scenario, opts);
+    });
+
+  addOptions(p.command("replay"), REPLAY_OPTIONS)
+    .description("replay a recorded run bit for bit (stops loudly at the first divergence)")
+    .argument("<file>", "a replay file written by vmsim explore or vmsim shrink")
+    .action(async function (this: Command, file: string) {
+      const f = usage(() => readReplayFile(file));
+      usage(() => scenarioOf(f.scenario.name, f.scenario.script));
+      process.exitCode = await replayCommand(f, file, readOptions(this, REPLAY_OPTIONS));
+    });
+
+  addOptions(p.command("shrink"), SHRINK_OPTIONS)
+    .description("shrink a failing run: fewer preemptions, a shorter schedule, fewer operations and CPUs")
+    .argument("<file>", "a replay file that records a failure")
+    .action(async function (this: Command, file: string) {
+      const f = usage(() => readReplayFile(file));
+      usage(() => scenarioOf(f.scenario.name, f.scenario.script));
+      if (f.failure === null) throw new UsageError(`${file} records no failure: nothing to shrink`);
+      process.exitCode = await shrinkCommand(f, file, readOptions(this, SHRINK_OPTIONS));
+    });
+
   return p;
+}
+
+/** Runs `fn`; a RangeError (a bad value found after parsing) becomes a usage error: one line, exit 2. */
+function usage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof RangeError) throw new UsageError(e.message);
+    throw e;
+  }
 }
 
 async function main(argv: string[]): Promise<void> {

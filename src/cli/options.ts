@@ -5,11 +5,16 @@
  * is a compile error, and the same table parses arguments, writes help and
  * turns a config back into the command line that reproduces it.
  */
+import { statSync } from "node:fs";
+import { dirname } from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { DEFAULT_CONFIG, MAX_CPUS, type MachineConfig, parseSize } from "../shared/config.js";
+import { DEFAULT_CONFIG, MAX_CPUS, MAX_TRACE_EVENTS, type MachineConfig, parseSize } from "../shared/config.js";
 import { LAYOUTS, type LayoutName, isLayoutName } from "../shared/layouts.js";
 import { TEST_CASE_ARRAY, TEST_VMALLOC_CASES, type TestVmallocCase } from "../workers/workloads/test_vmalloc.js";
 import { INJECT_NAMES, type InjectName, isInjectName } from "../mm/inject.js";
+import { PCT_MAX_DEPTH } from "../sched/sched_det.js";
+import { EXPLORE_STRATEGIES, type ExploreStrategy } from "../explore/explore.js";
+import { DEFAULT_STEP_CAP } from "../explore/explorer.js";
 
 /** One flag and how its value travels between the command line and the config. */
 export interface CliOption<T> {
@@ -70,6 +75,9 @@ export function formatSize(bytes: number): string {
     if (bytes % mult === 0) return `${bytes / mult}${unit}`;
   return String(bytes);
 }
+
+/** Events each CPU keeps when `--trace FILE` is given without `--trace-buffer`. */
+export const DEFAULT_TRACE_EVENTS = 65536;
 
 /** The machine every command boots: one flag per {@link MachineConfig} field. */
 export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
@@ -150,7 +158,44 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
     },
     format: (names) => names.join(","),
   },
+  trace: {
+    flags: "--trace-buffer <events>",
+    description: `events each CPU keeps for a trace (the last ones; 0 = no tracing); --trace alone keeps ${DEFAULT_TRACE_EVENTS}`,
+    defaultValue: DEFAULT_CONFIG.trace,
+    parse: parseInteger("trace-buffer", 0, MAX_TRACE_EVENTS),
+  },
 };
+
+/** The trace flag of `vmsim run` and `vmsim stress`. */
+export interface TraceCliOptions {
+  /** Write a Chrome trace-event JSON (Perfetto) of the run here. @defaultValue null (no trace) */
+  readonly trace: string | null;
+}
+
+/** Parses a file to write: its folder must exist and the path must not be a folder. */
+function outputFileArg(raw: string): string {
+  const dir = statSync(dirname(raw), { throwIfNoEntry: false });
+  if (dir === undefined || !dir.isDirectory())
+    throw new InvalidArgumentError(`no folder ${dirname(raw)} to write it in.`);
+  if (statSync(raw, { throwIfNoEntry: false })?.isDirectory())
+    throw new InvalidArgumentError("that is a folder, not a file.");
+  return raw;
+}
+
+export const TRACE_OPTIONS: OptionTable<TraceCliOptions> = {
+  trace: {
+    flags: "--trace <file>",
+    description: "write a Chrome trace-event JSON of the run (per-CPU spans; open it in ui.perfetto.dev)",
+    defaultValue: null,
+    parse: outputFileArg,
+    format: (f) => f ?? "none",
+  },
+};
+
+/** The config to boot for `--trace file`: tracing on, with DEFAULT_TRACE_EVENTS unless --trace-buffer said. */
+export function withTrace(config: MachineConfig, file: string | null): MachineConfig {
+  return file !== null && config.trace === 0 ? { ...config, trace: DEFAULT_TRACE_EVENTS } : config;
+}
 
 /** Options of `vmsim info`, beyond the machine's. */
 export interface InfoOptions {
@@ -593,3 +638,225 @@ export function commandLineOf<C>(table: OptionTable<C>, values: C): string[] {
   }
   return args;
 }
+
+/*** vmsim explore / replay / shrink (src/cli/explore.ts) ***/
+
+/** The machine flags of `vmsim explore`: the scenario sets interrupts and the workqueue; memory is small (fast resets). */
+export type ExploreMachineConfig = Pick<MachineConfig, "cpus" | "layout" | "memory" | "seed" | "lockdep" | "inject">;
+
+/** Memory of an exploration machine: every run restores it from a snapshot, so smaller is faster. */
+export const EXPLORE_MEMORY = 8 * 1024 * 1024;
+
+export const EXPLORE_MACHINE_OPTIONS: OptionTable<ExploreMachineConfig> = {
+  cpus: MACHINE_OPTIONS.cpus,
+  layout: MACHINE_OPTIONS.layout,
+  memory: { ...MACHINE_OPTIONS.memory, defaultValue: EXPLORE_MEMORY },
+  seed: { ...MACHINE_OPTIONS.seed, description: "seed of the workload's choices and interrupts (fixed over the runs)" },
+  lockdep: MACHINE_OPTIONS.lockdep,
+  inject: MACHINE_OPTIONS.inject,
+};
+
+/** Options of `vmsim explore`, beyond the machine's. */
+export interface ExploreCliOptions {
+  /** What to run: stress, test_vmalloc:<case>, or a catalog scenario. @defaultValue "stress" */
+  readonly scenario: string;
+  /** Run this EXEC.md op script instead: each CPU its own lines (`"cpu": k`), all at once. @defaultValue null */
+  readonly script: string | null;
+  /** Operations per CPU; null: the scenario's default. @defaultValue null */
+  readonly ops: number | null;
+  /** The strategy. @defaultValue "pct" */
+  readonly strategy: ExploreStrategy;
+  /** PCT depth. @defaultValue 3 */
+  readonly depth: number;
+  /** Random strategy: switch probability per sched point. @defaultValue 0.005 */
+  readonly p: number;
+  /** Round-robin: the first quantum. @defaultValue 1 */
+  readonly quantum: number;
+  /** Exhaustive: the preemption bound. @defaultValue 2 */
+  readonly bound: number;
+  /** Stop after this long. @defaultValue 60 s */
+  readonly budgetMs: number;
+  /** Stop after this many runs (per job). @defaultValue null */
+  readonly iterations: number | null;
+  /** The first run's strategy seed (run i uses it + i − 1). @defaultValue 1 */
+  readonly schedSeed: number;
+  /** Steps after which a run is a livelock. @defaultValue DEFAULT_STEP_CAP */
+  readonly stepCap: number;
+  /** Explorations at once, each on a machine of its own. @defaultValue 1 */
+  readonly jobs: number;
+  /** Folder for replay files. @defaultValue "vmsim-replay" */
+  readonly out: string;
+  /** Write a Chrome trace of the failing run here. @defaultValue null */
+  readonly trace: string | null;
+  /** Print the SUMMARY JSON only. @defaultValue false */
+  readonly json: boolean;
+}
+
+function probability(raw: string): number {
+  const p = /^\d*\.?\d+(?:e-?\d+)?$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(p > 0 && p <= 1)) throw new InvalidArgumentError("expected a probability in (0, 1].");
+  return p;
+}
+
+export const EXPLORE_OPTIONS: OptionTable<ExploreCliOptions> = {
+  scenario: {
+    flags: "--scenario <name>",
+    description: "what to run: stress, test_vmalloc:<case>, or a race-catalog scenario (see --help)",
+    defaultValue: "stress",
+    parse: (raw) => raw,
+  },
+  script: {
+    flags: "--script <file>",
+    description: 'run an EXEC.md op script instead: every CPU its own lines ("cpu": k), all at once',
+    defaultValue: null,
+    parse: (raw) => raw,
+    format: (f) => f ?? "none",
+  },
+  ops: {
+    flags: "--ops <n>",
+    description: "operations per CPU (stress: mix operations; test_vmalloc: test_loop_count; script: lines)",
+    defaultValue: null,
+    parse: parseInteger("ops", 1, 1_000_000),
+    format: (n) => (n === null ? "default" : String(n)),
+  },
+  strategy: {
+    flags: "--strategy <name>",
+    description: `${EXPLORE_STRATEGIES.join(", ")}`,
+    defaultValue: "pct",
+    parse: (raw): ExploreStrategy => {
+      const s = EXPLORE_STRATEGIES.find((x) => x === raw);
+      if (s === undefined)
+        throw new InvalidArgumentError(`unknown strategy; expected one of ${EXPLORE_STRATEGIES.join(", ")}.`);
+      return s;
+    },
+  },
+  depth: {
+    flags: "--depth <d>",
+    description: "pct: bug depth d (d - 1 priority change points)",
+    defaultValue: 3,
+    parse: parseInteger("depth", 1, PCT_MAX_DEPTH),
+  },
+  p: {
+    flags: "--p <prob>",
+    description: "random: switch probability per sched point",
+    defaultValue: 0.005,
+    parse: probability,
+  },
+  quantum: {
+    flags: "--quantum <n>",
+    description: "rr: the first quantum in sched points (run i uses n + i - 1)",
+    defaultValue: 1,
+    parse: parseInteger("quantum", 1, 1_000_000_000),
+  },
+  bound: {
+    flags: "--bound <n>",
+    description: "exhaustive: at most n preemptions per schedule",
+    defaultValue: 2,
+    parse: parseInteger("bound", 0, 8),
+  },
+  budgetMs: {
+    flags: "--budget <duration>",
+    description: "stop after this long (e.g. 30s, 5m)",
+    defaultValue: 60_000,
+    parse: durationArg,
+    format: formatDuration,
+  },
+  iterations: {
+    flags: "--iterations <n>",
+    description: "stop after this many runs (per job)",
+    defaultValue: null,
+    parse: parseInteger("iterations", 1, 1_000_000_000),
+    format: (n) => (n === null ? "none" : String(n)),
+  },
+  schedSeed: {
+    flags: "--sched-seed <s>",
+    description: "seed of the strategy's choices: run i uses s + i - 1",
+    defaultValue: 1,
+    parse: parseInteger("sched-seed", 0, 0xffffffff),
+  },
+  stepCap: {
+    flags: "--step-cap <n>",
+    description: "steps after which a run is a livelock (a bug that loops for ever)",
+    defaultValue: DEFAULT_STEP_CAP,
+    parse: parseInteger("step-cap", 1, 2_000_000_000),
+  },
+  jobs: {
+    flags: "--jobs <n>",
+    description: "independent explorations at once, each on its own machine (different strategy seeds)",
+    defaultValue: 1,
+    parse: parseInteger("jobs", 1, 256),
+  },
+  out: {
+    flags: "--out <dir>",
+    description: "folder for the replay file of a failure",
+    defaultValue: "vmsim-replay",
+    parse: (raw) => raw,
+  },
+  trace: {
+    flags: "--trace <file>",
+    description: "write a Chrome trace (Perfetto) of the failing run",
+    defaultValue: null,
+    parse: (raw) => raw,
+    format: (f) => f ?? "none",
+  },
+  json: { flags: "--json", description: "print only the SUMMARY JSON", defaultValue: false },
+};
+
+/** Options of `vmsim replay`. */
+export interface ReplayCliOptions {
+  /** Past the recording's end, go on with random choices instead of stopping. @defaultValue null */
+  readonly continueWith: "random" | null;
+  /** Replay twice and compare the runs' digests (decisions, results, event rings). @defaultValue false */
+  readonly checkDeterminism: boolean;
+  /** Write a Chrome trace (Perfetto) of the replay. @defaultValue null */
+  readonly trace: string | null;
+  /** Print the per-step timeline. @defaultValue false */
+  readonly timeline: boolean;
+  /** Replay this many times and count the runs that fail as recorded, bit for bit. @defaultValue 1 */
+  readonly repeat: number;
+}
+
+export const REPLAY_OPTIONS: OptionTable<ReplayCliOptions> = {
+  continueWith: {
+    flags: "--continue <strategy>",
+    description: 'past the recording\'s end, go on: "random"',
+    defaultValue: null,
+    parse: (raw) => {
+      if (raw !== "random") throw new InvalidArgumentError('expected "random".');
+      return raw;
+    },
+    format: (s) => s ?? "none",
+  },
+  checkDeterminism: {
+    flags: "--check-determinism",
+    description: "replay twice and compare the runs' digests",
+    defaultValue: false,
+  },
+  trace: EXPLORE_OPTIONS.trace,
+  timeline: { flags: "--timeline", description: "print the per-step timeline of the run", defaultValue: false },
+  repeat: {
+    flags: "--repeat <n>",
+    description: "replay n times; count the runs that fail as recorded, bit for bit",
+    defaultValue: 1,
+    parse: parseInteger("repeat", 1, 10_000),
+  },
+};
+
+/** Options of `vmsim shrink`. */
+export interface ShrinkCliOptions {
+  /** Where to write the shrunk replay file; null: FILE with .min.json. @defaultValue null */
+  readonly out: string | null;
+  /** Stop shrinking after this long. @defaultValue 2 m */
+  readonly budgetMs: number;
+}
+
+export const SHRINK_OPTIONS: OptionTable<ShrinkCliOptions> = {
+  out: {
+    flags: "--out <file>",
+    description: "the shrunk replay file (default: FILE with .min.json)",
+    defaultValue: null,
+    parse: (raw) => raw,
+    format: (f) => f ?? "default",
+  },
+  budgetMs: { ...EXPLORE_OPTIONS.budgetMs, defaultValue: 120_000, description: "stop shrinking after this long" },
+};

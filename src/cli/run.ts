@@ -21,6 +21,7 @@ import { checkMachine } from "../check/index.js";
 import { type LeakSummary, leakCheck, memorySnapshot } from "../check/leak.js";
 import { MIX_OPS, type VmallocMixResult, maxLiveFor } from "../workers/workloads/vmalloc_mix.js";
 import { Machine, MachineError } from "../workers/machine.js";
+import { writeChromeTrace } from "../trace/chrome.js";
 import { formatTable, plural } from "./format.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
 import { formatDuration } from "./options.js";
@@ -80,10 +81,12 @@ export interface RunSummary {
   readonly rerun: string;
 }
 
-/** How long to run, and the command line that reruns this configuration (printed on failure). */
+/** How long to run, the command line that reruns this configuration (printed on failure), where to write a trace. */
 export interface RunMachineOptions {
   readonly durationMs: number;
   readonly rerun: string;
+  /** Write the run's Chrome trace here (the machine must boot with config.trace > 0). @defaultValue null */
+  readonly trace?: string | null;
 }
 
 /** Runs the command; resolves to the exit code (0 ok, 1 a failure was found). */
@@ -163,7 +166,7 @@ function excerpt(lines: readonly string[]): string[] {
   ];
 }
 
-async function runOn(m: Machine, { durationMs, rerun }: RunMachineOptions): Promise<number> {
+async function runOn(m: Machine, { durationMs, rerun, trace = null }: RunMachineOptions): Promise<number> {
   const config = m.config;
   const failures: string[] = [];
   const cpuCounts: number[][] = Array.from({ length: config.cpus }, () => MIX_OPS.map(() => 0));
@@ -300,6 +303,7 @@ async function runOn(m: Machine, { durationMs, rerun }: RunMachineOptions): Prom
       : `invariants: FAILED (${plural(failures.length, "failure")}, listed on stderr)`,
   );
   console.log(`seed: ${config.seed}`);
+  const traced = trace === null || writeTrace(trace, console.log);
   for (const f of failures) console.error(`vmsim: FAILED: ${f}`);
   if (failures.length > 0) console.error(`vmsim: rerun with: ${rerun}`);
   const summary: RunSummary = {
@@ -328,5 +332,22 @@ async function runOn(m: Machine, { durationMs, rerun }: RunMachineOptions): Prom
     rerun,
   };
   console.log(`SUMMARY ${JSON.stringify(summary)}`);
-  return summary.ok ? 0 : 1;
+  return summary.ok && traced ? 0 : 1;
+}
+
+/**
+ * Writes the machine's trace to `path` and says so through `say`; false (with
+ * one error line on stderr) when the file cannot be written.
+ */
+export function writeTrace(path: string, say: (line: string) => void): boolean {
+  try {
+    const t = writeChromeTrace(path);
+    say(
+      `trace: ${int(t.events)} events, ${plural(t.handoffs, "lock handoff")}, in ${path} (open it in https://ui.perfetto.dev)`,
+    );
+    return true;
+  } catch (e) {
+    console.error(`vmsim: error: ${(e as Error).message}`);
+    return false;
+  }
 }

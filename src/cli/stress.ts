@@ -12,7 +12,8 @@ import type { MachineConfig } from "../shared/config.js";
 import { type StressResult, runStress } from "../workers/stress.js";
 import { formatTable, plural } from "./format.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
-import { type StressCliOptions, formatDuration } from "./options.js";
+import { type StressCliOptions, type TraceCliOptions, formatDuration } from "./options.js";
+import { writeTrace } from "./run.js";
 
 function progressBar(): cliProgress.SingleBar | null {
   if (!process.stderr.isTTY) return null;
@@ -74,8 +75,11 @@ function formatStressText(r: StressResult): string[] {
   ];
 }
 
-/** Runs `vmsim stress`; resolves to the exit code (0 clean, 1 a violation, a report or a leak). */
-export async function stressMachine(config: MachineConfig, o: StressCliOptions): Promise<number> {
+/**
+ * Runs `vmsim stress`; resolves to the exit code (0 clean, 1 a violation, a
+ * report, a leak, or a trace that could not be written).
+ */
+export async function stressMachine(config: MachineConfig, o: StressCliOptions & TraceCliOptions): Promise<number> {
   const bar = o.json ? null : progressBar();
   const abort = new AbortController();
   const onSigint = () => abort.abort();
@@ -97,11 +101,13 @@ export async function stressMachine(config: MachineConfig, o: StressCliOptions):
     bar?.stop();
     process.removeListener("SIGINT", onSigint);
   }
+  // The machine is shut down but its arena is still this thread's: the rings are there to read.
+  const traced = o.trace === null || writeTrace(o.trace, o.json ? console.error : console.log);
   if (o.json) console.log(JSON.stringify(r, null, 2));
   else {
     for (const line of formatStressText(r)) console.log(line);
     for (const line of r.report) console.error(line);
     console.log(`SUMMARY ${JSON.stringify(r)}`);
   }
-  return r.ok ? 0 : 1;
+  return r.ok && traced ? 0 : 1;
 }

@@ -17,6 +17,7 @@ import { DEFINE_PER_CPU, F64, I32, machineStopping, per_cpu_ptr, theArena } from
 import { KernelBug, MachineStopped, reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_SPIN, sched_point } from "../sched/sched_point.js";
+import { schedDeterministic, sched_wait, waitDescriber } from "../sched/sched_det.js";
 import { smp_processor_id, this_cpu_ptr } from "../percpu/smp.js";
 import { heldLocksOf, lockdep_class_name, lockdepOn } from "./lockdep.js";
 
@@ -130,6 +131,19 @@ export function lock_holder_text(cls: number, owner: number, how = "held"): stri
   return `${lockdep_class_name(cls)}, ${how} by CPU#${owner} (which holds: ${held})`;
 }
 
+const describerIds = new Map<LockHolderFn, number>();
+
+/**
+ * Registers a lock type's holder text (at module load) so that a deadlock
+ * found by the deterministic scheduler names the lock and its holder; returns
+ * the id for sched_wait.
+ */
+export function registerLockHolder(fn: LockHolderFn): number {
+  const id = waitDescriber(fn);
+  describerIds.set(fn, id);
+  return id;
+}
+
 /** The condition a waiter waits for, on the value of the lock word (`arg`: its ticket, a mask …). */
 export type LockCondFn = (v: number, arg: number) => boolean;
 
@@ -147,7 +161,9 @@ export function smp_cond_load_acquire(
   holder: LockHolderFn,
 ): number {
   const t0 = lock_wait_start();
-  for (let i = 0; i < SPIN_TRIES; i++) {
+  // Under the deterministic scheduler nobody else runs while we spin: block at once.
+  const tries = schedDeterministic ? 0 : SPIN_TRIES;
+  for (let i = 0; i < tries; i++) {
     sched_point(SP_SPIN);
     const v = Atomics.load(I32, w);
     if (cond(v, arg)) {
@@ -155,7 +171,7 @@ export function smp_cond_load_acquire(
       return v;
     }
   }
-  lock_wait_spun(SPIN_TRIES, t0);
+  lock_wait_spun(tries, t0);
   const start = Date.now();
   const slept = performance.now();
   // Count ourselves before re-reading the word: a release after this add sees us and notifies.
@@ -165,7 +181,7 @@ export function smp_cond_load_acquire(
       const v = Atomics.load(I32, w);
       if (cond(v, arg)) return v;
       // Sleeps only while the word still holds v: a release in between makes wait return at once.
-      Atomics.wait(I32, w, v, WAIT_SLICE_MS);
+      sched_wait(w, v, WAIT_SLICE_MS, lock, describerIds.get(holder) ?? -1);
       lock_wait_check(lock, start, holder);
     }
   } finally {
@@ -183,7 +199,8 @@ export function lock_wait_check(lock: number, start: number, holder: LockHolderF
   sched_point(SP_SPIN);
   if (machineStopping()) throw new MachineStopped();
   const waited = Date.now() - start;
-  if (waited > theArena().config.watchdogMs) {
+  // Deterministic runs have no wall-clock watchdog: a wait that cannot end is a deadlock verdict.
+  if (waited > theArena().config.watchdogMs && !schedDeterministic) {
     const text = `watchdog: BUG: soft lockup - CPU#${smp_processor_id()} stuck for ${Math.round(waited / 1000)}s! waiting for ${holder(lock)}`;
     reportBug("soft-lockup", text);
     throw new KernelBug(text);
@@ -199,7 +216,7 @@ export function hung_task_check(lock: number, start: number, holder: LockHolderF
   sched_point(SP_SPIN);
   if (machineStopping()) throw new MachineStopped();
   const waited = Date.now() - start;
-  if (waited > theArena().config.watchdogMs) {
+  if (waited > theArena().config.watchdogMs && !schedDeterministic) {
     const text = `INFO: task on CPU#${smp_processor_id()} blocked for more than ${Math.round(waited / 1000)} seconds, waiting for ${holder(lock)}`;
     reportBug("soft-lockup", text);
     throw new KernelBug(text);

@@ -20,7 +20,15 @@
  *
  * With lockdep off (`lockdepOn` false) callers skip every hook with one branch.
  */
-import { DEFINE_GLOBAL, DEFINE_PER_CPU, I32, readCString, theArena, writeCString } from "../shared/arena.js";
+import {
+  DEFINE_GLOBAL,
+  DEFINE_PER_CPU,
+  I32,
+  onMachineReset,
+  readCString,
+  theArena,
+  writeCString,
+} from "../shared/arena.js";
 import { reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { onSetCurrentCpu, per_cpu_ptr, smp_processor_id, this_cpu_ptr } from "../percpu/smp.js";
@@ -81,6 +89,10 @@ function graphUnlock(): void {
 /* Per-thread cache of the arena's class registry; a new arena (a new machine in the same thread) empties it. */
 const classCache = new Map<string, number>();
 let cacheOf: SharedArrayBuffer | null = null;
+// A restored snapshot may lack classes registered after it was taken.
+onMachineReset(() => {
+  cacheOf = null;
+});
 
 /** The class id of a lock name (lock_class_key); ids start at 1. */
 export function lockdep_class(name: string): number {
@@ -281,6 +293,16 @@ export function lockHolders(lock: number): number[] {
       }
   }
   return out;
+}
+
+/** The class name under which `cpu` holds `lock` (deadlock reports); "?" when it does not. */
+export function heldClassOf(cpu: number, lock: number): string {
+  const p = per_cpu_ptr(held_locks, cpu);
+  const d = Math.min(Atomics.load(I32, (p + HELD_LOCKS.off.depth) >> 2), MAX_LOCK_DEPTH);
+  for (let i = 0; i < d; i++)
+    if (Atomics.load(I32, ((p + HELD_LOCKS.off.lock) >> 2) + i) === lock)
+      return lockdep_class_name(Atomics.load(I32, ((p + HELD_LOCKS.off.class) >> 2) + i));
+  return "?";
 }
 
 /** lockdep_print_held_locks (v4.19) for this CPU: "N locks held by CPUi:" and one line per lock. */

@@ -13,6 +13,7 @@
 import { DEFINE_GLOBAL, type GlobalVar, I32, staticInit } from "../shared/arena.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_LOCK, SP_SPIN, SP_UNLOCK, sched_point } from "../sched/sched_point.js";
+import { schedDeterministic, sched_wait, sched_wake } from "../sched/sched_det.js";
 import { smp_processor_id } from "../percpu/smp.js";
 import { lock_acquire, lock_release, lockdep_class, lockdepOn } from "./lockdep.js";
 import {
@@ -20,11 +21,20 @@ import {
   WAIT_SLICE_MS,
   hung_task_check,
   lock_holder_text,
+  registerLockHolder,
   lock_wait_slept,
   lock_wait_spun,
   lock_wait_start,
 } from "./lock_wait.js";
 import { might_sleep } from "./might_sleep.js";
+import {
+  LOCK_MUTEX,
+  trace_lock_acquire,
+  trace_lock_acquired,
+  trace_lock_contended,
+  trace_lock_release,
+  tracing,
+} from "../trace/trace.js";
 
 /** struct mutex (the futex word stands in for owner/wait_lock/wait_list) + dep_map. */
 export const MUTEX = defineStruct("mutex", [
@@ -54,24 +64,27 @@ export function DEFINE_MUTEX(name: string): GlobalVar {
 function mutex_holder(lock: number): string {
   return lock_holder_text(I32[(lock + OFF_CLASS) >> 2]!, Atomics.load(I32, (lock + OFF_OWNER) >> 2));
 }
+const MUTEX_HOLDER = registerLockHolder(mutex_holder);
 
 /** __mutex_lock_slowpath (v4.19, futex-style): spin while the owner likely runs, then sleep on the word. */
 function __mutex_lock_slowpath(lock: number): void {
   const w = lock >> 2;
   const t0 = lock_wait_start();
-  for (let i = 0; i < SPIN_TRIES; i++) {
+  // Under the deterministic scheduler nobody else runs while we spin: sleep at once.
+  const tries = schedDeterministic ? 0 : SPIN_TRIES;
+  for (let i = 0; i < tries; i++) {
     sched_point(SP_SPIN);
     if (Atomics.load(I32, w) === 0 && Atomics.compareExchange(I32, w, 0, 1) === 0) {
       lock_wait_spun(i + 1, t0);
       return;
     }
   }
-  lock_wait_spun(SPIN_TRIES, t0);
+  lock_wait_spun(tries, t0);
   const start = Date.now();
   const slept = performance.now();
   // Mark the mutex slept-on (2) before sleeping; taking it this way leaves 2, costing one spare wake at unlock.
   while (Atomics.exchange(I32, w, 2) !== 0) {
-    Atomics.wait(I32, w, 2, WAIT_SLICE_MS);
+    sched_wait(w, 2, WAIT_SLICE_MS, lock, MUTEX_HOLDER);
     hung_task_check(lock, start, mutex_holder);
   }
   lock_wait_slept(slept);
@@ -82,19 +95,25 @@ export function mutex_lock(lock: number): void {
   might_sleep();
   sched_point(SP_LOCK);
   if (lockdepOn) lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, false);
-  if (Atomics.compareExchange(I32, lock >> 2, 0, 1) !== 0) __mutex_lock_slowpath(lock);
+  if (Atomics.compareExchange(I32, lock >> 2, 0, 1) !== 0) {
+    if (tracing) trace_lock_contended(lock, I32[(lock + OFF_CLASS) >> 2]!, LOCK_MUTEX);
+    __mutex_lock_slowpath(lock);
+    if (tracing) trace_lock_acquired(lock);
+  }
   I32[(lock + OFF_OWNER) >> 2] = smp_processor_id();
+  if (tracing) trace_lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, LOCK_MUTEX);
 }
 
 /** mutex_unlock (v4.19): 1 → 0 wakes nobody; from 2, reset to 0 and wake one sleeper. */
 export function mutex_unlock(lock: number): void {
+  if (tracing) trace_lock_release(lock);
   I32[(lock + OFF_OWNER) >> 2] = -1;
   if (lockdepOn) lock_release(lock);
   const w = lock >> 2;
   if (Atomics.sub(I32, w, 1) !== 1) {
     // The store makes the word 0 before the notify, so the woken waiter's exchange finds it free.
     Atomics.store(I32, w, 0);
-    Atomics.notify(I32, w, 1);
+    sched_wake(w, 1);
   }
   sched_point(SP_UNLOCK);
 }
@@ -105,6 +124,7 @@ export function mutex_trylock(lock: number): boolean {
   if (Atomics.compareExchange(I32, lock >> 2, 0, 1) !== 0) return false;
   if (lockdepOn) lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, true);
   I32[(lock + OFF_OWNER) >> 2] = smp_processor_id();
+  if (tracing) trace_lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, LOCK_MUTEX);
   return true;
 }
 

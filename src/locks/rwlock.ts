@@ -35,8 +35,18 @@ import {
   preempt_enable,
 } from "../percpu/preempt.js";
 import { lockHolders, lock_acquire, lock_release, lockdep_class, lockdep_class_name, lockdepOn } from "./lockdep.js";
-import { lock_holder_text, smp_cond_load_acquire } from "./lock_wait.js";
+import { lock_holder_text, registerLockHolder, smp_cond_load_acquire } from "./lock_wait.js";
+import { sched_wake } from "../sched/sched_det.js";
 import { SPINLOCK_T, arch_spin_lock, arch_spin_unlock, spin_lock_init } from "./spinlock.js";
+import {
+  LOCK_READ,
+  LOCK_WRITE,
+  trace_lock_acquire,
+  trace_lock_acquired,
+  trace_lock_contended,
+  trace_lock_release,
+  tracing,
+} from "../trace/trace.js";
 
 /* Writer states and reader shift and bias (asm-generic/qrwlock.h). */
 export const _QW_WAITING = 0x100;
@@ -90,13 +100,15 @@ function rwlock_holder(lock: number): string {
 
 /** A CPU stuck in the wait_lock queue waits, in the end, for the rwlock's holders. */
 const wait_lock_holder = (wl: number) => rwlock_holder(wl - OFF_WAIT_LOCK);
+registerLockHolder(rwlock_holder);
+registerLockHolder(wait_lock_holder);
 
 const noWriter = (v: number) => (v & _QW_LOCKED) === 0;
 const onlyWaiting = (v: number) => v === _QW_WAITING;
 
 /** Wakes the CPUs sleeping on `cnts`, if any (called after an RMW that may have met their condition). */
 function rwlock_wake(lock: number): void {
-  if (Atomics.load(I32, (lock + OFF_SLEEPERS) >> 2) !== 0) Atomics.notify(I32, lock >> 2);
+  if (Atomics.load(I32, (lock + OFF_SLEEPERS) >> 2) !== 0) sched_wake(lock >> 2);
 }
 
 /** Takes back a reader bias; the last bias out before a waiting writer wakes it. */
@@ -134,7 +146,11 @@ function queued_write_lock_slowpath(lock: number): void {
 
 /** queued_read_lock (v4.19). */
 function queued_read_lock(lock: number): void {
-  if (((Atomics.add(I32, lock >> 2, _QR_BIAS) + _QR_BIAS) & _QW_WMASK) !== 0) queued_read_lock_slowpath(lock);
+  if (((Atomics.add(I32, lock >> 2, _QR_BIAS) + _QR_BIAS) & _QW_WMASK) !== 0) {
+    if (tracing) trace_lock_contended(lock, I32[(lock + OFF_CLASS) >> 2]!, LOCK_READ);
+    queued_read_lock_slowpath(lock);
+    if (tracing) trace_lock_acquired(lock);
+  }
 }
 
 /** queued_read_unlock (v4.19): a writer waiting for exactly this value sleeps on the word. */
@@ -144,7 +160,11 @@ function queued_read_unlock(lock: number): void {
 
 /** queued_write_lock (v4.19). */
 function queued_write_lock(lock: number): void {
-  if (Atomics.compareExchange(I32, lock >> 2, 0, _QW_LOCKED) !== 0) queued_write_lock_slowpath(lock);
+  if (Atomics.compareExchange(I32, lock >> 2, 0, _QW_LOCKED) !== 0) {
+    if (tracing) trace_lock_contended(lock, I32[(lock + OFF_CLASS) >> 2]!, LOCK_WRITE);
+    queued_write_lock_slowpath(lock);
+    if (tracing) trace_lock_acquired(lock);
+  }
 }
 
 /** queued_write_unlock (v4.19): clears the writer byte, as the kernel's store to `wlocked`. */
@@ -164,10 +184,12 @@ export function read_lock(lock: number): void {
   preempt_disable();
   if (lockdepOn) lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, false, read_kind());
   queued_read_lock(lock);
+  if (tracing) trace_lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, LOCK_READ);
 }
 
 /** read_unlock (v4.19 __raw_read_unlock). */
 export function read_unlock(lock: number): void {
+  if (tracing) trace_lock_release(lock);
   if (lockdepOn) lock_release(lock);
   queued_read_unlock(lock);
   preempt_enable();
@@ -181,10 +203,12 @@ export function write_lock(lock: number): void {
   if (lockdepOn) lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, false);
   queued_write_lock(lock);
   I32[(lock + OFF_OWNER) >> 2] = smp_processor_id();
+  if (tracing) trace_lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, LOCK_WRITE);
 }
 
 /** write_unlock (v4.19 __raw_write_unlock). */
 export function write_unlock(lock: number): void {
+  if (tracing) trace_lock_release(lock);
   I32[(lock + OFF_OWNER) >> 2] = -1;
   if (lockdepOn) lock_release(lock);
   queued_write_unlock(lock);
@@ -203,6 +227,7 @@ export function read_trylock(lock: number): boolean {
   }
   preempt_disable();
   if (lockdepOn) lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, true, read_kind());
+  if (tracing) trace_lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, LOCK_READ);
   return true;
 }
 
@@ -214,6 +239,7 @@ export function write_trylock(lock: number): boolean {
   preempt_disable();
   if (lockdepOn) lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, true);
   I32[(lock + OFF_OWNER) >> 2] = smp_processor_id();
+  if (tracing) trace_lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, LOCK_WRITE);
   return true;
 }
 

@@ -18,6 +18,7 @@ import { DEFINE_GLOBAL, type GlobalVar, I32, staticInit } from "../shared/arena.
 import { KernelBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_LOCK, SP_UNLOCK, sched_point } from "../sched/sched_point.js";
+import { sched_wake } from "../sched/sched_det.js";
 import { smp_processor_id } from "../percpu/smp.js";
 import {
   local_bh_disable,
@@ -30,7 +31,15 @@ import {
   preempt_enable,
 } from "../percpu/preempt.js";
 import { lock_acquire, lock_release, lockdep_class, lockdep_class_name, lockdepOn } from "./lockdep.js";
-import { type LockHolderFn, lock_holder_text, smp_cond_load_acquire } from "./lock_wait.js";
+import { type LockHolderFn, lock_holder_text, registerLockHolder, smp_cond_load_acquire } from "./lock_wait.js";
+import {
+  LOCK_SPIN,
+  trace_lock_acquire,
+  trace_lock_acquired,
+  trace_lock_contended,
+  trace_lock_release,
+  tracing,
+} from "../trace/trace.js";
 
 /** struct spinlock (raw_spinlock + dep_map), arm64 ticket layout. */
 export const SPINLOCK_T = defineStruct("spinlock_t", [
@@ -70,6 +79,8 @@ function spin_holder(lock: number): string {
   return lock_holder_text(I32[(lock + OFF_CLASS) >> 2]!, Atomics.load(I32, (lock + OFF_OWNER) >> 2));
 }
 
+registerLockHolder(spin_holder);
+
 const ticketServed = (v: number, ticket: number) => (v & 0xffff) === ticket;
 
 /**
@@ -81,8 +92,11 @@ export function arch_spin_lock(lock: number, holder: LockHolderFn): void {
   // On the I32 view: a Uint32Array RMW returns a boxed double once next passes 0x8000.
   const old = Atomics.add(I32, lock >> 2, 0x10000);
   const ticket = old >>> 16;
-  if ((old & 0xffff) !== ticket)
+  if ((old & 0xffff) !== ticket) {
+    if (tracing) trace_lock_contended(lock, I32[(lock + OFF_CLASS) >> 2]!, LOCK_SPIN);
     smp_cond_load_acquire(lock, lock >> 2, (lock + OFF_SLEEPERS) >> 2, ticketServed, ticket, holder);
+    if (tracing) trace_lock_acquired(lock);
+  }
   I32[(lock + OFF_SERVING) >> 2] = ticket;
 }
 
@@ -93,8 +107,7 @@ export function arch_spin_unlock(lock: number): void {
   const v = o === 0xffff ? Atomics.sub(I32, lock >> 2, 0xffff) : Atomics.add(I32, lock >> 2, 1);
   // next beyond o+1: a waiter holds a ticket and may be asleep. The RMW above precedes this read (both SC),
   // and a waiter counts itself in sleepers before it re-reads the word, so one of us sees the other.
-  if (v >>> 16 !== ((o + 1) & 0xffff) && Atomics.load(I32, (lock + OFF_SLEEPERS) >> 2) !== 0)
-    Atomics.notify(I32, lock >> 2);
+  if (v >>> 16 !== ((o + 1) & 0xffff) && Atomics.load(I32, (lock + OFF_SLEEPERS) >> 2) !== 0) sched_wake(lock >> 2);
 }
 
 /** spin_lock (v4.19 __raw_spin_lock): preemption off, lockdep acquire, then the arch lock. */
@@ -104,10 +117,12 @@ export function spin_lock(lock: number): void {
   if (lockdepOn) lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, false);
   arch_spin_lock(lock, spin_holder);
   I32[(lock + OFF_OWNER) >> 2] = smp_processor_id();
+  if (tracing) trace_lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, LOCK_SPIN);
 }
 
 /** spin_unlock (v4.19 __raw_spin_unlock). */
 export function spin_unlock(lock: number): void {
+  if (tracing) trace_lock_release(lock);
   I32[(lock + OFF_OWNER) >> 2] = -1;
   if (lockdepOn) lock_release(lock);
   arch_spin_unlock(lock);
@@ -127,6 +142,7 @@ export function spin_trylock(lock: number): boolean {
   preempt_disable();
   if (lockdepOn) lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, true);
   I32[(lock + OFF_OWNER) >> 2] = smp_processor_id();
+  if (tracing) trace_lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, LOCK_SPIN);
   return true;
 }
 

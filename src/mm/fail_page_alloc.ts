@@ -13,7 +13,7 @@
  * come from a per-CPU Prng seeded from (machine seed, CPU, setup generation),
  * so a seed and a setup reproduce the same failures.
  */
-import { DEFINE_GLOBAL, DEFINE_PER_CPU, I32, staticInit, theArena } from "../shared/arena.js";
+import { DEFINE_GLOBAL, DEFINE_PER_CPU, I32, onMachineReset, staticInit, theArena } from "../shared/arena.js";
 import { Prng } from "../shared/prng.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_ATOMIC, sched_point } from "../sched/sched_point.js";
@@ -65,11 +65,17 @@ onSetCurrentCpu(() => {
 
 /** This thread's random stream; the arena records which generation it belongs to. */
 let prng = new Prng(0);
+/** A restored snapshot restarts the stream: the arena's generation alone cannot say how far it had gone. */
+let reseed = false;
+onMachineReset(() => {
+  reseed = true;
+});
 
 /** prandom_u32() of the fault injector, reseeded on a new setup generation. */
 function prandom_u32(attr: number): number {
   const gen = Atomics.load(I32, (attr + A_GEN) >> 2);
-  if (I32[seededIdx] !== gen) {
+  if (I32[seededIdx] !== gen || reseed) {
+    reseed = false;
     prng = new Prng(theArena().config.seed ^ Math.imul(gen, 0x9e3779b1), 0x40000000 + smp_processor_id());
     I32[seededIdx] = gen;
   }

@@ -1,16 +1,21 @@
 /**
  * Deliberate bugs: test-only switches that break vmsim's vmalloc on purpose
  * (MachineConfig `inject`, `--inject <name,...>`), so that the proof that
- * `vmsim stress` hunts races is itself a test: with a switch on, a seeded
- * stress run on 2 CPUs must report a violation or a kernel report; with it
- * off, the same seed runs clean (test/inject.test.ts).
+ * vmsim hunts races is itself a test. The switches marked `stress` are caught
+ * by a seeded free-running stress run on 2 CPUs, and the same seed without
+ * them runs clean (test/inject.test.ts); every switch is found by an
+ * exploration of its catalog scenario under the deterministic scheduler,
+ * replays to the same failure, and its scenario runs clean without it
+ * (src/explore/catalog.ts, test/catalog.test.ts) — except where the catalog
+ * says why the deterministic scheduler cannot reach it.
  *
  * Each entry opens with its story, as tools/testing/radix-tree opens a
  * regression test: the interleaving that breaks, what goes wrong, how vmsim
- * sees it, and the real kernel's context. The hooks live in src/mm/vmalloc.ts,
- * each behind a module-level boolean that is read from the config once per
- * arena (onSetCurrentCpu), so a machine without injections pays one
- * predictable branch on a constant-false flag.
+ * sees it, and the real kernel's context — for the re-created historical
+ * bugs, the upstream fix. The hooks live in src/mm/vmalloc.ts and
+ * src/mm/vmap_block.ts, each behind a module-level boolean that is read from
+ * the config once per arena (onSetCurrentCpu), so a machine without
+ * injections pays one predictable branch on a constant-false flag.
  */
 
 /** One deliberate bug. */
@@ -19,6 +24,12 @@ export interface Injection {
   readonly breaks: string;
   /** One line: what is left out (CLI help, README). */
   readonly summary: string;
+  /**
+   * The free-running stress mix (`vmsim stress`) reaches the broken path, and
+   * test/inject.test.ts proves it catches the bug; the others need their
+   * catalog scenario (src/explore/catalog.ts).
+   */
+  readonly stress: boolean;
 }
 
 /** The registry of deliberate bugs, by the name `--inject` takes. */
@@ -60,6 +71,7 @@ export const INJECTIONS = {
   "no-vmap-area-lock": {
     breaks: "alloc_vmap_area",
     summary: "alloc_vmap_area searches and inserts without vmap_area_lock",
+    stress: true,
   },
   /**
    * __purge_vmap_area_lazy returns the lazily freed areas to the allocator
@@ -95,6 +107,7 @@ export const INJECTIONS = {
   "no-purge-flush": {
     breaks: "__purge_vmap_area_lazy",
     summary: "__purge_vmap_area_lazy frees the lazy areas without flush_tlb_kernel_range",
+    stress: true,
   },
   /**
    * vfree from interrupt context frees at once (__vunmap) instead of queueing
@@ -125,6 +138,215 @@ export const INJECTIONS = {
   "irq-vfree-not-deferred": {
     breaks: "vfree",
     summary: "vfree from interrupt context frees at once instead of deferring to free_work",
+    stress: true,
+  },
+  /**
+   * new_vmap_block puts the new block on this CPU's vmap_block_queue before
+   * it sets the block's area and counters (va, free, dirty, dirty_min,
+   * dirty_max); only its lock and its list links are initialised by then.
+   *
+   *   CPU0: vm_map_ram → vb_alloc                CPU1: vm_unmap_aliases
+   *     new_vmap_block
+   *       vb = kmalloc(): slab poison 0x6b…
+   *       spin_lock_init(&vb->lock)
+   *       list_add_tail_rcu(&vb->free_list,
+   *                         &vbq0->free)
+   *                                                rcu_read_lock()
+   *                                                list_for_each_entry_rcu(vb, &vbq0->free)
+   *                                                  spin_lock(&vb->lock)
+   *                                                  vb->dirty: 0x6b6b6b6b, not 0
+   *                                                  vb->va->va_start: vb->va is
+   *                                                    0x6b6b6b6b6b6b6b6b → oops
+   *       vb->va = va; vb->free = …;
+   *       vb->dirty = 0; …
+   *
+   * What goes wrong: every CPU that flushes or purges walks every CPU's
+   * queue under rcu_read_lock alone (vm_unmap_aliases,
+   * purge_fragmented_blocks), so a block is everybody's the moment it is on
+   * its queue. A walker that reaches it before its fields are set reads what
+   * the slab left there — with slab poisoning a dirty count of 0x6b6b6b6b and
+   * the poison as vb->va — and vm_unmap_aliases dereferences that pointer to
+   * compute the range it flushes. vmsim sees it as the oops, a "fault" report
+   * "Unable to handle kernel paging request at virtual address
+   * 0x6b6b6b6b6b6b6b6b" from vm_unmap_aliases (kmalloc'ed records are arena
+   * offsets with no MMU in front, so the walker checks the pointer where the
+   * kernel's load would fault).
+   *
+   * Upstream: 3e3de7947c75 ("mm: vmalloc: ensure vmap_block is initialised
+   * before adding to queue", v6.11). 8c61291fd850 had given the block a `cpu`
+   * field, set only after the block was in its queue's xarray, and
+   * _vm_unmap_aliases, walking that xarray from another CPU, indexed
+   * per_cpu(vmap_block_queue, vb->cpu) with the uninitialised value (UBSAN:
+   * array index out of bounds in purge_fragmented_block, seen on Android);
+   * the fix sets vb->cpu before the insert. v4.19's block has no cpu field
+   * and its walkers iterate vbq->free, so the switch re-creates that ordering
+   * on the fields v4.19's walkers read. The tree insert stays after the
+   * fields: vmsim's rbtree stand-in for the radix tree reads each block's va,
+   * the kernel's radix tree reads nothing of the block.
+   */
+  "vb-publish-before-init": {
+    breaks: "new_vmap_block",
+    summary: "new_vmap_block queues the block before setting its area and counters",
+    stress: false,
+  },
+  /**
+   * vb_alloc takes a block with no page left off its CPU's queue with
+   * list_del_init instead of list_del_rcu.
+   *
+   *   CPU0: vm_map_ram → vb_alloc                CPU1: vm_unmap_aliases
+   *                                                rcu_read_lock()
+   *                                                list_for_each_entry_rcu(vb, &vbq0->free)
+   *     spin_lock(&vb->lock)
+   *     vb->free -= 1 << order: now 0
+   *                                                  spin_lock(&vb->lock): waits
+   *     spin_lock(&vbq0->lock)
+   *     list_del_init(&vb->free_list):
+   *       vb->free_list.next = &vb->free_list
+   *     spin_unlock(&vbq0->lock)
+   *     spin_unlock(&vb->lock)
+   *                                                  … spin_unlock(&vb->lock)
+   *                                                  vb = next entry: vb again, for ever
+   *
+   * What goes wrong: the queues are walked under rcu_read_lock alone, and
+   * list_del_rcu leaves the removed entry's next pointer as it was so that a
+   * walker standing on it walks on to the rest of the list. list_del_init
+   * points the entry at itself: a walker standing on the block when it
+   * leaves its queue never gets off it, looping inside its RCU read-side
+   * section (the kernel's soft lockup and RCU stall). vmsim sees it as the
+   * deterministic scheduler's livelock: the run passes its step cap with the
+   * walker still going round.
+   *
+   * Upstream: de5604231ce4 ("mm: percpu-vmap fix RCU list walking",
+   * v2.6.33): the per-CPU block queues were walked with RCU but updated with
+   * list_add and list_del_init (and free_list shared a union with rcu_head);
+   * the fix made the updaters list_add_rcu and list_del_rcu. This switch
+   * stands in for 8c61291fd850 ("mm: fix incorrect vbq reference in
+   * purge_fragmented_block", v6.10), a queue updated under another CPU's
+   * vbq->lock: that race breaks the list only when two CPUs interleave
+   * inside list_del_rcu and list_add_tail_rcu, between their single stores,
+   * where the deterministic scheduler never switches (it switches at sched
+   * points, and list updates have none), so no exploration can reach it.
+   */
+  "vb-list-del-init": {
+    breaks: "vb_alloc",
+    summary: "vb_alloc unlinks a full block with list_del_init under RCU walkers",
+    stress: false,
+  },
+  /**
+   * show_numa_info counts the pages of an area that is still
+   * VM_UNINITIALIZED: a CONFIG_NUMA /proc/vmallocinfo (vmallocinfo({ numa:
+   * true })) reads vm->pages while __vmalloc_area_node is filling it in.
+   *
+   *   CPU0: vmalloc(8 pages)                     CPU1: cat /proc/vmallocinfo
+   *     __get_vm_area_node
+   *       setup_vmalloc_vm: va->vm = area,
+   *         VM_VM_AREA (under vmap_area_lock)
+   *     __vmalloc_area_node
+   *       area->nr_pages = 8
+   *       area->pages = kmalloc(…)
+   *                                                s_start: spin_lock(&vmap_area_lock)
+   *                                                s_show(va): VM_VM_AREA, v = va->vm
+   *                                                  show_numa_info(v): v->nr_pages 8
+   *                                                    page_to_nid(v->pages[0]): NULL → oops
+   *       area->pages[i] = alloc_page() …
+   *     clear_vm_uninitialized_flag(area)
+   *
+   * What goes wrong: an area is on vmap_area_list, with its vm_struct, from
+   * setup_vmalloc_vm on; its page array is set up afterwards, without
+   * vmap_area_lock. VM_UNINITIALIZED (cleared with a barrier once the array
+   * is complete) is what keeps the /proc reader off the array meanwhile;
+   * without the check it follows nr_pages into a NULL array or NULL entries.
+   * vmsim sees it as the oops, a "fault" report "Unable to handle kernel NULL
+   * pointer dereference at virtual address 0x0000000000000000" from
+   * show_numa_info.
+   *
+   * Upstream: f5252e00 ("mm: avoid null pointer access in vm_struct via
+   * /proc/vmallocinfo") fixed the original crash — the vm_struct was put on
+   * vmlist, which vmallocinfo walked, before __vmalloc_area_node — with the
+   * VM_UNLIST flag, renamed VM_UNINITIALIZED in v3.11. d4033afdf828 ("mm,
+   * vmalloc: iterate vmap_area_list, instead of vmlist, in vmallocinfo()",
+   * v3.10) made vmallocinfo walk vmap_area_list, where an area appears before
+   * its vm_struct is complete, and added this very check (with its smp_rmb)
+   * to show_numa_info; the switch takes it out again.
+   */
+  "vmallocinfo-uninitialized": {
+    breaks: "show_numa_info",
+    summary: "/proc/vmallocinfo's show_numa_info reads the pages of a VM_UNINITIALIZED area",
+    stress: false,
+  },
+  /**
+   * __vunmap gives the area back (remove_vm_area) before it checks the range
+   * for live debug objects (debug_check_no_obj_freed), the order before
+   * f3c01d2f3ade.
+   *
+   *   CPU0: vfree(p)                             CPU1: a driver
+   *     __vunmap(p)
+   *       remove_vm_area(p): unmapped, va on
+   *         vmap_purge_list
+   *                                                vm_unmap_aliases(): lazy purge, p's range free
+   *                                                q = vmalloc(4K): q == p
+   *                                                debug_object_init(q, &descr)
+   *                                                debug_object_activate(q, &descr)
+   *       debug_check_no_obj_freed(p, 4K):
+   *         CPU1's active object at q:
+   *         "ODEBUG: free active …", fixup_free
+   *                                                debug_object_deactivate(q, &descr):
+   *                                                  "ODEBUG: deactivate not available …"
+   *
+   * What goes wrong: once remove_vm_area has queued the area for the lazy
+   * purge, any CPU's purge can hand its addresses to the next vmalloc, whose
+   * owner may place objects there and register them with debugobjects;
+   * checking the range after that frees (or complains about) another
+   * client's objects. vmsim sees it as a WARN from lib/debugobjects.c
+   * (src/lib/debugobjects.ts): "ODEBUG: free active …" when the object was
+   * active at the check, "ODEBUG: activate/deactivate not available …" when
+   * the check silently dropped it and its owner used it next.
+   *
+   * Upstream: f3c01d2f3ade ("mm: vmalloc: avoid racy handling of debugobjects
+   * in vunmap", v4.18) moved debug_check_no_locks_freed and
+   * debug_check_no_obj_freed ahead of remove_vm_area; the find_vmap_area(addr)
+   * it took instead of remove_vm_area's return value later needed
+   * 6ade20327dbb ("mm/vmalloc.c: don't dereference possible NULL pointer in
+   * __vunmap()", v5.0), which vmsim follows.
+   */
+  "vunmap-debugobjects": {
+    breaks: "__vunmap",
+    summary: "__vunmap checks for live debug objects after giving the area back",
+    stress: false,
+  },
+  /**
+   * alloc_vmap_area's search computes in the kernel's unsigned long: ALIGN()
+   * of an address near the top of the address space to a huge alignment
+   * carries out of bit 63 and wraps to 0, and `found:` checks only the end of
+   * the hole (addr + size > vend), not its start. No second CPU is needed:
+   *
+   *   CPU0: __vmalloc_node_range(PAGE_SIZE, 1 << 48, VMALLOC_START, VMALLOC_END, …)
+   *     alloc_vmap_area
+   *       addr = ALIGN(0xffff000008000000, 1 << 48): 0 (the carry is lost)
+   *       addr + size < addr? no
+   *       first: the lowest area; the "hole" below it fits
+   *     found: addr + size > vend? no
+   *       va->va_start = 0, __insert_vmap_area(va)
+   *     BUG_ON(va->va_start < vstart)
+   *
+   * What goes wrong: every alignment that rounds VMALLOC_START past the top
+   * (from 2^48 on arm64 VA48, 2^28 on arm32) turns the start of the search
+   * into address 0, below the range, and the allocator inserts an area there
+   * before its BUG_ONs catch it. vmsim sees it as that BUG:
+   * "kernel BUG at mm/vmalloc.c: alloc_vmap_area: 0x0000000000000000
+   * outside its bounds". Unbroken, vmsim computes on kaddrs, where ALIGN does
+   * not wrap and the carried-out address counts as an overflow — the
+   * behaviour of the fix; the switch lets it wrap as the kernel's did.
+   *
+   * Upstream: afd07389d3f4 ("mm/vmalloc.c: fix kernel BUG at
+   * mm/vmalloc.c:512!", v5.1): lib/test_vmalloc.c's align_shift_alloc_test
+   * (one page aligned to 2^0 … 2^63) hit the BUG on 4.20; the fix adds
+   * `|| addr < vstart` to the found: check, so the request fails instead.
+   */
+  "huge-align-wrap": {
+    breaks: "alloc_vmap_area",
+    summary: "alloc_vmap_area lets ALIGN wrap to 0 on a huge alignment and keeps address 0",
+    stress: false,
   },
 } as const satisfies Record<string, Injection>;
 

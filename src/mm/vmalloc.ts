@@ -18,7 +18,17 @@
  * free_vmap_cache globals; vmap_purge_lock (a mutex) serialises purges;
  * vmap_purge_list is lock-less (llist); vmap_lazy_nr is an atomic.
  */
-import { DEFINE_GLOBAL, DEFINE_PER_CPU, F64, I32, U8, per_cpu_ptr, staticInit, theArena } from "../shared/arena.js";
+import {
+  DEFINE_GLOBAL,
+  DEFINE_PER_CPU,
+  F64,
+  I32,
+  U8,
+  onMachineReset,
+  per_cpu_ptr,
+  staticInit,
+  theArena,
+} from "../shared/arena.js";
 import { PAGE_SHIFT, PAGE_SIZE, layoutOf } from "../shared/config.js";
 import { defineKernelFn } from "../shared/functab.js";
 import { ksym, ksym_name } from "../shared/kallsyms.js";
@@ -43,9 +53,20 @@ import {
   LK_VWRITE,
   trace_event,
 } from "../shared/events.js";
-import { SP_SLEEP, sched_point } from "../sched/sched_point.js";
+import { SP_ATOMIC, SP_LOCK, SP_SLEEP, SP_UNLOCK, sched_point } from "../sched/sched_point.js";
+import {
+  TF_PURGE_VMAP_AREA_LAZY,
+  TF_VFREE,
+  TF_VMALLOC,
+  TF_VUNMAP,
+  TF_PURGE_VMAP_AREA_LAZY_LOCKED,
+  trace_graph_entry,
+  trace_graph_return,
+  tracing,
+} from "../trace/trace.js";
 import { INIT_LIST_HEAD, LIST_HEAD, list_add_rcu, list_del_rcu, list_is_last, list_next } from "../lib/list.js";
 import { LLIST_HEAD, LLIST_NODE, init_llist_head, llist_add, llist_del_all, llist_next } from "../lib/llist.js";
+import { debug_check_no_obj_freed } from "../lib/debugobjects.js";
 import {
   RB_CLEAR_NODE,
   RB_EMPTY_NODE,
@@ -192,6 +213,8 @@ export let MODULES_END = 0;
 let layout: Layout;
 /** A kaddr sum at or past this wrapped in the kernel's unsigned long (2^64 - base, 2^32 on arm32). */
 let KADDR_WRAP = 0;
+/** Kernel address 0 as a kaddr (KADDR_WRAP - 2^64, 0 on arm32): where a wrapped sum lands. */
+let KADDR_NULL = 0;
 /** sizeof(struct page *): 8 on arm64, 4 on arm32. */
 let PTR_BYTES = 8;
 /** IOREMAP_MAX_ORDER: PUD_SHIFT on arm64 (v4.19), the generic 7 + PAGE_SHIFT on arm32. */
@@ -207,6 +230,7 @@ onSetCurrentCpu(() => {
   MODULES_END = layout.modulesEnd;
   KADDR_WRAP = 2 ** layout.vaBits;
   const is64 = layout.vaBits > 32;
+  KADDR_NULL = KADDR_WRAP - (is64 ? 2 ** 64 : 2 ** 32);
   PTR_BYTES = is64 ? 8 : 4;
   IOREMAP_MAX_ORDER = is64 ? 30 : 7 + PAGE_SHIFT;
   SHMLBA = is64 ? PAGE_SIZE : 4 * PAGE_SIZE;
@@ -336,11 +360,17 @@ onSetCurrentCpu(() => {
 let injectNoVmapAreaLock = false;
 let injectNoPurgeFlush = false;
 let injectIrqVfreeNotDeferred = false;
+let injectVmallocinfoUninitialized = false;
+let injectVunmapDebugobjects = false;
+let injectHugeAlignWrap = false;
 onSetCurrentCpu(() => {
   const inject = theArena().config.inject;
   injectNoVmapAreaLock = inject.includes("no-vmap-area-lock");
   injectNoPurgeFlush = inject.includes("no-purge-flush");
   injectIrqVfreeNotDeferred = inject.includes("irq-vfree-not-deferred");
+  injectVmallocinfoUninitialized = inject.includes("vmallocinfo-uninitialized");
+  injectVunmapDebugobjects = inject.includes("vunmap-debugobjects");
+  injectHugeAlignWrap = inject.includes("huge-align-wrap");
 });
 
 /** __find_vmap_area (v4.19): the area containing `addr`; vmap_area_lock held. */
@@ -408,19 +438,24 @@ export function alloc_vmap_area(
   const va = kmalloc(VMAP_AREA.size, gfpMask & GFP_RECLAIM_MASK);
   if (!va) return -ENOMEM;
 
-  // inject "no-vmap-area-lock": the search and the insert run without the lock.
+  // inject "no-vmap-area-lock": the search and the insert run without the lock. Its sched points
+  // stay (the lock's, and one between search and insert): the deterministic scheduler preempts there
+  // as another CPU's stores would land there on real hardware.
   const locked = !injectNoVmapAreaLock;
   for (let purged = false; ; purged = true) {
     if (locked) spin_lock(LOCK);
+    else sched_point(SP_LOCK);
     const addr = __alloc_vmap_area_search(size, align, vstart, vend);
     if (locked) trace_event(EV_VMAP_AREA_LOCK, LK_ALLOC_VMAP_AREA, addr);
-    if (addr >= 0) {
+    else sched_point(SP_ATOMIC);
+    if (addr !== -1) {
       F64[(va + VA.va_start) >> 3] = addr;
       F64[(va + VA.va_end) >> 3] = addr + size;
       I32[(va + VA.flags) >> 2] = 0;
       __insert_vmap_area(va);
       I32[FVC] = va + RB;
       if (locked) spin_unlock(LOCK);
+      else sched_point(SP_UNLOCK);
       if (addr % align || addr < vstart || addr + size > vend)
         throw new KernelBug(`kernel BUG at mm/vmalloc.c: alloc_vmap_area: ${hexKaddr(addr)} outside its bounds`);
       return va;
@@ -439,7 +474,8 @@ export function alloc_vmap_area(
 
 /**
  * The search of alloc_vmap_area (v4.19), from `retry:` to `found:`, with
- * vmap_area_lock held: the address of the hole, or -1 for `goto overflow`.
+ * vmap_area_lock held: the address of the hole, or -1 for `goto overflow`
+ * (a hole at a wrapped address, below 0 as a kaddr, is an address too).
  * cached_hole_size notes the largest hole noticed below the area cached in
  * free_vmap_cache: if size fits into that hole, scan from vstart to reuse it.
  */
@@ -461,6 +497,8 @@ function __alloc_vmap_area_search(size: number, align: number, vstart: number, v
     if (I32[FVC]) {
       first = I32[FVC]! - RB;
       addr = ALIGN(va_end(first), align);
+      // inject "huge-align-wrap": an ALIGN past the top wraps to address 0, as in the kernel's unsigned long.
+      if (injectHugeAlignWrap && addr >= KADDR_WRAP) addr = KADDR_NULL;
       if (addr < vstart) {
         nocache = true;
         continue;
@@ -468,6 +506,7 @@ function __alloc_vmap_area_search(size: number, align: number, vstart: number, v
       if (addr + size >= KADDR_WRAP) return -1;
     } else {
       addr = ALIGN(vstart, align);
+      if (injectHugeAlignWrap && addr >= KADDR_WRAP) addr = KADDR_NULL;
       if (addr + size >= KADDR_WRAP) return -1;
       let n = I32[(ROOT + RB_ROOT.off.rb_node) >> 2]!;
       first = 0;
@@ -486,6 +525,7 @@ function __alloc_vmap_area_search(size: number, align: number, vstart: number, v
     while (addr + size > va_start(first) && addr + size <= vend) {
       if (addr + F64[HOLE]! < va_start(first)) F64[HOLE] = va_start(first) - addr;
       addr = ALIGN(va_end(first), align);
+      if (injectHugeAlignWrap && addr >= KADDR_WRAP) addr = KADDR_NULL;
       if (addr + size >= KADDR_WRAP) return -1;
       if (list_is_last(first + LST, LIST)) break found;
       first = list_next(first + LST) - LST;
@@ -593,6 +633,7 @@ function cond_resched_lock(lock: number): void {
  */
 export function __purge_vmap_area_lazy(start: number, end: number): boolean {
   lockdep_assert_held(vmap_purge_lock.ptr, "vmap_purge_lock");
+  if (tracing) trace_graph_entry(TF_PURGE_VMAP_AREA_LAZY_LOCKED, 0, 0);
 
   const valist = llist_del_all(vmap_purge_list.ptr);
   let do_free = false;
@@ -602,7 +643,10 @@ export function __purge_vmap_area_lazy(start: number, end: number): boolean {
     if (va_end(va) > end) end = va_end(va);
     do_free = true;
   }
-  if (!do_free) return false;
+  if (!do_free) {
+    if (tracing) trace_graph_return(TF_PURGE_VMAP_AREA_LAZY_LOCKED, 0);
+    return false;
+  }
 
   // inject "no-purge-flush": the areas go back to the allocator with their translations still cached.
   trace_event(EV_PURGE_FLUSH, start, end);
@@ -619,6 +663,7 @@ export function __purge_vmap_area_lazy(start: number, end: number): boolean {
     cond_resched_lock(LOCK);
   }
   spin_unlock(LOCK);
+  if (tracing) trace_graph_return(TF_PURGE_VMAP_AREA_LAZY_LOCKED, 1);
   return true;
 }
 
@@ -633,10 +678,12 @@ export function try_purge_vmap_area_lazy(): void {
 /** purge_vmap_area_lazy (v4.19): purge the fragmented vmap blocks and every lazily freed area. */
 export function purge_vmap_area_lazy(): void {
   trace_event(EV_PURGE_VMAP_AREA_LAZY, 0, 0);
+  if (tracing) trace_graph_entry(TF_PURGE_VMAP_AREA_LAZY, 0, 0);
   mutex_lock(vmap_purge_lock.ptr);
   purge_fragmented_blocks_allcpus();
   __purge_vmap_area_lazy(Number.POSITIVE_INFINITY, 0);
   mutex_unlock(vmap_purge_lock.ptr);
+  if (tracing) trace_graph_return(TF_PURGE_VMAP_AREA_LAZY, 0);
 }
 
 /**
@@ -998,7 +1045,14 @@ export function __vunmap(addr: number, deallocatePages: number): void {
     return;
   }
 
+  /*
+   * debug_check_no_locks_freed has nothing to find (vmsim's locks never live
+   * in vmalloc memory). inject "vunmap-debugobjects": the check runs after the
+   * area went back, as before f3c01d2f3ade.
+   */
+  if (!injectVunmapDebugobjects) debug_check_no_obj_freed(vm_addr(area), get_vm_area_size(area));
   remove_vm_area(addr);
+  if (injectVunmapDebugobjects) debug_check_no_obj_freed(vm_addr(area), get_vm_area_size(area));
   if (deallocatePages) {
     const nr = vm_nr_pages(area);
     const vmalloced = pages_are_vmalloced(area);
@@ -1056,9 +1110,11 @@ export function vfree(addr: number): void {
   bug_on_in_nmi("vfree");
   if (!addr) return;
   trace_event(EV_VFREE, addr, preempt_count());
+  if (tracing) trace_graph_entry(TF_VFREE, addr, 0);
   // inject "irq-vfree-not-deferred": interrupt context frees at once, as process context does.
   if (in_interrupt() && !injectIrqVfreeNotDeferred) __vfree_deferred(addr);
   else __vunmap(addr, 1);
+  if (tracing) trace_graph_return(TF_VFREE, 0);
 }
 
 /** vunmap (v4.19): release a mapping obtained by vmap(); not in interrupt context. */
@@ -1066,7 +1122,9 @@ export function vunmap(addr: number): void {
   trace_event(EV_VUNMAP, addr, 0);
   if (in_interrupt()) throw new KernelBug("kernel BUG at mm/vmalloc.c: vunmap: in_interrupt()");
   might_sleep();
+  if (tracing) trace_graph_entry(TF_VUNMAP, addr, 0);
   if (addr) __vunmap(addr, 0);
+  if (tracing) trace_graph_return(TF_VUNMAP, 0);
 }
 
 /**
@@ -1176,6 +1234,7 @@ export function __vmalloc_node_range(
 ): number {
   const real_size = size;
   trace_event(EV_VMALLOC, size, align);
+  if (tracing) trace_graph_entry(TF_VMALLOC, size, caller ?? 0);
   size = PAGE_ALIGN(size);
   if (size && size / PAGE_SIZE <= totalram_pages()) {
     const area = __get_vm_area_node(
@@ -1190,7 +1249,10 @@ export function __vmalloc_node_range(
     );
     if (area) {
       const addr = __vmalloc_area_node(area, gfpMask, prot, node);
-      if (!addr) return 0;
+      if (!addr) {
+        if (tracing) trace_graph_return(TF_VMALLOC, 0);
+        return 0;
+      }
       /*
        * In this function, newly allocated vm_struct has VM_UNINITIALIZED
        * flag. It means that vm_struct is not fully initialized. Now, it is
@@ -1198,12 +1260,14 @@ export function __vmalloc_node_range(
        */
       clear_vm_uninitialized_flag(area);
       trace_event(EV_VMALLOC_RET, addr, 0);
+      if (tracing) trace_graph_return(TF_VMALLOC, addr);
       return addr;
     }
   }
   /* fail: */
   warn_alloc(gfpMask, `vmalloc: allocation failure: ${real_size} bytes`);
   trace_event(EV_VMALLOC_RET, 0, 0);
+  if (tracing) trace_graph_return(TF_VMALLOC, 0);
   return 0;
 }
 
@@ -1242,10 +1306,13 @@ export function __vmalloc_node_flags_caller(size: number, node: number, flags: n
 /* Default callers, interned once per arena on this thread (ksym's Map lookup is off the hot path). */
 let KSYM_VMALLOC = 0;
 let KSYM_VZALLOC = 0;
-onSetCurrentCpu(() => {
+const forgetDefaultCallers = () => {
   KSYM_VMALLOC = 0;
   KSYM_VZALLOC = 0;
-});
+};
+onSetCurrentCpu(forgetDefaultCallers);
+// A restored snapshot's symbol table may lack them: intern them again.
+onMachineReset(forgetDefaultCallers);
 
 /** vmalloc (v4.19): allocate virtually contiguous memory. kaddr or 0. */
 export function vmalloc(size: number, caller?: number): number {
@@ -1641,8 +1708,40 @@ export function pcpu_free_vm_areas(vms: number, nrVms: number): void {
 
 /*** /proc/vmallocinfo ***/
 
-/** s_show (v4.19, !CONFIG_NUMA): one /proc/vmallocinfo line for the area on list entry `e`. */
-function s_show(e: number): string {
+/**
+ * show_numa_info (v4.19, CONFIG_NUMA): " N0=<pages>" from the area's page
+ * array (vmsim has one node), nothing for an area whose vm_struct is still
+ * VM_UNINITIALIZED. A NULL page array or page pointer is the oops the
+ * kernel's load through it raises (the arena has no MMU in front of
+ * kmalloc'ed memory); the count stops there and the reader goes on.
+ */
+function show_numa_info(v: number): string {
+  // smp_rmb: the Atomics.load pairs with clear_vm_uninitialized_flag's Atomics.store.
+  // inject "vmallocinfo-uninitialized": the check is left out, as before d4033afdf828 added it.
+  if (!injectVmallocinfoUninitialized && Atomics.load(I32, (v + VM.flags) >> 2) & VM_UNINITIALIZED) return "";
+  const nr = vm_nr_pages(v);
+  let counter = 0;
+  for (let i = 0; i < nr; i++) {
+    // counters[page_to_nid(v->pages[nr])]++: a load of v->pages[i], then of that page's flags (at offset 0).
+    if (vm_pages(v) === 0) return null_pointer_oops(PTR_BYTES * i);
+    if (vmStructPage(v, i) === 0) return null_pointer_oops(0);
+    counter++;
+  }
+  return counter ? ` N0=${counter}` : "";
+}
+
+/** The oops of a load at `addr` below PAGE_SIZE (arch/arm64/mm/fault.c's wording); the reader's output stops there. */
+function null_pointer_oops(addr: number): string {
+  const hex = `0x${addr.toString(16).padStart(PTR_BYTES * 2, "0")}`;
+  reportBug("fault", `Unable to handle kernel NULL pointer dereference at virtual address ${hex}`);
+  return "";
+}
+
+/**
+ * s_show (v4.19): one /proc/vmallocinfo line for the area on list entry `e`;
+ * `numa`: a CONFIG_NUMA kernel's (m->private holds the node counters).
+ */
+function s_show(e: number, numa: boolean): string {
   const va = e - LST;
   const size = (n: number) => String(n).padStart(7);
 
@@ -1668,7 +1767,14 @@ function s_show(e: number): string {
   if (flags & VM_MAP) line += " vmap";
   if (flags & VM_USERMAP) line += " user";
   if (pages_are_vmalloced(v)) line += " vpages";
+  if (numa) line += show_numa_info(v);
   return line;
+}
+
+/** Options of {@link vmallocinfo}. */
+export interface VmallocinfoOptions {
+  /** The file of a CONFIG_NUMA kernel: each area's line ends with its pages per node (show_numa_info). @defaultValue false */
+  readonly numa?: boolean;
 }
 
 /**
@@ -1676,10 +1782,11 @@ function s_show(e: number): string {
  * each area in address order, s_stop drops it). Callers print as symbol
  * names without the +off/size of %pS (they are symbol ids, not addresses).
  */
-export function vmallocinfo(): string[] {
+export function vmallocinfo(opts: VmallocinfoOptions = {}): string[] {
+  const numa = opts.numa ?? false;
   const lines: string[] = [];
   spin_lock(LOCK);
-  for (let e = list_next(LIST); e !== LIST; e = list_next(e)) lines.push(s_show(e));
+  for (let e = list_next(LIST); e !== LIST; e = list_next(e)) lines.push(s_show(e, numa));
   spin_unlock(LOCK);
   return lines;
 }

@@ -49,6 +49,7 @@ import {
   list_add_tail,
   list_add_tail_rcu,
   list_del,
+  list_del_init,
   list_del_rcu,
   list_next,
   list_next_rcu,
@@ -66,9 +67,18 @@ import {
 import { RCU_HEAD, rcu_read_lock, rcu_read_unlock } from "../rcu/rcupdate.js";
 import { kfree_rcu } from "../rcu/tree.js";
 import { GFP_KERNEL, GFP_RECLAIM_MASK } from "./gfp.js";
-import { kfree, kmalloc } from "./slab.js";
+import { POISON_FREE, kfree, kmalloc } from "./slab.js";
+import { virt_addr_valid } from "./mm_types.js";
 import { type Pgprot, kernel_pte_lookup, vmap_page_range, vunmap_page_range } from "./pgtable.js";
 import { flush_tlb_kernel_range } from "./tlbflush.js";
+import {
+  TF_VM_MAP_RAM,
+  TF_VM_UNMAP_ALIASES,
+  TF_VM_UNMAP_RAM,
+  trace_graph_entry,
+  trace_graph_return,
+  tracing,
+} from "../trace/trace.js";
 import {
   NUMA_NO_NODE,
   VMAP_AREA,
@@ -167,6 +177,15 @@ onSetCurrentCpu(() => {
   // Read here, not at module evaluation: vmalloc.ts and this file import each other.
   VA_START = VMAP_AREA.off.va_start;
   VA_END = VMAP_AREA.off.va_end;
+});
+
+/* Deliberate bugs (src/mm/inject.ts), read once per arena: off, each hook is one branch on a false flag. */
+let injectVbPublishBeforeInit = false;
+let injectVbListDelInit = false;
+onSetCurrentCpu(() => {
+  const inject = theArena().config.inject;
+  injectVbPublishBeforeInit = inject.includes("vb-publish-before-init");
+  injectVbListDelInit = inject.includes("vb-list-del-init");
 });
 
 /*** Structures ***/
@@ -280,7 +299,8 @@ function vmap_block_tree_delete(vbIdx: number): number {
  * and queue it on this CPU. Returns the kaddr of those pages or a negative
  * errno. Every field is set before the block is published, first on the tree
  * and then on the per-CPU list (upstream's 3e3de7947c75 fixed a later
- * kernel's vb->cpu, which v4.19 does not have).
+ * kernel's vb->cpu, which v4.19 does not have; "vb-publish-before-init"
+ * re-creates that ordering on v4.19's fields).
  */
 function new_vmap_block(order: number, gfpMask: number): number {
   const node = NUMA_NO_NODE;
@@ -296,6 +316,9 @@ function new_vmap_block(order: number, gfpMask: number): number {
   const va_start = F64[(va + VA_START) >> 3]!;
   const vaddr = vmap_block_vaddr(va_start, 0);
   spin_lock_init(vb + B.lock, "vmap_block.lock");
+  INIT_LIST_HEAD(vb + B.free_list);
+  // inject "vb-publish-before-init": on this CPU's queue before its area and counters are set.
+  if (injectVbPublishBeforeInit) queue_new_vmap_block(vb);
   I32[(vb + B.va) >> 2] = va;
   // At least something should be left free.
   if (VMAP_BBMAP_BITS <= 1 << order)
@@ -304,7 +327,6 @@ function new_vmap_block(order: number, gfpMask: number): number {
   I32[(vb + B.dirty) >> 2] = 0;
   I32[(vb + B.dirty_min) >> 2] = VMAP_BBMAP_BITS;
   I32[(vb + B.dirty_max) >> 2] = 0;
-  INIT_LIST_HEAD(vb + B.free_list);
 
   const vb_idx = addr_to_vb_idx(va_start);
   spin_lock(vmap_block_tree_lock.ptr);
@@ -313,6 +335,12 @@ function new_vmap_block(order: number, gfpMask: number): number {
   if (err)
     throw new KernelBug(`kernel BUG at mm/vmalloc.c: new_vmap_block: vb_idx ${vb_idx} already in vmap_block_tree`);
 
+  if (!injectVbPublishBeforeInit) queue_new_vmap_block(vb);
+  return vaddr;
+}
+
+/** new_vmap_block's last step (v4.19): the block on this CPU's queue, for its vb_allocs and every CPU's walkers. */
+function queue_new_vmap_block(vb: number): void {
   // get_cpu_var(vmap_block_queue): this CPU's queue, preemption off.
   get_cpu();
   const vbq = this_cpu_ptr(vmap_block_queue);
@@ -320,8 +348,6 @@ function new_vmap_block(order: number, gfpMask: number): number {
   list_add_tail_rcu(vb + B.free_list, vbq + Q.free);
   spin_unlock(vbq + Q.lock);
   put_cpu();
-
-  return vaddr;
 }
 
 /** free_vmap_block (v4.19): take `vb` off the tree, hand its area to the lazy purge, free it after a grace period. */
@@ -419,7 +445,9 @@ function vb_alloc(size: number, gfpMask: number): number {
     I32[(vb + B.free) >> 2] = free - pages;
     if (free === pages) {
       spin_lock(vbq + Q.lock);
-      list_del_rcu(vb + B.free_list);
+      // inject "vb-list-del-init": the entry is pointed at itself under the RCU walkers, as before de5604231ce4.
+      if (injectVbListDelInit) list_del_init(vb + B.free_list);
+      else list_del_rcu(vb + B.free_list);
       spin_unlock(vbq + Q.lock);
     }
     spin_unlock(vb + B.lock);
@@ -490,6 +518,7 @@ export function vm_unmap_aliases(): void {
   if (I32[vmap_initialized.ptr >> 2] === 0) return;
 
   might_sleep();
+  if (tracing) trace_graph_entry(TF_VM_UNMAP_ALIASES, 0, 0);
 
   for (const cpu of for_each_possible_cpu()) {
     const head = per_cpu_ptr(vmap_block_queue, cpu) + Q.free;
@@ -498,12 +527,15 @@ export function vm_unmap_aliases(): void {
       const vb = p - B.free_list;
       spin_lock(vb + B.lock);
       if (I32[(vb + B.dirty) >> 2] !== 0) {
-        const va_start = vb_va_start(vb);
-        const s = va_start + I32[(vb + B.dirty_min) >> 2]! * PAGE_SIZE;
-        const e = va_start + I32[(vb + B.dirty_max) >> 2]! * PAGE_SIZE;
-        start = Math.min(s, start);
-        end = Math.max(e, end);
-        flush = true;
+        const va = I32[(vb + B.va) >> 2]!;
+        if (virt_addr_valid(va)) {
+          const va_start = F64[(va + VA_START) >> 3]!;
+          const s = va_start + I32[(vb + B.dirty_min) >> 2]! * PAGE_SIZE;
+          const e = va_start + I32[(vb + B.dirty_max) >> 2]! * PAGE_SIZE;
+          start = Math.min(s, start);
+          end = Math.max(e, end);
+          flush = true;
+        } else wild_pointer_oops(va);
       }
       spin_unlock(vb + B.lock);
     }
@@ -514,6 +546,20 @@ export function vm_unmap_aliases(): void {
   purge_fragmented_blocks_allcpus();
   if (!__purge_vmap_area_lazy(start, end) && flush) flush_tlb_kernel_range(start, end);
   mutex_unlock(vmap_purge_lock.ptr);
+  if (tracing) trace_graph_return(TF_VM_UNMAP_ALIASES, 0);
+}
+
+/**
+ * The oops of vm_unmap_aliases' load of vb->va->va_start through a pointer
+ * outside the linear map (a block it reached before the block was set up):
+ * kmalloc'ed records are arena offsets with no MMU in front, so the walker
+ * checks where the kernel's load would fault. A pointer of slab poison
+ * stands for the kernel's 8 poison bytes.
+ */
+function wild_pointer_oops(p: number): void {
+  const word = (p >>> 0).toString(16).padStart(8, "0");
+  const addr = p === POISON_FREE * 0x01010101 && layout.vaBits > 32 ? word + word : word;
+  reportBug("fault", `Unable to handle kernel paging request at virtual address 0x${addr}`);
 }
 
 /*** vm_map_ram / vm_unmap_ram ***/
@@ -530,6 +576,7 @@ export function vm_unmap_ram(mem: number, count: number): void {
   const size = (count >>> 0) * PAGE_SIZE;
   const addr = mem;
   trace_event(EV_VM_UNMAP_RAM, mem, count);
+  if (tracing) trace_graph_entry(TF_VM_UNMAP_RAM, mem, count);
 
   might_sleep();
   bug_on(!addr, "!addr");
@@ -540,12 +587,14 @@ export function vm_unmap_ram(mem: number, count: number): void {
   // debug_check_no_locks_freed has nothing to find: vmsim's locks live in kmalloc/static memory, never here.
   if (count >>> 0 <= VMAP_MAX_ALLOC) {
     vb_free(mem, size);
+    if (tracing) trace_graph_return(TF_VM_UNMAP_RAM, 0);
     return;
   }
 
   const va = find_vmap_area(addr);
   bug_on(va === 0, "!va");
   free_unmap_vmap_area(va);
+  if (tracing) trace_graph_return(TF_VM_UNMAP_RAM, 0);
 }
 
 /**
@@ -556,26 +605,35 @@ export function vm_unmap_ram(mem: number, count: number): void {
  */
 export function vm_map_ram(pages: number, count: number, node: number, prot: Pgprot): number {
   trace_event(EV_VM_MAP_RAM, count, 0);
+  if (tracing) trace_graph_entry(TF_VM_MAP_RAM, count, 0);
   const size = (count >>> 0) * PAGE_SIZE;
   let addr: number;
   let mem: number;
 
   if (count >>> 0 <= VMAP_MAX_ALLOC) {
     mem = vb_alloc(size, GFP_KERNEL);
-    if (mem < 0) return 0;
+    if (mem < 0) {
+      if (tracing) trace_graph_return(TF_VM_MAP_RAM, 0);
+      return 0;
+    }
     addr = mem;
   } else {
     const va = alloc_vmap_area(size, PAGE_SIZE, VMALLOC_START, VMALLOC_END, node, GFP_KERNEL);
-    if (va < 0) return 0;
+    if (va < 0) {
+      if (tracing) trace_graph_return(TF_VM_MAP_RAM, 0);
+      return 0;
+    }
     addr = F64[(va + VA_START) >> 3]!;
     mem = addr;
   }
   // vb_alloc's NULL for count 0 is not an ERR_PTR: it reaches vmap_page_range, which BUGs (fixed in v6.9, ac0476e8ca2e).
   if (vmap_page_range(addr, addr + size, prot, pages) < 0) {
     vm_unmap_ram(mem, count);
+    if (tracing) trace_graph_return(TF_VM_MAP_RAM, 0);
     return 0;
   }
   trace_event(EV_VM_MAP_RAM_RET, mem, count);
+  if (tracing) trace_graph_return(TF_VM_MAP_RAM, mem);
   return mem;
 }
 

@@ -12,6 +12,7 @@ import { SP_OP, type SP, addSchedSlowPath, removeSchedSlowPath } from "../sched/
 import { irqCpuOnline, irqSchedPoint } from "./irq.js";
 import { onSetCurrentCpu } from "./smp.js";
 import { workqueueSafePoint } from "./workqueue.js";
+import { traceCpuOnline } from "../trace/trace.js";
 
 let wqAuto = true;
 const IRQ_IDLE_PERIOD = 256;
@@ -28,13 +29,15 @@ function percpuSchedPoint(kind: SP): number | undefined {
 /**
  * Harness: brings this thread's CPU online for interrupts and work —
  * interrupt arrivals per config.irqRate, pending interrupts taken at every
- * sched point, the kworker at safe points when config.workqueue is "auto".
+ * sched point, the kworker at safe points when config.workqueue is "auto" —
+ * and for tracing when config.trace is nonzero.
  * Calling it again (a new machine) replaces the earlier setup.
  */
 export function percpuCpuOnline(): void {
   const a = theArena();
   if (hookedTo !== null) removeSchedSlowPath(percpuSchedPoint);
   irqCpuOnline();
+  traceCpuOnline();
   wqAuto = a.config.workqueue === "auto";
   // Every point while an interrupt line has a handler (a raised interrupt is taken at the next
   // sched point); with none, a check every IRQ_IDLE_PERIOD points keeps free-mode sched points cheap.

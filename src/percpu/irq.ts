@@ -28,6 +28,7 @@ import {
   DEFINE_GLOBAL,
   DEFINE_PER_CPU,
   I32,
+  onMachineReset,
   per_cpu_ptr,
   readCString,
   staticInit,
@@ -39,11 +40,13 @@ import { Prng } from "../shared/prng.js";
 import { reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_IRQ, sched_point } from "../sched/sched_point.js";
+import { sched_wait } from "../sched/sched_det.js";
 import { SPINLOCK_T, spin_lock_init, spin_lock_irqsave, spin_unlock_irqrestore } from "../locks/spinlock.js";
 import { lock_wait_check } from "../locks/lock_wait.js";
 import { might_sleep } from "../locks/might_sleep.js";
 import { in_irq, irq_enter, irq_exit, irqs_disabled, local_irq_restore, local_irq_save } from "./preempt.js";
 import { onSetCurrentCpu, smp_processor_id, this_cpu_ptr } from "./smp.js";
+import { trace_irq_handler_entry, trace_irq_handler_exit, tracing } from "../trace/trace.js";
 
 /** Interrupt lines of the machine (one pending bit each in an i32). */
 export const NR_IRQS = 16;
@@ -170,7 +173,7 @@ export function synchronize_irq(irq: number): void {
     const v = Atomics.load(I32, w);
     if (v === 0) return;
     // Handlers are short and nobody notifies: sleep in 1 ms slices.
-    Atomics.wait(I32, w, v, 1);
+    sched_wait(w, v, 1, irq_to_desc(irq));
     lock_wait_check(irq, start, () => `synchronize_irq(${irq}): a handler of IRQ ${irq} still runs`);
   }
 }
@@ -189,8 +192,10 @@ export function generic_handle_irq(irq: number): void {
   // Count ourselves in before loading the handler: free_irq clears it first, then waits for in_progress 0.
   Atomics.add(I32, ip, 1);
   const handler = Atomics.load(I32, (desc + D.handler) >> 2);
+  if (tracing) trace_irq_handler_entry(irq, handler);
   if (handler !== 0) callKernelFn(handler, I32[(desc + D.dev_id) >> 2]!);
   else Atomics.add(I32, (irq_desc.ptr + IRQ_DESC_TABLE.off.irq_err_count) >> 2, 1); // handle_bad_irq
+  if (tracing) trace_irq_handler_exit(irq);
   Atomics.sub(I32, ip, 1);
 }
 
@@ -233,6 +238,11 @@ export function raise_irq_on(cpu: number, irq: number): void {
 let arrivals: Prng | null = null;
 let logNoArrival = 0;
 let untilArrival = 0;
+let online = false;
+// A restored snapshot replays the arrivals from the start of this CPU's stream.
+onMachineReset(() => {
+  if (online) irqCpuOnline();
+});
 
 /** Sched points up to and including the next arrival: geometric with success chance irqRate per point. */
 function irq_next_gap(): number {
@@ -241,6 +251,7 @@ function irq_next_gap(): number {
 
 /** Harness: this CPU's random device interrupts, from config.irqRate and a PRNG stream of (seed, cpu). */
 export function irqCpuOnline(): void {
+  online = true;
   const c = theArena().config;
   arrivals = c.irqRate > 0 ? new Prng(c.seed, IRQ_PRNG_STREAM + smp_processor_id()) : null;
   // irqRate 1: log(0) is -Infinity and every gap is 1.

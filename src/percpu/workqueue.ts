@@ -29,6 +29,7 @@ import { callKernelFn, defineKernelFn, kernelFnName } from "../shared/functab.js
 import { KernelBug, reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_ATOMIC, sched_point } from "../sched/sched_point.js";
+import { sched_wait, sched_wake } from "../sched/sched_det.js";
 import { INIT_LIST_HEAD, LIST_HEAD, list_add_tail, list_del_init, list_empty, list_next } from "../lib/list.js";
 import { lock_wait_check } from "../locks/lock_wait.js";
 import { lockdep_depth, lockdep_print_held_locks } from "../locks/lockdep.js";
@@ -292,7 +293,7 @@ const wq_barrier_func = defineKernelFn("wq_barrier_func", (work: number) => {
   const done = (work - WQ_BARRIER.off.work + B.done) >> 2;
   // complete(&barr->done): the flusher owns the barrier again once it sees this.
   Atomics.store(I32, done, 1);
-  Atomics.notify(I32, done);
+  sched_wake(done);
 });
 
 /** A barrier from this CPU's stack (the kernel's on-stack wq_barrier). */
@@ -336,7 +337,7 @@ function wait_for_barrier(pool: number, barr: number, what: string): void {
   const holder = () => `${what}: kworker/${I32[(pool + P.cpu) >> 2]} runs on CPU#${I32[(pool + P.worker_cpu) >> 2]}`;
   while (Atomics.load(I32, done) === 0) {
     // Another CPU is running the items in order and will reach the barrier; it notifies done.
-    if (worker_run(pool, done) < 0) Atomics.wait(I32, done, 0, 1);
+    if (worker_run(pool, done) < 0) sched_wait(done, 0, 1, pool);
     lock_wait_check(pool, start, holder);
   }
 }

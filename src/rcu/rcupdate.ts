@@ -35,12 +35,13 @@
  * The update side (synchronize_rcu, call_rcu, kfree_rcu, rcu_barrier) is in
  * src/rcu/tree.ts.
  */
-import { DEFINE_PER_CPU, I32 } from "../shared/arena.js";
+import { DEFINE_PER_CPU, I32, onMachineReset } from "../shared/arena.js";
 import { reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_RCU, sched_point } from "../sched/sched_point.js";
 import { onSetCurrentCpu, smp_processor_id, this_cpu_ptr } from "../percpu/smp.js";
 import { lockdepOn } from "../locks/lockdep.js";
+import { trace_rcu_read_lock, trace_rcu_read_unlock, tracing } from "../trace/trace.js";
 
 /**
  * struct callback_head (include/linux/types.h): embedded in a record that is
@@ -68,7 +69,12 @@ let nestingIdx = 0;
 /** The arena view the indexes were computed for: a new arena (a new boot) invalidates them. */
 let boundTo: Int32Array | null = null;
 /** An rcu_idle_enter is queued on this thread's event loop. */
-let idleQueued = false;
+let idleQueued: NodeJS.Immediate | null = null;
+// A restored snapshot is a new machine: an idle entry queued for the old contents must not touch it.
+onMachineReset(() => {
+  if (idleQueued !== null) clearImmediate(idleQueued);
+  idleQueued = null;
+});
 
 onSetCurrentCpu(() => {
   // Leaving a CPU is a context switch: a quiescent state for the CPU left behind.
@@ -95,7 +101,7 @@ export function rcu_qs(): void {
  * workload that returned inside a read-side section is reported instead.
  */
 function rcu_idle_enter(): void {
-  idleQueued = false;
+  idleQueued = null;
   const n = I32[nestingIdx]!;
   if (n === 0) rcu_qs();
   else
@@ -111,10 +117,7 @@ function rcu_epoch_begin(c: number): void {
   // the counter after this store waits for the epoch; one that loaded it before
   // did so after its unlink, which this section's loads then follow.
   Atomics.store(I32, ctrIdx, c + 1);
-  if (!idleQueued) {
-    idleQueued = true;
-    setImmediate(rcu_idle_enter);
-  }
+  idleQueued ??= setImmediate(rcu_idle_enter);
 }
 
 /** rcu_read_lock (v4.19, preemptible RCU's __rcu_read_lock): enter a read-side section; sections nest. */
@@ -126,6 +129,7 @@ export function rcu_read_lock(): void {
   if (n === 0) {
     const c = I32[ctrIdx]!;
     if ((c & 1) === 0) rcu_epoch_begin(c);
+    if (tracing) trace_rcu_read_lock();
   }
 }
 
@@ -137,6 +141,7 @@ export function rcu_read_unlock(): void {
     return;
   }
   I32[nestingIdx] = n - 1;
+  if (tracing && n === 1) trace_rcu_read_unlock();
   sched_point(SP_RCU);
 }
 

@@ -31,6 +31,7 @@
  * CPU's list. synchronize_rcu and rcu_barrier drive the same machinery
  * themselves while they wait.
  */
+import { schedDeterministic, sched_wake, sched_yield } from "../sched/sched_det.js";
 import { DEFINE_GLOBAL, DEFINE_PER_CPU, I32, machineStopping, per_cpu_ptr, theArena } from "../shared/arena.js";
 import { KernelBug, MachineStopped, reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
@@ -61,6 +62,15 @@ import {
 import { lockdep_depth } from "../locks/lockdep.js";
 import { might_sleep } from "../locks/might_sleep.js";
 import { RCU_HEAD, RCU_READER, rcu_preempt_depth, rcu_qs, rcu_reader } from "./rcupdate.js";
+import {
+  TF_RCU_BARRIER,
+  TF_SYNCHRONIZE_RCU,
+  trace_graph_entry,
+  trace_graph_return,
+  trace_rcu_gp_end,
+  trace_rcu_gp_start,
+  tracing,
+} from "../trace/trace.js";
 import {
   RCU_SEQ_CTR_SHIFT,
   ULONG_CMP_GE,
@@ -162,6 +172,7 @@ function rcu_gp_init(): void {
   // SC store, then SC loads of the counters: every updater that read gp_seq before
   // this store unlinked its records before these snapshots (see rcupdate.ts).
   Atomics.store(I32, g, rcu_seq_start(I32[g]!));
+  if (tracing) trace_rcu_gp_start(I32[g]!);
   let left = 0;
   for (let cpu = 0, n = num_online_cpus(); cpu < n; cpu++) {
     const rdp = per_cpu_ptr(rcu_data, cpu);
@@ -199,8 +210,9 @@ function rcu_gp_fqs(): boolean {
 /** rcu_gp_cleanup (v4.19): end the grace period and wake the CPUs sleeping on gp_seq. */
 function rcu_gp_cleanup(): void {
   const g = gpSeqIdx();
+  if (tracing) trace_rcu_gp_end(I32[g]!);
   Atomics.store(I32, g, rcu_seq_endval(I32[g]!));
-  if (Atomics.load(I32, (rcu_state.ptr + RCU_STATE.off.gp_waiters) >> 2) !== 0) Atomics.notify(I32, g);
+  if (Atomics.load(I32, (rcu_state.ptr + RCU_STATE.off.gp_waiters) >> 2) !== 0) sched_wake(g);
 }
 
 /**
@@ -410,6 +422,11 @@ function rcu_wait(what: string, step: () => boolean): void {
     if (step()) return;
     sched_point(SP_SPIN);
     if (machineStopping()) throw new MachineStopped();
+    // Deterministic mode: the grace period needs the others' quiescent states, so let them run.
+    if (schedDeterministic) {
+      sched_yield();
+      continue;
+    }
     if (i < RCU_WAIT_SPINS) continue;
     if (start === 0) start = Date.now();
     const s = Atomics.load(I32, g);
@@ -429,11 +446,13 @@ function rcu_wait(what: string, step: () => boolean): void {
  */
 export function synchronize_rcu(): void {
   rcu_might_wait("synchronize_rcu");
+  if (tracing) trace_graph_entry(TF_SYNCHRONIZE_RCU, 0, 0);
   sched_point(SP_RCU);
   const snap = rcu_seq_snap(Atomics.load(I32, gpSeqIdx()));
   rcu_start_this_gp(snap);
   const g = gpSeqIdx();
   rcu_wait("synchronize_rcu", () => rcu_seq_done(Atomics.load(I32, g), snap));
+  if (tracing) trace_graph_return(TF_SYNCHRONIZE_RCU, 0);
 }
 
 /**
@@ -447,6 +466,7 @@ export function synchronize_rcu(): void {
  */
 export function rcu_barrier(): void {
   rcu_might_wait("rcu_barrier");
+  if (tracing) trace_graph_entry(TF_RCU_BARRIER, 0, 0);
   sched_point(SP_RCU);
   const n = num_online_cpus();
   const want: number[] = [];
@@ -467,6 +487,7 @@ export function rcu_barrier(): void {
     }
     return done;
   });
+  if (tracing) trace_graph_return(TF_RCU_BARRIER, 0);
 }
 
 /** Harness: callbacks queued on any CPU and not yet invoked (leak checks, tests). */

@@ -6,6 +6,8 @@
  * stop check, simulated interrupts, and whatever strategy is plugged in.
  */
 
+import { onMachineReset } from "../shared/arena.js";
+
 /* Why a sched point was reached (traces and strategies key on it). */
 export const SP_LOCK = 1;
 export const SP_UNLOCK = 2;
@@ -38,6 +40,15 @@ const IDLE = 1 << 30;
 let budget = IDLE;
 let armed = IDLE;
 let paths: Path[] = [];
+/** Points counted before the current arming (see {@link schedPointCount}). */
+let counted = 0;
+/**
+ * The deterministic scheduler's hook (src/sched/sched_det.ts): it runs when
+ * `detLeft` points have passed, also inside another slow path (an interrupt
+ * handler blocks and is preempted like any code), and returns its next gap.
+ */
+let detHook: ((kind: SP) => number) | null = null;
+let detLeft = IDLE;
 
 export function sched_point(kind: SP): void {
   if (--budget <= 0) schedSlow(kind);
@@ -45,61 +56,122 @@ export function sched_point(kind: SP): void {
 
 /**
  * A safe point between two workload operations (no locks held, not atomic):
- * sched_point(SP_OP) that always runs every slow path — the kworker runs here
- * in "auto" mode, RCU notes a quiescent state, a pending interrupt is taken.
+ * a sched point that also runs every slow path — the kworker runs here in
+ * "auto" mode, RCU notes a quiescent state, a pending interrupt is taken.
  */
 export function sched_op_point(): void {
+  budget--;
   schedSlow(SP_OP);
+}
+
+/** Sched points this thread has passed since {@link sched_point_reset}: the deterministic scheduler's clock. */
+export function schedPointCount(): number {
+  return counted + (armed - budget);
 }
 
 let inSlow = false;
 
-function schedSlow(kind: SP): void {
-  // Points reached inside a slow path (an interrupt handler taking locks) do not re-enter it.
-  if (inSlow) return;
-  inSlow = true;
+/** Moves the points since the last arming into `counted` and every interval. */
+function account(): void {
   const elapsed = armed - budget;
+  counted += elapsed;
+  detLeft -= elapsed;
+  for (const p of paths) p.left -= elapsed;
   budget = armed = IDLE;
+}
+
+function rearm(): void {
+  let next = detHook !== null ? Math.max(1, detLeft) : IDLE;
+  for (const p of paths) next = Math.min(next, Math.max(1, p.left));
+  budget = armed = next;
+}
+
+function schedSlow(kind: SP): void {
+  account();
+  // Points reached inside a slow path (an interrupt handler taking locks) do not re-enter it, but
+  // the deterministic scheduler still decides there: handler code is preempted like any code.
+  if (inSlow) {
+    try {
+      runDet(kind);
+    } finally {
+      armDetOnly();
+    }
+    return;
+  }
+  inSlow = true;
   try {
+    runDet(kind);
     for (const p of paths) {
-      p.left -= elapsed;
       if (p.left <= 0 || kind === SP_OP) {
+        account();
         p.left = p.every;
+        armDetOnly();
         const want = p.fn(kind);
         if (typeof want === "number") p.left = Math.max(1, Math.min(want, p.every));
       }
     }
   } finally {
-    let next = IDLE;
-    for (const p of paths) next = Math.min(next, Math.max(1, p.left));
-    budget = armed = next;
+    account();
     inSlow = false;
+    rearm();
   }
 }
 
-function rearm(): void {
-  const elapsed = armed - budget;
-  let next = IDLE;
-  for (const p of paths) {
-    p.left = Math.max(1, p.left - elapsed);
-    if (p.left < next) next = p.left;
-  }
-  budget = armed = next;
+/** Inside a slow path only the deterministic scheduler keeps counting down. */
+function armDetOnly(): void {
+  budget = armed = detHook !== null ? Math.max(1, detLeft) : IDLE;
+}
+
+function runDet(kind: SP): void {
+  if (detHook !== null && detLeft <= 0) detLeft = detHook(kind);
 }
 
 /**
  * Plugs a slow path in behind the hook (machine-stop check, interrupts, RCU
- * callbacks, the deterministic scheduler). `every` = 1 runs it at every point.
+ * callbacks). `every` = 1 runs it at every point.
  */
 export function addSchedSlowPath(fn: SlowPath, every: number): void {
   const e = Math.max(1, Math.floor(every));
-  rearm();
+  account();
   paths = [...paths, { fn, every: e, left: e }];
   rearm();
 }
 
 export function removeSchedSlowPath(fn: SlowPath): void {
-  rearm();
+  account();
   paths = paths.filter((p) => p.fn !== fn);
   rearm();
 }
+
+/**
+ * Installs (or, with null, removes) the deterministic scheduler's hook; it
+ * first runs after `first` points.
+ */
+export function setSchedDetHook(fn: ((kind: SP) => number) | null, first = IDLE): void {
+  account();
+  detHook = fn;
+  detLeft = first;
+  rearm();
+}
+
+/** The deterministic scheduler asks to run again after `n` points (a wake that may preempt: 1). */
+export function schedDetRearm(n: number): void {
+  account();
+  detLeft = n;
+  rearm();
+}
+
+/**
+ * Restarts this thread's sched-point clock and every slow path's interval, as
+ * at boot: a machine restored from a snapshot replays the same points.
+ */
+export function sched_point_reset(): void {
+  counted = 0;
+  for (const p of paths) p.left = p.every;
+  detHook = null;
+  detLeft = IDLE;
+  budget = armed = IDLE;
+  rearm();
+}
+
+onMachineReset(sched_point_reset);

@@ -15,7 +15,7 @@
  * free mode. Off (the default) nothing is plugged in and sched points cost
  * what they always do.
  */
-import { machineStopping } from "../shared/arena.js";
+import { machineStopping, onMachineReset } from "../shared/arena.js";
 import { EV_STUTTER, trace_event } from "../shared/events.js";
 import type { Prng } from "../shared/prng.js";
 import { MachineStopped } from "../shared/report.js";
@@ -86,3 +86,9 @@ export function setStutter(p: number, prng: Prng): void {
   rng = p > 0 ? prng : null;
   if (rng !== null) addSchedSlowPath(stutterPoint, NEVER);
 }
+
+onMachineReset(() => {
+  if (rng !== null) removeSchedSlowPath(stutterPoint);
+  rng = null;
+  armed = false;
+});

@@ -284,6 +284,34 @@ export function per_cpu_ptr(v: PerCpuVar, cpu: number): number {
   return a.percpuBase + cpu * a.percpuStride + v.offset;
 }
 
+/*** Snapshots: a cheap machine reset between deterministic explorations ***/
+
+const resetHooks: (() => void)[] = [];
+
+/**
+ * Thread-local state tied to the machine's contents (caches of arena ids,
+ * PRNG positions, the sched-point clock) registers here: a machine restored
+ * from a snapshot makes every thread forget it.
+ */
+export function onMachineReset(fn: () => void): void {
+  resetHooks.push(fn);
+}
+
+/** Harness: this thread forgets its state of the machine (after a restore). */
+export function machineResetThread(): void {
+  for (const fn of resetHooks) fn();
+}
+
+/** A copy of the whole arena (CPUs parked). */
+export function snapshotArena(): Uint8Array {
+  return new Uint8Array(theArena().sab).slice();
+}
+
+/** Puts a snapshot back (CPUs parked); each thread then runs {@link machineResetThread}. */
+export function restoreArena(snap: Uint8Array): void {
+  new Uint8Array(theArena().sab).set(snap);
+}
+
 /* Control words: the order of these Atomics is the machine's shutdown protocol. */
 
 /** Asks every CPU to stop: their wait loops see it and unwind. */

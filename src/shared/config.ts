@@ -29,6 +29,11 @@ export interface MachineConfig {
   readonly workqueue: "auto" | "explicit";
   /** Deliberate bugs switched on (src/mm/inject.ts), for proving that stress runs catch them. @defaultValue [] */
   readonly inject: readonly InjectName[];
+  /**
+   * Span tracing (src/trace): events each CPU keeps in its trace ring, the last ones of the run, for a
+   * Chrome/Perfetto trace (`--trace FILE`); 0 turns tracing off, and then no ring exists. @defaultValue 0
+   */
+  readonly trace: number;
 }
 
 export const DEFAULT_CONFIG: MachineConfig = {
@@ -41,11 +46,14 @@ export const DEFAULT_CONFIG: MachineConfig = {
   irqRate: 0,
   workqueue: "auto",
   inject: [],
+  trace: 0,
 };
 
 /** Largest machine: record pointers are int32 byte offsets, so the arena stays below 2 GiB. */
 export const MAX_MEMORY = 1536 * 1024 * 1024;
 export const MAX_CPUS = 64;
+/** Trace events all CPUs' rings may hold together (cpus × trace): 512 MiB of 32-byte events. */
+export const MAX_TRACE_EVENTS = 1 << 24;
 
 export function makeConfig(over: Partial<MachineConfig> = {}): MachineConfig {
   const c = { ...DEFAULT_CONFIG, ...over };
@@ -61,6 +69,8 @@ export function makeConfig(over: Partial<MachineConfig> = {}): MachineConfig {
   if (!(c.irqRate >= 0 && c.irqRate <= 1)) throw new RangeError(`irqRate must be in 0..1, got ${c.irqRate}`);
   if (c.workqueue !== "auto" && c.workqueue !== "explicit")
     throw new RangeError(`workqueue must be "auto" or "explicit", got ${c.workqueue}`);
+  if (!Number.isInteger(c.trace) || c.trace < 0 || c.cpus * c.trace > MAX_TRACE_EVENTS)
+    throw new RangeError(`trace must be an integer >= 0 with cpus × trace <= ${MAX_TRACE_EVENTS}, got ${c.trace}`);
   for (const name of c.inject)
     if (!isInjectName(name))
       throw new RangeError(`unknown injection ${name}; expected one of ${INJECT_NAMES.join(", ")}`);

@@ -111,6 +111,7 @@ const REPORT_KINDS: readonly ReportKind[] = [
   "soft-lockup",
   "bad-page",
   "slab",
+  "sched",
 ];
 
 /** One event. Only its CPU writes it; readers look while that CPU is parked or stopped. */

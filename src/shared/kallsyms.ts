@@ -13,7 +13,7 @@
  * Each thread caches name → id, so the hot path (vmalloc's default caller)
  * is one Map lookup.
  */
-import { DEFINE_GLOBAL, I32, U8, machineStopping, theArena } from "./arena.js";
+import { DEFINE_GLOBAL, I32, U8, machineStopping, onMachineReset, theArena } from "./arena.js";
 import { MachineStopped } from "./report.js";
 import { defineStruct } from "./struct.js";
 import { SP_SPIN, sched_point } from "../sched/sched_point.js";
@@ -52,6 +52,9 @@ function hashName(s: string): number {
 /* Per-thread cache, dropped when the thread attaches to another arena. */
 let cacheFor: SharedArrayBuffer | null = null;
 let cache = new Map<string, number>();
+onMachineReset(() => {
+  cacheFor = null;
+});
 
 function entry(id: number): number {
   return ksym_table.ptr + KSYM_TABLE.off.entries + (id - 1) * KSYM_ENTRY.size;

@@ -3,11 +3,20 @@
  * A report is kept in this CPU's list (returned with its next result) and
  * counted in the arena, so the main thread sees the total live.
  */
-import { countReport } from "./arena.js";
+import { countReport, onMachineReset } from "./arena.js";
 import { trace_report } from "./events.js";
 import { smp_processor_id } from "../percpu/smp.js";
 
-export type ReportKind = "WARN" | "lockdep" | "fault" | "stale-tlb" | "rcu" | "soft-lockup" | "bad-page" | "slab";
+export type ReportKind =
+  | "WARN"
+  | "lockdep"
+  | "fault"
+  | "stale-tlb"
+  | "rcu"
+  | "soft-lockup"
+  | "bad-page"
+  | "slab"
+  | "sched";
 
 export interface Report {
   readonly kind: ReportKind;
@@ -16,6 +25,9 @@ export interface Report {
 }
 
 let pending: Report[] = [];
+onMachineReset(() => {
+  pending = [];
+});
 
 /** Records a report on this CPU; returns it (tests assert on the text). */
 export function reportBug(kind: ReportKind, text: string): Report {

@@ -9,8 +9,9 @@ import * as Comlink from "comlink/dist/esm/comlink.mjs";
 import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
 import "../kernel.js";
 import "./workloads/index.js";
-import { attachArena, machineStop, machineStopping } from "../shared/arena.js";
+import { attachArena, machineResetThread, machineStop, machineStopping } from "../shared/arena.js";
 import { addSchedSlowPath } from "../sched/sched_point.js";
+import { schedRunAbort, schedRunBegin, schedRunEnd } from "../sched/sched_det.js";
 import type { MachineConfig } from "../shared/config.js";
 import { MachineStopped, takeReports } from "../shared/report.js";
 import { lockdepAttach } from "../locks/lockdep.js";
@@ -44,11 +45,15 @@ const api: CpuApi = {
     const fn = findWorkload(name);
     if (!fn) return { ok: false, error: { name: "Error", message: `unknown workload ${name}` }, reports: [] };
     try {
+      // Under the deterministic scheduler the call joins the run and waits for the token first.
+      schedRunBegin();
       const value = fn(args, ctx);
+      schedRunEnd();
       return { ok: true, value, reports: takeReports() };
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       if (!(err instanceof MachineStopped)) machineStop(boot.cpu);
+      schedRunAbort();
       return {
         ok: false,
         error: { name: err.name, message: err.message, stack: err.stack },
@@ -56,6 +61,9 @@ const api: CpuApi = {
         reports: takeReports(),
       };
     }
+  },
+  reset(): void {
+    machineResetThread();
   },
 };
 

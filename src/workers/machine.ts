@@ -10,7 +10,18 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import * as Comlink from "comlink/dist/esm/comlink.mjs";
 import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
-import { type Arena, machineStop, machineStopping } from "../shared/arena.js";
+import {
+  type Arena,
+  attachArena,
+  machineResetThread,
+  machineStop,
+  machineStopping,
+  restoreArena,
+  snapshotArena,
+  theArena,
+} from "../shared/arena.js";
+import { schedIsOn, schedPrepareCall } from "../sched/sched_det.js";
+import { setCurrentCpu } from "../percpu/smp.js";
 import { type MachineConfig, makeConfig } from "../shared/config.js";
 import type { Report } from "../shared/report.js";
 import { start_kernel } from "./boot.js";
@@ -75,12 +86,16 @@ export class Machine {
 
   /** Runs workload `name` on CPU `cpu`; resolves to its return value. */
   async run(cpu: number, name: string, args: unknown = {}): Promise<unknown> {
+    this.bind();
+    if (schedIsOn()) schedPrepareCall(1);
     const r = await this.call(cpu, name, args);
     return this.settle(cpu, r);
   }
 
   /** Runs workload `name` on every CPU at once; `args` may differ per CPU. */
   async runAll(name: string, args: unknown | ((cpu: number) => unknown) = {}): Promise<unknown[]> {
+    this.bind();
+    if (schedIsOn()) schedPrepareCall(this.cpus.length);
     const results = await Promise.all(
       this.cpus.map((_, cpu) =>
         this.call(cpu, name, typeof args === "function" ? (args as (c: number) => unknown)(cpu) : args),
@@ -135,6 +150,47 @@ export class Machine {
     this.reports.push(...r.reports);
     if (r.ok) return r.value;
     throw new MachineError(cpu, r.error, this.config.seed);
+  }
+
+  /** A copy of the machine's whole state (CPUs parked): {@link restore} returns to it. */
+  snapshot(): Uint8Array {
+    this.bind();
+    return snapshotArena();
+  }
+
+  /**
+   * Puts the machine back to a snapshot of this machine, far cheaper than a
+   * boot: every thread forgets its caches and clocks, then the arena's bytes go back. A stopped
+   * machine runs again.
+   */
+  async restore(snap: Uint8Array): Promise<void> {
+    if (this.down) throw new Error("machine is shut down");
+    this.bind();
+    // The CPUs forget the old contents first (a deferred idle entry queued on a CPU's event loop must
+    // not land on the restored machine), then the bytes go back.
+    await Promise.all(
+      this.cpus.map(async (c) => {
+        // An idle worker does not keep the process alive: hold it while it resets.
+        if (c.inFlight++ === 0) c.worker.ref();
+        try {
+          await Promise.race([c.api.reset(), c.dead]);
+        } finally {
+          if (--c.inFlight === 0) c.worker.unref();
+        }
+      }),
+    );
+    restoreArena(snap);
+    machineResetThread();
+  }
+
+  /**
+   * Makes this machine the main thread's again (it looks at one arena at a
+   * time: the last one booted or bound), as CPU 0 for the checkers.
+   */
+  bind(): void {
+    if (theArena().sab === this.arena.sab) return;
+    attachArena(this.arena.sab, this.config);
+    setCurrentCpu(0);
   }
 
   /** True once a CPU stopped the machine. */

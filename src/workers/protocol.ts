@@ -19,4 +19,6 @@ export type WorkResult =
 
 export interface CpuApi {
   run(name: string, args: unknown): WorkResult;
+  /** After the main thread restored a snapshot: forget this thread's state of the old contents. */
+  reset(): void;
 }

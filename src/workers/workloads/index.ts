@@ -14,3 +14,7 @@ import "./test_vmalloc.js";
 import "./vmap_block.js";
 import "./exec.js";
 import "./vmalloc.js";
+import "./catalog.js";
+import "./sched.js";
+import "./sched_demo.js";
+import "./exec_script.js";

@@ -5,11 +5,10 @@
  * Nodes are carved from the top of the page-contents region (disjoint per CPU),
  * not allocated: these workloads test the list alone, beside no allocator.
  */
-import { DEFINE_GLOBAL, I32, machineStopping, theArena } from "../../shared/arena.js";
+import { DEFINE_GLOBAL, I32, theArena } from "../../shared/arena.js";
 import { PAGE_SIZE } from "../../shared/config.js";
-import { KernelBug, MachineStopped } from "../../shared/report.js";
+import { KernelBug } from "../../shared/report.js";
 import { defineStruct } from "../../shared/struct.js";
-import { SP_ATOMIC, SP_SPIN, sched_point } from "../../sched/sched_point.js";
 import {
   LLIST_HEAD,
   LLIST_NODE,
@@ -19,6 +18,7 @@ import {
   llist_del_first,
   llist_next,
 } from "../../lib/llist.js";
+import { BARRIER, barrierWait } from "../barrier.js";
 import { defineWorkload } from "../workload.js";
 
 /** A test record on llist_test_head: who added it, and its place in that CPU's adding order. */
@@ -28,11 +28,8 @@ export const LLIST_TEST_NODE = defineStruct("llist_test_node", [
   { name: "seq", type: "i32", guard: "init" },
 ]);
 const llist_test_head = DEFINE_GLOBAL("llist_test_head", LLIST_HEAD);
-/** CPUs that reached the start line of `llist_add_race` (a barrier, so the adders really overlap). */
-const llist_test_start = DEFINE_GLOBAL(
-  "llist_test_start",
-  defineStruct("llist_test_start", [{ name: "arrived", type: "i32", guard: "atomic" }]),
-);
+/** The start line of `llist_add_race`: every CPU waits for all, so the adders really overlap. */
+const llist_test_start = DEFINE_GLOBAL("llist_test_start", BARRIER);
 const T = LLIST_TEST_NODE.off;
 
 /** Arguments of `llist_add_race`. */
@@ -45,8 +42,6 @@ export interface LlistRaceArgs {
   readonly drainEvery: number;
   /** Take one node with llist_del_first after every this many adds; 0 = never. The draining CPU only. */
   readonly delFirstEvery: number;
-  /** Which run on this machine (1, 2, …): every CPU waits at the start line for all CPUs of this round. */
-  readonly round: number;
 }
 
 /** What a CPU saw in `llist_add_race`. */
@@ -78,20 +73,6 @@ function chainOf(first: number, max: number): number[] {
   return out;
 }
 
-/** Waits (bounded, stoppable) until every CPU has arrived for `round`. */
-function startLine(round: number): void {
-  const w = llist_test_start.ptr >> 2;
-  sched_point(SP_ATOMIC);
-  Atomics.add(I32, w, 1);
-  const all = round * theArena().config.cpus;
-  const deadline = Date.now() + 10_000;
-  while (Atomics.load(I32, w) < all) {
-    sched_point(SP_SPIN);
-    if (machineStopping()) throw new MachineStopped();
-    if (Date.now() > deadline) throw new Error(`llist_add_race: CPUs missing at the start line of round ${round}`);
-  }
-}
-
 /** Adds `count` nodes to llist_test_head in seeded batches; optionally consumes concurrently. */
 defineWorkload("llist_add_race", (a: LlistRaceArgs, ctx): LlistRaceResult => {
   const prng = ctx.prng();
@@ -101,7 +82,7 @@ defineWorkload("llist_add_race", (a: LlistRaceArgs, ctx): LlistRaceResult => {
   let emptied = 0;
   let ops = 0;
   const max = a.count * theArena().config.cpus;
-  startLine(a.round);
+  barrierWait(llist_test_start.ptr, theArena().config.cpus, "llist_add_race");
   for (let seq = 0; seq < a.count; ) {
     const k = Math.min(prng.int(1, a.batchMax), a.count - seq);
     // Chain seq .. seq+k-1 newest first, as consecutive llist_adds would leave them.

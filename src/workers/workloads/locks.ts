@@ -10,8 +10,6 @@
 import { DEFINE_GLOBAL, I32 } from "../../shared/arena.js";
 import { defineStruct } from "../../shared/struct.js";
 import { num_online_cpus } from "../../percpu/smp.js";
-import { ATOMIC_T, atomic_inc_return, atomic_set } from "../../locks/atomic.js";
-import { smp_cond_load_acquire } from "../../locks/lock_wait.js";
 import { DEFINE_MUTEX, mutex_lock, mutex_trylock, mutex_unlock } from "../../locks/mutex.js";
 import {
   DEFINE_RWLOCK,
@@ -31,6 +29,7 @@ import {
   write_unlock_irqrestore,
 } from "../../locks/rwlock.js";
 import { DEFINE_SPINLOCK, spin_lock, spin_unlock } from "../../locks/spinlock.js";
+import { BARRIER, barrierWait } from "../barrier.js";
 import { defineWorkload } from "../workload.js";
 
 /** Two spinlocks the lockdep tests take in both orders. */
@@ -50,10 +49,8 @@ const LOCKS_TEST = defineStruct("locks_test", [
   { name: "mutex_count", type: "i32", guard: "bench_mutex" },
   { name: "mutex_scratch", type: "i32", guard: "bench_mutex" },
   { name: "spin_count", type: "i32", guard: "bench_spinlock" },
-  /** The start barrier of the multi-CPU workloads: arrivals in this generation, the generation, sleepers. */
-  { name: "arrived", type: ATOMIC_T },
-  { name: "barrier_gen", type: "i32", guard: "atomic" },
-  { name: "barrier_sleepers", type: "i32", guard: "atomic" },
+  /** The start barrier of the multi-CPU workloads. */
+  { name: "start", type: BARRIER },
 ]);
 const locks_test = DEFINE_GLOBAL("locks_test", LOCKS_TEST);
 const T = LOCKS_TEST.off;
@@ -65,23 +62,9 @@ export interface RwlockCounterArgs {
   readonly writeShare?: number;
 }
 
-const genMoved = (v: number, gen: number) => v !== gen;
-
-/** Every participating CPU arrives before any goes on (a reusable barrier: the last one opens a new generation). */
+/** Every participating CPU arrives before any goes on. */
 function start_together(cpus: number): void {
-  const arrived = locks_test.ptr + T.arrived;
-  const gen = (locks_test.ptr + T.barrier_gen) >> 2;
-  const sl = (locks_test.ptr + T.barrier_sleepers) >> 2;
-  // Read the generation before arriving: it cannot move until we have arrived.
-  const g = Atomics.load(I32, gen);
-  if (atomic_inc_return(arrived) === cpus) {
-    // Reset before opening: a CPU already into the next round arrives only after the generation moved.
-    atomic_set(arrived, 0);
-    Atomics.add(I32, gen, 1);
-    if (Atomics.load(I32, sl) !== 0) Atomics.notify(I32, gen);
-    return;
-  }
-  smp_cond_load_acquire(gen << 2, gen, sl, genMoved, g, () => `the start barrier (${cpus} CPUs)`);
+  barrierWait(locks_test.ptr + T.start, cpus, "locks");
 }
 
 /** Takes bench_rwlock through one of its forms (0 plain, 1 _irqsave, 2 _bh); returns the saved flags. */

@@ -3,24 +3,15 @@
  * from a chosen CPU (the stale-TLB sequences of test/tlb.test.ts), and the
  * table-population race of test/pgtable.test.ts.
  */
-import { DEFINE_GLOBAL, I32, machineStopping } from "../../shared/arena.js";
+import { DEFINE_GLOBAL, I32 } from "../../shared/arena.js";
 import { PAGE_SIZE } from "../../shared/config.js";
-import { MachineStopped } from "../../shared/report.js";
-import { defineStruct } from "../../shared/struct.js";
-import {
-  type SP,
-  SP_ATOMIC,
-  SP_LOCK,
-  SP_SPIN,
-  addSchedSlowPath,
-  removeSchedSlowPath,
-  sched_point,
-} from "../../sched/sched_point.js";
+import { type SP, SP_LOCK, addSchedSlowPath, removeSchedSlowPath } from "../../sched/sched_point.js";
 import { GFP_KERNEL } from "../../mm/gfp.js";
 import { __free_page, alloc_page, page_address } from "../../mm/page_alloc.js";
 import { PAGE_KERNEL, PAGE_KERNEL_RO, vmap_page_range, vunmap_page_range } from "../../mm/pgtable.js";
 import { flush_tlb_all, flush_tlb_kernel_range } from "../../mm/tlbflush.js";
 import { mmuRead, mmuWrite } from "../../mm/mmu.js";
+import { BARRIER, barrierWait } from "../barrier.js";
 import { defineWorkload } from "../workload.js";
 
 /** alloc_page(GFP_KERNEL), or an exception: these workloads do not test allocation failure. */
@@ -64,32 +55,8 @@ defineWorkload("pgtable_read", (a: { kaddr: number; len: number }) => mmuRead(a.
 /** A store through the MMU on this CPU: true, or the Fault. */
 defineWorkload("pgtable_write", (a: { kaddr: number; bytes: Uint8Array }) => mmuWrite(a.kaddr, a.bytes));
 
-/** A reusable barrier for the CPUs of one run (sense by generation). */
-const BARRIER = defineStruct("pgtable_barrier", [
-  { name: "count", type: "i32", guard: "atomic" },
-  { name: "gen", type: "i32", guard: "atomic" },
-]);
-const barrier = DEFINE_GLOBAL("pgtable_barrier", BARRIER);
-
-/** Waits until `n` CPUs have arrived; bounded waits, so a stopped machine unwinds it. */
-function barrierWait(n: number): void {
-  const count = (barrier.ptr + BARRIER.off.count) >> 2;
-  const gen = (barrier.ptr + BARRIER.off.gen) >> 2;
-  const g = Atomics.load(I32, gen);
-  sched_point(SP_ATOMIC);
-  if (Atomics.add(I32, count, 1) === n - 1) {
-    // Reset the count before releasing: a released CPU may arrive at the next barrier at once.
-    Atomics.store(I32, count, 0);
-    Atomics.add(I32, gen, 1);
-    Atomics.notify(I32, gen);
-    return;
-  }
-  for (let spins = 0; Atomics.load(I32, gen) === g; spins++) {
-    sched_point(SP_SPIN);
-    if (spins > 1000) Atomics.wait(I32, gen, g, 50);
-    if (machineStopping()) throw new MachineStopped();
-  }
-}
+/** Where the racing CPUs of pgtable_race meet, once per round. */
+const pgtable_barrier = DEFINE_GLOBAL("pgtable_barrier", BARRIER);
 
 /* The lockstep hook of pgtable_race: armed before a map, it stops this CPU at its first lock attempt until every racing CPU is at its own. */
 let lockstepCpus = 0;
@@ -97,7 +64,7 @@ let lockstepArmed = false;
 function lockstep(kind: SP): void {
   if (kind !== SP_LOCK || !lockstepArmed) return;
   lockstepArmed = false;
-  barrierWait(lockstepCpus);
+  barrierWait(pgtable_barrier.ptr, lockstepCpus, "pgtable_race");
 }
 
 /**

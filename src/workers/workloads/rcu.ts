@@ -4,10 +4,10 @@
  * what they dereference was never freed. Freed slab objects are poisoned
  * (POISON_FREE), so a reader that outlives its grace period reads 0x6b6b6b6b.
  */
-import { DEFINE_GLOBAL, I32, machineStopping, staticInit, theArena } from "../../shared/arena.js";
-import { KernelBug, MachineStopped } from "../../shared/report.js";
+import { DEFINE_GLOBAL, I32, staticInit, theArena } from "../../shared/arena.js";
+import { KernelBug } from "../../shared/report.js";
 import { defineStruct } from "../../shared/struct.js";
-import { SP_SPIN, sched_point, sched_op_point } from "../../sched/sched_point.js";
+import { sched_op_point } from "../../sched/sched_point.js";
 import { preempt_disable, preempt_enable } from "../../percpu/preempt.js";
 import { SPINLOCK_T, spin_lock, spin_lock_init, spin_unlock } from "../../locks/spinlock.js";
 import { lock_is_held } from "../../locks/lockdep.js";
@@ -32,6 +32,7 @@ import {
   rcu_read_unlock,
 } from "../../rcu/rcupdate.js";
 import { kfree_rcu, rcu_barrier, rcuCallbacksPending, synchronize_rcu } from "../../rcu/tree.js";
+import { handshakeSet, handshakeWait } from "../barrier.js";
 import { defineWorkload } from "../workload.js";
 
 /** A word of a freed slab object (four POISON_FREE bytes; the object's last byte is POISON_END). */
@@ -157,23 +158,12 @@ defineWorkload("rcu_torture_cleanup", () => {
 /*** Handshake: one reader section against one update, step by step ***/
 
 function setStage(v: number): void {
-  const i = (rcu_torture.ptr + S.stage) >> 2;
-  Atomics.store(I32, i, v);
-  Atomics.notify(I32, i);
+  handshakeSet((rcu_torture.ptr + S.stage) >> 2, v);
 }
 
 /** Waits (bounded slices, machine stop, watchdog) until the handshake reaches step `v`. */
 function waitStage(v: number): void {
-  const i = (rcu_torture.ptr + S.stage) >> 2;
-  const start = Date.now();
-  for (;;) {
-    const cur = Atomics.load(I32, i);
-    if (cur === v) return;
-    sched_point(SP_SPIN);
-    if (machineStopping()) throw new MachineStopped();
-    if (Date.now() - start > theArena().config.watchdogMs) throw new KernelBug(`rcu handshake: step ${v} never came`);
-    Atomics.wait(I32, i, cur, 50);
-  }
+  handshakeWait((rcu_torture.ptr + S.stage) >> 2, v, "rcu handshake");
 }
 
 /**

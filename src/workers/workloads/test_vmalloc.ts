@@ -36,13 +36,13 @@
  * - "test_vmalloc_cleanup": after the run, the RCU callbacks, deferred work
  *   and lazy purges that the module's vfrees left behind.
  */
-import { DEFINE_GLOBAL, I32, machineStopping, theArena } from "../../shared/arena.js";
+import { DEFINE_GLOBAL, I32, theArena } from "../../shared/arena.js";
 import { PAGE_SIZE, layoutOf } from "../../shared/config.js";
 import { ksym } from "../../shared/kallsyms.js";
 import { Prng } from "../../shared/prng.js";
-import { KernelBug, MachineStopped, type Report, takeReports } from "../../shared/report.js";
+import { KernelBug, type Report, takeReports } from "../../shared/report.js";
 import { defineStruct } from "../../shared/struct.js";
-import { SP_ATOMIC, SP_SPIN, sched_op_point, sched_point } from "../../sched/sched_point.js";
+import { SP_ATOMIC, sched_op_point, sched_point } from "../../sched/sched_point.js";
 import { holdHarnessPages, releaseHarnessPages } from "../../check/pages.js";
 import { num_online_cpus, smp_processor_id } from "../../percpu/smp.js";
 import { flush_scheduled_work } from "../../percpu/workqueue.js";
@@ -56,6 +56,7 @@ import { PAGE_KERNEL } from "../../mm/pgtable.js";
 import { kfree, kzalloc } from "../../mm/slab.js";
 import { NUMA_NO_NODE, __vmalloc_node, purge_vmap_area_lazy, vfree, vmalloc } from "../../mm/vmalloc.js";
 import { vm_map_ram, vm_unmap_ram, vm_unmap_aliases } from "../../mm/vmap_block.js";
+import { BARRIER, barrierWait } from "../barrier.js";
 import { defineWorkload } from "../workload.js";
 
 /** test_case_array: every case of the module, in its order; case i is selected by bit i of run_test_mask. */
@@ -164,14 +165,9 @@ export interface VmallocTestWorker {
 
 /**
  * The module's workers block on prepare_for_test_rwsem until all are
- * started; here the CPUs meet at a reusable barrier: the last to arrive
- * resets the count and opens the next generation.
+ * started; here the CPUs meet at a reusable start barrier.
  */
-const TEST_VMALLOC_START = defineStruct("test_vmalloc_start", [
-  { name: "arrived", type: "i32", guard: "atomic" },
-  { name: "generation", type: "i32", guard: "atomic" },
-]);
-const test_vmalloc_start = DEFINE_GLOBAL("test_vmalloc_start", TEST_VMALLOC_START);
+const test_vmalloc_start = DEFINE_GLOBAL("test_vmalloc_start", BARRIER);
 
 /** Case runs finished and failed so far, all workers: what the progress bar shows. */
 const TEST_VMALLOC_PROGRESS = defineStruct("test_vmalloc_progress", [
@@ -196,31 +192,9 @@ export function resetTestVmallocProgress(): void {
   Atomics.store(I32, (p + TEST_VMALLOC_PROGRESS.off.failed) >> 2, 0);
 }
 
-const START_LINE_SLICE_MS = 50;
-const START_LINE_TIMEOUT_MS = 10_000;
-
 /** Wait until `participants` CPUs (this one included) reached the start line. */
 function startLine(participants: number): void {
-  const arrived = (test_vmalloc_start.ptr + TEST_VMALLOC_START.off.arrived) >> 2;
-  const generation = (test_vmalloc_start.ptr + TEST_VMALLOC_START.off.generation) >> 2;
-  // The generation is read before arriving: the last arrival bumps it only after every add.
-  const gen = Atomics.load(I32, generation);
-  sched_point(SP_ATOMIC);
-  if (Atomics.add(I32, arrived, 1) + 1 === participants) {
-    // Reset before the bump: nobody arrives for the next generation before it opens.
-    Atomics.store(I32, arrived, 0);
-    Atomics.add(I32, generation, 1);
-    Atomics.notify(I32, generation);
-    return;
-  }
-  const deadline = Date.now() + START_LINE_TIMEOUT_MS;
-  while (Atomics.load(I32, generation) === gen) {
-    sched_point(SP_SPIN);
-    if (machineStopping()) throw new MachineStopped();
-    if (Date.now() > deadline)
-      throw new Error(`test_vmalloc: CPUs missing at the start line (${participants} expected)`);
-    Atomics.wait(I32, generation, gen, START_LINE_SLICE_MS);
-  }
+  barrierWait(test_vmalloc_start.ptr, participants, "test_vmalloc");
 }
 
 /*** The test cases ***/

@@ -755,6 +755,8 @@ export interface VmallocMixArgs {
   readonly maxLive?: number;
   /** Chance per operation of an RCU walk of vmap_area_list (0: none). @defaultValue MIX_RCU_WALK */
   readonly rcuWalk?: number;
+  /** Operation numbers of this call (0-based) to leave out, drawing nothing (the shrinker's cuts). @defaultValue [] */
+  readonly skip?: readonly number[];
 }
 
 /** Arguments of `vmalloc_mix_start`. */
@@ -816,8 +818,13 @@ function mixLoop(args: VmallocMixArgs): VmallocMixResult {
   const cpuArea = this_cpu_ptr(vmalloc_mix_cpu);
   const maxLive = Math.min(args.maxLive ?? MIX_MAX_LIVE, MIX_MAX_LIVE);
   const walk = args.rcuWalk ?? MIX_RCU_WALK;
+  const skip = new Set(args.skip ?? []);
   let done = 0;
   while (done < args.ops && ((done & 15) !== 0 || Date.now() < args.deadline)) {
+    if (skip.has(done)) {
+      done++;
+      continue;
+    }
     takeIncoming(cpuArea);
     const live = I32[(cpuArea + C.nr_live) >> 2]!;
     const x = r.next();

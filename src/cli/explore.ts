@@ -1,0 +1,425 @@
+/**
+ * `vmsim explore`, `vmsim replay` and `vmsim shrink`: hunting a race under the
+ * deterministic scheduler, replaying the interleaving that broke an invariant
+ * bit for bit, and making it as small as possible. A failure found writes a
+ * replay file under a unique name and prints the one command that replays it.
+ * Exit status: 0 nothing failed, 1 a failure (found, replayed, shrunk), 2 bad
+ * arguments or a file that cannot be used.
+ */
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import cliProgress from "cli-progress";
+import { Piscina } from "piscina";
+import type { MachineConfig } from "../shared/config.js";
+import { lastEvents } from "../shared/events.js";
+import { type ExploreOptions, type ExploreStats, type Found, explore, pctBound } from "../explore/explore.js";
+import { Explorer } from "../explore/explorer.js";
+import type { ExploreTask } from "../explore/explore_worker.js";
+import {
+  type ReplayFile,
+  type ReplayScript,
+  type StrategyName,
+  decodeDecisions,
+  replayFileOf,
+  writeReplayFile,
+} from "../explore/replay_file.js";
+import { type Scenario, type ScenarioParams, scenarioNames } from "../explore/scenario.js";
+import { SCRIPT_SCENARIO, resolveScenario } from "../explore/script.js";
+import { shrink } from "../explore/shrink.js";
+// The race catalog's scenarios (catalog:…) register themselves.
+import "../explore/catalog.js";
+import { timeline } from "../explore/timeline.js";
+import { plural } from "./format.js";
+import { type ExploreCliOptions, type ReplayCliOptions, type ShrinkCliOptions, withTrace } from "./options.js";
+import { writeChromeTrace } from "../trace/chrome.js";
+
+/** A scenario by name (a script scenario from its lines), or a RangeError listing the names. */
+export function scenarioOf(name: string, script?: ReplayScript): Scenario {
+  const s = resolveScenario(name, script);
+  if (s === undefined)
+    throw new RangeError(
+      name === SCRIPT_SCENARIO
+        ? "a script scenario needs its script"
+        : `unknown scenario ${name}; expected one of ${scenarioNames().join(", ")}`,
+    );
+  return s;
+}
+
+/** The lines of a script scenario, for the replay file and the parallel jobs. */
+type Script = ReplayScript | undefined;
+
+const num = (n: number) => Math.round(n).toLocaleString("en-US");
+
+function progressBar(label: string, format: string): cliProgress.SingleBar | null {
+  if (!process.stderr.isTTY) return null;
+  return new cliProgress.SingleBar(
+    { stream: process.stderr, format: `  ${label} [{bar}] ${format}`, hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+}
+
+function strategyText(s: StrategyName): string {
+  switch (s.kind) {
+    case "pct":
+      return `pct d=${s.depth} k=${s.steps}`;
+    case "random":
+      return `random p=${s.p}`;
+    case "rr":
+      return `rr quantum=${s.quantum}`;
+    case "exhaustive":
+      return `exhaustive bound=${s.bound}`;
+    case "shrunk":
+      return `shrunk (from ${s.from})`;
+  }
+}
+
+function preemptionText(h: readonly number[]): string {
+  return h
+    .map((n, i) => (n > 0 ? `${i}${i === h.length - 1 ? "+" : ""}: ${num(n)}` : ""))
+    .filter((s) => s !== "")
+    .join(", ");
+}
+
+/** A unique, telling name: replay-<scenario>-<strategy>-s<seed>-<digest>.json in `dir`. */
+function uniqueReplayPath(dir: string, scenario: string, strategy: StrategyName, seed: number, digest: string): string {
+  mkdirSync(dir, { recursive: true });
+  const base = `replay-${scenario.replace(/[^a-z0-9_]+/gi, "_")}-${strategy.kind}-s${seed}-${digest.slice(0, 8)}`;
+  let path = join(dir, `${base}.json`);
+  for (let i = 2; existsSync(path); i++) path = join(dir, `${base}-${i}.json`);
+  return path;
+}
+
+function exploreWorkerFile(): string {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith(".js")) return fileURLToPath(new URL("../explore/explore_worker.js", import.meta.url));
+  const dist = fileURLToPath(new URL("../../dist/src/explore/explore_worker.js", import.meta.url));
+  if (!existsSync(dist)) throw new Error("dist/ is missing: run `npm run build` first");
+  return dist;
+}
+
+/** Each job's first strategy seed: far apart, so the jobs never run the same schedule. */
+const JOB_SEED_STRIDE = 1_000_000;
+
+/** Runs `jobs` explorations at once (piscina), stopping the others at the first failure. */
+async function exploreJobs(task: ExploreTask, jobs: number): Promise<ExploreStats[]> {
+  const pool = new Piscina<ExploreTask, ExploreStats>({
+    filename: exploreWorkerFile(),
+    minThreads: jobs,
+    maxThreads: jobs,
+  });
+  const abort = new AbortController();
+  try {
+    const runs = Array.from({ length: jobs }, (_, j) =>
+      pool
+        .run(
+          { ...task, options: { ...task.options, seed: task.options.seed + j * JOB_SEED_STRIDE } },
+          { signal: abort.signal },
+        )
+        .then((s) => {
+          if (s.found) abort.abort();
+          return s;
+        }),
+    );
+    const settled = await Promise.allSettled(runs);
+    const done = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    if (done.length === 0) throw (settled[0] as PromiseRejectedResult).reason;
+    return done;
+  } finally {
+    await pool.destroy();
+  }
+}
+
+/** Sums the jobs' statistics; the first failure found is the one reported. */
+function mergeStats(all: readonly ExploreStats[]): ExploreStats {
+  const first = all[0]!;
+  const byStrategy: Record<string, number> = {};
+  for (const s of all) for (const [k, n] of Object.entries(s.byStrategy)) byStrategy[k] = (byStrategy[k] ?? 0) + n;
+  return {
+    iterations: all.reduce((a, s) => a + s.iterations, 0),
+    ms: Math.max(...all.map((s) => s.ms)),
+    distinct: all.reduce((a, s) => a + s.distinct, 0),
+    preemptions: first.preemptions.map((_, i) => all.reduce((a, s) => a + s.preemptions[i]!, 0)),
+    byStrategy,
+    k: first.k,
+    exhausted: all.every((s) => s.exhausted),
+    found: all.find((s) => s.found !== null)?.found ?? null,
+  };
+}
+
+/** `vmsim explore`: resolves to the exit status. */
+export async function exploreCommand(
+  config: MachineConfig,
+  scenario: Scenario,
+  o: ExploreCliOptions,
+  script?: Script,
+): Promise<number> {
+  const params: ScenarioParams = { ops: o.ops ?? scenario.ops, skip: [] };
+  const options: ExploreOptions = {
+    strategy: o.strategy,
+    depth: o.depth,
+    p: o.p,
+    quantum: o.quantum,
+    bound: o.bound,
+    budgetMs: o.budgetMs,
+    iterations: o.iterations,
+    seed: o.schedSeed,
+    stepCap: o.stepCap,
+  };
+  const say = o.json ? () => {} : (s: string) => console.log(s);
+  say(
+    `vmsim explore: scenario ${scenario.name} (${num(params.ops)} ops per CPU), ${plural(config.cpus, "CPU")}, ` +
+      `${config.memory / 1048576} MiB, ${config.layout}, seed ${config.seed}` +
+      `${config.inject.length > 0 ? `, inject ${config.inject.join(",")}` : ""}; strategy ${o.strategy}, ` +
+      `${plural(o.jobs, "job")}, budget ${o.budgetMs / 1000} s${o.iterations !== null ? ` or ${num(o.iterations)} runs` : ""}`,
+  );
+  let stats: ExploreStats;
+  if (o.jobs > 1) {
+    const task: ExploreTask = { config, scenario: scenario.name, params, options, ...(script ? { script } : {}) };
+    stats = mergeStats(await exploreJobs(task, o.jobs));
+  } else {
+    const ex = await Explorer.start(config, scenario);
+    const bar = o.json
+      ? null
+      : progressBar("explore", "{value} runs | {rate} runs/s | {distinct} distinct | ETA {eta}s");
+    bar?.start(Math.round(o.budgetMs / 1000), 0, { rate: "0", distinct: 0, eta: 0 });
+    try {
+      stats = await explore(ex, params, options, (_, st) => {
+        const s = st();
+        if (bar === null) return;
+        bar.setTotal(Math.max(s.iterations, Math.round((s.iterations * o.budgetMs) / Math.max(1, s.ms))));
+        bar.update(s.iterations, {
+          rate: ((s.iterations * 1000) / Math.max(1, s.ms)).toFixed(0),
+          distinct: s.distinct,
+          eta: Math.max(0, Math.round((o.budgetMs - s.ms) / 1000)),
+        });
+      });
+    } finally {
+      bar?.stop();
+      await ex.close();
+    }
+  }
+  const n = config.cpus;
+  if (o.strategy === "pct" || o.strategy === "portfolio") {
+    const d = o.strategy === "pct" ? o.depth : 3;
+    say(
+      `pct: n = ${n} CPUs, k = ${num(stats.k)} steps (the non-preemptive run), d = ${d}: each run finds a depth-${d} bug ` +
+        `with probability ≥ 1/(n·k^(d−1)) = ${pctBound(n, stats.k, d).toExponential(2)}`,
+    );
+  }
+  const rate = (stats.iterations * 1000) / Math.max(1, stats.ms);
+  say(
+    `runs: ${num(stats.iterations)} in ${(stats.ms / 1000).toFixed(1)} s (${rate.toFixed(1)} runs/s), ` +
+      `${num(stats.distinct)} distinct schedules${stats.exhausted ? ", every schedule within the bound explored" : ""}`,
+  );
+  say(`preemptions per run: ${preemptionText(stats.preemptions)}`);
+  if (o.strategy === "portfolio")
+    say(
+      `portfolio: ${Object.entries(stats.byStrategy)
+        .map(([k, v]) => `${k} ${num(v)}`)
+        .join(", ")}`,
+    );
+  const found = stats.found;
+  let replayPath: string | null = null;
+  if (found !== null) {
+    replayPath = reportFound(config, scenario.name, script, params, found, o);
+    if (o.trace !== null) await traceFound(config, scenario, params, found, o.trace);
+    if (!o.json) {
+      for (const l of timeline(found.outcome.record.decisions, found.outcome.record.steps, found.outcome.failure))
+        console.log(l);
+    }
+  } else say("no failure found");
+  console.log(
+    `SUMMARY ${JSON.stringify({
+      command: "explore",
+      scenario: scenario.name,
+      strategy: o.strategy,
+      cpus: n,
+      runs: stats.iterations,
+      runsPerSec: Number(rate.toFixed(1)),
+      distinct: stats.distinct,
+      k: stats.k,
+      exhausted: stats.exhausted,
+      found: found !== null,
+      failure: found?.outcome.failure?.signature ?? null,
+      replay: replayPath,
+    })}`,
+  );
+  return found !== null ? 1 : 0;
+}
+
+/** Writes the failure's replay file and prints the failure and the commands that replay and shrink it. */
+function reportFound(
+  config: MachineConfig,
+  scenario: string,
+  script: Script,
+  params: ScenarioParams,
+  f: Found,
+  o: ExploreCliOptions,
+): string {
+  const file = replayFileOf({
+    config,
+    scenario,
+    script,
+    params,
+    strategy: f.strategy,
+    seed: f.seed,
+    stepCap: o.stepCap,
+    outcome: f.outcome,
+  });
+  const path = uniqueReplayPath(o.out, scenario, f.strategy, f.seed, f.outcome.digest);
+  writeReplayFile(path, file);
+  const fail = f.outcome.failure!;
+  const say = o.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
+  say(
+    `FOUND on run ${f.iteration} (${strategyText(f.strategy)}, sched seed ${f.seed}): ${fail.kind}: ${fail.signature}`,
+  );
+  for (const l of fail.text.split("\n").slice(0, 40)) say(`  ${l}`);
+  say(
+    `replay file: ${path} (${plural(f.outcome.record.preemptions, "preemption")}, ${num(f.outcome.record.steps)} steps)`,
+  );
+  say(`replay it:   vmsim replay ${path}`);
+  say(`shrink it:   vmsim shrink ${path}`);
+  return path;
+}
+
+/** `vmsim replay FILE`: resolves to the exit status (1 when the run fails, as recorded or not). */
+export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOptions): Promise<number> {
+  const scenario = scenarioOf(f.scenario.name, f.scenario.script);
+  const params: ScenarioParams = { ops: f.scenario.ops, skip: f.scenario.skip };
+  const plan = decodeDecisions(f.decisions);
+  console.log(
+    `vmsim replay ${path}: scenario ${f.scenario.name} (${num(f.scenario.ops)} ops per CPU), ` +
+      `${plural(f.config.cpus, "CPU")}, seed ${f.config.seed}${f.config.inject.length ? `, inject ${f.config.inject.join(",")}` : ""}; ` +
+      `${plural(plan.length, "decision")}, ${plural(f.preemptions, "preemption")} (${strategyText(f.strategy)}, written by vmsim ${f.vmsim})`,
+  );
+  const ex = await Explorer.start(withTrace(f.config, o.trace), scenario);
+  try {
+    const strategy = { kind: "replay" as const, plan, continueRandom: o.continueWith === "random" };
+    const out = await ex.runOnce(strategy, f.seed, params, f.stepCap);
+    if (o.trace !== null) writeTrace(o.trace);
+    const fail = out.failure;
+    if (fail?.kind === "diverged") {
+      console.log(`DIVERGED: ${fail.text}`);
+      console.log("the run left the recording: a different vmsim, config or scenario than the file's?");
+      return 1;
+    }
+    const same = fail?.signature === f.failure?.signature;
+    const exact = out.digest === f.digest;
+    if (fail) {
+      console.log(
+        `FAILS: ${fail.kind}: ${fail.signature}${same ? " (as recorded)" : ` (recorded: ${f.failure?.signature ?? "no failure"})`}`,
+      );
+      for (const l of fail.text.split("\n").slice(0, 40)) console.log(`  ${l}`);
+    } else console.log(`no failure${f.failure ? ` (recorded: ${f.failure.signature})` : " (as recorded)"}`);
+    console.log(
+      `steps ${num(out.record.steps)}, switches ${num(out.record.switches)}, preemptions ${num(out.record.preemptions)}; ` +
+        `digest ${out.digest} ${exact ? "= the recorded run's (bit for bit)" : `≠ recorded ${f.digest}`}`,
+    );
+    if (o.timeline) {
+      const events = Array.from({ length: f.config.cpus }, (_, cpu) => lastEvents(cpu, 8));
+      for (const l of timeline(out.record.decisions, out.record.steps, out.failure, events)) console.log(l);
+    }
+    let repeated: { runs: number; asRecorded: number; bitForBit: number } | null = null;
+    if (o.repeat > 1) {
+      repeated = { runs: 1, asRecorded: same ? 1 : 0, bitForBit: exact ? 1 : 0 };
+      for (; repeated.runs < o.repeat; repeated.runs++) {
+        const again = await ex.runOnce(strategy, f.seed, params, f.stepCap);
+        if (again.failure?.signature === f.failure?.signature) repeated.asRecorded++;
+        if (again.digest === f.digest) repeated.bitForBit++;
+      }
+      console.log(
+        `repeat: ${repeated.asRecorded}/${repeated.runs} replays ${f.failure ? "failed as recorded" : "ran clean as recorded"}, ` +
+          `${repeated.bitForBit}/${repeated.runs} bit for bit`,
+      );
+    }
+    let deterministic = true;
+    if (o.checkDeterminism) {
+      const again = await ex.runOnce(strategy, f.seed, params, f.stepCap);
+      deterministic = again.digest === out.digest;
+      console.log(
+        `determinism: second replay digest ${again.digest} ${deterministic ? "= first (identical decisions, results, events)" : `≠ first ${out.digest}`}`,
+      );
+    }
+    console.log(
+      `SUMMARY ${JSON.stringify({
+        command: "replay",
+        file: path,
+        failure: fail?.signature ?? null,
+        asRecorded: same,
+        digest: out.digest,
+        bitForBit: exact,
+        ...(o.checkDeterminism ? { deterministic } : {}),
+        ...(repeated ? { repeat: repeated } : {}),
+        trace: o.trace,
+      })}`,
+    );
+    return fail !== null || !deterministic ? 1 : 0;
+  } finally {
+    await ex.close();
+  }
+}
+
+/** Writes the Chrome trace of the run that just ended (its machine booted with tracing on). */
+function writeTrace(file: string): void {
+  const s = writeChromeTrace(file);
+  console.log(`trace: ${file} (${s.events.toLocaleString("en-US")} events; open it in ui.perfetto.dev)`);
+}
+
+/** Replays a found run on a machine with tracing on and writes its trace. */
+async function traceFound(config: MachineConfig, scenario: Scenario, params: ScenarioParams, f: Found, file: string) {
+  const ex = await Explorer.start(withTrace(config, file), scenario);
+  try {
+    await ex.runOnce({ kind: "replay", plan: f.outcome.record.decisions }, f.seed, params, f.outcome.record.steps + 1);
+    writeTrace(file);
+  } finally {
+    await ex.close();
+  }
+}
+
+/** `vmsim shrink FILE`: resolves to the exit status (1: the shrunk run fails, as it should). */
+export async function shrinkCommand(f: ReplayFile, path: string, o: ShrinkCliOptions): Promise<number> {
+  const plan = decodeDecisions(f.decisions);
+  const skipped = (s: readonly (readonly number[])[]) => s.reduce((a, x) => a + x.length, 0);
+  console.log(
+    `vmsim shrink ${path}: ${f.failure?.signature ?? "no failure"}; ${plural(f.config.cpus, "CPU")}, ` +
+      `${num(f.scenario.ops)} ops per CPU, ${plural(f.preemptions, "preemption")}, ${plural(plan.length, "decision")}`,
+  );
+  const bar = progressBar("shrink", "{value} runs | {pass}");
+  bar?.start(Math.round(o.budgetMs / 1000), 0, { pass: "" });
+  let r: Awaited<ReturnType<typeof shrink>>;
+  try {
+    r = await shrink(f, o.budgetMs, (p) => bar?.update(p.runs, { pass: p.pass }));
+  } finally {
+    bar?.stop();
+  }
+  const out = o.out ?? path.replace(/(\.min)?\.json$/, "") + ".min.json";
+  writeReplayFile(out, r.file);
+  const s = r.file;
+  console.log(
+    `shrunk in ${plural(r.runs, "run")} (${(r.ms / 1000).toFixed(1)} s${r.cut ? ", budget spent" : ""}): ` +
+      `CPUs ${f.config.cpus} → ${s.config.cpus}, ops per CPU ${f.scenario.ops} → ${s.scenario.ops}` +
+      `${skipped(s.scenario.skip) > 0 ? ` (${skipped(s.scenario.skip)} left out)` : ""}, ` +
+      `preemptions ${f.preemptions} → ${s.preemptions}, decisions ${plan.length} → ${decodeDecisions(s.decisions).length}, ` +
+      `steps ${num(f.steps)} → ${num(s.steps)}`,
+  );
+  console.log(`shrunk file: ${out}`);
+  console.log(`replay it:   vmsim replay ${out}`);
+  for (const l of timeline(r.outcome.record.decisions, r.outcome.record.steps, r.outcome.failure, r.events))
+    console.log(l);
+  console.log(
+    `SUMMARY ${JSON.stringify({
+      command: "shrink",
+      file: out,
+      failure: s.failure?.signature ?? null,
+      cpus: s.config.cpus,
+      ops: s.scenario.ops,
+      skipped: skipped(s.scenario.skip),
+      preemptions: s.preemptions,
+      decisions: decodeDecisions(s.decisions).length,
+      steps: s.steps,
+      runs: r.runs,
+    })}`,
+  );
+  return 1;
+}

@@ -1,0 +1,187 @@
+/**
+ * One machine that runs a scenario again and again under the deterministic
+ * scheduler: booted and set up once, snapshotted, then restored before each
+ * run (far cheaper than a boot). Each run's outcome is its failure (if any),
+ * the scheduler's record and a digest that equal runs share.
+ */
+import { createHash } from "node:crypto";
+import type { MachineConfig } from "../shared/config.js";
+import { TRACE_RING_SIZE, lastEvents, set_snapshot_on_warning } from "../shared/events.js";
+import type { Report } from "../shared/report.js";
+import {
+  type SchedRecord,
+  type Strategy,
+  VERDICT_DIVERGED,
+  schedOff,
+  schedRecord,
+  schedSetup,
+} from "../sched/sched_det.js";
+import { checkMachine } from "../check/index.js";
+import { traceReset } from "../trace/trace.js";
+import { Machine, MachineError } from "../workers/machine.js";
+import type { Scenario, ScenarioParams } from "./scenario.js";
+
+/** What broke a run. */
+export interface Failure {
+  /** bug (a CPU threw), report (WARN, fault, stale-tlb, lockdep …), check (an invariant), deadlock, livelock, diverged. */
+  readonly kind: "bug" | "report" | "check" | "deadlock" | "livelock" | "diverged";
+  /** The failure with addresses and numbers blotted out: the same bug gives the same signature. */
+  readonly signature: string;
+  /** The whole text: the BUG's message, the report, the violations. */
+  readonly text: string;
+}
+
+export interface Outcome {
+  readonly failure: Failure | null;
+  readonly record: SchedRecord;
+  /** Hash of the decisions, the workloads' results, the reports and every CPU's event ring. */
+  readonly digest: string;
+  /** Wall time of the run, restore included. */
+  readonly ms: number;
+}
+
+/** A run's steps at most, unless told: far beyond any scenario's, so hitting it is a livelock. */
+export const DEFAULT_STEP_CAP = 50_000_000;
+
+/** Blots out what varies between two sightings of one bug: addresses, numbers. */
+export function signatureOf(text: string): string {
+  const first = text.split("\n")[0]!.trim();
+  return first
+    .replace(/0x[0-9a-f]+/gi, "0x…")
+    .replace(/\d+/g, "#")
+    .slice(0, 160);
+}
+
+function classify(
+  error: MachineError | null,
+  reports: readonly Report[],
+  violations: readonly string[],
+): Failure | null {
+  if (error !== null) {
+    const msg = error.error.message;
+    // The scheduler's own verdicts are reports of kind "sched" thrown as BUGs.
+    const verdict = reports.some((r) => r.kind === "sched" && r.text === msg);
+    const kind = !verdict
+      ? "bug"
+      : msg.startsWith("deadlock")
+        ? "deadlock"
+        : msg.startsWith("livelock")
+          ? "livelock"
+          : "diverged";
+    const first = reports.find((r) => r.kind !== "sched");
+    // A BUG after a report (an oops after a WARN) is found by its first report.
+    if (kind === "bug" && first !== undefined)
+      return {
+        kind: "report",
+        signature: `${first.kind}: ${signatureOf(first.text)}`,
+        text: reportsText(reports, msg),
+      };
+    // The scheduler's verdicts are their own report: no second copy of the text.
+    const tail = reports.some((r) => r.text === msg) ? "" : `CPU${error.cpu}: ${error.error.name}: ${msg}`;
+    return {
+      kind,
+      signature: kind === "bug" ? `${error.error.name}: ${signatureOf(msg)}` : `sched: ${signatureOf(msg)}`,
+      text: reportsText(reports, tail),
+    };
+  }
+  if (reports.length > 0) {
+    const r = reports[0]!;
+    return { kind: "report", signature: `${r.kind}: ${signatureOf(r.text)}`, text: reportsText(reports, "") };
+  }
+  if (violations.length > 0)
+    return { kind: "check", signature: `check: ${signatureOf(violations[0]!)}`, text: violations.join("\n") };
+  return null;
+}
+
+function reportsText(reports: readonly Report[], tail: string): string {
+  const lines = reports.map((r) => `[CPU${r.cpu}] ${r.kind}: ${r.text}`);
+  if (tail !== "") lines.push(tail);
+  return lines.join("\n");
+}
+
+export class Explorer {
+  private constructor(
+    private m: Machine,
+    private snap: Uint8Array,
+    readonly config: MachineConfig,
+    readonly scenario: Scenario,
+  ) {}
+
+  /** Boots the machine, sets the scenario up and takes the snapshot every run starts from. */
+  static async start(config: MachineConfig, scenario: Scenario): Promise<Explorer> {
+    const m = await Machine.boot(config);
+    try {
+      // The first report freezes every CPU's event ring: what a run's digest and report show is the
+      // moment of the failure, not the unwinding after it (which may involve the CPUs' event loops).
+      set_snapshot_on_warning(true);
+      await scenario.setup(m);
+      return new Explorer(m, m.snapshot(), m.config, scenario);
+    } catch (e) {
+      await m.shutdown();
+      throw e;
+    }
+  }
+
+  /** One run from the snapshot under `strategy`. */
+  async runOnce(
+    strategy: Strategy,
+    seed: number,
+    params: ScenarioParams,
+    stepCap = DEFAULT_STEP_CAP,
+  ): Promise<Outcome> {
+    const t0 = performance.now();
+    await this.m.restore(this.snap);
+    // The snapshot holds the trace rings as they were: a traced run starts empty.
+    if (this.config.trace > 0) traceReset();
+    const before = this.m.reports.length;
+    schedSetup({ strategy, seed, stepCap });
+    let value: unknown = null;
+    let error: MachineError | null = null;
+    try {
+      value = await this.scenario.run(this.m, params);
+    } catch (e) {
+      if (!(e instanceof MachineError)) throw e;
+      error = e;
+    }
+    const record = schedRecord();
+    schedOff();
+    const reports = this.m.reports.slice(before);
+    let failure = classify(error, reports, error === null && reports.length === 0 ? checkMachine() : []);
+    if (failure === null && record.planLeft > 0 && strategy.kind === "replay" && record.verdict !== VERDICT_DIVERGED)
+      failure = {
+        kind: "diverged",
+        signature: "sched: replay diverged: the run ended before the recording",
+        text: `replay diverged: the run ended at step ${record.steps} with ${record.planLeft} recorded decisions left`,
+      };
+    const digest = this.digest(record, value, reports);
+    // A CPU that looped without sched points was terminated: only a new machine runs again.
+    if (error?.error.name === "HardLockup") await this.reboot();
+    return { failure, record, digest, ms: performance.now() - t0 };
+  }
+
+  private digest(record: SchedRecord, value: unknown, reports: readonly Report[]): string {
+    const h = createHash("sha256");
+    h.update(JSON.stringify(record.decisions));
+    h.update(JSON.stringify(value) ?? "");
+    for (const r of reports) h.update(`${r.cpu}:${r.kind}:${r.text}`);
+    for (let cpu = 0; cpu < this.config.cpus; cpu++) h.update(lastEvents(cpu, TRACE_RING_SIZE).join("\n"));
+    return h.digest("hex").slice(0, 16);
+  }
+
+  private async reboot(): Promise<void> {
+    await this.m.shutdown();
+    this.m = await Machine.boot(this.config);
+    set_snapshot_on_warning(true);
+    await this.scenario.setup(this.m);
+    this.snap = this.m.snapshot();
+  }
+
+  /** The machine (for a trace or a look at its state after a run). */
+  get machine(): Machine {
+    return this.m;
+  }
+
+  async close(): Promise<void> {
+    await this.m.shutdown();
+  }
+}

@@ -1,0 +1,238 @@
+/**
+ * Shrinking a failing run: smaller runs are tried, and one is kept whenever
+ * the same failure (its signature) still happens. Each candidate runs under
+ * a guided plan — the kept decisions apply where they still can — and a kept
+ * candidate's own recorded decisions become the new plan, so the result
+ * replays exactly. The passes, repeated until none makes progress:
+ *
+ * 1. remove preemptions (a switch becomes "keep running"): halves of them,
+ *    then quarters, down to single ones (ddmin);
+ * 2. truncate the schedule (the shortest prefix of the plan that still fails);
+ * 3. drop workload operations: fewer per CPU, then single ones left out;
+ * 4. drop CPUs (the plan and the per-CPU settings renumbered).
+ * A smaller workload that no longer fails under the kept plan gets a few
+ * short random explorations of its own before it is given up.
+ */
+import { type MachineConfig, makeConfig } from "../shared/config.js";
+import { lastEvents } from "../shared/events.js";
+import { type Decision, type Strategy, WHY_DUE } from "../sched/sched_det.js";
+import { Explorer, type Outcome } from "./explorer.js";
+import { type ReplayFile, decodeDecisions, encodeDecisions } from "./replay_file.js";
+import { resolveScenario } from "./script.js";
+
+/** A candidate run. */
+interface Candidate {
+  readonly cpus: number;
+  readonly ops: number;
+  readonly skip: readonly (readonly number[])[];
+  readonly plan: readonly Decision[];
+}
+
+export interface ShrinkProgress {
+  readonly runs: number;
+  readonly kept: number;
+  readonly pass: string;
+}
+
+export interface ShrinkResult {
+  readonly file: ReplayFile;
+  readonly outcome: Outcome;
+  readonly runs: number;
+  readonly ms: number;
+  /** Ran out of budget before a pass made no progress. */
+  readonly cut: boolean;
+  /** Each CPU's last events in the strict replay of the shrunk file that confirms it. */
+  readonly events: string[][];
+}
+
+const preemptionsOf = (plan: readonly Decision[]) => plan.filter((d) => d.why === WHY_DUE).length;
+
+/** Random runs tried for a smaller workload whose kept plan no longer fails. */
+const REEXPLORE_RUNS = 12;
+/** Switches per run those runs aim at. */
+const REEXPLORE_SWITCHES = 4;
+
+/** Shrinks the failing run of `f` within `budgetMs`. */
+export async function shrink(
+  f: ReplayFile,
+  budgetMs: number,
+  onProgress: (p: ShrinkProgress) => void = () => {},
+): Promise<ShrinkResult> {
+  const t0 = performance.now();
+  const sig = f.failure?.signature;
+  if (sig === undefined) throw new RangeError("the replay file records no failure: nothing to shrink");
+  const scenario = resolveScenario(f.scenario.name, f.scenario.script);
+  if (scenario === undefined) throw new RangeError(`unknown scenario ${f.scenario.name}`);
+  const explorers = new Map<number, Explorer>();
+  const explorer = async (cpus: number): Promise<Explorer> => {
+    let e = explorers.get(cpus);
+    if (e === undefined) {
+      const config: MachineConfig = makeConfig({ ...f.config, cpus });
+      e = await Explorer.start(config, scenario);
+      explorers.set(cpus, e);
+    }
+    return e;
+  };
+  let runs = 0;
+  let pass = "confirm";
+  const tryRun = async (c: Candidate, strategy: Strategy = { kind: "guided", plan: c.plan }, seed = f.seed) => {
+    const e = await explorer(c.cpus);
+    const o = await e.runOnce(strategy, seed, { ops: c.ops, skip: c.skip }, f.stepCap);
+    runs++;
+    onProgress({ runs, kept: 0, pass });
+    return o.failure?.signature === sig ? o : null;
+  };
+  /**
+   * A smaller workload moves every later step, so the kept plan may miss the
+   * window it hit; a few short random explorations (about REEXPLORE_SWITCHES
+   * switches a run) look for a schedule of the smaller workload that still fails.
+   */
+  const reexplore = async (c: Candidate, steps: number): Promise<Outcome | null> => {
+    const p = Math.min(0.5, REEXPLORE_SWITCHES / Math.max(1, steps));
+    for (let i = 1; i <= REEXPLORE_RUNS && !outOfTime(); i++) {
+      const o = await tryRun(c, { kind: "random", p }, f.seed + i);
+      if (o !== null) return o;
+    }
+    return null;
+  };
+  const outOfTime = () => performance.now() - t0 >= budgetMs;
+
+  try {
+    let best: Candidate = {
+      cpus: f.config.cpus,
+      ops: f.scenario.ops,
+      skip: Array.from({ length: f.config.cpus }, (_, cpu) => [...(f.scenario.skip[cpu] ?? [])]),
+      plan: decodeDecisions(f.decisions),
+    };
+    const first = await tryRun(best);
+    if (first === null)
+      throw new RangeError(`the recorded failure did not happen again (${sig}): is the file from this vmsim?`);
+    best = { ...best, plan: first.record.decisions };
+    let bestSteps = first.record.steps;
+    const keep = (c: Candidate, o: Outcome) => {
+      best = { ...c, plan: o.record.decisions };
+      bestSteps = o.record.steps;
+    };
+    /** Tries `c` under the kept plan — and, when `c` changes the workload, under a few random schedules. */
+    const attempt = async (c: Candidate, workload = false): Promise<boolean> => {
+      if (outOfTime()) return false;
+      const steps = bestSteps;
+      const o = (await tryRun(c)) ?? (workload ? await reexplore(c, steps) : null);
+      if (o === null) return false;
+      keep(c, o);
+      return true;
+    };
+
+    let progress = true;
+    while (progress && !outOfTime()) {
+      progress = false;
+
+      pass = "preemptions";
+      // Halves, then quarters … of the preemptions at once (ddmin), down to single ones.
+      for (let size = Math.max(1, preemptionsOf(best.plan) >> 1); size >= 1 && !outOfTime(); size >>= 1) {
+        for (let from = 0; !outOfTime(); from += size) {
+          const due = best.plan.flatMap((d, i) => (d.why === WHY_DUE ? [i] : []));
+          if (from >= due.length) break;
+          const cut = new Set(due.slice(from, from + size));
+          if (await attempt({ ...best, plan: best.plan.filter((_, i) => !cut.has(i)) })) {
+            progress = true;
+            from -= size;
+          }
+        }
+      }
+
+      pass = "schedule";
+      let lo = 0;
+      let hi = best.plan.length;
+      while (lo < hi && !outOfTime()) {
+        const mid = (lo + hi) >> 1;
+        const c = { ...best, plan: best.plan.slice(0, mid) };
+        const before = best.plan.length;
+        if (await attempt(c)) {
+          if (best.plan.length < before) progress = true;
+          hi = Math.min(mid, best.plan.length);
+        } else lo = mid + 1;
+      }
+
+      pass = "ops";
+      for (const ops of [1, best.ops >> 2, best.ops >> 1, best.ops - (best.ops >> 2), best.ops - 1]) {
+        if (ops < 1 || ops >= best.ops) continue;
+        const skip = best.skip.map((s) => s.filter((i) => i < ops));
+        if (await attempt({ ...best, ops, skip }, true)) {
+          progress = true;
+          break;
+        }
+      }
+      if (scenario.skippable)
+        for (let size = Math.max(1, best.ops >> 1); size >= 1 && !outOfTime(); size >>= 1)
+          for (let cpu = 0; cpu < best.cpus; cpu++)
+            for (let from = 0; from < best.ops && !outOfTime(); from += size) {
+              const cut = new Set(best.skip[cpu] ?? []);
+              const before = cut.size;
+              for (let i = from; i < Math.min(best.ops, from + size); i++) cut.add(i);
+              if (cut.size === before) continue;
+              const skip = best.skip.map((s, c) => (c === cpu ? [...cut].sort((a, b) => a - b) : [...s]));
+              if (await attempt({ ...best, skip }, true)) progress = true;
+            }
+
+      pass = "cpus";
+      for (let drop = best.cpus - 1; drop >= 0 && best.cpus > 1 && !outOfTime(); drop--)
+        if (await attempt(withoutCpu(best, drop), true)) {
+          progress = true;
+          break;
+        }
+    }
+
+    // The shrunk run must replay exactly: confirm it strictly, and keep that run's events for the timeline.
+    const final = best as Candidate;
+    const e = await explorer(final.cpus);
+    const o = await e.runOnce(
+      { kind: "replay", plan: final.plan },
+      f.seed,
+      { ops: final.ops, skip: final.skip },
+      f.stepCap,
+    );
+    runs++;
+    if (o.failure?.signature !== sig)
+      throw new Error(
+        `the shrunk run did not replay (${o.failure?.signature ?? "no failure"}): a nondeterminism bug in vmsim`,
+      );
+    const events = Array.from({ length: final.cpus }, (_, cpu) => lastEvents(cpu, 8));
+    const file: ReplayFile = {
+      ...f,
+      config: makeConfig({ ...f.config, cpus: best.cpus }),
+      scenario: { ...f.scenario, ops: best.ops, skip: best.skip },
+      strategy: { kind: "shrunk", from: f.strategy.kind === "shrunk" ? f.strategy.from : f.strategy.kind },
+      steps: o.record.steps,
+      switches: o.record.switches,
+      preemptions: o.record.preemptions,
+      decisions: encodeDecisions(o.record.decisions),
+      failure: o.failure,
+      digest: o.digest,
+    };
+    return { file, outcome: o, runs, ms: performance.now() - t0, cut: outOfTime(), events };
+  } finally {
+    for (const e of explorers.values()) await e.close();
+  }
+}
+
+/**
+ * The candidate without CPU `drop`: its decisions go, the higher CPUs move
+ * down one, and every later step moves back by the steps the dropped CPU ran.
+ */
+function withoutCpu(c: Candidate, drop: number): Candidate {
+  const low = (1 << drop) - 1;
+  const remask = (m: number) => (m & low) | ((m >>> (drop + 1)) << drop);
+  const plan: Decision[] = [];
+  let dropped = 0;
+  c.plan.forEach((d, i) => {
+    if (d.cpu === drop) {
+      dropped += (c.plan[i + 1]?.step ?? d.step) - d.step;
+      return;
+    }
+    plan.push({ ...d, step: d.step - dropped, cpu: d.cpu > drop ? d.cpu - 1 : d.cpu, mask: remask(d.mask) });
+  });
+  return { cpus: c.cpus - 1, ops: c.ops, skip: c.skip.filter((_, cpu) => cpu !== drop), plan };
+}
+
+export { preemptionsOf };

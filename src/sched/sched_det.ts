@@ -1,0 +1,782 @@
+/**
+ * The deterministic scheduler (DESIGN §6): one CPU at a time holds the run
+ * token; the others wait on their own word. The holder decides, at the sched
+ * points its strategy asks for, whether to keep running or hand the token on;
+ * only a switch pays a handoff (store the token, bump the next CPU's wake
+ * word, Atomics.notify it, wait on our own). A CPU that waits for another
+ * (a held lock, a grace period, a flush) blocks on the word it waits for and
+ * is not runnable until that word changes, so spinning never burns a step.
+ *
+ * Everything the scheduler decides is in the arena (struct sched_det, per-CPU
+ * sched_cpu, the decision log), written only by the token holder: the
+ * decisions are a function of (config, seed, strategy, plan) alone, whichever
+ * thread happens to compute them. Every switch is logged as (step, CPU,
+ * runnable set, reason); replaying that log reproduces the run bit for bit.
+ *
+ * A step is one sched point of the running CPU; the global step count is the
+ * sum over the CPUs' sched-point clocks (src/sched/sched_point.ts).
+ */
+import { availableParallelism } from "node:os";
+import {
+  DEFINE_GLOBAL,
+  DEFINE_PER_CPU,
+  F64,
+  I32,
+  U32,
+  defineRegion,
+  machineStopping,
+  per_cpu_ptr,
+  theArena,
+} from "../shared/arena.js";
+import { KernelBug, MachineStopped, reportBug } from "../shared/report.js";
+import { defineStruct } from "../shared/struct.js";
+import { smp_processor_id } from "../percpu/smp.js";
+import { heldClassOf, heldLocksOf, lockHolders, lockdepOn } from "../locks/lockdep.js";
+import { type SP, schedDetRearm, schedPointCount, setSchedDetHook } from "./sched_point.js";
+
+/** Strategies (sched_det.strategy). */
+export const STRAT_RANDOM = 1;
+export const STRAT_PCT = 2;
+export const STRAT_RR = 3;
+/** Follow the plan; a divergence stops the run (vmsim replay). */
+export const STRAT_REPLAY = 4;
+/** Follow the plan where it still applies, the default choice elsewhere (shrinking, exhaustive search). */
+export const STRAT_GUIDED = 5;
+
+/** Why a decision was taken (the log's `reason`). */
+export const WHY_START = 0;
+/** The strategy's own point: a preemption, a PCT change point, a round-robin quantum. */
+export const WHY_DUE = 1;
+export const WHY_BLOCK = 2;
+export const WHY_DONE = 3;
+export const WHY_YIELD = 4;
+export const WHY_NAMES = ["start", "preempt", "block", "done", "yield"] as const;
+
+/** CPU states (sched_cpu.state). */
+const IDLE = 0;
+const RUNNING = 1;
+const RUNNABLE = 2;
+const BLOCKED = 3;
+const DONE = 4;
+
+/** Deterministic mode covers at most this many CPUs (the runnable set is one 32-bit mask). */
+export const SCHED_MAX_CPUS = 32;
+/** PCT depth at most (change points: depth − 1). */
+export const PCT_MAX_DEPTH = 16;
+/** Decisions the log and the plan hold. */
+export const SCHED_LOG_CAP = 1 << 16;
+/** i32 words per decision: step, cpu, runnable mask, reason. */
+export const DECISION_WORDS = 4;
+
+/** Run verdicts (sched_det.verdict). */
+export const VERDICT_OK = 0;
+export const VERDICT_DEADLOCK = 1;
+export const VERDICT_LIVELOCK = 2;
+export const VERDICT_DIVERGED = 3;
+
+export const SCHED_DET = defineStruct("sched_det", [
+  /** Deterministic mode for the next workload call; the main thread sets it while every CPU is parked. */
+  { name: "on", type: "i32", guard: "init" },
+  /** The CPU holding the run token, -1 before the first decision and after the last CPU finished. */
+  { name: "token", type: "i32", guard: "atomic" },
+  /** CPUs of this call that reached schedRunBegin; the last one takes the first decision. */
+  { name: "arrived", type: "i32", guard: "atomic" },
+  { name: "expected", type: "i32", guard: "init" },
+  { name: "strategy", type: "i32", guard: "init" },
+  /** STRAT_REPLAY past the plan's end: go on with random choices instead of stopping. */
+  { name: "continue_random", type: "i32", guard: "init" },
+  { name: "prob", type: "f64", guard: "init" },
+  { name: "quantum", type: "i32", guard: "init" },
+  { name: "step_cap", type: "f64", guard: "init" },
+  /** Global steps when the token last moved. */
+  { name: "steps", type: "f64", guard: "the run token" },
+  /** The global step of the strategy's next own decision. */
+  { name: "next_due", type: "f64", guard: "the run token" },
+  { name: "switches", type: "f64", guard: "the run token" },
+  /** Switches away from a CPU that could have kept running. */
+  { name: "preemptions", type: "f64", guard: "the run token" },
+  /** sfc32 state of the strategy's random choices. */
+  { name: "rng", type: "u32", count: 4, guard: "the run token" },
+  /** PCT change points (global steps, ascending) and the priority each gives the running CPU. */
+  { name: "change_step", type: "f64", count: PCT_MAX_DEPTH, guard: "init" },
+  { name: "change_prio", type: "i32", count: PCT_MAX_DEPTH, guard: "init" },
+  { name: "nr_change", type: "i32", guard: "init" },
+  { name: "next_change", type: "i32", guard: "the run token" },
+  { name: "log_len", type: "i32", guard: "the run token" },
+  /** Decisions that did not fit the log (the run cannot be replayed). */
+  { name: "log_lost", type: "i32", guard: "the run token" },
+  { name: "plan_len", type: "i32", guard: "init" },
+  { name: "plan_pos", type: "i32", guard: "the run token" },
+  /** Guided plans: entries that no longer applied and were skipped. */
+  { name: "plan_skipped", type: "i32", guard: "the run token" },
+  { name: "verdict", type: "i32", guard: "the run token" },
+]);
+const S = SCHED_DET.off;
+const sched_det = DEFINE_GLOBAL("sched_det", SCHED_DET);
+
+export const SCHED_CPU = defineStruct("sched_cpu", [
+  { name: "state", type: "i32", guard: "the run token" },
+  /** I32 index of the word a blocked CPU waits on, and the value it saw there. */
+  { name: "wait_w", type: "i32", guard: "the run token" },
+  { name: "wait_v", type: "i32", guard: "the run token" },
+  /** The lock (or object) it waits for and how to describe it (a waitDescriber id, -1: none), for the deadlock report. */
+  { name: "wait_lock", type: "i32", guard: "the run token" },
+  { name: "wait_describe", type: "i32", guard: "the run token" },
+  /** Bumped (then notified) when the token is handed to this CPU. */
+  { name: "wake", type: "i32", guard: "atomic" },
+  /** PCT priority: the highest runnable runs. */
+  { name: "prio", type: "i32", guard: "the run token" },
+]);
+const C = SCHED_CPU.off;
+const sched_cpu = DEFINE_PER_CPU("sched_cpu", SCHED_CPU);
+
+const sched_log = defineRegion("sched_log", () => SCHED_LOG_CAP * DECISION_WORDS * 4);
+const sched_plan = defineRegion("sched_plan", () => SCHED_LOG_CAP * DECISION_WORDS * 4);
+
+const g = (off: number) => (sched_det.ptr + off) >> 2;
+const gf = (off: number) => (sched_det.ptr + off) >> 3;
+const cpuField = (cpu: number, off: number) => (per_cpu_ptr(sched_cpu, cpu) + off) >> 2;
+
+/*** This thread ***/
+
+/** True while this CPU runs a workload under the deterministic scheduler (live binding: read it directly). */
+export let schedDeterministic = false;
+let me = 0;
+let nrCpus = 0;
+/** This CPU's sched-point clock and the global step count when it last took the token. */
+let baseLocal = 0;
+let baseGlobal = 0;
+/** Spins on the token word before sleeping: long while every CPU has a core of its own. */
+let tokenSpins = 0;
+
+function globalNow(): number {
+  return baseGlobal + (schedPointCount() - baseLocal);
+}
+
+/** The global step this CPU is at (deterministic mode only): a trace's clock that replays exactly. */
+export function schedGlobalStep(): number {
+  return globalNow();
+}
+
+/*** The strategy's random choices: sfc32 on the arena's state ***/
+
+function detRandom(): number {
+  const r = g(S.rng);
+  const a = U32[r]!;
+  const b = U32[r + 1]!;
+  const c = U32[r + 2]!;
+  const d = U32[r + 3]!;
+  const t = (((a + b) | 0) + d) | 0;
+  U32[r + 3] = (d + 1) | 0;
+  U32[r] = b ^ (b >>> 9);
+  U32[r + 2] = (((c << 21) | (c >>> 11)) + t) | 0;
+  U32[r + 1] = (c + (c << 3)) | 0;
+  return (t >>> 0) / 4294967296;
+}
+
+function randomIn(mask: number): number {
+  let k = Math.floor(detRandom() * popcount(mask));
+  let m = mask;
+  while (k-- > 0) m &= m - 1;
+  return 31 - Math.clz32(m & -m);
+}
+
+function popcount(x: number): number {
+  let n = 0;
+  for (let m = x; m !== 0; m &= m - 1) n++;
+  return n;
+}
+
+const lowest = (mask: number) => 31 - Math.clz32(mask & -mask);
+
+/*** Runnable set ***/
+
+/** Runnable CPUs; a blocked CPU whose word changed becomes runnable here. */
+function runnableMask(): number {
+  let mask = 0;
+  for (let cpu = 0; cpu < nrCpus; cpu++) {
+    const st = I32[cpuField(cpu, C.state)]!;
+    if (st === BLOCKED) {
+      if (Atomics.load(I32, I32[cpuField(cpu, C.wait_w)]!) === I32[cpuField(cpu, C.wait_v)]) continue;
+      I32[cpuField(cpu, C.state)] = RUNNABLE;
+      mask |= 1 << cpu;
+    } else if (st === RUNNING || st === RUNNABLE) mask |= 1 << cpu;
+  }
+  return mask;
+}
+
+function highestPrio(mask: number): number {
+  let best = -1;
+  let bestPrio = Number.NEGATIVE_INFINITY;
+  for (let m = mask; m !== 0; m &= m - 1) {
+    const cpu = lowest(m);
+    const p = I32[cpuField(cpu, C.prio)]!;
+    if (p > bestPrio) {
+      bestPrio = p;
+      best = cpu;
+    }
+  }
+  return best;
+}
+
+/*** Strategies: who runs next ***/
+
+/** The plan's next entry at step `now`, or -1. */
+function planAt(now: number): number {
+  const pos = I32[g(S.plan_pos)]!;
+  if (pos >= I32[g(S.plan_len)]!) return -1;
+  const e = sched_plan.base + pos * DECISION_WORDS * 4;
+  return I32[e >> 2] === now ? e : -1;
+}
+
+function planNext(): void {
+  I32[g(S.plan_pos)]!++;
+}
+
+/** A replay went somewhere the recording did not: stop the run loudly. */
+function diverged(now: number, why: string, mask: number): never {
+  I32[g(S.verdict)] = VERDICT_DIVERGED;
+  const pos = I32[g(S.plan_pos)]!;
+  const e = sched_plan.base + pos * DECISION_WORDS * 4;
+  const expected =
+    pos < I32[g(S.plan_len)]!
+      ? `decision ${pos}: at step ${I32[e >> 2]} CPU${I32[(e >> 2) + 1]} (${WHY_NAMES[I32[(e >> 2) + 3]!]}), runnable ${maskText(I32[(e >> 2) + 2]!)}`
+      : "the end of the recording";
+  const text = `replay diverged at step ${now} on CPU${me} (${why}): expected ${expected}; actual runnable ${maskText(mask)}`;
+  reportBug("sched", text);
+  throw new KernelBug(text);
+}
+
+export function maskText(mask: number): string {
+  const cpus: number[] = [];
+  for (let m = mask; m !== 0; m &= m - 1) cpus.push(lowest(m));
+  return `{${cpus.join(",")}}`;
+}
+
+/**
+ * The strategy's choice at a decision point; `mask` holds the runnable CPUs
+ * (this CPU included when it could go on). Returns the CPU to run, -1: none.
+ */
+function pick(why: number, now: number, mask: number): number {
+  const selfOk = (mask & (1 << me)) !== 0 && why !== WHY_START;
+  const others = mask & ~(1 << me);
+  switch (I32[g(S.strategy)]) {
+    case STRAT_RANDOM:
+      if (why === WHY_DUE) {
+        F64[gf(S.next_due)] = now + geometricGap();
+        return others !== 0 ? randomIn(others) : me;
+      }
+      if (why === WHY_YIELD) return others !== 0 ? randomIn(others) : me;
+      return mask !== 0 ? randomIn(mask) : -1;
+    case STRAT_PCT: {
+      if (why === WHY_DUE) pctChangePoints(now);
+      if (why === WHY_YIELD && others !== 0) return highestPrio(others);
+      return mask !== 0 ? highestPrio(mask) : -1;
+    }
+    case STRAT_RR: {
+      // Round-robin: the next runnable CPU after this one, in CPU order; the lowest one first.
+      if (mask === 0) return -1;
+      if (why === WHY_START) return lowest(mask);
+      if (why === WHY_DUE || why === WHY_YIELD || !selfOk) {
+        const after = others & ~((2 << me) - 1);
+        return after !== 0 ? lowest(after) : others !== 0 ? lowest(others) : selfOk ? me : lowest(mask);
+      }
+      return me;
+    }
+    default:
+      return pickPlanned(why, now, mask, selfOk);
+  }
+}
+
+function pickPlanned(why: number, now: number, mask: number, selfOk: boolean): number {
+  // The last CPU of a call finishing is never a recorded decision.
+  if (why === WHY_DONE && mask === 0) return -1;
+  const guided = I32[g(S.strategy)] === STRAT_GUIDED;
+  // A guided plan skips entries the run has gone past.
+  if (guided)
+    while (I32[g(S.plan_pos)]! < I32[g(S.plan_len)]!) {
+      const e = sched_plan.base + I32[g(S.plan_pos)]! * DECISION_WORDS * 4;
+      if (I32[e >> 2]! >= now) break;
+      planNext();
+      I32[g(S.plan_skipped)]!++;
+    }
+  const e = planAt(now);
+  if (e >= 0) {
+    const cpu = I32[(e >> 2) + 1]!;
+    const recMask = I32[(e >> 2) + 2]!;
+    const recWhy = I32[(e >> 2) + 3]!;
+    // A recorded block or finish happens by itself: the strategy's own point passes it by.
+    if (why === WHY_DUE && recWhy !== WHY_DUE) return me;
+    if (!guided && (recWhy !== why || recMask !== mask || (mask & (1 << cpu)) === 0))
+      diverged(now, WHY_NAMES[why]!, mask);
+    planNext();
+    if ((mask & (1 << cpu)) !== 0) return cpu;
+    I32[g(S.plan_skipped)]!++;
+  } else if (!guided && I32[g(S.plan_pos)]! >= I32[g(S.plan_len)]! && I32[g(S.continue_random)] !== 0) {
+    I32[g(S.strategy)] = STRAT_RANDOM;
+    F64[gf(S.next_due)] = now + geometricGap();
+    return pick(why, now, mask);
+  } else if (!guided && why !== WHY_DUE && !(why === WHY_YIELD && selfOk)) {
+    // The recording kept this CPU running here; a run that must switch has left it.
+    if (mask !== 0 || why !== WHY_DONE) diverged(now, WHY_NAMES[why]!, mask);
+  }
+  if (why === WHY_DUE || (why === WHY_YIELD && selfOk && (mask & ~(1 << me)) === 0)) return me;
+  if (why === WHY_YIELD) return lowest(mask & ~(1 << me));
+  return mask !== 0 ? (selfOk ? me : lowest(mask)) : -1;
+}
+
+/** Random strategy: points until the next switch, geometric with the switch probability p. */
+function geometricGap(): number {
+  const p = F64[gf(S.prob)]!;
+  if (p >= 1) return 1;
+  if (p <= 0) return Number.POSITIVE_INFINITY;
+  return 1 + Math.floor(Math.log(1 - detRandom()) / Math.log1p(-p));
+}
+
+/** PCT: every change point reached lowers the running CPU's priority to that point's value. */
+function pctChangePoints(now: number): void {
+  const n = I32[g(S.nr_change)]!;
+  let i = I32[g(S.next_change)]!;
+  for (; i < n && F64[gf(S.change_step) + i]! <= now; i++) I32[cpuField(me, C.prio)] = I32[g(S.change_prio) + i]!;
+  I32[g(S.next_change)] = i;
+}
+
+/** Global step of the strategy's next own decision. */
+function nextDue(now: number): number {
+  let due: number;
+  switch (I32[g(S.strategy)]) {
+    case STRAT_RANDOM:
+      due = F64[gf(S.next_due)]!;
+      break;
+    case STRAT_PCT: {
+      const i = I32[g(S.next_change)]!;
+      due = i < I32[g(S.nr_change)]! ? F64[gf(S.change_step) + i]! : Number.POSITIVE_INFINITY;
+      break;
+    }
+    case STRAT_RR:
+      due = F64[gf(S.next_due)]!;
+      break;
+    default: {
+      const pos = I32[g(S.plan_pos)]!;
+      due = pos < I32[g(S.plan_len)]! ? I32[(sched_plan.base >> 2) + pos * DECISION_WORDS]! : Number.POSITIVE_INFINITY;
+    }
+  }
+  return Math.min(Math.max(due, now + 1), F64[gf(S.step_cap)]!);
+}
+
+/*** Decisions and the token ***/
+
+function record(now: number, cpu: number, mask: number, why: number): void {
+  const n = I32[g(S.log_len)]!;
+  if (n >= SCHED_LOG_CAP) {
+    I32[g(S.log_lost)]!++;
+    return;
+  }
+  const e = (sched_log.base >> 2) + n * DECISION_WORDS;
+  I32[e] = now;
+  I32[e + 1] = cpu;
+  I32[e + 2] = mask;
+  I32[e + 3] = why;
+  I32[g(S.log_len)] = n + 1;
+}
+
+/**
+ * One decision of the token holder. Returns the points until the strategy's
+ * next own decision once this CPU runs again (possibly after a switch).
+ */
+function decide(why: number): number {
+  const now = globalNow();
+  if (now >= F64[gf(S.step_cap)]!) livelock(now);
+  const mask = runnableMask();
+  const next = pick(why, now, mask);
+  if (next === me) return resumeGap(now);
+  if (next < 0) {
+    if (why === WHY_DONE && allDone()) {
+      F64[gf(S.steps)] = now;
+      Atomics.store(I32, g(S.token), -1);
+      return 0;
+    }
+    deadlock(now);
+  }
+  record(now, next, mask, why);
+  F64[gf(S.switches)]!++;
+  if ((mask & (1 << me)) !== 0 && why !== WHY_YIELD) F64[gf(S.preemptions)]!++;
+  if (I32[g(S.strategy)] === STRAT_RR) F64[gf(S.next_due)] = now + I32[g(S.quantum)]!;
+  F64[gf(S.steps)] = now;
+  if (I32[cpuField(me, C.state)] === RUNNING) I32[cpuField(me, C.state)] = RUNNABLE;
+  handoff(next);
+  if (why === WHY_DONE) return 0;
+  awaitToken();
+  return resumeGap(F64[gf(S.steps)]!);
+}
+
+function allDone(): boolean {
+  for (let cpu = 0; cpu < nrCpus; cpu++) {
+    const st = I32[cpuField(cpu, C.state)]!;
+    if (st !== IDLE && st !== DONE) return false;
+  }
+  return true;
+}
+
+/** This CPU (again) holds the token at global step `now`: restart its clocks. */
+function resumeGap(now: number): number {
+  baseLocal = schedPointCount();
+  baseGlobal = now;
+  I32[cpuField(me, C.state)] = RUNNING;
+  return Math.max(1, nextDue(now) - now);
+}
+
+function handoff(next: number): void {
+  I32[cpuField(next, C.state)] = RUNNING;
+  Atomics.store(I32, g(S.token), next);
+  const wk = cpuField(next, C.wake);
+  Atomics.add(I32, wk, 1);
+  Atomics.notify(I32, wk);
+}
+
+/** Waits until this CPU holds the token: spins while the CPUs fit on the cores, then sleeps on its wake word. */
+function awaitToken(): void {
+  const tok = g(S.token);
+  const wk = cpuField(me, C.wake);
+  for (let i = 0; ; i++) {
+    if (Atomics.load(I32, tok) === me) return;
+    if (i < tokenSpins) continue;
+    if (machineStopping()) throw new MachineStopped();
+    const v = Atomics.load(I32, wk);
+    if (Atomics.load(I32, tok) === me) return;
+    // A handoff bumps the wake word after it stored the token: waiting on the old value cannot miss it.
+    Atomics.wait(I32, wk, v, 50);
+  }
+}
+
+function livelock(now: number): never {
+  I32[g(S.verdict)] = VERDICT_LIVELOCK;
+  const text = `livelock: ${now} steps reached the step cap without the run finishing (CPU${me} running)`;
+  reportBug("sched", text);
+  throw new KernelBug(text);
+}
+
+/** No CPU can run: name each CPU's wait and held locks (lockdep's "Possible deadlock" in spirit). */
+function deadlock(now: number): never {
+  I32[g(S.verdict)] = VERDICT_DEADLOCK;
+  const lines: string[] = [];
+  for (let cpu = 0; cpu < nrCpus; cpu++) {
+    const st = I32[cpuField(cpu, C.state)]!;
+    if (st !== BLOCKED) continue;
+    const lock = I32[cpuField(cpu, C.wait_lock)]!;
+    const describe = describers[I32[cpuField(cpu, C.wait_describe)]!];
+    const holders = lockdepOn ? lockHolders(lock) : [];
+    const what =
+      describe !== undefined
+        ? describe(lock)
+        : holders.length > 0
+          ? `${heldClassOf(holders[0]!, lock)} held by CPU#${holders.join(", CPU#")}`
+          : `the word at 0x${lock.toString(16)}`;
+    const held = lockdepOn ? heldLocksOf(cpu).join(", ") || "(none)" : "(lockdep off)";
+    lines.push(`  CPU#${cpu} waits for ${what}; holds: ${held}`);
+  }
+  const text = `deadlock at step ${now}: no CPU can run\n${lines.join("\n")}`;
+  reportBug("sched", text);
+  throw new KernelBug(text);
+}
+
+/*** The CPU side: entering and leaving a deterministic call, waiting, waking ***/
+
+/**
+ * Describers of what a blocked CPU waits for ("vmap_area_lock, held by
+ * CPU#1 …"), registered at module load — in the same order on every thread,
+ * so an id means the same function on the CPU that reports the deadlock.
+ */
+const describers: ((lock: number) => string)[] = [];
+
+/** Registers a describer (at module load only); returns its id for {@link sched_wait}. */
+export function waitDescriber(fn: (lock: number) => string): number {
+  describers.push(fn);
+  return describers.length - 1;
+}
+
+/**
+ * A CPU starts a workload call: in deterministic mode it joins the run and
+ * waits for the token; the last CPU to arrive takes the first decision.
+ */
+export function schedRunBegin(): void {
+  schedDeterministic = I32[g(S.on)] !== 0;
+  if (!schedDeterministic) return;
+  me = smp_processor_id();
+  nrCpus = theArena().config.cpus;
+  tokenSpins = nrCpus <= availableParallelism() ? 200_000 : 64;
+  I32[cpuField(me, C.state)] = RUNNABLE;
+  if (Atomics.add(I32, g(S.arrived), 1) + 1 === I32[g(S.expected)]) {
+    // Every CPU of the call is here: the runnable set is complete and the choice deterministic.
+    const now = F64[gf(S.steps)]!;
+    const mask = runnableMask();
+    const first = pick(WHY_START, now, mask);
+    if (first < 0) deadlock(now);
+    record(now, first, mask, WHY_START);
+    handoff(first);
+  }
+  awaitToken();
+  setSchedDetHook(onDue, resumeGap(F64[gf(S.steps)]!));
+}
+
+/** The strategy's own point (the sched-point hook). */
+function onDue(_kind: SP): number {
+  return decide(WHY_DUE);
+}
+
+/** The workload returned: this CPU is done and hands the token on. */
+export function schedRunEnd(): void {
+  if (!schedDeterministic) return;
+  setSchedDetHook(null);
+  I32[cpuField(me, C.state)] = DONE;
+  decide(WHY_DONE);
+  schedDeterministic = false;
+}
+
+/** The workload failed (or the machine stopped): leave the run and wake every CPU so they see the stop. */
+export function schedRunAbort(): void {
+  if (!schedDeterministic) return;
+  setSchedDetHook(null);
+  schedDeterministic = false;
+  I32[cpuField(me, C.state)] = DONE;
+  for (let cpu = 0; cpu < nrCpus; cpu++) {
+    const wk = cpuField(cpu, C.wake);
+    Atomics.add(I32, wk, 1);
+    Atomics.notify(I32, wk);
+  }
+}
+
+/**
+ * futex-style wait on I32[w] while it still holds `v`. Free mode: Atomics.wait
+ * for at most `ms`. Deterministic mode: this CPU blocks, the token moves on,
+ * and it runs again only once the word changed — a wait loop therefore never
+ * spins. `lock` (default: the word's own address) is what a deadlock report
+ * names, through the {@link waitDescriber} `describe` when one is given.
+ */
+export function sched_wait(w: number, v: number, ms: number, lock = w << 2, describe = -1): void {
+  if (!schedDeterministic) {
+    Atomics.wait(I32, w, v, ms);
+    return;
+  }
+  if (Atomics.load(I32, w) !== v) return;
+  I32[cpuField(me, C.state)] = BLOCKED;
+  I32[cpuField(me, C.wait_w)] = w;
+  I32[cpuField(me, C.wait_v)] = v;
+  I32[cpuField(me, C.wait_lock)] = lock;
+  I32[cpuField(me, C.wait_describe)] = describe;
+  schedDetRearm(decide(WHY_BLOCK));
+}
+
+/**
+ * The other half: I32[w] changed for waiters. Free mode: Atomics.notify.
+ * Deterministic mode under PCT: a woken waiter of higher priority than this
+ * CPU runs at the next sched point, as strict priority scheduling requires.
+ */
+export function sched_wake(w: number, count = Number.POSITIVE_INFINITY): void {
+  Atomics.notify(I32, w, count);
+  if (!schedDeterministic || I32[g(S.strategy)] !== STRAT_PCT) return;
+  const mine = I32[cpuField(me, C.prio)]!;
+  for (let cpu = 0; cpu < nrCpus; cpu++)
+    if (
+      I32[cpuField(cpu, C.state)] === BLOCKED &&
+      I32[cpuField(cpu, C.wait_w)] === w &&
+      I32[cpuField(cpu, C.prio)]! > mine
+    ) {
+      schedDetRearm(1);
+      return;
+    }
+}
+
+/**
+ * A wait whose condition spans many words (a grace period's quiescent
+ * states): in deterministic mode let another runnable CPU run first; free
+ * mode does nothing.
+ */
+export function sched_yield(): void {
+  if (schedDeterministic) schedDetRearm(decide(WHY_YIELD));
+}
+
+/*** The main thread: setting up a deterministic run and reading its record ***/
+
+/** A strategy and its parameters. */
+export type Strategy =
+  | { readonly kind: "random"; readonly p: number }
+  | { readonly kind: "pct"; readonly depth: number; readonly steps: number }
+  | { readonly kind: "rr"; readonly quantum: number }
+  | { readonly kind: "replay"; readonly plan: readonly Decision[]; readonly continueRandom?: boolean }
+  | { readonly kind: "guided"; readonly plan: readonly Decision[] };
+
+/** One logged decision: at global `step`, `cpu` got the token; `mask` was runnable. */
+export interface Decision {
+  readonly step: number;
+  readonly cpu: number;
+  readonly mask: number;
+  readonly why: number;
+}
+
+/** Settings of a deterministic run. */
+export interface SchedSetup {
+  readonly strategy: Strategy;
+  /** Seeds the strategy's own random choices (priorities, change points, switch draws). */
+  readonly seed: number;
+  /** Steps after which the run is a livelock. */
+  readonly stepCap: number;
+}
+
+/** What the PCT strategy drew (printed by explore: n, k, d and the bound). */
+export interface PctDraw {
+  readonly priorities: number[];
+  readonly changeSteps: number[];
+}
+
+/**
+ * Main thread, CPUs parked: arms deterministic mode for the calls that follow
+ * (a scenario's phases share one clock and log). Returns PCT's draw.
+ */
+export function schedSetup(s: SchedSetup): PctDraw | null {
+  const cpus = theArena().config.cpus;
+  if (cpus > SCHED_MAX_CPUS) throw new RangeError(`deterministic mode covers at most ${SCHED_MAX_CPUS} CPUs`);
+  const words = SCHED_DET.size >> 2;
+  I32.fill(0, g(0), g(0) + words);
+  I32[g(S.on)] = 1;
+  I32[g(S.token)] = -1;
+  F64[gf(S.step_cap)] = s.stepCap;
+  seedRng(s.seed);
+  let draw: PctDraw | null = null;
+  for (let cpu = 0; cpu < cpus; cpu++) I32[cpuField(cpu, C.prio)] = 0;
+  const st = s.strategy;
+  switch (st.kind) {
+    case "random":
+      I32[g(S.strategy)] = STRAT_RANDOM;
+      F64[gf(S.prob)] = st.p;
+      F64[gf(S.next_due)] = geometricGap();
+      break;
+    case "pct":
+      I32[g(S.strategy)] = STRAT_PCT;
+      draw = pctDraw(cpus, st.depth, st.steps);
+      break;
+    case "rr":
+      I32[g(S.strategy)] = STRAT_RR;
+      I32[g(S.quantum)] = st.quantum;
+      F64[gf(S.next_due)] = st.quantum;
+      break;
+    case "replay":
+    case "guided": {
+      I32[g(S.strategy)] = st.kind === "replay" ? STRAT_REPLAY : STRAT_GUIDED;
+      I32[g(S.continue_random)] = st.kind === "replay" && st.continueRandom ? 1 : 0;
+      F64[gf(S.prob)] = 0.05;
+      F64[gf(S.next_due)] = Number.POSITIVE_INFINITY;
+      if (st.plan.length > SCHED_LOG_CAP) throw new RangeError(`a plan holds at most ${SCHED_LOG_CAP} decisions`);
+      const base = sched_plan.base >> 2;
+      st.plan.forEach((d, i) => {
+        const e = base + i * DECISION_WORDS;
+        I32[e] = d.step;
+        I32[e + 1] = d.cpu;
+        I32[e + 2] = d.mask;
+        I32[e + 3] = d.why;
+      });
+      I32[g(S.plan_len)] = st.plan.length;
+      break;
+    }
+  }
+  return draw;
+}
+
+function seedRng(seed: number): void {
+  // splitmix32 of the seed, as src/shared/prng.ts seeds its streams.
+  let s = seed >>> 0;
+  const r = g(S.rng);
+  for (let i = 0; i < 4; i++) {
+    s = (s + 0x9e3779b9) >>> 0;
+    let z = s;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+    U32[r + i] = (z ^ (z >>> 16)) >>> 0;
+  }
+  for (let i = 0; i < 12; i++) detRandom();
+}
+
+/** PCT (Burckhardt et al. 2010): distinct priorities d..d+n−1, and d−1 change points over k steps. */
+function pctDraw(cpus: number, depth: number, steps: number): PctDraw {
+  if (depth < 1 || depth > PCT_MAX_DEPTH) throw new RangeError(`PCT depth must be in 1..${PCT_MAX_DEPTH}`);
+  const order = Array.from({ length: cpus }, (_, i) => i);
+  for (let i = cpus - 1; i > 0; i--) {
+    const j = Math.floor(detRandom() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  const priorities = new Array<number>(cpus);
+  order.forEach((cpu, rank) => {
+    priorities[cpu] = depth + rank;
+    I32[cpuField(cpu, C.prio)] = depth + rank;
+  });
+  const k = Math.max(1, Math.floor(steps));
+  const points: { step: number; prio: number }[] = [];
+  for (let i = 1; i < depth; i++) points.push({ step: 1 + Math.floor(detRandom() * k), prio: depth - i });
+  points.sort((a, b) => a.step - b.step);
+  points.forEach((p, i) => {
+    F64[gf(S.change_step) + i] = p.step;
+    I32[g(S.change_prio) + i] = p.prio;
+  });
+  I32[g(S.nr_change)] = points.length;
+  return { priorities, changeSteps: points.map((p) => p.step) };
+}
+
+/** Main thread, before each workload call of a deterministic run: `cpus` CPUs will join it. */
+export function schedPrepareCall(cpus: number): void {
+  const n = theArena().config.cpus;
+  for (let cpu = 0; cpu < n; cpu++) I32[cpuField(cpu, C.state)] = IDLE;
+  I32[g(S.arrived)] = 0;
+  I32[g(S.expected)] = cpus;
+  Atomics.store(I32, g(S.token), -1);
+}
+
+/** Main thread: leaves deterministic mode (the next calls run free). */
+export function schedOff(): void {
+  I32[g(S.on)] = 0;
+}
+
+/** True when the main thread armed deterministic mode. */
+export function schedIsOn(): boolean {
+  return I32[g(S.on)] !== 0;
+}
+
+/** The record of a deterministic run so far. */
+export interface SchedRecord {
+  readonly decisions: Decision[];
+  readonly steps: number;
+  readonly switches: number;
+  readonly preemptions: number;
+  /** Decisions that did not fit the log: such a run cannot be replayed. */
+  readonly lost: number;
+  /** Guided plans: entries that no longer applied. */
+  readonly skipped: number;
+  readonly verdict: number;
+  /** Replays: recorded decisions the run never reached (it ended early: a divergence). */
+  readonly planLeft: number;
+}
+
+/** Main thread, CPUs parked: the decisions and counters of the run. */
+export function schedRecord(): SchedRecord {
+  const n = I32[g(S.log_len)]!;
+  const base = sched_log.base >> 2;
+  const decisions: Decision[] = [];
+  for (let i = 0; i < n; i++) {
+    const e = base + i * DECISION_WORDS;
+    decisions.push({ step: I32[e]!, cpu: I32[e + 1]!, mask: I32[e + 2]!, why: I32[e + 3]! });
+  }
+  return {
+    decisions,
+    steps: F64[gf(S.steps)]!,
+    switches: F64[gf(S.switches)]!,
+    preemptions: F64[gf(S.preemptions)]!,
+    lost: I32[g(S.log_lost)]!,
+    skipped: I32[g(S.plan_skipped)]!,
+    verdict: I32[g(S.verdict)]!,
+    planLeft: I32[g(S.plan_len)]! - I32[g(S.plan_pos)]!,
+  };
+}
+
+/** Main thread: the CPU that held the token when the run stopped (-1: none). */
+export function schedTokenHolder(): number {
+  return Atomics.load(I32, g(S.token));
+}

@@ -1,0 +1,253 @@
+/**
+ * The race catalog's workloads (src/explore/catalog.ts): each reaches the
+ * path one deliberate bug of src/mm/inject.ts breaks, with the other CPU
+ * doing what the bug's story needs it to do at the same time. CPU 0 plays
+ * the first column of the story, the other CPUs the second. Every workload
+ * runs `ops` operations per CPU, leaves out the indices in `skip` (the
+ * shrinker's "drop operations") and passes a safe point (sched_op_point)
+ * before each one; it ends with everything it allocated freed.
+ */
+import { I32, theArena } from "../../shared/arena.js";
+import { PAGE_SIZE, layoutOf } from "../../shared/config.js";
+import { KernelBug } from "../../shared/report.js";
+import { sched_op_point } from "../../sched/sched_point.js";
+import { runInIrq } from "../../percpu/irq.js";
+import { run_pending_work } from "../../percpu/workqueue.js";
+import {
+  ODEBUG_STATE_ACTIVE,
+  debug_object_activate,
+  debug_object_deactivate,
+  debug_object_free,
+  debug_object_init,
+  defineDebugObjDescr,
+  enable_object_debug,
+} from "../../lib/debugobjects.js";
+import { GFP_KERNEL, __GFP_NOWARN } from "../../mm/gfp.js";
+import { isFault, mmuWrite } from "../../mm/mmu.js";
+import { __free_page, alloc_page } from "../../mm/page_alloc.js";
+import { PAGE_KERNEL } from "../../mm/pgtable.js";
+import { kfree, kmalloc } from "../../mm/slab.js";
+import {
+  NUMA_NO_NODE,
+  VMALLOC_END,
+  VMALLOC_START,
+  __vmalloc_node_range,
+  vfree,
+  vmalloc,
+  vmallocinfo,
+} from "../../mm/vmalloc.js";
+import { VMAP_MAX_ALLOC, vm_map_ram, vm_unmap_aliases, vm_unmap_ram } from "../../mm/vmap_block.js";
+import { defineWorkload } from "../workload.js";
+
+/** Arguments of every catalog workload. */
+export interface CatalogArgs {
+  /** Operations on this CPU. */
+  readonly ops: number;
+  /** Operation indices (0-based) this CPU leaves out. @defaultValue [] */
+  readonly skip?: readonly number[];
+}
+
+/** Runs `op(i)` for each operation index not skipped, each after a safe point. */
+function forEachOp(a: CatalogArgs, op: (i: number) => void): void {
+  const skip = new Set(a.skip ?? []);
+  for (let i = 0; i < a.ops; i++) {
+    sched_op_point();
+    if (!skip.has(i)) op(i);
+  }
+}
+
+/** A stamp through this CPU's MMU; a fault has already been reported. */
+function stamp(addr: number, cpu: number, i: number): void {
+  mmuWrite(addr, new Uint8Array(Int32Array.of(cpu, i).buffer));
+}
+
+/**
+ * catalog_vm_map_ram ("vb-publish-before-init", "vb-list-del-init"): CPU 0
+ * maps VMAP_MAX_ALLOC pages with vm_map_ram per operation and keeps every
+ * mapping, so its blocks fill up (a block leaves the queue) and new ones are
+ * made (a block joins it) every VMAP_BBMAP_BITS / VMAP_MAX_ALLOC operations;
+ * then it unmaps them all. The other CPUs call vm_unmap_aliases, which walks
+ * every CPU's queue under rcu_read_lock. Returns the mappings made.
+ */
+defineWorkload("catalog_vm_map_ram", (a: CatalogArgs, ctx): number => {
+  if (ctx.cpu !== 0) {
+    forEachOp(a, () => vm_unmap_aliases());
+    return 0;
+  }
+  const count = VMAP_MAX_ALLOC;
+  const pages = kmalloc(4 * count, GFP_KERNEL);
+  if (pages === 0) throw new KernelBug("catalog_vm_map_ram: no memory for the page array");
+  for (let i = 0; i < count; i++) {
+    const page = alloc_page(GFP_KERNEL);
+    if (page === 0) throw new KernelBug("catalog_vm_map_ram: no memory for the pages");
+    I32[(pages >> 2) + i] = page;
+  }
+  const mapped: number[] = [];
+  forEachOp(a, (i) => {
+    const addr = vm_map_ram(pages, count, NUMA_NO_NODE, PAGE_KERNEL);
+    if (addr === 0) throw new KernelBug(`catalog_vm_map_ram: vm_map_ram #${i} failed`);
+    stamp(addr, ctx.cpu, i);
+    mapped.push(addr);
+  });
+  for (const addr of mapped) vm_unmap_ram(addr, count);
+  for (let i = 0; i < count; i++) __free_page(I32[(pages >> 2) + i]!);
+  kfree(pages);
+  return mapped.length;
+});
+
+/** Pages of each catalog_vmallocinfo area: a page array being filled in for a while. */
+const VMALLOCINFO_PAGES = 8;
+
+/**
+ * catalog_vmallocinfo ("vmallocinfo-uninitialized"): CPU 0 vmallocs and
+ * vfrees VMALLOCINFO_PAGES pages per operation; the other CPUs read a
+ * CONFIG_NUMA /proc/vmallocinfo, whose show_numa_info walks each area's page
+ * array. Returns the lines read (CPU 0: the areas made).
+ */
+defineWorkload("catalog_vmallocinfo", (a: CatalogArgs, ctx): number => {
+  let n = 0;
+  if (ctx.cpu !== 0) {
+    forEachOp(a, () => {
+      n += vmallocinfo({ numa: true }).length;
+    });
+    return n;
+  }
+  forEachOp(a, (i) => {
+    const p = vmalloc(VMALLOCINFO_PAGES * PAGE_SIZE);
+    if (p === 0) throw new KernelBug(`catalog_vmallocinfo: vmalloc #${i} failed`);
+    stamp(p, ctx.cpu, i);
+    vfree(p);
+    n++;
+  });
+  return n;
+});
+
+/**
+ * The client's object type: what a driver registers for an object (a timer,
+ * a work item) that lives in memory it vmalloc'ed. Its fixup_free, as
+ * lib/debugobjects.c's selftest type's, deactivates and untracks an object
+ * freed while active.
+ */
+const catalog_client_descr: number = defineDebugObjDescr({
+  name: "catalog_client",
+  fixup_free: (addr, state) => {
+    if (state !== ODEBUG_STATE_ACTIVE) return false;
+    debug_object_deactivate(addr, catalog_client_descr);
+    debug_object_free(addr, catalog_client_descr);
+    return true;
+  },
+});
+
+/** catalog_debug_objects_boot: the `debug_objects` boot parameter (the tracker is off by default). */
+defineWorkload("catalog_debug_objects_boot", () => enable_object_debug());
+
+/** Pages of each catalog_debugobjects area. */
+const DEBUGOBJECTS_PAGES = 8;
+/** The client's object: the last bytes of its area (a driver struct's timer or work item, say). */
+const CLIENT_OBJ_SIZE = 64;
+
+/**
+ * catalog_debugobjects ("vunmap-debugobjects"): CPU 0 vmallocs and vfrees
+ * DEBUGOBJECTS_PAGES pages per operation. The other CPUs are the client, a
+ * driver that keeps a buffer of the same size with a tracked object at its
+ * end: per operation it calls vm_unmap_aliases (the lazy purge that makes
+ * freed ranges reusable), vmallocs a new buffer and initialises and
+ * activates its object, then retires the previous buffer (deactivate, free,
+ * vfree). Returns the operations done.
+ */
+defineWorkload("catalog_debugobjects", (a: CatalogArgs, ctx): number => {
+  const size = DEBUGOBJECTS_PAGES * PAGE_SIZE;
+  const obj = (buf: number) => buf + size - CLIENT_OBJ_SIZE;
+  const retire = (buf: number) => {
+    debug_object_deactivate(obj(buf), catalog_client_descr);
+    debug_object_free(obj(buf), catalog_client_descr);
+    vfree(buf);
+  };
+  let n = 0;
+  let held = 0;
+  forEachOp(a, (i) => {
+    if (ctx.cpu !== 0) vm_unmap_aliases();
+    const p = vmalloc(size);
+    if (p === 0) throw new KernelBug(`catalog_debugobjects: vmalloc #${i} failed`);
+    stamp(p, ctx.cpu, i);
+    n++;
+    if (ctx.cpu === 0) {
+      vfree(p);
+      return;
+    }
+    debug_object_init(obj(p), catalog_client_descr);
+    debug_object_activate(obj(p), catalog_client_descr);
+    if (held) retire(held);
+    held = p;
+  });
+  if (held) retire(held);
+  return n;
+});
+
+/**
+ * catalog_align_shift ("huge-align-wrap"): lib/test_vmalloc.c's
+ * align_shift_alloc_test per operation — one page aligned to 2^0 …
+ * 2^(BITS_PER_LONG - 1) — with __GFP_NOWARN, since the large alignments are
+ * meant to fail. Returns the allocations that succeeded.
+ */
+defineWorkload("catalog_align_shift", (a: CatalogArgs): number => {
+  const bitsPerLong = layoutOf(theArena().config).vaBits > 32 ? 64 : 32;
+  let n = 0;
+  forEachOp(a, () => {
+    for (let shift = 0; shift < bitsPerLong; shift++) {
+      const p = __vmalloc_node_range(
+        PAGE_SIZE,
+        2 ** shift,
+        VMALLOC_START,
+        VMALLOC_END,
+        GFP_KERNEL | __GFP_NOWARN,
+        PAGE_KERNEL,
+        0,
+        NUMA_NO_NODE,
+      );
+      if (p === 0) continue;
+      if (p % 2 ** shift !== 0) throw new KernelBug(`catalog_align_shift: ${p} is not aligned to 2^${shift}`);
+      vfree(p);
+      n++;
+    }
+  });
+  return n;
+});
+
+/**
+ * catalog_lazy_reuse ("no-purge-flush"): per operation, vmalloc a page and
+ * store to it through this CPU's MMU (its TLB now holds the translation),
+ * vfree it, vm_unmap_aliases (the purge, which must flush that translation
+ * before the range is reused). Returns the operations done.
+ */
+defineWorkload("catalog_lazy_reuse", (a: CatalogArgs, ctx): number => {
+  let n = 0;
+  forEachOp(a, (i) => {
+    const p = vmalloc(PAGE_SIZE);
+    if (p === 0) throw new KernelBug(`catalog_lazy_reuse: vmalloc #${i} failed`);
+    if (isFault(mmuWrite(p, new Uint8Array(Int32Array.of(ctx.cpu, i).buffer)))) return;
+    vfree(p);
+    vm_unmap_aliases();
+    n++;
+  });
+  return n;
+});
+
+/**
+ * catalog_irq_vfree ("irq-vfree-not-deferred"): per operation, vmalloc a
+ * page, then vfree it from an interrupt handler on this CPU (the deferred
+ * path); at the end, this CPU's kworker runs the deferred frees still
+ * queued. Returns the operations done.
+ */
+defineWorkload("catalog_irq_vfree", (a: CatalogArgs, ctx): number => {
+  let n = 0;
+  forEachOp(a, (i) => {
+    const p = vmalloc(PAGE_SIZE);
+    if (p === 0) throw new KernelBug(`catalog_irq_vfree: vmalloc #${i} failed`);
+    stamp(p, ctx.cpu, i);
+    runInIrq(() => vfree(p));
+    n++;
+  });
+  run_pending_work();
+  return n;
+});

@@ -1,0 +1,245 @@
+/**
+ * The deterministic scheduler end to end: a recorded run replays bit for bit
+ * (same decisions, results and event rings), a tampered recording diverges
+ * loudly, the scheduler's deadlock and livelock verdicts, every strategy
+ * finds the demo races, bounded exhaustive search ends, shrinking keeps the
+ * failure while cutting CPUs, operations and preemptions, and the CLI's
+ * explore → replay → shrink round trip. Every run is seeded: the seeds are in
+ * the test names.
+ */
+import { mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeConfig } from "../src/shared/config.js";
+import { explore } from "../src/explore/explore.js";
+import { Explorer } from "../src/explore/explorer.js";
+import {
+  REPLAY_FORMAT,
+  REPLAY_VERSION,
+  type ReplayFile,
+  decodeDecisions,
+  encodeDecisions,
+  readReplayFile,
+} from "../src/explore/replay_file.js";
+import { findScenario } from "../src/explore/scenario.js";
+import { shrink } from "../src/explore/shrink.js";
+import { WHY_DUE } from "../src/sched/sched_det.js";
+import { vmsim } from "./helpers/vmsim.js";
+
+const MEMORY = 8 * 1024 * 1024;
+
+function scenario(name: string) {
+  const s = findScenario(name);
+  if (s === undefined) throw new Error(`no scenario ${name}`);
+  return s;
+}
+
+describe("record and replay (stress scenario, 2 CPUs, machine seed 3)", () => {
+  let ex: Explorer;
+  beforeAll(async () => {
+    const s = scenario("stress");
+    ex = await Explorer.start(makeConfig({ ...s.config, cpus: 2, memory: MEMORY, seed: 3 }), s);
+  });
+  afterAll(async () => ex.close());
+
+  it("a random-strategy run (p 0.01, sched seed 7) replays bit for bit, twice", async () => {
+    const params = { ops: 40, skip: [] };
+    const rec = await ex.runOnce({ kind: "random", p: 0.01 }, 7, params);
+    expect(rec.failure).toBeNull();
+    expect(rec.record.switches).toBeGreaterThan(5);
+    const plan = rec.record.decisions;
+    for (let i = 0; i < 2; i++) {
+      const rep = await ex.runOnce({ kind: "replay", plan }, 7, params);
+      expect(rep.failure).toBeNull();
+      expect(rep.digest).toBe(rec.digest);
+      expect(rep.record.steps).toBe(rec.record.steps);
+      expect(rep.record.decisions).toEqual(plan);
+    }
+  });
+
+  it("a tampered recording stops at the first divergence, naming expected and actual runnable CPUs", async () => {
+    const params = { ops: 20, skip: [] };
+    const rec = await ex.runOnce({ kind: "random", p: 0.02 }, 11, params);
+    const plan = rec.record.decisions.map((d) => ({ ...d }));
+    const i = plan.findIndex((d, k) => k > 1 && d.why === WHY_DUE);
+    expect(i).toBeGreaterThan(0);
+    plan[i] = { ...plan[i]!, step: plan[i]!.step + 1 };
+    const rep = await ex.runOnce({ kind: "replay", plan }, 11, params);
+    expect(rep.failure?.kind).toBe("diverged");
+    expect(rep.failure?.text).toMatch(
+      /replay diverged at step \d+ on CPU\d .*expected decision \d+: .*actual runnable \{/,
+    );
+  });
+
+  it("a run past its step cap is a livelock verdict", async () => {
+    const out = await ex.runOnce({ kind: "pct", depth: 2, steps: 1000 }, 1, { ops: 20, skip: [] }, 500);
+    expect(out.failure?.kind).toBe("livelock");
+  });
+
+  it("the compact decision encoding round-trips", async () => {
+    const rec = await ex.runOnce({ kind: "random", p: 0.02 }, 5, { ops: 10, skip: [] });
+    expect(decodeDecisions(encodeDecisions(rec.record.decisions))).toEqual(rec.record.decisions);
+  });
+});
+
+describe("strategies find the demo races (2 CPUs, machine seed 1, sched seeds from 1)", () => {
+  const cases = [
+    ["demo:lost-update", "report"],
+    ["demo:abba", "deadlock"],
+  ] as const;
+  for (const [name, kind] of cases)
+    for (const strategy of ["pct", "random", "rr", "exhaustive", "portfolio"] as const)
+      it(`${name} by ${strategy}`, async () => {
+        const s = scenario(name);
+        const ex = await Explorer.start(makeConfig({ ...s.config, cpus: 2, memory: MEMORY, seed: 1 }), s);
+        try {
+          const st = await explore(
+            ex,
+            { ops: 2, skip: [] },
+            { strategy, depth: 2, p: 0.1, quantum: 1, bound: 2, budgetMs: 20_000, iterations: 400, seed: 1 },
+          );
+          expect(st.found?.outcome.failure?.kind).toBe(kind);
+        } finally {
+          await ex.close();
+        }
+      });
+
+  it("the deadlock verdict names each CPU's lock and its holder", async () => {
+    const s = scenario("demo:abba");
+    const ex = await Explorer.start(makeConfig({ ...s.config, cpus: 2, memory: MEMORY, seed: 1 }), s);
+    try {
+      const st = await explore(ex, { ops: 1, skip: [] }, { ...baseOptions, strategy: "exhaustive", bound: 1 });
+      const text = st.found?.outcome.failure?.text ?? "";
+      expect(text).toMatch(/CPU#0 waits for demo_lock_b, held by CPU#1/);
+      expect(text).toMatch(/CPU#1 waits for demo_lock_a, held by CPU#0/);
+    } finally {
+      await ex.close();
+    }
+  });
+
+  it("exhaustive search with bound 0 runs one schedule of a bug-free run and says it is done", async () => {
+    const s = scenario("demo:lost-update");
+    const ex = await Explorer.start(makeConfig({ ...s.config, cpus: 1, memory: MEMORY, seed: 1 }), s);
+    try {
+      const st = await explore(ex, { ops: 3, skip: [] }, { ...baseOptions, strategy: "exhaustive", bound: 0 });
+      expect(st.found).toBeNull();
+      expect(st.exhausted).toBe(true);
+      expect(st.distinct).toBe(1);
+    } finally {
+      await ex.close();
+    }
+  });
+
+  it("exhaustive search with bound 1 on a lost-update-free size (1 CPU) exhausts; on 2 CPUs it finds the bug", async () => {
+    const s = scenario("demo:lost-update");
+    const ex = await Explorer.start(makeConfig({ ...s.config, cpus: 2, memory: MEMORY, seed: 1 }), s);
+    try {
+      const st = await explore(ex, { ops: 1, skip: [] }, { ...baseOptions, strategy: "exhaustive", bound: 1 });
+      expect(st.found?.outcome.record.preemptions).toBe(1);
+    } finally {
+      await ex.close();
+    }
+  });
+});
+
+const baseOptions = {
+  strategy: "pct",
+  depth: 3,
+  p: 0.05,
+  quantum: 1,
+  bound: 2,
+  budgetMs: 20_000,
+  iterations: 2000,
+  seed: 1,
+} as const;
+
+describe("shrinking (demo:lost-update, 3 CPUs, 4 ops each, machine seed 1)", () => {
+  it("keeps the lost update while cutting CPUs, operations and preemptions; the result replays", async () => {
+    const s = scenario("demo:lost-update");
+    const config = makeConfig({ ...s.config, cpus: 3, memory: MEMORY, seed: 1 });
+    const ex = await Explorer.start(config, s);
+    let file: ReplayFile;
+    try {
+      const st = await explore(ex, { ops: 4, skip: [] }, { ...baseOptions, strategy: "random", p: 0.3 });
+      const f = st.found!;
+      expect(f.outcome.failure?.kind).toBe("report");
+      file = {
+        format: REPLAY_FORMAT,
+        version: REPLAY_VERSION,
+        vmsim: "test",
+        config,
+        scenario: { name: s.name, ops: 4, skip: [] },
+        strategy: f.strategy,
+        seed: f.seed,
+        stepCap: 1e6,
+        steps: f.outcome.record.steps,
+        switches: f.outcome.record.switches,
+        preemptions: f.outcome.record.preemptions,
+        decisions: encodeDecisions(f.outcome.record.decisions),
+        failure: f.outcome.failure,
+        digest: f.outcome.digest,
+      };
+    } finally {
+      await ex.close();
+    }
+    const r = await shrink(file, 20_000);
+    expect(r.file.failure?.signature).toBe(file.failure?.signature);
+    expect(r.file.config.cpus).toBe(2);
+    expect(r.file.scenario.ops - Math.min(...r.file.scenario.skip.map((x) => x.length))).toBeLessThanOrEqual(1);
+    expect(r.file.preemptions).toBeLessThanOrEqual(file.preemptions);
+    expect(r.file.preemptions).toBe(1);
+  });
+});
+
+describe("the CLI round trip: vmsim explore → replay → shrink", () => {
+  const dir = mkdtempSync(join(tmpdir(), "vmsim-explore-"));
+
+  it("explore finds the lost update, writes a replay file and prints the command that replays it", async () => {
+    const r = await vmsim("explore", "--scenario", "demo:lost-update", "--budget", "20s", "--out", dir);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^pct: n = 2 CPUs, k = \d+ steps .*1\/\(n·k\^\(d−1\)\) = /m);
+    expect(r.stdout).toMatch(/^FOUND on run \d+ \(pct d=3/m);
+    const files = readdirSync(dir).filter((f) => f.endsWith(".json"));
+    expect(files).toHaveLength(1);
+    expect(r.stdout).toContain(`replay it:   vmsim replay ${join(dir, files[0]!)}`);
+    const summary = JSON.parse(/^SUMMARY (.*)$/m.exec(r.stdout)![1]!);
+    expect(summary).toMatchObject({ command: "explore", found: true, scenario: "demo:lost-update" });
+    expect(readReplayFile(join(dir, files[0]!)).failure?.kind).toBe("report");
+  });
+
+  it("replay reproduces it bit for bit, and --check-determinism agrees", async () => {
+    const file = join(dir, readdirSync(dir).find((f) => f.endsWith(".json"))!);
+    const r = await vmsim("replay", file, "--check-determinism", "--timeline");
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^FAILS: report: WARN: WARNING: lost update.*\(as recorded\)$/m);
+    expect(r.stdout).toMatch(/= the recorded run's \(bit for bit\)/);
+    expect(r.stdout).toMatch(/^determinism: second replay digest \w+ = first/m);
+    expect(r.stdout).toMatch(/^ +\d+ +CPU\d +preempts CPU\d/m);
+  });
+
+  it("shrink writes FILE.min.json with one preemption, and it replays", async () => {
+    const file = join(dir, readdirSync(dir).find((f) => f.endsWith(".json") && !f.endsWith(".min.json"))!);
+    const r = await vmsim("shrink", file, "--budget", "30s");
+    expect(r.code).toBe(1);
+    const summary = JSON.parse(/^SUMMARY (.*)$/m.exec(r.stdout)![1]!);
+    expect(summary.preemptions).toBe(1);
+    const min = file.replace(/\.json$/, ".min.json");
+    expect(summary.file).toBe(min);
+    const again = await vmsim("replay", min);
+    expect(again.stdout).toMatch(/bit for bit/);
+  });
+
+  it("bad input is one line and exit 2", async () => {
+    for (const args of [
+      ["explore", "--scenario", "nope"],
+      ["explore", "--strategy", "dfs"],
+      ["replay", join(dir, "missing.json")],
+      ["shrink", join(dir, "missing.json")],
+    ]) {
+      const r = await vmsim(...args);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    }
+  });
+});
