@@ -393,7 +393,7 @@ export async function shrinkCommand(f: ReplayFile, path: string, o: ShrinkCliOpt
   } finally {
     bar?.stop();
   }
-  const out = o.out ?? path.replace(/(\.min)?\.json$/, "") + ".min.json";
+  const out = o.out ?? `${path.replace(/(\.min)?\.json$/, "")}.min.json`;
   writeReplayFile(out, r.file);
   const s = r.file;
   console.log(

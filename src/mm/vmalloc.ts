@@ -60,6 +60,7 @@ import {
   TF_VMALLOC,
   TF_VUNMAP,
   TF_PURGE_VMAP_AREA_LAZY_LOCKED,
+  TF_VMALLOCINFO,
   trace_graph_entry,
   trace_graph_return,
   tracing,
@@ -1785,9 +1786,11 @@ export interface VmallocinfoOptions {
 export function vmallocinfo(opts: VmallocinfoOptions = {}): string[] {
   const numa = opts.numa ?? false;
   const lines: string[] = [];
+  if (tracing) trace_graph_entry(TF_VMALLOCINFO, 0, 0);
   spin_lock(LOCK);
   for (let e = list_next(LIST); e !== LIST; e = list_next(e)) lines.push(s_show(e, numa));
   spin_unlock(LOCK);
+  if (tracing) trace_graph_return(TF_VMALLOCINFO, lines.length);
   return lines;
 }
 

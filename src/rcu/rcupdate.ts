@@ -35,7 +35,7 @@
  * The update side (synchronize_rcu, call_rcu, kfree_rcu, rcu_barrier) is in
  * src/rcu/tree.ts.
  */
-import { DEFINE_PER_CPU, I32, onMachineReset } from "../shared/arena.js";
+import { DEFINE_PER_CPU, I32 } from "../shared/arena.js";
 import { reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_RCU, sched_point } from "../sched/sched_point.js";
@@ -70,11 +70,6 @@ let nestingIdx = 0;
 let boundTo: Int32Array | null = null;
 /** An rcu_idle_enter is queued on this thread's event loop. */
 let idleQueued: NodeJS.Immediate | null = null;
-// A restored snapshot is a new machine: an idle entry queued for the old contents must not touch it.
-onMachineReset(() => {
-  if (idleQueued !== null) clearImmediate(idleQueued);
-  idleQueued = null;
-});
 
 onSetCurrentCpu(() => {
   // Leaving a CPU is a context switch: a quiescent state for the CPU left behind.
@@ -97,8 +92,9 @@ export function rcu_qs(): void {
 
 /**
  * rcu_idle_enter (v4.19): the CPU went idle, an extended quiescent state. It
- * runs from the thread's event loop, which turns only between workloads; a
- * workload that returned inside a read-side section is reported instead.
+ * runs when a CPU worker parks (rcu_idle_park), or from the thread's event
+ * loop, which turns only between workloads; a workload that returned inside a
+ * read-side section is reported instead.
  */
 function rcu_idle_enter(): void {
   idleQueued = null;
@@ -109,6 +105,18 @@ function rcu_idle_enter(): void {
       "rcu",
       `WARNING: CPU#${smp_processor_id()} went idle inside an RCU read-side critical section (nesting ${n}): rcu_read_unlock() missing`,
     );
+}
+
+/**
+ * Harness: a CPU worker's workload call ended and the CPU parks. It goes idle
+ * now rather than from its event loop, at a moment no schedule decides; after
+ * a failed call (the machine stopped) the pending idle entry is only dropped.
+ */
+export function rcu_idle_park(ok: boolean): void {
+  if (idleQueued === null) return;
+  clearImmediate(idleQueued);
+  if (ok) rcu_idle_enter();
+  else idleQueued = null;
 }
 
 /** Starts a reader epoch: out of line, the fast path only tests the counter's parity. */

@@ -85,6 +85,8 @@ export const TRACE_FUNCS = [
   { name: "__purge_vmap_area_lazy", ret: ["purged", "dec"] },
   { name: "synchronize_rcu" },
   { name: "rcu_barrier" },
+  /* /proc/vmallocinfo: s_show over every area, vmap_area_lock held */
+  { name: "vmallocinfo", ret: ["areas", "dec"] },
 ] as const satisfies readonly TraceFunc[];
 
 type TraceFuncName = (typeof TRACE_FUNCS)[number]["name"];
@@ -100,6 +102,7 @@ export const TF_PURGE_VMAP_AREA_LAZY = func("purge_vmap_area_lazy");
 export const TF_PURGE_VMAP_AREA_LAZY_LOCKED = func("__purge_vmap_area_lazy");
 export const TF_SYNCHRONIZE_RCU = func("synchronize_rcu");
 export const TF_RCU_BARRIER = func("rcu_barrier");
+export const TF_VMALLOCINFO = func("vmallocinfo");
 
 /*** The rings ***/
 

@@ -18,6 +18,7 @@ import { lockdepAttach } from "../locks/lockdep.js";
 import { setCurrentCpu } from "../percpu/smp.js";
 import { percpuCpuOnline } from "../percpu/cpuhp.js";
 import { rcu_cpu_starting } from "../rcu/tree.js";
+import { rcu_idle_park } from "../rcu/rcupdate.js";
 import { cpuCtx, findWorkload } from "./workload.js";
 import type { CpuApi, WorkResult } from "./protocol.js";
 
@@ -41,19 +42,23 @@ addSchedSlowPath(() => {
 }, 4096);
 
 const api: CpuApi = {
-  run(name: string, args: unknown): WorkResult {
+  run(name: string, args: unknown, reset: boolean): WorkResult {
     const fn = findWorkload(name);
     if (!fn) return { ok: false, error: { name: "Error", message: `unknown workload ${name}` }, reports: [] };
+    // The machine was restored from a snapshot since this CPU's last call: forget the old contents.
+    if (reset) machineResetThread();
     try {
       // Under the deterministic scheduler the call joins the run and waits for the token first.
       schedRunBegin();
       const value = fn(args, ctx);
       schedRunEnd();
+      rcu_idle_park(true);
       return { ok: true, value, reports: takeReports() };
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       if (!(err instanceof MachineStopped)) machineStop(boot.cpu);
       schedRunAbort();
+      rcu_idle_park(false);
       return {
         ok: false,
         error: { name: err.name, message: err.message, stack: err.stack },
@@ -61,9 +66,6 @@ const api: CpuApi = {
         reports: takeReports(),
       };
     }
-  },
-  reset(): void {
-    machineResetThread();
   },
 };
 

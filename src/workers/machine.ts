@@ -62,6 +62,8 @@ interface Cpu {
   readonly dead: Promise<never>;
   /** Workloads handed to this CPU and not yet answered. */
   inFlight: number;
+  /** The machine was restored since this CPU's last call. */
+  resetPending: boolean;
 }
 
 export class Machine {
@@ -115,7 +117,9 @@ export class Machine {
     if (c.inFlight++ === 0) c.worker.ref();
     const lockup = this.watchHardLockup(cpu, c);
     try {
-      return await Promise.race([c.api.run(name, args), c.dead, lockup.result]);
+      const reset = c.resetPending;
+      c.resetPending = false;
+      return await Promise.race([c.api.run(name, args, reset), c.dead, lockup.result]);
     } finally {
       lockup.cancel();
       if (--c.inFlight === 0) c.worker.unref();
@@ -160,27 +164,17 @@ export class Machine {
 
   /**
    * Puts the machine back to a snapshot of this machine, far cheaper than a
-   * boot: every thread forgets its caches and clocks, then the arena's bytes go back. A stopped
-   * machine runs again.
+   * boot: the arena's bytes go back, and every thread forgets its caches and
+   * clocks of the old contents (a CPU at the start of its next call). A
+   * stopped machine runs again.
    */
   async restore(snap: Uint8Array): Promise<void> {
     if (this.down) throw new Error("machine is shut down");
     this.bind();
-    // The CPUs forget the old contents first (a deferred idle entry queued on a CPU's event loop must
-    // not land on the restored machine), then the bytes go back.
-    await Promise.all(
-      this.cpus.map(async (c) => {
-        // An idle worker does not keep the process alive: hold it while it resets.
-        if (c.inFlight++ === 0) c.worker.ref();
-        try {
-          await Promise.race([c.api.reset(), c.dead]);
-        } finally {
-          if (--c.inFlight === 0) c.worker.unref();
-        }
-      }),
-    );
     restoreArena(snap);
     machineResetThread();
+    // Each CPU forgets the old contents at the start of its next call: no round trip of its own.
+    for (const c of this.cpus) c.resetPending = true;
   }
 
   /**
@@ -225,5 +219,5 @@ async function startCpu(url: URL, sab: SharedArrayBuffer, config: MachineConfig,
   dead.catch(() => {});
   const api = Comlink.wrap<CpuApi>(nodeEndpoint(worker));
   worker.unref();
-  return { worker, api, dead, inFlight: 0 };
+  return { worker, api, dead, inFlight: 0, resetPending: false };
 }

@@ -18,7 +18,6 @@ export type WorkResult =
     };
 
 export interface CpuApi {
-  run(name: string, args: unknown): WorkResult;
-  /** After the main thread restored a snapshot: forget this thread's state of the old contents. */
-  reset(): void;
+  /** Runs workload `name`; `reset`: the machine was restored since this CPU's last call (forget the old contents first). */
+  run(name: string, args: unknown, reset: boolean): WorkResult;
 }
