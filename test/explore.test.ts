@@ -7,7 +7,7 @@
  * explore → replay → shrink round trip. Every run is seeded: the seeds are in
  * the test names.
  */
-import { mkdtempSync, readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -230,12 +230,42 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
     expect(again.stdout).toMatch(/bit for bit/);
   });
 
+  it("--script runs each CPU's EXEC.md lines at once; bounded exhaustive search covers every schedule and ends", async () => {
+    const script = join(dir, "race.jsonl");
+    writeFileSync(
+      script,
+      [
+        { op: "vmalloc", size: 8192, as: "a", cpu: 0 },
+        { op: "vmalloc", size: 4096, as: "b", cpu: 1 },
+        { op: "vfree", ref: "a", cpu: 0 },
+        { op: "vfree", ref: "b", cpu: 1 },
+      ]
+        .map((l) => JSON.stringify(l))
+        .join("\n"),
+    );
+    const r = await vmsim("explore", "--script", script, "--strategy", "exhaustive", "--bound", "1", "--out", dir);
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(/^SUMMARY (.*)$/m.exec(r.stdout)![1]!);
+    expect(summary).toMatchObject({ scenario: "script", exhausted: true, found: false });
+    expect(summary.distinct).toBeGreaterThan(5);
+  });
+
+  it("--jobs 2 runs two explorations on machines of their own and reports the first failure", async () => {
+    const out = join(dir, "jobs");
+    const r = await vmsim("explore", "--scenario", "demo:lost-update", "--jobs", "2", "--budget", "20s", "--out", out);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/2 jobs/);
+    expect(readdirSync(out).filter((f) => f.endsWith(".json"))).toHaveLength(1);
+  });
+
   it("bad input is one line and exit 2", async () => {
     for (const args of [
       ["explore", "--scenario", "nope"],
       ["explore", "--strategy", "dfs"],
       ["replay", join(dir, "missing.json")],
       ["shrink", join(dir, "missing.json")],
+      ["explore", "--script", join(dir, "missing.jsonl")],
+      ["explore", "--script", join(dir, "race.jsonl"), "--scenario", "stress"],
     ]) {
       const r = await vmsim(...args);
       expect(r.code).toBe(2);

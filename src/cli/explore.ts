@@ -176,7 +176,18 @@ export async function exploreCommand(
   let stats: ExploreStats;
   if (o.jobs > 1) {
     const task: ExploreTask = { config, scenario: scenario.name, params, options, ...(script ? { script } : {}) };
-    stats = mergeStats(await exploreJobs(task, o.jobs));
+    // The jobs report only when they end: the bar shows the budget's time.
+    const bar = o.json ? null : progressBar("explore", `{value}/{total} s | ${o.jobs} jobs`);
+    const budgetS = Math.round(o.budgetMs / 1000);
+    const t0 = performance.now();
+    bar?.start(budgetS, 0);
+    const tick = setInterval(() => bar?.update(Math.min(budgetS, Math.round((performance.now() - t0) / 1000))), 500);
+    try {
+      stats = mergeStats(await exploreJobs(task, o.jobs));
+    } finally {
+      clearInterval(tick);
+      bar?.stop();
+    }
   } else {
     const ex = await Explorer.start(config, scenario);
     const bar = o.json

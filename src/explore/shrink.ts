@@ -234,5 +234,3 @@ function withoutCpu(c: Candidate, drop: number): Candidate {
   });
   return { cpus: c.cpus - 1, ops: c.ops, skip: c.skip.filter((_, cpu) => cpu !== drop), plan };
 }
-
-export { preemptionsOf };

@@ -35,13 +35,13 @@ import { heldClassOf, heldLocksOf, lockHolders, lockdepOn } from "../locks/lockd
 import { type SP, schedDetRearm, schedPointCount, setSchedDetHook } from "./sched_point.js";
 
 /** Strategies (sched_det.strategy). */
-export const STRAT_RANDOM = 1;
-export const STRAT_PCT = 2;
-export const STRAT_RR = 3;
+const STRAT_RANDOM = 1;
+const STRAT_PCT = 2;
+const STRAT_RR = 3;
 /** Follow the plan; a divergence stops the run (vmsim replay). */
-export const STRAT_REPLAY = 4;
+const STRAT_REPLAY = 4;
 /** Follow the plan where it still applies, the default choice elsewhere (shrinking, exhaustive search). */
-export const STRAT_GUIDED = 5;
+const STRAT_GUIDED = 5;
 
 /** Why a decision was taken (the log's `reason`). */
 export const WHY_START = 0;
@@ -50,7 +50,7 @@ export const WHY_DUE = 1;
 export const WHY_BLOCK = 2;
 export const WHY_DONE = 3;
 export const WHY_YIELD = 4;
-export const WHY_NAMES = ["start", "preempt", "block", "done", "yield"] as const;
+const WHY_NAMES = ["start", "preempt", "block", "done", "yield"] as const;
 
 /** CPU states (sched_cpu.state). */
 const IDLE = 0;
@@ -60,13 +60,13 @@ const BLOCKED = 3;
 const DONE = 4;
 
 /** Deterministic mode covers at most this many CPUs (the runnable set is one 32-bit mask). */
-export const SCHED_MAX_CPUS = 32;
+const SCHED_MAX_CPUS = 32;
 /** PCT depth at most (change points: depth − 1). */
 export const PCT_MAX_DEPTH = 16;
 /** Decisions the log and the plan hold. */
-export const SCHED_LOG_CAP = 1 << 16;
+const SCHED_LOG_CAP = 1 << 16;
 /** i32 words per decision: step, cpu, runnable mask, reason. */
-export const DECISION_WORDS = 4;
+const DECISION_WORDS = 4;
 
 /** Run verdicts (sched_det.verdict). */
 export const VERDICT_OK = 0;
@@ -774,9 +774,4 @@ export function schedRecord(): SchedRecord {
     verdict: I32[g(S.verdict)]!,
     planLeft: I32[g(S.plan_len)]! - I32[g(S.plan_pos)]!,
   };
-}
-
-/** Main thread: the CPU that held the token when the run stopped (-1: none). */
-export function schedTokenHolder(): number {
-  return Atomics.load(I32, g(S.token));
 }
