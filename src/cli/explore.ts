@@ -289,6 +289,11 @@ function reportFound(
   say(
     `replay file: ${path} (${plural(f.outcome.record.preemptions, "preemption")}, ${num(f.outcome.record.steps)} steps)`,
   );
+  if (f.outcome.record.lost > 0)
+    say(
+      `warning: the run switched more often than the log holds (${num(f.outcome.record.lost)} decisions lost): ` +
+        "its replay will diverge; a lower --p or a smaller --ops keeps it whole",
+    );
   say(`replay it:   vmsim replay ${path}`);
   say(`shrink it:   vmsim shrink ${path}`);
   return path;

@@ -17,7 +17,7 @@ import { type MachineConfig, makeConfig } from "../shared/config.js";
 import { lastEvents } from "../shared/events.js";
 import { type Decision, type Strategy, WHY_DUE } from "../sched/sched_det.js";
 import { Explorer, type Outcome } from "./explorer.js";
-import { type ReplayFile, decodeDecisions, encodeDecisions } from "./replay_file.js";
+import { type ReplayFile, decodeDecisions, replayFileOf } from "./replay_file.js";
 import { resolveScenario } from "./script.js";
 
 /** A candidate run. */
@@ -198,18 +198,16 @@ export async function shrink(
         `the shrunk run did not replay (${o.failure?.signature ?? "no failure"}): a nondeterminism bug in vmsim`,
       );
     const events = Array.from({ length: final.cpus }, (_, cpu) => lastEvents(cpu, 8));
-    const file: ReplayFile = {
-      ...f,
-      config: makeConfig({ ...f.config, cpus: best.cpus }),
-      scenario: { ...f.scenario, ops: best.ops, skip: best.skip },
+    const file = replayFileOf({
+      config: makeConfig({ ...f.config, cpus: final.cpus }),
+      scenario: f.scenario.name,
+      script: f.scenario.script,
+      params: { ops: final.ops, skip: final.skip },
       strategy: { kind: "shrunk", from: f.strategy.kind === "shrunk" ? f.strategy.from : f.strategy.kind },
-      steps: o.record.steps,
-      switches: o.record.switches,
-      preemptions: o.record.preemptions,
-      decisions: encodeDecisions(o.record.decisions),
-      failure: o.failure,
-      digest: o.digest,
-    };
+      seed: f.seed,
+      stepCap: f.stepCap,
+      outcome: o,
+    });
     return { file, outcome: o, runs, ms: performance.now() - t0, cut: outOfTime(), events };
   } finally {
     for (const e of explorers.values()) await e.close();

@@ -277,6 +277,8 @@ function pick(why: number, now: number, mask: number): number {
       // Round-robin: the next runnable CPU after this one, in CPU order; the lowest one first.
       if (mask === 0) return -1;
       if (why === WHY_START) return lowest(mask);
+      // A quantum that ends with nobody else to run starts the next one.
+      if (why === WHY_DUE) F64[gf(S.next_due)] = now + I32[g(S.quantum)]!;
       if (why === WHY_DUE || why === WHY_YIELD || !selfOk) {
         const after = others & ~((2 << me) - 1);
         return after !== 0 ? lowest(after) : others !== 0 ? lowest(others) : selfOk ? me : lowest(mask);
