@@ -10,6 +10,8 @@
  * 2. truncate the schedule (the shortest prefix of the plan that still fails);
  * 3. drop workload operations: fewer per CPU, then single ones left out;
  * 4. drop CPUs (the plan and the per-CPU settings renumbered).
+ * 5. search: PCT with one, then two change points, for a schedule of the
+ *    same workload with fewer preemptions.
  * A smaller workload that no longer fails under the kept plan gets a few
  * short random explorations of its own before it is given up.
  */
@@ -51,6 +53,8 @@ const preemptionsOf = (plan: readonly Decision[]) => plan.filter((d) => d.why ==
 const REEXPLORE_RUNS = 12;
 /** Switches per run those runs aim at. */
 const REEXPLORE_SWITCHES = 4;
+/** PCT runs of each depth the search for fewer preemptions tries. */
+const SEARCH_RUNS = 24;
 
 /** Shrinks the failing run of `f` within `budgetMs`. */
 export async function shrink(
@@ -180,6 +184,19 @@ export async function shrink(
         if (await attempt(withoutCpu(best, drop), true)) {
           progress = true;
           break;
+        }
+
+      // Preemptions that only mattered by moving the others: PCT with one or two change points looks
+      // for a schedule of the same workload with fewer.
+      pass = "search";
+      for (let depth = 2; depth <= 3 && preemptionsOf(best.plan) > depth - 1 && !outOfTime(); depth++)
+        for (let i = 1; i <= SEARCH_RUNS && !outOfTime(); i++) {
+          const o = await tryRun(best, { kind: "pct", depth, steps: bestSteps }, f.seed + i);
+          if (o !== null && o.record.preemptions < preemptionsOf(best.plan)) {
+            keep(best, o);
+            progress = true;
+            break;
+          }
         }
     }
 
