@@ -44,6 +44,12 @@ const SCENARIOS = [
     36,
   ),
   catalogScenario(
+    "vb_purge",
+    "catalog_vb_purge",
+    "CPU 0 maps and unmaps with vm_map_ram (fragmented blocks; new ones join its queue); the others call vm_unmap_aliases",
+    36,
+  ),
+  catalogScenario(
     "vmallocinfo",
     "catalog_vmallocinfo",
     "CPU 0 vmallocs and vfrees 8 pages; the others read a CONFIG_NUMA /proc/vmallocinfo",
@@ -144,7 +150,7 @@ export const CATALOG: readonly CatalogEntry[] = [
     cpus: 2,
     ops: 50,
     strategy: { kind: "random", p: 0.02 },
-    budget: { foundAt: 7, iterations: 40, seconds: 2.5 },
+    budget: { foundAt: 1, iterations: 40, seconds: 2.5 },
     note:
       "a switch between one CPU's unlocked search and its insert lets the other find the same hole: overlapping " +
       "areas, caught by the mix's stamps or find_vm_area (20 % of runs)",
@@ -173,7 +179,7 @@ export const CATALOG: readonly CatalogEntry[] = [
     cpus: 2,
     ops: 36,
     strategy: { kind: "random", p: 0.2 },
-    budget: { foundAt: 4, iterations: 40, seconds: 1.0 },
+    budget: { foundAt: 6, iterations: 40, seconds: 1.0 },
     note: "CPU 1's vm_unmap_aliases reaches one of CPU 0's three new blocks between its queueing and its setup (18 % of runs)",
   },
   {
@@ -183,8 +189,19 @@ export const CATALOG: readonly CatalogEntry[] = [
     ops: 36,
     strategy: { kind: "random", p: 0.05 },
     stepCap: 12_000,
-    budget: { foundAt: 7, iterations: 40, seconds: 0.4 },
+    budget: { foundAt: 2, iterations: 40, seconds: 0.4 },
     note: "CPU 1's vm_unmap_aliases stands on the block CPU 0 fills up and unlinks (18 % of runs); a clean run takes ~3,800 steps",
+  },
+  {
+    inject: "vb-purge-wrong-lock",
+    scenario: "catalog:vb_purge",
+    cpus: 2,
+    ops: 36,
+    strategy: { kind: "random", p: 0.2 },
+    budget: { foundAt: 1, iterations: 100, seconds: 1.0 },
+    note:
+      "CPU 1's purge unlinks CPU 0's fragmented block under its own vbq->lock while CPU 0 links a new block " +
+      "behind it: DEBUG_LIST's list_add corruption (5 % of runs)",
   },
   {
     inject: "vmallocinfo-uninitialized",

@@ -19,6 +19,7 @@
  * double list_del is a report, not a write through LIST_POISON into the arena.
  */
 import { I32 } from "../shared/arena.js";
+import { SP_RCU, sched_point } from "../sched/sched_point.js";
 import { reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 
@@ -275,6 +276,8 @@ function __list_add_rcu(n: number, prev: number, next: number): void {
   // rcu_assign_pointer: publishes n — its links and every field the caller set
   // before list_add_rcu — before a reader can load n from prev->next.
   Atomics.store(I32, (prev >> 2) + NEXT, n);
+  // An RCU publication is a sched point: another CPU may run between the two halves of the update.
+  sched_point(SP_RCU);
   I32[(next >> 2) + PREV] = n;
 }
 
@@ -298,6 +301,7 @@ export function list_del_rcu(e: number): void {
   const prev = list_prev(e);
   const next = list_next(e);
   I32[(next >> 2) + PREV] = prev;
+  sched_point(SP_RCU);
   // WRITE_ONCE(prev->next, next): readers load this word concurrently; `next` is
   // already published, so the store orders nothing beyond itself.
   Atomics.store(I32, (prev >> 2) + NEXT, next);

@@ -219,19 +219,49 @@ export const INJECTIONS = {
    * Upstream: de5604231ce4 ("mm: percpu-vmap fix RCU list walking",
    * v2.6.33): the per-CPU block queues were walked with RCU but updated with
    * list_add and list_del_init (and free_list shared a union with rcu_head);
-   * the fix made the updaters list_add_rcu and list_del_rcu. This switch
-   * stands in for 8c61291fd850 ("mm: fix incorrect vbq reference in
-   * purge_fragmented_block", v6.10), a queue updated under another CPU's
-   * vbq->lock: that race breaks the list only when two CPUs interleave
-   * inside list_del_rcu and list_add_tail_rcu, between their single stores,
-   * where the deterministic scheduler never switches (it switches at sched
-   * points, and list updates have none), so no exploration can reach it.
+   * the fix made the updaters list_add_rcu and list_del_rcu.
    */
   "vb-list-del-init": {
     breaks: "vb_alloc",
     summary: "vb_alloc unlinks a full block with list_del_init under RCU walkers",
     stress: false,
+  },  /**
+   * purge_fragmented_blocks takes this CPU's vbq->lock to unlink a block of
+   * the queue it purges — another CPU's, when vm_unmap_aliases purges every
+   * CPU's queue — instead of that queue's own lock.
+   *
+   *   CPU1: vm_unmap_aliases                   CPU0: vm_map_ram, its block full
+   *     purge_fragmented_blocks(cpu 0)           vb_alloc → new_vmap_block
+   *       vb: CPU0's fragmented block
+   *       spin_lock(&vbq1->lock)  [not vbq0's]     spin_lock(&vbq0->lock)
+   *       list_del_rcu(&vb->free_list)            list_add_tail_rcu(&new->free_list, &vbq0->free)
+   *         head->prev = head                        new->prev = head->prev: head
+   *                                                  head->next = new, head->prev = new
+   *         head->next = head: `new` is lost         spin_unlock(&vbq0->lock)
+   *       spin_unlock(&vbq1->lock)
+   *
+   * What goes wrong: one list, two locks. The two updates interleave between
+   * their single stores: a block vanishes from the queue while its neighbour
+   * still points at it, or a purged block stays linked after its free. vmsim
+   * sees it as DEBUG_LIST's "list_add corruption" or "list_del corruption"
+   * at the next update of the queue, or as checkVmapBlocks' verdict on a queue
+   * that disagrees with vmap_block_tree. (Every RCU list update is a sched
+   * point between its stores, src/lib/list.ts, so the deterministic scheduler
+   * can interleave there, as two CPUs' stores do.)
+   *
+   * Upstream: 8c61291fd850 ("mm: fix incorrect vbq reference in
+   * purge_fragmented_block", v6.10): purge_fragmented_block unlinked a block
+   * under the lock of this_cpu_ptr(&vmap_block_queue) where the block's own
+   * queue was meant; the fix takes the queue of the CPU the block belongs to.
+   * v4.19 passes the purged CPU's queue and is right; this switch re-creates
+   * the later mistake on v4.19's code.
+   */
+  "vb-purge-wrong-lock": {
+    breaks: "purge_fragmented_blocks",
+    summary: "purge_fragmented_blocks unlinks another CPU's block under this CPU's vbq->lock",
+    stress: false,
   },
+
   /**
    * show_numa_info counts the pages of an area that is still
    * VM_UNINITIALIZED: a CONFIG_NUMA /proc/vmallocinfo (vmallocinfo({ numa:

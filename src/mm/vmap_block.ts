@@ -182,10 +182,12 @@ onSetCurrentCpu(() => {
 /* Deliberate bugs (src/mm/inject.ts), read once per arena: off, each hook is one branch on a false flag. */
 let injectVbPublishBeforeInit = false;
 let injectVbListDelInit = false;
+let injectVbPurgeWrongLock = false;
 onSetCurrentCpu(() => {
   const inject = theArena().config.inject;
   injectVbPublishBeforeInit = inject.includes("vb-publish-before-init");
   injectVbListDelInit = inject.includes("vb-list-del-init");
+  injectVbPurgeWrongLock = inject.includes("vb-purge-wrong-lock");
 });
 
 /*** Structures ***/
@@ -390,9 +392,11 @@ function purge_fragmented_blocks(cpu: number): void {
       I32[(vb + B.dirty) >> 2] = VMAP_BBMAP_BITS; // prevent purging it again
       I32[(vb + B.dirty_min) >> 2] = 0;
       I32[(vb + B.dirty_max) >> 2] = VMAP_BBMAP_BITS;
-      spin_lock(vbq + Q.lock);
+      // inject "vb-purge-wrong-lock": this CPU's queue lock, not the purged queue's (before 8c61291fd850).
+      const qlock = injectVbPurgeWrongLock ? this_cpu_ptr(vmap_block_queue) + Q.lock : vbq + Q.lock;
+      spin_lock(qlock);
       list_del_rcu(vb + B.free_list);
-      spin_unlock(vbq + Q.lock);
+      spin_unlock(qlock);
       spin_unlock(vb + B.lock);
       list_add_tail(vb + B.purge, purge);
     } else spin_unlock(vb + B.lock);

@@ -36,7 +36,7 @@ import {
   vmalloc,
   vmallocinfo,
 } from "../../mm/vmalloc.js";
-import { VMAP_MAX_ALLOC, vm_map_ram, vm_unmap_aliases, vm_unmap_ram } from "../../mm/vmap_block.js";
+import { VMAP_BBMAP_BITS, VMAP_MAX_ALLOC, vm_map_ram, vm_unmap_aliases, vm_unmap_ram } from "../../mm/vmap_block.js";
 import { defineWorkload } from "../workload.js";
 
 /** Arguments of every catalog workload. */
@@ -93,6 +93,61 @@ defineWorkload("catalog_vm_map_ram", (a: CatalogArgs, ctx): number => {
   for (let i = 0; i < count; i++) __free_page(I32[(pages >> 2) + i]!);
   kfree(pages);
   return mapped.length;
+});
+
+/** vm_unmap_aliases calls per operation of the purging CPUs of catalog_vb_purge. */
+const PURGES_PER_OP = 4;
+
+/**
+ * catalog_vb_purge ("vb-purge-wrong-lock"): CPU 0 fills blocks with
+ * vm_map_ram — half of VMAP_MAX_ALLOC pages first, then VMAP_MAX_ALLOC — and
+ * keeps the mappings until the next request no longer fits its block; then it
+ * unmaps them all, leaving the block fragmented (every used chunk dirty, too
+ * little room left), and its next request makes a new block join its queue
+ * behind it. The other CPUs call vm_unmap_aliases (PURGES_PER_OP times an operation), whose
+ * purge_fragmented_blocks unlinks CPU 0's fragmented block from CPU 0's
+ * queue. Returns the mappings made (0 on the other CPUs).
+ */
+defineWorkload("catalog_vb_purge", (a: CatalogArgs, ctx): number => {
+  if (ctx.cpu !== 0) {
+    // A purge is far shorter than CPU 0's operation: several per operation keep them overlapping.
+    forEachOp(a, () => {
+      for (let k = 0; k < PURGES_PER_OP; k++) vm_unmap_aliases();
+    });
+    return 0;
+  }
+  const count = VMAP_MAX_ALLOC;
+  const pages = kmalloc(4 * count, GFP_KERNEL);
+  if (pages === 0) throw new KernelBug("catalog_vb_purge: no memory for the page array");
+  for (let i = 0; i < count; i++) {
+    const page = alloc_page(GFP_KERNEL);
+    if (page === 0) throw new KernelBug("catalog_vb_purge: no memory for the pages");
+    I32[(pages >> 2) + i] = page;
+  }
+  const live: [number, number][] = [];
+  let used = 0;
+  let n = 0;
+  const unmapAll = () => {
+    for (const [addr, size] of live) vm_unmap_ram(addr, size);
+    live.length = 0;
+  };
+  forEachOp(a, (i) => {
+    const size = i === 0 ? count >> 1 : count;
+    // The block cannot take this request: free the block's mappings first, so it is left fragmented.
+    if (used + size > VMAP_BBMAP_BITS) {
+      unmapAll();
+      used = 0;
+    }
+    const addr = vm_map_ram(pages, size, NUMA_NO_NODE, PAGE_KERNEL);
+    if (addr === 0) throw new KernelBug(`catalog_vb_purge: vm_map_ram #${i} failed`);
+    live.push([addr, size]);
+    used += size;
+    n++;
+  });
+  unmapAll();
+  for (let i = 0; i < count; i++) __free_page(I32[(pages >> 2) + i]!);
+  kfree(pages);
+  return n;
 });
 
 /** Pages of each catalog_vmallocinfo area: a page array being filled in for a while. */
