@@ -225,7 +225,7 @@ export const INJECTIONS = {
     breaks: "vb_alloc",
     summary: "vb_alloc unlinks a full block with list_del_init under RCU walkers",
     stress: false,
-  },  /**
+  } /**
    * purge_fragmented_blocks takes this CPU's vbq->lock to unlink a block of
    * the queue it purges — another CPU's, when vm_unmap_aliases purges every
    * CPU's queue — instead of that queue's own lock.
@@ -255,7 +255,7 @@ export const INJECTIONS = {
    * queue was meant; the fix takes the queue of the CPU the block belongs to.
    * v4.19 passes the purged CPU's queue and is right; this switch re-creates
    * the later mistake on v4.19's code.
-   */
+   */,
   "vb-purge-wrong-lock": {
     breaks: "purge_fragmented_blocks",
     summary: "purge_fragmented_blocks unlinks another CPU's block under this CPU's vbq->lock",
