@@ -58,6 +58,16 @@ describe("record and replay (stress scenario, 2 CPUs, machine seed 3)", () => {
     }
   });
 
+  it("a recording followed as a plan anchored in each CPU's progress (the shrinker's) reproduces the run", async () => {
+    const params = { ops: 30, skip: [] };
+    for (const p of [0.005, 0.02]) {
+      const rec = await ex.runOnce({ kind: "random", p }, 13, params);
+      const local = await ex.runOnce({ kind: "local", plan: rec.record.decisions }, 13, params);
+      expect(local.record.decisions).toEqual(rec.record.decisions);
+      expect(local.digest).toBe(rec.digest);
+    }
+  });
+
   it("a tampered recording stops at the first divergence, naming expected and actual runnable CPUs", async () => {
     const params = { ops: 20, skip: [] };
     const rec = await ex.runOnce({ kind: "random", p: 0.02 }, 11, params);

@@ -406,6 +406,11 @@ export async function shrinkCommand(f: ReplayFile, path: string, o: ShrinkCliOpt
   let r: Awaited<ReturnType<typeof shrink>>;
   try {
     r = await shrink(f, o.budgetMs, (p) => bar?.update(p.runs, { pass: p.pass }));
+  } catch (e) {
+    // A file whose failure does not happen again (another vmsim, a hand edit): one line, exit 2.
+    if (!(e instanceof RangeError)) throw e;
+    console.error(`vmsim: error: ${e.message}`);
+    return 2;
   } finally {
     bar?.stop();
   }

@@ -134,7 +134,7 @@ class Exhaustive {
       const x = p.x.shift()!;
       const prefix = p.decisions.filter((d) => d.step < p.t);
       return {
-        plan: [...prefix, { step: p.t, cpu: x, mask: 0, why: WHY_DUE }],
+        plan: [...prefix, { step: p.t, cpu: x, mask: 0, why: WHY_DUE, local: -1 }],
         preemptions: p.node.preemptions + 1,
         after: p.t,
       };

@@ -3,7 +3,8 @@
  * format version, the vmsim version, the full machine config (its seed fixes
  * every workload choice and interrupt), the scenario and its size, the
  * strategy that found the run and its seed, and the decisions, compact: one
- * "Δstep.cpu.mask.why" group per switch, base 36, steps as deltas.
+ * "Δstep.cpu.mask.why.local" group per switch, base 36, steps as deltas
+ * (local: the deciding CPU's own sched-point count, "-" for a start).
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { type MachineConfig, makeConfig } from "../shared/config.js";
@@ -70,7 +71,7 @@ export function encodeDecisions(ds: readonly Decision[]): string {
   let prev = 0;
   return ds
     .map((d) => {
-      const s = `${(d.step - prev).toString(36)}.${d.cpu.toString(36)}.${d.mask.toString(36)}.${d.why}`;
+      const s = `${(d.step - prev).toString(36)}.${d.cpu.toString(36)}.${d.mask.toString(36)}.${d.why}.${d.local < 0 ? "-" : d.local.toString(36)}`;
       prev = d.step;
       return s;
     })
@@ -82,10 +83,11 @@ export function decodeDecisions(s: string): Decision[] {
   let step = 0;
   for (const g of s.split(" ")) {
     if (g === "") continue;
-    const m = /^([0-9a-z]+)\.([0-9a-z]+)\.([0-9a-z]+)\.([0-4])$/.exec(g);
-    if (!m) throw new RangeError(`bad decision "${g}" (expected Δstep.cpu.mask.why in base 36)`);
+    const m = /^([0-9a-z]+)\.([0-9a-z]+)\.([0-9a-z]+)\.([0-4])\.(-|[0-9a-z]+)$/.exec(g);
+    if (!m) throw new RangeError(`bad decision "${g}" (expected Δstep.cpu.mask.why.local in base 36)`);
     step += Number.parseInt(m[1]!, 36);
-    out.push({ step, cpu: Number.parseInt(m[2]!, 36), mask: Number.parseInt(m[3]!, 36), why: Number(m[4]) });
+    const local = m[5] === "-" ? -1 : Number.parseInt(m[5]!, 36);
+    out.push({ step, cpu: Number.parseInt(m[2]!, 36), mask: Number.parseInt(m[3]!, 36), why: Number(m[4]), local });
   }
   return out;
 }

@@ -1,9 +1,10 @@
 /**
  * Shrinking a failing run: smaller runs are tried, and one is kept whenever
  * the same failure (its signature) still happens. Each candidate runs under
- * a guided plan — the kept decisions apply where they still can — and a kept
- * candidate's own recorded decisions become the new plan, so the result
- * replays exactly. The passes, repeated until none makes progress:
+ * a plan anchored in each CPU's own progress — a kept preemption happens when
+ * the preempted CPU reaches the sched point it was preempted at, however the
+ * cuts moved the other CPUs — and a kept candidate's own recorded decisions
+ * become the new plan, so the result replays exactly. The passes, repeated until none makes progress:
  *
  * 1. remove preemptions (a switch becomes "keep running"): halves of them,
  *    then quarters, down to single ones (ddmin);
@@ -79,7 +80,7 @@ export async function shrink(
   };
   let runs = 0;
   let pass = "confirm";
-  const tryRun = async (c: Candidate, strategy: Strategy = { kind: "guided", plan: c.plan }, seed = f.seed) => {
+  const tryRun = async (c: Candidate, strategy: Strategy = { kind: "local", plan: c.plan }, seed = f.seed) => {
     const e = await explorer(c.cpus);
     const o = await e.runOnce(strategy, seed, { ops: c.ops, skip: c.skip }, f.stepCap);
     runs++;
@@ -232,20 +233,20 @@ export async function shrink(
 }
 
 /**
- * The candidate without CPU `drop`: its decisions go, the higher CPUs move
- * down one, and every later step moves back by the steps the dropped CPU ran.
+ * The candidate without CPU `drop`: the switches to it and its own
+ * preemptions go, the higher CPUs move down one (each CPU's preemptions stay
+ * anchored in its own sched-point count).
  */
 function withoutCpu(c: Candidate, drop: number): Candidate {
   const low = (1 << drop) - 1;
   const remask = (m: number) => (m & low) | ((m >>> (drop + 1)) << drop);
   const plan: Decision[] = [];
-  let dropped = 0;
-  c.plan.forEach((d, i) => {
-    if (d.cpu === drop) {
-      dropped += (c.plan[i + 1]?.step ?? d.step) - d.step;
-      return;
-    }
-    plan.push({ ...d, step: d.step - dropped, cpu: d.cpu > drop ? d.cpu - 1 : d.cpu, mask: remask(d.mask) });
-  });
+  let holder = -1;
+  for (const d of c.plan) {
+    const from = holder;
+    holder = d.cpu;
+    if (d.cpu === drop || (d.why === WHY_DUE && from === drop)) continue;
+    plan.push({ ...d, cpu: d.cpu > drop ? d.cpu - 1 : d.cpu, mask: remask(d.mask) });
+  }
   return { cpus: c.cpus - 1, ops: c.ops, skip: c.skip.filter((_, cpu) => cpu !== drop), plan };
 }

@@ -40,8 +40,14 @@ const STRAT_PCT = 2;
 const STRAT_RR = 3;
 /** Follow the plan; a divergence stops the run (vmsim replay). */
 const STRAT_REPLAY = 4;
-/** Follow the plan where it still applies, the default choice elsewhere (shrinking, exhaustive search). */
+/** Follow the plan where it still applies, the default choice elsewhere (exhaustive search). */
 const STRAT_GUIDED = 5;
+/**
+ * Guided by each CPU's own progress: a preemption happens when the preempted
+ * CPU reaches the sched point it was preempted at in the recording, whatever
+ * the other CPUs did meanwhile; the default choice elsewhere (shrinking).
+ */
+const STRAT_LOCAL = 6;
 
 /** Why a decision was taken (the log's `reason`). */
 export const WHY_START = 0;
@@ -65,8 +71,8 @@ const SCHED_MAX_CPUS = 32;
 export const PCT_MAX_DEPTH = 16;
 /** Decisions the log and the plan hold. */
 const SCHED_LOG_CAP = 1 << 16;
-/** i32 words per decision: step, cpu, runnable mask, reason. */
-const DECISION_WORDS = 4;
+/** i32 words per decision: step, cpu, runnable mask, reason, and the sched-point count of the CPU that decided. */
+const DECISION_WORDS = 5;
 
 /** Run verdicts (sched_det.verdict). */
 export const VERDICT_OK = 0;
@@ -126,6 +132,9 @@ export const SCHED_CPU = defineStruct("sched_cpu", [
   { name: "wake", type: "i32", guard: "atomic" },
   /** PCT priority: the highest runnable runs. */
   { name: "prio", type: "i32", guard: "the run token" },
+  /** STRAT_LOCAL: this CPU's next plan entry and the end of its entries. */
+  { name: "plan_next", type: "i32", guard: "the run token" },
+  { name: "plan_end", type: "i32", guard: "the run token" },
 ]);
 const C = SCHED_CPU.off;
 const sched_cpu = DEFINE_PER_CPU("sched_cpu", SCHED_CPU);
@@ -285,9 +294,45 @@ function pick(why: number, now: number, mask: number): number {
       }
       return me;
     }
+    case STRAT_LOCAL:
+      return pickLocal(why, mask, selfOk);
     default:
       return pickPlanned(why, now, mask, selfOk);
   }
+}
+
+/** STRAT_LOCAL: this CPU's next preemption, if it is at that sched point now; else the default choice. */
+function pickLocal(why: number, mask: number, selfOk: boolean): number {
+  if (why === WHY_DUE) {
+    const i = I32[cpuField(me, C.plan_next)]!;
+    if (i >= I32[cpuField(me, C.plan_end)]!) return me;
+    const e = (sched_plan.base >> 2) + i * DECISION_WORDS;
+    if (I32[e + 4]! > schedPointCount()) return me;
+    I32[cpuField(me, C.plan_next)] = i + 1;
+    const to = I32[e + 1]!;
+    if ((mask & (1 << to)) !== 0 && to !== me) return to;
+    I32[g(S.plan_skipped)]!++;
+    return me;
+  }
+  // Starts, blocks, finishes and yields that switch (the only ones recorded): the recording's next such
+  // choice when it is one of the same kind and can run, else the default.
+  const others = mask & ~(why === WHY_START ? 0 : 1 << me);
+  const pos = I32[g(S.plan_pos)]!;
+  const e = (sched_plan.base >> 2) + pos * DECISION_WORDS;
+  if (others !== 0 && pos < I32[g(S.plan_len)]! && I32[e + 3] === why) {
+    I32[g(S.plan_pos)] = pos + 1;
+    const to = I32[e + 1]!;
+    if ((others & (1 << to)) !== 0) return to;
+  }
+  if (why === WHY_YIELD) return (mask & ~(1 << me)) !== 0 ? lowest(mask & ~(1 << me)) : me;
+  return mask !== 0 ? (selfOk ? me : lowest(mask)) : -1;
+}
+
+/** STRAT_LOCAL: points until this CPU's next preemption. */
+function localGap(): number {
+  const i = I32[cpuField(me, C.plan_next)]!;
+  if (i >= I32[cpuField(me, C.plan_end)]!) return Number.POSITIVE_INFINITY;
+  return I32[(sched_plan.base >> 2) + i * DECISION_WORDS + 4]! - schedPointCount();
 }
 
 function pickPlanned(why: number, now: number, mask: number, selfOk: boolean): number {
@@ -368,7 +413,7 @@ function nextDue(now: number): number {
 
 /*** Decisions and the token ***/
 
-function record(now: number, cpu: number, mask: number, why: number): void {
+function record(now: number, cpu: number, mask: number, why: number, local: number): void {
   const n = I32[g(S.log_len)]!;
   if (n >= SCHED_LOG_CAP) {
     I32[g(S.log_lost)]!++;
@@ -379,6 +424,7 @@ function record(now: number, cpu: number, mask: number, why: number): void {
   I32[e + 1] = cpu;
   I32[e + 2] = mask;
   I32[e + 3] = why;
+  I32[e + 4] = local;
   I32[g(S.log_len)] = n + 1;
 }
 
@@ -400,7 +446,7 @@ function decide(why: number): number {
     }
     deadlock(now);
   }
-  record(now, next, mask, why);
+  record(now, next, mask, why, schedPointCount());
   F64[gf(S.switches)]!++;
   if ((mask & (1 << me)) !== 0 && why !== WHY_YIELD) F64[gf(S.preemptions)]!++;
   if (I32[g(S.strategy)] === STRAT_RR) F64[gf(S.next_due)] = now + I32[g(S.quantum)]!;
@@ -425,6 +471,7 @@ function resumeGap(now: number): number {
   baseLocal = schedPointCount();
   baseGlobal = now;
   I32[cpuField(me, C.state)] = RUNNING;
+  if (I32[g(S.strategy)] === STRAT_LOCAL) return Math.max(1, Math.min(localGap(), F64[gf(S.step_cap)]! - now));
   return Math.max(1, nextDue(now) - now);
 }
 
@@ -514,7 +561,8 @@ export function schedRunBegin(): void {
     const mask = runnableMask();
     const first = pick(WHY_START, now, mask);
     if (first < 0) deadlock(now);
-    record(now, first, mask, WHY_START);
+    // Which CPU arrived last is the host's doing: a start records no sched-point count.
+    record(now, first, mask, WHY_START, -1);
     handoff(first);
   }
   awaitToken();
@@ -606,14 +654,20 @@ export type Strategy =
   | { readonly kind: "pct"; readonly depth: number; readonly steps: number }
   | { readonly kind: "rr"; readonly quantum: number }
   | { readonly kind: "replay"; readonly plan: readonly Decision[]; readonly continueRandom?: boolean }
-  | { readonly kind: "guided"; readonly plan: readonly Decision[] };
+  | { readonly kind: "guided"; readonly plan: readonly Decision[] }
+  | { readonly kind: "local"; readonly plan: readonly Decision[] };
 
-/** One logged decision: at global `step`, `cpu` got the token; `mask` was runnable. */
+/**
+ * One logged decision: at global `step`, `cpu` got the token; `mask` was
+ * runnable; `local` is the sched-point count of the CPU that decided (the
+ * preempted one, for a preemption) since the run began.
+ */
 export interface Decision {
   readonly step: number;
   readonly cpu: number;
   readonly mask: number;
   readonly why: number;
+  readonly local: number;
 }
 
 /** Settings of a deterministic run. */
@@ -671,17 +725,52 @@ export function schedSetup(s: SchedSetup): PctDraw | null {
       if (st.plan.length > SCHED_LOG_CAP) throw new RangeError(`a plan holds at most ${SCHED_LOG_CAP} decisions`);
       const base = sched_plan.base >> 2;
       st.plan.forEach((d, i) => {
-        const e = base + i * DECISION_WORDS;
-        I32[e] = d.step;
-        I32[e + 1] = d.cpu;
-        I32[e + 2] = d.mask;
-        I32[e + 3] = d.why;
+        writePlanEntry(base + i * DECISION_WORDS, d);
       });
       I32[g(S.plan_len)] = st.plan.length;
       break;
     }
+    case "local":
+      I32[g(S.strategy)] = STRAT_LOCAL;
+      setupLocalPlan(st.plan, cpus);
+      break;
   }
   return draw;
+}
+
+function writePlanEntry(e: number, d: Decision): void {
+  I32[e] = d.step;
+  I32[e + 1] = d.cpu;
+  I32[e + 2] = d.mask;
+  I32[e + 3] = d.why;
+  I32[e + 4] = d.local;
+}
+
+/**
+ * STRAT_LOCAL's plan: the preemptions of a recording, each with the CPU it
+ * preempted (the token holder before it), grouped by that CPU in its order;
+ * then the other decisions (starts, blocks, finishes, yields) in their order,
+ * from plan_pos to plan_len.
+ */
+function setupLocalPlan(plan: readonly Decision[], cpus: number): void {
+  const byCpu: Decision[][] = Array.from({ length: cpus }, () => []);
+  const others: Decision[] = [];
+  let holder = -1;
+  for (const d of plan) {
+    if (d.why !== WHY_DUE) others.push(d);
+    else if (holder >= 0 && holder < cpus) byCpu[holder]!.push(d);
+    holder = d.cpu;
+  }
+  const base = sched_plan.base >> 2;
+  let n = 0;
+  byCpu.forEach((ds, cpu) => {
+    I32[cpuField(cpu, C.plan_next)] = n;
+    for (const d of ds) writePlanEntry(base + n++ * DECISION_WORDS, d);
+    I32[cpuField(cpu, C.plan_end)] = n;
+  });
+  I32[g(S.plan_pos)] = n;
+  for (const d of others) writePlanEntry(base + n++ * DECISION_WORDS, d);
+  I32[g(S.plan_len)] = n;
 }
 
 function seedRng(seed: number): void {
@@ -764,7 +853,7 @@ export function schedRecord(): SchedRecord {
   const decisions: Decision[] = [];
   for (let i = 0; i < n; i++) {
     const e = base + i * DECISION_WORDS;
-    decisions.push({ step: I32[e]!, cpu: I32[e + 1]!, mask: I32[e + 2]!, why: I32[e + 3]! });
+    decisions.push({ step: I32[e]!, cpu: I32[e + 1]!, mask: I32[e + 2]!, why: I32[e + 3]!, local: I32[e + 4]! });
   }
   return {
     decisions,
