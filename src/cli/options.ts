@@ -12,7 +12,7 @@ import { DEFAULT_CONFIG, MAX_CPUS, MAX_TRACE_EVENTS, type MachineConfig, parseSi
 import { LAYOUTS, type LayoutName, isLayoutName } from "../shared/layouts.js";
 import { TEST_CASE_ARRAY, TEST_VMALLOC_CASES, type TestVmallocCase } from "../workers/workloads/test_vmalloc.js";
 import { INJECT_NAMES, type InjectName, isInjectName } from "../mm/inject.js";
-import { PCT_MAX_DEPTH } from "../sched/sched_det.js";
+import { PCT_MAX_DEPTH, SCHED_MAX_CPUS } from "../sched/sched_det.js";
 import { EXPLORE_STRATEGIES, type ExploreStrategy } from "../explore/explore.js";
 import { DEFAULT_STEP_CAP } from "../explore/explorer.js";
 
@@ -648,7 +648,8 @@ export type ExploreMachineConfig = Pick<MachineConfig, "cpus" | "layout" | "memo
 export const EXPLORE_MEMORY = 8 * 1024 * 1024;
 
 export const EXPLORE_MACHINE_OPTIONS: OptionTable<ExploreMachineConfig> = {
-  cpus: MACHINE_OPTIONS.cpus,
+  // The deterministic scheduler's runnable set is one 32-bit mask.
+  cpus: { ...MACHINE_OPTIONS.cpus, parse: parseInteger("cpus", 1, SCHED_MAX_CPUS) },
   layout: MACHINE_OPTIONS.layout,
   memory: { ...MACHINE_OPTIONS.memory, defaultValue: EXPLORE_MEMORY },
   seed: { ...MACHINE_OPTIONS.seed, description: "seed of the workload's choices and interrupts (fixed over the runs)" },

@@ -66,7 +66,7 @@ const BLOCKED = 3;
 const DONE = 4;
 
 /** Deterministic mode covers at most this many CPUs (the runnable set is one 32-bit mask). */
-const SCHED_MAX_CPUS = 32;
+export const SCHED_MAX_CPUS = 32;
 /** PCT depth at most (change points: depth − 1). */
 export const PCT_MAX_DEPTH = 16;
 /** Decisions the log and the plan hold. */
