@@ -272,6 +272,7 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
     for (const args of [
       ["explore", "--scenario", "nope"],
       ["explore", "--strategy", "dfs"],
+      ["explore", "--cpus", "33"],
       ["replay", join(dir, "missing.json")],
       ["shrink", join(dir, "missing.json")],
       ["explore", "--script", join(dir, "missing.jsonl")],
