@@ -268,6 +268,33 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
     expect(readdirSync(out).filter((f) => f.endsWith(".json"))).toHaveLength(1);
   });
 
+  it("test_vmalloc scenarios: align_shift's expected warnings are no failure, pcpu_alloc gets the memory it needs", async () => {
+    const shift = await vmsim(
+      "explore",
+      "--scenario",
+      "test_vmalloc:align_shift_alloc_test",
+      "--ops",
+      "2",
+      "--iterations",
+      "3",
+    );
+    expect(shift.code).toBe(0);
+    expect(shift.stdout).toMatch(/^no failure found$/m);
+    const pcpu = await vmsim(
+      "explore",
+      "--scenario",
+      "test_vmalloc:pcpu_alloc_test",
+      "--ops",
+      "2",
+      "--iterations",
+      "1",
+    );
+    expect(pcpu.code).toBe(0);
+    expect(pcpu.stdout).toMatch(
+      /^vmsim explore: scenario test_vmalloc:pcpu_alloc_test \(2 ops per CPU\), 2 CPUs, 224 MiB,/m,
+    );
+  });
+
   it("bad input is one line and exit 2", async () => {
     for (const args of [
       ["explore", "--scenario", "nope"],

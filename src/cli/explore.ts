@@ -171,7 +171,7 @@ export async function exploreCommand(
     `vmsim explore: scenario ${scenario.name} (${num(params.ops)} ops per CPU), ${plural(config.cpus, "CPU")}, ` +
       `${config.memory / 1048576} MiB, ${config.layout}, seed ${config.seed}` +
       `${config.inject.length > 0 ? `, inject ${config.inject.join(",")}` : ""}; strategy ${o.strategy}, ` +
-      `${plural(o.jobs, "job")}, budget ${o.budgetMs / 1000} s${o.iterations !== null ? ` or ${num(o.iterations)} runs` : ""}`,
+      `${plural(o.jobs, "job")}, budget ${o.budgetMs / 1000} s${o.iterations !== null ? ` or ${plural(o.iterations, "run")}` : ""}`,
   );
   let stats: ExploreStats;
   if (o.jobs > 1) {

@@ -196,7 +196,9 @@ function program(): Command {
         return;
       }
       const scenario = usage(() => scenarioOf(opts.scenario));
-      const config = usage(() => makeConfig({ ...flags, ...scenario.config, ...given }));
+      // A scenario that needs more memory than the default gets it, unless --memory says otherwise.
+      const memory = scenario.memory?.(flags.cpus, opts.ops ?? scenario.ops) ?? flags.memory;
+      const config = usage(() => makeConfig({ ...flags, memory, ...scenario.config, ...given }));
       process.exitCode = await exploreCommand(config, scenario, opts);
     });
 

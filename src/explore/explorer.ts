@@ -145,7 +145,8 @@ export class Explorer {
     }
     const record = schedRecord();
     schedOff();
-    const reports = this.m.reports.slice(before);
+    const expected = this.scenario.expected;
+    const reports = this.m.reports.slice(before).filter((r) => expected === undefined || !expected(r));
     let failure = classify(error, reports, error === null && reports.length === 0 ? checkMachine() : []);
     if (failure === null && record.planLeft > 0 && strategy.kind === "replay" && record.verdict !== VERDICT_DIVERGED)
       failure = {

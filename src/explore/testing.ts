@@ -39,7 +39,7 @@ export interface InterleavingTest {
   readonly cpus?: number;
   /** Machine seed: the workload's choices and interrupts. @defaultValue 1 */
   readonly seed?: number;
-  /** @defaultValue 8 MiB */
+  /** @defaultValue 8 MiB, or what the scenario needs */
   readonly memory?: number;
   readonly inject?: readonly InjectName[];
   /** Operations per CPU (a script: its lines). @defaultValue the scenario's */
@@ -126,8 +126,9 @@ export async function checkInterleavings(t: InterleavingTest): Promise<ExploreSt
       throw new RangeError(`checkInterleavings: give a script or a known scenario, not ${t.scenario}`);
     scenario = s;
   }
-  const config = makeConfig({ ...base, ...scenario.config });
   const params = { ops: t.ops ?? scenario.ops, skip: [] };
+  const memory = t.memory ?? scenario.memory?.(cpus, params.ops) ?? base.memory;
+  const config = makeConfig({ ...base, memory, ...scenario.config });
   const options = strategyFromEnv({
     strategy: t.strategy ?? "pct",
     depth: t.depth ?? 3,

@@ -549,7 +549,7 @@ defineWorkload("test_vmalloc", (a: TestVmallocArgs, ctx): TestVmallocResult => {
 const WORKER_STREAM_BASE = 0x10000;
 
 /** What align_shift_alloc_test is meant to make the allocator say. */
-const EXPECTED_WARNING = /^(vmap allocation for size \d+ failed|cpu\d+: vmalloc: allocation failure)/;
+export const EXPECTED_WARNING = /^(vmap allocation for size \d+ failed|cpu\d+: vmalloc: allocation failure)/;
 
 /** shuffle_array (v6.x): j is drawn below i, so each element moves. */
 function shuffle_array(arr: number[], rnd: Prng): void {
