@@ -141,7 +141,7 @@ describe("strategies find the demo races (2 CPUs, machine seed 1, sched seeds fr
     }
   });
 
-  it("exhaustive search with bound 1 on a lost-update-free size (1 CPU) exhausts; on 2 CPUs it finds the bug", async () => {
+  it("exhaustive search with bound 1 finds the lost update of 2 CPUs with exactly one preemption", async () => {
     const s = scenario("demo:lost-update");
     const ex = await Explorer.start(makeConfig({ ...s.config, cpus: 2, memory: MEMORY, seed: 1 }), s);
     try {

@@ -11,9 +11,9 @@
  * results: the runs by seed, the totals, the failing seeds with the command
  * that reruns each, and the seeds and shards no file has.
  */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { fileURLToPath } from "node:url";
+import { compiledModule } from "../workers/compiled.js";
 import cliProgress from "cli-progress";
 import { Piscina } from "piscina";
 import type { MachineConfig } from "../shared/config.js";
@@ -208,15 +208,6 @@ export interface CampaignOptions {
   readonly signal?: AbortSignal;
 }
 
-/** The compiled task file: pool threads run dist/ JS, also when the caller is TypeScript under vitest. */
-function taskFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith(".js")) return fileURLToPath(new URL("../workers/campaign_worker.js", import.meta.url));
-  const dist = fileURLToPath(new URL("../../dist/src/workers/campaign_worker.js", import.meta.url));
-  if (!existsSync(dist)) throw new Error("dist/ is missing: run `npm run build` first");
-  return dist;
-}
-
 /** The stress options with `vmsim stress`'s defaults filled in. */
 function stressOptionsOf(s: Partial<CampaignStressOptions>): CampaignStressOptions {
   const d = STRESS_OPTIONS;
@@ -274,7 +265,7 @@ export async function runCampaign(config: MachineConfig, opts: CampaignOptions):
   const t0 = performance.now();
   const host = hostInfo();
   const pool = new Piscina<StressTask, StressResult>({
-    filename: taskFile(),
+    filename: compiledModule("workers/campaign_worker.js"),
     minThreads: jobs,
     maxThreads: jobs,
   });

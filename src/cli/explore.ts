@@ -8,7 +8,7 @@
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { compiledModule } from "../workers/compiled.js";
 import cliProgress from "cli-progress";
 import { Piscina } from "piscina";
 import type { MachineConfig } from "../shared/config.js";
@@ -90,21 +90,13 @@ function uniqueReplayPath(dir: string, scenario: string, strategy: StrategyName,
   return path;
 }
 
-function exploreWorkerFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith(".js")) return fileURLToPath(new URL("../explore/explore_worker.js", import.meta.url));
-  const dist = fileURLToPath(new URL("../../dist/src/explore/explore_worker.js", import.meta.url));
-  if (!existsSync(dist)) throw new Error("dist/ is missing: run `npm run build` first");
-  return dist;
-}
-
 /** Each job's first strategy seed: far apart, so the jobs never run the same schedule. */
 const JOB_SEED_STRIDE = 1_000_000;
 
 /** Runs `jobs` explorations at once (piscina), stopping the others at the first failure. */
 async function exploreJobs(task: ExploreTask, jobs: number): Promise<ExploreStats[]> {
   const pool = new Piscina<ExploreTask, ExploreStats>({
-    filename: exploreWorkerFile(),
+    filename: compiledModule("explore/explore_worker.js"),
     minThreads: jobs,
     maxThreads: jobs,
   });

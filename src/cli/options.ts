@@ -13,7 +13,7 @@ import { LAYOUTS, type LayoutName, isLayoutName } from "../shared/layouts.js";
 import { TEST_CASE_ARRAY, TEST_VMALLOC_CASES, type TestVmallocCase } from "../workers/workloads/test_vmalloc.js";
 import { INJECT_NAMES, type InjectName, isInjectName } from "../mm/inject.js";
 import { PCT_MAX_DEPTH, SCHED_MAX_CPUS } from "../sched/sched_det.js";
-import { EXPLORE_STRATEGIES, type ExploreStrategy } from "../explore/explore.js";
+import { EXPLORE_STRATEGIES, type ExploreOptions, type ExploreStrategy } from "../explore/explore.js";
 import { DEFAULT_STEP_CAP } from "../explore/explorer.js";
 
 /** One flag and how its value travels between the command line and the config. */
@@ -658,28 +658,15 @@ export const EXPLORE_MACHINE_OPTIONS: OptionTable<ExploreMachineConfig> = {
 };
 
 /** Options of `vmsim explore`, beyond the machine's. */
-export interface ExploreCliOptions {
+export interface ExploreCliOptions
+  extends Pick<ExploreOptions, "strategy" | "depth" | "p" | "quantum" | "bound" | "budgetMs" | "iterations"> {
   /** What to run: stress, test_vmalloc:<case>, or a catalog scenario. @defaultValue "stress" */
   readonly scenario: string;
   /** Run this EXEC.md op script instead: each CPU its own lines (`"cpu": k`), all at once. @defaultValue null */
   readonly script: string | null;
   /** Operations per CPU; null: the scenario's default. @defaultValue null */
   readonly ops: number | null;
-  /** The strategy. @defaultValue "pct" */
-  readonly strategy: ExploreStrategy;
-  /** PCT depth. @defaultValue 3 */
-  readonly depth: number;
-  /** Random strategy: switch probability per sched point. @defaultValue 0.005 */
-  readonly p: number;
-  /** Round-robin: the first quantum. @defaultValue 1 */
-  readonly quantum: number;
-  /** Exhaustive: the preemption bound. @defaultValue 2 */
-  readonly bound: number;
-  /** Stop after this long. @defaultValue 60 s */
-  readonly budgetMs: number;
-  /** Stop after this many runs (per job). @defaultValue null */
-  readonly iterations: number | null;
-  /** The first run's strategy seed (run i uses it + i − 1). @defaultValue 1 */
+  /** The first run's strategy seed (ExploreOptions.seed). @defaultValue 1 */
   readonly schedSeed: number;
   /** Steps after which a run is a livelock. @defaultValue DEFAULT_STEP_CAP */
   readonly stepCap: number;

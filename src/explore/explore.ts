@@ -109,16 +109,16 @@ class Exhaustive {
     t: number;
     x: number[];
   }[] = [];
-  private first = true;
-
-  constructor(readonly bound: number) {}
+  /** Starts from `root`, the run of the non-preemptive schedule (the exploration's calibration run). */
+  constructor(
+    readonly bound: number,
+    root: Outcome,
+  ) {
+    this.ran({ plan: [], preemptions: 0, after: -1 }, root);
+  }
 
   /** The next schedule to run, or null when every schedule within the bound ran. */
   next(): ExhaustiveNode | null {
-    if (this.first) {
-      this.first = false;
-      return { plan: [], preemptions: 0, after: -1 };
-    }
     for (;;) {
       const p = this.parents[0];
       if (p === undefined) return null;
@@ -197,11 +197,7 @@ export async function explore(
   note(calibration, base);
   if (base.failure) found = { outcome: base, strategy: calibration, seed: o.seed, iteration: 0 };
 
-  const ex2 = new Exhaustive(o.bound);
-  if (o.strategy === "exhaustive" || o.strategy === "portfolio") {
-    ex2.next(); // the non-preemptive run is the calibration run
-    ex2.ran({ plan: [], preemptions: 0, after: -1 }, base);
-  }
+  const search = new Exhaustive(o.bound, base);
   const stats = (): ExploreStats => ({
     iterations,
     ms: performance.now() - t0,
@@ -235,7 +231,7 @@ export async function explore(
         return { strategy: { kind: "rr", quantum }, name: { kind: "rr", quantum }, seed };
       }
       default: {
-        const node = ex2.next();
+        const node = search.next();
         if (node === null) {
           exhausted = true;
           return o.strategy === "portfolio" ? plan(i + 1) : null;
@@ -259,7 +255,7 @@ export async function explore(
     if (next.guided) {
       // A preemption that no longer applies repeats an earlier schedule: not a new one, no children.
       if (out.record.skipped > 0) continue;
-      ex2.ran(next.guided, out);
+      search.ran(next.guided, out);
     }
     note(next.name, out);
     if (out.failure) found = { outcome: out, strategy: next.name, seed: next.seed, iteration: i };

@@ -5,8 +5,6 @@
  * and the call fails with a {@link MachineError} naming the CPU, the error and
  * the seed — never a hang.
  */
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import * as Comlink from "comlink/dist/esm/comlink.mjs";
 import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
@@ -26,6 +24,7 @@ import { type MachineConfig, makeConfig } from "../shared/config.js";
 import type { Report } from "../shared/report.js";
 import { start_kernel } from "./boot.js";
 import type { CpuApi, WorkError, WorkResult } from "./protocol.js";
+import { compiledModule } from "./compiled.js";
 
 /** A CPU failed (BUG, soft lockup, an exception) and the machine stopped. */
 export class MachineError extends Error {
@@ -37,15 +36,6 @@ export class MachineError extends Error {
     super(`CPU${cpu}: ${error.name}: ${error.message} (seed ${seed})`);
     this.name = "MachineError";
   }
-}
-
-/** The compiled worker entry: workers always run dist/ JS, also when the caller is TypeScript under vitest. */
-function cpuWorkerUrl(): URL {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith(".js")) return new URL("./cpu.js", import.meta.url);
-  const dist = new URL("../../dist/src/workers/cpu.js", import.meta.url);
-  if (!existsSync(fileURLToPath(dist))) throw new Error("dist/ is missing: run `npm run build` first");
-  return dist;
 }
 
 /**
@@ -81,7 +71,7 @@ export class Machine {
   static async boot(config: Partial<MachineConfig> = {}): Promise<Machine> {
     const c = makeConfig(config);
     const arena = start_kernel(c);
-    const url = cpuWorkerUrl();
+    const url = compiledModule("workers/cpu.js");
     const cpus = await Promise.all(Array.from({ length: c.cpus }, (_, cpu) => startCpu(url, arena.sab, c, cpu)));
     return new Machine(c, arena, cpus);
   }
@@ -206,7 +196,7 @@ export class Machine {
   }
 }
 
-async function startCpu(url: URL, sab: SharedArrayBuffer, config: MachineConfig, cpu: number): Promise<Cpu> {
+async function startCpu(url: string, sab: SharedArrayBuffer, config: MachineConfig, cpu: number): Promise<Cpu> {
   const worker = new Worker(url, { workerData: { sab, config, cpu } });
   const dead = new Promise<never>((_, reject) => {
     worker.once("error", (e) =>
