@@ -99,6 +99,21 @@ function reportsText(reports: readonly Report[], tail: string): string {
   return lines.join("\n");
 }
 
+/** Boots a machine, sets the scenario up, and takes the snapshot every run starts from. */
+async function prepare(config: MachineConfig, scenario: Scenario): Promise<{ m: Machine; snap: Uint8Array }> {
+  const m = await Machine.boot(config);
+  try {
+    // The first report freezes every CPU's event ring: what a run's digest and report show is the
+    // moment of the failure, not the unwinding after it (which may involve the CPUs' event loops).
+    set_snapshot_on_warning(true);
+    await scenario.setup(m);
+    return { m, snap: m.snapshot() };
+  } catch (e) {
+    await m.shutdown();
+    throw e;
+  }
+}
+
 export class Explorer {
   private constructor(
     private m: Machine,
@@ -109,17 +124,8 @@ export class Explorer {
 
   /** Boots the machine, sets the scenario up and takes the snapshot every run starts from. */
   static async start(config: MachineConfig, scenario: Scenario): Promise<Explorer> {
-    const m = await Machine.boot(config);
-    try {
-      // The first report freezes every CPU's event ring: what a run's digest and report show is the
-      // moment of the failure, not the unwinding after it (which may involve the CPUs' event loops).
-      set_snapshot_on_warning(true);
-      await scenario.setup(m);
-      return new Explorer(m, m.snapshot(), m.config, scenario);
-    } catch (e) {
-      await m.shutdown();
-      throw e;
-    }
+    const { m, snap } = await prepare(config, scenario);
+    return new Explorer(m, snap, m.config, scenario);
   }
 
   /** One run from the snapshot under `strategy`. */
@@ -171,10 +177,7 @@ export class Explorer {
 
   private async reboot(): Promise<void> {
     await this.m.shutdown();
-    this.m = await Machine.boot(this.config);
-    set_snapshot_on_warning(true);
-    await this.scenario.setup(this.m);
-    this.snap = this.m.snapshot();
+    ({ m: this.m, snap: this.snap } = await prepare(this.config, this.scenario));
   }
 
   /** The machine (for a trace or a look at its state after a run). */
