@@ -284,6 +284,9 @@ describe("lockdep irq states (main thread as CPU 0)", () => {
     expect(r).toHaveLength(1);
     expect(r[0]).toContain("HARDIRQ-safe -> HARDIRQ-unsafe lock order detected");
     expect(r[0]).toContain("Chain exists of:\n  locks_test_a --> bench_rwlock --> locks_test_b");
+    expect(r[0]).toContain(
+      "the dependencies between HARDIRQ-irq-safe lock and the holding lock:\n CPU0 took bench_rwlock while holding locks_test_a",
+    );
   });
 
   it("a handler's locks do not nest in the locks of the code it interrupted: no order across contexts", () => {

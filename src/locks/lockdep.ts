@@ -292,10 +292,11 @@ function usage_trace(cls: number, bit: number): string {
 /** The caller's chain outside the lock code: the first frame with its place, then two callers by name. */
 function acquire_chain(): string {
   const frames = save_stack_trace().filter((f) => !/^src\/(locks|percpu)\//.test(f.loc));
-  return frames
+  const chain = frames
     .slice(0, 3)
     .map((f, i) => (i === 0 ? frameText(f) : f.fn))
     .join(" < ");
+  return chain || "(no vmsim caller)";
 }
 
 /** The context of this CPU as the kernel prints a task's: "CPU0 [HC1[1]:SC0[0]:HE0:SE1]". */
@@ -587,11 +588,12 @@ function print_bad_irq_dependency(
       "",
       ...print_irq_lock_scenario(safe, unsafe, prev, next),
       lockdep_print_held_locks(),
-      "",
-      `the dependencies between ${irqclass}-irq-safe lock and the holding lock:`,
+      // The paths through the graph, when the safe lock is not the held one or the unsafe not the new one.
+      ...(backwards.length > 1 ? ["", `the dependencies between ${irqclass}-irq-safe lock and the holding lock:`] : []),
       ...dependency_lines(backwards, false),
-      "",
-      `the dependencies between the lock to be acquired and ${irqclass}-irq-unsafe lock:`,
+      ...(forwards.length > 1
+        ? ["", `the dependencies between the lock to be acquired and ${irqclass}-irq-unsafe lock:`]
+        : []),
       ...dependency_lines(forwards, true),
     ].join("\n"),
   );
