@@ -15,7 +15,7 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { formatDuration, parseDuration } from "../src/cli/options.js";
+import { formatDuration, parseDuration } from "../src/workers/cmdline.js";
 import type { StressResult } from "../src/workers/stress.js";
 import { RESULTS_DIR, hostInfo, hostLine, writeResults, runBenchMain } from "./report.js";
 

@@ -19,8 +19,8 @@ import { Piscina } from "piscina";
 import type { MachineConfig } from "../shared/config.js";
 import type { StressTask } from "../workers/campaign_worker.js";
 import { type HostInfo, hostInfo } from "../workers/measure.js";
-import { type StressResult, stressCommandLine } from "../workers/stress.js";
-import { plural } from "./format.js";
+import { type StressResult, type StressSettings, stressCommandLine } from "../workers/stress.js";
+import { plural } from "../workers/format.js";
 import {
   type CampaignCliOptions,
   STRESS_OPTIONS,
@@ -80,7 +80,7 @@ export interface CampaignRun {
 }
 
 /** The stress options every run of a campaign used (the `--json` switch aside). */
-export type CampaignStressOptions = Omit<StressCliOptions, "json">;
+export type CampaignStressOptions = StressSettings;
 
 /** A campaign's results file (one shard's, or several merged). */
 export interface CampaignFile {
@@ -286,7 +286,7 @@ export async function runCampaign(config: MachineConfig, opts: CampaignOptions):
         },
       };
       const r = await pool.run(task).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
-      runs.push(runOf(seed, stressCommandLine(c, { ...options, json: false }), r));
+      runs.push(runOf(seed, stressCommandLine(c, options), r));
       opts.onSeed?.(runs.at(-1)!, runs.length, seeds.length);
     }
   };

@@ -30,7 +30,7 @@ import { shrink } from "../explore/shrink.js";
 // The race catalog's scenarios (catalog:…) register themselves.
 import "../explore/catalog.js";
 import { timeline } from "../explore/timeline.js";
-import { plural } from "./format.js";
+import { plural } from "../workers/format.js";
 import { type ExploreCliOptions, type ReplayCliOptions, type ShrinkCliOptions, withTrace } from "./options.js";
 import { writeChromeTrace } from "../trace/chrome.js";
 

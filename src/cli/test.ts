@@ -33,7 +33,8 @@ import {
   resetTestVmallocProgress,
   testVmallocProgress,
 } from "../workers/workloads/test_vmalloc.js";
-import { plural } from "./format.js";
+import { commandLineOf } from "../workers/cmdline.js";
+import { plural } from "../workers/format.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
 import {
   type CliOption,
@@ -41,7 +42,6 @@ import {
   TEST_OPTIONS,
   type TestMode,
   type TestOptions,
-  commandLineOf,
   readOptions,
 } from "./options.js";
 
