@@ -25,6 +25,15 @@ export interface ProgressOptions {
   readonly initial?: ProgressFields;
 }
 
+/** Seconds as "1h05m", "2m30s", "15s"; "?" before the rate is known (cli-progress passes "INF" or "NULL"). */
+function etaText(t: number | string): string {
+  if (typeof t !== "number") return "?";
+  const s = Math.round(t);
+  if (s >= 3600) return `${Math.floor(s / 3600)}h${String(Math.round((s % 3600) / 60)).padStart(2, "0")}m`;
+  if (s >= 60) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${s}s`;
+}
+
 /** A progress bar on stderr; {@link ProgressBar.start} gives null off a terminal. */
 export class ProgressBar {
   private readonly t0 = performance.now();
@@ -39,7 +48,14 @@ export class ProgressBar {
     parts.push("ETA {eta_formatted}");
     if (o.fields !== undefined) parts.push(o.fields);
     const bar = new cliProgress.SingleBar(
-      { stream: process.stderr, format: parts.join(" | "), hideCursor: true, clearOnComplete: true, etaBuffer: 20 },
+      {
+        stream: process.stderr,
+        format: parts.join(" | "),
+        hideCursor: true,
+        clearOnComplete: true,
+        etaBuffer: 20,
+        formatTime: etaText,
+      },
       cliProgress.Presets.shades_classic,
     );
     bar.start(o.total, 0, { rate: 0, ...o.initial });
