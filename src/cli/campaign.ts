@@ -309,7 +309,7 @@ export async function runCampaign(config: MachineConfig, opts: CampaignOptions):
 
 /*** The commands ***/
 
-/** The text after a campaign or a merge: totals, failing seeds with their rerun commands, what is missing. */
+/** The text after a campaign or a merge: totals, failing seeds with their rerun commands, what is missing (the result line apart). */
 function formatCampaign(f: CampaignFile): string[] {
   const t = f.totals;
   const secs = t.durationMs / 1000;
@@ -323,7 +323,6 @@ function formatCampaign(f: CampaignFile): string[] {
       `missing seeds: ${f.missing.slice(0, 20).join(" ")}${f.missing.length > 20 ? ` … (${f.missing.length})` : ""}`,
     );
   if (f.missingShards.length > 0) out.push(`missing shards: ${f.missingShards.join(", ")}`);
-  out.push(campaignResultLine(f));
   return out;
 }
 
@@ -353,6 +352,7 @@ function finish(f: CampaignFile, out: string | null, json: boolean): number {
     for (const line of formatCampaign(f)) console.log(line);
     for (const r of f.runs) for (const line of r.result?.report ?? []) console.error(line);
     if (out !== null) console.log(`wrote ${out}`);
+    console.log(campaignResultLine(f));
     console.log(`SUMMARY ${JSON.stringify(summaryOf(f))}`);
   }
   return f.failing.length > 0 ? 1 : 0;

@@ -1,7 +1,7 @@
 /**
  * The final status line of every command that ends in a verdict (run,
  * stress, stress campaigns and merge, test, bench, explore, replay, shrink):
- * `result: <word>` with the details in parentheses, printed just before the
+ * `result: <word>` with the details in parentheses, the last words before the
  * seed and the SUMMARY line — the word a person or a script looks for.
  */
 
