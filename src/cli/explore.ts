@@ -31,7 +31,7 @@ import "../explore/catalog.js";
 import { timeline } from "../explore/timeline.js";
 import { formatInt, plural } from "../workers/format.js";
 import { type ExploreCliOptions, type ReplayCliOptions, type ShrinkCliOptions, withTrace } from "./options.js";
-import { writeChromeTrace } from "../trace/chrome.js";
+import { writeChromeTrace } from "../workers/chrome_trace.js";
 import { ProgressBar } from "./progress.js";
 import { resultLine } from "./result.js";
 

@@ -20,7 +20,7 @@ import { formatInt, formatTable, plural } from "../workers/format.js";
 import { MIX_ROUND_MS, type MixOutcome, driveMix, mixFailureReport, mixOk } from "../workers/mix_driver.js";
 import { MIX_OPS, MIX_RCU_WALK, maxLiveFor } from "../workers/workloads/vmalloc_mix.js";
 import { Machine } from "../workers/machine.js";
-import { writeChromeTrace } from "../trace/chrome.js";
+import { writeChromeTrace } from "../workers/chrome_trace.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
 import { ProgressBar } from "./progress.js";
 import { resultLine } from "./result.js";
