@@ -126,6 +126,8 @@ export let lockdepOn = true;
 /** Harness: turns lockdep on or off on this thread (tests, benches). */
 export function setLockdep(on: boolean): void {
   lockdepOn = on;
+  // Off, interrupts coming back on cost no call at all.
+  registerIrqsOnTracer(on ? lockdep_irqs_on : null);
 }
 
 let depthIdx = 0;
@@ -500,7 +502,6 @@ function mark_irqflags(cls: number, read: number, need: number): void {
  * enabled (mark_held_locks).
  */
 function lockdep_irqs_on(hardirq: boolean): void {
-  if (!lockdepOn) return;
   const d = I32[depthIdx];
   if (!d) return;
   const pc = preempt_count();
@@ -846,9 +847,9 @@ export function lockdep_print_held_locks(): string {
  * memory is the same use after free.
  */
 export function debug_check_no_locks_freed(from: number, len: number): void {
-  const cpus = theArena().config.cpus;
-  for (let cpu = 0; cpu < cpus; cpu++) {
-    const p = per_cpu_ptr(held_locks, cpu);
+  const a = theArena();
+  for (let cpu = 0; cpu < a.config.cpus; cpu++) {
+    const p = a.percpuBase + cpu * a.percpuStride + held_locks.offset;
     const d = Math.min(Atomics.load(I32, (p + HELD_LOCKS.off.depth) >> 2), MAX_LOCK_DEPTH);
     const locks = (p + HELD_LOCKS.off.lock) >> 2;
     for (let i = 0; i < d; i++) {
@@ -879,5 +880,5 @@ function print_freed_lock_bug(from: number, len: number, cpu: number): void {
 
 /** Harness: applies the machine config on this thread. */
 export function lockdepAttach(): void {
-  lockdepOn = theArena().config.lockdep;
+  setLockdep(theArena().config.lockdep);
 }

@@ -70,8 +70,8 @@ export function irqs_disabled(): boolean {
  */
 let trace_irqs_on: ((hardirq: boolean) => void) | null = null;
 
-/** Lockdep registers its trace_hardirqs_on/trace_softirqs_on (once, at module load). */
-export function registerIrqsOnTracer(fn: (hardirq: boolean) => void): void {
+/** Lockdep registers its trace_hardirqs_on/trace_softirqs_on; null while lockdep is off on this thread. */
+export function registerIrqsOnTracer(fn: ((hardirq: boolean) => void) | null): void {
   trace_irqs_on = fn;
 }
 
