@@ -405,13 +405,16 @@ class ExecSession {
 /**
  * Runs the script from `input` on a machine booted from `config` (whose
  * workqueue must be "explicit"), writing one result line per non-blank input
- * line to `write`. Resolves to the exit status: 0 when the script ran to its
- * end, 1 when a BUG stopped the machine on the way.
+ * line to `write`; `atEnd` sees the machine the script left (CPUs parked,
+ * after the final flush_work, or where a BUG stopped it) before it shuts
+ * down. Resolves to the exit status: 0 when the script ran to its end, 1 when
+ * a BUG stopped the machine on the way.
  */
 export async function execScript(
   config: MachineConfig,
   input: NodeJS.ReadableStream,
   write: (line: string) => void = (line) => process.stdout.write(line),
+  atEnd: (m: Machine, stopped: string | null) => void = () => {},
 ): Promise<number> {
   // A reader that went away (`vmsim exec | head`) ends the run quietly, as for any filter.
   process.stdout.on("error", (e: NodeJS.ErrnoException) => {
@@ -434,6 +437,8 @@ export async function execScript(
         s.stopped = e.message;
       }
     }
+    m.bind();
+    atEnd(m, s.stopped);
   } finally {
     await m.shutdown();
   }

@@ -7,7 +7,7 @@
  * arguments or a file that cannot be used.
  */
 import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { compiledModule } from "../workers/compiled.js";
 import cliProgress from "cli-progress";
 import { Piscina } from "piscina";
@@ -31,6 +31,7 @@ import { shrink } from "../explore/shrink.js";
 import "../explore/catalog.js";
 import { timeline } from "../explore/timeline.js";
 import { plural } from "./format.js";
+import { writeMap } from "./map.js";
 import { type ExploreCliOptions, type ReplayCliOptions, type ShrinkCliOptions, withTrace } from "./options.js";
 import { writeChromeTrace } from "../trace/chrome.js";
 
@@ -307,6 +308,9 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
     const out = await ex.runOnce(strategy, f.seed, params, f.stepCap);
     if (o.trace !== null) writeTrace(o.trace);
     const fail = out.failure;
+    // The machine as the run left it: at the failure (every CPU stopped or parked), or at the end.
+    ex.machine.bind();
+    const mapped = o.map === null || replayMap(o.map, path, fail?.signature ?? null);
     if (fail?.kind === "diverged") {
       console.log(`DIVERGED: ${fail.text}`);
       console.log("the run left the recording: a different vmsim, config or scenario than the file's?");
@@ -362,9 +366,25 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
         trace: o.trace,
       })}`,
     );
-    return fail !== null || !deterministic ? 1 : 0;
+    return fail !== null || !deterministic || !mapped ? 1 : 0;
   } finally {
     await ex.close();
+  }
+}
+
+/** Draws the replayed machine into `file` and says so; false (one line on stderr) when it cannot be written. */
+function replayMap(file: string, path: string, failure: string | null): boolean {
+  const file0 = basename(path);
+  const point =
+    failure === null
+      ? `at the end of the replay of ${file0} (no failure)`
+      : `at the failure of the replay of ${file0}: ${failure}`;
+  try {
+    console.log(writeMap(file, point));
+    return true;
+  } catch (e) {
+    console.error(`vmsim: error: cannot write the map: ${(e as Error).message}`);
+    return false;
   }
 }
 

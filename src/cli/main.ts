@@ -18,6 +18,7 @@ import {
   REPLAY_OPTIONS,
   SHRINK_OPTIONS,
   INFO_OPTIONS,
+  MAP_OPTIONS,
   MERGE_OPTIONS,
   MACHINE_OPTIONS,
   type OptionTable,
@@ -36,6 +37,7 @@ import {
 import { runMachine } from "./run.js";
 import { stressMachine } from "./stress.js";
 import { execScript, openScript } from "./exec.js";
+import { mapScript } from "./map.js";
 import { checkBench, runBench } from "./bench.js";
 import { mergeCommand, stressCampaign } from "./campaign.js";
 import { TEST_HELP, runTest, testRunOf } from "./test.js";
@@ -149,6 +151,20 @@ function program(): Command {
         throw new UsageError(`cannot read the script: ${(e as Error).message}`);
       }
       process.exitCode = await execScript(config, input);
+    });
+
+  addOptions(addOptions(p.command("map"), EXEC_MACHINE_OPTIONS), MAP_OPTIONS)
+    .description("run an op script as exec does, then draw the vmalloc area it leaves as an SVG (docs/map.md)")
+    .action(async function (this: Command) {
+      const config = machineConfig(this, EXEC_MACHINE_OPTIONS, { workqueue: "explicit" });
+      const opts = readOptions(this, MAP_OPTIONS);
+      let input: NodeJS.ReadableStream;
+      try {
+        input = openScript(opts.script);
+      } catch (e) {
+        throw new UsageError(`cannot read the script: ${(e as Error).message}`);
+      }
+      process.exitCode = await mapScript(config, opts.script, input, opts.out);
     });
 
   addOptions(addOptions(p.command("test"), TEST_MACHINE_OPTIONS), TEST_OPTIONS)

@@ -802,6 +802,8 @@ export interface ReplayCliOptions {
   readonly timeline: boolean;
   /** Replay this many times and count the runs that fail as recorded, bit for bit. @defaultValue 1 */
   readonly repeat: number;
+  /** Draw the vmalloc area at the failure (or the end) into this SVG. @defaultValue null */
+  readonly map: string | null;
 }
 
 export const REPLAY_OPTIONS: OptionTable<ReplayCliOptions> = {
@@ -828,6 +830,13 @@ export const REPLAY_OPTIONS: OptionTable<ReplayCliOptions> = {
     defaultValue: 1,
     parse: parseInteger("repeat", 1, 10_000),
   },
+  map: {
+    flags: "--map <file>",
+    description: "draw the vmalloc area at the failure (or the end) into an SVG (see docs/map.md)",
+    defaultValue: null,
+    parse: outputFileArg,
+    format: (f) => f ?? "none",
+  },
 };
 
 /** Options of `vmsim shrink`. */
@@ -847,4 +856,22 @@ export const SHRINK_OPTIONS: OptionTable<ShrinkCliOptions> = {
     format: (f) => f ?? "default",
   },
   budgetMs: { ...EXPLORE_OPTIONS.budgetMs, defaultValue: 120_000, description: "stop shrinking after this long" },
+};
+
+/** Options of `vmsim map`, beyond the machine's (exec's: the picture is of the machine a script leaves). */
+export interface MapCliOptions {
+  /** The op script (JSON Lines, `vmsim exec`'s); "-" reads standard input. @defaultValue "-" */
+  readonly script: string;
+  /** The SVG to write. @defaultValue "map.svg" */
+  readonly out: string;
+}
+
+export const MAP_OPTIONS: OptionTable<MapCliOptions> = {
+  script: EXEC_OPTIONS.script,
+  out: {
+    flags: "--out <file>",
+    description: "the SVG to write",
+    defaultValue: "map.svg",
+    parse: outputFileArg,
+  },
 };
