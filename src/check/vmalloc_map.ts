@@ -10,7 +10,7 @@
 import { I32, theArena } from "../shared/arena.js";
 import { PAGE_SIZE, layoutOf } from "../shared/config.js";
 import { ksym_name } from "../shared/kallsyms.js";
-import type { LayoutName } from "../shared/layouts.js";
+import { type LayoutName, formatKaddr } from "../shared/layouts.js";
 import { list_next } from "../lib/list.js";
 import { LLIST_HEAD, llist_next } from "../lib/llist.js";
 import { checkRbTree, rb_first, rb_next } from "../lib/rbtree.js";
@@ -96,7 +96,7 @@ export interface VmallocMap {
   readonly seed: number;
   readonly vmallocStart: number;
   readonly vmallocEnd: number;
-  /** In address order. */
+  /** In address order (of their starts: after a race two may overlap). */
   readonly areas: readonly MapArea[];
   readonly blocks: readonly MapBlock[];
   /** VMAP_BBMAP_BITS: pages per block. */
@@ -222,6 +222,18 @@ export function vmallocMap(): VmallocMap {
             ? "ioremap"
             : "other";
     areas.push({ ...base, kind, caller, nrPages: vm_nr_pages(vm), guard: !(vflags & VM_NO_GUARD) });
+  }
+  /* A race can leave two areas on one address: say so (the picture draws them side by side). */
+  areas.sort((a, b) => a.start - b.start);
+  const hex = (k: number) => formatKaddr(layout, k);
+  let reach: MapArea | null = null;
+  for (const a of areas) {
+    if (reach !== null && a.start < reach.end)
+      problems.push(
+        `overlap: ${hex(reach.start)}-${hex(reach.end)} (${reach.kind}, CPU${reach.cpu}) and ` +
+          `${hex(a.start)}-${hex(a.end)} (${a.kind}, CPU${a.cpu})`,
+      );
+    if (reach === null || a.end > reach.end) reach = a;
   }
   const blocks = blocksOf(cpuOf, problems);
   const blockStarts = new Set(blocks.map((b) => b.start));

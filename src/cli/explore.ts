@@ -309,8 +309,6 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
     if (o.trace !== null) writeTrace(o.trace);
     const fail = out.failure;
     // The machine as the run left it: at the failure (every CPU stopped or parked), or at the end.
-    ex.machine.bind();
-    const mapped = o.map === null || replayMap(o.map, path, fail?.signature ?? null);
     if (fail?.kind === "diverged") {
       console.log(`DIVERGED: ${fail.text}`);
       console.log("the run left the recording: a different vmsim, config or scenario than the file's?");
@@ -324,6 +322,9 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
       );
       for (const l of fail.text.split("\n").slice(0, 40)) console.log(`  ${l}`);
     } else console.log(`no failure${f.failure ? ` (recorded: ${f.failure.signature})` : " (as recorded)"}`);
+    // The machine as the run left it: at the failure (every CPU stopped or parked), or at the end.
+    ex.machine.bind();
+    const mapped = o.map === null || replayMap(o.map, path, fail?.text.split("\n")[0] ?? null);
     console.log(
       `steps ${num(out.record.steps)}, switches ${num(out.record.switches)}, preemptions ${num(out.record.preemptions)}; ` +
         `digest ${out.digest} ${exact ? "= the recorded run's (bit for bit)" : `≠ recorded ${f.digest}`}`,

@@ -22,8 +22,8 @@ export function writeMap(path: string, point: string): string {
   writeFileSync(path, vmallocMapSvg(map, point));
   const lazy = map.areas.filter((a) => a.kind === "lazy").length;
   return (
-    `map: ${path}: ${plural(map.areas.length - lazy, "busy area")}, ${lazy} lazily freed, ` +
-    `${plural(map.blocks.length, "vmap block")} (${point})`
+    `map: ${path} (${plural(map.areas.length - lazy, "busy area")}, ${lazy} lazily freed, ` +
+    `${plural(map.blocks.length, "vmap block")}${map.problems.length > 0 ? `, ${plural(map.problems.length, "problem")}` : ""})`
   );
 }
 

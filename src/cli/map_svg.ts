@@ -115,6 +115,37 @@ function rect(x: number, y: number, w: number, h: number, fill: string, extra = 
 interface Ctx {
   readonly map: VmallocMap;
   readonly hex: (kaddr: number) => string;
+  /** Each area's lane and the lanes of its group: [0, 1] unless a race left areas overlapping. */
+  readonly lane: ReadonlyMap<MapArea, readonly [number, number]>;
+  /** The spans where areas overlap. */
+  readonly overlaps: readonly Span[];
+}
+
+/**
+ * Lanes for overlapping areas: a group of areas that overlap one another is
+ * drawn in as many thin lanes as it needs (first fit in address order), one
+ * above the other; every other area fills the bar.
+ */
+function lanesOf(areas: readonly MapArea[]): [Map<MapArea, readonly [number, number]>, Span[]] {
+  const out = new Map<MapArea, readonly [number, number]>();
+  const overlaps: Span[] = [];
+  let group: [MapArea, number][] = [];
+  let ends: number[] = [];
+  const close = () => {
+    for (const [a, l] of group) out.set(a, [l, ends.length]);
+    if (ends.length > 1) overlaps.push({ from: group[0]![0].start, to: Math.max(...ends) });
+    group = [];
+    ends = [];
+  };
+  for (const a of areas) {
+    if (group.length > 0 && a.start >= Math.max(...ends)) close();
+    let l = ends.findIndex((e) => e <= a.start);
+    if (l < 0) l = ends.push(0) - 1;
+    ends[l] = a.end;
+    group.push([a, l]);
+  }
+  close();
+  return [out, overlaps];
 }
 
 /** A panel's heading: its title and, on the line below, how to read it. Height 42. */
@@ -168,6 +199,29 @@ function freeHoles(map: VmallocMap): Span[] {
   return out;
 }
 
+/** An area's shape: `x`, `w` along the axis, in its lane of the bar at `y`, `h` tall; [the SVG, its y, its height]. */
+function areaShape(c: Ctx, a: MapArea, x: number, w: number, y: number, h: number): [string, number, number] {
+  const [lane, lanes] = c.lane.get(a)!;
+  const lh = h / lanes;
+  const ly = y + lane * lh;
+  const svg = `<rect x="${n2(x)}" y="${n2(ly)}" width="${n2(Math.max(w, 0))}" height="${n2(lh)}" fill="${KINDS[a.kind].fill}" ${areaAttrs(c, a)}><title>${esc(areaTitle(c, a))}</title></rect>`;
+  return [svg, ly, lh];
+}
+
+/** `s` cut at spaces into lines of at most `max` characters (a longer word stands alone). */
+function wrap(s: string, max: number): string[] {
+  const out: string[] = [];
+  let line = "";
+  for (const word of s.split(" ")) {
+    if (line !== "" && line.length + 1 + word.length > max) {
+      out.push(line);
+      line = word;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  out.push(line);
+  return out;
+}
+
 /** The areas' spans, adjacent ones merged. */
 function usedSpans(areas: readonly MapArea[]): Span[] {
   const out: { from: number; to: number }[] = [];
@@ -200,12 +254,11 @@ function rangePanel(c: Ctx, y0: number): [string, number] {
   for (const a of map.areas) {
     const x = axis.x(a.start);
     const w = axis.x(a.end) - x;
-    out.push(
-      `<rect x="${n2(x)}" y="${barY}" width="${n2(Math.max(w, 0))}" height="${barH}" fill="${KINDS[a.kind].fill}" ${areaAttrs(c, a)}><title>${esc(areaTitle(c, a))}</title></rect>`,
-    );
-    const label = areaLabel(a, w - 8, true);
+    const [shape, ly, lh] = areaShape(c, a, x, w, barY, barH);
+    out.push(shape);
+    const label = lh >= 14 ? areaLabel(a, w - 8, true) : null;
     if (label !== null)
-      out.push(text(x + 4, barY + barH / 2 + 4, label, { size: 11, fill: KINDS[a.kind].ink, cls: "area-label" }));
+      out.push(text(x + 4, ly + lh / 2 + 4, label, { size: 11, fill: KINDS[a.kind].ink, cls: "area-label" }));
   }
   for (const b of axis.breaks) {
     const mid = b.x + b.w / 2;
@@ -319,30 +372,54 @@ function pagePanel(c: Ctx, y0: number): [string, number] {
       const to = Math.min(a.end, end);
       const x = xOf(row, from);
       const w = xOf(row, to) - x;
+      const [shape, ly, lh] = areaShape(c, a, x, w, y, ROW_BAR);
+      const [lane, lanes] = c.lane.get(a)!;
+      const bandH = CPU_BAND / lanes;
       out.push(
-        `<rect x="${n2(x)}" y="${y}" width="${n2(w)}" height="${ROW_BAR}" fill="${KINDS[a.kind].fill}" ${areaAttrs(c, a)}><title>${esc(areaTitle(c, a))}</title></rect>`,
-        rect(x, y + ROW_BAR + 1, w, CPU_BAND, cpuColor(a.cpu), `class="cpu-band" data-cpu="${a.cpu}"`),
+        shape,
+        rect(x, y + ROW_BAR + 1 + lane * bandH, w, bandH, cpuColor(a.cpu), `class="cpu-band" data-cpu="${a.cpu}"`),
       );
-      if (a.kind === "vmap_block") out.push(...blockPagesInRow(c, a, from, to, (addr) => xOf(row, addr), y));
+      if (a.kind === "vmap_block") out.push(...blockPagesInRow(c, a, from, to, (addr) => xOf(row, addr), ly, lh));
       if (a.guard && a.end - PAGE_SIZE >= row && a.end <= end) {
         const gx = xOf(row, a.end - PAGE_SIZE);
-        out.push(rect(gx, y, xOf(row, a.end) - gx, ROW_BAR, "#fff", 'opacity="0.55" class="guard"'));
+        out.push(rect(gx, ly, xOf(row, a.end) - gx, lh, "#fff", 'opacity="0.55" class="guard"'));
       }
       /* A name inside the shape when it fits; separators between neighbours. */
-      const label = areaLabel(a, w - 8, from === a.start);
+      const label = lh >= 14 ? areaLabel(a, w - 8, from === a.start) : null;
       if (label !== null)
         out.push(
-          text(x + 4, y + 12, label, {
+          text(x + 4, ly + 12, label, {
             size: 11,
             fill: KINDS[a.kind].ink,
             cls: from === a.start ? "area-label" : "area-label cont",
           }),
         );
-      out.push(`<line x1="${n2(x)}" y1="${y}" x2="${n2(x)}" y2="${y + ROW_BAR}" stroke="#fff" stroke-width="0.6"/>`);
+      out.push(
+        `<line x1="${n2(x)}" y1="${n2(ly)}" x2="${n2(x)}" y2="${n2(ly + lh)}" stroke="#fff" stroke-width="0.6"/>`,
+      );
+    }
+    /* Where a race left areas on one another: a red frame and a word, which the hole labels keep clear of. */
+    let clear = ROW_X;
+    for (const o of c.overlaps) {
+      if (o.to <= row || o.from >= end) continue;
+      const ox = xOf(row, Math.max(o.from, row));
+      const ow = xOf(row, Math.min(o.to, end)) - ox;
+      out.push(
+        rect(
+          ox - 3,
+          y - 3,
+          ow + 6,
+          ROW_BAR + CPU_BAND + 7,
+          "none",
+          'stroke="#d0021b" stroke-width="2" class="overlap-mark"',
+        ),
+        text(ox + ow + 8, y + 12, "overlap!", { size: 12, weight: "bold", fill: "#d0021b" }),
+      );
+      clear = Math.max(clear, ox + ow + 8 + textW("overlap!", 12));
     }
     for (const h of holes) {
       if (h.to <= row || h.from >= end || labelled.has(h)) continue;
-      const x = xOf(row, Math.max(h.from, row));
+      const x = Math.max(xOf(row, Math.max(h.from, row)), clear);
       const t = `free ${humanBytes(h.to - h.from)}`;
       if (xOf(row, Math.min(h.to, end)) - x < textW(t, 11) + 12) continue;
       labelled.add(h);
@@ -394,6 +471,7 @@ function blockPagesInRow(
   to: number,
   xOf: (addr: number) => number,
   y: number,
+  h: number,
 ): string[] {
   const b = c.map.blocks.find((v) => v.start === a.start);
   if (b === undefined) return [];
@@ -403,7 +481,7 @@ function blockPagesInRow(
     const s = Math.max(from, b.start + first * PAGE_SIZE);
     const e = Math.min(to, b.start + (first + n) * PAGE_SIZE);
     if (s >= e) continue;
-    out.push(rect(xOf(s), y, xOf(e) - xOf(s), ROW_BAR, BLOCK_PAGE[state].fill, `class="block-page"`));
+    out.push(rect(xOf(s), y, xOf(e) - xOf(s), h, BLOCK_PAGE[state].fill, `class="block-page"`));
   }
   return out;
 }
@@ -545,7 +623,8 @@ const DEFS = `<defs>
  */
 export function vmallocMapSvg(map: VmallocMap, point: string): string {
   const layout = LAYOUTS[map.layout];
-  const c: Ctx = { map, hex: (k) => formatKaddr(layout, k) };
+  const [lane, overlaps] = lanesOf(map.areas);
+  const c: Ctx = { map, hex: (k) => formatKaddr(layout, k), lane, overlaps };
   const body: string[] = [];
   const lazy = map.areas.filter((a) => a.kind === "lazy").length;
   body.push(
@@ -555,21 +634,23 @@ export function vmallocMapSvg(map: VmallocMap, point: string): string {
       `vmalloc area · ${map.layout} · ${plural(map.cpus, "CPU")} · ${humanBytes(map.memory)} RAM · seed ${map.seed}`,
       { size: 22, weight: "bold" },
     ),
-    text(MARGIN, 60, point, { size: 14, fill: "#333" }),
-    text(
-      MARGIN,
-      82,
-      `${c.hex(map.vmallocStart)}–${c.hex(map.vmallocEnd)} (${humanBytes(map.vmallocEnd - map.vmallocStart)}): ` +
-        `${plural(map.areas.length - lazy, "busy area")}, ${lazy} lazily freed (vmap_lazy_nr ${map.lazyPages} of ` +
-        `lazy_max_pages ${map.lazyMaxPages}), ${plural(map.blocks.length, "vmap block")}`,
-      { size: 13, fill: "#333" },
-    ),
   );
-  let y = 96;
-  for (const p of map.problems) {
-    body.push(text(MARGIN, y + 12, `⚠ ${p}`, { size: 13, fill: "#b00020" }));
-    y += 18;
-  }
+  let y = 60;
+  const lines = (s: string, size: number, fill: string) => {
+    for (const l of wrap(s, Math.floor((W - 2 * MARGIN) / (size * GLYPH)))) {
+      body.push(text(MARGIN, y, l, { size, fill }));
+      y += size + 6;
+    }
+  };
+  lines(point, 14, "#333");
+  lines(
+    `${c.hex(map.vmallocStart)}–${c.hex(map.vmallocEnd)} (${humanBytes(map.vmallocEnd - map.vmallocStart)}): ` +
+      `${plural(map.areas.length - lazy, "busy area")}, ${lazy} lazily freed (vmap_lazy_nr ${map.lazyPages} of ` +
+      `lazy_max_pages ${map.lazyMaxPages}), ${plural(map.blocks.length, "vmap block")}`,
+    13,
+    "#333",
+  );
+  for (const p of map.problems) lines(`⚠ ${p}`, 13, "#b00020");
   y += 8;
   for (const panel of [rangePanel, pagePanel, ...(map.blocks.length > 0 ? [blockPanel] : []), legendPanel]) {
     const [svg, h] = panel(c, y);
