@@ -31,7 +31,7 @@ import { shrink } from "../explore/shrink.js";
 import "../explore/catalog.js";
 import { timeline } from "../explore/timeline.js";
 import { plural } from "./format.js";
-import { writeMap } from "./map.js";
+import { drawMap } from "./map.js";
 import { type ExploreCliOptions, type ReplayCliOptions, type ShrinkCliOptions, withTrace } from "./options.js";
 import { writeChromeTrace } from "../trace/chrome.js";
 
@@ -324,7 +324,10 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
     } else console.log(`no failure${f.failure ? ` (recorded: ${f.failure.signature})` : " (as recorded)"}`);
     // The machine as the run left it: at the failure (every CPU stopped or parked), or at the end.
     ex.machine.bind();
-    const mapped = o.map === null || replayMap(o.map, path, fail?.text.split("\n")[0] ?? null);
+    const point = fail
+      ? `at the failure of the replay of ${basename(path)}: ${fail.text.split("\n")[0]}`
+      : `at the end of the replay of ${basename(path)} (no failure)`;
+    const mapped = o.map === null || drawMap(o.map, point);
     console.log(
       `steps ${num(out.record.steps)}, switches ${num(out.record.switches)}, preemptions ${num(out.record.preemptions)}; ` +
         `digest ${out.digest} ${exact ? "= the recorded run's (bit for bit)" : `≠ recorded ${f.digest}`}`,
@@ -370,22 +373,6 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
     return fail !== null || !deterministic || !mapped ? 1 : 0;
   } finally {
     await ex.close();
-  }
-}
-
-/** Draws the replayed machine into `file` and says so; false (one line on stderr) when it cannot be written. */
-function replayMap(file: string, path: string, failure: string | null): boolean {
-  const file0 = basename(path);
-  const point =
-    failure === null
-      ? `at the end of the replay of ${file0} (no failure)`
-      : `at the failure of the replay of ${file0}: ${failure}`;
-  try {
-    console.log(writeMap(file, point));
-    return true;
-  } catch (e) {
-    console.error(`vmsim: error: cannot write the map: ${(e as Error).message}`);
-    return false;
   }
 }
 

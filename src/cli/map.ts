@@ -1,8 +1,7 @@
 /**
- * `vmsim map` and the `--map` of other commands: the vmalloc area of a
- * machine at one point of a run, drawn as an SVG (src/cli/map_svg.ts) from
- * the arena (src/check/vmalloc_map.ts). `vmsim map --script` draws what an
- * exec script leaves; replay draws the failure (docs/map.md).
+ * `vmsim map` and the `--map` of run, stress and replay: the vmalloc area of
+ * a machine at one point of a run, drawn as an SVG (src/cli/map_svg.ts) from
+ * the arena (src/check/vmalloc_map.ts). See docs/map.md.
  */
 import { writeFileSync } from "node:fs";
 import { basename } from "node:path";
@@ -13,25 +12,41 @@ import { plural } from "./format.js";
 import { vmallocMapSvg } from "./map_svg.js";
 
 /**
- * Draws the machine this thread is bound to (every CPU parked) into `path`;
- * `point` says when ("after the script …"). Returns the line that says what
- * was drawn, or throws when the file cannot be written.
+ * Draws the machine this thread is bound to (every CPU parked or stopped)
+ * into `path`; `point` says when ("after the script …"). Says what it drew
+ * through `say`; false (one line on stderr) when the file cannot be written.
  */
-export function writeMap(path: string, point: string): string {
+export function drawMap(path: string, point: string, say: (line: string) => void = console.log): boolean {
   const map = vmallocMap();
-  writeFileSync(path, vmallocMapSvg(map, point));
+  try {
+    writeFileSync(path, vmallocMapSvg(map, point));
+  } catch (e) {
+    console.error(`vmsim: error: cannot write the map: ${(e as Error).message}`);
+    return false;
+  }
   const lazy = map.areas.filter((a) => a.kind === "lazy").length;
-  return (
+  const problems = map.problems.length > 0 ? `, ${plural(map.problems.length, "problem")}` : "";
+  say(
     `map: ${path} (${plural(map.areas.length - lazy, "busy area")}, ${lazy} lazily freed, ` +
-    `${plural(map.blocks.length, "vmap block")}${map.problems.length > 0 ? `, ${plural(map.problems.length, "problem")}` : ""})`
+      `${plural(map.blocks.length, "vmap block")}${problems})`,
   );
+  return true;
+}
+
+/** The map of run and stress (`--map`): when the workload ends, before the cleanup frees everything, or where it failed. */
+export function endOfWorkloadMap(path: string, failure: string | null, say: (line: string) => void): boolean {
+  const point =
+    failure === null
+      ? "at the end of the workload, before the cleanup"
+      : `where the run failed, before any cleanup: ${failure}`;
+  return drawMap(path, point, say);
 }
 
 /**
  * `vmsim map --script`: runs the script as `vmsim exec` does, its results
- * kept (a failed line is said on stderr), and draws the machine it leaves.
- * Resolves to the exit status: exec's (0, or 1 when a BUG stopped the
- * machine — drawn where it stopped), 1 when the SVG cannot be written.
+ * kept (a failed op is said on stderr), and draws the machine it leaves —
+ * after the final flush_work, or where a BUG stopped it. Resolves to exec's
+ * exit status (0, or 1 after a BUG), 1 when the SVG cannot be written.
  */
 export async function mapScript(
   config: MachineConfig,
@@ -41,7 +56,7 @@ export async function mapScript(
 ): Promise<number> {
   let ops = 0;
   let failed = 0;
-  let written = true;
+  let drawn = true;
   const name = script === "-" ? "from standard input" : basename(script);
   const status = await execScript(
     config,
@@ -57,13 +72,8 @@ export async function mapScript(
         stopped === null
           ? `after the script ${name} (${plural(ops, "op")}${failed > 0 ? `, ${failed} failed` : ""})`
           : `where a BUG stopped the machine, running the script ${name}: ${stopped}`;
-      try {
-        console.log(writeMap(out, point));
-      } catch (e) {
-        console.error(`vmsim: error: cannot write the map: ${(e as Error).message}`);
-        written = false;
-      }
+      drawn = drawMap(out, point);
     },
   );
-  return written ? status : 1;
+  return drawn ? status : 1;
 }

@@ -91,6 +91,8 @@ interface TextOpts {
   readonly fill?: string;
   readonly mono?: boolean;
   readonly cls?: string;
+  /** A white outline behind the glyphs, for text over a pattern. */
+  readonly halo?: boolean;
 }
 
 function text(x: number, y: number, s: string, o: TextOpts = {}): string {
@@ -103,6 +105,7 @@ function text(x: number, y: number, s: string, o: TextOpts = {}): string {
     ...(o.fill ? [`fill="${o.fill}"`] : []),
     ...(o.mono ? [`font-family="${MONO}"`] : []),
     ...(o.cls ? [`class="${o.cls}"`] : []),
+    ...(o.halo ? ['stroke="#fff" stroke-width="3" stroke-linejoin="round" paint-order="stroke"'] : []),
   ];
   return `<text ${attrs.join(" ")}>${esc(s)}</text>`;
 }
@@ -257,8 +260,7 @@ function rangePanel(c: Ctx, y0: number): [string, number] {
     const [shape, ly, lh] = areaShape(c, a, x, w, barY, barH);
     out.push(shape);
     const label = lh >= 14 ? areaLabel(a, w - 8, true) : null;
-    if (label !== null)
-      out.push(text(x + 4, ly + lh / 2 + 4, label, { size: 11, fill: KINDS[a.kind].ink, cls: "area-label" }));
+    if (label !== null) out.push(text(x + 4, ly + lh / 2 + 4, label, { ...labelStyle(a), cls: "area-label" }));
   }
   for (const b of axis.breaks) {
     const mid = b.x + b.w / 2;
@@ -389,8 +391,7 @@ function pagePanel(c: Ctx, y0: number): [string, number] {
       if (label !== null)
         out.push(
           text(x + 4, ly + 12, label, {
-            size: 11,
-            fill: KINDS[a.kind].ink,
+            ...labelStyle(a),
             cls: from === a.start ? "area-label" : "area-label cont",
           }),
         );
@@ -448,6 +449,11 @@ function pagePanel(c: Ctx, y0: number): [string, number] {
     y += 20;
   }
   return [out.join("\n"), y + 6 - y0];
+}
+
+/** How an area's label is written: in its kind's ink, outlined where the fill is a pattern (or carries one). */
+function labelStyle(a: MapArea): TextOpts {
+  return { size: 11, fill: KINDS[a.kind].ink, halo: a.kind === "lazy" || a.kind === "vmap_block" };
 }
 
 /**
@@ -591,9 +597,12 @@ function legendPanel(c: Ctx, y0: number): [string, number] {
   let y = y0 + 50;
   for (let cpu = 0; cpu < map.cpus; cpu++) {
     const mine = map.areas.filter((a) => a.cpu === cpu);
-    const byKind = KIND_ORDER.filter((k) => mine.some((a) => a.kind === k)).map(
-      (k) => `${mine.filter((a) => a.kind === k).length} ${k === "boot" ? "boot" : kindWord({ ...mine[0]!, kind: k })}`,
-    );
+    const byKind = KIND_ORDER.filter((k) => mine.some((a) => a.kind === k)).map((k) => {
+      const n = mine.filter((a) => a.kind === k).length;
+      return k === "vmap_block"
+        ? plural(n, "vmap block")
+        : `${n} ${k === "boot" ? "boot" : kindWord({ ...mine[0]!, kind: k })}`;
+    });
     const bytes = mine.reduce((s, a) => s + a.end - a.start, 0);
     out.push(
       rect(x0, y, 14, 12, cpuColor(cpu)),

@@ -192,6 +192,22 @@ export const TRACE_OPTIONS: OptionTable<TraceCliOptions> = {
   },
 };
 
+/** The `--map` of run, stress and replay: where to draw the vmalloc area (src/cli/map.ts). */
+export interface MapFileCliOptions {
+  /** The SVG to write; null: none. @defaultValue null */
+  readonly map: string | null;
+}
+
+export const MAP_FILE_OPTIONS: OptionTable<MapFileCliOptions> = {
+  map: {
+    flags: "--map <file>",
+    description: "draw the vmalloc area into an SVG at the end of the workload or at the failure (docs/map.md)",
+    defaultValue: null,
+    parse: outputFileArg,
+    format: (f) => f ?? "none",
+  },
+};
+
 /** The config to boot for `--trace file`: tracing on, with DEFAULT_TRACE_EVENTS unless --trace-buffer said. */
 export function withTrace(config: MachineConfig, file: string | null): MachineConfig {
   return file !== null && config.trace === 0 ? { ...config, trace: DEFAULT_TRACE_EVENTS } : config;
@@ -830,13 +846,7 @@ export const REPLAY_OPTIONS: OptionTable<ReplayCliOptions> = {
     defaultValue: 1,
     parse: parseInteger("repeat", 1, 10_000),
   },
-  map: {
-    flags: "--map <file>",
-    description: "draw the vmalloc area at the failure (or the end) into an SVG (see docs/map.md)",
-    defaultValue: null,
-    parse: outputFileArg,
-    format: (f) => f ?? "none",
-  },
+  map: MAP_FILE_OPTIONS.map,
 };
 
 /** Options of `vmsim shrink`. */

@@ -23,6 +23,7 @@ import { MIX_OPS, type VmallocMixResult, maxLiveFor } from "../workers/workloads
 import { Machine, MachineError } from "../workers/machine.js";
 import { writeChromeTrace } from "../trace/chrome.js";
 import { formatTable, plural } from "./format.js";
+import { endOfWorkloadMap } from "./map.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
 import { formatDuration } from "./options.js";
 
@@ -87,6 +88,8 @@ export interface RunMachineOptions {
   readonly rerun: string;
   /** Write the run's Chrome trace here (the machine must boot with config.trace > 0). @defaultValue null */
   readonly trace?: string | null;
+  /** Draw the vmalloc area here at the end of the workload (src/cli/map.ts). @defaultValue null */
+  readonly map?: string | null;
 }
 
 /** Runs the command; resolves to the exit code (0 ok, 1 a failure was found). */
@@ -166,7 +169,7 @@ function excerpt(lines: readonly string[]): string[] {
   ];
 }
 
-async function runOn(m: Machine, { durationMs, rerun, trace = null }: RunMachineOptions): Promise<number> {
+async function runOn(m: Machine, { durationMs, rerun, trace = null, map = null }: RunMachineOptions): Promise<number> {
   const config = m.config;
   const failures: string[] = [];
   const cpuCounts: number[][] = Array.from({ length: config.cpus }, () => MIX_OPS.map(() => 0));
@@ -180,6 +183,15 @@ async function runOn(m: Machine, { durationMs, rerun, trace = null }: RunMachine
   let liveMeminfo: VmallocInfo | null = null;
   let afterInfo: string[] = [];
   let leak: RunLeakSummary | null = null;
+  let mapDrawn: boolean | null = null;
+  let mapLine = "";
+  /** The map, once: when the workload ends (CPUs parked), before the cleanup, or where a BUG stopped the machine. */
+  const endOfWorkload = () => {
+    if (map === null || mapDrawn !== null) return;
+    const report = m.reports[0];
+    const failure = failures[0] ?? (report !== undefined ? formatReport(report) : null);
+    mapDrawn = endOfWorkloadMap(map, failure, (line) => (mapLine = line));
+  };
   const onSigint = () => {
     interrupted = true;
   };
@@ -229,6 +241,7 @@ async function runOn(m: Machine, { durationMs, rerun, trace = null }: RunMachine
       if (m.reports.length > 0) break;
     }
     bar?.stop();
+    endOfWorkload();
     liveInfo = vmallocinfo();
     liveMeminfo = get_vmalloc_info();
 
@@ -248,6 +261,7 @@ async function runOn(m: Machine, { durationMs, rerun, trace = null }: RunMachine
     bar?.stop();
     if (!(e instanceof MachineError)) throw e;
     failures.push(e.message);
+    endOfWorkload();
   } finally {
     process.removeListener("SIGINT", onSigint);
     await m.shutdown();
@@ -304,6 +318,7 @@ async function runOn(m: Machine, { durationMs, rerun, trace = null }: RunMachine
   );
   console.log(`seed: ${config.seed}`);
   const traced = trace === null || writeTrace(trace, console.log);
+  if (mapLine !== "") console.log(mapLine);
   for (const f of failures) console.error(`vmsim: FAILED: ${f}`);
   if (failures.length > 0) console.error(`vmsim: rerun with: ${rerun}`);
   const summary: RunSummary = {
@@ -332,7 +347,7 @@ async function runOn(m: Machine, { durationMs, rerun, trace = null }: RunMachine
     rerun,
   };
   console.log(`SUMMARY ${JSON.stringify(summary)}`);
-  return summary.ok && traced ? 0 : 1;
+  return summary.ok && traced && mapDrawn !== false ? 0 : 1;
 }
 
 /**

@@ -12,7 +12,8 @@ import type { MachineConfig } from "../shared/config.js";
 import { type StressResult, runStress } from "../workers/stress.js";
 import { formatTable, plural } from "./format.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
-import { type StressCliOptions, type TraceCliOptions, formatDuration } from "./options.js";
+import { type MapFileCliOptions, type StressCliOptions, type TraceCliOptions, formatDuration } from "./options.js";
+import { endOfWorkloadMap } from "./map.js";
 import { writeTrace } from "./run.js";
 
 function progressBar(): cliProgress.SingleBar | null {
@@ -79,12 +80,17 @@ function formatStressText(r: StressResult): string[] {
  * Runs `vmsim stress`; resolves to the exit code (0 clean, 1 a violation, a
  * report, a leak, or a trace that could not be written).
  */
-export async function stressMachine(config: MachineConfig, o: StressCliOptions & TraceCliOptions): Promise<number> {
+export async function stressMachine(
+  config: MachineConfig,
+  o: StressCliOptions & TraceCliOptions & MapFileCliOptions,
+): Promise<number> {
   const bar = o.json ? null : progressBar();
   const abort = new AbortController();
   const onSigint = () => abort.abort();
   process.once("SIGINT", onSigint);
   bar?.start(1000, 0, { rate: 0, violations: 0 });
+  let mapped = true;
+  let mapLine = "";
   let r: StressResult;
   try {
     r = await runStress(config, {
@@ -96,6 +102,13 @@ export async function stressMachine(config: MachineConfig, o: StressCliOptions &
       signal: abort.signal,
       onProgress: (p) =>
         bar?.update(Math.round(p.fraction * 1000), { rate: int(p.opsPerSec), violations: p.violations }),
+      ...(o.map !== null
+        ? {
+            atEndOfWorkload: (failure: string | null) => {
+              mapped = endOfWorkloadMap(o.map!, failure, (line) => (mapLine = line));
+            },
+          }
+        : {}),
     });
   } finally {
     bar?.stop();
@@ -103,11 +116,14 @@ export async function stressMachine(config: MachineConfig, o: StressCliOptions &
   }
   // The machine is shut down but its arena is still this thread's: the rings are there to read.
   const traced = o.trace === null || writeTrace(o.trace, o.json ? console.error : console.log);
-  if (o.json) console.log(JSON.stringify(r, null, 2));
-  else {
+  if (o.json) {
+    if (mapLine !== "") console.error(mapLine);
+    console.log(JSON.stringify(r, null, 2));
+  } else {
     for (const line of formatStressText(r)) console.log(line);
+    if (mapLine !== "") console.log(mapLine);
     for (const line of r.report) console.error(line);
     console.log(`SUMMARY ${JSON.stringify(r)}`);
   }
-  return r.ok && traced ? 0 : 1;
+  return r.ok && traced && mapped ? 0 : 1;
 }

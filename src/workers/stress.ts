@@ -82,6 +82,13 @@ export interface StressOptions {
   readonly afterRound?: (round: number) => void;
   /** Aborting ends the run after the current round; the cleanup and the leak check still run. */
   readonly signal?: AbortSignal;
+  /**
+   * Called once with every CPU parked (or stopped by a BUG) when the
+   * workload ends, before the cleanup frees everything: `vmsim stress --map`
+   * draws the machine here. The main thread is bound to the machine;
+   * `failure` is the run's first violation or BUG, null when it ran clean.
+   */
+  readonly atEndOfWorkload?: (failure: string | null) => void;
 }
 
 /** Where a run stands, after a round. */
@@ -228,6 +235,7 @@ class StressRun {
   private expected = 0;
   private leak: LeakSummary | null = null;
   private events: string[][] = [];
+  private endSeen = false;
 
   constructor(
     private readonly m: Machine,
@@ -354,6 +362,7 @@ class StressRun {
         if (this.failed) break;
       }
 
+      this.endOfWorkload();
       if (this.failed) {
         this.snapEvents();
         return;
@@ -374,7 +383,16 @@ class StressRun {
       this.violations.push(`BUG: ${e.message}`);
       this.takeReports();
       this.snapEvents();
+      this.endOfWorkload();
     }
+  }
+
+  /** Runs the atEndOfWorkload hook, once: after the rounds, or where a BUG stopped the machine. */
+  private endOfWorkload(): void {
+    if (this.endSeen) return;
+    this.endSeen = true;
+    this.m.bind();
+    this.opts.atEndOfWorkload?.(this.violations[0] ?? (this.failing[0] ? reportLine(this.failing[0]) : null));
   }
 
   result(): StressResult {
@@ -414,6 +432,11 @@ class StressRun {
     };
     return { ...r, report: ok ? [] : violationReport(r, this.events, tracingSnapshotTaken()) };
   }
+}
+
+/** A report as one line: "[CPU1] WARN: its first line". */
+function reportLine(r: Report): string {
+  return `[CPU${r.cpu}] ${r.kind}: ${r.text.split("\n")[0]}`;
 }
 
 /** The report of a failed run: what failed, each CPU's last events, the seed, the rerun command. */
