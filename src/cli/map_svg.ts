@@ -512,6 +512,7 @@ function blockPanel(c: Ctx, y0: number): [string, number] {
     const x = MARGIN + (i % BLOCKS_PER_LINE) * BLOCK_SLOT;
     const y = top + Math.floor(i / BLOCKS_PER_LINE) * slotH;
     out.push(
+      `<g class="block" data-start="${c.hex(b.start)}" data-cpu="${b.cpu}">`,
       rect(x, y + 2, 10, 10, cpuColor(b.cpu)),
       text(x + 15, y + 11, `CPU${b.cpu}`, { size: 12, weight: "bold" }),
       text(x + 54, y + 11, c.hex(b.start).replace(/^0x/, ""), { size: 10.5, mono: true, fill: "#333" }),
@@ -540,6 +541,7 @@ function blockPanel(c: Ctx, y0: number): [string, number] {
     out.push(
       text(x, ty, `${used} in use, ${b.dirty} dirty`, { size: 11.5, fill: "#333" }),
       text(x, ty + 14, `${b.free} free${b.free > 0 ? ", on its CPU's queue" : ""}`, { size: 11.5, fill: "#333" }),
+      "</g>",
     );
   });
   const shown = Math.min(map.blocks.length, MAX_BLOCKS);
