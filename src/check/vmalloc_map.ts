@@ -9,7 +9,7 @@
  */
 import { I32, theArena } from "../shared/arena.js";
 import { PAGE_SIZE, layoutOf } from "../shared/config.js";
-import { ksym_name } from "../shared/kallsyms.js";
+import { ksym_name } from "../kernel/kallsyms.js";
 import { type LayoutName, formatKaddr } from "../shared/layouts.js";
 import { list_next } from "../lib/list.js";
 import { LLIST_HEAD, llist_next } from "../lib/llist.js";

@@ -33,7 +33,7 @@ import { timeline } from "../explore/timeline.js";
 import { plural } from "./format.js";
 import { drawMap } from "./map.js";
 import { type ExploreCliOptions, type ReplayCliOptions, type ShrinkCliOptions, withTrace } from "./options.js";
-import { writeChromeTrace } from "../trace/chrome.js";
+import { writeChromeTrace } from "../workers/chrome_trace.js";
 
 /** A scenario by name (a script scenario from its lines), or a RangeError listing the names. */
 export function scenarioOf(name: string, script?: ReplayScript): Scenario {
