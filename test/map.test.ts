@@ -329,13 +329,27 @@ describe("the map's geometry", () => {
       { kind: "skip", from: 4 * MiB, to: 10 * MiB },
       { kind: "row", start: 10 * MiB },
     ]);
-    const big = pageRows([{ from: 0, to: 200 * MiB }], 40);
-    expect(big.pagesPerRow).toBe(2048);
-    expect(big.rows).toHaveLength(25);
-    const huge = pageRows([{ from: 0, to: 4096 * MiB }], 40);
+    // One page every 2 MiB: 100 rows of 2 MiB are too many, 25 rows of 8 MiB fit.
+    const every = (n: number) => Array.from({ length: n }, (_, i) => ({ from: i * 2 * MiB, to: i * 2 * MiB + 4096 }));
+    const wide = pageRows(every(100), 40);
+    expect(wide.pagesPerRow).toBe(2048);
+    expect(wide.rows).toHaveLength(25);
+    expect(wide.hidden).toBe(0);
+    // 2000 of them need 125 rows even at 32 MiB: the first 40 are drawn.
+    const huge = pageRows(every(2000), 40);
     expect(huge.pagesPerRow).toBe(8192);
     expect(huge.rows).toHaveLength(40);
-    expect(huge.hidden).toBe(128 - 40);
+    expect(huge.hidden).toBe(125 - 40);
+  });
+
+  it("page rows: the rows one area fills, after its first, are one line unless another area overlaps it", () => {
+    const big = { from: MiB, to: 200 * MiB };
+    expect(pageRows([big], 40).rows).toEqual([
+      { kind: "row", start: 0 },
+      { kind: "inside", from: 2 * MiB, to: 200 * MiB, area: big },
+    ]);
+    const race = [big, { from: MiB, to: MiB + 4096 }];
+    expect(pageRows(race, 40).rows.every((r) => r.kind === "row")).toBe(true);
   });
 
   it("labels that would touch go to separate lines", () => {

@@ -98,51 +98,78 @@ function shareWidths(sizes: readonly number[], width: number): number[] {
   }
 }
 
-/** One line of the page panel: a row of pages, or a run of empty rows drawn as one thin line. */
-export type PageRow = { readonly kind: "row"; readonly start: number } | ({ readonly kind: "skip" } & Span);
+/**
+ * One line of the page panel: a row of pages; a run of empty rows drawn as
+ * one thin line ("skip"); or a run of rows that one area fills from edge to
+ * edge ("inside"), drawn as one line too.
+ */
+export type PageRow<T extends Span> =
+  | { readonly kind: "row"; readonly start: number }
+  | ({ readonly kind: "skip" } & Span)
+  | ({ readonly kind: "inside"; readonly area: T } & Span);
 
-export interface PageRows {
+export interface PageRows<T extends Span> {
   /** Pages per row: 512 (one PTE table, 2 MiB) unless the busy region needs wider rows. */
   readonly pagesPerRow: number;
-  readonly rows: readonly PageRow[];
-  /** Rows with areas left out beyond `maxRows`. */
+  readonly rows: readonly PageRow<T>[];
+  /** Lines with areas left out beyond `maxRows`. */
   readonly hidden: number;
 }
 
 /**
- * The rows of `pagesPerRow` pages (aligned to their size) that hold any of
- * `used`: 512 pages per row, doubled up to 8192 until at most `maxRows`
- * rows hold everything; beyond that the first `maxRows` are kept.
+ * For each area (sorted by start) that no other overlaps, the rows after its
+ * first that it fills whole, when they are two or more: [first, last, area].
  */
-export function pageRows(used: readonly Span[], maxRows: number): PageRows {
-  let pagesPerRow = 512;
-  let ranges: [number, number][] = [];
-  for (; ; pagesPerRow *= 2) {
+function filledRows<T extends Span>(areas: readonly T[], bytes: number): Map<number, [number, number, T]> {
+  const out = new Map<number, [number, number, T]>();
+  let reach = Number.NEGATIVE_INFINITY;
+  for (const [i, a] of areas.entries()) {
+    const alone = reach <= a.from && (areas[i + 1]?.from ?? Number.POSITIVE_INFINITY) >= a.to;
+    reach = Math.max(reach, a.to);
+    // The row where it starts is always drawn, its label is there.
+    const first = Math.floor(a.from / bytes) + 1;
+    const last = Math.floor(a.to / bytes) - 1;
+    if (alone && last - first >= 1) out.set(first, [first, last, a]);
+  }
+  return out;
+}
+
+/**
+ * The lines of the page panel for `areas` (sorted by start): rows of
+ * `pagesPerRow` pages (aligned to their size) holding any area, runs of
+ * empty rows and runs of rows one area fills whole each as one line. 512
+ * pages per row, doubled up to 8192 until at most `maxRows` lines hold
+ * everything; beyond that the first `maxRows` are kept.
+ */
+export function pageRows<T extends Span>(areas: readonly T[], maxRows: number): PageRows<T> {
+  for (let pagesPerRow = 512; ; pagesPerRow *= 2) {
     const bytes = pagesPerRow * PAGE_SIZE;
-    ranges = [];
-    for (const u of used) {
+    const ranges: [number, number][] = [];
+    for (const u of areas) {
       const r0 = Math.floor(u.from / bytes);
       const r1 = Math.floor((u.to - 1) / bytes);
       const last = ranges.at(-1);
       if (last !== undefined && r0 <= last[1] + 1) last[1] = Math.max(last[1], r1);
       else ranges.push([r0, r1]);
     }
-    const count = ranges.reduce((a, [r0, r1]) => a + r1 - r0 + 1, 0);
-    if (count <= maxRows || pagesPerRow >= 8192) break;
-  }
-  const bytes = pagesPerRow * PAGE_SIZE;
-  const rows: PageRow[] = [];
-  let shown = 0;
-  let hidden = 0;
-  for (const [i, [r0, r1]] of ranges.entries()) {
-    if (i > 0 && shown < maxRows) rows.push({ kind: "skip", from: (ranges[i - 1]![1] + 1) * bytes, to: r0 * bytes });
-    for (let r = r0; r <= r1; r++) {
-      if (shown < maxRows) rows.push({ kind: "row", start: r * bytes });
-      else hidden++;
-      shown++;
+    const filled = filledRows(areas, bytes);
+    const rows: PageRow<T>[] = [];
+    let lines = 0;
+    let hidden = 0;
+    for (const [i, [r0, r1]] of ranges.entries()) {
+      if (i > 0 && lines < maxRows) rows.push({ kind: "skip", from: (ranges[i - 1]![1] + 1) * bytes, to: r0 * bytes });
+      for (let r = r0; r <= r1; r++) {
+        const run = filled.get(r);
+        if (lines >= maxRows) hidden++;
+        else if (run !== undefined)
+          rows.push({ kind: "inside", from: r * bytes, to: (run[1] + 1) * bytes, area: run[2] });
+        else rows.push({ kind: "row", start: r * bytes });
+        lines++;
+        if (run !== undefined) r = run[1];
+      }
     }
+    if (lines <= maxRows || pagesPerRow >= 8192) return { pagesPerRow, rows, hidden };
   }
-  return { pagesPerRow, rows, hidden };
 }
 
 /** A text label to place on a line: its x, its width in pixels, and how it hangs from x. */

@@ -302,7 +302,10 @@ function rangePanel(c: Ctx, y0: number): [string, number] {
 function pagePanel(c: Ctx, y0: number): [string, number] {
   const { map } = c;
   const out: string[] = [];
-  const plan = pageRows(usedSpans(map.areas), MAX_ROWS);
+  const plan = pageRows(
+    map.areas.map((a) => ({ from: a.start, to: a.end, a })),
+    MAX_ROWS,
+  );
   const ppr = plan.pagesPerRow;
   const rowBytes = ppr * PAGE_SIZE;
   const pxPage = ROW_W / ppr;
@@ -312,7 +315,7 @@ function pagePanel(c: Ctx, y0: number): [string, number] {
       y0,
       "2  The busy region, page by page",
       `one row = ${humanBytes(rowBytes)} (${ppr} pages${ppr === 512 ? ", one PTE table" : ""}), ${pxPageText}; ` +
-        "the band under an area is the colour of the CPU that allocated it; rows with nothing in them are left out",
+        "the band under an area is the CPU that allocated it; empty rows, and rows inside one area, are left out",
     ),
   );
   /* Offsets along a row. */
@@ -330,20 +333,17 @@ function pagePanel(c: Ctx, y0: number): [string, number] {
   const holes = freeHoles(map);
   const labelled = new Set<Span>();
   for (const r of plan.rows) {
-    if (r.kind === "skip") {
+    if (r.kind !== "row") {
+      /* Rows left out: a dotted line (nothing there) or a thin bar of the area that fills them. */
+      const rows = plural((r.to - r.from) / rowBytes, r.kind === "skip" ? "empty row" : "row");
+      const what = r.kind === "skip" ? "" : ` inside ${areaLabel(r.area.a, Number.POSITIVE_INFINITY, false)}`;
+      const t = `≈ ${rows} (${humanBytes(r.to - r.from)})${what} left out ≈`;
       out.push(
-        `<line x1="${ROW_X}" y1="${y + 7}" x2="${ROW_X + ROW_W}" y2="${y + 7}" stroke="#aaa" stroke-dasharray="2 4"/>`,
-        rect(ROW_X + ROW_W / 2 - 150, y, 300, 14, "#fff"),
-        text(
-          ROW_X + ROW_W / 2,
-          y + 11,
-          `≈ ${plural((r.to - r.from) / rowBytes, "empty row")} (${humanBytes(r.to - r.from)}) left out ≈`,
-          {
-            size: 11,
-            anchor: "middle",
-            fill: "#555",
-          },
-        ),
+        r.kind === "skip"
+          ? `<line x1="${ROW_X}" y1="${y + 7}" x2="${ROW_X + ROW_W}" y2="${y + 7}" stroke="#aaa" stroke-dasharray="2 4"/>`
+          : rect(ROW_X, y + 4, ROW_W, 6, KINDS[r.area.a.kind].fill, 'opacity="0.6" class="inside"'),
+        rect(ROW_X + ROW_W / 2 - textW(t, 11) / 2 - 8, y, textW(t, 11) + 16, 14, "#fff"),
+        text(ROW_X + ROW_W / 2, y + 11, t, { size: 11, anchor: "middle", fill: "#555" }),
       );
       y += 18;
       continue;
