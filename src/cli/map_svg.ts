@@ -262,6 +262,15 @@ function rangePanel(c: Ctx, y0: number): [string, number] {
     const label = lh >= 14 ? areaLabel(a, w - 8, true) : null;
     if (label !== null) out.push(text(x + 4, ly + lh / 2 + 4, label, { ...labelStyle(a), cls: "area-label" }));
   }
+  /* The free holes wide enough for their size. */
+  for (const h of freeHoles(map)) {
+    const s = axis.segments.find((g) => h.from >= g.from && h.from < g.to);
+    if (s === undefined) continue;
+    const x = axis.x(h.from);
+    const t = `free ${humanBytes(h.to - h.from)}`;
+    if (axis.x(Math.min(h.to, s.to)) - x >= textW(t, 11) + 12)
+      out.push(text(x + 6, barY + barH / 2 + 4, t, { size: 11, fill: "#777", cls: "hole-label" }));
+  }
   for (const b of axis.breaks) {
     const mid = b.x + b.w / 2;
     out.push(
@@ -320,7 +329,7 @@ function pagePanel(c: Ctx, y0: number): [string, number] {
   );
   /* Offsets along a row. */
   let y = y0 + 62;
-  for (let i = 0; i <= 8; i++) {
+  for (let i = 0; i <= (map.areas.length > 0 ? 8 : -1); i++) {
     const x = ROW_X + (i * ROW_W) / 8;
     const t = i === 0 ? "+0" : `+${exactBytes((i * rowBytes) / 8)}`;
     out.push(
@@ -566,15 +575,12 @@ function legendPanel(c: Ctx, y0: number): [string, number] {
     KINDS[k].fill,
     `${KINDS[k].name} (${counts.get(k) ?? 0})`,
   ]);
-  items.push(
-    [FREE_FILL, "free"],
-    ["guard", "guard page (unmapped last page)"],
-    ...(["used", "dirty", "free"] as const).map((s): [string, string] => [
-      BLOCK_PAGE[s].fill,
-      `block page: ${BLOCK_PAGE[s].name}`,
-    ]),
-    ["marker", "free_vmap_cache: where the next search starts"],
-  );
+  items.push([FREE_FILL, "free"]);
+  if (map.areas.some((a) => a.guard)) items.push(["guard", "guard page (unmapped last page)"]);
+  if (map.blocks.length > 0)
+    for (const s of ["used", "dirty", "free"] as const)
+      items.push([BLOCK_PAGE[s].fill, `block page: ${BLOCK_PAGE[s].name}`]);
+  if (map.freeVmapCache !== null) items.push(["marker", "free_vmap_cache: where the next search starts"]);
   const colW = 330;
   items.forEach(([fill, label], i) => {
     const x = MARGIN + (i % 2) * colW;
