@@ -8,7 +8,7 @@ import { basename } from "node:path";
 import type { MachineConfig } from "../shared/config.js";
 import { vmallocMap } from "../check/vmalloc_map.js";
 import { execScript } from "./exec.js";
-import { plural } from "./format.js";
+import { plural } from "../workers/format.js";
 import { vmallocMapSvg } from "./map_svg.js";
 
 /**
@@ -33,13 +33,41 @@ export function drawMap(path: string, point: string, say: (line: string) => void
   return true;
 }
 
-/** The map of run and stress (`--map`): when the workload ends, before the cleanup frees everything, or where it failed. */
-export function endOfWorkloadMap(path: string, failure: string | null, say: (line: string) => void): boolean {
-  const point =
-    failure === null
-      ? "at the end of the workload, before the cleanup"
-      : `where the run failed, before any cleanup: ${failure}`;
-  return drawMap(path, point, say);
+/**
+ * The `--map` of run and stress: drawn from the mix driver's atEndOfWorkload
+ * hook (every CPU parked, before the cleanup frees everything), said after
+ * the run's report.
+ */
+export class EndOfWorkloadMap {
+  private line: string | null = null;
+  /** Whether the SVG was written; null while it is not drawn. */
+  private written: boolean | null = null;
+
+  /** `path`: the SVG to write, null for none. */
+  constructor(private readonly path: string | null) {}
+
+  /** Draws the map now; `failure`: what failed the rounds, null when they ran clean. */
+  draw(failure: string | null): void {
+    if (this.path === null) return;
+    const point =
+      failure === null
+        ? "at the end of the workload, before the cleanup"
+        : `at the end of the workload, where it failed, before any cleanup: ${failure}`;
+    this.written = drawMap(this.path, point, (line) => (this.line = line));
+  }
+
+  /** Says what was drawn through `say`, or on stderr that nothing was: a CPU stopped the machine mid-operation. */
+  say(say: (line: string) => void): void {
+    if (this.path === null) return;
+    if (this.line !== null) say(this.line);
+    else if (this.written === null)
+      console.error("vmsim: map: not drawn: a CPU stopped the machine in the middle of an operation");
+  }
+
+  /** False when the SVG could not be written. */
+  get ok(): boolean {
+    return this.written !== false;
+  }
 }
 
 /**

@@ -18,7 +18,7 @@ import { PAGE_SIZE } from "../shared/config.js";
 import { LAYOUTS, formatKaddr } from "../shared/layouts.js";
 import type { BlockPage, MapArea, MapAreaKind, VmallocMap } from "../check/vmalloc_map.js";
 import { type Label, type Span, brokenAxis, labelLines, pageRows } from "./map_axis.js";
-import { humanBytes, plural } from "./format.js";
+import { humanBytes, plural } from "../workers/format.js";
 
 const W = 1400;
 const MARGIN = 28;
