@@ -25,7 +25,7 @@ export interface BrokenAxis {
 }
 
 /** Pixels of one break. */
-export const BREAK_W = 84;
+const BREAK_W = 84;
 /** The narrowest segment. */
 const MIN_SEGMENT_W = 56;
 /** At most this many breaks: more gaps stay to scale. */

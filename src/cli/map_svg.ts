@@ -160,13 +160,13 @@ function heading(y0: number, title: string, how: string): string {
 }
 
 /** The words of a kind in a tooltip or a label. */
-function kindWord(a: MapArea): string {
-  return a.kind === "lazy" ? "lazily freed" : a.kind === "boot" ? "kernel image" : KINDS[a.kind].name.split(" (")[0]!;
+function kindWord(kind: MapAreaKind): string {
+  return kind === "lazy" ? "lazily freed" : kind === "boot" ? "kernel image" : KINDS[kind].name.split(" (")[0]!;
 }
 
 /** The tooltip of an area: its vmallocinfo-like line and its CPU. */
 function areaTitle(c: Ctx, a: MapArea): string {
-  const parts = [`${c.hex(a.start)}-${c.hex(a.end)}`, humanBytes(a.end - a.start), kindWord(a)];
+  const parts = [`${c.hex(a.start)}-${c.hex(a.end)}`, humanBytes(a.end - a.start), kindWord(a.kind)];
   if (a.caller !== null) parts.push(a.caller);
   if (a.nrPages > 0) parts.push(`pages=${a.nrPages}`);
   if (a.guard) parts.push("+ guard page");
@@ -472,7 +472,7 @@ function labelStyle(a: MapArea): TextOpts {
  */
 function areaLabel(a: MapArea, room: number, starts: boolean): string | null {
   const name =
-    a.kind === "lazy" ? "lazy" : a.kind === "vmap_block" ? `vmap block, CPU${a.cpu}` : (a.caller ?? kindWord(a));
+    a.kind === "lazy" ? "lazy" : a.kind === "vmap_block" ? `vmap block, CPU${a.cpu}` : (a.caller ?? kindWord(a.kind));
   for (const t of starts ? [`${name} ${humanBytes(a.end - a.start)}`, name] : [name])
     if (textW(t, 11) <= room) return t;
   return null;
@@ -607,9 +607,7 @@ function legendPanel(c: Ctx, y0: number): [string, number] {
     const mine = map.areas.filter((a) => a.cpu === cpu);
     const byKind = KIND_ORDER.filter((k) => mine.some((a) => a.kind === k)).map((k) => {
       const n = mine.filter((a) => a.kind === k).length;
-      return k === "vmap_block"
-        ? plural(n, "vmap block")
-        : `${n} ${k === "boot" ? "boot" : kindWord({ ...mine[0]!, kind: k })}`;
+      return k === "vmap_block" ? plural(n, "vmap block") : `${n} ${k === "boot" ? "boot" : kindWord(k)}`;
     });
     const bytes = mine.reduce((s, a) => s + a.end - a.start, 0);
     out.push(
