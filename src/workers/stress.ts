@@ -35,7 +35,7 @@ import {
   set_snapshot_on_warning,
   tracingSnapshotTaken,
 } from "../shared/events.js";
-import { type Report, takeReports } from "../shared/report.js";
+import { type Report, reportCountOf, takeReports } from "../shared/report.js";
 import { kstat_cpu_irqs_sum } from "../percpu/irq.js";
 import { setup_fail_page_alloc } from "../mm/fail_page_alloc.js";
 import { checkMachine } from "../check/index.js";
@@ -255,9 +255,9 @@ class StressRun {
   /** Sorts reports (the CPUs' and the main thread's) into expected allocation failures and failures. */
   private takeReports(): void {
     for (const r of [...this.m.reports.splice(0), ...takeReports()]) {
-      if (this.o.failPageAlloc > 0 && isAllocFailureReport(r.kind, r.text)) this.expected++;
+      if (this.o.failPageAlloc > 0 && isAllocFailureReport(r.kind, r.text)) this.expected += reportCountOf(r);
       else {
-        this.nrFailing++;
+        this.nrFailing += reportCountOf(r);
         if (this.failing.length < MAX_REPORTS) this.failing.push(r);
       }
     }
