@@ -121,7 +121,8 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
   },
   watchdogMs: {
     flags: "--watchdog <duration>",
-    description: "soft-lockup threshold: a CPU inside one kernel call this long (looping, or waiting on a lock) stops the machine",
+    description:
+      "soft-lockup threshold: a CPU inside one kernel call this long (looping, or waiting on a lock) stops the machine",
     defaultValue: DEFAULT_CONFIG.watchdogMs,
     parse: durationArg,
     format: formatDuration,

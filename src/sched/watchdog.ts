@@ -60,9 +60,7 @@ const watchdog_touch_ts = DEFINE_PER_CPU("watchdog_touch_ts", WATCHDOG_TOUCH_TS)
 const T = WATCHDOG_TOUCH_TS.off;
 
 /** The running task's name (current->comm): the workload a CPU runs, which the report names. */
-const TASK_COMM = defineStruct("task_comm", [
-  { name: "comm", type: "u32", count: TASK_COMM_LEN / 4, guard: "owner" },
-]);
+const TASK_COMM = defineStruct("task_comm", [{ name: "comm", type: "u32", count: TASK_COMM_LEN / 4, guard: "owner" }]);
 const current_comm = DEFINE_PER_CPU("current_comm", TASK_COMM);
 
 /** touch_softlockup_watchdog (v4.19): this CPU made progress; restart its soft-lockup clock. */

@@ -85,8 +85,7 @@ export function takeReports(): Report[] {
       : { kind: r.kind, cpu: r.cpu, text: `${r.text}\n${r.suppressed} callbacks suppressed`, suppressed: r.suppressed },
   );
   const cpu = pending[0]?.cpu ?? smp_processor_id();
-  for (const [kind, n] of dropped)
-    out.push({ kind, cpu, text: `printk: ${n} messages suppressed`, suppressed: n - 1 });
+  for (const [kind, n] of dropped) out.push({ kind, cpu, text: `printk: ${n} messages suppressed`, suppressed: n - 1 });
   forget();
   return out;
 }

@@ -77,8 +77,20 @@ export type ExecRequest =
       readonly held: HeldPages | null;
     }
   /** `nullBase`: `addr` is an offset from a NULL pointer (a label whose allocation returned NULL), not a kaddr. */
-  | { readonly op: "write"; readonly addr: number; readonly hex: string; readonly irq: boolean; readonly nullBase?: boolean }
-  | { readonly op: "read"; readonly addr: number; readonly len: number; readonly irq: boolean; readonly nullBase?: boolean }
+  | {
+      readonly op: "write";
+      readonly addr: number;
+      readonly hex: string;
+      readonly irq: boolean;
+      readonly nullBase?: boolean;
+    }
+  | {
+      readonly op: "read";
+      readonly addr: number;
+      readonly len: number;
+      readonly irq: boolean;
+      readonly nullBase?: boolean;
+    }
   | { readonly op: "purge" | "flush_work" | "vmallocinfo" | "meminfo"; readonly irq: boolean }
   /** Harness: frees the vmap pages whose area is gone (after deferred vfrees ran). */
   | { readonly op: "release_unmapped"; readonly held: readonly HeldPages[] };
