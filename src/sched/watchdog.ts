@@ -31,11 +31,13 @@ import { SP_OP, type SP, addSchedSlowPath, schedPointCount } from "./sched_point
 
 /**
  * Sched points of one CPU inside one kernel call that make a deterministic
- * run's soft lockup. The longest honest call found was a vmalloc of 1 GiB on
- * a 1.5 GiB machine, ~1.2 M points (a handful per page); a looping CPU
- * passes this in about a second.
+ * run's soft lockup. Honest calls stay far below: the longest measured, a
+ * vmalloc of 1 GiB on a 1.5 GiB machine (`vmsim explore --script` with one
+ * line, k = 552,878), takes about two points per page, and no call can touch
+ * more pages than the machine has (393,216 at most). A looping CPU passes
+ * it in about two seconds.
  */
-export const SOFTLOCKUP_SCHED_POINTS = 1 << 23;
+export const SOFTLOCKUP_SCHED_POINTS = 1 << 22;
 
 /** Sched points between two checks: a clock read per 4096 points costs nothing measurable. */
 const WATCHDOG_CHECK_EVERY = 4096;
