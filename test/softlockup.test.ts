@@ -7,7 +7,7 @@
  * walks it for ever, warning "Trying to vfree() nonexistent vm area" each time
  * round. exec, explore and replay run the three-line script that does it; run,
  * stress and test reach the same loop through `--inject double-vfree-irq`
- * (src/mm/inject.ts) on one CPU, where nothing reuses the freed page. The
+ * (src/shared/inject.ts) on one CPU, where nothing reuses the freed page. The
  * watchdog is 1 s (`--watchdog 1s`), so each case ends within seconds.
  */
 import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";

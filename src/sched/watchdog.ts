@@ -25,7 +25,7 @@ import { DEFINE_PER_CPU, F64, readCString, theArena, writeCString } from "../sha
 import { lastEvents } from "../shared/events.js";
 import { KernelBug, reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
-import { smp_processor_id, this_cpu_ptr } from "../percpu/smp.js";
+import { smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 import { schedDeterministic } from "./sched_det.js";
 import { SP_OP, type SP, addSchedSlowPath, schedPointCount } from "./sched_point.js";
 
