@@ -14,7 +14,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { MAX_PENDING_REPORTS } from "../src/shared/report.js";
+import { MAX_PENDING_REPORTS, RATELIMIT_BURST } from "../src/shared/report.js";
 import { Machine, MachineError } from "../src/workers/machine.js";
 import { vmsim } from "./helpers/vmsim.js";
 
@@ -59,13 +59,15 @@ describe("vmsim exec: a double vfree from interrupt context", () => {
       ["vfree", true],
     ]);
     const err = r.stderr.split("\n");
-    // The loop's warning, stored once and counted after (printk's ratelimit), then the lockup and the loop's events.
-    expect(err[0]).toBe("[CPU0] WARN: Trying to vfree() nonexistent vm area (0xffff000008000000)");
-    expect(err[1]).toMatch(/^\d+ callbacks suppressed$/);
-    expect(err[2]).toMatch(new RegExp(`^\\[CPU0\\] soft-lockup: ${headline("exec_op").source}$`));
-    expect(err[3]).toBe("last 16 events of CPU#0:");
-    expect(err.slice(4, 20).filter((l) => l.includes("find_vmap_area addr=0xffff000008000000"))).toHaveLength(8);
-    expect(err[20]).toMatch(/^vmsim: exec: the machine stopped: CPU0: KernelBug: watchdog: BUG: soft lockup/);
+    // The loop's warning: a burst, then a count (printk's ratelimit); the lockup with the loop's events.
+    const warn = "[CPU0] WARN: Trying to vfree() nonexistent vm area (0xffff000008000000)";
+    expect(err.slice(0, RATELIMIT_BURST)).toEqual(Array(RATELIMIT_BURST).fill(warn));
+    const rest = err.slice(RATELIMIT_BURST);
+    expect(rest[0]).toMatch(/^\d+ callbacks suppressed$/);
+    expect(rest[1]).toMatch(new RegExp(`^\\[CPU0\\] soft-lockup: ${headline("exec_op").source}$`));
+    expect(rest[2]).toBe("last 16 events of CPU#0:");
+    expect(rest.slice(3, 19).filter((l) => l.includes("find_vmap_area addr=0xffff000008000000"))).toHaveLength(8);
+    expect(rest[19]).toMatch(/^vmsim: exec: the machine stopped: CPU0: KernelBug: watchdog: BUG: soft lockup/);
   }, 60_000);
 
   it("a flush_work line that loops answers ok false with the lockup; the lines after it find the machine stopped", async () => {
@@ -78,7 +80,9 @@ describe("vmsim exec: a double vfree from interrupt context", () => {
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(5);
     expect(lines[3]).toMatchObject({ op: "flush_work", ok: false, error: expect.stringMatching(headline("exec_op")) });
+    const warn = "WARN: Trying to vfree() nonexistent vm area (0xffff000008000000)";
     expect(lines[3]!["reports"]).toEqual([
+      ...Array(RATELIMIT_BURST - 1).fill(warn),
       expect.stringMatching(
         /^WARN: Trying to vfree\(\) nonexistent vm area \(0xffff000008000000\)\n\d+ callbacks suppressed$/,
       ),
@@ -138,7 +142,7 @@ describe("the soft-lockup watchdog and printk's ratelimit, on the library API", 
     m = null;
   });
 
-  it("a CPU looping in free_work stops the machine; its repeated warning is one report with a count", async () => {
+  it("a CPU looping in free_work stops the machine; its repeated warning is a burst, then a count", async () => {
     m = await Machine.boot({ cpus: 1, memory: 8 * 1024 * 1024, workqueue: "explicit", watchdogMs: 300 });
     const addr = (await m.run(0, "exec_op", { op: "vmalloc", size: 8192, align: null, irq: false })) as {
       addr: number;
@@ -150,20 +154,23 @@ describe("the soft-lockup watchdog and printk's ratelimit, on the library API", 
       /^CPU0: KernelBug: watchdog: BUG: soft lockup - CPU#0 stuck for \d+ms! \[exec_op\]/,
     );
     expect(m.stopped).toBe(true);
-    expect(m.reports.map((r) => r.kind)).toEqual(["WARN", "soft-lockup"]);
-    expect(m.reports[0]!.suppressed).toBeGreaterThan(0);
-    expect(m.reports[0]!.text).toBe(
-      `Trying to vfree() nonexistent vm area (0xffff000008000000)\n${m.reports[0]!.suppressed} callbacks suppressed`,
+    expect(m.reports.map((r) => r.kind)).toEqual([...Array(RATELIMIT_BURST).fill("WARN"), "soft-lockup"]);
+    const last = m.reports[RATELIMIT_BURST - 1]!;
+    expect(last.suppressed).toBeGreaterThan(0);
+    expect(last.text).toBe(
+      `Trying to vfree() nonexistent vm area (0xffff000008000000)\n${last.suppressed} callbacks suppressed`,
     );
   }, 30_000);
 
-  it("keeps identical reports once with a count, and at most MAX_PENDING_REPORTS distinct ones", async () => {
+  it("keeps a burst of identical reports and counts the rest, and keeps at most MAX_PENDING_REPORTS", async () => {
     m = await Machine.boot({ cpus: 1, memory: 8 * 1024 * 1024 });
     await m.run(0, "warn_flood", { times: 1000, distinct: 3 });
-    expect(m.reports.map((r) => [r.text.split("\n")[0], r.suppressed])).toEqual([
-      ["selftest warning 0", 333],
-      ["selftest warning 1", 332],
-      ["selftest warning 2", 332],
+    // Each text: a burst of RATELIMIT_BURST copies, the last counting the rest (334 + 333 + 333 warnings).
+    expect(m.reports).toHaveLength(3 * RATELIMIT_BURST);
+    expect(m.reports.filter((r) => r.suppressed !== undefined).map((r) => [r.text, r.suppressed])).toEqual([
+      ["selftest warning 0\n324 callbacks suppressed", 324],
+      ["selftest warning 1\n323 callbacks suppressed", 323],
+      ["selftest warning 2\n323 callbacks suppressed", 323],
     ]);
     m.reports.length = 0;
     await m.run(0, "warn_flood", { times: MAX_PENDING_REPORTS + 10, distinct: MAX_PENDING_REPORTS + 10 });

@@ -41,9 +41,15 @@ interface Pending {
   suppressed: number;
 }
 
+/**
+ * Identical reports one CPU keeps before it only counts them: the burst of
+ * printk's ratelimit (DEFAULT_RATELIMIT_BURST, include/linux/ratelimit.h).
+ */
+export const RATELIMIT_BURST = 10;
+
 let pending: Pending[] = [];
-/** The pending report of each kind and text: a repeat is counted on it (printk's ratelimit). */
-let byText = new Map<string, Pending>();
+/** Per kind and text: copies kept so far and the last one, which counts the repeats past the burst. */
+let byText = new Map<string, { kept: number; last: Pending }>();
 /** Distinct reports past MAX_PENDING_REPORTS, counted by kind. */
 let dropped = new Map<ReportKind, number>();
 
@@ -56,16 +62,17 @@ onMachineReset(forget);
 
 /**
  * Records a report on this CPU; returns it (tests assert on the text). As
- * printk's ratelimit (lib/ratelimit.c) does, a report identical to one this
- * CPU has not handed over yet is counted, not stored.
+ * printk's ratelimit (lib/ratelimit.c) does, a report identical to
+ * RATELIMIT_BURST others this CPU has not handed over yet is counted, not
+ * stored.
  */
 export function reportBug(kind: ReportKind, text: string): Report {
   trace_report(kind, text, countReport());
   const key = `${kind}\n${text}`;
   const seen = byText.get(key);
-  if (seen !== undefined) {
-    seen.suppressed++;
-    return seen;
+  if (seen !== undefined && seen.kept >= RATELIMIT_BURST) {
+    seen.last.suppressed++;
+    return seen.last;
   }
   const r: Pending = { kind, cpu: smp_processor_id(), text, suppressed: 0 };
   if (pending.length >= MAX_PENDING_REPORTS) {
@@ -73,7 +80,7 @@ export function reportBug(kind: ReportKind, text: string): Report {
     return r;
   }
   pending.push(r);
-  byText.set(key, r);
+  byText.set(key, { kept: (seen?.kept ?? 0) + 1, last: r });
   return r;
 }
 

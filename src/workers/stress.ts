@@ -320,9 +320,9 @@ class StressRun {
         const left =
           this.durationMs === null ? STRESS_ROUND_MS : Math.min(STRESS_ROUND_MS, this.durationMs - this.elapsed);
         const deadline = Date.now() + left;
-        // A CPU looping without sched points (a corrupted tree walked forever) never parks and, holding no
-        // lock, trips no soft lockup: twice the watchdog threshold past its deadline the round stops the
-        // machine, and Machine's hard-lockup watchdog ends that CPU.
+        // A CPU looping without sched points (a corrupted tree walked forever) never parks and never reaches
+        // the soft-lockup check (src/sched/watchdog.ts): twice the watchdog threshold past its deadline the
+        // round stops the machine, and Machine's hard-lockup watchdog ends that CPU.
         const hardLockup = () => {
           this.violations.push(
             `round ${this.rounds + 1} did not end ${(2 * config.watchdogMs) / 1000} s after its deadline: a CPU stopped reaching sched points (hard lockup)`,
