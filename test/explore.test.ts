@@ -294,7 +294,8 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
       "3",
     );
     expect(shift.code).toBe(0);
-    expect(shift.stdout).toMatch(/^result: ok \(no failure in 3 runs\)$/m);
+    // --iterations 3: the non-preemptive run and 3 more.
+    expect(shift.stdout).toMatch(/^result: ok \(no failure in 4 runs\)$/m);
     const pcpu = await vmsim(
       "explore",
       "--scenario",
