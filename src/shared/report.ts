@@ -150,7 +150,8 @@ export function takeReports(): Report[] {
         },
   );
   const cpu = pending[0]?.cpu ?? smp_processor_id();
-  for (const [kind, n] of dropped) out.push({ kind, cpu, text: `printk: ${n} messages suppressed`, callers: [], suppressed: n - 1 });
+  for (const [kind, n] of dropped)
+    out.push({ kind, cpu, text: `printk: ${n} messages suppressed`, callers: [], suppressed: n - 1 });
   forget();
   return out;
 }
