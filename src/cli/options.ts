@@ -88,7 +88,8 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
   },
   watchdogMs: {
     ...MACHINE_FLAGS.watchdogMs,
-    description: "soft-lockup threshold: a CPU stuck on one lock this long stops the machine",
+    description:
+      "soft-lockup threshold: a CPU inside one kernel call this long (looping, or waiting on a lock) stops the machine",
     parse: durationArg,
   },
   irqRate: {
@@ -343,13 +344,14 @@ export const MERGE_OPTIONS: OptionTable<MergeOptions> = {
 };
 
 /** The machine flags of `vmsim exec` (EXEC.md): its workqueue is always "explicit", the rest default. */
-export type ExecMachineConfig = Pick<MachineConfig, "cpus" | "layout" | "memory" | "seed">;
+export type ExecMachineConfig = Pick<MachineConfig, "cpus" | "layout" | "memory" | "seed" | "watchdogMs">;
 
 export const EXEC_MACHINE_OPTIONS: OptionTable<ExecMachineConfig> = {
   cpus: MACHINE_OPTIONS.cpus,
   layout: MACHINE_OPTIONS.layout,
   memory: MACHINE_OPTIONS.memory,
   seed: MACHINE_OPTIONS.seed,
+  watchdogMs: MACHINE_OPTIONS.watchdogMs,
 };
 
 /** vmalloc generations `--alloc` can select; generation 1 (v4.19's) is the only one so far. */
@@ -396,7 +398,7 @@ export interface BenchOptions {
   readonly loops: number;
   /** Boot with lockdep on. @defaultValue false */
   readonly lockdep: boolean;
-  /** Folder for scaling.{json,md,svg}. @defaultValue bench/results/scaling */
+  /** Folder for scaling.{json,md,svg}. @defaultValue vmsim-bench (git-ignored; committed results go to bench/results/ with --out) */
   readonly out: string;
 }
 
@@ -448,8 +450,8 @@ export const BENCH_OPTIONS: OptionTable<BenchOptions> = {
   lockdep: { flags: "--lockdep", description: "boot with lockdep on", defaultValue: false },
   out: {
     flags: "--out <dir>",
-    description: "folder for scaling.json, scaling.md and scaling.svg",
-    defaultValue: "bench/results/scaling",
+    description: "folder for scaling.json, scaling.md and scaling.svg (bench/results/scaling holds the committed ones)",
+    defaultValue: "vmsim-bench",
     parse: (raw) => raw,
   },
 };

@@ -370,6 +370,7 @@ let injectIrqVfreeNotDeferred = false;
 let injectVmallocinfoUninitialized = false;
 let injectVunmapDebugobjects = false;
 let injectHugeAlignWrap = false;
+let injectDoubleVfreeIrq = false;
 onSetCurrentCpu(() => {
   const inject = theArena().config.inject;
   injectNoVmapAreaLock = inject.includes("no-vmap-area-lock");
@@ -378,6 +379,7 @@ onSetCurrentCpu(() => {
   injectVmallocinfoUninitialized = inject.includes("vmallocinfo-uninitialized");
   injectVunmapDebugobjects = inject.includes("vunmap-debugobjects");
   injectHugeAlignWrap = inject.includes("huge-align-wrap");
+  injectDoubleVfreeIrq = inject.includes("double-vfree-irq");
 });
 
 /** __find_vmap_area (v4.19): the area containing `addr`; vmap_area_lock held. */
@@ -1118,6 +1120,8 @@ function __vfree_deferred(addr: number): void {
   const node = page_address(page);
   F64[(node + DEFERRED_NODE.off.addr) >> 3] = addr;
   if (llist_add(node + DEFERRED_NODE.off.node, p + VFREE_DEFERRED.off.list)) schedule_work(p + VFREE_DEFERRED.off.wq);
+  // inject "double-vfree-irq": the caller's second vfree of the same area, the node queued again.
+  if (injectDoubleVfreeIrq) llist_add(node + DEFERRED_NODE.off.node, p + VFREE_DEFERRED.off.list);
 }
 
 function bug_on_in_nmi(fn: string): void {
@@ -1752,15 +1756,18 @@ function show_numa_info(v: number): string {
   let counter = 0;
   for (let i = 0; i < nr; i++) {
     // counters[page_to_nid(v->pages[nr])]++: a load of v->pages[i], then of that page's flags (at offset 0).
-    if (vm_pages(v) === 0) return null_pointer_oops(PTR_BYTES * i);
-    if (vmStructPage(v, i) === 0) return null_pointer_oops(0);
+    if (vm_pages(v) === 0) return nullPointerOops(PTR_BYTES * i);
+    if (vmStructPage(v, i) === 0) return nullPointerOops(0);
     counter++;
   }
   return counter ? ` N0=${counter}` : "";
 }
 
-/** The oops of a load at `addr` below PAGE_SIZE (arch/arm64/mm/fault.c's wording); the reader's output stops there. */
-function null_pointer_oops(addr: number): string {
+/**
+ * The oops of a load at `addr` below PAGE_SIZE (arch/arm64/mm/fault.c's wording); the reader's output stops there.
+ * The hardware's fault, not a kernel function: camelCase, so the report's call chain starts at the load's function.
+ */
+function nullPointerOops(addr: number): string {
   const hex = `0x${addr.toString(16).padStart(PTR_BYTES * 2, "0")}`;
   reportBug("fault", `Unable to handle kernel NULL pointer dereference at virtual address ${hex}`);
   return "";
