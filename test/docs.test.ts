@@ -21,9 +21,12 @@ import { describe, expect, it } from "vitest";
 import { vmsim } from "./helpers/vmsim.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
-const DOC_FILES = ["README.md", ...readdirSync(join(ROOT, "docs"), { recursive: true, encoding: "utf8" })
-  .filter((f) => f.endsWith(".md"))
-  .map((f) => join("docs", f))];
+const DOC_FILES = [
+  "README.md",
+  ...readdirSync(join(ROOT, "docs"), { recursive: true, encoding: "utf8" })
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => join("docs", f)),
+];
 
 /** The front door stays short: the reference lives in docs/. */
 const README_MAX_LINES = 300;
@@ -108,16 +111,15 @@ describe("docs: examples", () => {
     expect(outputMatches(["x (1)"], ["x (2)"])).toBe(false);
   });
 
-  it.each(CHECKED.map((e) => [`${e.file}:${e.line} ${e.command}`, e] as const))(
-    "%s prints what the docs show",
-    async (_, e) => {
-      const r = await vmsim(...argsOf(e.command));
-      const actual = `${r.stdout}${r.stderr}`.replace(/\n$/, "").split("\n");
-      const fresh = `fresh output of ${e.command} (exit ${r.code}):\n${actual.join("\n")}`;
-      expect(outputMatches(e.expected, actual), fresh).toBe(true);
-      expect(r.code, fresh).toBe(e.exit);
-    },
-  );
+  it.each(
+    CHECKED.map((e) => [`${e.file}:${e.line} ${e.command}`, e] as const),
+  )("%s prints what the docs show", async (_, e) => {
+    const r = await vmsim(...argsOf(e.command));
+    const actual = `${r.stdout}${r.stderr}`.replace(/\n$/, "").split("\n");
+    const fresh = `fresh output of ${e.command} (exit ${r.code}):\n${actual.join("\n")}`;
+    expect(outputMatches(e.expected, actual), fresh).toBe(true);
+    expect(r.code, fresh).toBe(e.exit);
+  });
 });
 
 /** The flags of one command and its subcommands, read from `vmsim … --help`. */
