@@ -156,14 +156,34 @@ describe("docs: reference", () => {
     }
   });
 
-  it("every relative link in README.md and docs/ names a file that exists", () => {
+  it("every relative link in README.md and docs/ names a file that exists, and a heading in it", () => {
     for (const file of DOC_FILES) {
       const text = readFileSync(join(ROOT, file), "utf8").replace(/<!--[\s\S]*?-->/g, "");
       for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
-        const path = target!.split("#")[0]!;
-        if (path === "" || /^[a-z]+:/.test(path)) continue;
-        expect(existsSync(join(ROOT, dirname(file), path)), `${file} links to ${target}`).toBe(true);
+        const [path, anchor] = target!.split("#") as [string, string | undefined];
+        if (/^[a-z]+:/.test(path)) continue;
+        const linked = path === "" ? file : join(dirname(file), path);
+        expect(existsSync(join(ROOT, linked)), `${file} links to ${target}`).toBe(true);
+        if (anchor !== undefined) expect(anchorsOf(linked), `${file} links to ${target}`).toContain(anchor);
       }
     }
+  });
+});
+
+/** The anchors GitHub gives a Markdown file's headings: lower case, punctuation dropped, spaces as hyphens. */
+function anchorsOf(file: string): string[] {
+  const text = readFileSync(join(ROOT, file), "utf8").replace(/^```[\s\S]*?^```/gm, "");
+  return [...text.matchAll(/^#+ (.+)$/gm)].map(([, h]) =>
+    h!
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, "")
+      .replace(/ /g, "-"),
+  );
+}
+
+describe("docs: the anchor rule", () => {
+  it("matches GitHub's for headings with code, punctuation and underscores", () => {
+    expect(anchorsOf("docs/cli.md")).toContain("vmsim-test-the-kernels-libtest_vmallocc");
+    expect(anchorsOf("docs/races.md")).toContain("deterministic-scheduling-explore-replay-shrink");
   });
 });
