@@ -32,7 +32,7 @@ import "../explore/catalog.js";
 import { timeline } from "../explore/timeline.js";
 import { plural } from "./format.js";
 import { type ExploreCliOptions, type ReplayCliOptions, type ShrinkCliOptions, withTrace } from "./options.js";
-import { writeChromeTrace } from "../trace/chrome.js";
+import { writeChromeTrace } from "../workers/chrome_trace.js";
 
 /** A scenario by name (a script scenario from its lines), or a RangeError listing the names. */
 export function scenarioOf(name: string, script?: ReplayScript): Scenario {
