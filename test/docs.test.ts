@@ -181,6 +181,16 @@ function anchorsOf(file: string): string[] {
   );
 }
 
+describe("docs: source paths", () => {
+  it("every src/, test/ and bench/ file README.md and docs/ name exists", () => {
+    for (const file of DOC_FILES) {
+      const text = readFileSync(join(ROOT, file), "utf8");
+      for (const [path] of text.matchAll(/\b(?:src|test|bench)\/[\w./-]+\.ts\b/g))
+        expect(existsSync(join(ROOT, path)), `${file} names ${path}`).toBe(true);
+    }
+  });
+});
+
 describe("docs: the anchor rule", () => {
   it("matches GitHub's for headings with code, punctuation and underscores", () => {
     expect(anchorsOf("docs/cli.md")).toContain("vmsim-test-the-kernels-libtest_vmallocc");
