@@ -1,12 +1,12 @@
 /**
  * `vmsim exec`: drives a machine from an op script, one JSON object per line,
  * and prints one JSON result line per op, in input order — the contract of
- * shared/EXEC.md, which other tools (fuzzers, reference models, notebooks)
+ * docs/exec.md, which other tools (fuzzers, reference models, notebooks)
  * rely on: fields are only ever added.
  *
  * Each line runs as the workload "exec_op" (src/workers/workloads/exec.ts) on
  * its CPU. Lines run one at a time in script order, whatever their CPU: ops on
- * one CPU are in script order as EXEC.md requires, every run of a script is
+ * one CPU are in script order as docs/exec.md requires, every run of a script is
  * deterministic (returned addresses included), and between two lines every CPU
  * is parked, which is what `check` needs. Concurrency is `vmsim run`'s job.
  *
@@ -14,7 +14,7 @@
  * free_work) run only at `flush_work` — each CPU's kworker in turn, CPU 0
  * first — and once more after the last line.
  *
- * Results beyond EXEC.md's fields:
+ * Results beyond docs/exec.md's fields:
  * - `ok` is false also when the kernel call raised a report (a WARN, an oops,
  *   a stale-TLB access, a lockdep splat); `error` is the first line of the
  *   first report and `reports` lists them all as "kind: text".

@@ -158,6 +158,7 @@ function program(): Command {
 
   addOptions(addOptions(p.command("exec"), EXEC_MACHINE_OPTIONS), EXEC_OPTIONS)
     .description("run an op script (one JSON object per line) and print one JSON result line per op")
+    .addHelpText("after", "\nThe op-script contract (every op, field, result and exit status): docs/exec.md")
     .action(async function (this: Command) {
       // Deferred work runs only where the script says flush_work (and once at its end).
       const config = machineConfig(this, EXEC_MACHINE_OPTIONS, { workqueue: "explicit" });

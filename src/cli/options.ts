@@ -343,7 +343,7 @@ export const MERGE_OPTIONS: OptionTable<MergeOptions> = {
   json: { flags: "--json", description: "print the merged JSON instead of the text", defaultValue: false },
 };
 
-/** The machine flags of `vmsim exec` (EXEC.md): its workqueue is always "explicit", the rest default. */
+/** The machine flags of `vmsim exec` (docs/exec.md): its workqueue is always "explicit", the rest default. */
 export type ExecMachineConfig = Pick<MachineConfig, "cpus" | "layout" | "memory" | "seed" | "watchdogMs">;
 
 export const EXEC_MACHINE_OPTIONS: OptionTable<ExecMachineConfig> = {
@@ -603,7 +603,7 @@ export interface ExploreCliOptions
   extends Pick<ExploreOptions, "strategy" | "depth" | "p" | "quantum" | "bound" | "budgetMs" | "iterations"> {
   /** What to run: stress, test_vmalloc:<case>, or a catalog scenario. @defaultValue "stress" */
   readonly scenario: string;
-  /** Run this EXEC.md op script instead: each CPU its own lines (`"cpu": k`), all at once. @defaultValue null */
+  /** Run this op script (docs/exec.md) instead: each CPU its own lines (`"cpu": k`), all at once. @defaultValue null */
   readonly script: string | null;
   /** Operations per CPU; null: the scenario's default. @defaultValue null */
   readonly ops: number | null;
@@ -636,7 +636,7 @@ export const EXPLORE_OPTIONS: OptionTable<ExploreCliOptions> = {
   },
   script: {
     flags: "--script <file>",
-    description: 'run an EXEC.md op script instead: every CPU its own lines ("cpu": k), all at once',
+    description: 'run an op script (docs/exec.md) instead: every CPU its own lines ("cpu": k), all at once',
     defaultValue: null,
     parse: (raw) => raw,
     format: (f) => f ?? "none",
