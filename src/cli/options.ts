@@ -88,7 +88,8 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
   },
   watchdogMs: {
     ...MACHINE_FLAGS.watchdogMs,
-    description: "soft-lockup threshold: a CPU stuck on one lock this long stops the machine",
+    description:
+      "soft-lockup threshold: a CPU inside one kernel call this long (looping, or waiting on a lock) stops the machine",
     parse: durationArg,
   },
   irqRate: {
@@ -146,6 +147,22 @@ export const TRACE_OPTIONS: OptionTable<TraceCliOptions> = {
   trace: {
     flags: "--trace <file>",
     description: "write a Chrome trace-event JSON of the run (per-CPU spans; open it in ui.perfetto.dev)",
+    defaultValue: null,
+    parse: outputFileArg,
+    format: (f) => f ?? "none",
+  },
+};
+
+/** The `--map` of run, stress and replay: where to draw the vmalloc area (src/cli/map.ts). */
+export interface MapFileCliOptions {
+  /** The SVG to write; null: none. @defaultValue null */
+  readonly map: string | null;
+}
+
+export const MAP_FILE_OPTIONS: OptionTable<MapFileCliOptions> = {
+  map: {
+    flags: "--map <file>",
+    description: "draw the vmalloc area into an SVG at the end of the workload or at the failure (docs/map.md)",
     defaultValue: null,
     parse: outputFileArg,
     format: (f) => f ?? "none",
@@ -326,14 +343,15 @@ export const MERGE_OPTIONS: OptionTable<MergeOptions> = {
   json: { flags: "--json", description: "print the merged JSON instead of the text", defaultValue: false },
 };
 
-/** The machine flags of `vmsim exec` (EXEC.md): its workqueue is always "explicit", the rest default. */
-export type ExecMachineConfig = Pick<MachineConfig, "cpus" | "layout" | "memory" | "seed">;
+/** The machine flags of `vmsim exec` (docs/exec.md): its workqueue is always "explicit", the rest default. */
+export type ExecMachineConfig = Pick<MachineConfig, "cpus" | "layout" | "memory" | "seed" | "watchdogMs">;
 
 export const EXEC_MACHINE_OPTIONS: OptionTable<ExecMachineConfig> = {
   cpus: MACHINE_OPTIONS.cpus,
   layout: MACHINE_OPTIONS.layout,
   memory: MACHINE_OPTIONS.memory,
   seed: MACHINE_OPTIONS.seed,
+  watchdogMs: MACHINE_OPTIONS.watchdogMs,
 };
 
 /** vmalloc generations `--alloc` can select; generation 1 (v4.19's) is the only one so far. */
@@ -380,7 +398,7 @@ export interface BenchOptions {
   readonly loops: number;
   /** Boot with lockdep on. @defaultValue false */
   readonly lockdep: boolean;
-  /** Folder for scaling.{json,md,svg}. @defaultValue bench/results/scaling */
+  /** Folder for scaling.{json,md,svg}. @defaultValue vmsim-bench (git-ignored; committed results go to bench/results/ with --out) */
   readonly out: string;
 }
 
@@ -432,8 +450,8 @@ export const BENCH_OPTIONS: OptionTable<BenchOptions> = {
   lockdep: { flags: "--lockdep", description: "boot with lockdep on", defaultValue: false },
   out: {
     flags: "--out <dir>",
-    description: "folder for scaling.json, scaling.md and scaling.svg",
-    defaultValue: "bench/results/scaling",
+    description: "folder for scaling.json, scaling.md and scaling.svg (bench/results/scaling holds the committed ones)",
+    defaultValue: "vmsim-bench",
     parse: (raw) => raw,
   },
 };
@@ -585,7 +603,7 @@ export interface ExploreCliOptions
   extends Pick<ExploreOptions, "strategy" | "depth" | "p" | "quantum" | "bound" | "budgetMs" | "iterations"> {
   /** What to run: stress, test_vmalloc:<case>, or a catalog scenario. @defaultValue "stress" */
   readonly scenario: string;
-  /** Run this EXEC.md op script instead: each CPU its own lines (`"cpu": k`), all at once. @defaultValue null */
+  /** Run this op script (docs/exec.md) instead: each CPU its own lines (`"cpu": k`), all at once. @defaultValue null */
   readonly script: string | null;
   /** Operations per CPU; null: the scenario's default. @defaultValue null */
   readonly ops: number | null;
@@ -618,7 +636,7 @@ export const EXPLORE_OPTIONS: OptionTable<ExploreCliOptions> = {
   },
   script: {
     flags: "--script <file>",
-    description: 'run an EXEC.md op script instead: every CPU its own lines ("cpu": k), all at once',
+    description: 'run an op script (docs/exec.md) instead: every CPU its own lines ("cpu": k), all at once',
     defaultValue: null,
     parse: (raw) => raw,
     format: (f) => f ?? "none",
@@ -725,6 +743,8 @@ export interface ReplayCliOptions {
   readonly timeline: boolean;
   /** Replay this many times and count the runs that fail as recorded, bit for bit. @defaultValue 1 */
   readonly repeat: number;
+  /** Draw the vmalloc area at the failure (or the end) into this SVG. @defaultValue null */
+  readonly map: string | null;
 }
 
 export const REPLAY_OPTIONS: OptionTable<ReplayCliOptions> = {
@@ -751,6 +771,7 @@ export const REPLAY_OPTIONS: OptionTable<ReplayCliOptions> = {
     defaultValue: 1,
     parse: parseInteger("repeat", 1, 10_000),
   },
+  map: MAP_FILE_OPTIONS.map,
 };
 
 /** Options of `vmsim shrink`. */
@@ -770,4 +791,22 @@ export const SHRINK_OPTIONS: OptionTable<ShrinkCliOptions> = {
     format: (f) => f ?? "default",
   },
   budgetMs: { ...EXPLORE_OPTIONS.budgetMs, defaultValue: 120_000, description: "stop shrinking after this long" },
+};
+
+/** Options of `vmsim map`, beyond the machine's (exec's: the picture is of the machine a script leaves). */
+export interface MapCliOptions {
+  /** The op script (JSON Lines, `vmsim exec`'s); "-" reads standard input. @defaultValue "-" */
+  readonly script: string;
+  /** The SVG to write. @defaultValue "map.svg" */
+  readonly out: string;
+}
+
+export const MAP_OPTIONS: OptionTable<MapCliOptions> = {
+  script: EXEC_OPTIONS.script,
+  out: {
+    flags: "--out <file>",
+    description: "the SVG to write",
+    defaultValue: "map.svg",
+    parse: outputFileArg,
+  },
 };

@@ -28,7 +28,7 @@ import {
   set_snapshot_on_warning,
   tracingSnapshotTaken,
 } from "../shared/events.js";
-import { type Report, takeReports } from "../shared/report.js";
+import { type Report, reportCountOf, takeReports } from "../shared/report.js";
 import { kstat_cpu_irqs_sum } from "../kernel/irq.js";
 import { setup_fail_page_alloc } from "../mm/fail_page_alloc.js";
 import { checkMachine } from "../check/index.js";
@@ -85,9 +85,10 @@ export interface MixHooks {
    * Called once with every CPU parked after the last round — whether its
    * check passed or not — before the drain and the cleanup: the address space
    * as the workload left it. Not called when a CPU failed (the machine stopped
-   * in the middle of an operation).
+   * in the middle of an operation). `failure`: the first violation or failing
+   * report found in the rounds, null when they ran clean.
    */
-  readonly atEndOfWorkload?: () => void;
+  readonly atEndOfWorkload?: (failure: string | null) => void;
 }
 
 /** Where a run stands, after a round. */
@@ -212,7 +213,7 @@ class MixDrive {
   /** Sorts reports (the CPUs' and the main thread's) into expected allocation failures and failures. */
   private takeReports(): void {
     for (const r of [...this.m.reports.splice(0), ...takeReports()]) {
-      if (this.o.failPageAlloc > 0 && isAllocFailureReport(r.kind, r.text)) this.expected++;
+      if (this.o.failPageAlloc > 0 && isAllocFailureReport(r.kind, r.text)) this.expected += reportCountOf(r);
       else {
         this.nrFailing++;
         if (this.failing.length < MAX_REPORTS) this.failing.push(r);
@@ -253,9 +254,9 @@ class MixDrive {
     const config = this.m.config;
     const left = this.o.durationMs === null ? MIX_ROUND_MS : Math.min(MIX_ROUND_MS, this.o.durationMs - this.elapsed);
     const deadline = Date.now() + left;
-    // A CPU looping without sched points (a corrupted tree walked forever) never parks and, holding no
-    // lock, trips no soft lockup: twice the watchdog threshold past its deadline the round stops the
-    // machine, and Machine's hard-lockup watchdog ends that CPU.
+    // A CPU looping without sched points (a corrupted tree walked forever) never parks and never reaches
+    // the soft-lockup check (src/sched/watchdog.ts): twice the watchdog threshold past its deadline the
+    // round stops the machine, and Machine's hard-lockup watchdog ends that CPU.
     const hardLockup = () => {
       this.violations.push(
         `round ${this.rounds + 1} did not end ${(2 * config.watchdogMs) / 1000} s after its deadline: a CPU stopped reaching sched points (hard lockup)`,
@@ -312,7 +313,11 @@ class MixDrive {
       }
       // The events first: the hook's own kernel calls would land in CPU 0's ring.
       if (this.failed) this.snapEvents();
-      this.hooks.atEndOfWorkload?.();
+      const first = this.failing[0];
+      this.hooks.atEndOfWorkload?.(
+        this.violations[0] ??
+          (first !== undefined ? `[CPU${first.cpu}] ${first.kind}: ${first.text.split("\n")[0]}` : null),
+      );
       if (this.failed) return;
       setup_fail_page_alloc({ probability: 0 });
       await m.runAll("vmalloc_mix_drain");
