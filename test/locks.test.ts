@@ -7,13 +7,12 @@ import { Machine, MachineError } from "../src/workers/machine.js";
 import { bench_mutex, bench_rwlock, bench_spinlock } from "../src/workers/workloads/locks.js";
 import {
   in_softirq,
-  irq_enter,
-  irq_exit,
   irqs_disabled,
   local_irq_disable,
   local_irq_enable,
   preempt_count,
 } from "../src/percpu/preempt.js";
+import { irq_enter, irq_exit } from "../src/percpu/softirq.js";
 import {
   spin_is_locked,
   spin_lock,

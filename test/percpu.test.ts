@@ -8,15 +8,12 @@ import {
   in_interrupt,
   in_irq,
   in_softirq,
-  irq_enter,
-  irq_exit,
   irqs_disabled,
-  local_bh_disable,
-  local_bh_enable,
   local_irq_restore,
   local_irq_save,
   preempt_count,
 } from "../src/percpu/preempt.js";
+import { irq_enter, irq_exit, local_bh_disable, local_bh_enable } from "../src/percpu/softirq.js";
 import {
   for_each_online_cpu,
   for_each_possible_cpu,

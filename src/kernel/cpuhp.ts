@@ -41,7 +41,9 @@ export function percpuCpuOnline(): void {
   wqAuto = a.config.workqueue === "auto";
   // Every point while an interrupt line has a handler (a raised interrupt is taken at the next
   // sched point); with none, a check every IRQ_IDLE_PERIOD points keeps free-mode sched points cheap.
-  addSchedSlowPath(percpuSchedPoint, IRQ_IDLE_PERIOD);
+  // Nested and reentrant: an interrupt lands in a work item or a softirq (one run at an irq_exit
+  // of this very path included); irqSchedPoint itself keeps it out of hardirq and irqs-off code.
+  addSchedSlowPath(percpuSchedPoint, IRQ_IDLE_PERIOD, true, true);
   hookedTo = a.sab;
 }
 

@@ -25,8 +25,6 @@ import { SP_LOCK, SP_UNLOCK, sched_point } from "../sched/sched_point.js";
 import { smp_processor_id } from "../shared/smp.js";
 import {
   in_interrupt,
-  local_bh_disable,
-  local_bh_enable,
   local_irq_disable,
   local_irq_enable,
   local_irq_restore,
@@ -34,6 +32,7 @@ import {
   preempt_disable,
   preempt_enable,
 } from "../percpu/preempt.js";
+import { local_bh_disable, local_bh_enable } from "../percpu/softirq.js";
 import {
   lockHolders,
   lock_acquire,

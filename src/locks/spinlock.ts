@@ -21,8 +21,6 @@ import { SP_LOCK, SP_UNLOCK, sched_point } from "../sched/sched_point.js";
 import { sched_wake } from "../sched/sched_det.js";
 import { smp_processor_id } from "../shared/smp.js";
 import {
-  local_bh_disable,
-  local_bh_enable,
   local_irq_disable,
   local_irq_enable,
   local_irq_restore,
@@ -30,6 +28,7 @@ import {
   preempt_disable,
   preempt_enable,
 } from "../percpu/preempt.js";
+import { local_bh_disable, local_bh_enable } from "../percpu/softirq.js";
 import {
   lock_acquire,
   lock_acquired,

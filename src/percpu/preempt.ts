@@ -1,17 +1,13 @@
 /**
  * preempt_count and the interrupt flag of each CPU (include/linux/preempt.h,
  * v4.19 bit layout), so in_interrupt(), in_atomic() and irqs_disabled() are real.
+ * What changes the softirq and hardirq bits — irq_enter/irq_exit,
+ * local_bh_disable/local_bh_enable — is in softirq.ts: it may run softirqs.
  */
 import { DEFINE_PER_CPU, I32 } from "../shared/arena.js";
 import { defineStruct } from "../shared/struct.js";
 import { onSetCurrentCpu, this_cpu_ptr } from "../shared/smp.js";
-import {
-  HARDIRQ_MASK,
-  HARDIRQ_OFFSET,
-  NMI_MASK,
-  SOFTIRQ_DISABLE_OFFSET,
-  SOFTIRQ_MASK,
-} from "../shared/preempt_mask.js";
+import { HARDIRQ_MASK, NMI_MASK, SOFTIRQ_MASK } from "../shared/preempt_mask.js";
 
 /** Per-CPU execution context. Only its own CPU writes it. */
 export const CPU_CONTEXT = defineStruct("cpu_context", [
@@ -92,18 +88,7 @@ export function local_irq_restore(flags: number): void {
   if (flags === 0 && I32[irqf] !== 0 && trace_irqs_on !== null) trace_irqs_on(true);
   I32[irqf] = flags;
 }
-export function local_bh_disable(): void {
-  I32[pc] = I32[pc]! + SOFTIRQ_DISABLE_OFFSET;
-}
-export function local_bh_enable(): void {
-  const n = I32[pc]! - SOFTIRQ_DISABLE_OFFSET;
-  if ((n & SOFTIRQ_MASK) === 0 && trace_irqs_on !== null) trace_irqs_on(false);
-  I32[pc] = n;
-}
-/** irq_enter/irq_exit: bracket a simulated hardirq handler. */
-export function irq_enter(): void {
-  I32[pc] = I32[pc]! + HARDIRQ_OFFSET;
-}
-export function irq_exit(): void {
-  I32[pc] = I32[pc]! - HARDIRQ_OFFSET;
+/** trace_softirqs_on (v4.19): softirqs are about to be enabled again (local_bh_enable calls it). */
+export function trace_softirqs_on(): void {
+  if (trace_irqs_on !== null) trace_irqs_on(false);
 }

@@ -24,15 +24,19 @@
  * context (SOFTIRQ_OFFSET in preempt_count), like RCU_SOFTIRQ.
  *
  * Where the work happens: rcu_check_callbacks is a sched-point slow path
- * (hooked in by rcu_cpu_starting). Outside read-side sections it reports a
- * quiescent state (ends the reader epoch); at a safe point (also no locks
- * held, preempt_count() 0, interrupts on) it polls the grace period and, once
- * gp_seq has moved since its last look, invokes the ready callbacks of every
- * CPU's list. synchronize_rcu and rcu_barrier drive the same machinery
- * themselves while they wait.
+ * (hooked in by rcu_cpu_starting), the scheduling-clock tick: it lands in
+ * work items and softirqs too. Outside read-side sections it reports a
+ * quiescent state (ends the reader epoch), then raises RCU_SOFTIRQ, which runs
+ * at the tick's irq_exit where a softirq may (interrupts on, not in interrupt
+ * context — locks the interrupted code holds do not matter), or at the next
+ * irq_exit or local_bh_enable: rcu_process_callbacks polls the grace period
+ * and, once gp_seq has moved since its last look, invokes the ready callbacks
+ * of every CPU's list. synchronize_rcu and rcu_barrier drive the same
+ * machinery themselves while they wait.
  */
 import { schedDeterministic, sched_wake, sched_yield } from "../sched/sched_det.js";
 import { DEFINE_GLOBAL, DEFINE_PER_CPU, I32, machineStopping, per_cpu_ptr, theArena } from "../shared/arena.js";
+import { defineKernelFn } from "../shared/functab.js";
 import { KernelBug, MachineStopped, reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import {
@@ -44,7 +48,8 @@ import {
   sched_point,
 } from "../sched/sched_point.js";
 import { num_online_cpus, onSetCurrentCpu, smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
-import { irqs_disabled, preempt_count, preempt_count_add, preempt_count_sub } from "../percpu/preempt.js";
+import { irqs_disabled, preempt_count_add, preempt_count_sub } from "../percpu/preempt.js";
+import { RCU_SOFTIRQ, do_softirq, open_softirq, raise_softirq } from "../percpu/softirq.js";
 import { SOFTIRQ_OFFSET } from "../shared/preempt_mask.js";
 import {
   SPINLOCK_T,
@@ -54,7 +59,6 @@ import {
   spin_unlock,
   spin_unlock_irqrestore,
 } from "../locks/spinlock.js";
-import { lockdep_depth } from "../locks/lockdep.js";
 import { might_sleep } from "../locks/might_sleep.js";
 import { RCU_HEAD, RCU_READER, rcu_preempt_depth, rcu_qs, rcu_reader } from "./rcupdate.js";
 import {
@@ -339,7 +343,7 @@ function rcu_cbs_pending(cpu: number): boolean {
  * gp_seq moved since this CPU last looked, invoke every CPU's ready callbacks,
  * its own first.
  */
-function rcu_process_callbacks(): void {
+const rcu_process_callbacks = defineKernelFn("rcu_process_callbacks", () => {
   rcu_gp_poll();
   const swept = rdpIdx(this_cpu_ptr(rcu_data), RCU_DATA.off.swept_gp_seq);
   const seq = Atomics.load(I32, gpSeqIdx());
@@ -351,24 +355,19 @@ function rcu_process_callbacks(): void {
     const cpu = (me + i) % n;
     if (rcu_cbs_pending(cpu)) rcu_do_batch(cpu);
   }
-}
+});
 
 /**
  * rcu_check_callbacks (v4.19, from the scheduling-clock interrupt): the sched
- * point slow path. Outside a read-side section this is a quiescent state. The
- * softirq work runs only where a softirq could and a callback may take locks:
- * no lock held, preempt_count() 0 and interrupts on.
+ * point slow path. Outside a read-side section this is a quiescent state.
+ * Then RCU_SOFTIRQ is raised and, as the tick's irq_exit would, run now when
+ * interrupts are on and this CPU is not in interrupt context (do_softirq
+ * checks that); otherwise it waits for the next irq_exit or local_bh_enable.
  */
 function rcu_check_callbacks(): void {
-  if (rcu_preempt_depth() !== 0) return;
-  rcu_qs();
-  if (preempt_count() !== 0 || irqs_disabled() || lockdep_depth() !== 0) return;
-  preempt_count_add(SOFTIRQ_OFFSET);
-  try {
-    rcu_process_callbacks();
-  } finally {
-    preempt_count_sub(SOFTIRQ_OFFSET);
-  }
+  if (rcu_preempt_depth() === 0) rcu_qs();
+  raise_softirq(RCU_SOFTIRQ);
+  if (!irqs_disabled()) do_softirq();
 }
 
 /*** Waiting for grace periods and callbacks ***/
@@ -511,7 +510,8 @@ let hookedTo: SharedArrayBuffer | null = null;
  */
 export function rcu_cpu_starting(cpu: number): void {
   if (cpu !== smp_processor_id()) throw new Error(`rcu_cpu_starting(${cpu}) runs on CPU${smp_processor_id()}`);
-  if (hookedTo === null) addSchedSlowPath(rcu_check_callbacks, RCU_CHECK_PERIOD);
+  // Nested: the tick lands inside work items and softirqs (never in its own softirq: no reentry).
+  if (hookedTo === null) addSchedSlowPath(rcu_check_callbacks, RCU_CHECK_PERIOD, true);
   hookedTo = theArena().sab;
 }
 
@@ -530,6 +530,7 @@ onSetCurrentCpu(() => {
 export function rcu_init(): void {
   const st = rcu_state.ptr;
   spin_lock_init(st + LOCK, "rcu_node_0");
+  open_softirq(RCU_SOFTIRQ, rcu_process_callbacks);
   const seq0 = (-300 << RCU_SEQ_CTR_SHIFT) | 0;
   I32[(st + RCU_STATE.off.gp_seq) >> 2] = seq0;
   I32[(st + RCU_STATE.off.gp_seq_needed) >> 2] = seq0;

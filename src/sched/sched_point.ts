@@ -34,7 +34,13 @@ interface Path {
   readonly every: number;
   /** Runs also at points reached inside another slow path (an interrupt handler, the kworker). */
   readonly nested: boolean;
+  /** Runs also at points reached inside its own run (interrupts: softirq at irq_exit takes interrupts). */
+  readonly reentrant: boolean;
   left: number;
+  /** The interval it last asked for: the points inside its own next run count down from it. */
+  gap: number;
+  /** Runs of it on this thread's stack now. */
+  running: number;
 }
 
 const IDLE = 1 << 30;
@@ -44,6 +50,8 @@ let armed = IDLE;
 let paths: Path[] = [];
 /** Points counted before the current arming (see {@link schedPointCount}). */
 let counted = 0;
+/** Slow-path runs on this thread's stack: 0 at a point reached by plain kernel code. */
+let depth = 0;
 /**
  * The deterministic scheduler's hook (src/sched/sched_det.ts): it runs when
  * `detLeft` points have passed, also inside another slow path (an interrupt
@@ -71,8 +79,6 @@ export function schedPointCount(): number {
   return counted + (armed - budget);
 }
 
-let inSlow = false;
-
 /** Moves the points since the last arming into `counted` and every interval. */
 function account(): void {
   const elapsed = armed - budget;
@@ -82,69 +88,50 @@ function account(): void {
   budget = armed = IDLE;
 }
 
+/**
+ * Can `p` run at a point reached at this depth? At depth 0 every path; inside
+ * a slow path only the nested ones (an interrupt inside a work item or a
+ * softirq, the soft-lockup watchdog inside a handler that loops), and a path
+ * inside its own run only when it is reentrant.
+ */
+function runnable(p: Path, top: boolean): boolean {
+  return (top || p.nested) && (p.running === 0 || p.reentrant);
+}
+
+/** Arms the budget for the next point at the current depth: the nearest due runnable path or the scheduler. */
 function rearm(): void {
+  const top = depth === 0;
   let next = detHook !== null ? Math.max(1, detLeft) : IDLE;
-  for (const p of paths) next = Math.min(next, Math.max(1, p.left));
+  for (const p of paths) if (runnable(p, top)) next = Math.min(next, Math.max(1, p.left));
   budget = armed = next;
 }
 
 function schedSlow(kind: SP): void {
   account();
-  // Points reached inside a slow path (an interrupt handler taking locks) do not re-enter it, but
-  // the deterministic scheduler still decides there (handler code is preempted like any code), and
-  // the nested paths (the soft-lockup watchdog: a handler or a work item may loop) still run.
-  if (inSlow) {
-    try {
-      runDet(kind);
-      runNested(kind);
-    } finally {
-      armDetOnly();
-    }
-    return;
-  }
-  inSlow = true;
+  const top = depth === 0;
+  depth++;
   try {
+    // The deterministic scheduler decides at every depth: handler code is preempted like any code.
     runDet(kind);
     for (const p of paths) {
-      if (p.left <= 0 || kind === SP_OP) {
-        account();
-        p.left = p.every;
-        armDetOnly();
-        const want = p.fn(kind);
-        if (typeof want === "number") p.left = Math.max(1, Math.min(want, p.every));
+      if (!runnable(p, top) || (p.left > 0 && !(top && kind === SP_OP))) continue;
+      account();
+      p.left = p.gap;
+      p.running++;
+      rearm();
+      let want: number | undefined;
+      try {
+        want = p.fn(kind) ?? undefined;
+      } finally {
+        p.running--;
       }
+      if (typeof want === "number") p.gap = p.left = Math.max(1, Math.min(want, p.every));
+      else p.gap = p.every;
     }
   } finally {
     account();
-    inSlow = false;
+    depth--;
     rearm();
-  }
-}
-
-/** Inside a slow path only the deterministic scheduler and the nested paths keep counting down. */
-function armDetOnly(): void {
-  let next = detHook !== null ? Math.max(1, detLeft) : IDLE;
-  for (const p of paths) if (p.nested) next = Math.min(next, Math.max(1, p.left));
-  budget = armed = next;
-}
-
-/** Depth guard: a nested path's own sched points do not run it again. */
-let inNested = false;
-
-function runNested(kind: SP): void {
-  if (inNested) return;
-  inNested = true;
-  try {
-    for (const p of paths) {
-      if (!p.nested || p.left > 0) continue;
-      account();
-      p.left = p.every;
-      armDetOnly();
-      const want = p.fn(kind);
-      if (typeof want === "number") p.left = Math.max(1, Math.min(want, p.every));
-    }
-  } finally {
-    inNested = false;
   }
 }
 
@@ -156,12 +143,14 @@ function runDet(kind: SP): void {
  * Plugs a slow path in behind the hook (machine-stop check, interrupts, RCU
  * callbacks). `every` = 1 runs it at every point. A `nested` path runs also
  * at the points reached inside another slow path (a watchdog must see a
- * handler that never returns).
+ * handler that never returns; an interrupt lands inside a work item); a
+ * `reentrant` one also inside its own run (its own code decides, from the
+ * CPU's context, what may nest: an interrupt in a softirq, never in a hardirq).
  */
-export function addSchedSlowPath(fn: SlowPath, every: number, nested = false): void {
+export function addSchedSlowPath(fn: SlowPath, every: number, nested = false, reentrant = false): void {
   const e = Math.max(1, Math.floor(every));
   account();
-  paths = [...paths, { fn, every: e, nested, left: e }];
+  paths = [...paths, { fn, every: e, nested, reentrant, left: e, gap: e, running: 0 }];
   rearm();
 }
 
@@ -195,7 +184,7 @@ export function schedDetRearm(n: number): void {
  */
 export function sched_point_reset(): void {
   counted = 0;
-  for (const p of paths) p.left = p.every;
+  for (const p of paths) p.left = p.gap = p.every;
   detHook = null;
   detLeft = IDLE;
   budget = armed = IDLE;

@@ -37,10 +37,15 @@ lockdepAttach();
 percpuCpuOnline();
 rcu_cpu_starting(boot.cpu);
 const ctx = cpuCtx(boot.cpu, boot.config.seed);
-// A CPU that loops without ever waiting still notices a stopped machine.
-addSchedSlowPath(() => {
-  if (machineStopping()) throw new MachineStopped();
-}, 4096);
+// A CPU that loops without ever waiting still notices a stopped machine, in a work item,
+// softirq or handler too (nested).
+addSchedSlowPath(
+  () => {
+    if (machineStopping()) throw new MachineStopped();
+  },
+  4096,
+  true,
+);
 // A CPU that stays inside one kernel call past the watchdog reports a soft lockup.
 watchdog_enable();
 

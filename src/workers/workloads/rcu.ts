@@ -8,7 +8,7 @@ import { DEFINE_GLOBAL, I32, staticInit, theArena } from "../../shared/arena.js"
 import { KernelBug } from "../../shared/report.js";
 import { defineStruct } from "../../shared/struct.js";
 import { sched_op_point } from "../../sched/sched_point.js";
-import { preempt_disable, preempt_enable } from "../../percpu/preempt.js";
+import { local_irq_restore, local_irq_save } from "../../percpu/preempt.js";
 import { SPINLOCK_T, spin_lock, spin_lock_init, spin_unlock } from "../../locks/spinlock.js";
 import { lock_is_held } from "../../locks/lockdep.js";
 import { GFP_ATOMIC, GFP_KERNEL } from "../../mm/gfp.js";
@@ -221,17 +221,18 @@ defineWorkload("rcu_drain_at_safe_points", () => {
 });
 
 /**
- * Queues `n` kfree_rcu'd records on this CPU with preemption off (so this CPU
- * processes none of them) and returns: the CPU goes idle with all of them
- * pending. Returns how many are pending.
+ * Queues `n` kfree_rcu'd records on this CPU with interrupts off (no tick's
+ * RCU softirq runs here meanwhile, so this CPU processes none of them; with
+ * preemption off alone it would, at the tick's irq_exit) and returns: the CPU
+ * goes idle with all of them pending. Returns how many are pending.
  */
 defineWorkload("rcu_queue_kfree_rcu", (a: { n: number }) => {
-  preempt_disable();
+  const flags = local_irq_save();
   for (let i = 0; i < a.n; i++) {
     const p = newRecord(RCU_TORTURE.size, RCU_TORTURE.off.seq, RCU_TORTURE.off.check, i, GFP_ATOMIC);
     kfree_rcu(p, RCU_TORTURE.off.rtort_rcu);
   }
-  preempt_enable();
+  local_irq_restore(flags);
   return rcuCallbacksPending();
 });
 
