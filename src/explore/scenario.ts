@@ -119,10 +119,33 @@ const abba: Scenario = {
   },
 };
 
+/**
+ * vfree_deferred's same-CPU race (src/workers/workloads/vfree_ipi.ts): CPU 0's
+ * kworker runs free_work while the others raise interrupts on it whose handler
+ * vfrees; the schedule places the handler's llist_add inside free_work.
+ */
+const irqVfreeWork: Scenario = {
+  name: "demo:irq-vfree-work",
+  summary:
+    "CPU0 vfrees from interrupts and runs free_work; the others make its handler vfree too, landing inside free_work",
+  config: { irqRate: 0, workqueue: "auto" },
+  ops: 4,
+  skippable: true,
+  async setup(m) {
+    await m.run(0, "vfree_ipi_setup");
+  },
+  async run(m, p) {
+    const done = await m.runAll("vfree_ipi", (cpu: number) => ({ ops: p.ops, skip: p.skip[cpu] ?? [] }));
+    await m.run(0, "vfree_ipi_drain");
+    return done;
+  },
+};
+
 const registry = new Map<string, Scenario>([
   [stress.name, stress],
   [lostUpdate.name, lostUpdate],
   [abba.name, abba],
+  [irqVfreeWork.name, irqVfreeWork],
   ...TEST_CASE_ARRAY.map((c): [string, Scenario] => [`test_vmalloc:${c.name}`, testVmalloc(c.name)]),
 ]);
 

@@ -287,6 +287,19 @@ export function workqueueSafePoint(): void {
   worker_run(myPool, 0);
 }
 
+/**
+ * Harness: the function of the work item this CPU is running now, as any
+ * pool's worker (0 when none) — what an interrupt handler interrupted. Only
+ * this CPU writes the fields it reads while it is that pool's worker.
+ */
+export function workqueueCurrentFunc(): number {
+  for (const cpu of for_each_possible_cpu()) {
+    const pool = cpu_pool(cpu);
+    if (I32[(pool + P.worker_cpu) >> 2] === smp_processor_id()) return I32[(pool + P.current_func) >> 2]!;
+  }
+  return 0;
+}
+
 /*** Flushing ***/
 
 const wq_barrier_func = defineKernelFn("wq_barrier_func", (work: number) => {

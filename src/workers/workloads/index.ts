@@ -18,3 +18,4 @@ import "./catalog.js";
 import "./sched.js";
 import "./sched_demo.js";
 import "./exec_script.js";
+import "./vfree_ipi.js";
