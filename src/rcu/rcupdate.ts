@@ -131,7 +131,7 @@ export function rcu_qs(): void {
  * within a read-side section) the epoch goes on.
  */
 function rcu_note_context_switch(): void {
-  if (I32[nestingIdx] === 0) rcu_qs();
+  if (boundTo === I32 && I32[nestingIdx] === 0) rcu_qs();
 }
 registerContextSwitchNote(rcu_note_context_switch);
 
