@@ -1,5 +1,5 @@
 /**
- * `vmsim exec` as the tools that drive it see it (shared/EXEC.md): the built
+ * `vmsim exec` as the tools that drive it see it (docs/exec.md): the built
  * CLI in a child process, a script in (a file or stdin), JSON result lines out.
  *
  * arm64-va48, as vmalloc_init leaves it (src/mm/vmalloc.ts): VMALLOC_START is
@@ -66,13 +66,13 @@ const IMAGE = [
   "0xffff000008f10000-0xffff000009023000 1126400 paging_init phys=0x0000000040f10000 vmap",
 ];
 
-/** A meminfo result's fields (the names are /proc/meminfo's, as EXEC.md's result carries them). */
+/** A meminfo result's fields (the names are /proc/meminfo's, as docs/exec.md's result carries them). */
 function meminfo(usedKb: number): Record<string, number> {
   // biome-ignore lint/style/useNamingConvention: /proc/meminfo's field names
   return { VmallocTotal: 135290290112, VmallocUsed: usedKb, VmallocChunk: 0 };
 }
 
-describe("vmsim exec: EXEC.md's example", () => {
+describe("vmsim exec: two areas, one freed, then /proc/vmallocinfo", () => {
   it("gives exact addresses on arm64-va48, and vmallocinfo shows a's area unpurged", async () => {
     const r = await runScript(
       [
@@ -298,6 +298,53 @@ describe("vmsim exec: every op", () => {
     // More pages than the machine has: refused before any address space is looked for.
     expect(r.results[1]).toMatchObject({ ok: false, addr: null });
     expect(r.results[1]!["error"]).toMatch(/vmalloc: allocation failure: 314572800 bytes/);
+  });
+
+  it("a label whose allocation returned NULL names NULL: vfree and vunmap of it are no-ops, a load or store faults at 0", async () => {
+    const r = await runScript([
+      { op: "vmalloc", size: 0, as: "n" },
+      { op: "vm_map_ram", pages: 100_000, as: "r" },
+      { op: "vfree", ref: "n" },
+      { op: "vunmap", ref: "n" },
+      { op: "vfree", ref: "r", irq: true },
+      { op: "read", ref: "n", offset: 0, len: 4 },
+      { op: "write", ref: "n", offset: 16, hex: "00" },
+      { op: "read", ref: "n", offset: 8192, len: 1 },
+      { op: "vfree", ref: "never" },
+      { op: "check" },
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.results.slice(0, 2).map((x) => [x["as"], x["addr"], x["ok"]])).toEqual([
+      ["n", null, false],
+      ["r", null, false],
+    ]);
+    // vfree(NULL) and vunmap(NULL) return at once, from interrupt context too.
+    expect(r.results.slice(2, 5)).toEqual([
+      { op: "vfree", ok: true },
+      { op: "vunmap", ok: true },
+      { op: "vfree", ok: true },
+    ]);
+    const fault = (what: string, addr: string) => `Unable to handle kernel ${what} at virtual address ${addr}`;
+    expect(r.results.slice(5, 8).map((x) => [x["ok"], x["error"], x["reports"]])).toEqual([
+      [
+        false,
+        fault("NULL pointer dereference", "0x0000000000000000"),
+        [`fault: ${fault("NULL pointer dereference", "0x0000000000000000")}`],
+      ],
+      [
+        false,
+        fault("NULL pointer dereference", "0x0000000000000010"),
+        [`fault: ${fault("NULL pointer dereference", "0x0000000000000010")}`],
+      ],
+      [
+        false,
+        fault("paging request", "0x0000000000002000"),
+        [`fault: ${fault("paging request", "0x0000000000002000")}`],
+      ],
+    ]);
+    // Only a label no line defined is unknown.
+    expect(r.results[8]).toEqual({ op: "vfree", ok: false, error: 'vfree: unknown label "never"' });
+    expect(r.results[9]).toEqual({ op: "check", ok: true, violations: [] });
   });
 
   it("exhausting arm32's 240 MB area gives the kernel's vmap allocation failure", async () => {

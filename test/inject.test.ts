@@ -7,7 +7,7 @@
  *
  * The catch comes from real concurrency (two worker threads), so its moment
  * varies from run to run; the bound is what makes the test certain. Measured
- * over 20 seeds each (README, "Proof that it hunts races"), every broken
+ * over 20 seeds each (docs/races.md, "Proof that it hunts races"), every broken
  * build was caught within 2.3 s on 2 cores and within 3.8 s with both
  * CPUs squeezed onto one core, against a cap of 20 s per seed and three seeds
  * in turn — 60 s in all. The machine's soft-lockup threshold is 2 s here
@@ -16,8 +16,7 @@
 import { describe, expect, it } from "vitest";
 import { makeConfig } from "../src/shared/config.js";
 import { INJECTIONS, INJECT_NAMES, type InjectName } from "../src/shared/inject.js";
-import { STRESS_MACHINE_OPTIONS } from "../src/cli/options.js";
-import { type StressResult, runStress } from "../src/workers/stress.js";
+import { STRESS_MACHINE_FLAGS, type StressResult, runStress } from "../src/workers/stress.js";
 
 /** Seeds a broken build is tried with, in turn, until one catches it. */
 const SEEDS = [1, 2, 3];
@@ -32,7 +31,7 @@ const TWIN_EXTRA_OPS = 20_000;
 
 /** `vmsim stress --cpus 2 --seed <seed> --watchdog 2s [--inject <name>]`. */
 function config(seed: number, inject: readonly InjectName[]) {
-  return makeConfig({ cpus: 2, seed, inject, irqRate: STRESS_MACHINE_OPTIONS.irqRate.defaultValue, watchdogMs: 2000 });
+  return makeConfig({ cpus: 2, seed, inject, irqRate: STRESS_MACHINE_FLAGS.irqRate.defaultValue, watchdogMs: 2000 });
 }
 
 /** The first thing a failed run found, one line. */
@@ -72,7 +71,7 @@ describe("the inject option", () => {
     expect(makeConfig().inject).toEqual([]);
     expect(() => makeConfig({ inject: ["no-such-bug" as InjectName] })).toThrow(
       "unknown injection no-such-bug; expected one of no-vmap-area-lock, no-purge-flush, irq-vfree-not-deferred, " +
-        "vb-publish-before-init, vb-list-del-init, vb-purge-wrong-lock, vmallocinfo-uninitialized, vunmap-debugobjects, " +
+        "double-vfree-irq, vb-publish-before-init, vb-list-del-init, vb-purge-wrong-lock, vmallocinfo-uninitialized, vunmap-debugobjects, " +
         "huge-align-wrap",
     );
   });

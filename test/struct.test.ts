@@ -142,12 +142,26 @@ const PINS: Record<string, Pin> = {
     off: { cnts: 0, sleepers: 4, owner_cpu: 8, class: 12, wait_lock: 16 },
   },
   mutex: { def: MUTEX, size: 12, align: 4, off: { state: 0, owner_cpu: 4, class: 8 } },
-  held_locks: { def: HELD_LOCKS, size: 580, align: 4, off: { depth: 0, lock: 4, class: 196, read: 388 } },
+  held_locks: {
+    def: HELD_LOCKS,
+    size: 772,
+    align: 4,
+    off: { depth: 0, lock: 4, class: 196, read: 388, state: 580 },
+  },
   lockdep_graph: {
     def: LOCKDEP_GRAPH,
-    size: 69640,
+    size: 176648,
     align: 4,
-    off: { graph_lock: 0, nr_classes: 4, class_names: 8, before: 4104 },
+    off: {
+      graph_lock: 0,
+      nr_classes: 4,
+      class_names: 8,
+      before: 4104,
+      subclasses: 69640,
+      usage_mask: 73736,
+      usage_cpu: 74248,
+      usage_trace: 78344,
+    },
   },
   /* per-CPU context, interrupts, workqueues */
   cpu_context: { def: CPU_CONTEXT, size: 8, align: 4, off: { preempt_count: 0, irqs_off: 4 } },
@@ -278,9 +292,19 @@ const PINS: Record<string, Pin> = {
   /* vmalloc */
   vmap_area: {
     def: VMAP_AREA,
-    size: 56,
+    size: 64,
     align: 8,
-    off: { va_start: 0, va_end: 8, flags: 16, rb_node: 20, list: 32, purge_list: 40, vm: 44, rcu_head: 48 },
+    off: {
+      va_start: 0,
+      va_end: 8,
+      flags: 16,
+      rb_node: 20,
+      list: 32,
+      purge_list: 40,
+      vm: 44,
+      rcu_head: 48,
+      alloc_cpu: 56,
+    },
   },
   vm_struct: {
     def: VM_STRUCT,
@@ -327,9 +351,9 @@ const PINS: Record<string, Pin> = {
   },
   vmalloc_mix_cpu: {
     def: MIX_CPU,
-    size: 2224,
+    size: 2232,
     align: 8,
-    off: { nr_live: 0, incoming: 8, to_irq: 40, counts: 72, live: 304 },
+    off: { nr_live: 0, incoming: 8, to_irq: 40, counts: 72, ops: 304, live: 312 },
   },
   llist_test_node: { def: LLIST_TEST_NODE, size: 12, align: 4, off: { llnode: 0, cpu: 4, seq: 8 } },
 };

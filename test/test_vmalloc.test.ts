@@ -7,7 +7,7 @@
  * process, judged on its exit status, its Summary lines and its SUMMARY line.
  * The smoke runs keep test_vmalloc.sh's smoke preset (test_repeat_count=10)
  * with a smaller test_loop_count so that CI stays short; the preset's own
- * 10000 loops take about a minute here (README, "vmsim test").
+ * 10000 loops take about a minute here (docs/cli.md, "vmsim test").
  *
  * The percpu and kvfree_rcu tests run kernel code on the main thread (CPU 0
  * after start_kernel), on the arm32 layout, whose vmalloc area ends at
@@ -90,6 +90,10 @@ describe("vmsim test --mode smoke", () => {
     expect(s.reports).toBe(0);
     expect(s.leak.leakedPages).toBe(0);
     expect(s.rerun).toBe(`vmsim test${cpus === 2 ? "" : " --cpus 1"} --test-loop-count 100 --mode smoke`);
+    expect(r.stdout).toContain(
+      `\nresult: ok (${100 * cpus} test runs passed; align_shift_alloc_test failed ${10 * cpus} times as it is meant to, ` +
+        `with ${20 * cpus} expected allocation warnings; invariants ok, nothing leaked)\nseed: 1\nSUMMARY `,
+    );
   }, 120_000);
 });
 
@@ -143,6 +147,7 @@ describe("vmsim test's parameters", () => {
       "vmsim: rerun with: vmsim test --cpus 1 --memory 16M --test-loop-count 2 --run-test-mask 0x1 --nr-pages 5000",
     );
     expect(summaryOf(r.stdout)).toMatchObject({ ok: false, failed: 1 });
+    expect(r.stdout).toMatch(/^result: FAILED \(\d+ failures, listed on stderr\)$/m);
   });
 
   it.each([

@@ -1,12 +1,12 @@
 /**
  * `vmsim exec`: drives a machine from an op script, one JSON object per line,
  * and prints one JSON result line per op, in input order — the contract of
- * shared/EXEC.md, which other tools (fuzzers, reference models, notebooks)
+ * docs/exec.md, which other tools (fuzzers, reference models, notebooks)
  * rely on: fields are only ever added.
  *
  * Each line runs as the workload "exec_op" (src/workers/workloads/exec.ts) on
  * its CPU. Lines run one at a time in script order, whatever their CPU: ops on
- * one CPU are in script order as EXEC.md requires, every run of a script is
+ * one CPU are in script order as docs/exec.md requires, every run of a script is
  * deterministic (returned addresses included), and between two lines every CPU
  * is parked, which is what `check` needs. Concurrency is `vmsim run`'s job.
  *
@@ -14,7 +14,7 @@
  * free_work) run only at `flush_work` — each CPU's kworker in turn, CPU 0
  * first — and once more after the last line.
  *
- * Results beyond EXEC.md's fields:
+ * Results beyond docs/exec.md's fields:
  * - `ok` is false also when the kernel call raised a report (a WARN, an oops,
  *   a stale-TLB access, a lockdep splat); `error` is the first line of the
  *   first report and `reports` lists them all as "kind: text".
@@ -22,11 +22,17 @@
  *   `hex` — the load happened — and ok false with the stale-tlb report.
  * - A BUG stops the machine: that line and every later one get ok false with
  *   the CPU's error, the script still answers every line, and the exit status
- *   is 1.
+ *   is 1. So does a soft lockup (src/sched/watchdog.ts: a CPU inside one
+ *   kernel call longer than `--watchdog`, e.g. free_work walking a
+ *   vfree_deferred list that a double vfree from interrupt context made a
+ *   cycle): the line that ran it lists the reports, and the report with the
+ *   CPU's last events goes to stderr.
  *
- * Labels (`as`) name the address an op returned; a later `as` with the same
- * name rebinds it, and a label still resolves after its area is freed (a read
- * after vfree is a use-after-free to observe). The pages behind a vmap or
+ * Labels (`as`) name the address an op returned — NULL when the allocation
+ * failed, so a later vfree of it is vfree(NULL) and a read through it faults
+ * at address 0; a later `as` with the same name rebinds it, and a label still
+ * resolves after its area is freed (a read after vfree is a use-after-free to
+ * observe). Only a label no line defined is "unknown label". The pages behind a vmap or
  * vm_map_ram belong to exec (the API's caller): freed when vunmap, vfree
  * (vmap) or vm_unmap_ram with the mapped count removes the mapping, held (and
  * counted as harness pages by `check`) otherwise.
@@ -72,8 +78,10 @@ class ExecSession {
   /** Pages exec mapped with vmap / vm_map_ram, by the kaddr they are mapped at. */
   private readonly vmapHeld = new Map<number, HeldPages>();
   private readonly ramHeld = new Map<number, HeldPages>();
-  /** Why the machine stopped (a BUG on some CPU), once it has. */
+  /** Why the machine stopped (a BUG or soft lockup on some CPU), once it has. */
   stopped: string | null = null;
+  /** The reports of the call that stopped the machine (its soft-lockup or BUG report among them). */
+  stopReports: Report[] = [];
   private readonly layout: Layout;
 
   constructor(private readonly m: Machine) {
@@ -83,8 +91,13 @@ class ExecSession {
   /** Runs one request on `cpu`; the reply and the reports it raised. */
   private async run(cpu: number, req: ExecRequest): Promise<{ reply: ExecReply; reports: Report[] }> {
     const before = this.m.reports.length;
-    const reply = (await this.m.run(cpu, "exec_op", req)) as ExecReply;
-    return { reply, reports: this.m.reports.slice(before) };
+    try {
+      const reply = (await this.m.run(cpu, "exec_op", req)) as ExecReply;
+      return { reply, reports: this.m.reports.slice(before) };
+    } catch (e) {
+      if (e instanceof MachineError) this.stopReports = this.m.reports.slice(before);
+      throw e;
+    }
   }
 
   /** The vmap pages in whose area `addr` lies. */
@@ -122,7 +135,9 @@ class ExecSession {
     } catch (e) {
       if (!(e instanceof MachineError)) throw e;
       this.stopped = e.message;
-      return { ...head, error: e.message };
+      const out: ResultLine = { ...head, error: e.message };
+      if (this.stopReports.length > 0) out["reports"] = this.stopReports.map(reportText);
+      return out;
     }
   }
 
@@ -136,7 +151,8 @@ class ExecSession {
       const addr = reply.addr ?? 0;
       out["addr"] = addr === 0 ? null : formatKaddr(this.layout, addr);
       if (addr === 0) failure = reply.failed ?? `${what} returned NULL`;
-      else if (typeof args["as"] === "string") this.labels.set(args["as"], addr);
+      // A label names what the call returned, NULL included (EXEC.md).
+      if (typeof args["as"] === "string") this.labels.set(args["as"], addr);
     };
     switch (p.op) {
       case "vmalloc":
@@ -184,8 +200,8 @@ class ExecSession {
         }
         const req: ExecRequest =
           p.op === "write"
-            ? { op: "write", addr, hex: args["hex"] as string, irq }
-            : { op: "read", addr, len: bytes, irq };
+            ? { op: "write", addr, hex: args["hex"] as string, irq, nullBase: p.target === 0 }
+            : { op: "read", addr, len: bytes, irq, nullBase: p.target === 0 };
         const r = await this.run(cpu, req);
         reports = r.reports;
         if (r.reply.hex !== undefined) out["hex"] = r.reply.hex;
@@ -236,13 +252,16 @@ class ExecSession {
 /**
  * Runs the script from `input` on a machine booted from `config` (whose
  * workqueue must be "explicit"), writing one result line per non-blank input
- * line to `write`. Resolves to the exit status: 0 when the script ran to its
- * end, 1 when a BUG stopped the machine on the way.
+ * line to `write`; `atEnd` sees the machine the script left (CPUs parked,
+ * after the final flush_work, or where a BUG stopped it) before it shuts
+ * down. Resolves to the exit status: 0 when the script ran to its end, 1 when
+ * a BUG stopped the machine on the way.
  */
 export async function execScript(
   config: MachineConfig,
   input: NodeJS.ReadableStream,
   write: (line: string) => void = (line) => process.stdout.write(line),
+  atEnd: (m: Machine, stopped: string | null) => void = () => {},
 ): Promise<number> {
   // A reader that went away (`vmsim exec | head`) ends the run quietly, as for any filter.
   process.stdout.on("error", (e: NodeJS.ErrnoException) => {
@@ -265,10 +284,14 @@ export async function execScript(
         s.stopped = e.message;
       }
     }
+    m.bind();
+    atEnd(m, s.stopped);
   } finally {
     await m.shutdown();
   }
   if (s.stopped !== null) {
+    // The kernel log of the call that stopped the machine: the soft lockup (or BUG) with its CPU's events.
+    for (const r of s.stopReports) console.error(`[CPU${r.cpu}] ${reportText(r)}`);
     console.error(`vmsim: exec: the machine stopped: ${s.stopped}`);
     return 1;
   }

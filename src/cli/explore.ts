@@ -7,14 +7,13 @@
  * arguments or a file that cannot be used.
  */
 import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { compiledModule } from "../workers/compiled.js";
-import cliProgress from "cli-progress";
 import { Piscina } from "piscina";
 import type { MachineConfig } from "../shared/config.js";
 import { lastEvents } from "../shared/events.js";
 import { type ExploreOptions, type ExploreStats, type Found, explore, pctBound } from "../explore/explore.js";
-import { Explorer } from "../explore/explorer.js";
+import { Explorer, type Failure, failureHeadline } from "../explore/explorer.js";
 import type { ExploreTask } from "../explore/explore_worker.js";
 import {
   type ReplayFile,
@@ -30,9 +29,12 @@ import { shrink } from "../explore/shrink.js";
 // The race catalog's scenarios (catalog:…) register themselves.
 import "../explore/catalog.js";
 import { timeline } from "../explore/timeline.js";
-import { plural } from "./format.js";
+import { formatInt, plural } from "../workers/format.js";
+import { drawMap } from "./map.js";
 import { type ExploreCliOptions, type ReplayCliOptions, type ShrinkCliOptions, withTrace } from "./options.js";
 import { writeChromeTrace } from "../workers/chrome_trace.js";
+import { ProgressBar } from "./progress.js";
+import { resultLine } from "./result.js";
 
 /** A scenario by name (a script scenario from its lines), or a RangeError listing the names. */
 export function scenarioOf(name: string, script?: ReplayScript): Scenario {
@@ -49,14 +51,9 @@ export function scenarioOf(name: string, script?: ReplayScript): Scenario {
 /** The lines of a script scenario, for the replay file and the parallel jobs. */
 type Script = ReplayScript | undefined;
 
-const num = (n: number) => Math.round(n).toLocaleString("en-US");
-
-function progressBar(label: string, format: string): cliProgress.SingleBar | null {
-  if (!process.stderr.isTTY) return null;
-  return new cliProgress.SingleBar(
-    { stream: process.stderr, format: `  ${label} [{bar}] ${format}`, hideCursor: true, clearOnComplete: true },
-    cliProgress.Presets.shades_classic,
-  );
+/** A failure in one line for the result line: its kind and the first line of its real text. */
+function failureLine(f: Failure): string {
+  return `${f.kind}: ${f.text.split("\n")[0]}`;
 }
 
 function strategyText(s: StrategyName): string {
@@ -76,7 +73,7 @@ function strategyText(s: StrategyName): string {
 
 function preemptionText(h: readonly number[]): string {
   return h
-    .map((n, i) => (n > 0 ? `${i}${i === h.length - 1 ? "+" : ""}: ${num(n)}` : ""))
+    .map((n, i) => (n > 0 ? `${i}${i === h.length - 1 ? "+" : ""}: ${formatInt(n)}` : ""))
     .filter((s) => s !== "")
     .join(", ");
 }
@@ -122,15 +119,21 @@ async function exploreJobs(task: ExploreTask, jobs: number): Promise<ExploreStat
   }
 }
 
-/** Sums the jobs' statistics; the first failure found is the one reported. */
+/**
+ * Sums the jobs' statistics; the first failure found is the one reported.
+ * Schedules are counted once however many jobs ran them (each job's
+ * non-preemptive run is the same schedule).
+ */
 function mergeStats(all: readonly ExploreStats[]): ExploreStats {
   const first = all[0]!;
   const byStrategy: Record<string, number> = {};
   for (const s of all) for (const [k, n] of Object.entries(s.byStrategy)) byStrategy[k] = (byStrategy[k] ?? 0) + n;
+  const schedules = new Set(all.flatMap((s) => s.schedules ?? []));
   return {
     iterations: all.reduce((a, s) => a + s.iterations, 0),
+    runs: all.reduce((a, s) => a + s.runs, 0),
     ms: Math.max(...all.map((s) => s.ms)),
-    distinct: all.reduce((a, s) => a + s.distinct, 0),
+    distinct: schedules.size,
     preemptions: first.preemptions.map((_, i) => all.reduce((a, s) => a + s.preemptions[i]!, 0)),
     byStrategy,
     k: first.k,
@@ -160,7 +163,7 @@ export async function exploreCommand(
   };
   const say = o.json ? () => {} : (s: string) => console.log(s);
   say(
-    `vmsim explore: scenario ${scenario.name} (${num(params.ops)} ops per CPU), ${plural(config.cpus, "CPU")}, ` +
+    `vmsim explore: scenario ${scenario.name} (${formatInt(params.ops)} ops per CPU), ${plural(config.cpus, "CPU")}, ` +
       `${config.memory / 1048576} MiB, ${config.layout}, seed ${config.seed}` +
       `${config.inject.length > 0 ? `, inject ${config.inject.join(",")}` : ""}; strategy ${o.strategy}, ` +
       `${plural(o.jobs, "job")}, budget ${o.budgetMs / 1000} s${o.iterations !== null ? ` or ${plural(o.iterations, "run")}` : ""}`,
@@ -169,11 +172,11 @@ export async function exploreCommand(
   if (o.jobs > 1) {
     const task: ExploreTask = { config, scenario: scenario.name, params, options, ...(script ? { script } : {}) };
     // The jobs report only when they end: the bar shows the budget's time.
-    const bar = o.json ? null : progressBar("explore", `{value}/{total} s | ${o.jobs} jobs`);
-    const budgetS = Math.round(o.budgetMs / 1000);
+    const bar = o.json
+      ? null
+      : ProgressBar.start({ label: "explore", total: o.budgetMs, unit: null, fields: `${o.jobs} jobs` });
     const t0 = performance.now();
-    bar?.start(budgetS, 0);
-    const tick = setInterval(() => bar?.update(Math.min(budgetS, Math.round((performance.now() - t0) / 1000))), 500);
+    const tick = setInterval(() => bar?.update(Math.min(o.budgetMs, performance.now() - t0), 0), 500);
     try {
       stats = mergeStats(await exploreJobs(task, o.jobs));
     } finally {
@@ -182,19 +185,24 @@ export async function exploreCommand(
     }
   } else {
     const ex = await Explorer.start(config, scenario);
+    // The nearer of the budget and --iterations, in thousandths.
     const bar = o.json
       ? null
-      : progressBar("explore", "{value} runs | {rate} runs/s | {distinct} distinct | ETA {eta}s");
-    bar?.start(Math.round(o.budgetMs / 1000), 0, { rate: "0", distinct: 0, eta: 0 });
+      : ProgressBar.start({
+          label: "explore",
+          total: 1000,
+          unit: "runs",
+          fields: "{runs} runs | {distinct} distinct",
+          initial: { runs: 0, distinct: 0 },
+        });
     try {
       stats = await explore(ex, params, options, (_, st) => {
-        const s = st();
         if (bar === null) return;
-        bar.setTotal(Math.max(s.iterations, Math.round((s.iterations * o.budgetMs) / Math.max(1, s.ms))));
-        bar.update(s.iterations, {
-          rate: ((s.iterations * 1000) / Math.max(1, s.ms)).toFixed(0),
-          distinct: s.distinct,
-          eta: Math.max(0, Math.round((o.budgetMs - s.ms) / 1000)),
+        const s = st();
+        const done = Math.max(s.ms / o.budgetMs, o.iterations === null ? 0 : s.iterations / o.iterations);
+        bar.update(Math.round(Math.min(1, done) * 1000), s.iterations, {
+          runs: formatInt(s.runs),
+          distinct: formatInt(s.distinct),
         });
       });
     } finally {
@@ -206,20 +214,21 @@ export async function exploreCommand(
   if (o.strategy === "pct" || o.strategy === "portfolio") {
     const d = o.strategy === "pct" ? o.depth : 3;
     say(
-      `pct: n = ${n} CPUs, k = ${num(stats.k)} steps (the non-preemptive run), d = ${d}: each run finds a depth-${d} bug ` +
+      `pct: n = ${n} CPUs, k = ${formatInt(stats.k)} steps (the non-preemptive run), d = ${d}: each run finds a depth-${d} bug ` +
         `with probability ≥ 1/(n·k^(d−1)) = ${pctBound(n, stats.k, d).toExponential(2)}`,
     );
   }
-  const rate = (stats.iterations * 1000) / Math.max(1, stats.ms);
+  // Every run counts, the non-preemptive one(s) included: the preemption histogram and the schedules count them.
+  const rate = (stats.runs * 1000) / Math.max(1, stats.ms);
   say(
-    `runs: ${num(stats.iterations)} in ${(stats.ms / 1000).toFixed(1)} s (${rate.toFixed(1)} runs/s), ` +
-      `${num(stats.distinct)} distinct schedules${stats.exhausted ? ", every schedule within the bound explored" : ""}`,
+    `runs: ${formatInt(stats.runs)} in ${(stats.ms / 1000).toFixed(1)} s (${rate.toFixed(1)} runs/s), ` +
+      `${formatInt(stats.distinct)} distinct schedule${stats.distinct === 1 ? "" : "s"}${stats.exhausted ? ", every schedule within the bound explored" : ""}`,
   );
   say(`preemptions per run: ${preemptionText(stats.preemptions)}`);
   if (o.strategy === "portfolio")
     say(
       `portfolio: ${Object.entries(stats.byStrategy)
-        .map(([k, v]) => `${k} ${num(v)}`)
+        .map(([k, v]) => `${k} ${formatInt(v)}`)
         .join(", ")}`,
     );
   const found = stats.found;
@@ -231,14 +240,24 @@ export async function exploreCommand(
       for (const l of timeline(found.outcome.record.decisions, found.outcome.record.steps, found.outcome.failure))
         console.log(l);
     }
-  } else say("no failure found");
+    const fail = found.outcome.failure!;
+    say(resultLine("FAILED", `${failureLine(fail)}, on run ${found.iteration + 1}; replay file ${replayPath}`));
+  } else
+    say(
+      resultLine(
+        "ok",
+        `no failure in ${plural(stats.runs, "run")}` +
+          (stats.exhausted ? ", every schedule within the bound explored" : ""),
+      ),
+    );
   console.log(
     `SUMMARY ${JSON.stringify({
       command: "explore",
+      ok: found === null,
       scenario: scenario.name,
       strategy: o.strategy,
       cpus: n,
-      runs: stats.iterations,
+      runs: stats.runs,
       runsPerSec: Number(rate.toFixed(1)),
       distinct: stats.distinct,
       k: stats.k,
@@ -274,16 +293,19 @@ function reportFound(
   writeReplayFile(path, file);
   const fail = f.outcome.failure!;
   const say = o.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
+  // Runs count from 1, the non-preemptive one (iteration 0) first, as the runs line counts them; each job its own.
+  const job = o.jobs > 1 ? ` of job ${Math.floor((f.seed - o.schedSeed) / JOB_SEED_STRIDE) + 1}` : "";
   say(
-    `FOUND on run ${f.iteration} (${strategyText(f.strategy)}, sched seed ${f.seed}): ${fail.kind}: ${fail.signature}`,
+    `FOUND on run ${f.iteration + 1}${job} (${strategyText(f.strategy)}, sched seed ${f.seed}): ${failureHeadline(fail)}`,
   );
-  for (const l of fail.text.split("\n").slice(0, 40)) say(`  ${l}`);
+  for (const l of fail.text.split("\n").slice(1, 40)) say(`  ${l}`);
+  say(`signature: ${fail.signature} (what runs of the same bug share)`);
   say(
-    `replay file: ${path} (${plural(f.outcome.record.preemptions, "preemption")}, ${num(f.outcome.record.steps)} steps)`,
+    `replay file: ${path} (${plural(f.outcome.record.preemptions, "preemption")}, ${formatInt(f.outcome.record.steps)} steps)`,
   );
   if (f.outcome.record.lost > 0)
     say(
-      `warning: the run switched more often than the log holds (${num(f.outcome.record.lost)} decisions lost): ` +
+      `warning: the run switched more often than the log holds (${formatInt(f.outcome.record.lost)} decisions lost): ` +
         "its replay will diverge; a lower --p or a smaller --ops keeps it whole",
     );
   say(`replay it:   vmsim replay ${path}`);
@@ -297,7 +319,7 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
   const params: ScenarioParams = { ops: f.scenario.ops, skip: f.scenario.skip };
   const plan = decodeDecisions(f.decisions);
   console.log(
-    `vmsim replay ${path}: scenario ${f.scenario.name} (${num(f.scenario.ops)} ops per CPU), ` +
+    `vmsim replay ${path}: scenario ${f.scenario.name} (${formatInt(f.scenario.ops)} ops per CPU), ` +
       `${plural(f.config.cpus, "CPU")}, seed ${f.config.seed}${f.config.inject.length ? `, inject ${f.config.inject.join(",")}` : ""}; ` +
       `${plural(plan.length, "decision")}, ${plural(f.preemptions, "preemption")} (${strategyText(f.strategy)}, written by vmsim ${f.vmsim})`,
   );
@@ -307,21 +329,33 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
     const out = await ex.runOnce(strategy, f.seed, params, f.stepCap);
     if (o.trace !== null) writeTrace(o.trace);
     const fail = out.failure;
+    // The machine as the run left it: at the failure (every CPU stopped or parked), or at the end.
     if (fail?.kind === "diverged") {
       console.log(`DIVERGED: ${fail.text}`);
       console.log("the run left the recording: a different vmsim, config or scenario than the file's?");
+      console.log(resultLine("FAILED", "diverged from the recording"));
+      console.log(
+        `SUMMARY ${JSON.stringify({ command: "replay", ok: false, file: path, diverged: true, failure: fail.signature })}`,
+      );
       return 1;
     }
     const same = fail?.signature === f.failure?.signature;
     const exact = out.digest === f.digest;
     if (fail) {
       console.log(
-        `FAILS: ${fail.kind}: ${fail.signature}${same ? " (as recorded)" : ` (recorded: ${f.failure?.signature ?? "no failure"})`}`,
+        `FAILS: ${failureHeadline(fail)}${same ? " (as recorded)" : ` (recorded: ${f.failure?.signature ?? "no failure"})`}`,
       );
-      for (const l of fail.text.split("\n").slice(0, 40)) console.log(`  ${l}`);
+      for (const l of fail.text.split("\n").slice(1, 40)) console.log(`  ${l}`);
+      console.log(`signature: ${fail.signature}`);
     } else console.log(`no failure${f.failure ? ` (recorded: ${f.failure.signature})` : " (as recorded)"}`);
+    // The machine as the run left it: at the failure (every CPU stopped or parked), or at the end.
+    ex.machine.bind();
+    const point = fail
+      ? `at the failure of the replay of ${basename(path)}: ${fail.text.split("\n")[0]}`
+      : `at the end of the replay of ${basename(path)} (no failure)`;
+    const mapped = o.map === null || drawMap(o.map, point);
     console.log(
-      `steps ${num(out.record.steps)}, switches ${num(out.record.switches)}, preemptions ${num(out.record.preemptions)}; ` +
+      `steps ${formatInt(out.record.steps)}, switches ${formatInt(out.record.switches)}, preemptions ${formatInt(out.record.preemptions)}; ` +
         `digest ${out.digest} ${exact ? "= the recorded run's (bit for bit)" : `≠ recorded ${f.digest}`}`,
     );
     if (o.timeline) {
@@ -349,9 +383,19 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
         `determinism: second replay digest ${again.digest} ${deterministic ? "= first (identical decisions, results, events)" : `≠ first ${out.digest}`}`,
       );
     }
+    const ok = fail === null && deterministic;
+    const asRecordedText = same ? "as recorded" : `recorded: ${f.failure?.signature ?? "no failure"}`;
+    console.log(
+      fail !== null
+        ? resultLine("FAILED", `${failureLine(fail)}, ${asRecordedText}${exact ? ", bit for bit" : ""}`)
+        : !deterministic
+          ? resultLine("FAILED", "the second replay differs from the first")
+          : resultLine("ok", `no failure, ${asRecordedText}${exact ? ", bit for bit" : ""}`),
+    );
     console.log(
       `SUMMARY ${JSON.stringify({
         command: "replay",
+        ok,
         file: path,
         failure: fail?.signature ?? null,
         asRecorded: same,
@@ -362,7 +406,7 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
         trace: o.trace,
       })}`,
     );
-    return fail !== null || !deterministic ? 1 : 0;
+    return ok && mapped ? 0 : 1;
   } finally {
     await ex.close();
   }
@@ -371,7 +415,7 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
 /** Writes the Chrome trace of the run that just ended (its machine booted with tracing on). */
 function writeTrace(file: string): void {
   const s = writeChromeTrace(file);
-  console.log(`trace: ${file} (${s.events.toLocaleString("en-US")} events; open it in ui.perfetto.dev)`);
+  console.log(`trace: ${file} (${formatInt(s.events)} events; open it in ui.perfetto.dev)`);
 }
 
 /** Replays a found run on a machine with tracing on and writes its trace. */
@@ -391,13 +435,21 @@ export async function shrinkCommand(f: ReplayFile, path: string, o: ShrinkCliOpt
   const skipped = (s: readonly (readonly number[])[]) => s.reduce((a, x) => a + x.length, 0);
   console.log(
     `vmsim shrink ${path}: ${f.failure?.signature ?? "no failure"}; ${plural(f.config.cpus, "CPU")}, ` +
-      `${num(f.scenario.ops)} ops per CPU, ${plural(f.preemptions, "preemption")}, ${plural(plan.length, "decision")}`,
+      `${formatInt(f.scenario.ops)} ops per CPU, ${plural(f.preemptions, "preemption")}, ${plural(plan.length, "decision")}`,
   );
-  const bar = progressBar("shrink", "{value} runs | {pass}");
-  bar?.start(Math.round(o.budgetMs / 1000), 0, { pass: "" });
+  const bar = ProgressBar.start({
+    label: "shrink",
+    total: o.budgetMs,
+    unit: "runs",
+    fields: "{runs} runs | {pass}",
+    initial: { runs: 0, pass: "" },
+  });
+  const t0 = performance.now();
   let r: Awaited<ReturnType<typeof shrink>>;
   try {
-    r = await shrink(f, o.budgetMs, (p) => bar?.update(p.runs, { pass: p.pass }));
+    r = await shrink(f, o.budgetMs, (p) =>
+      bar?.update(Math.min(o.budgetMs, performance.now() - t0), p.runs, { runs: formatInt(p.runs), pass: p.pass }),
+    );
   } catch (e) {
     // A file whose failure does not happen again (another vmsim, a hand edit): one line, exit 2.
     if (!(e instanceof RangeError)) throw e;
@@ -414,15 +466,18 @@ export async function shrinkCommand(f: ReplayFile, path: string, o: ShrinkCliOpt
       `CPUs ${f.config.cpus} → ${s.config.cpus}, ops per CPU ${f.scenario.ops} → ${s.scenario.ops}` +
       `${skipped(s.scenario.skip) > 0 ? ` (${skipped(s.scenario.skip)} left out)` : ""}, ` +
       `preemptions ${f.preemptions} → ${s.preemptions}, decisions ${plan.length} → ${decodeDecisions(s.decisions).length}, ` +
-      `steps ${num(f.steps)} → ${num(s.steps)}`,
+      `steps ${formatInt(f.steps)} → ${formatInt(s.steps)}`,
   );
   console.log(`shrunk file: ${out}`);
   console.log(`replay it:   vmsim replay ${out}`);
   for (const l of timeline(r.outcome.record.decisions, r.outcome.record.steps, r.outcome.failure, r.events))
     console.log(l);
+  const shrunk = r.outcome.failure;
+  console.log(resultLine("FAILED", `the shrunk run still fails: ${shrunk ? failureLine(shrunk) : "no failure"}`));
   console.log(
     `SUMMARY ${JSON.stringify({
       command: "shrink",
+      ok: false,
       file: out,
       failure: s.failure?.signature ?? null,
       cpus: s.config.cpus,

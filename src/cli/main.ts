@@ -2,11 +2,13 @@
 /**
  * The `vmsim` command. Exit status: 0 ok, 1 a run found a failure (a CPU
  * stopped the machine, a report, a failed check), 2 bad command-line
- * arguments — always as one line on stderr, never a stack trace.
+ * arguments — always as one line on stderr, never a stack trace. `vmsim`
+ * alone prints the help and exits 0: it asked for nothing that could fail.
  */
 import { Command, CommanderError } from "commander";
 import { type MachineConfig, makeConfig } from "../shared/config.js";
 import { start_kernel } from "../workers/boot.js";
+import { commandLineOf } from "../workers/cmdline.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
 import {
   BENCH_OPTIONS,
@@ -18,6 +20,8 @@ import {
   REPLAY_OPTIONS,
   SHRINK_OPTIONS,
   INFO_OPTIONS,
+  MAP_FILE_OPTIONS,
+  MAP_OPTIONS,
   MERGE_OPTIONS,
   MACHINE_OPTIONS,
   type OptionTable,
@@ -29,18 +33,18 @@ import {
   TEST_OPTIONS,
   TRACE_OPTIONS,
   addOptions,
-  commandLineOf,
   readOptions,
   withTrace,
 } from "./options.js";
 import { runMachine } from "./run.js";
 import { stressMachine } from "./stress.js";
 import { execScript, openScript } from "./exec.js";
+import { mapScript } from "./map.js";
 import { checkBench, runBench } from "./bench.js";
 import { mergeCommand, stressCampaign } from "./campaign.js";
 import { TEST_HELP, runTest, testRunOf } from "./test.js";
 import { exploreCommand, replayCommand, scenarioOf, shrinkCommand } from "./explore.js";
-import { readReplayFile } from "../explore/replay_file.js";
+import { readReplayFile, vmsimVersion } from "../explore/replay_file.js";
 import { scenarioNames } from "../explore/scenario.js";
 import { readScript, scriptScenario } from "../explore/script.js";
 
@@ -77,6 +81,7 @@ function rerunOf<C>(
 function program(): Command {
   const p = new Command("vmsim")
     .description("The Linux kernel's vmalloc allocator on real parallel threads")
+    .version(vmsimVersion(), "-V, --version", "print vmsim's version")
     .exitOverride()
     // An option belongs to the command it follows (`vmsim stress merge … --out` is merge's --out, not stress's).
     .enablePositionalOptions()
@@ -94,19 +99,28 @@ function program(): Command {
       else for (const line of formatMachineInfo(info, opts)) console.log(line);
     });
 
-  addOptions(addOptions(addOptions(p.command("run"), RUN_MACHINE_OPTIONS), RUN_OPTIONS), TRACE_OPTIONS)
+  addOptions(
+    addOptions(addOptions(addOptions(p.command("run"), RUN_MACHINE_OPTIONS), RUN_OPTIONS), TRACE_OPTIONS),
+    MAP_FILE_OPTIONS,
+  )
     .description("boot a machine, run every CPU on a workload, check it, print a SUMMARY line")
     .action(async function (this: Command) {
       const config = machineConfig(this, RUN_MACHINE_OPTIONS);
       const opts = readOptions(this, RUN_OPTIONS);
       const { trace } = readOptions(this, TRACE_OPTIONS);
+      const { map } = readOptions(this, MAP_FILE_OPTIONS);
       const rerun = rerunOf("run", config, RUN_OPTIONS, opts, RUN_MACHINE_OPTIONS);
-      process.exitCode = await runMachine(withTrace(config, trace), { durationMs: opts.durationMs, rerun, trace });
+      process.exitCode = await runMachine(withTrace(config, trace), {
+        durationMs: opts.durationMs,
+        rerun,
+        trace,
+        map,
+      });
     });
 
   const stress = addOptions(
-    addOptions(addOptions(p.command("stress"), STRESS_MACHINE_OPTIONS), STRESS_OPTIONS),
-    TRACE_OPTIONS,
+    addOptions(addOptions(addOptions(p.command("stress"), STRESS_MACHINE_OPTIONS), STRESS_OPTIONS), TRACE_OPTIONS),
+    MAP_FILE_OPTIONS,
   )
     .description("hunt races: every vmalloc API on every CPU with stutter and fault injection, checked between rounds")
     .action(async function (this: Command) {
@@ -114,13 +128,19 @@ function program(): Command {
       // Campaigns (src/cli/campaign.ts): with --seeds, one run per seed, several machines at once.
       const campaign = readOptions(this, CAMPAIGN_OPTIONS);
       const { trace } = readOptions(this, TRACE_OPTIONS);
+      const { map } = readOptions(this, MAP_FILE_OPTIONS);
       if (campaign.seeds !== null) {
         if (this.getOptionValueSource("seed") === "cli") throw new UsageError("--seed and --seeds exclude each other");
         if (trace !== null) throw new UsageError("--trace and --seeds exclude each other (a trace shows one run)");
+        if (map !== null) throw new UsageError("--map and --seeds exclude each other (a map shows one run)");
         process.exitCode = await stressCampaign(config, readOptions(this, STRESS_OPTIONS), campaign);
         return;
       }
-      process.exitCode = await stressMachine(withTrace(config, trace), { ...readOptions(this, STRESS_OPTIONS), trace });
+      process.exitCode = await stressMachine(withTrace(config, trace), {
+        ...readOptions(this, STRESS_OPTIONS),
+        trace,
+        map,
+      });
     });
   // Campaigns: the flags of `vmsim stress --seeds`, and `vmsim stress merge` (whose --out is its own, not stress's).
   addOptions(stress, CAMPAIGN_OPTIONS).enablePositionalOptions();
@@ -138,6 +158,7 @@ function program(): Command {
 
   addOptions(addOptions(p.command("exec"), EXEC_MACHINE_OPTIONS), EXEC_OPTIONS)
     .description("run an op script (one JSON object per line) and print one JSON result line per op")
+    .addHelpText("after", "\nThe op-script contract (every op, field, result and exit status): docs/exec.md")
     .action(async function (this: Command) {
       // Deferred work runs only where the script says flush_work (and once at its end).
       const config = machineConfig(this, EXEC_MACHINE_OPTIONS, { workqueue: "explicit" });
@@ -149,6 +170,20 @@ function program(): Command {
         throw new UsageError(`cannot read the script: ${(e as Error).message}`);
       }
       process.exitCode = await execScript(config, input);
+    });
+
+  addOptions(addOptions(p.command("map"), EXEC_MACHINE_OPTIONS), MAP_OPTIONS)
+    .description("run an op script as exec does, then draw the vmalloc area it leaves as an SVG (docs/map.md)")
+    .action(async function (this: Command) {
+      const config = machineConfig(this, EXEC_MACHINE_OPTIONS, { workqueue: "explicit" });
+      const opts = readOptions(this, MAP_OPTIONS);
+      let input: NodeJS.ReadableStream;
+      try {
+        input = openScript(opts.script);
+      } catch (e) {
+        throw new UsageError(`cannot read the script: ${(e as Error).message}`);
+      }
+      process.exitCode = await mapScript(config, opts.script, input, opts.out);
     });
 
   addOptions(addOptions(p.command("test"), TEST_MACHINE_OPTIONS), TEST_OPTIONS)
@@ -235,6 +270,10 @@ function usage<T>(fn: () => T): T {
 }
 
 async function main(argv: string[]): Promise<void> {
+  if (argv.length <= 2) {
+    program().outputHelp();
+    return;
+  }
   try {
     await program().parseAsync(argv);
   } catch (e) {

@@ -260,8 +260,8 @@ export function list_prev_entry(pos: number, member: number): number {
 
 /*** include/linux/rculist.h: updaters hold the list's lock, readers only rcu_read_lock ***/
 
-/** The stack frame of the checking walker: the splat names its caller. */
-const LIST_NEXT_RCU_FRAME = / (list_next_rcu|list_first_or_null_rcu|list_next_or_null_rcu) /;
+/** The checking walkers: the splat names their caller. */
+const LIST_NEXT_RCU_FRAME = ["list_next_rcu", "list_first_or_null_rcu", "list_next_or_null_rcu"] as const;
 
 /**
  * Reads `e->next` for a lockless reader (rcu_dereference(list_next_rcu(e))):

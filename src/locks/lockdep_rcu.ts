@@ -13,7 +13,7 @@ import { reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { onSetCurrentCpu, this_cpu_ptr } from "../shared/smp.js";
 import { lockdep_print_held_locks } from "./lockdep.js";
-import { dump_stack_above } from "./stacktrace.js";
+import { frameText, save_stack_trace } from "./stacktrace.js";
 
 /** rcu_dereference() and rcu_dereference_check() outside a read-side section, without the update-side condition. */
 export const RCU_DEREFERENCE_CHECK = "suspicious rcu_dereference_check() usage";
@@ -50,10 +50,19 @@ export function rcu_read_lock_nesting(): number {
   return nesting();
 }
 
-/** lockdep_rcu_suspicious (v4.19): the splat, naming the caller of the checked primitive `check`. */
-function lockdep_rcu_suspicious(check: RegExp, s: RcuLockdepMessage): void {
-  const trace = dump_stack_above(check);
-  const site = /\((.*)\)$/.exec(trace[0] ?? "")?.[1] ?? "?";
+/**
+ * lockdep_rcu_suspicious (v4.19): the splat, naming the caller of the checked
+ * primitive (the outermost frame whose function is one of `checked`: one
+ * checked primitive may call another).
+ */
+function lockdep_rcu_suspicious(checked: readonly string[], s: RcuLockdepMessage): void {
+  const frames = save_stack_trace();
+  let at = -1;
+  frames.forEach((f, i) => {
+    if (checked.includes(f.fn)) at = i;
+  });
+  const trace = frames.slice(at + 1, at + 9);
+  const site = trace[0]?.loc ?? "?";
   reportBug(
     "lockdep",
     [
@@ -67,21 +76,21 @@ function lockdep_rcu_suspicious(check: RegExp, s: RcuLockdepMessage): void {
       lockdep_print_held_locks(),
       "",
       "stack backtrace:",
-      ...trace.map((f) => ` ${f}`),
+      ...trace.map((f) => ` ${frameText(f)}`),
     ].join("\n"),
   );
 }
 
 /**
  * RCU_LOCKDEP_WARN (v4.19): the splat, once per CPU and message, when `c`
- * holds. `check` matches the stack frame of the primitive that checks (its
- * caller is the site named). Callers test lockdepOn first.
+ * holds. `checked` names the primitives that check (their caller is the site
+ * named, as the kernel's __FILE__:__LINE__). Callers test lockdepOn first.
  */
-export function RCU_LOCKDEP_WARN(c: boolean, check: RegExp, s: RcuLockdepMessage): void {
+export function RCU_LOCKDEP_WARN(c: boolean, checked: readonly string[], s: RcuLockdepMessage): void {
   if (!c) return;
   const bit = 1 << MESSAGES.indexOf(s);
   const warned = I32[warnedIdx]!;
   if (warned & bit) return;
   I32[warnedIdx] = warned | bit;
-  lockdep_rcu_suspicious(check, s);
+  lockdep_rcu_suspicious(checked, s);
 }

@@ -18,7 +18,7 @@ import { onSetCurrentCpu, smp_processor_id, this_cpu_ptr } from "../shared/smp.j
 import { in_atomic, irqs_disabled, preempt_count } from "../percpu/preempt.js";
 import { lockdep_print_held_locks, lockdepOn } from "./lockdep.js";
 import { rcu_read_lock_nesting } from "./lockdep_rcu.js";
-import { dump_stack_above } from "./stacktrace.js";
+import { frameText, save_stack_trace } from "./stacktrace.js";
 
 /**
  * Reports per CPU before the check goes quiet. The kernel rate-limits to one
@@ -34,12 +34,19 @@ onSetCurrentCpu(() => {
   nrIdx = (this_cpu_ptr(might_sleep_state) + MIGHT_SLEEP_STATE.off.nr_reports) >> 2;
 });
 
+/** The kernel frames above might_sleep, innermost first: "mutex_lock (src/locks/mutex.js:62:5)" … */
+function callTrace(): string[] {
+  const frames = save_stack_trace();
+  const at = frames.findIndex((f) => f.fn === "might_sleep" || f.fn === "cond_resched");
+  return frames.slice(at + 1, at + 9).map(frameText);
+}
+
 /** ___might_sleep (v4.19): report a sleep from atomic context, with the CPU's state and held locks. */
 function ___might_sleep(): void {
   const n = I32[nrIdx]!;
   if (n >= MIGHT_SLEEP_REPORTS) return;
   I32[nrIdx] = n + 1;
-  const trace = dump_stack_above(/ (might_sleep|cond_resched) /);
+  const trace = callTrace();
   const where = trace[0]?.split(" ")[0] ?? "?";
   const rcuDepth = rcu_read_lock_nesting();
   reportBug(

@@ -1,27 +1,33 @@
 /**
- * dump_stack (lib/dump_stack.c, v4.19) for reports: the kernel frames of the
- * JS stack — vmsim's own functions, named as the kernel's — above the check
- * that reports.
+ * save_stack_trace (kernel/stacktrace.c, v4.19, in spirit): the calling
+ * thread's frames of vmsim code, innermost first, for reports that say where
+ * something happened (might_sleep's "Call trace:", lockdep's usage traces).
+ * It reads a JS stack, so it is for report paths only, never a fast path.
  */
 
-/**
- * The frames above the outermost one whose function matches `check` (a checked
- * primitive may call another), innermost first, as
- * "mutex_lock (src/locks/mutex.js:62:5)"; at most `max`.
- */
-export function dump_stack_above(check: RegExp, max = 8): string[] {
-  const frames = (new Error().stack ?? "").split("\n").slice(1);
-  let at = -1;
-  frames.forEach((f, i) => {
-    if (check.test(f)) at = i;
-  });
-  const out: string[] = [];
-  for (const f of frames.slice(at + 1)) {
+/** One frame as the kernel's stack dump prints it: the function and "src/…/file.js:line:col". */
+export interface StackFrame {
+  readonly fn: string;
+  readonly loc: string;
+}
+
+/** This thread's frames in src/, test/ or bench/ (node_modules and node internals left out), innermost first. */
+export function save_stack_trace(): StackFrame[] {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 32;
+  const stack = new Error().stack ?? "";
+  Error.stackTraceLimit = limit;
+  const out: StackFrame[] = [];
+  for (const f of stack.split("\n").slice(2)) {
     const m = /^\s*at (?:(.*) \()?(.*?)\)?$/.exec(f);
     const loc = m?.[2] ?? "";
     if (!/\/(src|test|bench)\//.test(loc) || loc.includes("node_modules")) continue;
-    out.push(`${m?.[1] ?? "<anonymous>"} (${loc.replace(/^.*\/(?=(src|test|bench)\/)/, "")})`);
-    if (out.length === max) break;
+    out.push({ fn: m?.[1] ?? "<anonymous>", loc: loc.replace(/^.*\/(?=(src|test|bench)\/)/, "") });
   }
   return out;
+}
+
+/** "fn (loc)", as a line of a call trace. */
+export function frameText(f: StackFrame): string {
+  return `${f.fn} (${f.loc})`;
 }

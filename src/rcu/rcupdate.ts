@@ -234,8 +234,8 @@ export function rcu_assign_pointer(slot: number, value: number): void {
   Atomics.store(I32, slot >> 2, value);
 }
 
-/** The stack frame of the checking primitive: the splat names its caller. */
-const DEREFERENCE_FRAME = / (rcu_dereference|rcu_dereference_check|rcu_dereference_protected) /;
+/** The checking primitives: the splat names their caller. */
+const DEREFERENCE_FRAME = ["rcu_dereference", "rcu_dereference_check", "rcu_dereference_protected"] as const;
 
 /**
  * rcu_dereference (v4.19): load an RCU-protected pointer inside a read-side

@@ -14,7 +14,7 @@
  *
  * An entry is (seq × 256 + kind, a, b): seq counts this CPU's events, a and
  * b are the event's arguments (kernel addresses as kaddrs, printed in full
- * hex only by the reader). Four plain stores: the measured cost is in the README.
+ * hex only by the reader). Four plain stores: the measured cost is in docs/benchmarks.md.
  */
 import { DEFINE_GLOBAL, DEFINE_PER_CPU, F64, I32, U8, per_cpu_ptr, theArena } from "./arena.js";
 import { layoutOf } from "./config.js";
@@ -275,13 +275,13 @@ export function tracingSnapshotTaken(): boolean {
 }
 
 /**
- * The last `n` events of CPU `cpu` (of its snapshot, when one was taken),
- * oldest first, one line each: `CPU1 #4711 vfree addr=0xffff000008a52000
- * in=hardirq`. At most TRACE_RING_SIZE; a slot whose seq is not the one
- * expected (caught half-written) is left out.
+ * The last `n` events of CPU `cpu` (of its snapshot, when one was taken and
+ * `live` is false), oldest first, one line each: `CPU1 #4711 vfree
+ * addr=0xffff000008a52000 in=hardirq`. At most TRACE_RING_SIZE; a slot whose
+ * seq is not the one expected (caught half-written) is left out.
  */
-export function lastEvents(cpu: number, n: number): string[] {
-  const ring = per_cpu_ptr(tracingSnapshotTaken() ? trace_snapshot_ring : trace_ring, cpu);
+export function lastEvents(cpu: number, n: number, live = false): string[] {
+  const ring = per_cpu_ptr(!live && tracingSnapshotTaken() ? trace_snapshot_ring : trace_ring, cpu);
   const head = I32[(ring + TRACE_RING.off.head) >> 2]! >>> 0;
   const count = Math.min(n, TRACE_RING_SIZE, head);
   const out: string[] = [];
