@@ -206,7 +206,8 @@ export function parseOp(
     irq = o["irq"];
   }
   for (const k of Object.keys(o)) {
-    const known = COMMON_KEYS.has(k) || k in spec.args || (spec.target && (k === "ref" || k === "addr"));
+    // Own keys only: "toString" or "__proto__" is no argument of any op.
+    const known = COMMON_KEYS.has(k) || Object.hasOwn(spec.args, k) || (spec.target && (k === "ref" || k === "addr"));
     if (!known) throw new LineError(`${op}: unknown argument ${show(k)}`);
   }
   const args: Record<string, number | string> = {};
@@ -413,11 +414,6 @@ export async function execScript(
   input: NodeJS.ReadableStream,
   write: (line: string) => void = (line) => process.stdout.write(line),
 ): Promise<number> {
-  // A reader that went away (`vmsim exec | head`) ends the run quietly, as for any filter.
-  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-    if (e.code === "EPIPE") process.exit(0);
-    throw e;
-  });
   const m = await Machine.boot(config);
   const s = new ExecSession(m);
   try {

@@ -148,6 +148,11 @@ function program(): Command {
       } catch (e) {
         throw new UsageError(`cannot read the script: ${(e as Error).message}`);
       }
+      // A reader that went away (`vmsim exec | head`) ends the run quietly, as for any filter.
+      process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+        if (e.code === "EPIPE") process.exit(0);
+        throw e;
+      });
       process.exitCode = await execScript(config, input);
     });
 

@@ -14,7 +14,8 @@ import { TEST_CASE_ARRAY, TEST_VMALLOC_CASES, type TestVmallocCase } from "../wo
 import { INJECT_NAMES, type InjectName, isInjectName } from "../mm/inject.js";
 import { PCT_MAX_DEPTH, SCHED_MAX_CPUS } from "../sched/sched_det.js";
 import { EXPLORE_STRATEGIES, type ExploreOptions, type ExploreStrategy } from "../explore/explore.js";
-import { DEFAULT_STEP_CAP } from "../explore/explorer.js";
+import { DEFAULT_STEP_CAP, MAX_STEP_CAP } from "../explore/explorer.js";
+import { MAX_OPS } from "../explore/scenario.js";
 
 /** One flag and how its value travels between the command line and the config. */
 export interface CliOption<T> {
@@ -704,7 +705,7 @@ export const EXPLORE_OPTIONS: OptionTable<ExploreCliOptions> = {
     flags: "--ops <n>",
     description: "operations per CPU (stress: mix operations; test_vmalloc: test_loop_count; script: lines)",
     defaultValue: null,
-    parse: parseInteger("ops", 1, 1_000_000),
+    parse: parseInteger("ops", 1, MAX_OPS),
     format: (n) => (n === null ? "default" : String(n)),
   },
   strategy: {
@@ -766,7 +767,7 @@ export const EXPLORE_OPTIONS: OptionTable<ExploreCliOptions> = {
     flags: "--step-cap <n>",
     description: "steps after which a run is a livelock (a bug that loops for ever)",
     defaultValue: DEFAULT_STEP_CAP,
-    parse: parseInteger("step-cap", 1, 2_000_000_000),
+    parse: parseInteger("step-cap", 1, MAX_STEP_CAP),
   },
   jobs: {
     flags: "--jobs <n>",

@@ -43,6 +43,9 @@ export interface Outcome {
 /** A run's steps at most, unless told: far beyond any scenario's, so hitting it is a livelock. */
 export const DEFAULT_STEP_CAP = 50_000_000;
 
+/** The most steps a run may be capped at (`vmsim explore --step-cap`). */
+export const MAX_STEP_CAP = 2_000_000_000;
+
 /** Blots out what varies between two sightings of one bug: addresses, numbers. */
 export function signatureOf(text: string): string {
   const first = text.split("\n")[0]!.trim();
