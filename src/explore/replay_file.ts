@@ -12,7 +12,9 @@ import { type Decision, SCHED_MAX_CPUS } from "../sched/sched_det.js";
 import type { ScriptLine } from "../workers/workloads/exec_script.js";
 import { type Failure, MAX_STEP_CAP, type Outcome } from "./explorer.js";
 import { MAX_OPS, type ScenarioParams } from "./scenario.js";
-import { checkScript } from "./script.js";
+import { checkScript, scenarioOf } from "./script.js";
+// The race catalog's scenarios (catalog:…) register themselves: a file may name one.
+import "./catalog.js";
 
 export const REPLAY_FORMAT = "vmsim-replay";
 export const REPLAY_VERSION = 1;
@@ -135,7 +137,8 @@ export function checkReplayFile(raw: unknown): ReplayFile {
     !skip.every((l) => Array.isArray(l) && l.every((i) => isCount(i, ops - 1)))
   )
     throw bad(`scenario.skip must be one list of operation numbers (0..${ops - 1}) per CPU`, skip);
-  if (sc["script"] !== undefined) checkScript(sc["script"], config);
+  const script = sc["script"] === undefined ? undefined : checkScript(sc["script"], config);
+  scenarioOf(sc["name"], script);
   const st = raw["strategy"];
   const fields =
     isRecord(st) && typeof st["kind"] === "string" ? STRATEGY_FIELDS[st["kind"] as StrategyName["kind"]] : undefined;

@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { type MachineConfig, layoutOf } from "../shared/config.js";
 import { LineError, isObject, parseOp } from "../cli/exec.js";
 import type { ScriptLine } from "../workers/workloads/exec_script.js";
-import { type Scenario, findScenario } from "./scenario.js";
+import { type Scenario, findScenario, scenarioNames } from "./scenario.js";
 
 /** The scenario name replay files give a script. */
 export const SCRIPT_SCENARIO = "script";
@@ -117,4 +117,16 @@ export function resolveScenario(
 ): Scenario | undefined {
   if (name === SCRIPT_SCENARIO) return script !== undefined ? scriptScenario(script) : undefined;
   return findScenario(name);
+}
+
+/** A scenario by name (a script scenario from its lines), or a RangeError listing the names. */
+export function scenarioOf(name: string, script?: readonly (readonly ScriptLine[])[]): Scenario {
+  const s = resolveScenario(name, script);
+  if (s === undefined)
+    throw new RangeError(
+      name === SCRIPT_SCENARIO
+        ? "a script scenario needs its script"
+        : `unknown scenario ${name}; expected one of ${scenarioNames().join(", ")}`,
+    );
+  return s;
 }
