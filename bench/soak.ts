@@ -1,7 +1,7 @@
 /**
  * The soak run: `vmsim stress` on the unbroken build, 2 CPUs, for a long
  * duration (default 10 minutes) — the other half of the proof that stress
- * hunts races: the builds broken on purpose (src/mm/inject.ts) are caught in
+ * hunts races: the builds broken on purpose (src/shared/inject.ts) are caught in
  * well under a second, this one must stay clean for the whole run. Runs the
  * built CLI as a user would, reads its SUMMARY line, and writes
  * bench/results/soak.{md,json}: ops done, ops/s, rounds and checks,

@@ -45,8 +45,8 @@ export type { MachineConfig } from "./shared/config.js";
  * The deliberate bugs a config's `inject` may switch on (test only: the proof
  * that stress runs catch races), each with what it breaks.
  */
-export { INJECTIONS, INJECT_NAMES, isInjectName } from "./mm/inject.js";
-export type { InjectName, Injection } from "./mm/inject.js";
+export { INJECTIONS, INJECT_NAMES, isInjectName } from "./shared/inject.js";
+export type { InjectName, Injection } from "./shared/inject.js";
 
 /**
  * Address layouts (arm64 VA48 / VA39, arm32): {@link LAYOUTS} by name;
@@ -96,10 +96,10 @@ export type { Decision, SchedRecord, Strategy } from "./sched/sched_det.js";
  * {@link traceReset} empties the rings (after `machine.restore()`, before
  * the run to trace: a snapshot holds the rings as they were).
  */
-export { collectChromeTrace, writeChromeTrace } from "./trace/chrome.js";
-export type { ChromeTrace, ChromeTraceEvent, ChromeTraceSummary } from "./trace/chrome.js";
+export { collectChromeTrace, writeChromeTrace } from "./workers/chrome_trace.js";
+export type { ChromeTrace, ChromeTraceEvent, ChromeTraceSummary } from "./workers/chrome_trace.js";
 export { traceReset } from "./trace/trace.js";
 
-/** The race catalog: every deliberate bug (src/mm/inject.ts) with the scenario, strategy and budget that find it. */
+/** The race catalog: every deliberate bug (src/shared/inject.ts) with the scenario, strategy and budget that find it. */
 export { CATALOG, CATALOG_MEMORY, catalogConfig } from "./explore/catalog.js";
 export type { CatalogBudget, CatalogEntry } from "./explore/catalog.js";

@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { CATALOG, type CatalogEntry, catalogConfig } from "../src/explore/catalog.js";
 import { Explorer, type Outcome } from "../src/explore/explorer.js";
 import { findScenario } from "../src/explore/scenario.js";
-import { INJECTIONS, INJECT_NAMES } from "../src/mm/inject.js";
+import { INJECTIONS, INJECT_NAMES } from "../src/shared/inject.js";
 import type { Strategy } from "../src/sched/sched_det.js";
 
 /** Replays of the found run that must all fail the same way. */

@@ -18,7 +18,7 @@ import { takeReports } from "../src/shared/report.js";
 import { list_move, list_next } from "../src/lib/list.js";
 import { RB_NODE, RB_ROOT } from "../src/lib/rbtree.js";
 import { atomic_add } from "../src/locks/atomic.js";
-import { percpuCpuOnline } from "../src/percpu/cpuhp.js";
+import { percpuCpuOnline } from "../src/kernel/cpuhp.js";
 import { GFP_KERNEL } from "../src/mm/gfp.js";
 import {
   FREE_AREA,

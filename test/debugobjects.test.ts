@@ -11,7 +11,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { makeConfig } from "../src/shared/config.js";
 import { takeReports } from "../src/shared/report.js";
 import { start_kernel } from "../src/workers/boot.js";
-import { percpuCpuOnline } from "../src/percpu/cpuhp.js";
+import { percpuCpuOnline } from "../src/kernel/cpuhp.js";
 import { rcu_cpu_starting } from "../src/rcu/tree.js";
 import {
   ODEBUG_STATE_ACTIVE,

@@ -1,6 +1,6 @@
 /**
  * The proof that `vmsim stress` hunts races (issue 4): each deliberate bug of
- * src/mm/inject.ts that the stress mix reaches (`stress: true`), switched on,
+ * src/shared/inject.ts that the stress mix reaches (`stress: true`), switched on,
  * is caught by runStress on 2 CPUs within the issue's 60 s, and the same seed
  * on the unbroken build runs clean. The others are proven by exploring their
  * catalog scenarios (test/catalog.test.ts).
@@ -15,7 +15,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { makeConfig } from "../src/shared/config.js";
-import { INJECTIONS, INJECT_NAMES, type InjectName } from "../src/mm/inject.js";
+import { INJECTIONS, INJECT_NAMES, type InjectName } from "../src/shared/inject.js";
 import { STRESS_MACHINE_OPTIONS } from "../src/cli/options.js";
 import { type StressResult, runStress } from "../src/workers/stress.js";
 

@@ -22,9 +22,9 @@ import {
   request_irq,
   runInIrq,
   show_interrupts,
-} from "../src/percpu/irq.js";
-import { percpuCpuOnline } from "../src/percpu/cpuhp.js";
-import { smp_processor_id } from "../src/percpu/smp.js";
+} from "../src/kernel/irq.js";
+import { percpuCpuOnline } from "../src/kernel/cpuhp.js";
+import { smp_processor_id } from "../src/shared/smp.js";
 import { start_kernel } from "../src/workers/boot.js";
 import { Machine } from "../src/workers/machine.js";
 import { PERCPU_SELFTEST_IRQ, percpu_selftest_lock } from "../src/workers/workloads/percpu.js";

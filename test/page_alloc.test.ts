@@ -3,7 +3,7 @@ import { U8, createArena } from "../src/shared/arena.js";
 import { MAX_ORDER, type MachineConfig, PAGE_SIZE, makeConfig } from "../src/shared/config.js";
 import { type Report, takeReports } from "../src/shared/report.js";
 import { lockdepAttach } from "../src/locks/lockdep.js";
-import { setCurrentCpu } from "../src/percpu/smp.js";
+import { setCurrentCpu } from "../src/shared/smp.js";
 import { start_kernel } from "../src/workers/boot.js";
 import { Machine } from "../src/workers/machine.js";
 import { GFP_ATOMIC, GFP_KERNEL, __GFP_COMP, __GFP_NOWARN, __GFP_ZERO, format_gfp } from "../src/mm/gfp.js";

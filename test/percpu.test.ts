@@ -2,10 +2,8 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { DEFINE_PER_CPU, per_cpu_ptr, theArena } from "../src/shared/arena.js";
 import { makeConfig } from "../src/shared/config.js";
 import { defineStruct } from "../src/shared/struct.js";
+import { HARDIRQ_MASK, HARDIRQ_OFFSET, SOFTIRQ_DISABLE_OFFSET } from "../src/shared/preempt_mask.js";
 import {
-  HARDIRQ_MASK,
-  HARDIRQ_OFFSET,
-  SOFTIRQ_DISABLE_OFFSET,
   in_atomic,
   in_interrupt,
   in_irq,
@@ -33,7 +31,7 @@ import {
   this_cpu_read,
   this_cpu_write,
 } from "../src/percpu/percpu.js";
-import { setCurrentCpu, smp_processor_id, this_cpu_ptr } from "../src/percpu/smp.js";
+import { setCurrentCpu, smp_processor_id, this_cpu_ptr } from "../src/shared/smp.js";
 import { start_kernel } from "../src/workers/boot.js";
 
 const COUNTERS = defineStruct("percpu_test_counters", [

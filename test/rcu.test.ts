@@ -5,7 +5,7 @@ import { defineKernelFn } from "../src/shared/functab.js";
 import { KernelBug, type Report, takeReports } from "../src/shared/report.js";
 import { sched_op_point } from "../src/sched/sched_point.js";
 import { in_softirq, preempt_disable, preempt_enable } from "../src/percpu/preempt.js";
-import { setCurrentCpu, smp_processor_id } from "../src/percpu/smp.js";
+import { setCurrentCpu, smp_processor_id } from "../src/shared/smp.js";
 import { GFP_KERNEL } from "../src/mm/gfp.js";
 import { kfree, kmalloc, kzalloc } from "../src/mm/slab.js";
 import { rcu_read_lock, rcu_read_lock_held, rcu_read_unlock } from "../src/rcu/rcupdate.js";

@@ -65,7 +65,7 @@ describe("test_vmalloc and the start barrier under the deterministic scheduler",
     expect(replay.memory.equals(pct.memory)).toBe(true);
   });
 
-  it("a start barrier that can never complete blocks its CPUs: the deadlock verdict, not a spin into the step cap (seed 2)", async () => {
+  it("a start barrier that can never complete blocks its CPUs: the deadlock verdict, naming held locks, not a spin into the step cap (seed 2)", async () => {
     const mach = await Machine.boot({ cpus: 2, memory: 8 * 1024 * 1024, seed: 2 });
     m = mach;
     const params: VmallocTestParams = {
@@ -80,6 +80,8 @@ describe("test_vmalloc and the start barrier under the deterministic scheduler",
     const err = await mach.runAll("vmalloc_test", { workers: [], participants: 3, params }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MachineError);
     expect((err as MachineError).message).toMatch(/deadlock at step \d+: no CPU can run/);
+    // Lockdep (a floor above the scheduler) registered its view of held locks: the barrier holds none.
+    expect((err as MachineError).message).toMatch(/CPU#0 waits for .+; holds: \(none\)$/m);
     const rec = schedRecord();
     expect(rec.verdict).toBe(VERDICT_DEADLOCK);
     expect(rec.steps).toBeLessThan(100);

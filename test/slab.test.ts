@@ -5,7 +5,7 @@ import { KernelBug, type Report, takeReports } from "../src/shared/report.js";
 import { defineStruct } from "../src/shared/struct.js";
 import { lockdepAttach } from "../src/locks/lockdep.js";
 import { DEFINE_SPINLOCK, spin_lock, spin_unlock } from "../src/locks/spinlock.js";
-import { setCurrentCpu } from "../src/percpu/smp.js";
+import { setCurrentCpu } from "../src/shared/smp.js";
 import "../src/workers/boot.js";
 import { GFP_ATOMIC, GFP_KERNEL } from "../src/mm/gfp.js";
 import {

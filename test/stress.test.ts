@@ -18,7 +18,7 @@ import {
   tracing_snapshot,
   tracing_snapshot_clear,
 } from "../src/shared/events.js";
-import { HARDIRQ_OFFSET } from "../src/percpu/preempt.js";
+import { HARDIRQ_OFFSET } from "../src/shared/preempt_mask.js";
 import { start_kernel } from "../src/workers/boot.js";
 import { holdHarnessPages } from "../src/check/pages.js";
 import { vfree } from "../src/mm/vmalloc.js";

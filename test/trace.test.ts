@@ -1,6 +1,6 @@
 /**
  * Span tracing (src/trace/trace.ts) and its Chrome trace-event JSON
- * (src/trace/chrome.ts). Unit tests run kernel code on the main thread as
+ * (src/workers/chrome_trace.ts). Unit tests run kernel code on the main thread as
  * CPU 0 (brought online, so it records); machine tests run vmalloc_mix on
  * two worker CPUs, free-running and under the deterministic scheduler.
  * Every trace is checked to be well-formed the way Perfetto needs it: spans
@@ -14,7 +14,7 @@ import { describe, expect, it } from "vitest";
 import { makeConfig } from "../src/shared/config.js";
 import { start_kernel } from "../src/workers/boot.js";
 import { Machine } from "../src/workers/machine.js";
-import { percpuCpuOnline } from "../src/percpu/cpuhp.js";
+import { percpuCpuOnline } from "../src/kernel/cpuhp.js";
 import { spin_lock, spin_unlock } from "../src/locks/spinlock.js";
 import { rcu_read_lock, rcu_read_unlock } from "../src/rcu/rcupdate.js";
 import { vfree, vmalloc } from "../src/mm/vmalloc.js";
@@ -29,7 +29,12 @@ import {
   traceRegion,
   traceReset,
 } from "../src/trace/trace.js";
-import { type ChromeTrace, type ChromeTraceEvent, collectChromeTrace, writeChromeTrace } from "../src/trace/chrome.js";
+import {
+  type ChromeTrace,
+  type ChromeTraceEvent,
+  collectChromeTrace,
+  writeChromeTrace,
+} from "../src/workers/chrome_trace.js";
 import { vmsim } from "./helpers/vmsim.js";
 
 /** Integer ns, as Perfetto reads the µs of the JSON. */

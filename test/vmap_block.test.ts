@@ -3,7 +3,7 @@ import { F64, I32, U8 } from "../src/shared/arena.js";
 import { PAGE_SIZE, makeConfig } from "../src/shared/config.js";
 import { LAYOUTS, type LayoutName } from "../src/shared/layouts.js";
 import { KernelBug, type Report, takeReports } from "../src/shared/report.js";
-import { setCurrentCpu } from "../src/percpu/smp.js";
+import { setCurrentCpu } from "../src/shared/smp.js";
 import { start_kernel } from "../src/workers/boot.js";
 import { Machine } from "../src/workers/machine.js";
 import { GFP_KERNEL } from "../src/mm/gfp.js";

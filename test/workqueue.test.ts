@@ -12,9 +12,9 @@ import {
   preempt_disable,
   preempt_enable,
 } from "../src/percpu/preempt.js";
-import { do_irq, request_irq } from "../src/percpu/irq.js";
-import { percpuCpuOnline } from "../src/percpu/cpuhp.js";
-import { setCurrentCpu, smp_processor_id } from "../src/percpu/smp.js";
+import { do_irq, request_irq } from "../src/kernel/irq.js";
+import { percpuCpuOnline } from "../src/kernel/cpuhp.js";
+import { setCurrentCpu, smp_processor_id } from "../src/shared/smp.js";
 import {
   INIT_WORK,
   flush_scheduled_work,
@@ -23,7 +23,7 @@ import {
   schedule_work,
   schedule_work_on,
   work_pending,
-} from "../src/percpu/workqueue.js";
+} from "../src/kernel/workqueue.js";
 import { start_kernel } from "../src/workers/boot.js";
 import { Machine } from "../src/workers/machine.js";
 import { percpuSelftestWork, percpu_selftest_lock } from "../src/workers/workloads/percpu.js";

@@ -2,9 +2,9 @@
 import { makeConfig } from "../../src/shared/config.js";
 import { defineKernelFn } from "../../src/shared/functab.js";
 import { SP_LOCK, sched_point } from "../../src/sched/sched_point.js";
-import { percpuCpuOnline } from "../../src/percpu/cpuhp.js";
-import { do_irq, request_irq } from "../../src/percpu/irq.js";
-import { INIT_WORK, run_pending_work, schedule_work } from "../../src/percpu/workqueue.js";
+import { percpuCpuOnline } from "../../src/kernel/cpuhp.js";
+import { do_irq, request_irq } from "../../src/kernel/irq.js";
+import { INIT_WORK, run_pending_work, schedule_work } from "../../src/kernel/workqueue.js";
 import { start_kernel } from "../../src/workers/boot.js";
 import { percpuSelftestWork } from "../../src/workers/workloads/percpu.js";
 import type { BenchCase } from "./types.js";

@@ -7,7 +7,7 @@
  */
 import { makeConfig } from "../../src/shared/config.js";
 import { start_kernel } from "../../src/workers/boot.js";
-import { percpuCpuOnline } from "../../src/percpu/cpuhp.js";
+import { percpuCpuOnline } from "../../src/kernel/cpuhp.js";
 import { rcu_cpu_starting } from "../../src/rcu/tree.js";
 import { setSlubDebug } from "../../src/mm/slab.js";
 import { vfree, vmalloc } from "../../src/mm/vmalloc.js";

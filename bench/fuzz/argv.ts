@@ -12,7 +12,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { LAYOUTS } from "../../src/shared/layouts.js";
-import { INJECT_NAMES } from "../../src/mm/inject.js";
+import { INJECT_NAMES } from "../../src/shared/inject.js";
 import { EXPLORE_STRATEGIES } from "../../src/explore/explore.js";
 import {
   BENCH_OPTIONS,

@@ -8,7 +8,7 @@
  * answers and names the first such misuse; a script without one that ended
  * cleanly must pass the check.
  */
-import { LineError, isObject, parseOp } from "../../src/cli/exec.js";
+import { LineError, isObject, parseOp } from "../../src/workers/exec_op.js";
 import { PAGE_SIZE } from "../../src/shared/config.js";
 import { LAYOUTS, type LayoutName, parseKaddr } from "../../src/shared/layouts.js";
 

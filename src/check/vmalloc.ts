@@ -28,7 +28,7 @@
  */
 import { I32, theArena } from "../shared/arena.js";
 import { PAGE_SIZE, layoutOf } from "../shared/config.js";
-import { ksym_name } from "../shared/kallsyms.js";
+import { ksym_name } from "../kernel/kallsyms.js";
 import { formatKaddr } from "../shared/layouts.js";
 import { list_next, list_prev } from "../lib/list.js";
 import { LLIST_HEAD, llist_next } from "../lib/llist.js";

@@ -32,7 +32,7 @@ import "../explore/catalog.js";
 import { timeline } from "../explore/timeline.js";
 import { plural } from "./format.js";
 import { type ExploreCliOptions, type ReplayCliOptions, type ShrinkCliOptions, withTrace } from "./options.js";
-import { writeChromeTrace } from "../trace/chrome.js";
+import { writeChromeTrace } from "../workers/chrome_trace.js";
 
 /** The lines of a script scenario, for the replay file and the parallel jobs. */
 type Script = ReplayScript | undefined;

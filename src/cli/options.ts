@@ -11,7 +11,7 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import { DEFAULT_CONFIG, MAX_CPUS, MAX_TRACE_EVENTS, type MachineConfig, parseSize } from "../shared/config.js";
 import { LAYOUTS, type LayoutName, isLayoutName } from "../shared/layouts.js";
 import { TEST_CASE_ARRAY, TEST_VMALLOC_CASES, type TestVmallocCase } from "../workers/workloads/test_vmalloc.js";
-import { INJECT_NAMES, type InjectName, isInjectName } from "../mm/inject.js";
+import { INJECT_NAMES, type InjectName, isInjectName } from "../shared/inject.js";
 import { PCT_MAX_DEPTH, SCHED_MAX_CPUS } from "../sched/sched_det.js";
 import { EXPLORE_STRATEGIES, type ExploreOptions, type ExploreStrategy } from "../explore/explore.js";
 import { DEFAULT_STEP_CAP, MAX_STEP_CAP } from "../explore/explorer.js";

@@ -15,13 +15,13 @@
 import cliProgress from "cli-progress";
 import type { MachineConfig } from "../shared/config.js";
 import type { Report } from "../shared/report.js";
-import { kstat_cpu_irqs_sum } from "../percpu/irq.js";
+import { kstat_cpu_irqs_sum } from "../kernel/irq.js";
 import { type VmallocInfo, get_vmalloc_info, vmallocinfo } from "../mm/vmalloc.js";
 import { checkMachine } from "../check/index.js";
 import { type LeakSummary, leakCheck, memorySnapshot } from "../check/leak.js";
 import { MIX_OPS, type VmallocMixResult, maxLiveFor } from "../workers/workloads/vmalloc_mix.js";
 import { Machine, MachineError } from "../workers/machine.js";
-import { writeChromeTrace } from "../trace/chrome.js";
+import { writeChromeTrace } from "../workers/chrome_trace.js";
 import { formatTable, plural } from "./format.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
 import { formatDuration } from "./options.js";

@@ -2,10 +2,10 @@
  * The main records of the machine, for `vmsim info`: their sizes in the
  * summary, their field tables (describeStruct) with `--structs`.
  *
- * Import only modules that src/kernel.ts imports: a module's registrations
- * (static variables) change the arena layout, and the CPUs, which import
- * kernel.ts, would refuse to attach to an arena the main thread laid out
- * differently.
+ * Import only modules that src/workers/kernel.ts imports: a module's
+ * registrations (static variables) change the arena layout, and the CPUs,
+ * which import kernel.ts, would refuse to attach to an arena the main thread
+ * laid out differently.
  */
 import { ARENA_HEADER } from "../shared/arena.js";
 import type { StructDef } from "../shared/struct.js";
@@ -19,7 +19,7 @@ import { PER_CPU_PAGES, ZONE } from "../mm/page_alloc.js";
 import { MM_STRUCT } from "../mm/pgtable.js";
 import { STRUCT_KMEM_CACHE, STRUCT_KMEM_CACHE_CPU } from "../mm/slab.js";
 import { CPU_CONTEXT } from "../percpu/preempt.js";
-import { WORK_STRUCT } from "../percpu/workqueue.js";
+import { WORK_STRUCT } from "../kernel/workqueue.js";
 
 /** Bottom up: the machine, memory management, then the building blocks, then per-CPU state. */
 export const MAIN_STRUCTS: readonly StructDef[] = [

@@ -1,5 +1,5 @@
 /**
- * The race catalog: for every deliberate bug of src/mm/inject.ts, the
+ * The race catalog: for every deliberate bug of src/shared/inject.ts, the
  * scenario that reaches its broken path, the exploration strategy that finds
  * it and the budget it was found within (measured, seeds 1, 2, 3 … in turn).
  * The proof is test/catalog.test.ts: with the switch on, the strategy finds
@@ -10,7 +10,7 @@
  * plays the first column of the injection's story, the other CPUs the
  * second. Importing this module registers them (defineScenario).
  */
-import type { InjectName } from "../mm/inject.js";
+import type { InjectName } from "../shared/inject.js";
 import { type MachineConfig, makeConfig } from "../shared/config.js";
 import type { Strategy } from "../sched/sched_det.js";
 import type { Machine } from "../workers/machine.js";
@@ -95,7 +95,7 @@ export interface CatalogBudget {
 
 /** One deliberate bug and how an exploration finds it. */
 export interface CatalogEntry {
-  /** The switch (src/mm/inject.ts). */
+  /** The switch (src/shared/inject.ts). */
   readonly inject: InjectName;
   /** The scenario that reaches the broken path (`catalog:…`, registered by this module). */
   readonly scenario: string;

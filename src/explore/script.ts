@@ -7,7 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import { type MachineConfig, layoutOf } from "../shared/config.js";
-import { LineError, isObject, parseOp } from "../cli/exec.js";
+import { LineError, isObject, parseOp } from "../workers/exec_op.js";
 import type { ScriptLine } from "../workers/workloads/exec_script.js";
 import { type Scenario, findScenario, scenarioNames } from "./scenario.js";
 

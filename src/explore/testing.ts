@@ -12,7 +12,7 @@
  * - VMSIM_REPLAY=file   replay that file instead of exploring (the same failure, every time)
  */
 import { makeConfig } from "../shared/config.js";
-import type { InjectName } from "../mm/inject.js";
+import type { InjectName } from "../shared/inject.js";
 import type { ScriptLine } from "../workers/workloads/exec_script.js";
 import {
   type ExploreOptions,

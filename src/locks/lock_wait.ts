@@ -18,7 +18,7 @@ import { KernelBug, MachineStopped, reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_SPIN, sched_point } from "../sched/sched_point.js";
 import { schedDeterministic, sched_wait, waitDescriber } from "../sched/sched_det.js";
-import { smp_processor_id, this_cpu_ptr } from "../percpu/smp.js";
+import { smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 import { heldLocksOf, lockdep_class_name, lockdepOn } from "./lockdep.js";
 
 /**

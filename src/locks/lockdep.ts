@@ -31,7 +31,8 @@ import {
 } from "../shared/arena.js";
 import { reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
-import { onSetCurrentCpu, per_cpu_ptr, smp_processor_id, this_cpu_ptr } from "../percpu/smp.js";
+import { onSetCurrentCpu, per_cpu_ptr, smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
+import { registerHeldLocksView } from "../sched/sched_det.js";
 
 export const MAX_LOCK_CLASSES = 128;
 export const MAX_LOCK_DEPTH = 48;
@@ -304,6 +305,8 @@ export function heldClassOf(cpu: number, lock: number): string {
       return lockdep_class_name(Atomics.load(I32, ((p + HELD_LOCKS.off.class) >> 2) + i));
   return "?";
 }
+
+registerHeldLocksView({ lockdepOn: () => lockdepOn, lockHolders, heldClassOf, heldLocksOf });
 
 /** lockdep_print_held_locks (v4.19) for this CPU: "N locks held by CPUi:" and one line per lock. */
 export function lockdep_print_held_locks(): string {

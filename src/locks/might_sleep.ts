@@ -13,7 +13,7 @@ import { DEFINE_PER_CPU, I32 } from "../shared/arena.js";
 import { reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_SLEEP, sched_point } from "../sched/sched_point.js";
-import { onSetCurrentCpu, smp_processor_id, this_cpu_ptr } from "../percpu/smp.js";
+import { onSetCurrentCpu, smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 import { in_atomic, irqs_disabled, preempt_count } from "../percpu/preempt.js";
 import { lockdep_print_held_locks, lockdepOn } from "./lockdep.js";
 

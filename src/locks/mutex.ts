@@ -14,7 +14,7 @@ import { DEFINE_GLOBAL, type GlobalVar, I32, staticInit } from "../shared/arena.
 import { defineStruct } from "../shared/struct.js";
 import { SP_LOCK, SP_SPIN, SP_UNLOCK, sched_point } from "../sched/sched_point.js";
 import { schedDeterministic, sched_wait, sched_wake } from "../sched/sched_det.js";
-import { smp_processor_id } from "../percpu/smp.js";
+import { smp_processor_id } from "../shared/smp.js";
 import { lock_acquire, lock_release, lockdep_class, lockdepOn } from "./lockdep.js";
 import {
   SPIN_TRIES,

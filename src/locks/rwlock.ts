@@ -22,7 +22,7 @@
 import { DEFINE_GLOBAL, type GlobalVar, I32, staticInit } from "../shared/arena.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_LOCK, SP_UNLOCK, sched_point } from "../sched/sched_point.js";
-import { smp_processor_id } from "../percpu/smp.js";
+import { smp_processor_id } from "../shared/smp.js";
 import {
   in_interrupt,
   local_bh_disable,

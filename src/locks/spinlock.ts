@@ -19,7 +19,7 @@ import { KernelBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_LOCK, SP_UNLOCK, sched_point } from "../sched/sched_point.js";
 import { sched_wake } from "../sched/sched_det.js";
-import { smp_processor_id } from "../percpu/smp.js";
+import { smp_processor_id } from "../shared/smp.js";
 import {
   local_bh_disable,
   local_bh_enable,

@@ -18,7 +18,7 @@ import { Prng } from "../shared/prng.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_ATOMIC, sched_point } from "../sched/sched_point.js";
 import { in_interrupt } from "../percpu/preempt.js";
-import { onSetCurrentCpu, per_cpu_ptr, smp_processor_id, this_cpu_ptr } from "../percpu/smp.js";
+import { onSetCurrentCpu, per_cpu_ptr, smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 import { __GFP_NOFAIL } from "./gfp.js";
 
 /** struct fault_attr (v4.19), the knobs vmsim keeps. Any CPU may set them: Atomics only. */

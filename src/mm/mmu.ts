@@ -24,7 +24,7 @@ import { I32, U32, U8, pfn_to_data, theArena } from "../shared/arena.js";
 import { PAGE_SIZE, layoutOf } from "../shared/config.js";
 import { formatKaddr } from "../shared/layouts.js";
 import { reportBug } from "../shared/report.js";
-import { smp_processor_id } from "../percpu/smp.js";
+import { smp_processor_id } from "../shared/smp.js";
 import { kernel_ptep_lookup, ptep_get, pte_pfn, pte_present, pte_rdonly, show_pte } from "./pgtable.js";
 import { TLB_ENTRY, tlb_count_stale, tlb_fill, tlb_lookup } from "./tlbflush.js";
 

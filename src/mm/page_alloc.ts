@@ -29,7 +29,7 @@ import {
 } from "../locks/spinlock.js";
 import { might_sleep } from "../locks/might_sleep.js";
 import { local_irq_restore, local_irq_save } from "../percpu/preempt.js";
-import { num_online_cpus, onSetCurrentCpu, per_cpu_ptr, smp_processor_id, this_cpu_ptr } from "../percpu/smp.js";
+import { num_online_cpus, onSetCurrentCpu, per_cpu_ptr, smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 import { INIT_LIST_HEAD, LIST_HEAD, list_add, list_add_tail, list_del, list_next, list_prev } from "../lib/list.js";
 import {
   __GFP_COMP,

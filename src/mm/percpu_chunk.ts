@@ -67,8 +67,8 @@ import {
   spin_unlock_irqrestore,
 } from "../locks/spinlock.js";
 import { for_each_possible_cpu } from "../percpu/percpu.js";
-import { onSetCurrentCpu, smp_processor_id } from "../percpu/smp.js";
-import { INIT_WORK, WORK_STRUCT, schedule_work } from "../percpu/workqueue.js";
+import { onSetCurrentCpu, smp_processor_id } from "../shared/smp.js";
+import { INIT_WORK, WORK_STRUCT, schedule_work } from "../kernel/workqueue.js";
 import { GFP_KERNEL, __GFP_HIGHMEM } from "./gfp.js";
 import { STRUCT_PAGE } from "./mm_types.js";
 import { isFault, mmuWrite } from "./mmu.js";

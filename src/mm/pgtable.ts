@@ -29,7 +29,7 @@ import { formatKaddr, type Layout } from "../shared/layouts.js";
 import { KernelBug, reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_ATOMIC, sched_point } from "../sched/sched_point.js";
-import { onSetCurrentCpu, smp_processor_id } from "../percpu/smp.js";
+import { onSetCurrentCpu, smp_processor_id } from "../shared/smp.js";
 import { SPINLOCK_T, spin_lock, spin_lock_init, spin_unlock } from "../locks/spinlock.js";
 import { GFP_KERNEL, __GFP_ZERO } from "./gfp.js";
 import { __ClearPageTable, __SetPageTable } from "./mm_types.js";

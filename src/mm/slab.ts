@@ -48,8 +48,9 @@ import { SPINLOCK_T, spin_lock, spin_lock_init, spin_unlock } from "../locks/spi
 import { DEFINE_MUTEX, mutex_lock, mutex_unlock } from "../locks/mutex.js";
 import { might_sleep } from "../locks/might_sleep.js";
 import { local_irq_disable, local_irq_enable, local_irq_restore, local_irq_save } from "../percpu/preempt.js";
-import { num_online_cpus, onSetCurrentCpu, per_cpu_ptr, this_cpu_ptr } from "../percpu/smp.js";
+import { num_online_cpus, onSetCurrentCpu, per_cpu_ptr, this_cpu_ptr } from "../shared/smp.js";
 import { INIT_LIST_HEAD, LIST_HEAD, list_add, list_add_tail, list_del, list_next } from "../lib/list.js";
+import { registerRcuKfree } from "../rcu/rcu.js";
 import {
   GFP_KERNEL,
   GFP_RECLAIM_MASK,
@@ -896,6 +897,7 @@ export function kfree(x: number): void {
   }
   slab_free(I32[(page + PG_SLAB_CACHE) >> 2]!, page, x);
 }
+registerRcuKfree(kfree);
 
 /*** Shrinking, boot, slabinfo ***/
 

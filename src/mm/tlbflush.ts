@@ -34,7 +34,7 @@
 import { DEFINE_GLOBAL, DEFINE_PER_CPU, F64, I32, U32, per_cpu_ptr, staticInit, theArena } from "../shared/arena.js";
 import { PAGE_SIZE } from "../shared/config.js";
 import { defineStruct } from "../shared/struct.js";
-import { onSetCurrentCpu, this_cpu_ptr } from "../percpu/smp.js";
+import { onSetCurrentCpu, this_cpu_ptr } from "../shared/smp.js";
 import { SPINLOCK_T, spin_lock_init, spin_lock_irqsave, spin_unlock_irqrestore } from "../locks/spinlock.js";
 
 /** Translations each CPU caches. */

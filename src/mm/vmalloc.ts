@@ -31,7 +31,7 @@ import {
 } from "../shared/arena.js";
 import { PAGE_SHIFT, PAGE_SIZE, layoutOf } from "../shared/config.js";
 import { defineKernelFn } from "../shared/functab.js";
-import { ksym, ksym_name } from "../shared/kallsyms.js";
+import { ksym, ksym_name } from "../kernel/kallsyms.js";
 import { formatKaddr, type Layout } from "../shared/layouts.js";
 import { KernelBug, reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
@@ -85,9 +85,10 @@ import { cond_resched, might_sleep } from "../locks/might_sleep.js";
 import { DEFINE_MUTEX, mutex_lock, mutex_trylock, mutex_unlock } from "../locks/mutex.js";
 import { DEFINE_SPINLOCK, SPINLOCK_T, spin_lock, spin_unlock } from "../locks/spinlock.js";
 import { for_each_possible_cpu } from "../percpu/percpu.js";
-import { in_interrupt, preempt_count, NMI_MASK } from "../percpu/preempt.js";
-import { num_online_cpus, onSetCurrentCpu, smp_processor_id, this_cpu_ptr } from "../percpu/smp.js";
-import { INIT_WORK, WORK_STRUCT, schedule_work } from "../percpu/workqueue.js";
+import { in_interrupt, preempt_count } from "../percpu/preempt.js";
+import { NMI_MASK } from "../shared/preempt_mask.js";
+import { num_online_cpus, onSetCurrentCpu, smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
+import { INIT_WORK, WORK_STRUCT, schedule_work } from "../kernel/workqueue.js";
 import { RCU_HEAD } from "../rcu/rcupdate.js";
 import { kfree_rcu } from "../rcu/tree.js";
 import {
@@ -117,7 +118,6 @@ import {
 } from "./pgtable.js";
 import { kfree, kmalloc, kzalloc } from "./slab.js";
 import { flush_tlb_kernel_range } from "./tlbflush.js";
-import { init_vmap_block_queues, purge_fragmented_blocks_allcpus } from "./vmap_block.js";
 
 /*** include/linux/vmalloc.h ***/
 
@@ -170,7 +170,7 @@ export const VM_STRUCT = defineStruct("vm_struct", [
   { name: "pages", type: "f64", guard: "owner" },
   { name: "nr_pages", type: "i32", guard: "owner" },
   { name: "phys_addr", type: "f64", guard: "init" },
-  /** Symbol id of the allocating function (src/shared/kallsyms.ts), printed as %pS. */
+  /** Symbol id of the allocating function (src/kernel/kallsyms.ts), printed as %pS. */
   { name: "caller", type: "i32", guard: "vmap_area_lock" },
 ]);
 
@@ -357,7 +357,7 @@ onSetCurrentCpu(() => {
   LIST = vmap_area_list.ptr;
 });
 
-/* Deliberate bugs (src/mm/inject.ts), read once per arena: off, each hook is one branch on a false flag. */
+/* Deliberate bugs (src/shared/inject.ts), read once per arena: off, each hook is one branch on a false flag. */
 let injectNoVmapAreaLock = false;
 let injectNoPurgeFlush = false;
 let injectIrqVfreeNotDeferred = false;
@@ -716,6 +716,27 @@ export function find_vmap_area(addr: number): number {
 }
 
 /*** Per cpu kva allocator: src/mm/vmap_block.ts ***/
+
+/*
+ * v4.19 declares purge_fragmented_blocks_allcpus ahead of its users. vmap_block.ts
+ * builds on this file, so it registers its two entry points here at load.
+ */
+const vmapBlockNotLoaded = (): never => {
+  throw new Error("vmalloc: the per-CPU kva allocator (src/mm/vmap_block.ts) is not loaded");
+};
+let purge_fragmented_blocks_allcpus: () => void = vmapBlockNotLoaded;
+let init_vmap_block_queues: () => void = vmapBlockNotLoaded;
+
+/** The per-CPU kva allocator's entry points that vmalloc calls (registered once, at module load). */
+export interface VmapBlockHooks {
+  readonly purge_fragmented_blocks_allcpus: () => void;
+  readonly init_vmap_block_queues: () => void;
+}
+
+/** vmap_block.ts registers its entry points (once, at module load). */
+export function registerVmapBlock(hooks: VmapBlockHooks): void {
+  ({ purge_fragmented_blocks_allcpus, init_vmap_block_queues } = hooks);
+}
 
 /*** Early areas and vmalloc_init ***/
 

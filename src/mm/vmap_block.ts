@@ -38,7 +38,7 @@ import {
 } from "../shared/events.js";
 import { KernelBug, reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
-import { onSetCurrentCpu, per_cpu_ptr, smp_processor_id, this_cpu_ptr } from "../percpu/smp.js";
+import { onSetCurrentCpu, per_cpu_ptr, smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 import { for_each_possible_cpu, get_cpu, put_cpu } from "../percpu/percpu.js";
 import { DEFINE_SPINLOCK, SPINLOCK_T, spin_lock, spin_lock_init, spin_unlock } from "../locks/spinlock.js";
 import { mutex_lock, mutex_unlock } from "../locks/mutex.js";
@@ -88,6 +88,7 @@ import {
   find_vmap_area,
   free_unmap_vmap_area,
   free_vmap_area_noflush,
+  registerVmapBlock,
   vmap_initialized,
   vmap_purge_lock,
 } from "./vmalloc.js";
@@ -179,7 +180,7 @@ onSetCurrentCpu(() => {
   VA_END = VMAP_AREA.off.va_end;
 });
 
-/* Deliberate bugs (src/mm/inject.ts), read once per arena: off, each hook is one branch on a false flag. */
+/* Deliberate bugs (src/shared/inject.ts), read once per arena: off, each hook is one branch on a false flag. */
 let injectVbPublishBeforeInit = false;
 let injectVbListDelInit = false;
 let injectVbPurgeWrongLock = false;
@@ -651,6 +652,8 @@ export function init_vmap_block_queues(): void {
     INIT_LIST_HEAD(vbq + Q.free);
   }
 }
+
+registerVmapBlock({ purge_fragmented_blocks_allcpus, init_vmap_block_queues });
 
 /*** Harness: introspection and invariants (read while the CPUs are parked) ***/
 

@@ -2,7 +2,7 @@
  * Per-CPU access helpers a kernel engineer reaches for (include/linux/percpu-defs.h,
  * the get_cpu/put_cpu pair of include/linux/smp.h and the CPU iterators of
  * include/linux/cpumask.h, v4.19), on top of DEFINE_PER_CPU / this_cpu_ptr /
- * per_cpu_ptr (src/shared/arena.ts, src/percpu/smp.ts).
+ * per_cpu_ptr (src/shared/arena.ts, src/shared/smp.ts).
  *
  * A CPU here is a thread that never migrates, and interrupts arrive only at
  * sched points, so the this_cpu_* operations are plain loads and stores: no
@@ -14,7 +14,7 @@
 import { I32, type PerCpuVar, per_cpu_ptr, theArena } from "../shared/arena.js";
 import type { StructDef } from "../shared/struct.js";
 import { preempt_disable, preempt_enable } from "./preempt.js";
-import { smp_processor_id, this_cpu_ptr } from "./smp.js";
+import { smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 
 /** The name of a field of the struct behind a per-CPU variable. */
 export type PerCpuField<S extends StructDef> = keyof S["off"] & string;

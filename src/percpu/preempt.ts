@@ -4,18 +4,14 @@
  */
 import { DEFINE_PER_CPU, I32 } from "../shared/arena.js";
 import { defineStruct } from "../shared/struct.js";
-import { onSetCurrentCpu, this_cpu_ptr } from "./smp.js";
-
-export const PREEMPT_OFFSET = 0x1;
-export const SOFTIRQ_OFFSET = 0x100;
-export const HARDIRQ_OFFSET = 0x10000;
-export const NMI_OFFSET = 0x100000;
-export const PREEMPT_MASK = 0xff;
-export const SOFTIRQ_MASK = 0xff00;
-export const HARDIRQ_MASK = 0xf0000;
-export const NMI_MASK = 0x100000;
-/** local_bh_disable adds twice SOFTIRQ_OFFSET, as the kernel's SOFTIRQ_DISABLE_OFFSET. */
-export const SOFTIRQ_DISABLE_OFFSET = 2 * SOFTIRQ_OFFSET;
+import { onSetCurrentCpu, this_cpu_ptr } from "../shared/smp.js";
+import {
+  HARDIRQ_MASK,
+  HARDIRQ_OFFSET,
+  NMI_MASK,
+  SOFTIRQ_DISABLE_OFFSET,
+  SOFTIRQ_MASK,
+} from "../shared/preempt_mask.js";
 
 /** Per-CPU execution context. Only its own CPU writes it. */
 export const CPU_CONTEXT = defineStruct("cpu_context", [

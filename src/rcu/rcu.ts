@@ -9,7 +9,6 @@
  */
 import { I32 } from "../shared/arena.js";
 import { callKernelFn } from "../shared/functab.js";
-import { kfree } from "../mm/slab.js";
 import { RCU_HEAD } from "./rcupdate.js";
 
 export const RCU_SEQ_CTR_SHIFT = 2;
@@ -60,6 +59,19 @@ export const KFREE_RCU_OFFSET_LIMIT = 4096;
 /** __is_kfree_rcu_offset (v4.19). */
 export function __is_kfree_rcu_offset(func: number): boolean {
   return func >>> 0 < KFREE_RCU_OFFSET_LIMIT;
+}
+
+/*
+ * kfree, for kfree_rcu's callbacks: the slab allocator sits a floor above RCU
+ * (src/mm/slab.ts) and registers it at load, where the kernel has a declaration.
+ */
+let kfree = (x: number): void => {
+  throw new Error(`kfree_rcu: kfree(0x${x.toString(16)}) before src/mm/slab.ts registered kfree`);
+};
+
+/** The slab allocator hands RCU its kfree (once, at module load). */
+export function registerRcuKfree(fn: (x: number) => void): void {
+  kfree = fn;
 }
 
 /** __rcu_reclaim (v4.19): invoke one callback whose grace period has elapsed, or kfree its record. */

@@ -39,7 +39,7 @@ import { DEFINE_PER_CPU, I32 } from "../shared/arena.js";
 import { reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_RCU, sched_point } from "../sched/sched_point.js";
-import { onSetCurrentCpu, smp_processor_id, this_cpu_ptr } from "../percpu/smp.js";
+import { onSetCurrentCpu, smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 import { lockdepOn } from "../locks/lockdep.js";
 import { trace_rcu_read_lock, trace_rcu_read_unlock, tracing } from "../trace/trace.js";
 

@@ -43,14 +43,9 @@ import {
   removeSchedSlowPath,
   sched_point,
 } from "../sched/sched_point.js";
-import { num_online_cpus, onSetCurrentCpu, smp_processor_id, this_cpu_ptr } from "../percpu/smp.js";
-import {
-  SOFTIRQ_OFFSET,
-  irqs_disabled,
-  preempt_count,
-  preempt_count_add,
-  preempt_count_sub,
-} from "../percpu/preempt.js";
+import { num_online_cpus, onSetCurrentCpu, smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
+import { irqs_disabled, preempt_count, preempt_count_add, preempt_count_sub } from "../percpu/preempt.js";
+import { SOFTIRQ_OFFSET } from "../shared/preempt_mask.js";
 import {
   SPINLOCK_T,
   spin_lock_init,

@@ -30,8 +30,7 @@ import {
 } from "../shared/arena.js";
 import { KernelBug, MachineStopped, reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
-import { smp_processor_id } from "../percpu/smp.js";
-import { heldClassOf, heldLocksOf, lockHolders, lockdepOn } from "../locks/lockdep.js";
+import { smp_processor_id } from "../shared/smp.js";
 import { type SP, schedDetRearm, schedPointCount, setSchedDetHook } from "./sched_point.js";
 
 /** Strategies (sched_det.strategy). */
@@ -505,23 +504,46 @@ function livelock(now: number): never {
   throw new KernelBug(text);
 }
 
+/**
+ * What lockdep knows of held locks, for the deadlock report. Lockdep sits a
+ * floor above the scheduler (src/locks/lockdep.ts) and registers this at load.
+ */
+export interface HeldLocksView {
+  /** Is lockdep tracking locks on this thread's machine? */
+  lockdepOn(): boolean;
+  /** The CPUs whose held stack has `lock`. */
+  lockHolders(lock: number): number[];
+  /** The class of `lock` in `cpu`'s held stack ("?" when it is not there). */
+  heldClassOf(cpu: number, lock: number): string;
+  /** The classes `cpu` holds, outermost first. */
+  heldLocksOf(cpu: number): string[];
+}
+
+let heldLocks: HeldLocksView | null = null;
+
+/** Lockdep registers its view of held locks (once, at module load). */
+export function registerHeldLocksView(view: HeldLocksView): void {
+  heldLocks = view;
+}
+
 /** No CPU can run: name each CPU's wait and held locks (lockdep's "Possible deadlock" in spirit). */
 function deadlock(now: number): never {
   I32[g(S.verdict)] = VERDICT_DEADLOCK;
+  const lockdep = heldLocks?.lockdepOn() ? heldLocks : null;
   const lines: string[] = [];
   for (let cpu = 0; cpu < nrCpus; cpu++) {
     const st = I32[cpuField(cpu, C.state)]!;
     if (st !== BLOCKED) continue;
     const lock = I32[cpuField(cpu, C.wait_lock)]!;
     const describe = describers[I32[cpuField(cpu, C.wait_describe)]!];
-    const holders = lockdepOn ? lockHolders(lock) : [];
+    const holders = lockdep ? lockdep.lockHolders(lock) : [];
     const what =
       describe !== undefined
         ? describe(lock)
         : holders.length > 0
-          ? `${heldClassOf(holders[0]!, lock)} held by CPU#${holders.join(", CPU#")}`
+          ? `${lockdep!.heldClassOf(holders[0]!, lock)} held by CPU#${holders.join(", CPU#")}`
           : `the word at 0x${lock.toString(16)}`;
-    const held = lockdepOn ? heldLocksOf(cpu).join(", ") || "(none)" : "(lockdep off)";
+    const held = lockdep ? lockdep.heldLocksOf(cpu).join(", ") || "(none)" : "(lockdep off)";
     lines.push(`  CPU#${cpu} waits for ${what}; holds: ${held}`);
   }
   const text = `deadlock at step ${now}: no CPU can run\n${lines.join("\n")}`;

@@ -1,6 +1,6 @@
 /** Machine configuration: immutable once the machine boots; every CPU gets a copy. */
 import { LAYOUTS, type Layout, type LayoutName, isLayoutName } from "./layouts.js";
-import { INJECT_NAMES, type InjectName, isInjectName } from "../mm/inject.js";
+import { INJECT_NAMES, type InjectName, isInjectName } from "./inject.js";
 
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
@@ -20,14 +20,14 @@ export interface MachineConfig {
   readonly lockdep: boolean;
   /** Soft-lockup threshold: a CPU stuck on one lock this long stops the machine. @defaultValue 10000 */
   readonly watchdogMs: number;
-  /** Chance that an interrupt arrives at a sched point (src/percpu/irq.ts); 0: none. @defaultValue 0 */
+  /** Chance that an interrupt arrives at a sched point (src/kernel/irq.ts); 0: none. @defaultValue 0 */
   readonly irqRate: number;
   /**
-   * When a CPU's kworker runs its pending work (src/percpu/workqueue.ts): "auto" at every safe workload
+   * When a CPU's kworker runs its pending work (src/kernel/workqueue.ts): "auto" at every safe workload
    * point (SP_OP), "explicit" only through run_pending_work / flush_work / flush_scheduled_work. @defaultValue "auto"
    */
   readonly workqueue: "auto" | "explicit";
-  /** Deliberate bugs switched on (src/mm/inject.ts), for proving that stress runs catch them. @defaultValue [] */
+  /** Deliberate bugs switched on (src/shared/inject.ts), for proving that stress runs catch them. @defaultValue [] */
   readonly inject: readonly InjectName[];
   /**
    * Span tracing (src/trace): events each CPU keeps in its trace ring, the last ones of the run, for a

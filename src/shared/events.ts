@@ -21,8 +21,8 @@ import { layoutOf } from "./config.js";
 import { formatKaddr } from "./layouts.js";
 import type { ReportKind } from "./report.js";
 import { defineStruct } from "./struct.js";
-import { HARDIRQ_MASK, NMI_MASK, SOFTIRQ_MASK } from "../percpu/preempt.js";
-import { onSetCurrentCpu, this_cpu_ptr } from "../percpu/smp.js";
+import { HARDIRQ_MASK, NMI_MASK, SOFTIRQ_MASK } from "./preempt_mask.js";
+import { onSetCurrentCpu, this_cpu_ptr } from "./smp.js";
 
 /** Events each CPU keeps (a power of two: the slot is seq & (N - 1)). */
 export const TRACE_RING_SIZE = 256;

@@ -5,7 +5,7 @@
  */
 import { countReport, onMachineReset } from "./arena.js";
 import { trace_report } from "./events.js";
-import { smp_processor_id } from "../percpu/smp.js";
+import { smp_processor_id } from "./smp.js";
 
 export type ReportKind =
   | "WARN"

@@ -1,8 +1,8 @@
 /**
  * Span tracing: each CPU records the begin and end of what it does — API
  * calls, lock waits and holds, RCU read-side sections, interrupt handlers,
- * grace periods — into its own ring in the arena; src/trace/chrome.ts turns
- * the rings into Chrome trace-event JSON (Perfetto).
+ * grace periods — into its own ring in the arena; src/workers/chrome_trace.ts
+ * turns the rings into Chrome trace-event JSON (Perfetto).
  *
  * In the kernel's terms: the tracepoints are the kernel's own where it has
  * them (lock:lock_acquire/lock_release/lock_contended/lock_acquired,
@@ -27,7 +27,7 @@
 import { DEFINE_GLOBAL, F64, I32, defineRegion, staticInit, theArena } from "../shared/arena.js";
 import type { MachineConfig } from "../shared/config.js";
 import { defineStruct } from "../shared/struct.js";
-import { onSetCurrentCpu, smp_processor_id } from "../percpu/smp.js";
+import { onSetCurrentCpu, smp_processor_id } from "../shared/smp.js";
 import { schedDeterministic, schedGlobalStep } from "../sched/sched_det.js";
 
 /*** Event types ***/

@@ -3,17 +3,17 @@
  * CPU (CPU 0), in the kernel's order (init/main.c): memory first, then the
  * allocators built on it, then RCU and workqueues.
  */
-import "../kernel.js";
+import "./kernel.js";
 import "./workloads/index.js";
 import { type Arena, createArena } from "../shared/arena.js";
 import type { MachineConfig } from "../shared/config.js";
 import { lockdepAttach } from "../locks/lockdep.js";
-import { setCurrentCpu } from "../percpu/smp.js";
+import { setCurrentCpu } from "../shared/smp.js";
 import { mem_init } from "../mm/page_alloc.js";
 import { kmem_cache_init } from "../mm/slab.js";
 import { paging_init } from "../mm/pgtable.js";
 import { rcu_init } from "../rcu/tree.js";
-import { workqueue_init_early } from "../percpu/workqueue.js";
+import { workqueue_init_early } from "../kernel/workqueue.js";
 import { vmalloc_init } from "../mm/vmalloc.js";
 
 /** Creates the arena and runs the boot sequence; leaves this thread as CPU 0. */

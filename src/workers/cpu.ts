@@ -7,7 +7,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import * as Comlink from "comlink/dist/esm/comlink.mjs";
 import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
-import "../kernel.js";
+import "./kernel.js";
 import "./workloads/index.js";
 import { attachArena, machineResetThread, machineStop, machineStopping } from "../shared/arena.js";
 import { addSchedSlowPath } from "../sched/sched_point.js";
@@ -15,8 +15,8 @@ import { schedRunAbort, schedRunBegin, schedRunEnd } from "../sched/sched_det.js
 import type { MachineConfig } from "../shared/config.js";
 import { MachineStopped, takeReports } from "../shared/report.js";
 import { lockdepAttach } from "../locks/lockdep.js";
-import { setCurrentCpu } from "../percpu/smp.js";
-import { percpuCpuOnline } from "../percpu/cpuhp.js";
+import { setCurrentCpu } from "../shared/smp.js";
+import { percpuCpuOnline } from "../kernel/cpuhp.js";
 import { rcu_cpu_starting } from "../rcu/tree.js";
 import { rcu_idle_park } from "../rcu/rcupdate.js";
 import { cpuCtx, findWorkload } from "./workload.js";

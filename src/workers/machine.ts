@@ -19,7 +19,7 @@ import {
   theArena,
 } from "../shared/arena.js";
 import { schedIsOn, schedPrepareCall } from "../sched/sched_det.js";
-import { setCurrentCpu } from "../percpu/smp.js";
+import { setCurrentCpu } from "../shared/smp.js";
 import { type MachineConfig, makeConfig } from "../shared/config.js";
 import type { Report } from "../shared/report.js";
 import { start_kernel } from "./boot.js";

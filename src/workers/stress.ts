@@ -36,7 +36,7 @@ import {
   tracingSnapshotTaken,
 } from "../shared/events.js";
 import { type Report, takeReports } from "../shared/report.js";
-import { kstat_cpu_irqs_sum } from "../percpu/irq.js";
+import { kstat_cpu_irqs_sum } from "../kernel/irq.js";
 import { setup_fail_page_alloc } from "../mm/fail_page_alloc.js";
 import { checkMachine } from "../check/index.js";
 import { type LeakSummary, leakCheck, memorySnapshot } from "../check/leak.js";

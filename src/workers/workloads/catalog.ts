@@ -1,6 +1,6 @@
 /**
  * The race catalog's workloads (src/explore/catalog.ts): each reaches the
- * path one deliberate bug of src/mm/inject.ts breaks, with the other CPU
+ * path one deliberate bug of src/shared/inject.ts breaks, with the other CPU
  * doing what the bug's story needs it to do at the same time. CPU 0 plays
  * the first column of the story, the other CPUs the second. Every workload
  * runs `ops` operations per CPU, leaves out the indices in `skip` (the
@@ -11,8 +11,8 @@ import { I32, theArena } from "../../shared/arena.js";
 import { PAGE_SIZE, layoutOf } from "../../shared/config.js";
 import { KernelBug } from "../../shared/report.js";
 import { sched_op_point } from "../../sched/sched_point.js";
-import { runInIrq } from "../../percpu/irq.js";
-import { run_pending_work } from "../../percpu/workqueue.js";
+import { runInIrq } from "../../kernel/irq.js";
+import { run_pending_work } from "../../kernel/workqueue.js";
 import {
   ODEBUG_STATE_ACTIVE,
   debug_object_activate,

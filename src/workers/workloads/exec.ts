@@ -10,14 +10,15 @@
  * struct page pointers, counts them as harness pages for the page
  * conservation check, and frees them once the mapping is gone.
  *
- * Addresses travel as kaddrs; the CLI (src/cli/exec.ts) parses and formats
- * them. Kernel failures are the kernel's: a NULL return, a report (WARN,
- * fault …) that the machine collects, or a BUG that stops the machine.
+ * Addresses travel as kaddrs; src/workers/exec_op.ts parses them and the
+ * CLI (src/cli/exec.ts) formats them. Kernel failures are the kernel's: a
+ * NULL return, a report (WARN, fault …) that the machine collects, or a BUG
+ * that stops the machine.
  */
 import { I32 } from "../../shared/arena.js";
 import { sched_op_point } from "../../sched/sched_point.js";
-import { runInIrq } from "../../percpu/irq.js";
-import { run_pending_work } from "../../percpu/workqueue.js";
+import { runInIrq } from "../../kernel/irq.js";
+import { run_pending_work } from "../../kernel/workqueue.js";
 import { GFP_KERNEL, __GFP_ZERO } from "../../mm/gfp.js";
 import { __free_page, alloc_page, totalram_pages } from "../../mm/page_alloc.js";
 import { kfree, kmalloc } from "../../mm/slab.js";
@@ -38,7 +39,7 @@ import {
   vzalloc,
 } from "../../mm/vmalloc.js";
 import { vm_map_ram, vm_unmap_ram } from "../../mm/vmap_block.js";
-import { ksym } from "../../shared/kallsyms.js";
+import { ksym } from "../../kernel/kallsyms.js";
 import { holdHarnessPages, releaseHarnessPages } from "../../check/pages.js";
 import { defineWorkload } from "../workload.js";
 

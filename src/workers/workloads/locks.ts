@@ -9,7 +9,7 @@
  */
 import { DEFINE_GLOBAL, I32 } from "../../shared/arena.js";
 import { defineStruct } from "../../shared/struct.js";
-import { num_online_cpus } from "../../percpu/smp.js";
+import { num_online_cpus } from "../../shared/smp.js";
 import { DEFINE_MUTEX, mutex_lock, mutex_trylock, mutex_unlock } from "../../locks/mutex.js";
 import {
   DEFINE_RWLOCK,

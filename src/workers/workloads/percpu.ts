@@ -9,8 +9,8 @@ import { defineStruct } from "../../shared/struct.js";
 import { sched_op_point } from "../../sched/sched_point.js";
 import { DEFINE_SPINLOCK, spin_lock_irqsave, spin_unlock_irqrestore } from "../../locks/spinlock.js";
 import { in_atomic, in_interrupt, in_irq, irqs_disabled } from "../../percpu/preempt.js";
-import { kstat_cpu_irqs_sum, raise_irq_on, request_irq } from "../../percpu/irq.js";
-import { smp_processor_id, this_cpu_ptr } from "../../percpu/smp.js";
+import { kstat_cpu_irqs_sum, raise_irq_on, request_irq } from "../../kernel/irq.js";
+import { smp_processor_id, this_cpu_ptr } from "../../shared/smp.js";
 import {
   INIT_WORK,
   WORK_STRUCT,
@@ -19,7 +19,7 @@ import {
   run_pending_work,
   schedule_work,
   schedule_work_on,
-} from "../../percpu/workqueue.js";
+} from "../../kernel/workqueue.js";
 import { defineWorkload } from "../workload.js";
 
 /** The line the selftest handler is installed on. */

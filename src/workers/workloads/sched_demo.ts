@@ -14,7 +14,7 @@ import { DEFINE_GLOBAL, I32, staticInit } from "../../shared/arena.js";
 import { reportBug } from "../../shared/report.js";
 import { defineStruct } from "../../shared/struct.js";
 import { SP_ATOMIC, sched_op_point, sched_point } from "../../sched/sched_point.js";
-import { num_online_cpus } from "../../percpu/smp.js";
+import { num_online_cpus } from "../../shared/smp.js";
 import { DEFINE_SPINLOCK, spin_lock, spin_unlock } from "../../locks/spinlock.js";
 import { defineWorkload } from "../workload.js";
 

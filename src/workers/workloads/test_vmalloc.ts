@@ -38,14 +38,14 @@
  */
 import { DEFINE_GLOBAL, I32, theArena } from "../../shared/arena.js";
 import { PAGE_SIZE, layoutOf } from "../../shared/config.js";
-import { ksym } from "../../shared/kallsyms.js";
+import { ksym } from "../../kernel/kallsyms.js";
 import { Prng } from "../../shared/prng.js";
 import { KernelBug, type Report, takeReports } from "../../shared/report.js";
 import { defineStruct } from "../../shared/struct.js";
 import { SP_ATOMIC, sched_op_point, sched_point } from "../../sched/sched_point.js";
 import { holdHarnessPages, releaseHarnessPages } from "../../check/pages.js";
-import { num_online_cpus, smp_processor_id } from "../../percpu/smp.js";
-import { flush_scheduled_work } from "../../percpu/workqueue.js";
+import { num_online_cpus, smp_processor_id } from "../../shared/smp.js";
+import { flush_scheduled_work } from "../../kernel/workqueue.js";
 import { rcu_barrier } from "../../rcu/tree.js";
 import { GFP_KERNEL, __GFP_ZERO } from "../../mm/gfp.js";
 import { KVFREE_RCU_HEAD_SIZE, kvfree_rcu, kvfree_rcu_mightsleep } from "../../mm/kvfree_rcu.js";

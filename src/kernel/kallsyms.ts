@@ -13,9 +13,9 @@
  * Each thread caches name → id, so the hot path (vmalloc's default caller)
  * is one Map lookup.
  */
-import { DEFINE_GLOBAL, I32, U8, machineStopping, onMachineReset, theArena } from "./arena.js";
-import { MachineStopped } from "./report.js";
-import { defineStruct } from "./struct.js";
+import { DEFINE_GLOBAL, I32, U8, machineStopping, onMachineReset, theArena } from "../shared/arena.js";
+import { MachineStopped } from "../shared/report.js";
+import { defineStruct } from "../shared/struct.js";
 import { SP_SPIN, sched_point } from "../sched/sched_point.js";
 
 /** KSYM_NAME_LEN (include/linux/kallsyms.h: 128); vmsim keeps 47 characters and the NUL. */

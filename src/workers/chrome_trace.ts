@@ -19,7 +19,7 @@ import { closeSync, openSync, writeSync } from "node:fs";
 import { theArena } from "../shared/arena.js";
 import { layoutOf } from "../shared/config.js";
 import { kernelFnName } from "../shared/functab.js";
-import { ksym_name } from "../shared/kallsyms.js";
+import { ksym_name } from "../kernel/kallsyms.js";
 import { formatKaddr } from "../shared/layouts.js";
 import { lockdep_class_name } from "../locks/lockdep.js";
 import {
@@ -44,7 +44,7 @@ import {
   traceCapacity,
   traceEntries,
   traceRecorded,
-} from "./trace.js";
+} from "../trace/trace.js";
 
 /** One trace event (the fields the Trace Event Format defines that vmsim uses). */
 export interface ChromeTraceEvent {

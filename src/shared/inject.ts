@@ -15,7 +15,8 @@
  * bugs, the upstream fix. The hooks live in src/mm/vmalloc.ts and
  * src/mm/vmap_block.ts, each behind a module-level boolean that is read from
  * the config once per arena (onSetCurrentCpu), so a machine without
- * injections pays one predictable branch on a constant-false flag.
+ * injections pays one predictable branch on a constant-false flag. This file
+ * is data only, on the lowest floor, so that the config can check the names.
  */
 
 /** One deliberate bug. */

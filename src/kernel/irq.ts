@@ -44,8 +44,8 @@ import { sched_wait } from "../sched/sched_det.js";
 import { SPINLOCK_T, spin_lock_init, spin_lock_irqsave, spin_unlock_irqrestore } from "../locks/spinlock.js";
 import { lock_wait_check } from "../locks/lock_wait.js";
 import { might_sleep } from "../locks/might_sleep.js";
-import { in_irq, irq_enter, irq_exit, irqs_disabled, local_irq_restore, local_irq_save } from "./preempt.js";
-import { onSetCurrentCpu, smp_processor_id, this_cpu_ptr } from "./smp.js";
+import { in_irq, irq_enter, irq_exit, irqs_disabled, local_irq_restore, local_irq_save } from "../percpu/preempt.js";
+import { onSetCurrentCpu, smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 import { trace_irq_handler_entry, trace_irq_handler_exit, tracing } from "../trace/trace.js";
 
 /** Interrupt lines of the machine (one pending bit each in an i32). */

@@ -10,7 +10,7 @@
 import { theArena } from "../shared/arena.js";
 import { SP_OP, type SP, addSchedSlowPath, removeSchedSlowPath } from "../sched/sched_point.js";
 import { irqCpuOnline, irqSchedPoint } from "./irq.js";
-import { onSetCurrentCpu } from "./smp.js";
+import { onSetCurrentCpu } from "../shared/smp.js";
 import { workqueueSafePoint } from "./workqueue.js";
 import { traceCpuOnline } from "../trace/trace.js";
 

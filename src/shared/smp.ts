@@ -3,7 +3,7 @@
  * main thread is CPU 0 while it boots the machine (as the boot CPU is), and
  * touches kernel state afterwards only while every CPU is parked.
  */
-import { type PerCpuVar, per_cpu_ptr, theArena } from "../shared/arena.js";
+import { type PerCpuVar, per_cpu_ptr, theArena } from "./arena.js";
 
 let cpuId = 0;
 let thisBase = 0;

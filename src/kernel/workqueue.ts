@@ -42,9 +42,9 @@ import {
   spin_unlock,
   spin_unlock_irq,
 } from "../locks/spinlock.js";
-import { for_each_possible_cpu } from "./percpu.js";
-import { in_atomic, irqs_disabled, local_irq_restore, local_irq_save, preempt_count } from "./preempt.js";
-import { onSetCurrentCpu, smp_processor_id, this_cpu_ptr } from "./smp.js";
+import { for_each_possible_cpu } from "../percpu/percpu.js";
+import { in_atomic, irqs_disabled, local_irq_restore, local_irq_save, preempt_count } from "../percpu/preempt.js";
+import { onSetCurrentCpu, smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 
 /*** struct work_struct ***/
 
