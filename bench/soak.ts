@@ -15,25 +15,24 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { formatDuration, parseDuration } from "../src/cli/options.js";
+import { formatDuration, parseDuration } from "../src/workers/cmdline.js";
+import { formatInt } from "../src/workers/format.js";
 import type { StressResult } from "../src/workers/stress.js";
 import { RESULTS_DIR, hostInfo, hostLine, writeResults, runBenchMain } from "./report.js";
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 
-const int = (n: number) => Math.round(n).toLocaleString("en-US");
-
-/** Runs `vmsim <args>`; resolves to its exit code and the parsed SUMMARY line (null when it printed none). */
-function vmsim(args: readonly string[]): Promise<{ code: number; summary: StressResult | null; stderr: string }> {
+/**
+ * Runs `vmsim <args>` with its stderr on ours (on a terminal, its progress
+ * bar; its failure report); resolves to its exit code and the parsed SUMMARY
+ * line (null when it printed none).
+ */
+function vmsim(args: readonly string[]): Promise<{ code: number; summary: StressResult | null }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
-    let err = "";
     child.stdout.on("data", (b: Buffer) => {
       out += b.toString();
-    });
-    child.stderr.on("data", (b: Buffer) => {
-      err += b.toString();
     });
     child.on("error", reject);
     child.on("close", (code) => {
@@ -41,7 +40,6 @@ function vmsim(args: readonly string[]): Promise<{ code: number; summary: Stress
       resolve({
         code: code ?? -1,
         summary: line === undefined ? null : (JSON.parse(line.slice("SUMMARY ".length)) as StressResult),
-        stderr: err,
       });
     });
   });
@@ -71,9 +69,9 @@ async function main(): Promise<void> {
 
   const host = hostInfo();
   const t0 = performance.now();
-  const { code, summary: r, stderr } = await vmsim(args);
+  const { code, summary: r } = await vmsim(args);
   const wallS = (performance.now() - t0) / 1000;
-  if (r === null) throw new Error(`${command} printed no SUMMARY line (exit ${code}):\n${stderr}`);
+  if (r === null) throw new Error(`${command} printed no SUMMARY line (exit ${code}; its stderr is above)`);
 
   const failures = r.violations.length + r.nrReports;
   const md = `${[
@@ -85,8 +83,8 @@ async function main(): Promise<void> {
     "",
     "| seed | workload time | ops | ops/s | rounds | checks | violations | kernel reports | leaked pages | verdict |",
     "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    `| ${r.seed} | ${(r.durationMs / 1000).toFixed(1)} s | ${int(r.ops)} | ${int(r.opsPerSec)} | ${int(r.rounds)} | ` +
-      `${int(r.checks)} | ${r.violations.length} | ${r.nrReports} | ${r.leak?.leakedPages ?? "not run"} | ` +
+    `| ${r.seed} | ${(r.durationMs / 1000).toFixed(1)} s | ${formatInt(r.ops)} | ${formatInt(r.opsPerSec)} | ${formatInt(r.rounds)} | ` +
+      `${formatInt(r.checks)} | ${r.violations.length} | ${r.nrReports} | ${r.leak?.leakedPages ?? "not run"} | ` +
       `${r.ok ? "clean" : "**FAILED**"} |`,
     "",
     `Wall time ${wallS.toFixed(1)} s (boot, checks between rounds, drain, leak check included); exit status ${code}.`,

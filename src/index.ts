@@ -28,7 +28,9 @@ export { Machine, MachineError } from "./workers/machine.js";
  * with the violation report (invariant, each CPU's last events, seed, rerun).
  */
 export { runStress } from "./workers/stress.js";
-export type { StressOptions, StressProgress, StressResult } from "./workers/stress.js";
+export type { StressOptions, StressProgress, StressResult, StressSettings } from "./workers/stress.js";
+/** The hooks StressOptions carries: progress, abort, afterRound, atEndOfWorkload. */
+export type { MixHooks } from "./workers/mix_driver.js";
 
 /** The names of the workloads a CPU can run (each module under src/workers/workloads/ registers its own). */
 export { workloadNames } from "./workers/workload.js";

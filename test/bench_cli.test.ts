@@ -56,6 +56,7 @@ describe("vmsim bench", () => {
     expect(svg).toContain(">fix_size_alloc_test</text>");
     expect(svg).toContain(">long_busy_list_alloc_test</text>");
 
+    expect(r.stdout.trimEnd().split("\n").at(-2)).toBe("result: ok (4 points measured: 2 cases on 1, 2 CPUs)");
     const summary = r.stdout.trimEnd().split("\n").at(-1)!;
     expect(summary.startsWith("SUMMARY ")).toBe(true);
     expect(JSON.parse(summary.slice(8))).toMatchObject({ command: "bench", ok: true, out });

@@ -164,8 +164,10 @@ describe("vmsim stress --seeds / vmsim stress merge", () => {
     const b = await vmsim("stress", ...flags, "--shard", "2/2", "--out", join(dir, "b.json"));
     expect([a.code, a.stderr, b.code, b.stderr]).toEqual([0, "", 0, ""]);
     expect(a.stdout).toContain("stress campaign: seeds 1-2, shard 1/2 (1 seed), 1 CPU each, 1 machine at once");
+    expect(a.stdout).toMatch(/^result: ok \(1 seed ran clean\)$/m);
     const m = await vmsim("stress", "merge", join(dir, "a.json"), join(dir, "b.json"), "--out", join(dir, "all.json"));
     expect(m.code).toBe(0);
+    expect(m.stdout).toMatch(/^result: ok \(2 seeds ran clean\)$/m);
     const all = JSON.parse(readFileSync(join(dir, "all.json"), "utf8")) as CampaignFile;
     expect(all.runs.map((r) => r.seed)).toEqual([1, 2]);
     expect(all.missingShards).toEqual([]);

@@ -213,8 +213,11 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
     const files = readdirSync(dir).filter((f) => f.endsWith(".json"));
     expect(files).toHaveLength(1);
     expect(r.stdout).toContain(`replay it:   vmsim replay ${join(dir, files[0]!)}`);
+    expect(r.stdout).toMatch(
+      /^result: FAILED \(report: \[CPU\d\] WARN: WARNING: lost update: counter is \d+, expected \d+ \(2 CPUs\), on run \d+; replay file .*\.json\)\nSUMMARY /m,
+    );
     const summary = JSON.parse(/^SUMMARY (.*)$/m.exec(r.stdout)![1]!);
-    expect(summary).toMatchObject({ command: "explore", found: true, scenario: "demo:lost-update" });
+    expect(summary).toMatchObject({ command: "explore", ok: false, found: true, scenario: "demo:lost-update" });
     expect(readReplayFile(join(dir, files[0]!)).failure?.kind).toBe("report");
   });
 
@@ -226,6 +229,8 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
     expect(r.stdout).toMatch(/= the recorded run's \(bit for bit\)/);
     expect(r.stdout).toMatch(/^determinism: second replay digest \w+ = first/m);
     expect(r.stdout).toMatch(/^ +\d+ +CPU\d +preempts CPU\d/m);
+    expect(r.stdout).toMatch(/^result: FAILED \(report: .*lost update.*, as recorded, bit for bit\)\nSUMMARY /m);
+    expect(JSON.parse(/^SUMMARY (.*)$/m.exec(r.stdout)![1]!)).toMatchObject({ command: "replay", ok: false });
   });
 
   it("shrink writes FILE.min.json with one preemption, and it replays", async () => {
@@ -233,7 +238,8 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
     const r = await vmsim("shrink", file, "--budget", "30s");
     expect(r.code).toBe(1);
     const summary = JSON.parse(/^SUMMARY (.*)$/m.exec(r.stdout)![1]!);
-    expect(summary.preemptions).toBe(1);
+    expect(summary).toMatchObject({ command: "shrink", ok: false, preemptions: 1 });
+    expect(r.stdout).toMatch(/^result: FAILED \(the shrunk run still fails: report: .*lost update.*\)\nSUMMARY /m);
     const min = file.replace(/\.json$/, ".min.json");
     expect(summary.file).toBe(min);
     const again = await vmsim("replay", min);
@@ -256,7 +262,8 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
     const r = await vmsim("explore", "--script", script, "--strategy", "exhaustive", "--bound", "1", "--out", dir);
     expect(r.code).toBe(0);
     const summary = JSON.parse(/^SUMMARY (.*)$/m.exec(r.stdout)![1]!);
-    expect(summary).toMatchObject({ scenario: "script", exhausted: true, found: false });
+    expect(summary).toMatchObject({ scenario: "script", ok: true, exhausted: true, found: false });
+    expect(r.stdout).toMatch(/^result: ok \(no failure in \d+ runs, every schedule within the bound explored\)$/m);
     expect(summary.distinct).toBeGreaterThan(5);
   });
 
@@ -279,7 +286,7 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
       "3",
     );
     expect(shift.code).toBe(0);
-    expect(shift.stdout).toMatch(/^no failure found$/m);
+    expect(shift.stdout).toMatch(/^result: ok \(no failure in 3 runs\)$/m);
     const pcpu = await vmsim(
       "explore",
       "--scenario",

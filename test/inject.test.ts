@@ -16,8 +16,7 @@
 import { describe, expect, it } from "vitest";
 import { makeConfig } from "../src/shared/config.js";
 import { INJECTIONS, INJECT_NAMES, type InjectName } from "../src/shared/inject.js";
-import { STRESS_MACHINE_OPTIONS } from "../src/cli/options.js";
-import { type StressResult, runStress } from "../src/workers/stress.js";
+import { STRESS_MACHINE_FLAGS, type StressResult, runStress } from "../src/workers/stress.js";
 
 /** Seeds a broken build is tried with, in turn, until one catches it. */
 const SEEDS = [1, 2, 3];
@@ -32,7 +31,7 @@ const TWIN_EXTRA_OPS = 20_000;
 
 /** `vmsim stress --cpus 2 --seed <seed> --watchdog 2s [--inject <name>]`. */
 function config(seed: number, inject: readonly InjectName[]) {
-  return makeConfig({ cpus: 2, seed, inject, irqRate: STRESS_MACHINE_OPTIONS.irqRate.defaultValue, watchdogMs: 2000 });
+  return makeConfig({ cpus: 2, seed, inject, irqRate: STRESS_MACHINE_FLAGS.irqRate.defaultValue, watchdogMs: 2000 });
 }
 
 /** The first thing a failed run found, one line. */

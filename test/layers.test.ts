@@ -36,16 +36,6 @@ const FLOORS = [
   "index",
 ] as const;
 
-/**
- * Upward edges that are still here, each with its way out. The stress driver
- * still reads the CLI's option tables and number formatter; issue 9's "one
- * driver for the vmalloc mix" removes both edges, and this list with them.
- */
-const KNOWN_UPWARD: readonly string[] = [
-  "src/workers/stress.ts -> src/cli/options.ts (floor workers imports floor cli)",
-  "src/workers/stress.ts -> src/cli/format.ts (floor workers imports floor cli)",
-];
-
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 describe("the import graph", () => {
@@ -120,10 +110,7 @@ describe("src/", () => {
   });
 
   it("imports only from the same floor or a lower one", () => {
-    const upward = upwardEdges(edges, FLOORS);
-    expect(upward.filter((e) => !KNOWN_UPWARD.includes(e))).toEqual([]);
-    // An exception that no longer occurs is deleted from KNOWN_UPWARD.
-    expect(KNOWN_UPWARD.filter((e) => !upward.includes(e))).toEqual([]);
+    expect(upwardEdges(edges, FLOORS)).toEqual([]);
   });
 
   it("has no import cycle between modules at run time", () => {

@@ -5,9 +5,10 @@
  * only that work happened, every API ran, the checks passed and the report
  * has its parts.
  */
+import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { MIX_OPS } from "../src/workers/workloads/vmalloc_mix.js";
-import { vmsim } from "./helpers/vmsim.js";
+import { MAIN, vmsim } from "./helpers/vmsim.js";
 
 describe("vmsim run --duration 2s --seed 5", () => {
   it("runs the vmalloc mix on both CPUs, checks it, and ends with a SUMMARY line", async () => {
@@ -40,10 +41,10 @@ describe("vmsim run --duration 2s --seed 5", () => {
     expect(lines.some((l) => /^ {2}VmallocUsed: +\d+ kB$/.test(l))).toBe(true);
     expect(lines).toContain("  VmallocChunk:          0 kB");
 
-    // The verdict, the leak check and the seed.
-    expect(
-      lines.some((l) => /^invariants: ok \(checked after \d+ of \d+ rounds and after the cleanup; no leak\)$/.test(l)),
-    ).toBe(true);
+    // The result, the leak check and the seed.
+    expect(lines.at(-3)).toMatch(
+      /^result: ok \(invariants held after \d+ of \d+ rounds and after the cleanup; no leak\)$/,
+    );
     const after = lines.findIndex((l) =>
       /^after the cleanup: .* 0 pages leaked; \/proc\/vmallocinfo is back to the boot areas:$/.test(l),
     );
@@ -76,5 +77,35 @@ describe("vmsim run --duration 2s --seed 5", () => {
     expect(s.vmallocinfoAreas).toBeGreaterThan(s.vmallocinfoAreasAfter);
     // Every API of the mix ran; interrupts took the deferred vfree path. (Failures are counted, not expected.)
     for (const api of MIX_OPS.filter((o) => o !== "allocation failed")) expect(s.apis[api], api).toBeGreaterThan(0);
+  }, 60_000);
+});
+
+describe("vmsim run interrupted by Ctrl-C", () => {
+  it("ends the rounds, still cleans up and checks, and says so in its result line", async () => {
+    const child = spawn(process.execPath, [MAIN, "run", "--duration", "10m", "--seed", "4"]);
+    let stdout = "";
+    let stderr = "";
+    child.stderr.on("data", (b: Buffer) => {
+      stderr += b.toString();
+    });
+    // SIGINT once the workload is about to start (the run's handler is in place before its first line).
+    child.stdout.on("data", (b: Buffer) => {
+      const before = stdout;
+      stdout += b.toString();
+      if (!before.includes("rounds of 250 ms") && stdout.includes("rounds of 250 ms")) child.kill("SIGINT");
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    const lines = stdout.trimEnd().split("\n");
+    expect(lines.some((l) => /^ops\/s per CPU \(\d+\.\d\d s of workload, \d+ rounds?, interrupted\):$/.test(l))).toBe(
+      true,
+    );
+    expect(lines.at(-3)).toMatch(
+      /^result: interrupted \(Ctrl-C after \d+\.\d\d s of workload; invariants held after \d+ of \d+ rounds? and after the cleanup; no leak\)$/,
+    );
+    const s = JSON.parse(lines.at(-1)!.slice("SUMMARY ".length));
+    expect(s).toMatchObject({ command: "run", ok: true, interrupted: true, failures: [] });
+    expect(s.leak.leakedPages).toBe(0);
   }, 60_000);
 });

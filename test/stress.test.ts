@@ -21,7 +21,11 @@ import {
 import { HARDIRQ_OFFSET } from "../src/shared/preempt_mask.js";
 import { start_kernel } from "../src/workers/boot.js";
 import { holdHarnessPages } from "../src/check/pages.js";
-import { vfree } from "../src/mm/vmalloc.js";
+import { isFault, mmuWrite } from "../src/mm/mmu.js";
+import { vfree, vmalloc_to_page, vmallocinfo } from "../src/mm/vmalloc.js";
+import { layoutOf } from "../src/shared/config.js";
+import { parseKaddr } from "../src/shared/layouts.js";
+import { theArena } from "../src/shared/arena.js";
 import { runStress } from "../src/workers/stress.js";
 import { MIX_OPS } from "../src/workers/workloads/vmalloc_mix.js";
 import { vmsim } from "./helpers/vmsim.js";
@@ -130,6 +134,44 @@ describe("runStress", () => {
     ]);
   });
 
+  it("a round that ends in a BUG still counts the ops and API calls the CPUs ran in it", async () => {
+    let afterFirst = { ops: 0, elapsedMs: 0 };
+    let overwritten = 0;
+    const r = await runStress(makeConfig({ cpus: 2, seed: 8, irqRate: 0.001 }), {
+      durationMs: 30_000,
+      stutter: 0,
+      onProgress: (p) => {
+        if (afterFirst.ops === 0) afterFirst = p;
+      },
+      // Overwrites the stamp of every mapped page the workload allocated: the next load of one is a BUG.
+      afterRound: (round) => {
+        if (round !== 1) return;
+        const layout = layoutOf(theArena().config);
+        for (const line of vmallocinfo().filter((l) => !l.includes(" phys="))) {
+          const [from, to] = line
+            .split(" ")[0]!
+            .split("-")
+            .map((a) => parseKaddr(layout, a)!);
+          for (let page = from!; page < to!; page += 4096) {
+            if (vmalloc_to_page(page) === 0) continue; // a guard page, an unmapped reservation
+            expect(isFault(mmuWrite(page, new Uint8Array(8).fill(0xee)))).toBe(false);
+            overwritten++;
+          }
+        }
+      },
+    });
+    expect(overwritten).toBeGreaterThan(0);
+    expect(r.ok).toBe(false);
+    expect(r.rounds).toBe(2);
+    expect(r.violations[0]).toMatch(/^BUG: CPU\d: KernelBug: vmalloc_mix: .* read eeeeeeeeeeeeeeee, expected /);
+    // The second round's ops, counted although no CPU's result came back.
+    expect(r.ops).toBeGreaterThan(afterFirst.ops);
+    expect(r.durationMs).toBeGreaterThan(afterFirst.elapsedMs);
+    expect(r.ops).toBe(r.perCpu[0]!.ops + r.perCpu[1]!.ops);
+    expect(r.apis["mmu read"]).toBeGreaterThan(0);
+    expect(r.report[0]).toBe(`vmsim stress: FAILED (seed 8, ${r.ops} ops in 2 rounds)`);
+  });
+
   it("refuses bad options", async () => {
     await expect(runStress(makeConfig(), { failPageAlloc: 101 })).rejects.toThrow(RangeError);
     await expect(runStress(makeConfig(), { stutter: 2 })).rejects.toThrow(RangeError);
@@ -146,7 +188,9 @@ describe("vmsim stress", () => {
     expect(lines[0]).toBe(
       "vmsim: 2 CPUs, 64 MiB, layout arm64-va48, seed 2, lockdep on, irq rate 0.001, workqueue auto",
     );
-    expect(lines).toContain("verdict: ok");
+    expect(lines.at(-3)).toMatch(
+      /^result: ok \(invariants held after \d+ of \d+ rounds and after the cleanup; no leak\)$/,
+    );
     expect(lines).toContain("seed: 2");
     const s = JSON.parse(lines.at(-1)!.replace(/^SUMMARY /, ""));
     expect(s).toMatchObject({

@@ -327,9 +327,9 @@ const PINS: Record<string, Pin> = {
   },
   vmalloc_mix_cpu: {
     def: MIX_CPU,
-    size: 2224,
+    size: 2232,
     align: 8,
-    off: { nr_live: 0, incoming: 8, to_irq: 40, counts: 72, live: 304 },
+    off: { nr_live: 0, incoming: 8, to_irq: 40, counts: 72, ops: 304, live: 312 },
   },
   llist_test_node: { def: LLIST_TEST_NODE, size: 12, align: 4, off: { llnode: 0, cpu: 4, seq: 8 } },
 };

@@ -92,6 +92,10 @@ describe("vmsim test --mode smoke", () => {
     expect(s.reports).toBe(0);
     expect(s.leak.leakedPages).toBe(0);
     expect(s.rerun).toBe(`vmsim test${cpus === 2 ? "" : " --cpus 1"} --test-loop-count 100 --mode smoke`);
+    expect(r.stdout).toContain(
+      `\nresult: ok (${100 * cpus} test runs passed; align_shift_alloc_test failed ${10 * cpus} times as it is meant to, ` +
+        `with ${20 * cpus} expected allocation warnings; invariants ok, nothing leaked)\nseed: 1\nSUMMARY `,
+    );
   }, 120_000);
 });
 
@@ -168,6 +172,7 @@ describe("vmsim test's parameters", () => {
       "vmsim: rerun with: vmsim test --cpus 1 --memory 16M --test-loop-count 2 --run-test-mask 0x1 --nr-pages 5000",
     );
     expect(summaryOf(r.stdout)).toMatchObject({ ok: false, failed: 1 });
+    expect(r.stdout).toMatch(/^result: FAILED \(\d+ failures, listed on stderr\)$/m);
   });
 
   it.each([

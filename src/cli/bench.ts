@@ -11,11 +11,13 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import cliProgress from "cli-progress";
+import { plural } from "../workers/format.js";
 import { type HostInfo, fmt, hostInfo, hostLine } from "../workers/measure.js";
 import { type ScalingPoint, measureTestVmalloc, memoryFor } from "../workers/scaling.js";
 import { scalingChartSvg } from "./chart.js";
 import type { BenchOptions } from "./options.js";
+import { ProgressBar } from "./progress.js";
+import { resultLine } from "./result.js";
 
 /** One row of the results: a measurement and its speedup. */
 export interface BenchPoint extends ScalingPoint {
@@ -48,21 +50,6 @@ export const BENCH_FILES = ["scaling.json", "scaling.md", "scaling.svg"] as cons
  */
 export function checkBench(opts: BenchOptions): void {
   for (const cpus of opts.cpus) memoryFor(cpus, opts.tests, opts.loops);
-}
-
-function progressBar(total: number): cliProgress.SingleBar | null {
-  if (!process.stderr.isTTY) return null;
-  const bar = new cliProgress.SingleBar(
-    {
-      stream: process.stderr,
-      format: "  bench [{bar}] {percentage}% | ETA {eta_formatted} | {what}",
-      hideCursor: true,
-      clearOnComplete: true,
-    },
-    cliProgress.Presets.shades_classic,
-  );
-  bar.start(total, 0, { what: "booting" });
-  return bar;
 }
 
 /** The speedups and host facts added to the measurements. */
@@ -114,7 +101,14 @@ export function benchSvg(r: BenchResult): string {
 /** Runs the command; resolves to the exit code (0 ok, 1 a case failed). */
 export async function runBench(opts: BenchOptions): Promise<number> {
   const host = hostInfo();
-  const bar = progressBar(opts.cpus.length * opts.tests.length * (opts.repeats + 1));
+  const bar = ProgressBar.start({
+    label: "bench",
+    total: opts.cpus.length * opts.tests.length * (opts.repeats + 1),
+    unit: "runs",
+    fields: "{what}",
+    initial: { what: "booting" },
+  });
+  let runs = 0;
   const points: ScalingPoint[] = [];
   const memory: Record<string, number> = {};
   try {
@@ -127,13 +121,17 @@ export async function runBench(opts: BenchOptions): Promise<number> {
           loops: opts.loops,
           lockdep: opts.lockdep,
           memory: memory[cpus],
-          onRun: (test, n) => bar?.increment({ what: `${test} on ${n} CPUs` }),
+          onRun: (test, n) => {
+            runs++;
+            bar?.update(runs, runs, { what: `${test} on ${n} CPUs` });
+          },
         })),
       );
     }
   } catch (e) {
     bar?.stop();
     console.error(`vmsim: FAILED: ${(e as Error).message}`);
+    console.log(resultLine("FAILED", "listed on stderr"));
     console.log(`SUMMARY ${JSON.stringify({ command: "bench", ok: false, error: (e as Error).message })}`);
     return 1;
   }
@@ -157,6 +155,12 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   process.stdout.write(md);
   console.log("");
   console.log(`wrote ${BENCH_FILES.map((f) => join(opts.out, f)).join(", ")}`);
+  console.log(
+    resultLine(
+      "ok",
+      `${plural(result.points.length, "point")} measured: ${plural(opts.tests.length, "case")} on ${opts.cpus.join(", ")} CPUs`,
+    ),
+  );
   const summary = result.points.map((p) => ({
     test: p.test,
     cpus: p.cpus,

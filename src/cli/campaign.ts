@@ -14,13 +14,14 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { compiledModule } from "../workers/compiled.js";
-import cliProgress from "cli-progress";
 import { Piscina } from "piscina";
 import type { MachineConfig } from "../shared/config.js";
 import type { StressTask } from "../workers/campaign_worker.js";
 import { type HostInfo, hostInfo } from "../workers/measure.js";
-import { type StressResult, stressCommandLine } from "../workers/stress.js";
-import { plural } from "./format.js";
+import { type StressResult, type StressSettings, stressCommandLine } from "../workers/stress.js";
+import { formatInt, plural } from "../workers/format.js";
+import { ProgressBar } from "./progress.js";
+import { resultLine } from "./result.js";
 import {
   type CampaignCliOptions,
   STRESS_OPTIONS,
@@ -80,7 +81,7 @@ export interface CampaignRun {
 }
 
 /** The stress options every run of a campaign used (the `--json` switch aside). */
-export type CampaignStressOptions = Omit<StressCliOptions, "json">;
+export type CampaignStressOptions = StressSettings;
 
 /** A campaign's results file (one shard's, or several merged). */
 export interface CampaignFile {
@@ -286,7 +287,7 @@ export async function runCampaign(config: MachineConfig, opts: CampaignOptions):
         },
       };
       const r = await pool.run(task).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
-      runs.push(runOf(seed, stressCommandLine(c, { ...options, json: false }), r));
+      runs.push(runOf(seed, stressCommandLine(c, options), r));
       opts.onSeed?.(runs.at(-1)!, runs.length, seeds.length);
     }
   };
@@ -308,30 +309,13 @@ export async function runCampaign(config: MachineConfig, opts: CampaignOptions):
 
 /*** The commands ***/
 
-const int = (n: number) => Math.round(n).toLocaleString("en-US");
-
-function progressBar(total: number): cliProgress.SingleBar | null {
-  if (!process.stderr.isTTY) return null;
-  const bar = new cliProgress.SingleBar(
-    {
-      stream: process.stderr,
-      format: "  campaign [{bar}] {value}/{total} seeds | ETA {eta_formatted} | {rate} ops/s | {failing} failing",
-      hideCursor: true,
-      clearOnComplete: true,
-    },
-    cliProgress.Presets.shades_classic,
-  );
-  bar.start(total, 0, { rate: 0, failing: 0 });
-  return bar;
-}
-
-/** The text after a campaign or a merge: totals, failing seeds with their rerun commands, what is missing. */
+/** The text after a campaign or a merge: totals, failing seeds with their rerun commands, what is missing (the result line apart). */
 function formatCampaign(f: CampaignFile): string[] {
   const t = f.totals;
   const secs = t.durationMs / 1000;
   const out = [
     `seeds: ${t.seeds} run, ${t.passed} passed, ${t.failed} failed${t.missing > 0 ? `, ${t.missing} missing` : ""}; ` +
-      `${int(t.ops)} ops in ${secs.toFixed(1)} s of workload (${int(secs > 0 ? t.ops / secs : 0)} ops/s per machine)`,
+      `${formatInt(t.ops)} ops in ${secs.toFixed(1)} s of workload (${formatInt(secs > 0 ? t.ops / secs : 0)} ops/s per machine)`,
   ];
   for (const x of f.failing) out.push(`FAILED seed ${x.seed}: ${x.why}`, `  rerun: ${x.rerun}`);
   if (f.missing.length > 0)
@@ -339,8 +323,19 @@ function formatCampaign(f: CampaignFile): string[] {
       `missing seeds: ${f.missing.slice(0, 20).join(" ")}${f.missing.length > 20 ? ` … (${f.missing.length})` : ""}`,
     );
   if (f.missingShards.length > 0) out.push(`missing shards: ${f.missingShards.join(", ")}`);
-  out.push(`verdict: ${f.ok ? "ok" : f.failing.length > 0 ? "FAILED" : "incomplete"}`);
   return out;
+}
+
+/** ok, FAILED (a seed failed), or interrupted / incomplete (seeds missing: Ctrl-C, or a part that never ran). */
+function campaignResultLine(f: CampaignFile): string {
+  const t = f.totals;
+  if (t.failed > 0) return resultLine("FAILED", `${plural(t.failed, "failing seed")}, rerun commands above`);
+  if (f.ok) return resultLine("ok", `${plural(t.passed, "seed")} ran clean`);
+  const interrupted = f.parts.some((p) => p.interrupted);
+  return resultLine(
+    interrupted ? "interrupted" : "incomplete",
+    `${interrupted ? "Ctrl-C; " : ""}${plural(t.passed, "seed")} ran clean, ${t.missing} missing`,
+  );
 }
 
 /** The SUMMARY line's object: the file without its runs. */
@@ -357,6 +352,7 @@ function finish(f: CampaignFile, out: string | null, json: boolean): number {
     for (const line of formatCampaign(f)) console.log(line);
     for (const r of f.runs) for (const line of r.result?.report ?? []) console.error(line);
     if (out !== null) console.log(`wrote ${out}`);
+    console.log(campaignResultLine(f));
     console.log(`SUMMARY ${JSON.stringify(summaryOf(f))}`);
   }
   return f.failing.length > 0 ? 1 : 0;
@@ -377,13 +373,20 @@ export async function stressCampaign(
       `stress campaign: seeds ${rangeText(c.seeds)}${c.shard === null ? "" : `, shard ${shardText(c.shard)}`} ` +
         `(${plural(seeds.length, "seed")}), ${plural(config.cpus, "CPU")} each, ${plural(jobs, "machine")} at once`,
     );
-  const bar = json ? null : progressBar(seeds.length);
+  const bar = json
+    ? null
+    : ProgressBar.start({
+        label: "campaign",
+        total: seeds.length,
+        unit: "ops",
+        fields: "{value}/{total} seeds | {failing} failing",
+        initial: { failing: 0 },
+      });
   const abort = new AbortController();
   const onSigint = () => abort.abort();
   process.once("SIGINT", onSigint);
   let ops = 0;
   let failing = 0;
-  const t0 = performance.now();
   let f: CampaignFile;
   try {
     f = await runCampaign(config, {
@@ -395,7 +398,7 @@ export async function stressCampaign(
       onSeed: (r, done) => {
         ops += r.ops;
         if (!r.ok) failing++;
-        bar?.update(done, { rate: int((ops * 1000) / (performance.now() - t0)), failing });
+        bar?.update(done, ops, { failing });
       },
     });
   } finally {

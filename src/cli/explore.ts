@@ -9,12 +9,11 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { compiledModule } from "../workers/compiled.js";
-import cliProgress from "cli-progress";
 import { Piscina } from "piscina";
 import type { MachineConfig } from "../shared/config.js";
 import { lastEvents } from "../shared/events.js";
 import { type ExploreOptions, type ExploreStats, type Found, explore, pctBound } from "../explore/explore.js";
-import { Explorer } from "../explore/explorer.js";
+import { Explorer, type Failure } from "../explore/explorer.js";
 import type { ExploreTask } from "../explore/explore_worker.js";
 import {
   type ReplayFile,
@@ -30,21 +29,18 @@ import { shrink } from "../explore/shrink.js";
 // The race catalog's scenarios (catalog:…) register themselves.
 import "../explore/catalog.js";
 import { timeline } from "../explore/timeline.js";
-import { plural } from "./format.js";
+import { formatInt, plural } from "../workers/format.js";
 import { type ExploreCliOptions, type ReplayCliOptions, type ShrinkCliOptions, withTrace } from "./options.js";
 import { writeChromeTrace } from "../workers/chrome_trace.js";
+import { ProgressBar } from "./progress.js";
+import { resultLine } from "./result.js";
 
 /** The lines of a script scenario, for the replay file and the parallel jobs. */
 type Script = ReplayScript | undefined;
 
-const num = (n: number) => Math.round(n).toLocaleString("en-US");
-
-function progressBar(label: string, format: string): cliProgress.SingleBar | null {
-  if (!process.stderr.isTTY) return null;
-  return new cliProgress.SingleBar(
-    { stream: process.stderr, format: `  ${label} [{bar}] ${format}`, hideCursor: true, clearOnComplete: true },
-    cliProgress.Presets.shades_classic,
-  );
+/** A failure in one line for the result line: its kind and the first line of its real text. */
+function failureLine(f: Failure): string {
+  return `${f.kind}: ${f.text.split("\n")[0]}`;
 }
 
 function strategyText(s: StrategyName): string {
@@ -64,7 +60,7 @@ function strategyText(s: StrategyName): string {
 
 function preemptionText(h: readonly number[]): string {
   return h
-    .map((n, i) => (n > 0 ? `${i}${i === h.length - 1 ? "+" : ""}: ${num(n)}` : ""))
+    .map((n, i) => (n > 0 ? `${i}${i === h.length - 1 ? "+" : ""}: ${formatInt(n)}` : ""))
     .filter((s) => s !== "")
     .join(", ");
 }
@@ -148,7 +144,7 @@ export async function exploreCommand(
   };
   const say = o.json ? () => {} : (s: string) => console.log(s);
   say(
-    `vmsim explore: scenario ${scenario.name} (${num(params.ops)} ops per CPU), ${plural(config.cpus, "CPU")}, ` +
+    `vmsim explore: scenario ${scenario.name} (${formatInt(params.ops)} ops per CPU), ${plural(config.cpus, "CPU")}, ` +
       `${config.memory / 1048576} MiB, ${config.layout}, seed ${config.seed}` +
       `${config.inject.length > 0 ? `, inject ${config.inject.join(",")}` : ""}; strategy ${o.strategy}, ` +
       `${plural(o.jobs, "job")}, budget ${o.budgetMs / 1000} s${o.iterations !== null ? ` or ${plural(o.iterations, "run")}` : ""}`,
@@ -157,11 +153,11 @@ export async function exploreCommand(
   if (o.jobs > 1) {
     const task: ExploreTask = { config, scenario: scenario.name, params, options, ...(script ? { script } : {}) };
     // The jobs report only when they end: the bar shows the budget's time.
-    const bar = o.json ? null : progressBar("explore", `{value}/{total} s | ${o.jobs} jobs`);
-    const budgetS = Math.round(o.budgetMs / 1000);
+    const bar = o.json
+      ? null
+      : ProgressBar.start({ label: "explore", total: o.budgetMs, unit: null, fields: `${o.jobs} jobs` });
     const t0 = performance.now();
-    bar?.start(budgetS, 0);
-    const tick = setInterval(() => bar?.update(Math.min(budgetS, Math.round((performance.now() - t0) / 1000))), 500);
+    const tick = setInterval(() => bar?.update(Math.min(o.budgetMs, performance.now() - t0), 0), 500);
     try {
       stats = mergeStats(await exploreJobs(task, o.jobs));
     } finally {
@@ -170,19 +166,24 @@ export async function exploreCommand(
     }
   } else {
     const ex = await Explorer.start(config, scenario);
+    // The nearer of the budget and --iterations, in thousandths.
     const bar = o.json
       ? null
-      : progressBar("explore", "{value} runs | {rate} runs/s | {distinct} distinct | ETA {eta}s");
-    bar?.start(Math.round(o.budgetMs / 1000), 0, { rate: "0", distinct: 0, eta: 0 });
+      : ProgressBar.start({
+          label: "explore",
+          total: 1000,
+          unit: "runs",
+          fields: "{runs} runs | {distinct} distinct",
+          initial: { runs: 0, distinct: 0 },
+        });
     try {
       stats = await explore(ex, params, options, (_, st) => {
-        const s = st();
         if (bar === null) return;
-        bar.setTotal(Math.max(s.iterations, Math.round((s.iterations * o.budgetMs) / Math.max(1, s.ms))));
-        bar.update(s.iterations, {
-          rate: ((s.iterations * 1000) / Math.max(1, s.ms)).toFixed(0),
-          distinct: s.distinct,
-          eta: Math.max(0, Math.round((o.budgetMs - s.ms) / 1000)),
+        const s = st();
+        const done = Math.max(s.ms / o.budgetMs, o.iterations === null ? 0 : s.iterations / o.iterations);
+        bar.update(Math.round(Math.min(1, done) * 1000), s.iterations, {
+          runs: formatInt(s.iterations),
+          distinct: formatInt(s.distinct),
         });
       });
     } finally {
@@ -194,20 +195,20 @@ export async function exploreCommand(
   if (o.strategy === "pct" || o.strategy === "portfolio") {
     const d = o.strategy === "pct" ? o.depth : 3;
     say(
-      `pct: n = ${n} CPUs, k = ${num(stats.k)} steps (the non-preemptive run), d = ${d}: each run finds a depth-${d} bug ` +
+      `pct: n = ${n} CPUs, k = ${formatInt(stats.k)} steps (the non-preemptive run), d = ${d}: each run finds a depth-${d} bug ` +
         `with probability ≥ 1/(n·k^(d−1)) = ${pctBound(n, stats.k, d).toExponential(2)}`,
     );
   }
   const rate = (stats.iterations * 1000) / Math.max(1, stats.ms);
   say(
-    `runs: ${num(stats.iterations)} in ${(stats.ms / 1000).toFixed(1)} s (${rate.toFixed(1)} runs/s), ` +
-      `${num(stats.distinct)} distinct schedules${stats.exhausted ? ", every schedule within the bound explored" : ""}`,
+    `runs: ${formatInt(stats.iterations)} in ${(stats.ms / 1000).toFixed(1)} s (${rate.toFixed(1)} runs/s), ` +
+      `${formatInt(stats.distinct)} distinct schedules${stats.exhausted ? ", every schedule within the bound explored" : ""}`,
   );
   say(`preemptions per run: ${preemptionText(stats.preemptions)}`);
   if (o.strategy === "portfolio")
     say(
       `portfolio: ${Object.entries(stats.byStrategy)
-        .map(([k, v]) => `${k} ${num(v)}`)
+        .map(([k, v]) => `${k} ${formatInt(v)}`)
         .join(", ")}`,
     );
   const found = stats.found;
@@ -219,10 +220,20 @@ export async function exploreCommand(
       for (const l of timeline(found.outcome.record.decisions, found.outcome.record.steps, found.outcome.failure))
         console.log(l);
     }
-  } else say("no failure found");
+    const fail = found.outcome.failure!;
+    say(resultLine("FAILED", `${failureLine(fail)}, on run ${found.iteration}; replay file ${replayPath}`));
+  } else
+    say(
+      resultLine(
+        "ok",
+        `no failure in ${plural(stats.iterations, "run")}` +
+          (stats.exhausted ? ", every schedule within the bound explored" : ""),
+      ),
+    );
   console.log(
     `SUMMARY ${JSON.stringify({
       command: "explore",
+      ok: found === null,
       scenario: scenario.name,
       strategy: o.strategy,
       cpus: n,
@@ -267,11 +278,11 @@ function reportFound(
   );
   for (const l of fail.text.split("\n").slice(0, 40)) say(`  ${l}`);
   say(
-    `replay file: ${path} (${plural(f.outcome.record.preemptions, "preemption")}, ${num(f.outcome.record.steps)} steps)`,
+    `replay file: ${path} (${plural(f.outcome.record.preemptions, "preemption")}, ${formatInt(f.outcome.record.steps)} steps)`,
   );
   if (f.outcome.record.lost > 0)
     say(
-      `warning: the run switched more often than the log holds (${num(f.outcome.record.lost)} decisions lost): ` +
+      `warning: the run switched more often than the log holds (${formatInt(f.outcome.record.lost)} decisions lost): ` +
         "its replay will diverge; a lower --p or a smaller --ops keeps it whole",
     );
   say(`replay it:   vmsim replay ${path}`);
@@ -285,7 +296,7 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
   const params: ScenarioParams = { ops: f.scenario.ops, skip: f.scenario.skip };
   const plan = decodeDecisions(f.decisions);
   console.log(
-    `vmsim replay ${path}: scenario ${f.scenario.name} (${num(f.scenario.ops)} ops per CPU), ` +
+    `vmsim replay ${path}: scenario ${f.scenario.name} (${formatInt(f.scenario.ops)} ops per CPU), ` +
       `${plural(f.config.cpus, "CPU")}, seed ${f.config.seed}${f.config.inject.length ? `, inject ${f.config.inject.join(",")}` : ""}; ` +
       `${plural(plan.length, "decision")}, ${plural(f.preemptions, "preemption")} (${strategyText(f.strategy)}, written by vmsim ${f.vmsim})`,
   );
@@ -298,6 +309,10 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
     if (fail?.kind === "diverged") {
       console.log(`DIVERGED: ${fail.text}`);
       console.log("the run left the recording: a different vmsim, config or scenario than the file's?");
+      console.log(resultLine("FAILED", "diverged from the recording"));
+      console.log(
+        `SUMMARY ${JSON.stringify({ command: "replay", ok: false, file: path, diverged: true, failure: fail.signature })}`,
+      );
       return 1;
     }
     const same = fail?.signature === f.failure?.signature;
@@ -309,7 +324,7 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
       for (const l of fail.text.split("\n").slice(0, 40)) console.log(`  ${l}`);
     } else console.log(`no failure${f.failure ? ` (recorded: ${f.failure.signature})` : " (as recorded)"}`);
     console.log(
-      `steps ${num(out.record.steps)}, switches ${num(out.record.switches)}, preemptions ${num(out.record.preemptions)}; ` +
+      `steps ${formatInt(out.record.steps)}, switches ${formatInt(out.record.switches)}, preemptions ${formatInt(out.record.preemptions)}; ` +
         `digest ${out.digest} ${exact ? "= the recorded run's (bit for bit)" : `≠ recorded ${f.digest}`}`,
     );
     if (o.timeline) {
@@ -337,9 +352,19 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
         `determinism: second replay digest ${again.digest} ${deterministic ? "= first (identical decisions, results, events)" : `≠ first ${out.digest}`}`,
       );
     }
+    const ok = fail === null && deterministic;
+    const asRecordedText = same ? "as recorded" : `recorded: ${f.failure?.signature ?? "no failure"}`;
+    console.log(
+      fail !== null
+        ? resultLine("FAILED", `${failureLine(fail)}, ${asRecordedText}${exact ? ", bit for bit" : ""}`)
+        : !deterministic
+          ? resultLine("FAILED", "the second replay differs from the first")
+          : resultLine("ok", `no failure, ${asRecordedText}${exact ? ", bit for bit" : ""}`),
+    );
     console.log(
       `SUMMARY ${JSON.stringify({
         command: "replay",
+        ok,
         file: path,
         failure: fail?.signature ?? null,
         asRecorded: same,
@@ -350,7 +375,7 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
         trace: o.trace,
       })}`,
     );
-    return fail !== null || !deterministic ? 1 : 0;
+    return ok ? 0 : 1;
   } finally {
     await ex.close();
   }
@@ -359,7 +384,7 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
 /** Writes the Chrome trace of the run that just ended (its machine booted with tracing on). */
 function writeTrace(file: string): void {
   const s = writeChromeTrace(file);
-  console.log(`trace: ${file} (${s.events.toLocaleString("en-US")} events; open it in ui.perfetto.dev)`);
+  console.log(`trace: ${file} (${formatInt(s.events)} events; open it in ui.perfetto.dev)`);
 }
 
 /** Replays a found run on a machine with tracing on and writes its trace. */
@@ -379,13 +404,21 @@ export async function shrinkCommand(f: ReplayFile, path: string, o: ShrinkCliOpt
   const skipped = (s: readonly (readonly number[])[]) => s.reduce((a, x) => a + x.length, 0);
   console.log(
     `vmsim shrink ${path}: ${f.failure?.signature ?? "no failure"}; ${plural(f.config.cpus, "CPU")}, ` +
-      `${num(f.scenario.ops)} ops per CPU, ${plural(f.preemptions, "preemption")}, ${plural(plan.length, "decision")}`,
+      `${formatInt(f.scenario.ops)} ops per CPU, ${plural(f.preemptions, "preemption")}, ${plural(plan.length, "decision")}`,
   );
-  const bar = progressBar("shrink", "{value} runs | {pass}");
-  bar?.start(Math.round(o.budgetMs / 1000), 0, { pass: "" });
+  const bar = ProgressBar.start({
+    label: "shrink",
+    total: o.budgetMs,
+    unit: "runs",
+    fields: "{runs} runs | {pass}",
+    initial: { runs: 0, pass: "" },
+  });
+  const t0 = performance.now();
   let r: Awaited<ReturnType<typeof shrink>>;
   try {
-    r = await shrink(f, o.budgetMs, (p) => bar?.update(p.runs, { pass: p.pass }));
+    r = await shrink(f, o.budgetMs, (p) =>
+      bar?.update(Math.min(o.budgetMs, performance.now() - t0), p.runs, { runs: formatInt(p.runs), pass: p.pass }),
+    );
   } catch (e) {
     // A file whose failure does not happen again (another vmsim, a hand edit): one line, exit 2.
     if (!(e instanceof RangeError)) throw e;
@@ -402,15 +435,18 @@ export async function shrinkCommand(f: ReplayFile, path: string, o: ShrinkCliOpt
       `CPUs ${f.config.cpus} → ${s.config.cpus}, ops per CPU ${f.scenario.ops} → ${s.scenario.ops}` +
       `${skipped(s.scenario.skip) > 0 ? ` (${skipped(s.scenario.skip)} left out)` : ""}, ` +
       `preemptions ${f.preemptions} → ${s.preemptions}, decisions ${plan.length} → ${decodeDecisions(s.decisions).length}, ` +
-      `steps ${num(f.steps)} → ${num(s.steps)}`,
+      `steps ${formatInt(f.steps)} → ${formatInt(s.steps)}`,
   );
   console.log(`shrunk file: ${out}`);
   console.log(`replay it:   vmsim replay ${out}`);
   for (const l of timeline(r.outcome.record.decisions, r.outcome.record.steps, r.outcome.failure, r.events))
     console.log(l);
+  const shrunk = r.outcome.failure;
+  console.log(resultLine("FAILED", `the shrunk run still fails: ${shrunk ? failureLine(shrunk) : "no failure"}`));
   console.log(
     `SUMMARY ${JSON.stringify({
       command: "shrink",
+      ok: false,
       file: out,
       failure: s.failure?.signature ?? null,
       cpus: s.config.cpus,

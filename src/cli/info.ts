@@ -8,7 +8,7 @@ import { ARENA_HEADER, type Arena, F64, I32, U32 } from "../shared/arena.js";
 import { type MachineConfig, PAGE_SIZE, layoutOf } from "../shared/config.js";
 import { type Layout, formatKaddr } from "../shared/layouts.js";
 import { type StructDef, describeStruct } from "../shared/struct.js";
-import { formatTable, hex32, humanBytes, plural } from "./format.js";
+import { formatTable, hex32, humanBytes, plural } from "../workers/format.js";
 import { MAIN_STRUCTS } from "./structs.js";
 
 /** One span of the kernel's virtual address space, addresses as full hex. */

@@ -7,6 +7,7 @@
 import { Command, CommanderError } from "commander";
 import { type MachineConfig, makeConfig } from "../shared/config.js";
 import { start_kernel } from "../workers/boot.js";
+import { commandLineOf } from "../workers/cmdline.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
 import {
   BENCH_OPTIONS,
@@ -29,7 +30,6 @@ import {
   TEST_OPTIONS,
   TRACE_OPTIONS,
   addOptions,
-  commandLineOf,
   readOptions,
   withTrace,
 } from "./options.js";

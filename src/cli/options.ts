@@ -8,26 +8,27 @@
 import { statSync } from "node:fs";
 import { dirname } from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { DEFAULT_CONFIG, MAX_CPUS, MAX_TRACE_EVENTS, type MachineConfig, parseSize } from "../shared/config.js";
+import { MAX_CPUS, MAX_TRACE_EVENTS, type MachineConfig, parseSize } from "../shared/config.js";
 import { LAYOUTS, type LayoutName, isLayoutName } from "../shared/layouts.js";
 import { TEST_CASE_ARRAY, TEST_VMALLOC_CASES, type TestVmallocCase } from "../workers/workloads/test_vmalloc.js";
 import { INJECT_NAMES, type InjectName, isInjectName } from "../shared/inject.js";
 import { PCT_MAX_DEPTH, SCHED_MAX_CPUS } from "../sched/sched_det.js";
+import { type FlagSpec, MACHINE_FLAGS, formatDuration, parseDuration } from "../workers/cmdline.js";
+import {
+  STRESS_DEFAULT_DURATION_MS,
+  STRESS_FLAGS,
+  STRESS_MACHINE_FLAGS,
+  type StressSettings,
+} from "../workers/stress.js";
 import { EXPLORE_STRATEGIES, type ExploreOptions, type ExploreStrategy } from "../explore/explore.js";
 import { DEFAULT_STEP_CAP, MAX_STEP_CAP } from "../explore/explorer.js";
 import { MAX_OPS } from "../explore/scenario.js";
 
-/** One flag and how its value travels between the command line and the config. */
-export interface CliOption<T> {
-  /** Commander flags: `"--cpus <n>"`, `"--json"`, `"--no-lockdep"`. */
-  readonly flags: string;
+/** One flag (its spelling, default and format: src/workers/cmdline.ts) with its help text and its parser. */
+export interface CliOption<T> extends FlagSpec<T> {
   readonly description: string;
-  /** The value when the flag is absent. */
-  readonly defaultValue: T;
   /** Parses the flag's argument; throws InvalidArgumentError saying what was expected. Absent for switches. */
   readonly parse?: (raw: string) => T;
-  /** Formats a value as the flag's argument (for help and for the rerun command). @defaultValue String */
-  readonly format?: (value: T) => string;
 }
 
 /** A table with exactly one option per field of `C`. */
@@ -43,38 +44,10 @@ export function parseInteger(what: string, min: number, max: number): (raw: stri
   };
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Parses "500ms", "15s", "10m", "1h" (a bare number is seconds) into milliseconds; null when malformed. */
-export function parseDuration(s: string): number | null {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(s.trim());
-  if (!m) return null;
-  return Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? "s"]!);
-}
-
-/** Formats milliseconds the way {@link parseDuration} reads them back. */
-export function formatDuration(ms: number): string {
-  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
-  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
-  if (ms % 1000 === 0) return `${ms / 1000}s`;
-  return `${ms}ms`;
-}
-
 function durationArg(raw: string): number {
   const ms = parseDuration(raw);
   if (ms === null || ms <= 0) throw new InvalidArgumentError("expected a duration such as 500ms, 15s or 10m.");
   return ms;
-}
-
-/** Formats a byte count the way parseSize reads it back: "64M", "1G". */
-export function formatSize(bytes: number): string {
-  for (const [unit, mult] of [
-    ["G", 1024 ** 3],
-    ["M", 1024 ** 2],
-    ["K", 1024],
-  ] as const)
-    if (bytes % mult === 0) return `${bytes / mult}${unit}`;
-  return String(bytes);
 }
 
 /** Events each CPU keeps when `--trace FILE` is given without `--trace-buffer`. */
@@ -83,15 +56,13 @@ export const DEFAULT_TRACE_EVENTS = 65536;
 /** The machine every command boots: one flag per {@link MachineConfig} field. */
 export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
   cpus: {
-    flags: "--cpus <n>",
+    ...MACHINE_FLAGS.cpus,
     description: "number of CPUs (worker threads)",
-    defaultValue: DEFAULT_CONFIG.cpus,
     parse: parseInteger("cpus", 1, MAX_CPUS),
   },
   layout: {
-    flags: "--layout <name>",
+    ...MACHINE_FLAGS.layout,
     description: `address layout: ${Object.keys(LAYOUTS).join(", ")}`,
-    defaultValue: DEFAULT_CONFIG.layout,
     parse: (raw): LayoutName => {
       if (!isLayoutName(raw))
         throw new InvalidArgumentError(`unknown layout; expected one of ${Object.keys(LAYOUTS).join(", ")}.`);
@@ -99,38 +70,31 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
     },
   },
   memory: {
-    flags: "--memory <size>",
+    ...MACHINE_FLAGS.memory,
     description: "physical memory, a multiple of 4M (e.g. 64M, 1G)",
-    defaultValue: DEFAULT_CONFIG.memory,
     parse: (raw) => {
       const n = parseSize(raw);
       if (n === null) throw new InvalidArgumentError("expected a size such as 64M or 1G.");
       return n;
     },
-    format: formatSize,
   },
   seed: {
-    flags: "--seed <s>",
+    ...MACHINE_FLAGS.seed,
     description: "seed of every random choice; the same seed replays the same run",
-    defaultValue: DEFAULT_CONFIG.seed,
     parse: parseInteger("seed", 0, 0xffffffff),
   },
   lockdep: {
-    flags: "--no-lockdep",
+    ...MACHINE_FLAGS.lockdep,
     description: "turn off lockdep-lite (held-lock stacks, lock order checks)",
-    defaultValue: DEFAULT_CONFIG.lockdep,
   },
   watchdogMs: {
-    flags: "--watchdog <duration>",
+    ...MACHINE_FLAGS.watchdogMs,
     description: "soft-lockup threshold: a CPU stuck on one lock this long stops the machine",
-    defaultValue: DEFAULT_CONFIG.watchdogMs,
     parse: durationArg,
-    format: formatDuration,
   },
   irqRate: {
-    flags: "--irq-rate <p>",
+    ...MACHINE_FLAGS.irqRate,
     description: "probability that an interrupt arrives at a sched point (0 = no interrupts)",
-    defaultValue: DEFAULT_CONFIG.irqRate,
     parse: (raw) => {
       const p = /^\d*\.?\d+(?:e-?\d+)?$/.test(raw) ? Number(raw) : Number.NaN;
       if (!(p >= 0 && p <= 1)) throw new InvalidArgumentError("expected a probability in 0..1.");
@@ -138,18 +102,16 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
     },
   },
   workqueue: {
-    flags: "--workqueue <mode>",
+    ...MACHINE_FLAGS.workqueue,
     description: 'when kworkers run pending work: "auto" (at every safe point) or "explicit" (flush_work only)',
-    defaultValue: DEFAULT_CONFIG.workqueue,
     parse: (raw) => {
       if (raw !== "auto" && raw !== "explicit") throw new InvalidArgumentError('expected "auto" or "explicit".');
       return raw;
     },
   },
   inject: {
-    flags: "--inject <names>",
+    ...MACHINE_FLAGS.inject,
     description: `test only: deliberate bugs to switch on, comma-separated (${INJECT_NAMES.join(", ")})`,
-    defaultValue: DEFAULT_CONFIG.inject,
     parse: (raw): readonly InjectName[] => {
       const names = raw.split(",").filter((n) => n !== "");
       const bad = names.find((n) => !isInjectName(n));
@@ -157,12 +119,10 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
         throw new InvalidArgumentError(`unknown injection ${bad}; expected one of ${INJECT_NAMES.join(", ")}.`);
       return [...new Set(names.filter(isInjectName))];
     },
-    format: (names) => names.join(","),
   },
   trace: {
-    flags: "--trace-buffer <events>",
+    ...MACHINE_FLAGS.trace,
     description: `events each CPU keeps for a trace (the last ones; 0 = no tracing); --trace alone keeps ${DEFAULT_TRACE_EVENTS}`,
-    defaultValue: DEFAULT_CONFIG.trace,
     parse: parseInteger("trace-buffer", 0, MAX_TRACE_EVENTS),
   },
 };
@@ -227,33 +187,17 @@ export const RUN_OPTIONS: OptionTable<RunOptions> = {
   },
 };
 
-/** Interrupt rate `vmsim run` defaults to: device interrupts on, so vfree from hardirq context runs (the deferred path). */
-export const RUN_IRQ_RATE = 0.001;
-
-/** The machine flags of `vmsim run`: those of every command, with interrupts on by default. */
+/** The machine flags of `vmsim run`: those of every command, with interrupts on by default (MIX_IRQ_RATE). */
 export const RUN_MACHINE_OPTIONS: OptionTable<MachineConfig> = {
   ...MACHINE_OPTIONS,
-  irqRate: { ...MACHINE_OPTIONS.irqRate, defaultValue: RUN_IRQ_RATE },
+  irqRate: { ...MACHINE_OPTIONS.irqRate, defaultValue: STRESS_MACHINE_FLAGS.irqRate.defaultValue },
 };
 
-/** Options of `vmsim stress`, beyond the machine's (src/workers/stress.ts's StressOptions, as flags). */
-export interface StressCliOptions {
-  /** How long the CPUs run; null: until `ops`, or STRESS_DEFAULT_DURATION_MS without it. @defaultValue null */
-  readonly durationMs: number | null;
-  /** Operations to run, all CPUs together; null: no limit but the duration. @defaultValue null */
-  readonly ops: number | null;
-  /** Percent of page allocations fail_page_alloc fails (its probability knob). @defaultValue 0 */
-  readonly failPageAlloc: number;
-  /** Chance per operation of a stutter pause inside it. @defaultValue 0.01 */
-  readonly stutter: number;
-  /** Chance per operation of an RCU walk of vmap_area_list. @defaultValue 0.01 */
-  readonly rcuWalk: number;
+/** Options of `vmsim stress`, beyond the machine's (src/workers/stress.ts's settings, as flags). */
+export interface StressCliOptions extends StressSettings {
   /** Print the result as one JSON document instead of the text report. @defaultValue false */
   readonly json: boolean;
 }
-
-/** A stress run bounded by neither --duration nor --ops runs this long. */
-export const STRESS_DEFAULT_DURATION_MS = 10_000;
 
 function probabilityArg(raw: string): number {
   const p = /^\d*\.?\d+(?:e-?\d+)?$/.test(raw) ? Number(raw) : Number.NaN;
@@ -263,35 +207,28 @@ function probabilityArg(raw: string): number {
 
 export const STRESS_OPTIONS: OptionTable<StressCliOptions> = {
   durationMs: {
-    flags: "--duration <duration>",
+    ...STRESS_FLAGS.durationMs,
     description: `how long the CPUs run (e.g. 30s, 10m); ${formatDuration(STRESS_DEFAULT_DURATION_MS)} unless --ops bounds the run`,
-    defaultValue: null,
     parse: durationArg,
-    format: (ms) => (ms === null ? "none" : formatDuration(ms)),
   },
   ops: {
-    flags: "--ops <n>",
+    ...STRESS_FLAGS.ops,
     description: "operations to run, all CPUs together (the first of --duration and --ops ends the run)",
-    defaultValue: null,
     parse: parseInteger("ops", 1, Number.MAX_SAFE_INTEGER),
-    format: (n) => (n === null ? "none" : String(n)),
   },
   failPageAlloc: {
-    flags: "--fail-page-alloc <percent>",
+    ...STRESS_FLAGS.failPageAlloc,
     description: "percent of page allocations that fail (fail_page_alloc's probability): failures are expected results",
-    defaultValue: 0,
     parse: parseInteger("fail-page-alloc", 0, 100),
   },
   stutter: {
-    flags: "--stutter <p>",
+    ...STRESS_FLAGS.stutter,
     description: "chance per operation of a seeded pause inside it (spin or sleep), to shift interleavings",
-    defaultValue: 0.01,
     parse: probabilityArg,
   },
   rcuWalk: {
-    flags: "--rcu-walk <p>",
+    ...STRESS_FLAGS.rcuWalk,
     description: "chance per operation of an RCU reader walking vmap_area_list",
-    defaultValue: 0.01,
     parse: probabilityArg,
   },
   json: { flags: "--json", description: "print the result as one JSON document", defaultValue: false },
@@ -624,20 +561,6 @@ export function readOptions<C>(cmd: Command, table: OptionTable<C>): C {
     out[key] = v === undefined ? spec.defaultValue : v;
   }
   return out as C;
-}
-
-/** The flags that reproduce `values` (those that differ from their defaults), e.g. `--cpus 4 --seed 9`. */
-export function commandLineOf<C>(table: OptionTable<C>, values: C): string[] {
-  const args: string[] = [];
-  for (const key of Object.keys(table) as (keyof C)[]) {
-    const spec = table[key];
-    const v = values[key];
-    if (v === spec.defaultValue) continue;
-    const flag = spec.flags.split(" ")[0]!;
-    if (spec.parse) args.push(flag, (spec.format ?? String)(v));
-    else args.push(flag);
-  }
-  return args;
 }
 
 /*** vmsim explore / replay / shrink (src/cli/explore.ts) ***/

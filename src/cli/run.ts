@@ -6,30 +6,25 @@
  * stop-the-world points between rounds; then free everything, purge, and
  * check the invariants and that no page leaked. Prints ops/s per CPU and per
  * API, a /proc/vmallocinfo excerpt, the Vmalloc lines of /proc/meminfo, the
- * verdict and the seed, and ends with one SUMMARY line.
+ * result and the seed, and ends with one SUMMARY line.
  *
- * The workload runs in rounds of ROUND_MS: every CPU runs operations until the
- * round's deadline and parks; the main thread (the CPUs parked) runs the
- * checker, then starts the next round.
+ * The rounds are the mix driver's (src/workers/mix_driver.ts), the same as
+ * `vmsim stress` runs, with stutter and fault injection off.
  */
-import cliProgress from "cli-progress";
 import type { MachineConfig } from "../shared/config.js";
-import type { Report } from "../shared/report.js";
-import { kstat_cpu_irqs_sum } from "../kernel/irq.js";
+import { takeReports } from "../shared/report.js";
 import { type VmallocInfo, get_vmalloc_info, vmallocinfo } from "../mm/vmalloc.js";
-import { checkMachine } from "../check/index.js";
-import { type LeakSummary, leakCheck, memorySnapshot } from "../check/leak.js";
-import { MIX_OPS, type VmallocMixResult, maxLiveFor } from "../workers/workloads/vmalloc_mix.js";
-import { Machine, MachineError } from "../workers/machine.js";
+import type { LeakSummary } from "../check/leak.js";
+import { formatDuration } from "../workers/cmdline.js";
+import { formatInt, formatTable, plural } from "../workers/format.js";
+import { MIX_ROUND_MS, type MixOutcome, driveMix, mixFailureReport, mixOk } from "../workers/mix_driver.js";
+import { MIX_OPS, MIX_RCU_WALK, maxLiveFor } from "../workers/workloads/vmalloc_mix.js";
+import { Machine } from "../workers/machine.js";
 import { writeChromeTrace } from "../workers/chrome_trace.js";
-import { formatTable, plural } from "./format.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
-import { formatDuration } from "./options.js";
+import { ProgressBar } from "./progress.js";
+import { resultLine } from "./result.js";
 
-/** Length of a round: CPUs run this long between two stop-the-world checks. */
-const ROUND_MS = 250;
-/** A check may take this share of the run at most; beyond, it runs every 2nd, 4th … round. */
-const CHECK_SHARE = 0.1;
 /** Lines of /proc/vmallocinfo shown from each end. */
 const EXCERPT_LINES = 4;
 
@@ -91,28 +86,10 @@ export interface RunMachineOptions {
 
 /** Runs the command; resolves to the exit code (0 ok, 1 a failure was found). */
 export async function runMachine(config: MachineConfig, opts: RunMachineOptions): Promise<number> {
+  // Reports this thread raised before (another machine's) are not this run's.
+  takeReports();
   return runOn(await Machine.boot(config), opts);
 }
-
-function formatReport(r: Report): string {
-  return `[CPU${r.cpu}] ${r.kind}: ${r.text}`;
-}
-
-function progressBar(): cliProgress.SingleBar | null {
-  if (!process.stderr.isTTY) return null;
-  return new cliProgress.SingleBar(
-    {
-      stream: process.stderr,
-      format: "  vmalloc_mix [{bar}] {percentage}% | ETA {eta_formatted} | {rate} ops/s | {checks} checks ok",
-      hideCursor: true,
-      clearOnComplete: true,
-      etaBuffer: 20,
-    },
-    cliProgress.Presets.shades_classic,
-  );
-}
-
-const int = (n: number) => Math.round(n).toLocaleString("en-US");
 
 /** The kernel's /proc/meminfo line: the name padded to 16 columns, the value to 8, " kB". */
 function meminfoLine(name: string, kb: number): string {
@@ -168,105 +145,64 @@ function excerpt(lines: readonly string[]): string[] {
 
 async function runOn(m: Machine, { durationMs, rerun, trace = null }: RunMachineOptions): Promise<number> {
   const config = m.config;
-  const failures: string[] = [];
-  const cpuCounts: number[][] = Array.from({ length: config.cpus }, () => MIX_OPS.map(() => 0));
-  const cpuOps: number[] = Array.from({ length: config.cpus }, () => 0);
-  let elapsed = 0;
-  let rounds = 0;
-  let checks = 0;
-  let finalCheck = false;
-  let interrupted = false;
-  let liveInfo: string[] = [];
-  let liveMeminfo: VmallocInfo | null = null;
+  /** /proc/vmallocinfo and the meminfo lines at the end of the workload (null: a CPU failed before it). */
+  const live: { info: string[]; meminfo: VmallocInfo | null } = { info: [], meminfo: null };
   let afterInfo: string[] = [];
-  let leak: RunLeakSummary | null = null;
-  const onSigint = () => {
-    interrupted = true;
-  };
+  const abort = new AbortController();
+  const onSigint = () => abort.abort();
   process.once("SIGINT", onSigint);
-  const bar = progressBar();
-  const maxLive = maxLiveFor(config);
-  /** Takes the CPUs' counters; the ops of a workload round count towards ops/s, the drain's do not. */
-  const took = (rs: unknown[], round: boolean) => {
-    for (const [cpu, r] of (rs as VmallocMixResult[]).entries()) {
-      cpuCounts[cpu] = r.counts;
-      if (round) cpuOps[cpu]! += r.ops;
-    }
-  };
+  let bar: ProgressBar | null = null;
+  let x: MixOutcome;
   try {
     console.log(formatMachineInfo(describeMachine(m.arena))[0]);
     console.log(
-      `vmalloc_mix: ${plural(config.cpus, "CPU")} for ${formatDuration(durationMs)}, at most ${maxLive} live areas per CPU, ` +
-        `rounds of ${ROUND_MS} ms with the invariants checked between rounds`,
+      `vmalloc_mix: ${plural(config.cpus, "CPU")} for ${formatDuration(durationMs)}, at most ${maxLiveFor(config)} live areas per CPU, ` +
+        `rounds of ${MIX_ROUND_MS} ms with the invariants checked between rounds`,
     );
     console.log("");
-    const irq = await m.run(0, "vmalloc_mix_irq", { on: true });
-    if (irq !== 0) throw new Error(`request_irq for vmalloc_mix returned ${irq}`);
-    await m.runAll("vmalloc_mix_start");
-    const start = memorySnapshot();
-
-    bar?.start(durationMs, 0, { rate: 0, checks: 0 });
-    let checkEvery = 1;
-    while (!interrupted && elapsed < durationMs) {
-      const t0 = performance.now();
-      const deadline = Date.now() + Math.min(ROUND_MS, durationMs - elapsed);
-      took(await m.runAll("vmalloc_mix", { ops: Number.MAX_SAFE_INTEGER, deadline, maxLive }), true);
-      elapsed += performance.now() - t0;
-      rounds++;
-      if (rounds % checkEvery === 0) {
-        const c0 = performance.now();
-        const v = checkMachine();
-        checks++;
-        if (v.length > 0) {
-          failures.push(...v.map((s) => `after round ${rounds}: ${s}`));
-          break;
-        }
-        if (performance.now() - c0 > CHECK_SHARE * ROUND_MS) checkEvery *= 2;
-      }
-      const ops = cpuOps.reduce((a, b) => a + b, 0);
-      bar?.update(Math.min(elapsed, durationMs), { rate: int(ops / (elapsed / 1000)), checks });
-      // A report (WARN, lockdep, fault …) already fails the run: stop here, then clean up and check.
-      if (m.reports.length > 0) break;
-    }
-    bar?.stop();
-    liveInfo = vmallocinfo();
-    liveMeminfo = get_vmalloc_info();
-
-    if (failures.length === 0) {
-      took(await m.runAll("vmalloc_mix_drain"), false);
-      await m.run(0, "vmalloc_mix_finish");
-      const v = checkMachine();
-      finalCheck = true;
-      failures.push(...v.map((s) => `after the cleanup: ${s}`));
-      const end = memorySnapshot();
-      afterInfo = [...end.vmallocinfo];
-      const l = leakCheck(start, end);
-      leak = l.summary;
-      failures.push(...l.violations);
-    }
-  } catch (e) {
-    bar?.stop();
-    if (!(e instanceof MachineError)) throw e;
-    failures.push(e.message);
+    bar = ProgressBar.start({
+      label: "vmalloc_mix",
+      total: durationMs,
+      unit: "ops",
+      fields: "{failures} failures",
+      initial: { failures: 0 },
+    });
+    x = await driveMix(
+      m,
+      { durationMs, ops: null, failPageAlloc: 0, stutter: 0, rcuWalk: MIX_RCU_WALK },
+      {
+        signal: abort.signal,
+        onProgress: (p) => bar?.update(Math.min(p.elapsedMs, durationMs), p.ops, { failures: p.violations }),
+        atEndOfWorkload: () => {
+          live.info = vmallocinfo();
+          live.meminfo = get_vmalloc_info();
+        },
+      },
+    );
+    if (x.cleanedUp) afterInfo = vmallocinfo();
   } finally {
+    bar?.stop();
     process.removeListener("SIGINT", onSigint);
     await m.shutdown();
   }
-  for (const r of m.reports) failures.push(formatReport(r));
+  const ok = mixOk(x);
+  const failures = [
+    ...x.violations,
+    ...x.reports.map((r) => `[CPU${r.cpu}] ${r.kind}: ${r.text}`),
+    ...(x.nrReports > x.reports.length ? [`… and ${x.nrReports - x.reports.length} more reports`] : []),
+  ];
 
-  const secs = elapsed / 1000;
+  const secs = x.elapsedMs / 1000;
   const rate = (n: number) => (secs > 0 ? n / secs : 0);
-  const ops = cpuOps.reduce((a, b) => a + b, 0);
-  const irqs = Array.from({ length: config.cpus }, (_, cpu) => kstat_cpu_irqs_sum(cpu));
-  const perCpu = cpuOps.map((n, cpu) => ({ cpu, ops: n, opsPerSec: Math.round(rate(n)), irqs: irqs[cpu]! }));
-  const apis: Record<string, number> = {};
-  for (const [o, name] of MIX_OPS.entries()) apis[name] = cpuCounts.reduce((a, c) => a + c[o]!, 0);
+  const perCpu = x.perCpu.map((c) => ({ cpu: c.cpu, ops: c.ops, opsPerSec: Math.round(rate(c.ops)), irqs: c.irqs }));
 
-  console.log(`ops/s per CPU (${secs.toFixed(2)} s of workload, ${plural(rounds, "round")}):`);
+  console.log(
+    `ops/s per CPU (${secs.toFixed(2)} s of workload, ${plural(x.rounds, "round")}${x.interrupted ? ", interrupted" : ""}):`,
+  );
   for (const line of formatTable(
     [
-      ...perCpu.map((p) => [`CPU${p.cpu}`, int(p.ops), int(p.opsPerSec), int(p.irqs)]),
-      ["all", int(ops), int(rate(ops)), int(irqs.reduce((a, b) => a + b, 0))],
+      ...perCpu.map((p) => [`CPU${p.cpu}`, formatInt(p.ops), formatInt(p.opsPerSec), formatInt(p.irqs)]),
+      ["all", formatInt(x.ops), formatInt(rate(x.ops)), formatInt(perCpu.reduce((a, p) => a + p.irqs, 0))],
     ],
     { header: ["cpu", "ops", "ops/s", "irqs"], align: "lrrr" },
   ))
@@ -274,20 +210,26 @@ async function runOn(m: Machine, { durationMs, rerun, trace = null }: RunMachine
   console.log("");
   console.log("calls per API, all CPUs:");
   for (const line of formatTable(
-    MIX_OPS.filter((name) => apis[name]! > 0).map((name) => [name, int(apis[name]!), int(rate(apis[name]!))]),
+    MIX_OPS.filter((name) => x.apis[name] > 0).map((name) => [
+      name,
+      formatInt(x.apis[name]),
+      formatInt(rate(x.apis[name])),
+    ]),
     { header: ["api", "calls", "calls/s"], align: "lrr" },
   ))
     console.log(line);
   console.log("");
-  if (liveMeminfo !== null) {
-    console.log(`/proc/vmallocinfo at the end of the workload: ${plural(liveInfo.length, "area")}`);
-    console.log(`  by type: ${countTypes(liveInfo)}`);
-    for (const line of excerpt(liveInfo)) console.log(line);
+  const meminfo = live.meminfo;
+  if (meminfo !== null) {
+    console.log(`/proc/vmallocinfo at the end of the workload: ${plural(live.info.length, "area")}`);
+    console.log(`  by type: ${countTypes(live.info)}`);
+    for (const line of excerpt(live.info)) console.log(line);
     console.log("");
     console.log("/proc/meminfo at the end of the workload:");
-    for (const [k, v] of Object.entries(liveMeminfo)) console.log(`  ${meminfoLine(k, v)}`);
+    for (const [k, v] of Object.entries(meminfo)) console.log(`  ${meminfoLine(k, v)}`);
     console.log("");
   }
+  const leak = x.leak;
   if (leak !== null) {
     console.log(
       `after the cleanup: nr_free_pages ${leak.freeStart} → ${leak.freeEnd} ` +
@@ -297,42 +239,65 @@ async function runOn(m: Machine, { durationMs, rerun, trace = null }: RunMachine
     for (const line of afterInfo) console.log(`  ${line}`);
     console.log("");
   }
-  console.log(
-    failures.length === 0
-      ? `invariants: ok (checked after ${checks} of ${plural(rounds, "round")} and after the cleanup; no leak)`
-      : `invariants: FAILED (${plural(failures.length, "failure")}, listed on stderr)`,
-  );
+  console.log(mixResultLine({ ...x, ok, failures: failures.length }));
   console.log(`seed: ${config.seed}`);
   const traced = trace === null || writeTrace(trace, console.log);
-  for (const f of failures) console.error(`vmsim: FAILED: ${f}`);
-  if (failures.length > 0) console.error(`vmsim: rerun with: ${rerun}`);
+  if (!ok) for (const line of mixFailureReport("vmsim run", x, config.seed, rerun)) console.error(line);
   const summary: RunSummary = {
     command: "run",
-    ok: failures.length === 0,
+    ok,
     cpus: config.cpus,
     layout: config.layout,
     memory: config.memory,
     seed: config.seed,
     irqRate: config.irqRate,
     workload: "vmalloc_mix",
-    durationMs: Math.round(elapsed),
-    rounds,
-    checks: checks + (finalCheck ? 1 : 0),
-    ops,
-    opsPerSec: Math.round(rate(ops)),
+    durationMs: Math.round(x.elapsedMs),
+    rounds: x.rounds,
+    checks: x.roundChecks + (x.cleanedUp ? 1 : 0),
+    ops: x.ops,
+    opsPerSec: Math.round(rate(x.ops)),
     perCpu,
-    apis,
-    vmallocinfoAreas: liveInfo.length,
+    apis: x.apis,
+    vmallocinfoAreas: live.info.length,
     vmallocinfoAreasAfter: afterInfo.length,
-    meminfo: liveMeminfo,
+    meminfo,
     leak,
-    interrupted,
-    reports: m.reports.length,
+    interrupted: x.interrupted,
+    reports: x.nrReports,
     failures,
     rerun,
   };
   console.log(`SUMMARY ${JSON.stringify(summary)}`);
   return summary.ok && traced ? 0 : 1;
+}
+
+/** What the result line of a mix run (run, stress) says. */
+export interface MixRunVerdict {
+  readonly ok: boolean;
+  readonly interrupted: boolean;
+  /** Failures found: violations and failing reports. */
+  readonly failures: number;
+  readonly rounds: number;
+  /** Checks between rounds. */
+  readonly roundChecks: number;
+  /** Workload time, ms. */
+  readonly elapsedMs: number;
+}
+
+/**
+ * The result line of `vmsim run` and `vmsim stress`: ok, FAILED, or
+ * interrupted when Ctrl-C ended a clean run early.
+ */
+export function mixResultLine(v: MixRunVerdict): string {
+  if (!v.ok)
+    return resultLine(
+      "FAILED",
+      `${plural(v.failures, "failure")}, report on stderr${v.interrupted ? "; interrupted by Ctrl-C" : ""}`,
+    );
+  const checked = `invariants held after ${v.roundChecks} of ${plural(v.rounds, "round")} and after the cleanup; no leak`;
+  if (!v.interrupted) return resultLine("ok", checked);
+  return resultLine("interrupted", `Ctrl-C after ${(v.elapsedMs / 1000).toFixed(2)} s of workload; ${checked}`);
 }
 
 /**
@@ -343,7 +308,7 @@ export function writeTrace(path: string, say: (line: string) => void): boolean {
   try {
     const t = writeChromeTrace(path);
     say(
-      `trace: ${int(t.events)} events, ${plural(t.handoffs, "lock handoff")}, in ${path} (open it in https://ui.perfetto.dev)`,
+      `trace: ${formatInt(t.events)} events, ${plural(t.handoffs, "lock handoff")}, in ${path} (open it in https://ui.perfetto.dev)`,
     );
     return true;
   } catch (e) {

@@ -6,37 +6,26 @@
  * prints its violation report (invariant, each CPU's last events, seed,
  * rerun command) on stderr and exits 1.
  */
-import cliProgress from "cli-progress";
 import { theArena } from "../shared/arena.js";
 import type { MachineConfig } from "../shared/config.js";
+import { formatDuration } from "../workers/cmdline.js";
+import { formatInt, formatTable, plural } from "../workers/format.js";
 import { type StressResult, runStress } from "../workers/stress.js";
-import { formatTable, plural } from "./format.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
-import { type StressCliOptions, type TraceCliOptions, formatDuration } from "./options.js";
-import { writeTrace } from "./run.js";
+import type { StressCliOptions, TraceCliOptions } from "./options.js";
+import { ProgressBar } from "./progress.js";
+import { mixResultLine, writeTrace } from "./run.js";
 
-function progressBar(): cliProgress.SingleBar | null {
-  if (!process.stderr.isTTY) return null;
-  return new cliProgress.SingleBar(
-    {
-      stream: process.stderr,
-      format: "  stress [{bar}] {percentage}% | ETA {eta_formatted} | {rate} ops/s | {violations} violations",
-      hideCursor: true,
-      clearOnComplete: true,
-      etaBuffer: 20,
-    },
-    cliProgress.Presets.shades_classic,
-  );
-}
-
-const int = (n: number) => Math.round(n).toLocaleString("en-US");
 /** The per-API table prints this many (api, calls) pairs per line. */
 const API_COLUMNS = 3;
 
 /** The text report of a finished run (stdout); the violation report goes to stderr. */
 function formatStressText(r: StressResult): string[] {
   const o = r.options;
-  const bound = [o.durationMs !== null ? formatDuration(o.durationMs) : "", o.ops !== null ? `${int(o.ops)} ops` : ""]
+  const bound = [
+    o.durationMs !== null ? formatDuration(o.durationMs) : "",
+    o.ops !== null ? `${formatInt(o.ops)} ops` : "",
+  ]
     .filter((s) => s !== "")
     .join(" or ");
   const apis = Object.entries(r.apis).filter(([, n]) => n > 0);
@@ -46,31 +35,36 @@ function formatStressText(r: StressResult): string[] {
     `stress: vmalloc_mix on ${plural(r.config.cpus, "CPU")} for ${bound}; stutter ${o.stutter}, RCU walks ${o.rcuWalk}, ` +
       `fail_page_alloc ${o.failPageAlloc}%; invariants checked between rounds and after the cleanup`,
     "",
-    `ops: ${int(r.ops)} in ${(r.durationMs / 1000).toFixed(2)} s of workload (${int(r.opsPerSec)} ops/s), ` +
+    `ops: ${formatInt(r.ops)} in ${(r.durationMs / 1000).toFixed(2)} s of workload (${formatInt(r.opsPerSec)} ops/s), ` +
       `${plural(r.rounds, "round")}, ${plural(r.checks, "check")}${r.interrupted ? ", interrupted" : ""}`,
     ...formatTable(
-      r.perCpu.map((c) => [`CPU${c.cpu}`, int(c.ops), int(c.opsPerSec), int(c.irqs)]),
+      r.perCpu.map((c) => [`CPU${c.cpu}`, formatInt(c.ops), formatInt(c.opsPerSec), formatInt(c.irqs)]),
       { header: ["cpu", "ops", "ops/s", "irqs"], align: "lrrr" },
     ),
     "calls per API, all CPUs:",
     ...formatTable(
       Array.from({ length: Math.ceil(apis.length / API_COLUMNS) }, (_, row) =>
-        apis.slice(row * API_COLUMNS, (row + 1) * API_COLUMNS).flatMap(([name, n]) => [name, int(n)]),
+        apis.slice(row * API_COLUMNS, (row + 1) * API_COLUMNS).flatMap(([name, n]) => [name, formatInt(n)]),
       ),
       { align: "lr".repeat(API_COLUMNS) },
     ),
-    `allocation failures: ${int(r.allocFailures)}` +
+    `allocation failures: ${formatInt(r.allocFailures)}` +
       (o.failPageAlloc > 0
-        ? ` (expected: fault injection; ${int(r.expectedReports)} warnings counted, not failed)`
+        ? ` (expected: fault injection; ${formatInt(r.expectedReports)} warnings counted, not failed)`
         : ""),
     leak === null
       ? "leak check: not run (the run failed first)"
       : `leak check: ${leak.leakedPages} pages leaked (nr_free_pages ${leak.freeStart} → ${leak.freeEnd}, ` +
         `page tables ${leak.pagetableDelta >= 0 ? "+" : ""}${leak.pagetableDelta}, slab ${leak.slabDelta >= 0 ? "+" : ""}${leak.slabDelta})` +
         (r.ok ? "; slab objects and /proc/vmallocinfo back to their boot values" : ""),
-    r.ok
-      ? "verdict: ok"
-      : `verdict: FAILED (${plural(r.violations.length + r.nrReports, "failure")}, report on stderr)`,
+    mixResultLine({
+      ok: r.ok,
+      interrupted: r.interrupted,
+      failures: r.violations.length + r.nrReports,
+      rounds: r.rounds,
+      roundChecks: r.checks - (r.leak !== null ? 1 : 0),
+      elapsedMs: r.durationMs,
+    }),
     `seed: ${r.seed}`,
   ];
 }
@@ -80,11 +74,18 @@ function formatStressText(r: StressResult): string[] {
  * report, a leak, or a trace that could not be written).
  */
 export async function stressMachine(config: MachineConfig, o: StressCliOptions & TraceCliOptions): Promise<number> {
-  const bar = o.json ? null : progressBar();
+  const bar = o.json
+    ? null
+    : ProgressBar.start({
+        label: "stress",
+        total: 1000,
+        unit: "ops",
+        fields: "{failures} failures",
+        initial: { failures: 0 },
+      });
   const abort = new AbortController();
   const onSigint = () => abort.abort();
   process.once("SIGINT", onSigint);
-  bar?.start(1000, 0, { rate: 0, violations: 0 });
   let r: StressResult;
   try {
     r = await runStress(config, {
@@ -94,8 +95,7 @@ export async function stressMachine(config: MachineConfig, o: StressCliOptions &
       stutter: o.stutter,
       rcuWalk: o.rcuWalk,
       signal: abort.signal,
-      onProgress: (p) =>
-        bar?.update(Math.round(p.fraction * 1000), { rate: int(p.opsPerSec), violations: p.violations }),
+      onProgress: (p) => bar?.update(Math.round(p.fraction * 1000), p.ops, { failures: p.violations }),
     });
   } finally {
     bar?.stop();

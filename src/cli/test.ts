@@ -16,7 +16,6 @@
  * the output. Exit status 0 when every test but the expected failure passed,
  * no report (WARN, lockdep, fault …) was raised and the checks found nothing.
  */
-import cliProgress from "cli-progress";
 import { type Command, Option } from "commander";
 import type { MachineConfig } from "../shared/config.js";
 import type { Report } from "../shared/report.js";
@@ -33,15 +32,17 @@ import {
   resetTestVmallocProgress,
   testVmallocProgress,
 } from "../workers/workloads/test_vmalloc.js";
-import { plural } from "./format.js";
+import { commandLineOf } from "../workers/cmdline.js";
+import { plural } from "../workers/format.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
+import { ProgressBar } from "./progress.js";
+import { resultLine } from "./result.js";
 import {
   type CliOption,
   TEST_MACHINE_OPTIONS,
   TEST_OPTIONS,
   type TestMode,
   type TestOptions,
-  commandLineOf,
   readOptions,
 } from "./options.js";
 
@@ -168,21 +169,6 @@ export interface TestSummary {
   readonly rerun: string;
 }
 
-function progressBar(): cliProgress.SingleBar | null {
-  if (!process.stderr.isTTY) return null;
-  return new cliProgress.SingleBar(
-    {
-      stream: process.stderr,
-      format:
-        "  test_vmalloc [{bar}] {percentage}% | ETA {eta_formatted} | {value}/{total} test runs | {failed} failed",
-      hideCursor: true,
-      clearOnComplete: true,
-      etaBuffer: 20,
-    },
-    cliProgress.Presets.shades_classic,
-  );
-}
-
 /** Progress bar refresh. */
 const PROGRESS_MS = 250;
 
@@ -224,15 +210,21 @@ export async function runTest(config: MachineConfig, opts: TestRunOptions): Prom
   let durationMs = 0;
   let leak: TestSummary["leak"] = null;
   let afterLine = "";
-  const bar = progressBar();
+  let bar: ProgressBar | null = null;
   try {
     const start = memorySnapshot();
     const percpuStart = pcpu_nr_pages();
     resetTestVmallocProgress();
-    bar?.start(nrThreads * selected.length * params.testRepeatCount, 0, { failed: 0 });
+    bar = ProgressBar.start({
+      label: "test_vmalloc",
+      total: nrThreads * selected.length * params.testRepeatCount,
+      unit: "test runs",
+      fields: "{value}/{total} test runs | {failed} failed",
+      initial: { failed: 0 },
+    });
     const tick = setInterval(() => {
       const p = testVmallocProgress();
-      bar?.update(p.done, { failed: p.failed });
+      bar?.update(p.done, p.done, { failed: p.failed });
     }, PROGRESS_MS);
     const t0 = performance.now();
     const settled = await Promise.allSettled(
@@ -331,16 +323,19 @@ export async function runTest(config: MachineConfig, opts: TestRunOptions): Prom
   const xfailed = total((t) => t.xfailed);
   console.log(
     failures.length === 0
-      ? `result: ok — ${plural(
-          total((t) => t.passed),
-          "test run",
-        )} passed` +
-          (xfailed > 0
-            ? `, align_shift_alloc_test failed ${plural(xfailed, "time")} as it is meant to ` +
-              `(${plural(expectedReports, "allocation warning")}, expected)`
-            : "") +
-          "; invariants ok, nothing leaked"
-      : `result: FAILED (${plural(failures.length, "failure")}, listed on stderr)`,
+      ? resultLine(
+          "ok",
+          `${plural(
+            total((t) => t.passed),
+            "test run",
+          )} passed` +
+            (xfailed > 0
+              ? `; align_shift_alloc_test failed ${plural(xfailed, "time")} as it is meant to, ` +
+                `with ${plural(expectedReports, "expected allocation warning")}`
+              : "") +
+            "; invariants ok, nothing leaked",
+        )
+      : resultLine("FAILED", `${plural(failures.length, "failure")}, listed on stderr`),
   );
   console.log(`seed: ${config.seed}`);
   for (const f of failures) console.error(`vmsim: FAILED: ${f}`);

@@ -4,62 +4,41 @@
  * vmap, vm_map_ram, get_vm_area, vread/vwrite through the page tables,
  * vfree from hardirq context and from other CPUs, purges, RCU readers of
  * vmap_area_list) with stutter (src/sched/stutter.ts) and page-allocation
- * fault injection (src/mm/fail_page_alloc.ts), in rounds:
+ * fault injection (src/mm/fail_page_alloc.ts), in rounds checked between
+ * rounds and after the cleanup — the mix driver (src/workers/mix_driver.ts)
+ * that `vmsim run` runs with stutter and fault injection off.
  *
- *   boot → request the mix's irq → start the mix on every CPU → snapshot memory
- *   → fail_page_alloc on → rounds { every CPU runs until the round's deadline or
- *     its op quota, parks; the main thread checks every invariant (src/check),
- *     after every round while the checks take at most a tenth of the run }
- *   → fail_page_alloc off → drain every CPU → finish (deferred vfrees, purges,
- *     rcu_barrier) → check → leak check (src/check/leak.ts)
- *
- * A failed check, a BUG (a CPU threw) or a kernel report (WARN, lockdep,
- * fault, stale-tlb …) ends the run with a report: the invariant, the last
- * events of each CPU (src/shared/events.ts — a snapshot taken at the first
- * report or BUG, else the rings as the CPUs parked), the seed and the command
- * that reruns it. Under fault injection an allocation failure — and the
- * warn_alloc report it prints — is an expected result, counted, not a
- * violation; its fail path must still free everything, which the leak check
- * at the end verifies.
+ * A failed check, a BUG or a kernel report ends the run with a report: the
+ * invariant, the last events of each CPU, the seed and the command that
+ * reruns it. Under fault injection an allocation failure — and the warn_alloc
+ * report it prints — is an expected result, counted, not a violation; its
+ * fail path must still free everything, which the leak check at the end
+ * verifies.
  *
  * The seed fixes every CPU's operation stream, its stutter and its injected
  * failures; the interleaving of the CPUs is the OS's (free mode), so a rerun
  * explores the same operations under new interleavings.
  */
-import { machineStop } from "../shared/arena.js";
 import { type MachineConfig, makeConfig } from "../shared/config.js";
-import {
-  TRACE_RING_SIZE,
-  isAllocFailureReport,
-  lastEvents,
-  set_snapshot_on_warning,
-  tracingSnapshotTaken,
-} from "../shared/events.js";
 import { type Report, takeReports } from "../shared/report.js";
-import { kstat_cpu_irqs_sum } from "../kernel/irq.js";
-import { setup_fail_page_alloc } from "../mm/fail_page_alloc.js";
-import { checkMachine } from "../check/index.js";
-import { type LeakSummary, leakCheck, memorySnapshot } from "../check/leak.js";
+import type { LeakSummary } from "../check/leak.js";
+import { type FlagTable, MACHINE_FLAGS, commandLineOf, formatDuration } from "./cmdline.js";
 import {
-  STRESS_DEFAULT_DURATION_MS,
-  STRESS_MACHINE_OPTIONS,
-  STRESS_OPTIONS,
-  type StressCliOptions,
-  commandLineOf,
-} from "../cli/options.js";
-import { plural } from "../cli/format.js";
-import { MIX_OPS, type VmallocMixResult, maxLiveFor } from "./workloads/vmalloc_mix.js";
-import { Machine, MachineError } from "./machine.js";
+  MIX_IRQ_RATE,
+  type MixHooks,
+  type MixOutcome,
+  type MixProgress,
+  driveMix,
+  mixFailureReport,
+  mixOk,
+} from "./mix_driver.js";
+import { Machine } from "./machine.js";
 
-/** Length of a round: CPUs run this long between two stop-the-world checks. */
-export const STRESS_ROUND_MS = 250;
-/** The checks between rounds may take this share of the workload time: a slow check runs after fewer rounds. */
-const CHECK_SHARE = 0.1;
-/** Kernel reports kept in a result (all are counted). */
-const MAX_REPORTS = 20;
-
-/** How a stress run is bounded and what it turns on. Every field is optional. */
-export interface StressOptions {
+/**
+ * How a stress run is bounded and what it turns on, and the driver's hooks
+ * (progress, abort, afterRound, atEndOfWorkload). Every field is optional.
+ */
+export interface StressOptions extends MixHooks {
   /** Workload time after which the run ends. @defaultValue 10 s when `ops` is absent, else no limit */
   readonly durationMs?: number;
   /** Operations after which the run ends, all CPUs together (each CPU runs its share). @defaultValue no limit */
@@ -70,30 +49,46 @@ export interface StressOptions {
   readonly stutter?: number;
   /** Chance per operation of an RCU walk of vmap_area_list, 0..1. @defaultValue 0.01 */
   readonly rcuWalk?: number;
-  /** Events of each CPU a violation report shows (at most the ring's 256). @defaultValue 32 */
-  readonly events?: number;
-  /** Called after every round (and once at the end) with the progress so far: the CLI's progress bar. */
-  readonly onProgress?: (p: StressProgress) => void;
-  /**
-   * Called with every CPU parked after each round, before its check — a test
-   * corrupts the arena here to see the report path. Kernel code it runs
-   * runs on the main thread as CPU 0.
-   */
-  readonly afterRound?: (round: number) => void;
-  /** Aborting ends the run after the current round; the cleanup and the leak check still run. */
-  readonly signal?: AbortSignal;
 }
 
 /** Where a run stands, after a round. */
-export interface StressProgress {
-  readonly ops: number;
-  readonly elapsedMs: number;
-  readonly opsPerSec: number;
-  /** Violations and failing kernel reports so far. */
-  readonly violations: number;
-  /** Done share of the run's bound (the nearer of duration and ops), 0..1. */
-  readonly fraction: number;
+export type StressProgress = MixProgress;
+
+/** The settings of a stress run, defaults filled in (null: no such bound) — what its rerun command says. */
+export interface StressSettings {
+  /** How long the CPUs run; null: until `ops`, or STRESS_DEFAULT_DURATION_MS without it. @defaultValue null */
+  readonly durationMs: number | null;
+  /** Operations to run, all CPUs together; null: no limit but the duration. @defaultValue null */
+  readonly ops: number | null;
+  /** Percent of page allocations fail_page_alloc fails (its probability knob). @defaultValue 0 */
+  readonly failPageAlloc: number;
+  /** Chance per operation of a stutter pause inside it. @defaultValue 0.01 */
+  readonly stutter: number;
+  /** Chance per operation of an RCU walk of vmap_area_list. @defaultValue 0.01 */
+  readonly rcuWalk: number;
 }
+
+/** A stress run bounded by neither a duration nor an op count runs this long. */
+export const STRESS_DEFAULT_DURATION_MS = 10_000;
+
+/** The flags of the stress settings (the CLI's STRESS_OPTIONS adds help and parsers). */
+export const STRESS_FLAGS: FlagTable<StressSettings> = {
+  durationMs: {
+    flags: "--duration <duration>",
+    defaultValue: null,
+    format: (ms) => (ms === null ? "none" : formatDuration(ms)),
+  },
+  ops: { flags: "--ops <n>", defaultValue: null, format: (n) => (n === null ? "none" : String(n)) },
+  failPageAlloc: { flags: "--fail-page-alloc <percent>", defaultValue: 0 },
+  stutter: { flags: "--stutter <p>", defaultValue: 0.01 },
+  rcuWalk: { flags: "--rcu-walk <p>", defaultValue: 0.01 },
+};
+
+/** The machine flags of `vmsim stress` and `vmsim run`: every machine's, with interrupts on by default. */
+export const STRESS_MACHINE_FLAGS: FlagTable<MachineConfig> = {
+  ...MACHINE_FLAGS,
+  irqRate: { ...MACHINE_FLAGS.irqRate, defaultValue: MIX_IRQ_RATE },
+};
 
 /** One CPU's share of a run. */
 export interface StressCpuResult {
@@ -112,14 +107,8 @@ export interface StressResult {
   readonly seed: number;
   readonly config: MachineConfig;
   /** The options in force, defaults filled in (null: no such bound). */
-  readonly options: {
-    readonly durationMs: number | null;
-    readonly ops: number | null;
-    readonly failPageAlloc: number;
-    readonly stutter: number;
-    readonly rcuWalk: number;
-  };
-  /** Operations run, all CPUs (the drain's frees not counted). */
+  readonly options: StressSettings;
+  /** Operations run, all CPUs (the drain's frees not counted); a failed run counts those it ran. */
   readonly ops: number;
   readonly opsPerSec: number;
   /** Workload time (the checks between rounds excluded). */
@@ -136,7 +125,7 @@ export interface StressResult {
   readonly expectedReports: number;
   /** Each failed invariant (or BUG), one line, with when it was found. */
   readonly violations: readonly string[];
-  /** Kernel reports that fail the run (the first MAX_REPORTS), and how many there were. */
+  /** Kernel reports that fail the run (the first 20), and how many there were. */
   readonly reports: readonly Report[];
   readonly nrReports: number;
   /** The page accounting after the cleanup; null when the run failed before it. */
@@ -149,21 +138,19 @@ export interface StressResult {
   readonly report: readonly string[];
 }
 
-/** The options with their defaults, as the CLI flags carry them. */
-function resolve(opts: StressOptions): StressCliOptions {
-  const d = STRESS_OPTIONS;
-  const ops = opts.ops ?? null;
+/** The options with their defaults. */
+function resolve(opts: StressOptions): StressSettings {
+  const d = STRESS_FLAGS;
   return {
-    durationMs: opts.durationMs ?? null,
-    ops,
+    durationMs: opts.durationMs ?? d.durationMs.defaultValue,
+    ops: opts.ops ?? d.ops.defaultValue,
     failPageAlloc: opts.failPageAlloc ?? d.failPageAlloc.defaultValue,
     stutter: opts.stutter ?? d.stutter.defaultValue,
     rcuWalk: opts.rcuWalk ?? d.rcuWalk.defaultValue,
-    json: false,
   };
 }
 
-function validate(o: StressCliOptions): void {
+function validate(o: StressSettings): void {
   if (o.durationMs !== null && !(o.durationMs > 0)) throw new RangeError(`durationMs must be > 0, got ${o.durationMs}`);
   if (o.ops !== null && !(Number.isSafeInteger(o.ops) && o.ops > 0))
     throw new RangeError(`ops must be a positive integer, got ${o.ops}`);
@@ -177,13 +164,10 @@ function validate(o: StressCliOptions): void {
 }
 
 /** The command line that reruns a stress run of `config` with `o`. */
-export function stressCommandLine(config: MachineConfig, o: StressCliOptions): string {
-  return [
-    "vmsim",
-    "stress",
-    ...commandLineOf(STRESS_MACHINE_OPTIONS, config),
-    ...commandLineOf(STRESS_OPTIONS, { ...o, json: false }),
-  ].join(" ");
+export function stressCommandLine(config: MachineConfig, o: StressSettings): string {
+  return ["vmsim", "stress", ...commandLineOf(STRESS_MACHINE_FLAGS, config), ...commandLineOf(STRESS_FLAGS, o)].join(
+    " ",
+  );
 }
 
 /**
@@ -196,240 +180,45 @@ export async function runStress(config: MachineConfig, opts: StressOptions = {})
   const c = makeConfig(config);
   const o = resolve(opts);
   validate(o);
-  const durationMs = o.durationMs ?? (o.ops === null ? STRESS_DEFAULT_DURATION_MS : null);
   const rerun = stressCommandLine(c, o);
   // Reports this thread raised before (another machine's) are not this run's.
   takeReports();
   const m = await Machine.boot(c);
-  const run = new StressRun(m, o, durationMs, rerun, opts);
+  let outcome: MixOutcome;
   try {
-    await run.go();
+    const durationMs = o.durationMs ?? (o.ops === null ? STRESS_DEFAULT_DURATION_MS : null);
+    outcome = await driveMix(m, { ...o, durationMs }, opts);
   } finally {
     await m.shutdown();
   }
-  return run.result();
+  return stressResult(c, o, rerun, outcome);
 }
 
-/** One run's state: the rounds, the counters, what was found. */
-class StressRun {
-  private readonly cpuCounts: number[][];
-  private readonly cpuOps: number[];
-  /** Each CPU's remaining op quota; null without an ops bound. */
-  private readonly quota: number[] | null;
-  private elapsed = 0;
-  /** Time spent in the checks between rounds. */
-  private checkMs = 0;
-  private rounds = 0;
-  private checks = 0;
-  private interrupted = false;
-  private readonly violations: string[] = [];
-  private readonly failing: Report[] = [];
-  private nrFailing = 0;
-  private expected = 0;
-  private leak: LeakSummary | null = null;
-  private events: string[][] = [];
-
-  constructor(
-    private readonly m: Machine,
-    private readonly o: StressCliOptions,
-    private readonly durationMs: number | null,
-    private readonly rerun: string,
-    private readonly opts: StressOptions,
-  ) {
-    const n = m.config.cpus;
-    this.cpuCounts = Array.from({ length: n }, () => MIX_OPS.map(() => 0));
-    this.cpuOps = Array.from({ length: n }, () => 0);
-    const total = o.ops;
-    this.quota =
-      total === null ? null : Array.from({ length: n }, (_, cpu) => Math.floor(total / n) + (cpu < total % n ? 1 : 0));
-  }
-
-  private get ops(): number {
-    return this.cpuOps.reduce((a, b) => a + b, 0);
-  }
-
-  private get failed(): boolean {
-    return this.violations.length > 0 || this.nrFailing > 0;
-  }
-
-  /** Sorts reports (the CPUs' and the main thread's) into expected allocation failures and failures. */
-  private takeReports(): void {
-    for (const r of [...this.m.reports.splice(0), ...takeReports()]) {
-      if (this.o.failPageAlloc > 0 && isAllocFailureReport(r.kind, r.text)) this.expected++;
-      else {
-        this.nrFailing++;
-        if (this.failing.length < MAX_REPORTS) this.failing.push(r);
-      }
-    }
-  }
-
-  /** Takes the CPUs' counters; a workload round's ops count towards ops/s, the drain's do not. */
-  private took(rs: unknown[], round: boolean): void {
-    for (const [cpu, r] of (rs as VmallocMixResult[]).entries()) {
-      this.cpuCounts[cpu] = r.counts;
-      if (!round) continue;
-      this.cpuOps[cpu]! += r.ops;
-      if (this.quota !== null) this.quota[cpu]! -= r.ops;
-    }
-  }
-
-  private done(): boolean {
-    if (this.durationMs !== null && this.elapsed >= this.durationMs) return true;
-    return this.quota?.every((q) => q <= 0) === true;
-  }
-
-  private progress(): void {
-    const ops = this.ops;
-    const byTime = this.durationMs === null ? 0 : this.elapsed / this.durationMs;
-    const byOps = this.o.ops === null ? 0 : ops / this.o.ops;
-    this.opts.onProgress?.({
-      ops,
-      elapsedMs: this.elapsed,
-      opsPerSec: this.elapsed > 0 ? (ops * 1000) / this.elapsed : 0,
-      violations: this.violations.length + this.nrFailing,
-      fraction: Math.min(1, Math.max(byTime, byOps)),
-    });
-  }
-
-  /** The events of every CPU, read now (CPUs parked or stopped). */
-  private snapEvents(): void {
-    const n = Math.min(this.opts.events ?? 32, TRACE_RING_SIZE);
-    this.events = Array.from({ length: this.m.config.cpus }, (_, cpu) => lastEvents(cpu, n));
-  }
-
-  async go(): Promise<void> {
-    const m = this.m;
-    const config = m.config;
-    const maxLive = maxLiveFor(config);
-    try {
-      // The first report that is not an allocation failure freezes every CPU's events.
-      set_snapshot_on_warning(true);
-      const irq = await m.run(0, "vmalloc_mix_irq", { on: true });
-      if (irq !== 0) throw new Error(`request_irq for vmalloc_mix returned ${irq}`);
-      await m.runAll("vmalloc_mix_start", { stutter: this.o.stutter });
-      const start = memorySnapshot();
-      // With every CPU parked, so each CPU's injected failures follow from the seed.
-      if (this.o.failPageAlloc > 0) setup_fail_page_alloc({ probability: this.o.failPageAlloc, times: -1 });
-
-      while (!this.done()) {
-        if (this.opts.signal?.aborted) {
-          this.interrupted = true;
-          break;
-        }
-        const t0 = performance.now();
-        const left =
-          this.durationMs === null ? STRESS_ROUND_MS : Math.min(STRESS_ROUND_MS, this.durationMs - this.elapsed);
-        const deadline = Date.now() + left;
-        // A CPU looping without sched points (a corrupted tree walked forever) never parks and, holding no
-        // lock, trips no soft lockup: twice the watchdog threshold past its deadline the round stops the
-        // machine, and Machine's hard-lockup watchdog ends that CPU.
-        const hardLockup = () => {
-          this.violations.push(
-            `round ${this.rounds + 1} did not end ${(2 * config.watchdogMs) / 1000} s after its deadline: a CPU stopped reaching sched points (hard lockup)`,
-          );
-          machineStop(-1);
-        };
-        const overrun = setTimeout(hardLockup, left + 2 * config.watchdogMs);
-        const rs = await m
-          .runAll("vmalloc_mix", (cpu: number) => ({
-            ops: this.quota === null ? Number.MAX_SAFE_INTEGER : Math.max(0, this.quota[cpu]!),
-            deadline,
-            maxLive,
-            rcuWalk: this.o.rcuWalk,
-          }))
-          .finally(() => clearTimeout(overrun));
-        this.elapsed += performance.now() - t0;
-        this.rounds++;
-        this.took(rs, true);
-        this.opts.afterRound?.(this.rounds);
-        if (this.checkMs <= CHECK_SHARE * this.elapsed || this.done()) {
-          const c0 = performance.now();
-          const v = checkMachine();
-          this.checkMs += performance.now() - c0;
-          this.checks++;
-          this.violations.push(...v.map((s) => `after round ${this.rounds}: ${s}`));
-        }
-        this.takeReports();
-        this.progress();
-        if (this.failed) break;
-      }
-
-      if (this.failed) {
-        this.snapEvents();
-        return;
-      }
-      setup_fail_page_alloc({ probability: 0 });
-      this.took(await m.runAll("vmalloc_mix_drain"), false);
-      await m.run(0, "vmalloc_mix_finish");
-      const v = checkMachine();
-      this.checks++;
-      this.violations.push(...v.map((s) => `after the cleanup: ${s}`));
-      const l = leakCheck(start, memorySnapshot());
-      this.leak = l.summary;
-      this.violations.push(...l.violations);
-      this.takeReports();
-      if (this.failed) this.snapEvents();
-    } catch (e) {
-      if (!(e instanceof MachineError)) throw e;
-      this.violations.push(`BUG: ${e.message}`);
-      this.takeReports();
-      this.snapEvents();
-    }
-  }
-
-  result(): StressResult {
-    const config = this.m.config;
-    const secs = this.elapsed / 1000;
-    const rate = (n: number) => (secs > 0 ? Math.round(n / secs) : 0);
-    const apis: Record<string, number> = {};
-    for (const [i, name] of MIX_OPS.entries()) apis[name] = this.cpuCounts.reduce((a, c) => a + c[i]!, 0);
-    const ok = !this.failed;
-    const r: Omit<StressResult, "report"> = {
-      command: "stress",
-      ok,
-      seed: config.seed,
-      config,
-      options: {
-        durationMs: this.durationMs,
-        ops: this.o.ops,
-        failPageAlloc: this.o.failPageAlloc,
-        stutter: this.o.stutter,
-        rcuWalk: this.o.rcuWalk,
-      },
-      ops: this.ops,
-      opsPerSec: rate(this.ops),
-      durationMs: Math.round(this.elapsed),
-      rounds: this.rounds,
-      checks: this.checks,
-      perCpu: this.cpuOps.map((n, cpu) => ({ cpu, ops: n, opsPerSec: rate(n), irqs: kstat_cpu_irqs_sum(cpu) })),
-      apis,
-      allocFailures: apis["allocation failed"] ?? 0,
-      expectedReports: this.expected,
-      violations: this.violations,
-      reports: this.failing,
-      nrReports: this.nrFailing,
-      leak: this.leak,
-      interrupted: this.interrupted,
-      rerun: this.rerun,
-    };
-    return { ...r, report: ok ? [] : violationReport(r, this.events, tracingSnapshotTaken()) };
-  }
-}
-
-/** The report of a failed run: what failed, each CPU's last events, the seed, the rerun command. */
-function violationReport(r: Omit<StressResult, "report">, events: readonly string[][], snapshot: boolean): string[] {
-  const out = [`vmsim stress: FAILED (seed ${r.seed}, ${plural(r.ops, "op")} in ${plural(r.rounds, "round")})`];
-  for (const v of r.violations) out.push(v.startsWith("BUG: ") ? `  ${v}` : `  invariant: ${v}`);
-  for (const rep of r.reports) {
-    const [first, ...rest] = rep.text.split("\n");
-    out.push(`  report: [CPU${rep.cpu}] ${rep.kind}: ${first}`, ...rest.map((l) => `    ${l}`));
-  }
-  if (r.nrReports > r.reports.length) out.push(`  … and ${r.nrReports - r.reports.length} more reports`);
-  const when = snapshot ? "at the first report or BUG (snapshot)" : "when the CPUs parked";
-  for (const [cpu, lines] of events.entries()) {
-    out.push(`  last ${lines.length} events of CPU${cpu}, ${when}:`);
-    for (const l of lines) out.push(`    ${l}`);
-  }
-  out.push(`  seed: ${r.seed}`, `  rerun: ${r.rerun}`);
-  return out;
+function stressResult(config: MachineConfig, o: StressSettings, rerun: string, x: MixOutcome): StressResult {
+  const secs = x.elapsedMs / 1000;
+  const rate = (n: number) => (secs > 0 ? Math.round(n / secs) : 0);
+  const ok = mixOk(x);
+  return {
+    command: "stress",
+    ok,
+    seed: config.seed,
+    config,
+    options: o,
+    ops: x.ops,
+    opsPerSec: rate(x.ops),
+    durationMs: Math.round(x.elapsedMs),
+    rounds: x.rounds,
+    checks: x.roundChecks + (x.cleanedUp ? 1 : 0),
+    perCpu: x.perCpu.map((c) => ({ cpu: c.cpu, ops: c.ops, opsPerSec: rate(c.ops), irqs: c.irqs })),
+    apis: x.apis,
+    allocFailures: x.apis["allocation failed"],
+    expectedReports: x.expectedReports,
+    violations: x.violations,
+    reports: x.reports,
+    nrReports: x.nrReports,
+    leak: x.leak,
+    interrupted: x.interrupted,
+    rerun,
+    report: ok ? [] : mixFailureReport("vmsim stress", x, config.seed, rerun),
+  };
 }

@@ -221,6 +221,8 @@ export const MIX_CPU = defineStruct("vmalloc_mix_cpu", [
   { name: "to_irq", type: MIX_HANDOFF },
   /** Cumulative count of each MIX_OPS entry (the interrupt handler counts its vfrees here too). */
   { name: "counts", type: "f64", count: MIX_OPS.length, guard: "owner" },
+  /** Operations the CPU's vmalloc_mix calls ran since vmalloc_mix_start (the drain's frees not counted). */
+  { name: "ops", type: "f64", guard: "owner" },
   { name: "live", type: MIX_AREA, count: MIX_MAX_LIVE },
 ]);
 const C = MIX_CPU.off;
@@ -240,6 +242,23 @@ function count(cpuArea: number, o: number, n = 1): void {
 function countsOf(cpuArea: number): number[] {
   const i = (cpuArea + C.counts) >> 3;
   return Array.from(F64.subarray(i, i + MIX_OPS.length));
+}
+
+/** A CPU's counters since vmalloc_mix_start, read from the arena. */
+export interface MixCounters {
+  /** Operations its vmalloc_mix calls ran. */
+  readonly ops: number;
+  /** Count of each MIX_OPS entry. */
+  readonly counts: readonly number[];
+}
+
+/**
+ * CPU `cpu`'s counters, read by the main thread with the CPUs parked — also
+ * after a call that failed, whose result never came back.
+ */
+export function mixCounters(cpu: number): MixCounters {
+  const cpuArea = per_cpu_ptr(vmalloc_mix_cpu, cpu);
+  return { ops: F64[(cpuArea + C.ops) >> 3]!, counts: countsOf(cpuArea) };
 }
 
 function area(cpuArea: number, k: number): number {
@@ -789,6 +808,7 @@ defineWorkload("vmalloc_mix_start", (a: VmallocMixStartArgs, ctx): void => {
   const cpuArea = this_cpu_ptr(vmalloc_mix_cpu);
   if (I32[(cpuArea + C.nr_live) >> 2] !== 0) throw new Error("vmalloc_mix_start: the CPU still holds areas");
   F64.fill(0, (cpuArea + C.counts) >> 3, ((cpuArea + C.counts) >> 3) + MIX_OPS.length);
+  F64[(cpuArea + C.ops) >> 3] = 0;
 });
 
 /** Installs (on) or removes (off) the mix's interrupt handler; returns request_irq's result. */
@@ -819,8 +839,10 @@ function mixLoop(args: VmallocMixArgs): VmallocMixResult {
   const maxLive = Math.min(args.maxLive ?? MIX_MAX_LIVE, MIX_MAX_LIVE);
   const walk = args.rcuWalk ?? MIX_RCU_WALK;
   const skip = new Set(args.skip ?? []);
+  const opsAt = (cpuArea + C.ops) >> 3;
   let done = 0;
   while (done < args.ops && ((done & 15) !== 0 || Date.now() < args.deadline)) {
+    F64[opsAt] = F64[opsAt]! + 1;
     if (skip.has(done)) {
       done++;
       continue;

@@ -1,4 +1,13 @@
-/** Text formatting for the CLI's reports: aligned tables and human sizes. */
+/**
+ * Text formatting for reports (the CLI's and runStress's): counts, aligned
+ * tables, human sizes. Below the CLI so library code formats the same way
+ * without loading it.
+ */
+
+/** A count with thousands separators, rounded: "1,876,160". */
+export function formatInt(n: number): string {
+  return Math.round(n).toLocaleString("en-US");
+}
 
 /** Binary size with the largest unit that divides it exactly: "64 MiB", "4 KiB", "60 B"; one decimal otherwise. */
 export function humanBytes(n: number): string {

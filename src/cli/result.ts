@@ -1,0 +1,18 @@
+/**
+ * The final status line of every command that ends in a verdict (run,
+ * stress, stress campaigns and merge, test, bench, explore, replay, shrink):
+ * `result: <word>` with the details in parentheses, the last words before the
+ * seed and the SUMMARY line — the word a person or a script looks for.
+ */
+
+/**
+ * How a command ended: ok (nothing failed), FAILED (a failure; exit status
+ * 1), interrupted (Ctrl-C ended it early, nothing failed in what ran),
+ * incomplete (parts of a campaign missing, nothing failed in what ran).
+ */
+export type Verdict = "ok" | "FAILED" | "interrupted" | "incomplete";
+
+/** `result: ok`, `result: FAILED (2 failures, report on stderr)`. */
+export function resultLine(verdict: Verdict, detail?: string): string {
+  return `result: ${verdict}${detail !== undefined && detail !== "" ? ` (${detail})` : ""}`;
+}
