@@ -12,8 +12,8 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import cliProgress from "cli-progress";
-import { formatDuration, parseDuration } from "../src/cli/options.js";
+import { ProgressBar } from "../src/cli/progress.js";
+import { formatDuration, parseDuration } from "../src/workers/cmdline.js";
 import { SURFACES, type Surface, fuzzContext, fuzzRound } from "./fuzz/campaign.js";
 import { runBenchMain } from "./report.js";
 
@@ -48,26 +48,24 @@ async function main(): Promise<void> {
   let cases = 0;
   const t0 = performance.now();
   const elapsed = () => performance.now() - t0;
-  const bar = process.stderr.isTTY
-    ? new cliProgress.SingleBar(
-        {
-          stream: process.stderr,
-          format: "  fuzz [{bar}] {value}/{total} s | {cases} cases | {rate} cases/s | ETA {eta_formatted}",
-          hideCursor: true,
-          clearOnComplete: true,
-        },
-        cliProgress.Presets.shades_classic,
-      )
-    : null;
-  bar?.start(Math.round(durationMs / 1000), 0, { cases: 0, rate: "0" });
+  const bar = ProgressBar.start({
+    label: "fuzz",
+    total: durationMs,
+    unit: "cases",
+    fields: "{cases} cases",
+    initial: { cases: 0 },
+  });
   let lastLine = 0;
   const tick = () => {
     cases++;
-    const s = elapsed() / 1000;
-    bar?.update(Math.min(Math.round(s), Math.round(durationMs / 1000)), { cases, rate: (cases / s).toFixed(1) });
-    if (bar === null && s - lastLine >= 60) {
-      lastLine = s;
-      console.log(`fuzz: ${formatDuration(Math.round(s) * 1000)}, ${cases} cases (${(cases / s).toFixed(1)}/s)`);
+    const ms = elapsed();
+    bar?.update(Math.min(ms, durationMs), cases, { cases });
+    // Off a terminal: a line a minute.
+    if (bar === null && ms - lastLine >= 60_000) {
+      lastLine = ms;
+      console.log(
+        `fuzz: ${formatDuration(Math.round(ms / 1000) * 1000)}, ${cases} cases (${((cases * 1000) / ms).toFixed(1)}/s)`,
+      );
     }
   };
 
