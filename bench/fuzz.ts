@@ -39,7 +39,7 @@ async function main(): Promise<void> {
     throw new RangeError(`--seed must be an integer in 0..${0x7fffffff}, got ${values.seed}`);
   console.log(
     `fuzz: seed ${seed}, duration ${formatDuration(durationMs)}` +
-      `${values["irq-double-free"] ? ", deferred double vfrees on" : ""} (rerun: npm run fuzz -- --seed ${seed})`,
+      `${values["irq-double-free"] ? ", deferred double vfrees on" : ""} (rerun: npm run fuzz -- --seed ${seed} --duration ${formatDuration(durationMs)})`,
   );
   const ctx = await fuzzContext(values.out, { irqDoubleFree: values["irq-double-free"] }, RUN_TIMEOUT_MS);
   console.log(`fuzz: files in ${ctx.dir}`);

@@ -20,7 +20,7 @@ import { EXEC_MAX_IO } from "../../src/workers/exec_op.js";
 import { makeConfig } from "../../src/shared/config.js";
 import { LAYOUTS, type LayoutName, formatKaddr } from "../../src/shared/layouts.js";
 import { firstMisuse } from "./exec_model.js";
-import { FuzzFailure, checkRun, runVmsim } from "./process.js";
+import { FuzzFailure, checkRun, runVmsim, stackTraceLine } from "./process.js";
 
 /** What the exec generator may produce. */
 export interface ExecGenOptions {
@@ -360,11 +360,23 @@ export async function runExecLibrary(c: ExecCase): Promise<ExecVerdict> {
     layout: c.layout,
     memory: c.memoryMiB << 20,
     workqueue: "explicit",
+    // A CPU stuck in one kernel call (a corrupted list) is reported within a second.
+    watchdogMs: 1000,
   });
   let out = "";
-  const code = await execScript(config, Readable.from([scriptText(c)]), (l) => {
-    out += l;
-  });
+  let err = "";
+  const code = await execScript(
+    config,
+    Readable.from([scriptText(c)]),
+    (l) => {
+      out += l;
+    },
+    (l) => {
+      err += `${l}\n`;
+    },
+  );
+  const trace = stackTraceLine(err);
+  if (trace !== null) throw new FuzzFailure(`a stack trace reached the user: ${trace}`);
   if (code !== 0 && code !== 1) throw new FuzzFailure(`execScript resolved to ${code}`);
   return checkAnswers(c, code, out);
 }

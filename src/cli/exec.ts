@@ -236,13 +236,15 @@ class ExecSession {
 /**
  * Runs the script from `input` on a machine booted from `config` (whose
  * workqueue must be "explicit"), writing one result line per non-blank input
- * line to `write`. Resolves to the exit status: 0 when the script ran to its
- * end, 1 when a BUG stopped the machine on the way.
+ * line to `write`, and the lines a user reads on stderr (reports of the final
+ * flush, why the machine stopped) to `warn`. Resolves to the exit status: 0
+ * when the script ran to its end, 1 when a BUG stopped the machine on the way.
  */
 export async function execScript(
   config: MachineConfig,
   input: NodeJS.ReadableStream,
   write: (line: string) => void = (line) => process.stdout.write(line),
+  warn: (line: string) => void = (line) => console.error(line),
 ): Promise<number> {
   const m = await Machine.boot(config);
   const s = new ExecSession(m);
@@ -253,8 +255,7 @@ export async function execScript(
     }
     if (s.stopped === null) {
       try {
-        for (const r of await s.flushWork(false))
-          console.error(`vmsim: exec: final flush_work: [CPU${r.cpu}] ${reportText(r)}`);
+        for (const r of await s.flushWork(false)) warn(`vmsim: exec: final flush_work: [CPU${r.cpu}] ${reportText(r)}`);
       } catch (e) {
         if (!(e instanceof MachineError)) throw e;
         s.stopped = e.message;
@@ -264,7 +265,7 @@ export async function execScript(
     await m.shutdown();
   }
   if (s.stopped !== null) {
-    console.error(`vmsim: exec: the machine stopped: ${s.stopped}`);
+    warn(`vmsim: exec: the machine stopped: ${s.stopped}`);
     return 1;
   }
   return 0;
