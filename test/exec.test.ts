@@ -303,6 +303,53 @@ describe("vmsim exec: every op", () => {
     expect(r.results[1]!["error"]).toMatch(/vmalloc: allocation failure: 314572800 bytes/);
   });
 
+  it("a label whose allocation returned NULL names NULL: vfree and vunmap of it are no-ops, a load or store faults at 0", async () => {
+    const r = await runScript([
+      { op: "vmalloc", size: 0, as: "n" },
+      { op: "vm_map_ram", pages: 100_000, as: "r" },
+      { op: "vfree", ref: "n" },
+      { op: "vunmap", ref: "n" },
+      { op: "vfree", ref: "r", irq: true },
+      { op: "read", ref: "n", offset: 0, len: 4 },
+      { op: "write", ref: "n", offset: 16, hex: "00" },
+      { op: "read", ref: "n", offset: 8192, len: 1 },
+      { op: "vfree", ref: "never" },
+      { op: "check" },
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.results.slice(0, 2).map((x) => [x["as"], x["addr"], x["ok"]])).toEqual([
+      ["n", null, false],
+      ["r", null, false],
+    ]);
+    // vfree(NULL) and vunmap(NULL) return at once, from interrupt context too.
+    expect(r.results.slice(2, 5)).toEqual([
+      { op: "vfree", ok: true },
+      { op: "vunmap", ok: true },
+      { op: "vfree", ok: true },
+    ]);
+    const fault = (what: string, addr: string) => `Unable to handle kernel ${what} at virtual address ${addr}`;
+    expect(r.results.slice(5, 8).map((x) => [x["ok"], x["error"], x["reports"]])).toEqual([
+      [
+        false,
+        fault("NULL pointer dereference", "0x0000000000000000"),
+        [`fault: ${fault("NULL pointer dereference", "0x0000000000000000")}`],
+      ],
+      [
+        false,
+        fault("NULL pointer dereference", "0x0000000000000010"),
+        [`fault: ${fault("NULL pointer dereference", "0x0000000000000010")}`],
+      ],
+      [
+        false,
+        fault("paging request", "0x0000000000002000"),
+        [`fault: ${fault("paging request", "0x0000000000002000")}`],
+      ],
+    ]);
+    // Only a label no line defined is unknown.
+    expect(r.results[8]).toEqual({ op: "vfree", ok: false, error: 'vfree: unknown label "never"' });
+    expect(r.results[9]).toEqual({ op: "check", ok: true, violations: [] });
+  });
+
   it("exhausting arm32's 240 MB area gives the kernel's vmap allocation failure", async () => {
     /*
      *  0xf0800000        0xf5800000        0xfa800000        0xff800000 = VMALLOC_END

@@ -24,7 +24,7 @@ function verdict(r: RoundResult): string {
 describe(`fuzz campaign (seed ${SEED})`, () => {
   let ctx: FuzzContext;
   beforeAll(async () => {
-    ctx = await fuzzContext(join(tmpdir(), "vmsim-fuzz-test"), { irqDoubleFree: false }, 30_000);
+    ctx = await fuzzContext(join(tmpdir(), "vmsim-fuzz-test"), { irqDoubleFree: true }, 30_000);
   });
 
   const rounds: [Surface, number, string][] = [

@@ -71,7 +71,7 @@ describe("the inject option", () => {
     expect(makeConfig().inject).toEqual([]);
     expect(() => makeConfig({ inject: ["no-such-bug" as InjectName] })).toThrow(
       "unknown injection no-such-bug; expected one of no-vmap-area-lock, no-purge-flush, irq-vfree-not-deferred, " +
-        "vb-publish-before-init, vb-list-del-init, vb-purge-wrong-lock, vmallocinfo-uninitialized, vunmap-debugobjects, " +
+        "double-vfree-irq, vb-publish-before-init, vb-list-del-init, vb-purge-wrong-lock, vmallocinfo-uninitialized, vunmap-debugobjects, " +
         "huge-align-wrap",
     );
   });

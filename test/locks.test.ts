@@ -290,9 +290,12 @@ describe("locks across CPUs", () => {
     const err = await m.run(1, "lock_forever").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MachineError);
     expect((err as MachineError).message).toMatch(
-      /^CPU1: KernelBug: watchdog: BUG: soft lockup - CPU#1 stuck for \d+s! waiting for locks_forever, held by CPU#0 \(which holds: locks_forever\) \(seed 303\)$/,
+      /^CPU1: KernelBug: watchdog: BUG: soft lockup - CPU#1 stuck for \d+ms! \[lock_forever\] \(seed 303\)$/,
     );
     expect(m.reports.map((r) => [r.kind, r.cpu])).toEqual([["soft-lockup", 1]]);
+    expect(m.reports[0]!.text.split("\n")[1]).toBe(
+      "waiting for locks_forever, held by CPU#0 (which holds: locks_forever)",
+    );
     expect(m.stopped).toBe(true);
   });
 

@@ -40,8 +40,6 @@ export function firstMisuse(
   const layout = LAYOUTS[layoutName];
   const live = new Map<number, Area>();
   const labels = new Map<string, number>();
-  /** Labels that named an area before an allocation under them failed: exec versions differ on what they name then. */
-  const unsure = new Set<string>();
   /** Areas whose deferred vfree waits for flush_work: their first bytes are its llist node. */
   const deferred = new Set<number>();
   const inside = (addr: number) => [...live].find(([start, a]) => addr >= start && addr < start + a.size);
@@ -57,8 +55,6 @@ export function firstMisuse(
     try {
       p = parseOp(o, cpus, labels, layout);
     } catch (e) {
-      if (e instanceof LineError && typeof o["ref"] === "string" && unsure.has(o["ref"]))
-        return `${inputs[i]}: a label whose allocation failed`;
       if (e instanceof LineError) continue;
       throw e;
     }
@@ -73,8 +69,9 @@ export function firstMisuse(
       case "vm_map_ram": {
         const addr = typeof a["addr"] === "string" ? parseKaddr(layout, a["addr"]) : null;
         const as = p.args["as"];
+        // A label whose allocation returned NULL names NULL (docs/exec.md).
         if (addr === null || addr === 0) {
-          if (typeof as === "string" && labels.delete(as)) unsure.add(as);
+          if (typeof as === "string") labels.set(as, 0);
           break;
         }
         const bytes =
@@ -85,10 +82,7 @@ export function firstMisuse(
           kind: p.op === "vzalloc" ? "vmalloc" : p.op,
           size: Math.ceil(bytes / PAGE_SIZE) * PAGE_SIZE,
         });
-        if (typeof as === "string") {
-          labels.set(as, addr);
-          unsure.delete(as);
-        }
+        if (typeof as === "string") labels.set(as, addr);
         break;
       }
       case "vfree":

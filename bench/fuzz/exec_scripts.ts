@@ -296,7 +296,8 @@ export function scriptText(c: ExecCase): string {
 
 /** The command-line flags of the case's machine. */
 export function execArgs(c: ExecCase): string[] {
-  return ["--cpus", String(c.cpus), "--layout", c.layout, "--memory", `${c.memoryMiB}M`];
+  // A CPU stuck in one kernel call (a corrupted list) is reported within a second.
+  return ["--cpus", String(c.cpus), "--layout", c.layout, "--memory", `${c.memoryMiB}M`, "--watchdog", "1s"];
 }
 
 const show = (s: string) => (s.length > 160 ? `${s.slice(0, 160)}…` : s);

@@ -22,11 +22,17 @@
  *   `hex` — the load happened — and ok false with the stale-tlb report.
  * - A BUG stops the machine: that line and every later one get ok false with
  *   the CPU's error, the script still answers every line, and the exit status
- *   is 1.
+ *   is 1. So does a soft lockup (src/sched/watchdog.ts: a CPU inside one
+ *   kernel call longer than `--watchdog`, e.g. free_work walking a
+ *   vfree_deferred list that a double vfree from interrupt context made a
+ *   cycle): the line that ran it lists the reports, and the report with the
+ *   CPU's last events goes to stderr.
  *
- * Labels (`as`) name the address an op returned; a later `as` with the same
- * name rebinds it, and a label still resolves after its area is freed (a read
- * after vfree is a use-after-free to observe). The pages behind a vmap or
+ * Labels (`as`) name the address an op returned — NULL when the allocation
+ * failed, so a later vfree of it is vfree(NULL) and a read through it faults
+ * at address 0; a later `as` with the same name rebinds it, and a label still
+ * resolves after its area is freed (a read after vfree is a use-after-free to
+ * observe). Only a label no line defined is "unknown label". The pages behind a vmap or
  * vm_map_ram belong to exec (the API's caller): freed when vunmap, vfree
  * (vmap) or vm_unmap_ram with the mapped count removes the mapping, held (and
  * counted as harness pages by `check`) otherwise.
@@ -72,8 +78,10 @@ class ExecSession {
   /** Pages exec mapped with vmap / vm_map_ram, by the kaddr they are mapped at. */
   private readonly vmapHeld = new Map<number, HeldPages>();
   private readonly ramHeld = new Map<number, HeldPages>();
-  /** Why the machine stopped (a BUG on some CPU), once it has. */
+  /** Why the machine stopped (a BUG or soft lockup on some CPU), once it has. */
   stopped: string | null = null;
+  /** The reports of the call that stopped the machine (its soft-lockup or BUG report among them). */
+  stopReports: Report[] = [];
   private readonly layout: Layout;
 
   constructor(private readonly m: Machine) {
@@ -83,8 +91,13 @@ class ExecSession {
   /** Runs one request on `cpu`; the reply and the reports it raised. */
   private async run(cpu: number, req: ExecRequest): Promise<{ reply: ExecReply; reports: Report[] }> {
     const before = this.m.reports.length;
-    const reply = (await this.m.run(cpu, "exec_op", req)) as ExecReply;
-    return { reply, reports: this.m.reports.slice(before) };
+    try {
+      const reply = (await this.m.run(cpu, "exec_op", req)) as ExecReply;
+      return { reply, reports: this.m.reports.slice(before) };
+    } catch (e) {
+      if (e instanceof MachineError) this.stopReports = this.m.reports.slice(before);
+      throw e;
+    }
   }
 
   /** The vmap pages in whose area `addr` lies. */
@@ -122,7 +135,9 @@ class ExecSession {
     } catch (e) {
       if (!(e instanceof MachineError)) throw e;
       this.stopped = e.message;
-      return { ...head, error: e.message };
+      const out: ResultLine = { ...head, error: e.message };
+      if (this.stopReports.length > 0) out["reports"] = this.stopReports.map(reportText);
+      return out;
     }
   }
 
@@ -136,7 +151,8 @@ class ExecSession {
       const addr = reply.addr ?? 0;
       out["addr"] = addr === 0 ? null : formatKaddr(this.layout, addr);
       if (addr === 0) failure = reply.failed ?? `${what} returned NULL`;
-      else if (typeof args["as"] === "string") this.labels.set(args["as"], addr);
+      // A label names what the call returned, NULL included (EXEC.md).
+      if (typeof args["as"] === "string") this.labels.set(args["as"], addr);
     };
     switch (p.op) {
       case "vmalloc":
@@ -184,8 +200,8 @@ class ExecSession {
         }
         const req: ExecRequest =
           p.op === "write"
-            ? { op: "write", addr, hex: args["hex"] as string, irq }
-            : { op: "read", addr, len: bytes, irq };
+            ? { op: "write", addr, hex: args["hex"] as string, irq, nullBase: p.target === 0 }
+            : { op: "read", addr, len: bytes, irq, nullBase: p.target === 0 };
         const r = await this.run(cpu, req);
         reports = r.reports;
         if (r.reply.hex !== undefined) out["hex"] = r.reply.hex;
@@ -265,6 +281,8 @@ export async function execScript(
     await m.shutdown();
   }
   if (s.stopped !== null) {
+    // The kernel log of the call that stopped the machine: the soft lockup (or BUG) with its CPU's events.
+    for (const r of s.stopReports) warn(`[CPU${r.cpu}] ${reportText(r)}`);
     warn(`vmsim: exec: the machine stopped: ${s.stopped}`);
     return 1;
   }

@@ -89,7 +89,8 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
   },
   watchdogMs: {
     ...MACHINE_FLAGS.watchdogMs,
-    description: "soft-lockup threshold: a CPU stuck on one lock this long stops the machine",
+    description:
+      "soft-lockup threshold: a CPU inside one kernel call this long (looping, or waiting on a lock) stops the machine",
     parse: durationArg,
   },
   irqRate: {
@@ -328,13 +329,14 @@ export const MERGE_OPTIONS: OptionTable<MergeOptions> = {
 };
 
 /** The machine flags of `vmsim exec` (EXEC.md): its workqueue is always "explicit", the rest default. */
-export type ExecMachineConfig = Pick<MachineConfig, "cpus" | "layout" | "memory" | "seed">;
+export type ExecMachineConfig = Pick<MachineConfig, "cpus" | "layout" | "memory" | "seed" | "watchdogMs">;
 
 export const EXEC_MACHINE_OPTIONS: OptionTable<ExecMachineConfig> = {
   cpus: MACHINE_OPTIONS.cpus,
   layout: MACHINE_OPTIONS.layout,
   memory: MACHINE_OPTIONS.memory,
   seed: MACHINE_OPTIONS.seed,
+  watchdogMs: MACHINE_OPTIONS.watchdogMs,
 };
 
 /** vmalloc generations `--alloc` can select; generation 1 (v4.19's) is the only one so far. */

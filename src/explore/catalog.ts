@@ -222,6 +222,18 @@ export const CATALOG: readonly CatalogEntry[] = [
     note: "CPU 1 purges, reuses CPU 0's range and activates its object while CPU 0 is between remove_vm_area and the check (6 % of runs)",
   },
   {
+    inject: "double-vfree-irq",
+    scenario: "catalog:irq_vfree",
+    cpus: 2,
+    ops: 4,
+    strategy: null,
+    budget: null,
+    note:
+      "a soft lockup: the stress mix catches it within its watchdog (test/inject.test.ts); an exploration would " +
+      "find it on its first run, but each run loops for the deterministic watchdog's 2^22 sched points (~2 s), " +
+      "too slow for 20 replays (test/softlockup.test.ts replays the exec script instead)",
+  },
+  {
     inject: "huge-align-wrap",
     scenario: "catalog:align_shift",
     cpus: 1,

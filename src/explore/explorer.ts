@@ -23,8 +23,11 @@ import type { Scenario, ScenarioParams } from "./scenario.js";
 
 /** What broke a run. */
 export interface Failure {
-  /** bug (a CPU threw), report (WARN, fault, stale-tlb, lockdep …), check (an invariant), deadlock, livelock, diverged. */
-  readonly kind: "bug" | "report" | "check" | "deadlock" | "livelock" | "diverged";
+  /**
+   * bug (a CPU threw), soft-lockup (a CPU stayed inside one kernel call: src/sched/watchdog.ts), report (WARN,
+   * fault, stale-tlb, lockdep …), check (an invariant), deadlock, livelock, diverged.
+   */
+  readonly kind: "bug" | "soft-lockup" | "report" | "check" | "deadlock" | "livelock" | "diverged";
   /** The failure with addresses and numbers blotted out: the same bug gives the same signature. */
   readonly signature: string;
   /** The whole text: the BUG's message, the report, the violations. */
@@ -71,6 +74,10 @@ function classify(
         : msg.startsWith("livelock")
           ? "livelock"
           : "diverged";
+    // A soft lockup is the verdict, whatever the looping CPU warned about on its way round.
+    const lockup = reports.find((r) => r.kind === "soft-lockup" && r.text.split("\n")[0] === msg);
+    if (lockup !== undefined)
+      return { kind: "soft-lockup", signature: signatureOf(msg), text: reportsText(reports, "") };
     const first = reports.find((r) => r.kind !== "sched");
     // A BUG after a report (an oops after a WARN) is found by its first report.
     if (kind === "bug" && first !== undefined)

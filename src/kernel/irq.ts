@@ -168,13 +168,12 @@ export function free_irq(irq: number, dev: number): void {
 export function synchronize_irq(irq: number): void {
   might_sleep();
   const w = (irq_to_desc(irq) + D.in_progress) >> 2;
-  const start = Date.now();
   for (;;) {
     const v = Atomics.load(I32, w);
     if (v === 0) return;
     // Handlers are short and nobody notifies: sleep in 1 ms slices.
     sched_wait(w, v, 1, irq_to_desc(irq));
-    lock_wait_check(irq, start, () => `synchronize_irq(${irq}): a handler of IRQ ${irq} still runs`);
+    lock_wait_check(irq, () => `synchronize_irq(${irq}): a handler of IRQ ${irq} still runs`);
   }
 }
 

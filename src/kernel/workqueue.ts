@@ -333,12 +333,11 @@ function flush_self_deadlock(pool: number, what: string): boolean {
  */
 function wait_for_barrier(pool: number, barr: number, what: string): void {
   const done = (barr + B.done) >> 2;
-  const start = Date.now();
   const holder = () => `${what}: kworker/${I32[(pool + P.cpu) >> 2]} runs on CPU#${I32[(pool + P.worker_cpu) >> 2]}`;
   while (Atomics.load(I32, done) === 0) {
     // Another CPU is running the items in order and will reach the barrier; it notifies done.
     if (worker_run(pool, done) < 0) sched_wait(done, 0, 1, pool);
-    lock_wait_check(pool, start, holder);
+    lock_wait_check(pool, holder);
   }
 }
 

@@ -7,7 +7,7 @@
  * sleep until the word is notified. So a waiter here spins briefly (a handoff
  * within a few hundred sched points is common), then sleeps on the word in
  * bounded slices; between slices it checks the machine-stop word and the
- * watchdog, so no wait can hang the run.
+ * soft-lockup watchdog, so no wait can hang the run.
  *
  * Unlike WFE, Atomics.wait is woken only by an explicit notify, so every lock
  * keeps a `sleepers` count that a releasing CPU reads (after its release, both
@@ -18,6 +18,7 @@ import { KernelBug, MachineStopped, reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_SPIN, sched_point } from "../sched/sched_point.js";
 import { schedDeterministic, sched_wait, waitDescriber } from "../sched/sched_det.js";
+import { softlockup_check } from "../sched/watchdog.js";
 import { smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 import { heldLocksOf, lockdep_class_name, lockdepOn } from "./lockdep.js";
 
@@ -172,7 +173,6 @@ export function smp_cond_load_acquire(
     }
   }
   lock_wait_spun(tries, t0);
-  const start = Date.now();
   const slept = performance.now();
   // Count ourselves before re-reading the word: a release after this add sees us and notifies.
   Atomics.add(I32, sl, 1);
@@ -182,7 +182,7 @@ export function smp_cond_load_acquire(
       if (cond(v, arg)) return v;
       // Sleeps only while the word still holds v: a release in between makes wait return at once.
       sched_wait(w, v, WAIT_SLICE_MS, lock, describerIds.get(holder) ?? -1);
-      lock_wait_check(lock, start, holder);
+      lock_wait_check(lock, holder);
     }
   } finally {
     Atomics.sub(I32, sl, 1);
@@ -192,30 +192,25 @@ export function smp_cond_load_acquire(
 
 /**
  * Between two wait slices: a sched point, the machine-stop check, and the
- * soft-lockup watchdog (kernel/watchdog.c) once the wait exceeds the config's
- * watchdogMs.
+ * soft-lockup check (src/sched/watchdog.ts) naming what the CPU waits for.
  */
-export function lock_wait_check(lock: number, start: number, holder: LockHolderFn): void {
+export function lock_wait_check(lock: number, holder: LockHolderFn): void {
   sched_point(SP_SPIN);
   if (machineStopping()) throw new MachineStopped();
-  const waited = Date.now() - start;
-  // Deterministic runs have no wall-clock watchdog: a wait that cannot end is a deadlock verdict.
-  if (waited > theArena().config.watchdogMs && !schedDeterministic) {
-    const text = `watchdog: BUG: soft lockup - CPU#${smp_processor_id()} stuck for ${Math.round(waited / 1000)}s! waiting for ${holder(lock)}`;
-    reportBug("soft-lockup", text);
-    throw new KernelBug(text);
-  }
+  softlockup_check(() => `waiting for ${holder(lock)}`);
 }
 
 /**
  * The same check for a sleeping lock (a mutex): a task blocked that long is
  * what kernel/hung_task.c reports; here it also stops the machine, since the
- * CPU would otherwise never come back.
+ * CPU would otherwise never come back. `start` is performance.now() when the
+ * task blocked. Deterministic runs have no clock: a wait that cannot end is
+ * their deadlock verdict.
  */
 export function hung_task_check(lock: number, start: number, holder: LockHolderFn): void {
   sched_point(SP_SPIN);
   if (machineStopping()) throw new MachineStopped();
-  const waited = Date.now() - start;
+  const waited = performance.now() - start;
   if (waited > theArena().config.watchdogMs && !schedDeterministic) {
     const text = `INFO: task on CPU#${smp_processor_id()} blocked for more than ${Math.round(waited / 1000)} seconds, waiting for ${holder(lock)}`;
     reportBug("soft-lockup", text);

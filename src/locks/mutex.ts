@@ -80,12 +80,11 @@ function __mutex_lock_slowpath(lock: number): void {
     }
   }
   lock_wait_spun(tries, t0);
-  const start = Date.now();
   const slept = performance.now();
   // Mark the mutex slept-on (2) before sleeping; taking it this way leaves 2, costing one spare wake at unlock.
   while (Atomics.exchange(I32, w, 2) !== 0) {
     sched_wait(w, 2, WAIT_SLICE_MS, lock, MUTEX_HOLDER);
-    hung_task_check(lock, start, mutex_holder);
+    hung_task_check(lock, slept, mutex_holder);
   }
   lock_wait_slept(slept);
 }

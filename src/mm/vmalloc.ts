@@ -364,6 +364,7 @@ let injectIrqVfreeNotDeferred = false;
 let injectVmallocinfoUninitialized = false;
 let injectVunmapDebugobjects = false;
 let injectHugeAlignWrap = false;
+let injectDoubleVfreeIrq = false;
 onSetCurrentCpu(() => {
   const inject = theArena().config.inject;
   injectNoVmapAreaLock = inject.includes("no-vmap-area-lock");
@@ -372,6 +373,7 @@ onSetCurrentCpu(() => {
   injectVmallocinfoUninitialized = inject.includes("vmallocinfo-uninitialized");
   injectVunmapDebugobjects = inject.includes("vunmap-debugobjects");
   injectHugeAlignWrap = inject.includes("huge-align-wrap");
+  injectDoubleVfreeIrq = inject.includes("double-vfree-irq");
 });
 
 /** __find_vmap_area (v4.19): the area containing `addr`; vmap_area_lock held. */
@@ -1111,6 +1113,8 @@ function __vfree_deferred(addr: number): void {
   const node = page_address(page);
   F64[(node + DEFERRED_NODE.off.addr) >> 3] = addr;
   if (llist_add(node + DEFERRED_NODE.off.node, p + VFREE_DEFERRED.off.list)) schedule_work(p + VFREE_DEFERRED.off.wq);
+  // inject "double-vfree-irq": the caller's second vfree of the same area, the node queued again.
+  if (injectDoubleVfreeIrq) llist_add(node + DEFERRED_NODE.off.node, p + VFREE_DEFERRED.off.list);
 }
 
 function bug_on_in_nmi(fn: string): void {

@@ -423,13 +423,13 @@ function rcu_wait(what: string, step: () => boolean): void {
       continue;
     }
     if (i < RCU_WAIT_SPINS) continue;
-    if (start === 0) start = Date.now();
+    if (start === 0) start = performance.now();
     const s = Atomics.load(I32, g);
     // Counted before the re-check: a grace period that ends after it sees us and notifies.
     Atomics.add(I32, waiters, 1);
     if (!step()) Atomics.wait(I32, g, s, RCU_WAIT_SLICE_MS);
     Atomics.sub(I32, waiters, 1);
-    const waited = Date.now() - start;
+    const waited = performance.now() - start;
     if (waited > theArena().config.watchdogMs) rcu_stall(what, waited);
   }
 }

@@ -32,6 +32,8 @@ export type SlowPath = (kind: SP) => number | void;
 interface Path {
   readonly fn: SlowPath;
   readonly every: number;
+  /** Runs also at points reached inside another slow path (an interrupt handler, the kworker). */
+  readonly nested: boolean;
   left: number;
 }
 
@@ -89,10 +91,12 @@ function rearm(): void {
 function schedSlow(kind: SP): void {
   account();
   // Points reached inside a slow path (an interrupt handler taking locks) do not re-enter it, but
-  // the deterministic scheduler still decides there: handler code is preempted like any code.
+  // the deterministic scheduler still decides there (handler code is preempted like any code), and
+  // the nested paths (the soft-lockup watchdog: a handler or a work item may loop) still run.
   if (inSlow) {
     try {
       runDet(kind);
+      runNested(kind);
     } finally {
       armDetOnly();
     }
@@ -117,9 +121,31 @@ function schedSlow(kind: SP): void {
   }
 }
 
-/** Inside a slow path only the deterministic scheduler keeps counting down. */
+/** Inside a slow path only the deterministic scheduler and the nested paths keep counting down. */
 function armDetOnly(): void {
-  budget = armed = detHook !== null ? Math.max(1, detLeft) : IDLE;
+  let next = detHook !== null ? Math.max(1, detLeft) : IDLE;
+  for (const p of paths) if (p.nested) next = Math.min(next, Math.max(1, p.left));
+  budget = armed = next;
+}
+
+/** Depth guard: a nested path's own sched points do not run it again. */
+let inNested = false;
+
+function runNested(kind: SP): void {
+  if (inNested) return;
+  inNested = true;
+  try {
+    for (const p of paths) {
+      if (!p.nested || p.left > 0) continue;
+      account();
+      p.left = p.every;
+      armDetOnly();
+      const want = p.fn(kind);
+      if (typeof want === "number") p.left = Math.max(1, Math.min(want, p.every));
+    }
+  } finally {
+    inNested = false;
+  }
 }
 
 function runDet(kind: SP): void {
@@ -128,12 +154,14 @@ function runDet(kind: SP): void {
 
 /**
  * Plugs a slow path in behind the hook (machine-stop check, interrupts, RCU
- * callbacks). `every` = 1 runs it at every point.
+ * callbacks). `every` = 1 runs it at every point. A `nested` path runs also
+ * at the points reached inside another slow path (a watchdog must see a
+ * handler that never returns).
  */
-export function addSchedSlowPath(fn: SlowPath, every: number): void {
+export function addSchedSlowPath(fn: SlowPath, every: number, nested = false): void {
   const e = Math.max(1, Math.floor(every));
   account();
-  paths = [...paths, { fn, every: e, left: e }];
+  paths = [...paths, { fn, every: e, nested, left: e }];
   rearm();
 }
 

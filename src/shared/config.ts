@@ -18,7 +18,10 @@ export interface MachineConfig {
   readonly seed: number;
   /** lockdep-lite: held-lock stacks, class order graph, atomic-sleep checks. @defaultValue true */
   readonly lockdep: boolean;
-  /** Soft-lockup threshold: a CPU stuck on one lock this long stops the machine. @defaultValue 10000 */
+  /**
+   * Soft-lockup threshold (src/sched/watchdog.ts): a CPU inside one kernel call this long — looping, or
+   * waiting on a lock — reports a soft lockup and stops the machine. @defaultValue 10000
+   */
   readonly watchdogMs: number;
   /** Chance that an interrupt arrives at a sched point (src/kernel/irq.ts); 0: none. @defaultValue 0 */
   readonly irqRate: number;

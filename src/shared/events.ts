@@ -275,13 +275,13 @@ export function tracingSnapshotTaken(): boolean {
 }
 
 /**
- * The last `n` events of CPU `cpu` (of its snapshot, when one was taken),
- * oldest first, one line each: `CPU1 #4711 vfree addr=0xffff000008a52000
- * in=hardirq`. At most TRACE_RING_SIZE; a slot whose seq is not the one
- * expected (caught half-written) is left out.
+ * The last `n` events of CPU `cpu` (of its snapshot, when one was taken and
+ * `live` is false), oldest first, one line each: `CPU1 #4711 vfree
+ * addr=0xffff000008a52000 in=hardirq`. At most TRACE_RING_SIZE; a slot whose
+ * seq is not the one expected (caught half-written) is left out.
  */
-export function lastEvents(cpu: number, n: number): string[] {
-  const ring = per_cpu_ptr(tracingSnapshotTaken() ? trace_snapshot_ring : trace_ring, cpu);
+export function lastEvents(cpu: number, n: number, live = false): string[] {
+  const ring = per_cpu_ptr(!live && tracingSnapshotTaken() ? trace_snapshot_ring : trace_ring, cpu);
   const head = I32[(ring + TRACE_RING.off.head) >> 2]! >>> 0;
   const count = Math.min(n, TRACE_RING_SIZE, head);
   const out: string[] = [];

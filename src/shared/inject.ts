@@ -142,6 +142,46 @@ export const INJECTIONS = {
     stress: true,
   },
   /**
+   * Every vfree from interrupt context queues its area on vfree_deferred
+   * twice: the double free of a caller that releases one buffer from two
+   * interrupt paths (a completion and a timeout handler, say). It is the
+   * three-line double vfree of test/softlockup.test.ts's exec script, moved
+   * inside vmalloc so that every command's deferred frees reach it: the
+   * stress mix's interrupt handler and vfree_atomic, and the RCU callbacks
+   * of test_vmalloc's kvfree_rcu tests (softirq context).
+   *
+   *   CPU0 (hardirq)                            CPU0 (kworker)
+   *     vfree(p): in_interrupt()
+   *       llist_add(p): p->next = NULL, first
+   *       llist_add(p): p->next = p
+   *                                               free_work
+   *                                                 llist_for_each_safe(p, t, …)
+   *                                                   __vunmap(p): freed
+   *                                                   p = p->next: p again
+   *                                                   __vunmap(p): "Trying to
+   *                                                     vfree() nonexistent vm
+   *                                                     area" … for ever
+   *
+   * What goes wrong: an llist has no guard against a node added twice; the
+   * second add points the node at itself, and the walk of the list never
+   * ends. The CPU neither sleeps nor waits on a lock, so only the soft-lockup
+   * watchdog sees it (src/sched/watchdog.ts): "watchdog: BUG: soft lockup -
+   * CPU#0 stuck for 10s! [vmalloc_mix]", its events showing the loop, after
+   * the identical warnings counted as printk's ratelimit counts them. With
+   * more than one CPU another CPU may reuse the freed page first; the walk
+   * then follows whatever it stored there.
+   *
+   * Kernel context: v4.19's __vfree_deferred stores the llist node in the
+   * area itself (32fcfd40715e, "make vfree() safe to call from interrupt
+   * contexts", v3.10); nothing upstream guards it, the double free is the
+   * caller's bug, as it would be here.
+   */
+  "double-vfree-irq": {
+    breaks: "__vfree_deferred",
+    summary: "vfree from interrupt context queues the area twice: free_work walks a cycle (a soft lockup)",
+    stress: true,
+  },
+  /**
    * new_vmap_block puts the new block on this CPU's vmap_block_queue before
    * it sets the block's area and counters (va, free, dirty, dirty_min,
    * dirty_max); only its lock and its list links are initialised by then.

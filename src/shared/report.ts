@@ -21,27 +21,85 @@ export type ReportKind =
 export interface Report {
   readonly kind: ReportKind;
   readonly cpu: number;
+  /** The report; when identical ones followed it, its last line says how many ("N callbacks suppressed"). */
   readonly text: string;
+  /** Identical reports after this one that were counted, not kept (absent: none). */
+  readonly suppressed?: number;
 }
 
-let pending: Report[] = [];
-onMachineReset(() => {
-  pending = [];
-});
+/**
+ * Distinct reports one CPU keeps between two hand-overs; past this, each kind
+ * keeps only a count. A CPU looping over corrupted data warns for ever: its
+ * memory must stay bounded until the watchdog ends the loop.
+ */
+export const MAX_PENDING_REPORTS = 4096;
 
-/** Records a report on this CPU; returns it (tests assert on the text). */
+interface Pending {
+  readonly kind: ReportKind;
+  readonly cpu: number;
+  readonly text: string;
+  suppressed: number;
+}
+
+/**
+ * Identical reports one CPU keeps before it only counts them: the burst of
+ * printk's ratelimit (DEFAULT_RATELIMIT_BURST, include/linux/ratelimit.h).
+ */
+export const RATELIMIT_BURST = 10;
+
+let pending: Pending[] = [];
+/** Per kind and text: copies kept so far and the last one, which counts the repeats past the burst. */
+let byText = new Map<string, { kept: number; last: Pending }>();
+/** Distinct reports past MAX_PENDING_REPORTS, counted by kind. */
+let dropped = new Map<ReportKind, number>();
+
+function forget(): void {
+  pending = [];
+  byText = new Map();
+  dropped = new Map();
+}
+onMachineReset(forget);
+
+/**
+ * Records a report on this CPU; returns it (tests assert on the text). As
+ * printk's ratelimit (lib/ratelimit.c) does, a report identical to
+ * RATELIMIT_BURST others this CPU has not handed over yet is counted, not
+ * stored.
+ */
 export function reportBug(kind: ReportKind, text: string): Report {
-  const r = { kind, cpu: smp_processor_id(), text };
-  pending.push(r);
   trace_report(kind, text, countReport());
+  const key = `${kind}\n${text}`;
+  const seen = byText.get(key);
+  if (seen !== undefined && seen.kept >= RATELIMIT_BURST) {
+    seen.last.suppressed++;
+    return seen.last;
+  }
+  const r: Pending = { kind, cpu: smp_processor_id(), text, suppressed: 0 };
+  if (pending.length >= MAX_PENDING_REPORTS) {
+    dropped.set(kind, (dropped.get(kind) ?? 0) + 1);
+    return r;
+  }
+  pending.push(r);
+  byText.set(key, { kept: (seen?.kept ?? 0) + 1, last: r });
   return r;
 }
 
-/** Hands over (and clears) this CPU's reports. */
+/** Hands over (and clears) this CPU's reports; a repeated one says how often it was suppressed. */
 export function takeReports(): Report[] {
-  const r = pending;
-  pending = [];
-  return r;
+  const out: Report[] = pending.map((r) =>
+    r.suppressed === 0
+      ? { kind: r.kind, cpu: r.cpu, text: r.text }
+      : { kind: r.kind, cpu: r.cpu, text: `${r.text}\n${r.suppressed} callbacks suppressed`, suppressed: r.suppressed },
+  );
+  const cpu = pending[0]?.cpu ?? smp_processor_id();
+  for (const [kind, n] of dropped) out.push({ kind, cpu, text: `printk: ${n} messages suppressed`, suppressed: n - 1 });
+  forget();
+  return out;
+}
+
+/** How many reports `r` stands for: itself and the identical ones suppressed after it. */
+export function reportCountOf(r: Report): number {
+  return 1 + (r.suppressed ?? 0);
 }
 
 /**

@@ -11,6 +11,7 @@ import "./kernel.js";
 import "./workloads/index.js";
 import { attachArena, machineResetThread, machineStop, machineStopping } from "../shared/arena.js";
 import { addSchedSlowPath } from "../sched/sched_point.js";
+import { set_task_comm, touch_softlockup_watchdog, watchdog_enable } from "../sched/watchdog.js";
 import { schedRunAbort, schedRunBegin, schedRunEnd } from "../sched/sched_det.js";
 import type { MachineConfig } from "../shared/config.js";
 import { MachineStopped, takeReports } from "../shared/report.js";
@@ -40,6 +41,8 @@ const ctx = cpuCtx(boot.cpu, boot.config.seed);
 addSchedSlowPath(() => {
   if (machineStopping()) throw new MachineStopped();
 }, 4096);
+// A CPU that stays inside one kernel call past the watchdog reports a soft lockup.
+watchdog_enable();
 
 const api: CpuApi = {
   run(name: string, args: unknown, reset: boolean): WorkResult {
@@ -50,6 +53,9 @@ const api: CpuApi = {
     try {
       // Under the deterministic scheduler the call joins the run and waits for the token first.
       schedRunBegin();
+      // The CPU is back from its last call: the soft-lockup clock starts over, under the workload's name.
+      set_task_comm(name);
+      touch_softlockup_watchdog();
       const value = fn(args, ctx);
       schedRunEnd();
       rcu_idle_park(true);

@@ -28,7 +28,7 @@ import {
   set_snapshot_on_warning,
   tracingSnapshotTaken,
 } from "../shared/events.js";
-import { type Report, takeReports } from "../shared/report.js";
+import { type Report, reportCountOf, takeReports } from "../shared/report.js";
 import { kstat_cpu_irqs_sum } from "../kernel/irq.js";
 import { setup_fail_page_alloc } from "../mm/fail_page_alloc.js";
 import { checkMachine } from "../check/index.js";
@@ -212,7 +212,7 @@ class MixDrive {
   /** Sorts reports (the CPUs' and the main thread's) into expected allocation failures and failures. */
   private takeReports(): void {
     for (const r of [...this.m.reports.splice(0), ...takeReports()]) {
-      if (this.o.failPageAlloc > 0 && isAllocFailureReport(r.kind, r.text)) this.expected++;
+      if (this.o.failPageAlloc > 0 && isAllocFailureReport(r.kind, r.text)) this.expected += reportCountOf(r);
       else {
         this.nrFailing++;
         if (this.failing.length < MAX_REPORTS) this.failing.push(r);
@@ -253,9 +253,9 @@ class MixDrive {
     const config = this.m.config;
     const left = this.o.durationMs === null ? MIX_ROUND_MS : Math.min(MIX_ROUND_MS, this.o.durationMs - this.elapsed);
     const deadline = Date.now() + left;
-    // A CPU looping without sched points (a corrupted tree walked forever) never parks and, holding no
-    // lock, trips no soft lockup: twice the watchdog threshold past its deadline the round stops the
-    // machine, and Machine's hard-lockup watchdog ends that CPU.
+    // A CPU looping without sched points (a corrupted tree walked forever) never parks and never reaches
+    // the soft-lockup check (src/sched/watchdog.ts): twice the watchdog threshold past its deadline the
+    // round stops the machine, and Machine's hard-lockup watchdog ends that CPU.
     const hardLockup = () => {
       this.violations.push(
         `round ${this.rounds + 1} did not end ${(2 * config.watchdogMs) / 1000} s after its deadline: a CPU stopped reaching sched points (hard lockup)`,

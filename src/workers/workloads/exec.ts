@@ -15,7 +15,9 @@
  * NULL return, a report (WARN, fault …) that the machine collects, or a BUG
  * that stops the machine.
  */
-import { I32 } from "../../shared/arena.js";
+import { I32, theArena } from "../../shared/arena.js";
+import { PAGE_SIZE, layoutOf } from "../../shared/config.js";
+import { reportBug } from "../../shared/report.js";
 import { sched_op_point } from "../../sched/sched_point.js";
 import { runInIrq } from "../../kernel/irq.js";
 import { run_pending_work } from "../../kernel/workqueue.js";
@@ -75,8 +77,21 @@ export type ExecRequest =
       /** The pages exec mapped at exactly `addr` with exactly `count` pages: freed after the unmap. */
       readonly held: HeldPages | null;
     }
-  | { readonly op: "write"; readonly addr: number; readonly hex: string; readonly irq: boolean }
-  | { readonly op: "read"; readonly addr: number; readonly len: number; readonly irq: boolean }
+  /** `nullBase`: `addr` is an offset from a NULL pointer (a label whose allocation returned NULL), not a kaddr. */
+  | {
+      readonly op: "write";
+      readonly addr: number;
+      readonly hex: string;
+      readonly irq: boolean;
+      readonly nullBase?: boolean;
+    }
+  | {
+      readonly op: "read";
+      readonly addr: number;
+      readonly len: number;
+      readonly irq: boolean;
+      readonly nullBase?: boolean;
+    }
   | { readonly op: "purge" | "flush_work" | "vmallocinfo" | "meminfo"; readonly irq: boolean }
   /** Harness: frees the vmap pages whose area is gone (after deferred vfrees ran). */
   | { readonly op: "release_unmapped"; readonly held: readonly HeldPages[] };
@@ -157,6 +172,18 @@ function hexOf(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
 }
 
+/**
+ * A load or store through a NULL pointer plus `off`: a user address, which
+ * the kernel's page tables never map — __do_kernel_fault's oops (arm64,
+ * v4.19), "NULL pointer dereference" below PAGE_SIZE.
+ */
+function null_deref(off: number): ExecReply {
+  const what = off < PAGE_SIZE ? "NULL pointer dereference" : "paging request";
+  const digits = layoutOf(theArena().config).vaBits > 32 ? 16 : 8;
+  reportBug("fault", `Unable to handle kernel ${what} at virtual address 0x${off.toString(16).padStart(digits, "0")}`);
+  return { fault: what };
+}
+
 /** Runs one exec request on this CPU. */
 export function execOp(r: ExecRequest): ExecReply {
   // A safe point between operations: RCU's quiescent state, pending interrupts.
@@ -185,10 +212,12 @@ export function execOp(r: ExecRequest): ExecReply {
       freeHeldPages(r.held.pages, r.held.count);
       return { released: [r.held.start] };
     case "write": {
+      if (r.nullBase === true) return call(r.irq, () => null_deref(r.addr));
       const done = call(r.irq, () => mmuWrite(r.addr, Uint8Array.from(Buffer.from(r.hex, "hex"))));
       return isFault(done) ? { fault: done.fault } : {};
     }
     case "read": {
+      if (r.nullBase === true) return call(r.irq, () => null_deref(r.addr));
       const got = call(r.irq, () => mmuRead(r.addr, r.len));
       return isFault(got) ? { fault: got.fault } : { hex: hexOf(got) };
     }

@@ -76,10 +76,10 @@ defineWorkload("exec_script", (a: Args): ScriptResult[] => {
         break;
       }
       case "write":
-        req = { op: "write", addr: t + num("offset"), hex: l["hex"] as string, irq };
+        req = { op: "write", addr: t + num("offset"), hex: l["hex"] as string, irq, nullBase: t === 0 };
         break;
       case "read":
-        req = { op: "read", addr: t + num("offset"), len: num("len"), irq };
+        req = { op: "read", addr: t + num("offset"), len: num("len"), irq, nullBase: t === 0 };
         break;
       case "purge":
       case "flush_work":

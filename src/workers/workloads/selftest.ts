@@ -1,6 +1,6 @@
 /** Workloads the machine's own tests run: the smallest real uses of each mechanism. */
 import { DEFINE_GLOBAL, I32 } from "../../shared/arena.js";
-import { KernelBug } from "../../shared/report.js";
+import { KernelBug, reportBug } from "../../shared/report.js";
 import { defineStruct } from "../../shared/struct.js";
 import { DEFINE_SPINLOCK, spin_lock, spin_unlock } from "../../locks/spinlock.js";
 import { LIST_HEAD, list_next } from "../../lib/list.js";
@@ -44,4 +44,9 @@ defineWorkload("hard_lockup", () => {
   let n = 0;
   for (let e = list_next(head); e !== head; e = list_next(e)) n++;
   return n;
+});
+
+/** `times` WARNs cycling through `distinct` texts: a CPU warning over and over, as a looping one does. */
+defineWorkload("warn_flood", (a: { times: number; distinct: number }) => {
+  for (let i = 0; i < a.times; i++) reportBug("WARN", `selftest warning ${i % a.distinct}`);
 });
