@@ -47,6 +47,7 @@ async function main(): Promise<void> {
 
   const runs: Record<Surface, number> = { exec: 0, "exec-cli": 0, replay: 0, argv: 0 };
   let cases = 0;
+  let checked = 0;
   const t0 = performance.now();
   const elapsed = () => performance.now() - t0;
   const bar = ProgressBar.start({
@@ -77,6 +78,7 @@ async function main(): Promise<void> {
         if (elapsed() >= durationMs) break;
         const r = await fuzzRound(surface, (seed + round * SURFACES.length + i) >>> 0, ROUND[surface], ctx, tick);
         runs[surface] += r.runs;
+        checked += r.checked;
         if (r.failure !== null) {
           failed = r;
           break;
@@ -97,7 +99,8 @@ async function main(): Promise<void> {
     process.exitCode = 1;
   }
   console.log(
-    `fuzz: ${total} cases (${SURFACES.map((s) => `${s} ${runs[s]}`).join(", ")}), ${failed === null ? 0 : 1} failures, ` +
+    `fuzz: ${total} cases (${SURFACES.map((s) => `${s} ${runs[s]}`).join(", ")}; ${checked} clean scripts checked), ` +
+      `${failed === null ? 0 : 1} failures, ` +
       `seed ${seed}, ${(elapsed() / 1000).toFixed(0)} s`,
   );
 }

@@ -47,6 +47,8 @@ export interface RoundResult {
   readonly surface: Surface;
   readonly seed: number;
   readonly runs: number;
+  /** Exec scripts that ended cleanly without a misuse the kernel does not check: their `check` had to pass. */
+  readonly checked: number;
   /** The property that broke, on the minimal counterexample; null when none did. */
   readonly failure: string | null;
   /** The folder whose files reproduce the failure, and the command that does. */
@@ -90,14 +92,15 @@ export async function fuzzRound(
 ): Promise<RoundResult> {
   const work = join(ctx.dir, "work");
   mkdirSync(work, { recursive: true });
+  let checked = 0;
   const run = async (c: unknown) => {
     onCase();
     switch (surface) {
       case "exec":
-        await runExecLibrary(c as ExecCase);
+        if ((await runExecLibrary(c as ExecCase)).strict) checked++;
         break;
       case "exec-cli":
-        await runExecCli(c as ExecCase, work, ctx.timeoutMs);
+        if ((await runExecCli(c as ExecCase, work, ctx.timeoutMs)).strict) checked++;
         break;
       case "replay":
         await runReplayCli(c as ReplayCase, ctx.bases, work, ctx.timeoutMs);
@@ -114,10 +117,11 @@ export async function fuzzRound(
         ? argvCase
         : execCase(ctx.exec, surface === "exec-cli" ? 120 : 40);
   const d = await fc.check(fc.asyncProperty(arbitrary, run), { seed, numRuns });
-  if (!d.failed) return { surface, seed, runs: d.numRuns, failure: null, repro: null };
+  if (!d.failed) return { surface, seed, runs: d.numRuns, checked, failure: null, repro: null };
   const value = d.counterexample?.[0];
   const failure = d.errorInstance instanceof Error ? d.errorInstance.message : String(d.errorInstance);
-  if (value === undefined) return { surface, seed, runs: d.numRuns, failure, repro: null };
+  if (value === undefined) return { surface, seed, runs: d.numRuns, checked, failure, repro: null };
   const dir = join(ctx.dir, `failure-${surface}-${seed}`);
-  return { surface, seed, runs: d.numRuns, failure, repro: { dir, command: writeRepro(surface, value, ctx, dir) } };
+  const repro = { dir, command: writeRepro(surface, value, ctx, dir) };
+  return { surface, seed, runs: d.numRuns, checked, failure, repro };
 }
