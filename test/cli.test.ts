@@ -3,6 +3,7 @@
  * and the bin link run it) in a child process, checked on its stdout, stderr
  * and exit status.
  */
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { SPINLOCK_T } from "../src/locks/spinlock.js";
 import { describeStruct } from "../src/shared/struct.js";
@@ -75,5 +76,24 @@ describe("vmsim: bad arguments", () => {
     expect(r.stderr).toMatch(/^vmsim: error: /);
     expect(r.stderr).toContain(message);
     expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe("vmsim: the front door", () => {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+
+  it.each([["--version"], ["-V"]])("%s prints package.json's version and exits 0", async (flag) => {
+    const r = await vmsim(flag);
+    expect(r).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: "" });
+  });
+
+  it("vmsim alone prints the help with every command on stdout and exits 0", async () => {
+    const r = await vmsim();
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toMatch(/^Usage: vmsim \[options\] \[command\]/);
+    for (const cmd of ["info", "run", "stress", "exec", "test", "bench", "explore", "replay", "shrink"])
+      expect(r.stdout).toMatch(new RegExp(`^  ${cmd} `, "m"));
+    expect(r.stdout).toMatch(/-V, --version/);
   });
 });

@@ -25,6 +25,7 @@ import {
 import { findScenario } from "../src/explore/scenario.js";
 import { shrink } from "../src/explore/shrink.js";
 import { WHY_DUE } from "../src/sched/sched_det.js";
+import { kernelCallChain } from "../src/shared/report.js";
 import { vmsim } from "./helpers/vmsim.js";
 
 const MEMORY = 8 * 1024 * 1024;
@@ -225,7 +226,10 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
     const file = join(dir, readdirSync(dir).find((f) => f.endsWith(".json"))!);
     const r = await vmsim("replay", file, "--check-determinism", "--timeline");
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/^FAILS: report: WARN: WARNING: lost update.*\(as recorded\)$/m);
+    expect(r.stdout).toMatch(
+      /^FAILS: \[CPU\d\] WARN: WARNING: lost update: counter is \d+, expected \d+ .*\(as recorded\)$/m,
+    );
+    expect(r.stdout).toMatch(/^signature: WARN: WARNING: lost update: counter is #, expected # \(# CPUs\)$/m);
     expect(r.stdout).toMatch(/= the recorded run's \(bit for bit\)/);
     expect(r.stdout).toMatch(/^determinism: second replay digest \w+ = first/m);
     expect(r.stdout).toMatch(/^ +\d+ +CPU\d +preempts CPU\d/m);
@@ -272,6 +276,10 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
     const r = await vmsim("explore", "--scenario", "demo:lost-update", "--jobs", "2", "--budget", "20s", "--out", out);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/2 jobs/);
+    expect(r.stdout).toMatch(/^FOUND on run \d+ of job [12] /m);
+    // Both jobs start with the same non-preemptive schedule: counted once.
+    const summary = JSON.parse(/^SUMMARY (.*)$/m.exec(r.stdout)![1]!);
+    expect(summary.distinct).toBeLessThanOrEqual(summary.runs);
     expect(readdirSync(out).filter((f) => f.endsWith(".json"))).toHaveLength(1);
   });
 
@@ -286,7 +294,8 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
       "3",
     );
     expect(shift.code).toBe(0);
-    expect(shift.stdout).toMatch(/^result: ok \(no failure in 3 runs\)$/m);
+    // --iterations 3: the non-preemptive run and 3 more.
+    expect(shift.stdout).toMatch(/^result: ok \(no failure in 4 runs\)$/m);
     const pcpu = await vmsim(
       "explore",
       "--scenario",
@@ -355,5 +364,101 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
       expect(r.code).toBe(2);
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
     }
+  });
+});
+
+describe("what explore says when it finds a failure", () => {
+  const dir = mkdtempSync(join(tmpdir(), "vmsim-found-"));
+
+  it("the vmallocinfo race (catalog, pct seed 1): the real first failure, its function and call trace, once with its count, the signature apart", async () => {
+    const r = await vmsim(
+      ...["explore", "--scenario", "catalog:vmallocinfo", "--inject", "vmallocinfo-uninitialized", "--ops", "8"],
+      ...["--strategy", "pct", "--depth", "2", "--out", dir],
+    );
+    expect(r.code).toBe(1);
+    const found = /^FOUND on run \d+ \(pct d=2 k=\d+, sched seed \d+\): (.*)$/m.exec(r.stdout)?.[1];
+    // The address as the oops printed it, not the signature's blotted #x….
+    expect(found).toMatch(
+      /^\[CPU1\] fault in show_numa_info \(\d+ times\): Unable to handle kernel NULL pointer dereference at virtual address 0x0000000000000000$/,
+    );
+    expect(r.stdout).toMatch(/^ {6}call trace: show_numa_info ← s_show ← vmallocinfo$/m);
+    // Once in the report, once where the timeline ends.
+    const report = r.stdout.slice(0, r.stdout.indexOf("replay file:"));
+    expect(report.match(/Unable to handle kernel NULL pointer dereference at virtual address 0x0/g)).toHaveLength(1);
+    expect(r.stdout).toMatch(/^ +\d+ {2}FAILS: \[CPU1\] fault in show_numa_info \(\d+ times\): Unable to handle/m);
+    expect(r.stdout).toMatch(
+      /^signature: fault: Unable to handle kernel NULL pointer dereference at virtual address #x… \(what runs of the same bug share\)$/m,
+    );
+    const summary = JSON.parse(/^SUMMARY (.*)$/m.exec(r.stdout)![1]!);
+    expect(summary.failure).toBe("fault: Unable to handle kernel NULL pointer dereference at virtual address #x…");
+    const file = readReplayFile(join(dir, readdirSync(dir).find((f) => f.endsWith(".json"))!));
+    expect(file.failure?.where).toEqual(["show_numa_info", "s_show", "vmallocinfo"]);
+  });
+
+  it("runs, distinct schedules and the preemption histogram count the same runs, the non-preemptive one included", async () => {
+    // One CPU has one schedule: 1 + 5 runs, 1 distinct schedule.
+    const one = await vmsim(
+      ...["explore", "--scenario", "demo:lost-update", "--cpus", "1", "--strategy", "random", "--iterations", "5"],
+    );
+    expect(one.code).toBe(0);
+    expect(one.stdout).toMatch(/^runs: 6 in [\d.]+ s \([\d.]+ runs\/s\), 1 distinct schedule$/m);
+    expect(one.stdout).toMatch(/^preemptions per run: 0: 6$/m);
+    for (const args of [
+      ["--scenario", "demo:lost-update", "--strategy", "random", "--p", "0.3", "--iterations", "40", "--ops", "1"],
+      ["--scenario", "demo:lost-update", "--strategy", "exhaustive", "--bound", "2", "--ops", "1", "--cpus", "3"],
+    ]) {
+      const r = await vmsim("explore", ...args, "--out", dir);
+      const runs = Number(/^runs: ([\d,]+) in/m.exec(r.stdout)![1]!.replace(/,/g, ""));
+      const distinct = Number(/, ([\d,]+) distinct schedules?/m.exec(r.stdout)![1]!.replace(/,/g, ""));
+      const histogram = /^preemptions per run: (.*)$/m
+        .exec(r.stdout)![1]!
+        .split(", ")
+        .reduce((a, x) => a + Number(x.split(": ")[1]!.replace(/,/g, "")), 0);
+      expect(distinct, args.join(" ")).toBeLessThanOrEqual(runs);
+      expect(histogram, args.join(" ")).toBe(runs);
+      const summary = JSON.parse(/^SUMMARY (.*)$/m.exec(r.stdout)![1]!);
+      expect(summary).toMatchObject({ runs, distinct });
+      const found = /^FOUND on run (\d+) /m.exec(r.stdout);
+      if (found) expect(Number(found[1])).toBe(runs);
+    }
+  });
+});
+
+describe("kernelCallChain", () => {
+  const stack = [
+    "Error",
+    "    at nullPointerOops (file:///x/dist/src/mm/vmalloc.js:1528:5)",
+    "    at show_numa_info (file:///x/dist/src/mm/vmalloc.js:1520:20)",
+    "    at s_show (file:///x/dist/src/mm/vmalloc.js:1566:17)",
+    "    at vmallocinfo (file:///x/dist/src/mm/vmalloc.js:1581:20)",
+    "    at file:///x/dist/src/workers/workloads/catalog.js:147:18",
+    "    at forEachOp (file:///x/dist/src/workers/workloads/catalog.js:31:13)",
+    "    at Object.run (file:///x/dist/src/workers/cpu.js:45:27)",
+    "    at callback (file:///x/node_modules/comlink/dist/esm/comlink.mjs:103:48)",
+  ].join("\n");
+
+  it("keeps the kernel-named frames from the failing function up to the workload, innermost first", () => {
+    expect(kernelCallChain(stack)).toEqual(["show_numa_info", "s_show", "vmallocinfo"]);
+  });
+
+  it("skips the scheduler's frames before the kernel's, and has nothing to say about a workload's own access", () => {
+    const spin = [
+      "Error",
+      "    at livelock (file:///x/src/sched/sched_det.ts:120:5)",
+      "    at decide (file:///x/src/sched/sched_det.ts:400:5)",
+      "    at schedPointSlow (file:///x/src/sched/sched_point.ts:40:5)",
+      "    at spin_lock (file:///x/src/locks/spinlock.ts:80:3)",
+      "    at vm_unmap_aliases (file:///x/src/mm/vmap_block.ts:530:7)",
+      "    at file:///x/src/workers/workloads/catalog.ts:60:9",
+    ].join("\n");
+    expect(kernelCallChain(spin)).toEqual(["spin_lock", "vm_unmap_aliases"]);
+    const store = [
+      "Error",
+      "    at staleTlbHit (file:///x/src/mm/mmu.ts:52:3)",
+      "    at mmuWrite (file:///x/src/mm/mmu.ts:98:15)",
+      "    at file:///x/src/workers/workloads/catalog.ts:90:9",
+      "    at vfree (file:///x/src/mm/vmalloc.ts:980:9)",
+    ].join("\n");
+    expect(kernelCallChain(store)).toEqual([]);
   });
 });

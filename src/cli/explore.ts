@@ -13,7 +13,7 @@ import { Piscina } from "piscina";
 import type { MachineConfig } from "../shared/config.js";
 import { lastEvents } from "../shared/events.js";
 import { type ExploreOptions, type ExploreStats, type Found, explore, pctBound } from "../explore/explore.js";
-import { Explorer, type Failure } from "../explore/explorer.js";
+import { Explorer, type Failure, failureHeadline } from "../explore/explorer.js";
 import type { ExploreTask } from "../explore/explore_worker.js";
 import {
   type ReplayFile,
@@ -106,15 +106,21 @@ async function exploreJobs(task: ExploreTask, jobs: number): Promise<ExploreStat
   }
 }
 
-/** Sums the jobs' statistics; the first failure found is the one reported. */
+/**
+ * Sums the jobs' statistics; the first failure found is the one reported.
+ * Schedules are counted once however many jobs ran them (each job's
+ * non-preemptive run is the same schedule).
+ */
 function mergeStats(all: readonly ExploreStats[]): ExploreStats {
   const first = all[0]!;
   const byStrategy: Record<string, number> = {};
   for (const s of all) for (const [k, n] of Object.entries(s.byStrategy)) byStrategy[k] = (byStrategy[k] ?? 0) + n;
+  const schedules = new Set(all.flatMap((s) => s.schedules ?? []));
   return {
     iterations: all.reduce((a, s) => a + s.iterations, 0),
+    runs: all.reduce((a, s) => a + s.runs, 0),
     ms: Math.max(...all.map((s) => s.ms)),
-    distinct: all.reduce((a, s) => a + s.distinct, 0),
+    distinct: schedules.size,
     preemptions: first.preemptions.map((_, i) => all.reduce((a, s) => a + s.preemptions[i]!, 0)),
     byStrategy,
     k: first.k,
@@ -182,7 +188,7 @@ export async function exploreCommand(
         const s = st();
         const done = Math.max(s.ms / o.budgetMs, o.iterations === null ? 0 : s.iterations / o.iterations);
         bar.update(Math.round(Math.min(1, done) * 1000), s.iterations, {
-          runs: formatInt(s.iterations),
+          runs: formatInt(s.runs),
           distinct: formatInt(s.distinct),
         });
       });
@@ -199,10 +205,11 @@ export async function exploreCommand(
         `with probability ≥ 1/(n·k^(d−1)) = ${pctBound(n, stats.k, d).toExponential(2)}`,
     );
   }
-  const rate = (stats.iterations * 1000) / Math.max(1, stats.ms);
+  // Every run counts, the non-preemptive one(s) included: the preemption histogram and the schedules count them.
+  const rate = (stats.runs * 1000) / Math.max(1, stats.ms);
   say(
-    `runs: ${formatInt(stats.iterations)} in ${(stats.ms / 1000).toFixed(1)} s (${rate.toFixed(1)} runs/s), ` +
-      `${formatInt(stats.distinct)} distinct schedules${stats.exhausted ? ", every schedule within the bound explored" : ""}`,
+    `runs: ${formatInt(stats.runs)} in ${(stats.ms / 1000).toFixed(1)} s (${rate.toFixed(1)} runs/s), ` +
+      `${formatInt(stats.distinct)} distinct schedule${stats.distinct === 1 ? "" : "s"}${stats.exhausted ? ", every schedule within the bound explored" : ""}`,
   );
   say(`preemptions per run: ${preemptionText(stats.preemptions)}`);
   if (o.strategy === "portfolio")
@@ -221,12 +228,12 @@ export async function exploreCommand(
         console.log(l);
     }
     const fail = found.outcome.failure!;
-    say(resultLine("FAILED", `${failureLine(fail)}, on run ${found.iteration}; replay file ${replayPath}`));
+    say(resultLine("FAILED", `${failureLine(fail)}, on run ${found.iteration + 1}; replay file ${replayPath}`));
   } else
     say(
       resultLine(
         "ok",
-        `no failure in ${plural(stats.iterations, "run")}` +
+        `no failure in ${plural(stats.runs, "run")}` +
           (stats.exhausted ? ", every schedule within the bound explored" : ""),
       ),
     );
@@ -237,7 +244,7 @@ export async function exploreCommand(
       scenario: scenario.name,
       strategy: o.strategy,
       cpus: n,
-      runs: stats.iterations,
+      runs: stats.runs,
       runsPerSec: Number(rate.toFixed(1)),
       distinct: stats.distinct,
       k: stats.k,
@@ -273,10 +280,13 @@ function reportFound(
   writeReplayFile(path, file);
   const fail = f.outcome.failure!;
   const say = o.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
+  // Runs count from 1, the non-preemptive one (iteration 0) first, as the runs line counts them; each job its own.
+  const job = o.jobs > 1 ? ` of job ${Math.floor((f.seed - o.schedSeed) / JOB_SEED_STRIDE) + 1}` : "";
   say(
-    `FOUND on run ${f.iteration} (${strategyText(f.strategy)}, sched seed ${f.seed}): ${fail.kind}: ${fail.signature}`,
+    `FOUND on run ${f.iteration + 1}${job} (${strategyText(f.strategy)}, sched seed ${f.seed}): ${failureHeadline(fail)}`,
   );
-  for (const l of fail.text.split("\n").slice(0, 40)) say(`  ${l}`);
+  for (const l of fail.text.split("\n").slice(1, 40)) say(`  ${l}`);
+  say(`signature: ${fail.signature} (what runs of the same bug share)`);
   say(
     `replay file: ${path} (${plural(f.outcome.record.preemptions, "preemption")}, ${formatInt(f.outcome.record.steps)} steps)`,
   );
@@ -319,9 +329,10 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
     const exact = out.digest === f.digest;
     if (fail) {
       console.log(
-        `FAILS: ${fail.kind}: ${fail.signature}${same ? " (as recorded)" : ` (recorded: ${f.failure?.signature ?? "no failure"})`}`,
+        `FAILS: ${failureHeadline(fail)}${same ? " (as recorded)" : ` (recorded: ${f.failure?.signature ?? "no failure"})`}`,
       );
-      for (const l of fail.text.split("\n").slice(0, 40)) console.log(`  ${l}`);
+      for (const l of fail.text.split("\n").slice(1, 40)) console.log(`  ${l}`);
+      console.log(`signature: ${fail.signature}`);
     } else console.log(`no failure${f.failure ? ` (recorded: ${f.failure.signature})` : " (as recorded)"}`);
     console.log(
       `steps ${formatInt(out.record.steps)}, switches ${formatInt(out.record.switches)}, preemptions ${formatInt(out.record.preemptions)}; ` +

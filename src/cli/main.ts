@@ -2,7 +2,8 @@
 /**
  * The `vmsim` command. Exit status: 0 ok, 1 a run found a failure (a CPU
  * stopped the machine, a report, a failed check), 2 bad command-line
- * arguments — always as one line on stderr, never a stack trace.
+ * arguments — always as one line on stderr, never a stack trace. `vmsim`
+ * alone prints the help and exits 0: it asked for nothing that could fail.
  */
 import { Command, CommanderError } from "commander";
 import { type MachineConfig, makeConfig } from "../shared/config.js";
@@ -40,7 +41,7 @@ import { checkBench, runBench } from "./bench.js";
 import { mergeCommand, stressCampaign } from "./campaign.js";
 import { TEST_HELP, runTest, testRunOf } from "./test.js";
 import { exploreCommand, replayCommand, shrinkCommand } from "./explore.js";
-import { readReplayFile } from "../explore/replay_file.js";
+import { readReplayFile, vmsimVersion } from "../explore/replay_file.js";
 import { scenarioNames } from "../explore/scenario.js";
 import { readScript, scenarioOf, scriptScenario } from "../explore/script.js";
 
@@ -77,6 +78,7 @@ function rerunOf<C>(
 function program(): Command {
   const p = new Command("vmsim")
     .description("The Linux kernel's vmalloc allocator on real parallel threads")
+    .version(vmsimVersion(), "-V, --version", "print vmsim's version")
     .exitOverride()
     // An option belongs to the command it follows (`vmsim stress merge … --out` is merge's --out, not stress's).
     .enablePositionalOptions()
@@ -238,6 +240,10 @@ function usage<T>(fn: () => T): T {
 }
 
 async function main(argv: string[]): Promise<void> {
+  if (argv.length <= 2) {
+    program().outputHelp();
+    return;
+  }
   try {
     await program().parseAsync(argv);
   } catch (e) {

@@ -383,7 +383,7 @@ export interface BenchOptions {
   readonly loops: number;
   /** Boot with lockdep on. @defaultValue false */
   readonly lockdep: boolean;
-  /** Folder for scaling.{json,md,svg}. @defaultValue bench/results/scaling */
+  /** Folder for scaling.{json,md,svg}. @defaultValue vmsim-bench (git-ignored; committed results go to bench/results/ with --out) */
   readonly out: string;
 }
 
@@ -435,8 +435,8 @@ export const BENCH_OPTIONS: OptionTable<BenchOptions> = {
   lockdep: { flags: "--lockdep", description: "boot with lockdep on", defaultValue: false },
   out: {
     flags: "--out <dir>",
-    description: "folder for scaling.json, scaling.md and scaling.svg",
-    defaultValue: "bench/results/scaling",
+    description: "folder for scaling.json, scaling.md and scaling.svg (bench/results/scaling holds the committed ones)",
+    defaultValue: "vmsim-bench",
     parse: (raw) => raw,
   },
 };

@@ -53,10 +53,15 @@ export interface Found {
 }
 
 export interface ExploreStats {
+  /** Runs after the non-preemptive one: what {@link ExploreOptions.iterations} bounds. */
   readonly iterations: number;
+  /** Every run made: the non-preemptive one and the `iterations` after it. */
+  readonly runs: number;
   readonly ms: number;
-  /** Distinct schedules (decision sequences) among the runs. */
+  /** Distinct schedules (decision sequences) among the runs: at most `runs`. */
   readonly distinct: number;
+  /** The distinct schedules' hashes, in the final statistics only: what `--jobs` merges. */
+  readonly schedules?: readonly string[];
   /** Runs by preemption count: index i = runs with i preemptions (the last bucket: that many or more). */
   readonly preemptions: number[];
   /** Runs of each strategy (the portfolio's split). */
@@ -200,6 +205,7 @@ export async function explore(
   const search = new Exhaustive(o.bound, base);
   const stats = (): ExploreStats => ({
     iterations,
+    runs: iterations + 1,
     ms: performance.now() - t0,
     distinct: seen.size,
     preemptions: [...preemptions],
@@ -252,14 +258,14 @@ export async function explore(
     if (next === null) break;
     const out = await ex.runOnce(next.strategy, next.seed, params, cap);
     iterations++;
+    note(next.name, out);
     if (next.guided) {
       // A preemption that no longer applies repeats an earlier schedule: not a new one, no children.
       if (out.record.skipped > 0) continue;
       search.ran(next.guided, out);
     }
-    note(next.name, out);
     if (out.failure) found = { outcome: out, strategy: next.name, seed: next.seed, iteration: i };
     onProgress(iterations, stats);
   }
-  return stats();
+  return { ...stats(), schedules: [...seen] };
 }

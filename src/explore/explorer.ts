@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import type { MachineConfig } from "../shared/config.js";
 import { TRACE_RING_SIZE, lastEvents, set_snapshot_on_warning } from "../shared/events.js";
-import type { Report } from "../shared/report.js";
+import { type Report, kernelCallChain } from "../shared/report.js";
 import {
   type SchedRecord,
   type Strategy,
@@ -30,8 +30,17 @@ export interface Failure {
   readonly kind: "bug" | "soft-lockup" | "report" | "check" | "deadlock" | "livelock" | "diverged";
   /** The failure with addresses and numbers blotted out: the same bug gives the same signature. */
   readonly signature: string;
-  /** The whole text: the BUG's message, the report, the violations. */
+  /**
+   * The whole text: the BUG's message, the reports (each distinct one once,
+   * with its count, its function and call trace), the violations.
+   */
   readonly text: string;
+  /**
+   * The kernel call chain of the first failure, innermost first: `where[0]`
+   * is the function it happened in. Empty for a check or a failure outside
+   * kernel code; absent in replay files of older vmsims.
+   */
+  readonly where?: readonly string[];
 }
 
 export interface Outcome {
@@ -48,6 +57,11 @@ export const DEFAULT_STEP_CAP = 50_000_000;
 
 /** The most steps a run may be capped at (`vmsim explore --step-cap`). */
 export const MAX_STEP_CAP = 2_000_000_000;
+
+/** The failure's first line as it happened (addresses and all): `[CPU1] fault in show_numa_info: Unable to …`. */
+export function failureHeadline(f: Failure): string {
+  return f.text.split("\n")[0] || f.signature;
+}
 
 /** Blots out what varies between two sightings of one bug: addresses, numbers. */
 export function signatureOf(text: string): string {
@@ -85,26 +99,63 @@ function classify(
         kind: "report",
         signature: `${first.kind}: ${signatureOf(first.text)}`,
         text: reportsText(reports, msg),
+        where: first.callers,
       };
     // The scheduler's verdicts are their own report: no second copy of the text.
-    const tail = reports.some((r) => r.text === msg) ? "" : `CPU${error.cpu}: ${error.error.name}: ${msg}`;
+    const where = kind === "bug" ? kernelCallChain(error.error.stack ?? "") : [];
+    const tail = reports.some((r) => r.text === msg)
+      ? ""
+      : `CPU${error.cpu}: ${error.error.name}${where.length > 0 ? ` in ${where[0]}` : ""}: ${msg}${callTraceLine(where)}`;
     return {
       kind,
       signature: kind === "bug" ? `${error.error.name}: ${signatureOf(msg)}` : `sched: ${signatureOf(msg)}`,
       text: reportsText(reports, tail),
+      where,
     };
   }
   if (reports.length > 0) {
     const r = reports[0]!;
-    return { kind: "report", signature: `${r.kind}: ${signatureOf(r.text)}`, text: reportsText(reports, "") };
+    return {
+      kind: "report",
+      signature: `${r.kind}: ${signatureOf(r.text)}`,
+      text: reportsText(reports, ""),
+      where: r.callers,
+    };
   }
   if (violations.length > 0)
-    return { kind: "check", signature: `check: ${signatureOf(violations[0]!)}`, text: violations.join("\n") };
+    return {
+      kind: "check",
+      signature: `check: ${signatureOf(violations[0]!)}`,
+      text: violations.join("\n"),
+      where: [],
+    };
   return null;
 }
 
+/** "\n    call trace: f ← g ← h" for a chain of two or more (one is in the headline already), else "". */
+function callTraceLine(chain: readonly string[]): string {
+  return chain.length > 1 ? `\n    call trace: ${chain.join(" ← ")}` : "";
+}
+
+/**
+ * The reports, one entry per distinct report (same CPU, kind, text and call
+ * chain) in the order they first came, with how often it came: a reader
+ * that oopses on every area says so once. Each names the function it came
+ * from and, below it, its call trace.
+ */
 function reportsText(reports: readonly Report[], tail: string): string {
-  const lines = reports.map((r) => `[CPU${r.cpu}] ${r.kind}: ${r.text}`);
+  const seen = new Map<string, { r: Report; n: number }>();
+  for (const r of reports) {
+    const key = JSON.stringify([r.cpu, r.kind, r.text, r.callers]);
+    const e = seen.get(key);
+    if (e) e.n++;
+    else seen.set(key, { r, n: 1 });
+  }
+  const lines = [...seen.values()].map(
+    ({ r, n }) =>
+      `[CPU${r.cpu}] ${r.kind}${r.callers.length > 0 ? ` in ${r.callers[0]}` : ""}${n > 1 ? ` (${n} times)` : ""}: ` +
+      `${r.text}${callTraceLine(r.callers)}`,
+  );
   if (tail !== "") lines.push(tail);
   return lines.join("\n");
 }

@@ -4,7 +4,7 @@
  * then the failure and every CPU's last events.
  */
 import { type Decision, WHY_BLOCK, WHY_DONE, WHY_DUE, WHY_START, WHY_YIELD, maskText } from "../sched/sched_det.js";
-import type { Failure } from "./explorer.js";
+import { type Failure, failureHeadline } from "./explorer.js";
 
 function why(d: Decision, from: number): string {
   switch (d.why) {
@@ -37,7 +37,7 @@ export function timeline(
     out.push(`${String(d.step).padStart(7)}  CPU${d.cpu}   ${why(d, from)} ${maskText(d.mask)}`);
     cur = d.cpu;
   }
-  out.push(`${String(steps).padStart(7)}  ${failure ? `FAILS: ${failure.signature}` : "end of the run"}`);
+  out.push(`${String(steps).padStart(7)}  ${failure ? `FAILS: ${failureHeadline(failure)}` : "end of the run"}`);
   events.forEach((ev, cpu) => {
     if (ev.length === 0) return;
     out.push(`  CPU${cpu}'s last events:`);

@@ -41,7 +41,7 @@ export function isFault(r: unknown): r is Fault {
   return typeof r === "object" && r !== null && "fault" in r;
 }
 
-function fault(addr: number, what: string): Fault {
+function pageFault(addr: number, what: string): Fault {
   reportBug(
     "fault",
     `Unable to handle kernel ${what} at virtual address ${formatKaddr(layoutOf(theArena().config), addr)}\n${show_pte(addr)}`,
@@ -49,7 +49,7 @@ function fault(addr: number, what: string): Fault {
   return { fault: what, kaddr: addr };
 }
 
-function stale(addr: number, write: boolean, pte: number, now: number): void {
+function staleTlbHit(addr: number, write: boolean, pte: number, now: number): void {
   tlb_count_stale();
   reportBug(
     "stale-tlb",
@@ -59,21 +59,21 @@ function stale(addr: number, write: boolean, pte: number, now: number): void {
 }
 
 /** Translates kaddr `addr` on this CPU: the arena address of its byte, or the Fault it raised. */
-function translate(addr: number, write: boolean): number | Fault {
+function translateAddress(addr: number, write: boolean): number | Fault {
   const vpn = Math.floor(addr / PAGE_SIZE);
   const e = tlb_lookup(vpn);
   let pte: number;
   if (e) {
     pte = U32[(e + TLB_ENTRY.off.pte) >> 2]!;
     const now = ptep_get(I32[(e + TLB_ENTRY.off.ptep) >> 2]!);
-    if (now !== pte) stale(addr, write, pte, now);
+    if (now !== pte) staleTlbHit(addr, write, pte, now);
   } else {
     const ptep = kernel_ptep_lookup(vpn * PAGE_SIZE);
     pte = ptep ? ptep_get(ptep) : 0;
-    if (!pte_present(pte)) return fault(addr, "paging request");
+    if (!pte_present(pte)) return pageFault(addr, "paging request");
     tlb_fill(vpn, pte, ptep);
   }
-  if (write && pte_rdonly(pte)) return fault(addr, "write to read-only memory");
+  if (write && pte_rdonly(pte)) return pageFault(addr, "write to read-only memory");
   return pfn_to_data(pte_pfn(pte)) + (addr - vpn * PAGE_SIZE);
 }
 
@@ -82,7 +82,7 @@ export function mmuRead(kaddr: number, len: number): Uint8Array | Fault {
   const out = new Uint8Array(len);
   for (let done = 0; done < len; ) {
     const addr = kaddr + done;
-    const p = translate(addr, false);
+    const p = translateAddress(addr, false);
     if (typeof p !== "number") return p;
     const n = Math.min(len - done, PAGE_SIZE - (addr % PAGE_SIZE));
     out.set(U8.subarray(p, p + n), done);
@@ -95,7 +95,7 @@ export function mmuRead(kaddr: number, len: number): Uint8Array | Fault {
 export function mmuWrite(kaddr: number, bytes: Uint8Array): true | Fault {
   for (let done = 0; done < bytes.length; ) {
     const addr = kaddr + done;
-    const p = translate(addr, true);
+    const p = translateAddress(addr, true);
     if (typeof p !== "number") return p;
     const n = Math.min(bytes.length - done, PAGE_SIZE - (addr % PAGE_SIZE));
     U8.set(bytes.subarray(done, done + n), p);

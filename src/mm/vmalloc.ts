@@ -1749,15 +1749,18 @@ function show_numa_info(v: number): string {
   let counter = 0;
   for (let i = 0; i < nr; i++) {
     // counters[page_to_nid(v->pages[nr])]++: a load of v->pages[i], then of that page's flags (at offset 0).
-    if (vm_pages(v) === 0) return null_pointer_oops(PTR_BYTES * i);
-    if (vmStructPage(v, i) === 0) return null_pointer_oops(0);
+    if (vm_pages(v) === 0) return nullPointerOops(PTR_BYTES * i);
+    if (vmStructPage(v, i) === 0) return nullPointerOops(0);
     counter++;
   }
   return counter ? ` N0=${counter}` : "";
 }
 
-/** The oops of a load at `addr` below PAGE_SIZE (arch/arm64/mm/fault.c's wording); the reader's output stops there. */
-function null_pointer_oops(addr: number): string {
+/**
+ * The oops of a load at `addr` below PAGE_SIZE (arch/arm64/mm/fault.c's wording); the reader's output stops there.
+ * The hardware's fault, not a kernel function: camelCase, so the report's call chain starts at the load's function.
+ */
+function nullPointerOops(addr: number): string {
   const hex = `0x${addr.toString(16).padStart(PTR_BYTES * 2, "0")}`;
   reportBug("fault", `Unable to handle kernel NULL pointer dereference at virtual address ${hex}`);
   return "";

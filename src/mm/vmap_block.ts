@@ -540,7 +540,7 @@ export function vm_unmap_aliases(): void {
           start = Math.min(s, start);
           end = Math.max(e, end);
           flush = true;
-        } else wild_pointer_oops(va);
+        } else wildPointerOops(va);
       }
       spin_unlock(vb + B.lock);
     }
@@ -559,9 +559,10 @@ export function vm_unmap_aliases(): void {
  * outside the linear map (a block it reached before the block was set up):
  * kmalloc'ed records are arena offsets with no MMU in front, so the walker
  * checks where the kernel's load would fault. A pointer of slab poison
- * stands for the kernel's 8 poison bytes.
+ * stands for the kernel's 8 poison bytes. The hardware's fault (camelCase):
+ * the report's call chain starts at vm_unmap_aliases.
  */
-function wild_pointer_oops(p: number): void {
+function wildPointerOops(p: number): void {
   const word = (p >>> 0).toString(16).padStart(8, "0");
   const addr = p === POISON_FREE * 0x01010101 && layout.vaBits > 32 ? word + word : word;
   reportBug("fault", `Unable to handle kernel paging request at virtual address 0x${addr}`);

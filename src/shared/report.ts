@@ -4,7 +4,7 @@
  * counted in the arena, so the main thread sees the total live.
  */
 import { countReport, onMachineReset } from "./arena.js";
-import { trace_report } from "./events.js";
+import { isAllocFailureReport, trace_report } from "./events.js";
 import { smp_processor_id } from "./smp.js";
 
 export type ReportKind =
@@ -25,6 +25,55 @@ export interface Report {
   readonly text: string;
   /** Identical reports after this one that were counted, not kept (absent: none). */
   readonly suppressed?: number;
+  /**
+   * The kernel functions on the stack at the report, innermost first: the
+   * oops' call trace (`show_numa_info`, `s_show`, `vmallocinfo`). Empty for
+   * allocation failures (expected under fault injection: not worth a trace)
+   * and for reports made outside kernel code.
+   */
+  readonly callers: readonly string[];
+}
+
+/** Frames a call chain keeps: the failing function and its nearest callers. */
+const CALL_CHAIN_DEPTH = 8;
+/** Kernel code keeps the kernel's names: snake_case (or one lowercase word: vmalloc, vfree). */
+const KERNEL_NAME = /^_*[a-z][a-z0-9_]*$/;
+/** The folders below the workloads: the kernel, and the sched points and arena it stands on. */
+const KERNEL_FOLDER = /\/src\/(shared|sched|percpu|locks|lib|rcu|kernel|mm)\//;
+/** The deterministic scheduler behind the sched points: vmsim's, not the kernel's. */
+const SCHED_FOLDER = /\/src\/sched\//;
+
+/**
+ * The kernel call chain of a V8 stack (an Error's `stack`), innermost first:
+ * the frames of kernel-named functions in src/. Frames below the kernel
+ * before the first kernel frame (the MMU's access and an oops' model, which
+ * are camelCase; the scheduler's sched point) are skipped; the first other
+ * frame after it (the workload that called the kernel) ends the chain.
+ */
+export function kernelCallChain(stack: string): string[] {
+  const out: string[] = [];
+  for (const line of stack.split("\n")) {
+    const m = /^\s+at (?:async )?(?:(\S+)(?: \[as \S+\])? \()?(.+?)\)?$/.exec(line);
+    if (m === null) continue;
+    const [, name, where] = m;
+    const inSrc = /\/src\//.test(where!) && !where!.includes("node_modules") && !SCHED_FOLDER.test(where!);
+    if (inSrc && name !== undefined && KERNEL_NAME.test(name)) {
+      out.push(name);
+      if (out.length === CALL_CHAIN_DEPTH) break;
+    } else if (out.length > 0 || !KERNEL_FOLDER.test(where!)) break;
+  }
+  return out;
+}
+
+/** The kernel call chain of the caller of `fn`. */
+function callersOf(fn: (...args: never[]) => unknown): string[] {
+  const limit = Error.stackTraceLimit;
+  // Room for the harness helpers before the kernel frames, and for the chain.
+  Error.stackTraceLimit = 3 * CALL_CHAIN_DEPTH;
+  const at: { stack?: string } = {};
+  Error.captureStackTrace(at, fn);
+  Error.stackTraceLimit = limit;
+  return kernelCallChain(at.stack ?? "");
 }
 
 /**
@@ -38,6 +87,7 @@ interface Pending {
   readonly kind: ReportKind;
   readonly cpu: number;
   readonly text: string;
+  readonly callers: readonly string[];
   suppressed: number;
 }
 
@@ -74,7 +124,9 @@ export function reportBug(kind: ReportKind, text: string): Report {
     seen.last.suppressed++;
     return seen.last;
   }
-  const r: Pending = { kind, cpu: smp_processor_id(), text, suppressed: 0 };
+  // The stack is read once per kept report: a repeat is only counted.
+  const callers = isAllocFailureReport(kind, text) ? [] : callersOf(reportBug);
+  const r: Pending = { kind, cpu: smp_processor_id(), text, callers, suppressed: 0 };
   if (pending.length >= MAX_PENDING_REPORTS) {
     dropped.set(kind, (dropped.get(kind) ?? 0) + 1);
     return r;
@@ -88,11 +140,18 @@ export function reportBug(kind: ReportKind, text: string): Report {
 export function takeReports(): Report[] {
   const out: Report[] = pending.map((r) =>
     r.suppressed === 0
-      ? { kind: r.kind, cpu: r.cpu, text: r.text }
-      : { kind: r.kind, cpu: r.cpu, text: `${r.text}\n${r.suppressed} callbacks suppressed`, suppressed: r.suppressed },
+      ? { kind: r.kind, cpu: r.cpu, text: r.text, callers: r.callers }
+      : {
+          kind: r.kind,
+          cpu: r.cpu,
+          text: `${r.text}\n${r.suppressed} callbacks suppressed`,
+          callers: r.callers,
+          suppressed: r.suppressed,
+        },
   );
   const cpu = pending[0]?.cpu ?? smp_processor_id();
-  for (const [kind, n] of dropped) out.push({ kind, cpu, text: `printk: ${n} messages suppressed`, suppressed: n - 1 });
+  for (const [kind, n] of dropped)
+    out.push({ kind, cpu, text: `printk: ${n} messages suppressed`, callers: [], suppressed: n - 1 });
   forget();
   return out;
 }

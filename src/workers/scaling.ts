@@ -45,6 +45,8 @@ export interface ScalingPoint {
   /** 95 % relative margin of error of the mean µs per pair, percent. */
   readonly rmePct: number;
   readonly samples: number;
+  /** The timed loop of one CPU's run, ms (median over repeats × CPUs): how long each sample ran. */
+  readonly loopMs: number;
   /** The module's figure: the whole test in µs (median over repeats × CPUs). */
   readonly testUsec: number;
   /** Pairs per second, all CPUs together. */
@@ -125,12 +127,14 @@ export async function measureTestVmalloc(cpus: number, opts: ScalingOptions): Pr
       const loops = loopsFor(test, opts.loops);
       await run(test, Math.max(1, Math.round(loops / 10)));
       const perPair: number[] = [];
+      const loopUsec: number[] = [];
       const whole: number[] = [];
       const waits: number[] = [];
       for (let i = 0; i < opts.repeats; i++) {
         const { rs, lockWaitPct } = await run(test, loops);
         for (const r of rs) {
           perPair.push(r.loopUsec / r.pairs);
+          loopUsec.push(r.loopUsec);
           whole.push(r.usec);
         }
         waits.push(lockWaitPct);
@@ -143,6 +147,7 @@ export async function measureTestVmalloc(cpus: number, opts: ScalingOptions): Pr
         usPerPair: s.median,
         rmePct: s.rmePct,
         samples: s.samples,
+        loopMs: statsOf(loopUsec).median / 1000,
         testUsec: statsOf(whole).median,
         pairsPerSec: (cpus * 1e6) / s.median,
         lockWaitPct: statsOf(waits).median,
