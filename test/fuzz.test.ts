@@ -50,6 +50,14 @@ describe(`fuzz campaign (seed ${SEED})`, () => {
       if (surface === "exec") expect(r.checked).toBeGreaterThan(0);
     });
 
+  it("every replay file explore wrote (a lost update, a list corruption, a soft lockup) passes the check on read", () => {
+    expect(ctx.bases.map((b) => checkReplayFile(JSON.parse(b)).failure?.kind)).toEqual([
+      "report",
+      "soft-lockup",
+      "report",
+    ]);
+  });
+
   it(`replay files checked on read: a malformed one throws RangeError, never another error (400 cases, seed ${SEED})`, () => {
     fc.assert(
       fc.property(replayCase(ctx.bases.length), (c) => {

@@ -143,7 +143,13 @@ const EDITS: readonly fc.Arbitrary<ReplayEdit>[] = [
   set("decisions", "any", ""),
   set("decisions", "bad", "x y", "1.2", "0.0.1.0.- 1.5.1.0.-", "0.w.1.0.-", "0.0.1.9.-", 5, null, []),
   decisionsEdit.map((e): ReplayEdit => ({ path: "decisions", remove: false, value: e, verdict: "any" })),
-  set("failure", "any", null, { kind: "bug", signature: "x", text: "x" }),
+  set(
+    "failure",
+    "any",
+    null,
+    { kind: "bug", signature: "x", text: "x" },
+    { kind: "soft-lockup", signature: "x", text: "x" },
+  ),
   set("failure", "bad", "x", {}, { kind: "nope", signature: "x", text: "x" }, { kind: "bug" }, [], 1),
   set("digest", "any", "0000000000000000", ""),
   set("digest", "bad", 1, null, []),
@@ -213,6 +219,9 @@ export async function runReplayCli(c: ReplayCase, bases: readonly string[], dir:
   checkRun(r);
   if (isMalformed(c) && r.code !== 2)
     throw new FuzzFailure(`a malformed replay file was not refused (exit ${r.code}): ${r.stdout.split("\n")[0]}`);
+  // Every base file records a failure: unedited, it replays (and shrinks) to that failure.
+  if (c.edits.length === 0 && c.cut === null && r.code !== 1)
+    throw new FuzzFailure(`a replay file as explore wrote it ended in exit ${r.code}: ${r.stderr.split("\n")[0]}`);
 }
 
 /** Writes the base replay files into `dir` with `vmsim explore` (a few seconds); returns their texts. */
@@ -229,9 +238,22 @@ export async function makeBaseReplayFiles(dir: string): Promise<string[]> {
       .map((l) => JSON.stringify(l))
       .join("\n"),
   );
+  // The deferred double vfree: its flush loops on a cyclic list until the soft-lockup verdict.
+  const lockup = join(dir, "base-lockup.jsonl");
+  writeFileSync(
+    lockup,
+    [
+      { op: "vmalloc", size: 8192, as: "a" },
+      { op: "vfree", irq: true, ref: "a" },
+      { op: "vfree", irq: true, ref: "a" },
+    ]
+      .map((l) => JSON.stringify(l))
+      .join("\n"),
+  );
   const runs = [
     ["explore", "--scenario", "demo:lost-update", "--iterations", "50"],
     ["explore", "--script", script, "--inject", "no-vmap-area-lock", "--iterations", "200"],
+    ["explore", "--script", lockup, "--iterations", "1"],
   ];
   for (const args of runs) {
     const r = await runVmsim([...args, "--budget", "60s", "--out", join(dir, "base")], { cwd: dir, timeoutMs: 90_000 });

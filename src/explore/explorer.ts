@@ -22,12 +22,15 @@ import { Machine, MachineError } from "../workers/machine.js";
 import type { Scenario, ScenarioParams } from "./scenario.js";
 
 /** What broke a run. */
+/** The kinds of failure a run can end in (a replay file names one). */
+export const FAILURE_KINDS = ["bug", "soft-lockup", "report", "check", "deadlock", "livelock", "diverged"] as const;
+
 export interface Failure {
   /**
    * bug (a CPU threw), soft-lockup (a CPU stayed inside one kernel call: src/sched/watchdog.ts), report (WARN,
    * fault, stale-tlb, lockdep …), check (an invariant), deadlock, livelock, diverged.
    */
-  readonly kind: "bug" | "soft-lockup" | "report" | "check" | "deadlock" | "livelock" | "diverged";
+  readonly kind: (typeof FAILURE_KINDS)[number];
   /** The failure with addresses and numbers blotted out: the same bug gives the same signature. */
   readonly signature: string;
   /**

@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { type MachineConfig, makeConfig } from "../shared/config.js";
 import { type Decision, SCHED_MAX_CPUS } from "../sched/sched_det.js";
 import type { ScriptLine } from "../workers/workloads/exec_script.js";
-import { type Failure, MAX_STEP_CAP, type Outcome } from "./explorer.js";
+import { FAILURE_KINDS, type Failure, MAX_STEP_CAP, type Outcome } from "./explorer.js";
 import { MAX_OPS, type ScenarioParams } from "./scenario.js";
 import { checkScript, scenarioOf } from "./script.js";
 // The race catalog's scenarios (catalog:…) register themselves: a file may name one.
@@ -110,8 +110,6 @@ const STRATEGY_FIELDS: Readonly<Record<StrategyName["kind"], Readonly<Record<str
   exhaustive: { bound: "number" },
   shrunk: { from: "string" },
 };
-
-const FAILURE_KINDS: readonly Failure["kind"][] = ["bug", "report", "check", "deadlock", "livelock", "diverged"];
 
 /** Checks a replay file's parsed JSON field by field; throws RangeError naming the first field that is wrong. */
 export function checkReplayFile(raw: unknown): ReplayFile {
