@@ -1,6 +1,6 @@
 /**
- * The deterministic scheduler's benchmark (src/sched/sched_det.ts, DESIGN
- * §6): what a sched point, a switch, an exploration and a replay cost.
+ * The deterministic scheduler's benchmark (src/sched/sched_det.ts,
+ * docs/architecture.md): what a sched point, a switch, an exploration and a replay cost.
  * Prints a Markdown table and writes bench/results/sched.{md,json} with the
  * machine it ran on.
  *

@@ -1,5 +1,5 @@
 /**
- * `vmsim exec` as the tools that drive it see it (shared/EXEC.md): the built
+ * `vmsim exec` as the tools that drive it see it (docs/exec.md): the built
  * CLI in a child process, a script in (a file or stdin), JSON result lines out.
  *
  * arm64-va48, as vmalloc_init leaves it (src/mm/vmalloc.ts): VMALLOC_START is
@@ -69,13 +69,13 @@ const IMAGE = [
   "0xffff000008f10000-0xffff000009023000 1126400 paging_init phys=0x0000000040f10000 vmap",
 ];
 
-/** A meminfo result's fields (the names are /proc/meminfo's, as EXEC.md's result carries them). */
+/** A meminfo result's fields (the names are /proc/meminfo's, as docs/exec.md's result carries them). */
 function meminfo(usedKb: number): Record<string, number> {
   // biome-ignore lint/style/useNamingConvention: /proc/meminfo's field names
   return { VmallocTotal: 135290290112, VmallocUsed: usedKb, VmallocChunk: 0 };
 }
 
-describe("vmsim exec: EXEC.md's example", () => {
+describe("vmsim exec: two areas, one freed, then /proc/vmallocinfo", () => {
   it("gives exact addresses on arm64-va48, and vmallocinfo shows a's area unpurged", async () => {
     const r = await runScript(
       [

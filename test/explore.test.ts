@@ -250,7 +250,7 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
     expect(again.stdout).toMatch(/bit for bit/);
   });
 
-  it("--script runs each CPU's EXEC.md lines at once; bounded exhaustive search covers every schedule and ends", async () => {
+  it("--script runs each CPU's op-script lines at once; bounded exhaustive search covers every schedule and ends", async () => {
     const script = join(dir, "race.jsonl");
     writeFileSync(
       script,

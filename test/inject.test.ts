@@ -7,7 +7,7 @@
  *
  * The catch comes from real concurrency (two worker threads), so its moment
  * varies from run to run; the bound is what makes the test certain. Measured
- * over 20 seeds each (README, "Proof that it hunts races"), every broken
+ * over 20 seeds each (docs/races.md, "Proof that it hunts races"), every broken
  * build was caught within 2.3 s on 2 cores and within 3.8 s with both
  * CPUs squeezed onto one core, against a cap of 20 s per seed and three seeds
  * in turn — 60 s in all. The machine's soft-lockup threshold is 2 s here

@@ -278,9 +278,19 @@ const PINS: Record<string, Pin> = {
   /* vmalloc */
   vmap_area: {
     def: VMAP_AREA,
-    size: 56,
+    size: 64,
     align: 8,
-    off: { va_start: 0, va_end: 8, flags: 16, rb_node: 20, list: 32, purge_list: 40, vm: 44, rcu_head: 48 },
+    off: {
+      va_start: 0,
+      va_end: 8,
+      flags: 16,
+      rb_node: 20,
+      list: 32,
+      purge_list: 40,
+      vm: 44,
+      rcu_head: 48,
+      alloc_cpu: 56,
+    },
   },
   vm_struct: {
     def: VM_STRUCT,

@@ -7,7 +7,7 @@
  * process, judged on its exit status, its Summary lines and its SUMMARY line.
  * The smoke runs keep test_vmalloc.sh's smoke preset (test_repeat_count=10)
  * with a smaller test_loop_count so that CI stays short; the preset's own
- * 10000 loops take about a minute here (README, "vmsim test").
+ * 10000 loops take about a minute here (docs/cli.md, "vmsim test").
  *
  * The percpu and kvfree_rcu tests run kernel code on the main thread (CPU 0
  * after start_kernel), on the arm32 layout, whose vmalloc area ends at

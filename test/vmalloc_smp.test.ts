@@ -38,7 +38,7 @@ const P = PAGE_SIZE;
 const A = VMAP_AREA.off;
 const S = VM_STRUCT.off;
 
-/** The structure walk of DESIGN §7 that vmalloc-core can do on its own; [] when consistent. */
+/** The structure walk of the invariant checks (docs/architecture.md) that vmalloc-core can do on its own; [] when consistent. */
 function checkVmapAreas(): string[] {
   const errs: string[] = [];
   const tree: number[] = [];

@@ -372,6 +372,7 @@ export async function runExecLibrary(c: ExecCase): Promise<ExecVerdict> {
     (l) => {
       out += l;
     },
+    () => {},
     (l) => {
       err += `${l}\n`;
     },

@@ -1,5 +1,5 @@
 /**
- * The machine's invariant checkers (design §7), for quiescent points: call
+ * The machine's invariant checkers (docs/architecture.md), for quiescent points: call
  * them on the main thread only while every CPU is parked (between workloads,
  * between two `vmsim exec` lines, after a run). They read the arena and take
  * no lock but zone->lock (checkBuddyLists). Each returns its violations, one

@@ -1,5 +1,5 @@
 /**
- * The leak check of a run (design §7, radix-tree's "check for leaks after
+ * The leak check of a run (docs/architecture.md, radix-tree's "check for leaks after
  * every phase"): a snapshot of where memory is before the workload, one after
  * every CPU freed what it held and the cleanup ran (deferred vfrees,
  * vm_unmap_aliases, purge_vmap_area_lazy, rcu_barrier), and their comparison.

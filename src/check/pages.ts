@@ -1,5 +1,5 @@
 /**
- * Page accounting (design §7): every page frame the buddy allocator manages
+ * Page accounting (docs/architecture.md): every page frame the buddy allocator manages
  * is in exactly one of these places, so their counts add up to
  * zone->managed_pages:
  *

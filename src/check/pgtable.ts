@@ -1,5 +1,5 @@
 /**
- * Page-table invariants (design §7), read-only, for a machine whose CPUs are
+ * Page-table invariants (docs/architecture.md), read-only, for a machine whose CPUs are
  * all parked: every table reachable from swapper_pg_dir is a PageTable page
  * with a reference, every upper-level entry is empty or a table descriptor,
  * and the table counters (init_mm's per-level counts, NR_PAGETABLE) equal

@@ -1,6 +1,6 @@
 /**
  * The invariants of the global kva allocator and the vm_struct layer
- * (mm/vmalloc.c, v4.19; design §7), checked read-only on a machine whose CPUs
+ * (mm/vmalloc.c, v4.19; docs/architecture.md), checked read-only on a machine whose CPUs
  * are all parked — no lock is taken, so a checker cannot deadlock on a lock a
  * stopped CPU left held, and it sees exactly what the CPUs left:
  *

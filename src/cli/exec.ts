@@ -1,12 +1,12 @@
 /**
  * `vmsim exec`: drives a machine from an op script, one JSON object per line,
  * and prints one JSON result line per op, in input order — the contract of
- * shared/EXEC.md, which other tools (fuzzers, reference models, notebooks)
+ * docs/exec.md, which other tools (fuzzers, reference models, notebooks)
  * rely on: fields are only ever added.
  *
  * Each line runs as the workload "exec_op" (src/workers/workloads/exec.ts) on
  * its CPU. Lines run one at a time in script order, whatever their CPU: ops on
- * one CPU are in script order as EXEC.md requires, every run of a script is
+ * one CPU are in script order as docs/exec.md requires, every run of a script is
  * deterministic (returned addresses included), and between two lines every CPU
  * is parked, which is what `check` needs. Concurrency is `vmsim run`'s job.
  *
@@ -14,7 +14,7 @@
  * free_work) run only at `flush_work` — each CPU's kworker in turn, CPU 0
  * first — and once more after the last line.
  *
- * Results beyond EXEC.md's fields:
+ * Results beyond docs/exec.md's fields:
  * - `ok` is false also when the kernel call raised a report (a WARN, an oops,
  *   a stale-TLB access, a lockdep splat); `error` is the first line of the
  *   first report and `reports` lists them all as "kind: text".
@@ -253,13 +253,16 @@ class ExecSession {
  * Runs the script from `input` on a machine booted from `config` (whose
  * workqueue must be "explicit"), writing one result line per non-blank input
  * line to `write`, and the lines a user reads on stderr (reports of the final
- * flush, why the machine stopped) to `warn`. Resolves to the exit status: 0
- * when the script ran to its end, 1 when a BUG stopped the machine on the way.
+ * flush, why the machine stopped) to `warn`; `atEnd` sees the machine the
+ * script left (CPUs parked, after the final flush_work, or where a BUG stopped
+ * it) before it shuts down. Resolves to the exit status: 0 when the script ran
+ * to its end, 1 when a BUG stopped the machine on the way.
  */
 export async function execScript(
   config: MachineConfig,
   input: NodeJS.ReadableStream,
   write: (line: string) => void = (line) => process.stdout.write(line),
+  atEnd: (m: Machine, stopped: string | null) => void = () => {},
   warn: (line: string) => void = (line) => console.error(line),
 ): Promise<number> {
   const m = await Machine.boot(config);
@@ -277,6 +280,8 @@ export async function execScript(
         s.stopped = e.message;
       }
     }
+    m.bind();
+    atEnd(m, s.stopped);
   } finally {
     await m.shutdown();
   }

@@ -7,7 +7,7 @@
  * arguments or a file that cannot be used.
  */
 import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { compiledModule } from "../workers/compiled.js";
 import { Piscina } from "piscina";
 import type { MachineConfig } from "../shared/config.js";
@@ -30,6 +30,7 @@ import { shrink } from "../explore/shrink.js";
 import "../explore/catalog.js";
 import { timeline } from "../explore/timeline.js";
 import { formatInt, plural } from "../workers/format.js";
+import { drawMap } from "./map.js";
 import { type ExploreCliOptions, type ReplayCliOptions, type ShrinkCliOptions, withTrace } from "./options.js";
 import { writeChromeTrace } from "../workers/chrome_trace.js";
 import { ProgressBar } from "./progress.js";
@@ -316,6 +317,7 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
     const out = await ex.runOnce(strategy, f.seed, params, f.stepCap);
     if (o.trace !== null) writeTrace(o.trace);
     const fail = out.failure;
+    // The machine as the run left it: at the failure (every CPU stopped or parked), or at the end.
     if (fail?.kind === "diverged") {
       console.log(`DIVERGED: ${fail.text}`);
       console.log("the run left the recording: a different vmsim, config or scenario than the file's?");
@@ -334,6 +336,12 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
       for (const l of fail.text.split("\n").slice(1, 40)) console.log(`  ${l}`);
       console.log(`signature: ${fail.signature}`);
     } else console.log(`no failure${f.failure ? ` (recorded: ${f.failure.signature})` : " (as recorded)"}`);
+    // The machine as the run left it: at the failure (every CPU stopped or parked), or at the end.
+    ex.machine.bind();
+    const point = fail
+      ? `at the failure of the replay of ${basename(path)}: ${fail.text.split("\n")[0]}`
+      : `at the end of the replay of ${basename(path)} (no failure)`;
+    const mapped = o.map === null || drawMap(o.map, point);
     console.log(
       `steps ${formatInt(out.record.steps)}, switches ${formatInt(out.record.switches)}, preemptions ${formatInt(out.record.preemptions)}; ` +
         `digest ${out.digest} ${exact ? "= the recorded run's (bit for bit)" : `≠ recorded ${f.digest}`}`,
@@ -386,7 +394,7 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
         trace: o.trace,
       })}`,
     );
-    return ok ? 0 : 1;
+    return ok && mapped ? 0 : 1;
   } finally {
     await ex.close();
   }

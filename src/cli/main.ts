@@ -20,6 +20,8 @@ import {
   REPLAY_OPTIONS,
   SHRINK_OPTIONS,
   INFO_OPTIONS,
+  MAP_FILE_OPTIONS,
+  MAP_OPTIONS,
   MERGE_OPTIONS,
   MACHINE_OPTIONS,
   type OptionTable,
@@ -37,6 +39,7 @@ import {
 import { runMachine } from "./run.js";
 import { stressMachine } from "./stress.js";
 import { execScript, openScript } from "./exec.js";
+import { mapScript } from "./map.js";
 import { checkBench, runBench } from "./bench.js";
 import { mergeCommand, stressCampaign } from "./campaign.js";
 import { TEST_HELP, runTest, testRunOf } from "./test.js";
@@ -96,19 +99,28 @@ function program(): Command {
       else for (const line of formatMachineInfo(info, opts)) console.log(line);
     });
 
-  addOptions(addOptions(addOptions(p.command("run"), RUN_MACHINE_OPTIONS), RUN_OPTIONS), TRACE_OPTIONS)
+  addOptions(
+    addOptions(addOptions(addOptions(p.command("run"), RUN_MACHINE_OPTIONS), RUN_OPTIONS), TRACE_OPTIONS),
+    MAP_FILE_OPTIONS,
+  )
     .description("boot a machine, run every CPU on a workload, check it, print a SUMMARY line")
     .action(async function (this: Command) {
       const config = machineConfig(this, RUN_MACHINE_OPTIONS);
       const opts = readOptions(this, RUN_OPTIONS);
       const { trace } = readOptions(this, TRACE_OPTIONS);
+      const { map } = readOptions(this, MAP_FILE_OPTIONS);
       const rerun = rerunOf("run", config, RUN_OPTIONS, opts, RUN_MACHINE_OPTIONS);
-      process.exitCode = await runMachine(withTrace(config, trace), { durationMs: opts.durationMs, rerun, trace });
+      process.exitCode = await runMachine(withTrace(config, trace), {
+        durationMs: opts.durationMs,
+        rerun,
+        trace,
+        map,
+      });
     });
 
   const stress = addOptions(
-    addOptions(addOptions(p.command("stress"), STRESS_MACHINE_OPTIONS), STRESS_OPTIONS),
-    TRACE_OPTIONS,
+    addOptions(addOptions(addOptions(p.command("stress"), STRESS_MACHINE_OPTIONS), STRESS_OPTIONS), TRACE_OPTIONS),
+    MAP_FILE_OPTIONS,
   )
     .description("hunt races: every vmalloc API on every CPU with stutter and fault injection, checked between rounds")
     .action(async function (this: Command) {
@@ -116,13 +128,19 @@ function program(): Command {
       // Campaigns (src/cli/campaign.ts): with --seeds, one run per seed, several machines at once.
       const campaign = readOptions(this, CAMPAIGN_OPTIONS);
       const { trace } = readOptions(this, TRACE_OPTIONS);
+      const { map } = readOptions(this, MAP_FILE_OPTIONS);
       if (campaign.seeds !== null) {
         if (this.getOptionValueSource("seed") === "cli") throw new UsageError("--seed and --seeds exclude each other");
         if (trace !== null) throw new UsageError("--trace and --seeds exclude each other (a trace shows one run)");
+        if (map !== null) throw new UsageError("--map and --seeds exclude each other (a map shows one run)");
         process.exitCode = await stressCampaign(config, readOptions(this, STRESS_OPTIONS), campaign);
         return;
       }
-      process.exitCode = await stressMachine(withTrace(config, trace), { ...readOptions(this, STRESS_OPTIONS), trace });
+      process.exitCode = await stressMachine(withTrace(config, trace), {
+        ...readOptions(this, STRESS_OPTIONS),
+        trace,
+        map,
+      });
     });
   // Campaigns: the flags of `vmsim stress --seeds`, and `vmsim stress merge` (whose --out is its own, not stress's).
   addOptions(stress, CAMPAIGN_OPTIONS).enablePositionalOptions();
@@ -140,6 +158,7 @@ function program(): Command {
 
   addOptions(addOptions(p.command("exec"), EXEC_MACHINE_OPTIONS), EXEC_OPTIONS)
     .description("run an op script (one JSON object per line) and print one JSON result line per op")
+    .addHelpText("after", "\nThe op-script contract (every op, field, result and exit status): docs/exec.md")
     .action(async function (this: Command) {
       // Deferred work runs only where the script says flush_work (and once at its end).
       const config = machineConfig(this, EXEC_MACHINE_OPTIONS, { workqueue: "explicit" });
@@ -156,6 +175,20 @@ function program(): Command {
         throw e;
       });
       process.exitCode = await execScript(config, input);
+    });
+
+  addOptions(addOptions(p.command("map"), EXEC_MACHINE_OPTIONS), MAP_OPTIONS)
+    .description("run an op script as exec does, then draw the vmalloc area it leaves as an SVG (docs/map.md)")
+    .action(async function (this: Command) {
+      const config = machineConfig(this, EXEC_MACHINE_OPTIONS, { workqueue: "explicit" });
+      const opts = readOptions(this, MAP_OPTIONS);
+      let input: NodeJS.ReadableStream;
+      try {
+        input = openScript(opts.script);
+      } catch (e) {
+        throw new UsageError(`cannot read the script: ${(e as Error).message}`);
+      }
+      process.exitCode = await mapScript(config, opts.script, input, opts.out);
     });
 
   addOptions(addOptions(p.command("test"), TEST_MACHINE_OPTIONS), TEST_OPTIONS)

@@ -154,6 +154,22 @@ export const TRACE_OPTIONS: OptionTable<TraceCliOptions> = {
   },
 };
 
+/** The `--map` of run, stress and replay: where to draw the vmalloc area (src/cli/map.ts). */
+export interface MapFileCliOptions {
+  /** The SVG to write; null: none. @defaultValue null */
+  readonly map: string | null;
+}
+
+export const MAP_FILE_OPTIONS: OptionTable<MapFileCliOptions> = {
+  map: {
+    flags: "--map <file>",
+    description: "draw the vmalloc area into an SVG at the end of the workload or at the failure (docs/map.md)",
+    defaultValue: null,
+    parse: outputFileArg,
+    format: (f) => f ?? "none",
+  },
+};
+
 /** The config to boot for `--trace file`: tracing on, with DEFAULT_TRACE_EVENTS unless --trace-buffer said. */
 export function withTrace(config: MachineConfig, file: string | null): MachineConfig {
   return file !== null && config.trace === 0 ? { ...config, trace: DEFAULT_TRACE_EVENTS } : config;
@@ -328,7 +344,7 @@ export const MERGE_OPTIONS: OptionTable<MergeOptions> = {
   json: { flags: "--json", description: "print the merged JSON instead of the text", defaultValue: false },
 };
 
-/** The machine flags of `vmsim exec` (EXEC.md): its workqueue is always "explicit", the rest default. */
+/** The machine flags of `vmsim exec` (docs/exec.md): its workqueue is always "explicit", the rest default. */
 export type ExecMachineConfig = Pick<MachineConfig, "cpus" | "layout" | "memory" | "seed" | "watchdogMs">;
 
 export const EXEC_MACHINE_OPTIONS: OptionTable<ExecMachineConfig> = {
@@ -588,7 +604,7 @@ export interface ExploreCliOptions
   extends Pick<ExploreOptions, "strategy" | "depth" | "p" | "quantum" | "bound" | "budgetMs" | "iterations"> {
   /** What to run: stress, test_vmalloc:<case>, or a catalog scenario. @defaultValue "stress" */
   readonly scenario: string;
-  /** Run this EXEC.md op script instead: each CPU its own lines (`"cpu": k`), all at once. @defaultValue null */
+  /** Run this op script (docs/exec.md) instead: each CPU its own lines (`"cpu": k`), all at once. @defaultValue null */
   readonly script: string | null;
   /** Operations per CPU; null: the scenario's default. @defaultValue null */
   readonly ops: number | null;
@@ -621,7 +637,7 @@ export const EXPLORE_OPTIONS: OptionTable<ExploreCliOptions> = {
   },
   script: {
     flags: "--script <file>",
-    description: 'run an EXEC.md op script instead: every CPU its own lines ("cpu": k), all at once',
+    description: 'run an op script (docs/exec.md) instead: every CPU its own lines ("cpu": k), all at once',
     defaultValue: null,
     parse: (raw) => raw,
     format: (f) => f ?? "none",
@@ -728,6 +744,8 @@ export interface ReplayCliOptions {
   readonly timeline: boolean;
   /** Replay this many times and count the runs that fail as recorded, bit for bit. @defaultValue 1 */
   readonly repeat: number;
+  /** Draw the vmalloc area at the failure (or the end) into this SVG. @defaultValue null */
+  readonly map: string | null;
 }
 
 export const REPLAY_OPTIONS: OptionTable<ReplayCliOptions> = {
@@ -754,6 +772,7 @@ export const REPLAY_OPTIONS: OptionTable<ReplayCliOptions> = {
     defaultValue: 1,
     parse: parseInteger("repeat", 1, 10_000),
   },
+  map: MAP_FILE_OPTIONS.map,
 };
 
 /** Options of `vmsim shrink`. */
@@ -773,4 +792,22 @@ export const SHRINK_OPTIONS: OptionTable<ShrinkCliOptions> = {
     format: (f) => f ?? "default",
   },
   budgetMs: { ...EXPLORE_OPTIONS.budgetMs, defaultValue: 120_000, description: "stop shrinking after this long" },
+};
+
+/** Options of `vmsim map`, beyond the machine's (exec's: the picture is of the machine a script leaves). */
+export interface MapCliOptions {
+  /** The op script (JSON Lines, `vmsim exec`'s); "-" reads standard input. @defaultValue "-" */
+  readonly script: string;
+  /** The SVG to write. @defaultValue "map.svg" */
+  readonly out: string;
+}
+
+export const MAP_OPTIONS: OptionTable<MapCliOptions> = {
+  script: EXEC_OPTIONS.script,
+  out: {
+    flags: "--out <file>",
+    description: "the SVG to write",
+    defaultValue: "map.svg",
+    parse: outputFileArg,
+  },
 };

@@ -22,6 +22,7 @@ import { MIX_OPS, MIX_RCU_WALK, maxLiveFor } from "../workers/workloads/vmalloc_
 import { Machine } from "../workers/machine.js";
 import { writeChromeTrace } from "../workers/chrome_trace.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
+import { EndOfWorkloadMap } from "./map.js";
 import { ProgressBar } from "./progress.js";
 import { resultLine } from "./result.js";
 
@@ -82,6 +83,8 @@ export interface RunMachineOptions {
   readonly rerun: string;
   /** Write the run's Chrome trace here (the machine must boot with config.trace > 0). @defaultValue null */
   readonly trace?: string | null;
+  /** Draw the vmalloc area here at the end of the workload (src/cli/map.ts). @defaultValue null */
+  readonly map?: string | null;
 }
 
 /** Runs the command; resolves to the exit code (0 ok, 1 a failure was found). */
@@ -143,11 +146,12 @@ function excerpt(lines: readonly string[]): string[] {
   ];
 }
 
-async function runOn(m: Machine, { durationMs, rerun, trace = null }: RunMachineOptions): Promise<number> {
+async function runOn(m: Machine, { durationMs, rerun, trace = null, map = null }: RunMachineOptions): Promise<number> {
   const config = m.config;
   /** /proc/vmallocinfo and the meminfo lines at the end of the workload (null: a CPU failed before it). */
   const live: { info: string[]; meminfo: VmallocInfo | null } = { info: [], meminfo: null };
   let afterInfo: string[] = [];
+  const mapped = new EndOfWorkloadMap(map);
   const abort = new AbortController();
   const onSigint = () => abort.abort();
   process.once("SIGINT", onSigint);
@@ -173,7 +177,8 @@ async function runOn(m: Machine, { durationMs, rerun, trace = null }: RunMachine
       {
         signal: abort.signal,
         onProgress: (p) => bar?.update(Math.min(p.elapsedMs, durationMs), p.ops, { failures: p.violations }),
-        atEndOfWorkload: () => {
+        atEndOfWorkload: (failure) => {
+          mapped.draw(failure);
           live.info = vmallocinfo();
           live.meminfo = get_vmalloc_info();
         },
@@ -242,6 +247,7 @@ async function runOn(m: Machine, { durationMs, rerun, trace = null }: RunMachine
   console.log(mixResultLine({ ...x, ok, failures: failures.length }));
   console.log(`seed: ${config.seed}`);
   const traced = trace === null || writeTrace(trace, console.log);
+  mapped.say(console.log);
   if (!ok) for (const line of mixFailureReport("vmsim run", x, config.seed, rerun)) console.error(line);
   const summary: RunSummary = {
     command: "run",
@@ -269,7 +275,7 @@ async function runOn(m: Machine, { durationMs, rerun, trace = null }: RunMachine
     rerun,
   };
   console.log(`SUMMARY ${JSON.stringify(summary)}`);
-  return summary.ok && traced ? 0 : 1;
+  return summary.ok && traced && mapped.ok ? 0 : 1;
 }
 
 /** What the result line of a mix run (run, stress) says. */

@@ -12,7 +12,8 @@ import { formatDuration } from "../workers/cmdline.js";
 import { formatInt, formatTable, plural } from "../workers/format.js";
 import { type StressResult, runStress } from "../workers/stress.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
-import type { StressCliOptions, TraceCliOptions } from "./options.js";
+import { EndOfWorkloadMap } from "./map.js";
+import type { MapFileCliOptions, StressCliOptions, TraceCliOptions } from "./options.js";
 import { ProgressBar } from "./progress.js";
 import { mixResultLine, writeTrace } from "./run.js";
 
@@ -73,7 +74,10 @@ function formatStressText(r: StressResult): string[] {
  * Runs `vmsim stress`; resolves to the exit code (0 clean, 1 a violation, a
  * report, a leak, or a trace that could not be written).
  */
-export async function stressMachine(config: MachineConfig, o: StressCliOptions & TraceCliOptions): Promise<number> {
+export async function stressMachine(
+  config: MachineConfig,
+  o: StressCliOptions & TraceCliOptions & MapFileCliOptions,
+): Promise<number> {
   const bar = o.json
     ? null
     : ProgressBar.start({
@@ -86,6 +90,7 @@ export async function stressMachine(config: MachineConfig, o: StressCliOptions &
   const abort = new AbortController();
   const onSigint = () => abort.abort();
   process.once("SIGINT", onSigint);
+  const mapped = new EndOfWorkloadMap(o.map);
   let r: StressResult;
   try {
     r = await runStress(config, {
@@ -96,6 +101,7 @@ export async function stressMachine(config: MachineConfig, o: StressCliOptions &
       rcuWalk: o.rcuWalk,
       signal: abort.signal,
       onProgress: (p) => bar?.update(Math.round(p.fraction * 1000), p.ops, { failures: p.violations }),
+      atEndOfWorkload: (failure) => mapped.draw(failure),
     });
   } finally {
     bar?.stop();
@@ -103,11 +109,14 @@ export async function stressMachine(config: MachineConfig, o: StressCliOptions &
   }
   // The machine is shut down but its arena is still this thread's: the rings are there to read.
   const traced = o.trace === null || writeTrace(o.trace, o.json ? console.error : console.log);
-  if (o.json) console.log(JSON.stringify(r, null, 2));
-  else {
+  if (o.json) {
+    mapped.say(console.error);
+    console.log(JSON.stringify(r, null, 2));
+  } else {
     for (const line of formatStressText(r)) console.log(line);
+    mapped.say(console.log);
     for (const line of r.report) console.error(line);
     console.log(`SUMMARY ${JSON.stringify(r)}`);
   }
-  return r.ok && traced ? 0 : 1;
+  return r.ok && traced && mapped.ok ? 0 : 1;
 }

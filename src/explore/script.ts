@@ -1,5 +1,5 @@
 /**
- * The script scenario: an EXEC.md op script whose lines say which CPU runs
+ * The script scenario: an op script (docs/exec.md) whose lines say which CPU runs
  * them (`"cpu": k`). `vmsim exec` runs such a script one line at a time;
  * `vmsim explore --script` runs every CPU's lines at once, each CPU in its own
  * order, under the deterministic scheduler — then the deferred work on every
@@ -93,7 +93,7 @@ export function readScript(path: string, config: MachineConfig): ScriptLine[][] 
 export function scriptScenario(script: readonly (readonly ScriptLine[])[]): Scenario {
   return {
     name: SCRIPT_SCENARIO,
-    summary: "an EXEC.md op script, every CPU running its own lines at once",
+    summary: "an op script (docs/exec.md), every CPU running its own lines at once",
     config: { workqueue: "explicit", irqRate: 0 },
     ops: Math.max(...script.map((l) => l.length)),
     skippable: true,

@@ -1,6 +1,6 @@
 /**
  * Deterministic tests of your own, in vitest (or any runner): describe what
- * the CPUs do — an EXEC.md op script whose lines say their CPU, or a scenario
+ * the CPUs do — an op script (docs/exec.md) whose lines say their CPU, or a scenario
  * by name — and `checkInterleavings` explores it under the deterministic
  * scheduler. A failing interleaving fails the test with its text, writes a
  * replay file and says how to get it again. As loom's and Shuttle's
@@ -31,7 +31,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
 export interface InterleavingTest {
-  /** An EXEC.md op script (JSON Lines text, or its line objects); each line's `cpu` picks the CPU. */
+  /** An op script (docs/exec.md): JSON Lines text, or its line objects; each line's `cpu` picks the CPU. */
   readonly script?: string | readonly Record<string, unknown>[];
   /** Or a scenario by name (stress, test_vmalloc:<case>, demo:…, a race-catalog scenario). */
   readonly scenario?: string;

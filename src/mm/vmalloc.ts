@@ -151,6 +151,11 @@ export const VMAP_AREA = defineStruct("vmap_area", [
   { name: "purge_list", type: LLIST_NODE, guard: "init" },
   { name: "vm", type: "ptr", guard: "vmap_area_lock" },
   { name: "rcu_head", type: RCU_HEAD, guard: "rcu_data.nocb_lock" },
+  /**
+   * vmsim's debug field, not the kernel's (as KASAN's alloc_info rides along
+   * with a slab object): the CPU that inserted the area, for `vmsim map`.
+   */
+  { name: "alloc_cpu", type: "i32", guard: "vmap_area_lock" },
 ]);
 
 /** struct vm_struct (v4.19). Allocated by kzalloc in __get_vm_area_node; the early ones are static. */
@@ -193,6 +198,7 @@ export const va_start = (va: number) => F64[(va + VA_START) >> 3]!;
 export const va_end = (va: number) => F64[(va + VA_END) >> 3]!;
 export const va_flags = (va: number) => I32[(va + VA_FLAGS) >> 2]!;
 export const va_vm = (va: number) => I32[(va + VA.vm) >> 2]!;
+export const va_alloc_cpu = (va: number) => I32[(va + VA.alloc_cpu) >> 2]!;
 export const vm_addr = (vm: number) => F64[(vm + VM.addr) >> 3]!;
 export const vm_size = (vm: number) => F64[(vm + VM.size) >> 3]!;
 export const vm_flags = (vm: number) => I32[(vm + VM.flags) >> 2]!;
@@ -407,6 +413,7 @@ function __insert_vmap_area(va: number): void {
   }
   rb_link_node(va + RB, parent, link);
   rb_insert_color(va + RB, ROOT);
+  I32[(va + VA.alloc_cpu) >> 2] = smp_processor_id(); // vmsim's debug field (VMAP_AREA)
 
   /* address-sort this list */
   const tmp = rb_prev(va + RB);
@@ -1848,6 +1855,20 @@ export function get_vmalloc_info(): VmallocInfo {
 /** Harness: entry `i` of `vm`'s page array (struct page pointer), wherever the array lives. */
 export function vmStructPage(vm: number, i: number): number {
   return I32[vm_page_slot(vm, i) >> 2]!;
+}
+
+/**
+ * Harness: the early areas vm_area_add_early put on vmlist (arm64's kernel
+ * image segments), as vm_struct → the name of its static variable
+ * (vmlinux_text …, arch/arm64/mm/mmu.c's names).
+ */
+export function earlyVmAreas(): Map<number, string> {
+  const names = new Map<number, string>(vmlinux_segments.map((g) => [g.ptr, g.name]));
+  const out = new Map<number, string>();
+  // vmlist is written once at boot; the bound only guards a corrupted arena.
+  let tmp = I32[(vmlist.ptr + VMLIST.off.p) >> 2]!;
+  for (let n = 0; tmp && n < 1024; tmp = I32[(tmp + VM.next) >> 2]!, n++) out.set(tmp, names.get(tmp) ?? "vmlist");
+  return out;
 }
 
 /**

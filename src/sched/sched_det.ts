@@ -1,5 +1,5 @@
 /**
- * The deterministic scheduler (DESIGN §6): one CPU at a time holds the run
+ * The deterministic scheduler (docs/architecture.md): one CPU at a time holds the run
  * token; the others wait on their own word. The holder decides, at the sched
  * points its strategy asks for, whether to keep running or hand the token on;
  * only a switch pays a handoff (store the token, bump the next CPU's wake

@@ -14,7 +14,7 @@
  *
  * An entry is (seq × 256 + kind, a, b): seq counts this CPU's events, a and
  * b are the event's arguments (kernel addresses as kaddrs, printed in full
- * hex only by the reader). Four plain stores: the measured cost is in the README.
+ * hex only by the reader). Four plain stores: the measured cost is in docs/benchmarks.md.
  */
 import { DEFINE_GLOBAL, DEFINE_PER_CPU, F64, I32, U8, per_cpu_ptr, theArena } from "./arena.js";
 import { layoutOf } from "./config.js";

@@ -23,7 +23,7 @@
 export interface Injection {
   /** The kernel function the switch breaks. */
   readonly breaks: string;
-  /** One line: what is left out (CLI help, README). */
+  /** One line: what is left out (CLI help, docs). */
   readonly summary: string;
   /**
    * The free-running stress mix (`vmsim stress`) reaches the broken path, and

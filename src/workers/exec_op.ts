@@ -1,5 +1,5 @@
 /**
- * One line of an op script (the contract of `vmsim exec`): its op table and
+ * One line of an op script (the contract of `vmsim exec`, docs/exec.md): its op table and
  * validation, shared by `vmsim exec` (src/cli/exec.ts) and the script scenario
  * of `vmsim explore --script` (src/explore/script.ts), which accept the same lines.
  */
@@ -24,8 +24,8 @@ interface OpSpec {
 const req = (kind: ArgKind): ArgSpec => ({ kind, required: true });
 const opt = (kind: ArgKind): ArgSpec => ({ kind, required: false });
 
-/** EXEC.md's op table. */
-// biome-ignore-start lint/style/useNamingConvention: the op names are EXEC.md's (the kernel's function names)
+/** docs/exec.md's op table. */
+// biome-ignore-start lint/style/useNamingConvention: the op names are docs/exec.md's (the kernel's function names)
 const OPS = {
   vmalloc: { args: { size: req("bytes"), align: opt("align"), as: opt("label") }, target: false },
   vzalloc: { args: { size: req("bytes"), as: opt("label") }, target: false },
@@ -42,7 +42,7 @@ const OPS = {
   meminfo: { args: {}, target: false },
   check: { args: {}, target: false },
 } as const satisfies Record<string, OpSpec>;
-// biome-ignore-end lint/style/useNamingConvention: the op names are EXEC.md's (the kernel's function names)
+// biome-ignore-end lint/style/useNamingConvention: the op names are docs/exec.md's (the kernel's function names)
 
 export type OpName = keyof typeof OPS;
 

@@ -85,9 +85,10 @@ export interface MixHooks {
    * Called once with every CPU parked after the last round — whether its
    * check passed or not — before the drain and the cleanup: the address space
    * as the workload left it. Not called when a CPU failed (the machine stopped
-   * in the middle of an operation).
+   * in the middle of an operation). `failure`: the first violation or failing
+   * report found in the rounds, null when they ran clean.
    */
-  readonly atEndOfWorkload?: () => void;
+  readonly atEndOfWorkload?: (failure: string | null) => void;
 }
 
 /** Where a run stands, after a round. */
@@ -312,7 +313,11 @@ class MixDrive {
       }
       // The events first: the hook's own kernel calls would land in CPU 0's ring.
       if (this.failed) this.snapEvents();
-      this.hooks.atEndOfWorkload?.();
+      const first = this.failing[0];
+      this.hooks.atEndOfWorkload?.(
+        this.violations[0] ??
+          (first !== undefined ? `[CPU${first.cpu}] ${first.kind}: ${first.text.split("\n")[0]}` : null),
+      );
       if (this.failed) return;
       setup_fail_page_alloc({ probability: 0 });
       await m.runAll("vmalloc_mix_drain");

@@ -1,5 +1,5 @@
 /**
- * The operations of `vmsim exec` (shared/EXEC.md), one script line per call:
+ * The operations of `vmsim exec` (docs/exec.md), one script line per call:
  * the line's kernel call, run on the line's CPU — between irq_enter and
  * irq_exit when the line says `"irq": true`, so in_interrupt() is true and
  * vfree takes the deferred path — and the harness bookkeeping around it.

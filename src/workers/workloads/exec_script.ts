@@ -1,5 +1,5 @@
 /**
- * exec_script: one CPU's lines of an EXEC.md op script, run in order in one
+ * exec_script: one CPU's lines of an op script (docs/exec.md), run in order in one
  * call — the script scenario of `vmsim explore`, where every CPU runs its own
  * lines at once under the deterministic scheduler (`vmsim exec` runs the same
  * lines one at a time). Labels (`as`, `ref`) are this CPU's own; a line whose
@@ -13,7 +13,7 @@ import { parseKaddr } from "../../shared/layouts.js";
 import { type ExecReply, type ExecRequest, type HeldPages, execOp } from "./exec.js";
 import { defineWorkload } from "../workload.js";
 
-/** A validated script line (EXEC.md's JSON object; `cpu` already used to pick the CPU). */
+/** A validated script line (docs/exec.md's JSON object; `cpu` already used to pick the CPU). */
 export interface ScriptLine {
   readonly op: string;
   readonly [arg: string]: unknown;
