@@ -34,11 +34,7 @@ describe(`fuzz campaign (seed ${SEED})`, () => {
       "exec scripts through execScript: one answer per line, malformed lines refused, clean ends pass check",
     ],
     ["exec-cli", 2, "exec scripts of up to 120 lines through `vmsim exec`: exit 0 or 1, no stack trace"],
-    [
-      "replay",
-      10,
-      "edited replay files through `vmsim replay` and `vmsim shrink`: malformed ones are one line, exit 2",
-    ],
+    ["replay", 8, "edited replay files through `vmsim replay` and `vmsim shrink`: malformed ones are one line, exit 2"],
     ["argv", 8, "command lines of every command: exit 0, 1 or 2 in time, usage errors one line"],
   ];
   for (const [surface, runs, what] of rounds)
