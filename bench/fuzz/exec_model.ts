@@ -69,7 +69,7 @@ export function firstMisuse(
       case "vm_map_ram": {
         const addr = typeof a["addr"] === "string" ? parseKaddr(layout, a["addr"]) : null;
         const as = p.args["as"];
-        // A label whose allocation returned NULL names NULL (the exec contract).
+        // A label whose allocation returned NULL names NULL (docs/exec.md).
         if (addr === null || addr === 0) {
           if (typeof as === "string") labels.set(as, 0);
           break;

@@ -1,5 +1,5 @@
 /**
- * Fuzzing `vmsim exec` scripts (its op-script contract): valid ops with random
+ * Fuzzing `vmsim exec` scripts (docs/exec.md): valid ops with random
  * arguments — sizes from 0 to far past memory, alignments, page counts,
  * offsets past an area's end, labels that name freed or never-made areas,
  * raw addresses, other CPUs, interrupt context — mixed with malformed lines
@@ -133,7 +133,7 @@ const validOp: fc.Arbitrary<Record<string, unknown>> = fc
   // The op's own irq (the deferred vfrees) beats the context's.
   .map(([o, ctx]) => ({ ...o, ...ctx, ...("irq" in o ? { irq: o["irq"] } : {}) }));
 
-/** Argument names of the ops that require them (the exec op table). */
+/** Argument names of the ops that require them (docs/exec.md's op table). */
 const REQUIRED: Readonly<Record<string, readonly string[]>> = {
   vmalloc: ["size"],
   vzalloc: ["size"],
