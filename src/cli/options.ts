@@ -674,7 +674,7 @@ export const EXPLORE_OPTIONS: OptionTable<ExploreCliOptions> = {
   },
   quantum: {
     flags: "--quantum <n>",
-    description: "rr: the first quantum in sched points (run i uses n + i - 1)",
+    description: "rr: the first quantum in sched points (run i ≥ 2, after the non-preemptive run 1, uses n + i - 2)",
     defaultValue: 1,
     parse: parseInteger("quantum", 1, 1_000_000_000),
   },
@@ -700,7 +700,7 @@ export const EXPLORE_OPTIONS: OptionTable<ExploreCliOptions> = {
   },
   schedSeed: {
     flags: "--sched-seed <s>",
-    description: "seed of the strategy's choices: run i uses s + i - 1",
+    description: "seed of the strategy's choices: run i ≥ 2 (after the non-preemptive run 1) uses s + i - 2",
     defaultValue: 1,
     parse: parseInteger("sched-seed", 0, 0xffffffff),
   },
