@@ -618,14 +618,29 @@ export function schedRunAbort(): void {
   }
 }
 
+/*
+ * rcu_note_context_switch, from src/rcu/rcupdate.ts (a floor above) once it
+ * has loaded: a CPU about to block reports a quiescent state, as __schedule
+ * does in the kernel.
+ */
+let noteContextSwitch = (): void => {};
+
+/** RCU hands the scheduler its rcu_note_context_switch (once, at module load). */
+export function registerContextSwitchNote(fn: () => void): void {
+  noteContextSwitch = fn;
+}
+
 /**
  * futex-style wait on I32[w] while it still holds `v`. Free mode: Atomics.wait
  * for at most `ms`. Deterministic mode: this CPU blocks, the token moves on,
  * and it runs again only once the word changed — a wait loop therefore never
  * spins. `lock` (default: the word's own address) is what a deadlock report
  * names, through the {@link waitDescriber} `describe` when one is given.
+ * Blocking is a context switch: RCU hears of it first (outside a read-side
+ * section it is a quiescent state, so a blocked CPU holds no grace period).
  */
 export function sched_wait(w: number, v: number, ms: number, lock = w << 2, describe = -1): void {
+  noteContextSwitch();
   if (!schedDeterministic) {
     Atomics.wait(I32, w, v, ms);
     return;
