@@ -82,57 +82,72 @@ export function schedPointCount(): number {
 /** Moves the points since the last arming into `counted` and every interval. */
 function account(): void {
   const elapsed = armed - budget;
+  budget = armed = IDLE;
+  // Inside the slow path no point passed since the last call: nothing to move.
+  if (elapsed === 0) return;
   counted += elapsed;
   detLeft -= elapsed;
-  for (const p of paths) p.left -= elapsed;
-  budget = armed = IDLE;
+  const ps = paths;
+  for (let i = 0; i < ps.length; i++) ps[i]!.left -= elapsed;
 }
 
 /**
- * Can `p` run at a point reached at this depth? At depth 0 every path; inside
- * a slow path only the nested ones (an interrupt inside a work item or a
- * softirq, the soft-lockup watchdog inside a handler that loops), and a path
- * inside its own run only when it is reentrant.
+ * Can `p` run at a point reached inside a slow path? Only the nested ones (an
+ * interrupt inside a work item or a softirq, the soft-lockup watchdog inside a
+ * handler that loops), and inside its own run only a reentrant one. At depth
+ * 0 every path can.
  */
-function runnable(p: Path, top: boolean): boolean {
-  return (top || p.nested) && (p.running === 0 || p.reentrant);
+function runnableNested(p: Path): boolean {
+  return p.nested && (p.running === 0 || p.reentrant);
 }
 
 /** Arms the budget for the next point at the current depth: the nearest due runnable path or the scheduler. */
 function rearm(): void {
   const top = depth === 0;
   let next = detHook !== null ? Math.max(1, detLeft) : IDLE;
-  for (const p of paths) if (runnable(p, top)) next = Math.min(next, Math.max(1, p.left));
+  const ps = paths;
+  for (let i = 0; i < ps.length; i++) {
+    const p = ps[i]!;
+    if (top || runnableNested(p)) next = Math.min(next, Math.max(1, p.left));
+  }
   budget = armed = next;
 }
 
 function schedSlow(kind: SP): void {
   account();
   const top = depth === 0;
+  const all = top && kind === SP_OP;
   depth++;
   try {
     // The deterministic scheduler decides at every depth: handler code is preempted like any code.
     runDet(kind);
-    for (const p of paths) {
-      if (!runnable(p, top) || (p.left > 0 && !(top && kind === SP_OP))) continue;
-      account();
-      p.left = p.gap;
-      p.running++;
-      rearm();
-      let want: number | undefined;
-      try {
-        want = p.fn(kind) ?? undefined;
-      } finally {
-        p.running--;
-      }
-      if (typeof want === "number") p.gap = p.left = Math.max(1, Math.min(want, p.every));
-      else p.gap = p.every;
+    const ps = paths;
+    for (let i = 0; i < ps.length; i++) {
+      const p = ps[i]!;
+      if ((p.left > 0 && !all) || !(top || runnableNested(p))) continue;
+      runPath(p, kind);
     }
   } finally {
     account();
     depth--;
     rearm();
   }
+}
+
+/** Runs one due slow path; the points inside it count down for the paths that may nest there. */
+function runPath(p: Path, kind: SP): void {
+  account();
+  p.left = p.gap;
+  p.running++;
+  rearm();
+  let want: number | undefined;
+  try {
+    want = p.fn(kind) ?? undefined;
+  } finally {
+    p.running--;
+  }
+  if (typeof want === "number") p.gap = p.left = Math.max(1, Math.min(want, p.every));
+  else p.gap = p.every;
 }
 
 function runDet(kind: SP): void {
