@@ -3,6 +3,7 @@
  * of sched points and nothing else, so that what it costs is the scheduler's.
  */
 import { SP_ATOMIC, sched_point } from "../../sched/sched_point.js";
+import { monotonicMs } from "../../sched/watchdog_clock.js";
 import { defineWorkload } from "../workload.js";
 
 /** Arguments of `bench_sched_points`. */
@@ -11,7 +12,7 @@ export interface BenchSchedPointsArgs {
   readonly points: number;
 }
 
-/** When this CPU's loop ran: ms since the epoch, comparable between CPUs (each worker has its own timeOrigin). */
+/** When this CPU's loop ran: monotonicMs(), comparable between CPUs (each worker has its own performance.now() zero). */
 export interface BenchSchedPointsResult {
   readonly start: number;
   readonly end: number;
@@ -19,7 +20,7 @@ export interface BenchSchedPointsResult {
 
 /** `points` sched points (SP_ATOMIC, as an atomic RMW passes one), timed. */
 defineWorkload("bench_sched_points", (a: BenchSchedPointsArgs): BenchSchedPointsResult => {
-  const start = performance.timeOrigin + performance.now();
+  const start = monotonicMs();
   for (let i = 0; i < a.points; i++) sched_point(SP_ATOMIC);
-  return { start, end: performance.timeOrigin + performance.now() };
+  return { start, end: monotonicMs() };
 });
