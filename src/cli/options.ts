@@ -89,7 +89,8 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
   watchdogMs: {
     ...MACHINE_FLAGS.watchdogMs,
     description:
-      "soft-lockup threshold: a CPU inside one kernel call this long (looping, or waiting on a lock) stops the machine",
+      "soft-lockup threshold: a CPU inside one kernel call this long (looping, or waiting on a lock) stops the machine; " +
+      "on a busy host it is scaled by max(1, CPUs / cores, load average / cores), and the report says so",
     parse: durationArg,
   },
   irqRate: {
