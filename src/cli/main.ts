@@ -43,10 +43,10 @@ import { mapScript } from "./map.js";
 import { checkBench, runBench } from "./bench.js";
 import { mergeCommand, stressCampaign } from "./campaign.js";
 import { TEST_HELP, runTest, testRunOf } from "./test.js";
-import { exploreCommand, replayCommand, scenarioOf, shrinkCommand } from "./explore.js";
+import { exploreCommand, replayCommand, shrinkCommand } from "./explore.js";
 import { readReplayFile, vmsimVersion } from "../explore/replay_file.js";
 import { scenarioNames } from "../explore/scenario.js";
-import { readScript, scriptScenario } from "../explore/script.js";
+import { readScript, scenarioOf, scriptScenario } from "../explore/script.js";
 
 const EXIT_USAGE = 2;
 
@@ -169,6 +169,11 @@ function program(): Command {
       } catch (e) {
         throw new UsageError(`cannot read the script: ${(e as Error).message}`);
       }
+      // A reader that went away (`vmsim exec | head`) ends the run quietly, as for any filter.
+      process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+        if (e.code === "EPIPE") process.exit(0);
+        throw e;
+      });
       process.exitCode = await execScript(config, input);
     });
 
@@ -242,7 +247,6 @@ function program(): Command {
     .argument("<file>", "a replay file written by vmsim explore or vmsim shrink")
     .action(async function (this: Command, file: string) {
       const f = usage(() => readReplayFile(file));
-      usage(() => scenarioOf(f.scenario.name, f.scenario.script));
       process.exitCode = await replayCommand(f, file, readOptions(this, REPLAY_OPTIONS));
     });
 
@@ -251,7 +255,6 @@ function program(): Command {
     .argument("<file>", "a replay file that records a failure")
     .action(async function (this: Command, file: string) {
       const f = usage(() => readReplayFile(file));
-      usage(() => scenarioOf(f.scenario.name, f.scenario.script));
       if (f.failure === null) throw new UsageError(`${file} records no failure: nothing to shrink`);
       process.exitCode = await shrinkCommand(f, file, readOptions(this, SHRINK_OPTIONS));
     });
