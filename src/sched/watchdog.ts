@@ -63,6 +63,13 @@ const WATCHDOG_TOUCH_TS = defineStruct("watchdog_touch_ts", [
 const watchdog_touch_ts = DEFINE_PER_CPU("watchdog_touch_ts", WATCHDOG_TOUCH_TS);
 const T = WATCHDOG_TOUCH_TS.off;
 
+/**
+ * This thread is a CPU whose detector runs (watchdog_enable ran here). The
+ * main thread standing in for a CPU has none: the per-CPU touch it would read
+ * is that CPU's own thread's, from before the CPU parked.
+ */
+let watchdogEnabled = false;
+
 /** The running task's name (current->comm): the workload a CPU runs, which the report names. */
 const TASK_COMM = defineStruct("task_comm", [{ name: "comm", type: "u32", count: TASK_COMM_LEN / 4, guard: "owner" }]);
 const current_comm = DEFINE_PER_CPU("current_comm", TASK_COMM);
@@ -92,6 +99,7 @@ function softlockupHeadline(stuck: string): string {
  * BUG that stops the machine.
  */
 export function softlockup_check(why?: () => string): void {
+  if (!watchdogEnabled) return;
   const p = this_cpu_ptr(watchdog_touch_ts);
   let headline: string;
   if (schedDeterministic) {
@@ -128,6 +136,7 @@ function watchdog_sched_point(kind: SP): void {
  * the CPUs are parked, and never for long.
  */
 export function watchdog_enable(): void {
+  watchdogEnabled = true;
   touch_softlockup_watchdog();
   addSchedSlowPath(watchdog_sched_point, WATCHDOG_CHECK_EVERY, true);
 }
