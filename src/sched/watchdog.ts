@@ -66,7 +66,8 @@ const T = WATCHDOG_TOUCH_TS.off;
 /**
  * This thread is a CPU whose detector runs (watchdog_enable ran here). The
  * main thread standing in for a CPU has none: the per-CPU touch it would read
- * is that CPU's own thread's, from before the CPU parked.
+ * is never written (a machine booted in-thread) or is the CPU thread's own,
+ * from before that CPU parked.
  */
 let watchdogEnabled = false;
 
