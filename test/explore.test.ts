@@ -21,9 +21,10 @@ import {
   decodeDecisions,
   encodeDecisions,
   readReplayFile,
+  replayFileOf,
 } from "../src/explore/replay_file.js";
 import { findScenario } from "../src/explore/scenario.js";
-import { shrink } from "../src/explore/shrink.js";
+import { type Candidate, ShrinkNotReplayed, confirmShrunk, shrink } from "../src/explore/shrink.js";
 import { WHY_DUE } from "../src/sched/sched_det.js";
 import { kernelCallChain } from "../src/shared/report.js";
 import { vmsim } from "./helpers/vmsim.js";
@@ -129,6 +130,38 @@ describe("strategies find the demo races (2 CPUs, machine seed 1, sched seeds fr
     }
   });
 
+  it("a found deadlock (pct, sched seed 1) replays bit for bit, and shrinking it confirms by a strict replay", async () => {
+    const s = scenario("demo:abba");
+    const config = makeConfig({ ...s.config, cpus: 2, memory: MEMORY, seed: 1 });
+    const ex = await Explorer.start(config, s);
+    let file: ReplayFile;
+    try {
+      const st = await explore(ex, { ops: 2, skip: [] }, { ...baseOptions, strategy: "pct", depth: 3 });
+      const f = st.found!;
+      expect(f.outcome.failure?.kind).toBe("deadlock");
+      // A deadlock is never logged: the replay runs out of recorded decisions exactly where nobody can run.
+      const rep = await ex.runOnce({ kind: "replay", plan: f.outcome.record.decisions }, f.seed, { ops: 2, skip: [] });
+      expect(rep.failure?.kind).toBe("deadlock");
+      expect(rep.digest).toBe(f.outcome.digest);
+      file = replayFileOf({
+        config,
+        scenario: s.name,
+        script: undefined,
+        params: { ops: 2, skip: [] },
+        strategy: f.strategy,
+        seed: f.seed,
+        stepCap: 1e6,
+        outcome: f.outcome,
+      });
+    } finally {
+      await ex.close();
+    }
+    const r = await shrink(file, 20_000);
+    expect(r.unreplayed).toBeNull();
+    expect(r.outcome.failure?.kind).toBe("deadlock");
+    expect(r.file.scenario.ops).toBe(1);
+  });
+
   it("exhaustive search with bound 0 runs one schedule of a bug-free run and says it is done", async () => {
     const s = scenario("demo:lost-update");
     const ex = await Explorer.start(makeConfig({ ...s.config, cpus: 1, memory: MEMORY, seed: 1 }), s);
@@ -200,6 +233,50 @@ describe("shrinking (demo:lost-update, 3 CPUs, 4 ops each, machine seed 1)", () 
     expect(r.file.scenario.ops - Math.min(...r.file.scenario.skip.map((x) => x.length))).toBeLessThanOrEqual(1);
     expect(r.file.preemptions).toBeLessThanOrEqual(file.preemptions);
     expect(r.file.preemptions).toBe(1);
+  });
+});
+
+describe("confirming a shrink (demo:lost-update, 2 CPUs, 2 ops each, machine seed 1, pct sched seed 1)", () => {
+  const s = scenario("demo:lost-update");
+  const config = makeConfig({ ...s.config, cpus: 2, memory: MEMORY, seed: 1 });
+  let ex: Explorer;
+  let file: ReplayFile;
+  let real: Candidate;
+  let broken: Candidate;
+  beforeAll(async () => {
+    ex = await Explorer.start(config, s);
+    const params = { ops: 2, skip: [[], []] };
+    const f = (await explore(ex, params, baseOptions)).found!;
+    file = replayFileOf({
+      config,
+      scenario: s.name,
+      script: undefined,
+      params,
+      strategy: f.strategy,
+      seed: f.seed,
+      stepCap: 1e6,
+      outcome: f.outcome,
+    });
+    real = { cpus: 2, ops: 2, skip: [[], []], plan: f.outcome.record.decisions };
+    // A plan whose first switch names a runnable set the run never has: its strict replay diverges there.
+    const [start, ...rest] = real.plan;
+    broken = { ...real, plan: [{ ...start!, mask: start!.mask ^ 0b100 }, ...rest] };
+  });
+  afterAll(async () => ex.close());
+
+  it("a smallest run that does not replay falls back on the last kept run that does, and says what it did", async () => {
+    const c = await confirmShrunk(async () => ex, file, [real, broken]);
+    expect(c.candidate).toBe(real);
+    expect(c.outcome.failure?.signature).toBe(file.failure?.signature);
+    expect(c.unreplayed).toMatch(/^diverged: .*replay diverged at step 0 on CPU\d \(start\)/);
+    expect(c.runs).toBe(2);
+  });
+
+  it("no kept run replaying is a ShrinkNotReplayed error naming what the smallest did", async () => {
+    await expect(confirmShrunk(async () => ex, file, [broken])).rejects.toThrow(ShrinkNotReplayed);
+    await expect(confirmShrunk(async () => ex, file, [broken])).rejects.toThrow(
+      /^none of the 1 runs the shrinker kept replays as recorded \(the smallest: diverged: .*\): a nondeterminism bug in vmsim$/,
+    );
   });
 });
 

@@ -25,7 +25,7 @@ import {
 } from "../explore/replay_file.js";
 import { type Scenario, type ScenarioParams, scenarioNames } from "../explore/scenario.js";
 import { SCRIPT_SCENARIO, resolveScenario } from "../explore/script.js";
-import { shrink } from "../explore/shrink.js";
+import { ShrinkNotReplayed, shrink } from "../explore/shrink.js";
 // The race catalog's scenarios (catalog:…) register themselves.
 import "../explore/catalog.js";
 import { timeline } from "../explore/timeline.js";
@@ -451,13 +451,20 @@ export async function shrinkCommand(f: ReplayFile, path: string, o: ShrinkCliOpt
       bar?.update(Math.min(o.budgetMs, performance.now() - t0), p.runs, { runs: formatInt(p.runs), pass: p.pass }),
     );
   } catch (e) {
-    // A file whose failure does not happen again (another vmsim, a hand edit): one line, exit 2.
-    if (!(e instanceof RangeError)) throw e;
-    console.error(`vmsim: error: ${e.message}`);
-    return 2;
-  } finally {
     bar?.stop();
+    // A file whose failure does not happen again (another vmsim, a hand edit): one line, exit 2.
+    if (e instanceof RangeError) {
+      console.error(`vmsim: error: ${e.message}`);
+      return 2;
+    }
+    // Not even the recorded run replays strictly: vmsim's own fault, one line and nothing written.
+    if (!(e instanceof ShrinkNotReplayed)) throw e;
+    console.error(`vmsim: error: ${e.message} (please report it with ${path})`);
+    console.log(resultLine("FAILED", "no shrunk run replays as recorded: nothing written"));
+    console.log(`SUMMARY ${JSON.stringify({ command: "shrink", ok: false, file: null, replayed: false })}`);
+    return 1;
   }
+  bar?.stop();
   const out = o.out ?? `${path.replace(/(\.min)?\.json$/, "")}.min.json`;
   writeReplayFile(out, r.file);
   const s = r.file;
@@ -473,7 +480,19 @@ export async function shrinkCommand(f: ReplayFile, path: string, o: ShrinkCliOpt
   for (const l of timeline(r.outcome.record.decisions, r.outcome.record.steps, r.outcome.failure, r.events))
     console.log(l);
   const shrunk = r.outcome.failure;
-  console.log(resultLine("FAILED", `the shrunk run still fails: ${shrunk ? failureLine(shrunk) : "no failure"}`));
+  // The smallest run found did not replay: the file holds the smallest that does, and vmsim has a bug to report.
+  if (r.unreplayed !== null)
+    console.error(
+      `vmsim: error: the smallest shrunk run did not replay as recorded (${r.unreplayed}): a nondeterminism bug ` +
+        `in vmsim (please report it with ${path}); ${out} holds the smallest run that does`,
+    );
+  console.log(
+    resultLine(
+      "FAILED",
+      `the shrunk run still fails: ${shrunk ? failureLine(shrunk) : "no failure"}` +
+        (r.unreplayed !== null ? "; the smallest run found did not replay (a vmsim bug, see stderr)" : ""),
+    ),
+  );
   console.log(
     `SUMMARY ${JSON.stringify({
       command: "shrink",
@@ -487,6 +506,7 @@ export async function shrinkCommand(f: ReplayFile, path: string, o: ShrinkCliOpt
       decisions: decodeDecisions(s.decisions).length,
       steps: s.steps,
       runs: r.runs,
+      replayed: r.unreplayed === null,
     })}`,
   );
   return 1;
