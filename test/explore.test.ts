@@ -327,6 +327,20 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
     expect(again.stdout).toMatch(/bit for bit/);
   });
 
+  it("a deadlock explore finds (demo:abba, pct sched seed 1) shrinks to a file that replays bit for bit", async () => {
+    const out = join(dir, "abba");
+    expect((await vmsim("explore", "--scenario", "demo:abba", "--out", out)).code).toBe(1);
+    const file = join(out, readdirSync(out)[0]!);
+    const r = await vmsim("shrink", file, "--budget", "30s");
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^result: FAILED \(the shrunk run still fails: deadlock: .*no CPU can run\)\nSUMMARY /m);
+    const summary = JSON.parse(/^SUMMARY (.*)$/m.exec(r.stdout)![1]!);
+    expect(summary).toMatchObject({ command: "shrink", ok: false, replayed: true, ops: 1 });
+    const again = await vmsim("replay", summary.file);
+    expect(again.stdout).toMatch(/^result: FAILED \(deadlock: .*, as recorded, bit for bit\)$/m);
+  });
+
   it("--script runs each CPU's op-script lines at once; bounded exhaustive search covers every schedule and ends", async () => {
     const script = join(dir, "race.jsonl");
     writeFileSync(
@@ -397,6 +411,10 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
       ["shrink", join(dir, "missing.json")],
       ["explore", "--script", join(dir, "missing.jsonl")],
       ["explore", "--script", join(dir, "race.jsonl"), "--scenario", "stress"],
+      // Where the replay file would go is checked before the run, not when it found a failure.
+      ["explore", "--scenario", "demo:abba", "--out", join(dir, "race.jsonl", "sub")],
+      ["explore", "--scenario", "demo:abba", "--trace", join(dir, "missing", "t.json")],
+      ["shrink", join(dir, "missing.json"), "--out", dir],
     ]) {
       const r = await vmsim(...args);
       expect(r.code).toBe(2);
