@@ -327,7 +327,7 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
   try {
     const strategy = { kind: "replay" as const, plan, continueRandom: o.continueWith === "random" };
     const out = await ex.runOnce(strategy, f.seed, params, f.stepCap);
-    if (o.trace !== null) writeTrace(o.trace);
+    const traced = o.trace === null || writeTrace(o.trace);
     const fail = out.failure;
     // The machine as the run left it: at the failure (every CPU stopped or parked), or at the end.
     if (fail?.kind === "diverged") {
@@ -406,16 +406,25 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
         trace: o.trace,
       })}`,
     );
-    return ok && mapped ? 0 : 1;
+    return ok && mapped && traced ? 0 : 1;
   } finally {
     await ex.close();
   }
 }
 
-/** Writes the Chrome trace of the run that just ended (its machine booted with tracing on). */
-function writeTrace(file: string): void {
-  const s = writeChromeTrace(file);
-  console.log(`trace: ${file} (${formatInt(s.events)} events; open it in ui.perfetto.dev)`);
+/**
+ * Writes the Chrome trace of the run that just ended (its machine booted with
+ * tracing on); false (one line on stderr) when the file cannot be written.
+ */
+function writeTrace(file: string): boolean {
+  try {
+    const s = writeChromeTrace(file);
+    console.log(`trace: ${file} (${formatInt(s.events)} events; open it in ui.perfetto.dev)`);
+    return true;
+  } catch (e) {
+    console.error(`vmsim: error: ${(e as Error).message}`);
+    return false;
+  }
 }
 
 /** Replays a found run on a machine with tracing on and writes its trace. */
