@@ -13,10 +13,14 @@
  * example is run with the built CLI (dist/) from the repository root; its
  * stdout then stderr must equal the block's lines, where a line that is only
  * `…` stands for any number of lines and `…` inside a line for any text.
- * When one fails, the message carries the fresh output to paste.
+ * When one fails, the message carries the fresh output to paste. A checked
+ * example that writes a file the repository tracks (`--out
+ * docs/images/lesson.svg`, the README's picture) writes into a temporary
+ * folder instead, and the file must be the tracked one byte for byte.
  */
-import { readFileSync, readdirSync, existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, dirname, join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { vmsim } from "./helpers/vmsim.js";
 
@@ -97,6 +101,16 @@ function argsOf(command: string): string[] {
   return words.slice(1);
 }
 
+/** An example's `--out` that names a tracked file, redirected into `dir`; null when it names none. */
+function redirectedOut(args: string[], dir: string): { readonly tracked: string; readonly temp: string } | null {
+  const i = args.indexOf("--out");
+  const tracked = args[i + 1];
+  if (i < 0 || tracked === undefined || !existsSync(join(ROOT, tracked))) return null;
+  const temp = join(dir, basename(tracked));
+  args[i + 1] = temp;
+  return { tracked, temp };
+}
+
 describe("docs: examples", () => {
   it("every example is announced and starts with its command", () => {
     expect(CHECKED.length).toBeGreaterThan(5);
@@ -114,11 +128,24 @@ describe("docs: examples", () => {
   it.each(
     CHECKED.map((e) => [`${e.file}:${e.line} ${e.command}`, e] as const),
   )("%s prints what the docs show", async (_, e) => {
-    const r = await vmsim(...argsOf(e.command));
-    const actual = `${r.stdout}${r.stderr}`.replace(/\n$/, "").split("\n");
-    const fresh = `fresh output of ${e.command} (exit ${r.code}):\n${actual.join("\n")}`;
-    expect(outputMatches(e.expected, actual), fresh).toBe(true);
-    expect(r.code, fresh).toBe(e.exit);
+    const dir = mkdtempSync(join(tmpdir(), "vmsim-docs-"));
+    try {
+      const args = argsOf(e.command);
+      const out = redirectedOut(args, dir);
+      const r = await vmsim(...args);
+      const printed = `${r.stdout}${r.stderr}`;
+      const actual = (out ? printed.replaceAll(out.temp, out.tracked) : printed).replace(/\n$/, "").split("\n");
+      const fresh = `fresh output of ${e.command} (exit ${r.code}):\n${actual.join("\n")}`;
+      expect(outputMatches(e.expected, actual), fresh).toBe(true);
+      expect(r.code, fresh).toBe(e.exit);
+      if (out)
+        expect(
+          readFileSync(out.temp, "utf8") === readFileSync(join(ROOT, out.tracked), "utf8"),
+          `${out.tracked} is not what \`${e.command}\` writes now: run it from the repository root to refresh it`,
+        ).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -16,8 +16,11 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { execScript } from "../src/cli/exec.js";
+import { makeConfig } from "../src/shared/config.js";
 
 const MAIN = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
 
@@ -461,6 +464,36 @@ describe("vmsim exec: malformed lines", () => {
     expect(r.results[6]).toMatchObject({ as: "x" });
     expect(r.results[16]).toMatchObject({ cpu: 2 });
     expect(r.results[19]).toEqual({ op: "vmalloc", ok: true, as: "a", addr: "0xffff000008000000" });
+  });
+});
+
+describe("vmsim exec: what fuzzing found (test/fuzz.test.ts)", () => {
+  it("a key named like a member of Object.prototype is an unknown argument, not a silent extra", async () => {
+    const r = await runScript([
+      '{"__proto__":1,"op":"vmap","pages":1}',
+      { op: "purge", toString: 1 },
+      { op: "vfree", constructor: "x", ref: "a" },
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.results.map((x) => [x["op"], x["ok"], x["error"]])).toEqual([
+      ["vmap", false, 'vmap: unknown argument "__proto__"'],
+      ["purge", false, 'purge: unknown argument "toString"'],
+      ["vfree", false, 'vfree: unknown argument "constructor"'],
+    ]);
+  });
+
+  it("execScript, the library call, leaves process.stdout's listeners as it found them", async () => {
+    const before = process.stdout.listenerCount("error");
+    for (let i = 0; i < 2; i++) {
+      const out: string[] = [];
+      const code = await execScript(
+        makeConfig({ cpus: 1, workqueue: "explicit" }),
+        Readable.from(['{"op":"purge"}\n']),
+        (l) => out.push(l),
+      );
+      expect([code, out]).toEqual([0, ['{"op":"purge","ok":true}\n']]);
+    }
+    expect(process.stdout.listenerCount("error")).toBe(before);
   });
 });
 

@@ -7,7 +7,7 @@
  * explore → replay → shrink round trip. Every run is seeded: the seeds are in
  * the test names.
  */
-import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -400,6 +400,45 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
     expect(pcpu.stdout).toMatch(
       /^vmsim explore: scenario test_vmalloc:pcpu_alloc_test \(2 ops per CPU\), 2 CPUs, 224 MiB,/m,
     );
+  });
+
+  it("a replay file edited out of what explore accepts is refused on read, naming the field (found by fuzzing)", async () => {
+    const file = join(dir, readdirSync(dir).find((f) => f.endsWith(".json") && !f.endsWith(".min.json"))!);
+    const good: unknown = JSON.parse(readFileSync(file, "utf8"));
+    type Fields = Record<string, unknown> & { config: Record<string, unknown>; scenario: Record<string, unknown> };
+    const edited = (edit: (f: Fields) => void) => {
+      const f = structuredClone(good) as Fields;
+      edit(f);
+      const path = join(dir, "edited.json.txt");
+      writeFileSync(path, JSON.stringify(f));
+      return path;
+    };
+    const refusals: [(f: Fields) => void, string][] = [
+      [(f) => (f.config.layout = "toString"), "unknown layout toString"],
+      [(f) => (f.config.inject = 1), "inject must be a list of injection names, got 1"],
+      [(f) => (f.config.lockdep = "yes"), 'lockdep must be true or false, got "yes"'],
+      [(f) => (f.config.watchdogMs = 0), "watchdogMs must be a positive integer (milliseconds), got 0"],
+      [(f) => (f.scenario.ops = 1.5), "scenario.ops must be an integer in 1..1000000, got 1.5"],
+      [(f) => (f.scenario.skip = [[-1]]), "scenario.skip must be one list of operation numbers (0..1) per CPU"],
+      [(f) => (f.scenario.name = "nope"), "unknown scenario nope; expected one of"],
+      [
+        (f) => (f.scenario.script = [[{ op: "vmalloc", size: 4096, cpu: 1 }]]),
+        `CPU 0's script line 1: it says "cpu": 1`,
+      ],
+      [(f) => (f["strategy"] = { kind: "pct" }), "strategy must be one of random, pct, rr, exhaustive, shrunk"],
+      [(f) => (f["stepCap"] = 0), "stepCap must be an integer in 1..2000000000, got 0"],
+      [(f) => (f["decisions"] = "0.5.3.0.-"), "decision at step 0 names CPU 5 or mask 11 of a 2-CPU machine"],
+      [(f) => (f["failure"] = { kind: "bug" }), "failure must be null or {kind"],
+      [(f) => (f["vmsim"] = 1), '"vmsim" must be a version string, got 1'],
+    ];
+    for (const [edit, message] of refusals) expect(() => readReplayFile(edited(edit))).toThrow(message);
+    // The issue's case: 64 CPUs ended in a RangeError stack trace from schedSetup.
+    const cpus64 = edited((f) => (f.config.cpus = 64));
+    for (const command of ["replay", "shrink"]) {
+      const r = await vmsim(command, cpus64);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(`vmsim: error: ${cpus64}: config.cpus must be at most 32, got 64\n`);
+    }
   });
 
   it("bad input is one line and exit 2", async () => {

@@ -6,7 +6,7 @@
  * meets a closed pipe.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -49,6 +49,12 @@ describe("output into a closed pipe ends vmsim quietly", () => {
     const r = await runNode([MAIN, "explore", "--scenario", "demo:abba", "--out", out], "stdout");
     expect(r).toEqual({ code: 0, stdout: "", stderr: "" });
     expect(readdirSync(out)).toEqual([]);
+  });
+
+  it("`vmsim exec` whose reader went away ends quietly with exit 0, as a filter does", async () => {
+    const script = join(mkdtempSync(join(tmpdir(), "vmsim-epipe-")), "s.jsonl");
+    writeFileSync(script, '{"op":"vmalloc","size":8192,"as":"a"}\n{"op":"vfree","ref":"a"}\n');
+    expect(await runNode([MAIN, "exec", "--script", script], "stdout")).toEqual({ code: 0, stdout: "", stderr: "" });
   });
 
   it("a bad argument whose stderr is closed still exits 2", async () => {

@@ -19,6 +19,7 @@
  *
  * and a percpu pointer is the address of its copy in unit 0.
  */
+import { tmpdir } from "node:os";
 import { describe, expect, it } from "vitest";
 import { makeConfig } from "../src/shared/config.js";
 import { takeReports } from "../src/shared/report.js";
@@ -47,6 +48,7 @@ import {
 } from "../src/mm/vmalloc.js";
 import { TEST_CASE_ARRAY } from "../src/workers/workloads/test_vmalloc.js";
 import { vmsim } from "./helpers/vmsim.js";
+import { runVmsim } from "../bench/fuzz/process.js";
 
 /** The SUMMARY line's object. */
 function summaryOf(stdout: string) {
@@ -129,6 +131,29 @@ describe("vmsim test's parameters", () => {
     expect((r.stdout.match(/^Summary: .*$/gm) ?? []).length).toBe(1);
     expect(r.stdout).toMatch(summaryLine("align_shift_alloc_test", 0, 3, 3, 1000000));
     expect(summaryOf(r.stdout)).toMatchObject({ ok: true, passed: 0, failed: 0, xfailed: 3, expectedReports: 6 });
+  });
+
+  it("a run with more reports than a call's arguments can hold (169,318: full_fit on 8 MiB) ends in its verdict", async () => {
+    // Found by fuzzing the command line: spreading them into one push() overflowed the stack.
+    const r = await runVmsim(
+      [
+        "test",
+        "--cpus",
+        "1",
+        "--memory",
+        "8M",
+        "--run-test-mask",
+        "2",
+        "--test-loop-count",
+        "1",
+        "--test-repeat-count",
+        "4",
+      ],
+      { cwd: tmpdir(), timeoutMs: 60_000 },
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).not.toMatch(/^ {4}at |RangeError/m);
+    expect(r.stdout).toMatch(/^result: FAILED \(\d+ failures, listed on stderr\)$/m);
   });
 
   it("fails with exit status 1 when a test that must pass fails, and prints the rerun command", async () => {

@@ -252,22 +252,19 @@ class ExecSession {
 /**
  * Runs the script from `input` on a machine booted from `config` (whose
  * workqueue must be "explicit"), writing one result line per non-blank input
- * line to `write`; `atEnd` sees the machine the script left (CPUs parked,
- * after the final flush_work, or where a BUG stopped it) before it shuts
- * down. Resolves to the exit status: 0 when the script ran to its end, 1 when
- * a BUG stopped the machine on the way.
+ * line to `write`, and the lines a user reads on stderr (reports of the final
+ * flush, why the machine stopped) to `warn`; `atEnd` sees the machine the
+ * script left (CPUs parked, after the final flush_work, or where a BUG stopped
+ * it) before it shuts down. Resolves to the exit status: 0 when the script ran
+ * to its end, 1 when a BUG stopped the machine on the way.
  */
 export async function execScript(
   config: MachineConfig,
   input: NodeJS.ReadableStream,
   write: (line: string) => void = (line) => process.stdout.write(line),
   atEnd: (m: Machine, stopped: string | null) => void = () => {},
+  warn: (line: string) => void = (line) => console.error(line),
 ): Promise<number> {
-  // A reader that went away (`vmsim exec | head`) ends the run quietly, as for any filter.
-  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-    if (e.code === "EPIPE") process.exit(0);
-    throw e;
-  });
   const m = await Machine.boot(config);
   const s = new ExecSession(m);
   try {
@@ -277,8 +274,7 @@ export async function execScript(
     }
     if (s.stopped === null) {
       try {
-        for (const r of await s.flushWork(false))
-          console.error(`vmsim: exec: final flush_work: [CPU${r.cpu}] ${reportText(r)}`);
+        for (const r of await s.flushWork(false)) warn(`vmsim: exec: final flush_work: [CPU${r.cpu}] ${reportText(r)}`);
       } catch (e) {
         if (!(e instanceof MachineError)) throw e;
         s.stopped = e.message;
@@ -291,8 +287,8 @@ export async function execScript(
   }
   if (s.stopped !== null) {
     // The kernel log of the call that stopped the machine: the soft lockup (or BUG) with its CPU's events.
-    for (const r of s.stopReports) console.error(`[CPU${r.cpu}] ${reportText(r)}`);
-    console.error(`vmsim: exec: the machine stopped: ${s.stopped}`);
+    for (const r of s.stopReports) warn(`[CPU${r.cpu}] ${reportText(r)}`);
+    warn(`vmsim: exec: the machine stopped: ${s.stopped}`);
     return 1;
   }
   return 0;

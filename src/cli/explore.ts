@@ -23,8 +23,8 @@ import {
   replayFileOf,
   writeReplayFile,
 } from "../explore/replay_file.js";
-import { type Scenario, type ScenarioParams, scenarioNames } from "../explore/scenario.js";
-import { SCRIPT_SCENARIO, resolveScenario } from "../explore/script.js";
+import type { Scenario, ScenarioParams } from "../explore/scenario.js";
+import { scenarioOf } from "../explore/script.js";
 import { ShrinkNotReplayed, shrink } from "../explore/shrink.js";
 // The race catalog's scenarios (catalog:…) register themselves.
 import "../explore/catalog.js";
@@ -35,18 +35,6 @@ import { type ExploreCliOptions, type ReplayCliOptions, type ShrinkCliOptions, w
 import { writeChromeTrace } from "../workers/chrome_trace.js";
 import { ProgressBar } from "./progress.js";
 import { resultLine } from "./result.js";
-
-/** A scenario by name (a script scenario from its lines), or a RangeError listing the names. */
-export function scenarioOf(name: string, script?: ReplayScript): Scenario {
-  const s = resolveScenario(name, script);
-  if (s === undefined)
-    throw new RangeError(
-      name === SCRIPT_SCENARIO
-        ? "a script scenario needs its script"
-        : `unknown scenario ${name}; expected one of ${scenarioNames().join(", ")}`,
-    );
-  return s;
-}
 
 /** The lines of a script scenario, for the replay file and the parallel jobs. */
 type Script = ReplayScript | undefined;

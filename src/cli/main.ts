@@ -46,10 +46,10 @@ import { mapScript } from "./map.js";
 import { checkBench, runBench } from "./bench.js";
 import { mergeCommand, stressCampaign } from "./campaign.js";
 import { TEST_HELP, runTest, testRunOf } from "./test.js";
-import { exploreCommand, replayCommand, scenarioOf, shrinkCommand } from "./explore.js";
+import { exploreCommand, replayCommand, shrinkCommand } from "./explore.js";
 import { readReplayFile, vmsimVersion } from "../explore/replay_file.js";
 import { scenarioNames } from "../explore/scenario.js";
-import { readScript, scriptScenario } from "../explore/script.js";
+import { readScript, scenarioOf, scriptScenario } from "../explore/script.js";
 
 const EXIT_USAGE = 2;
 
@@ -245,7 +245,6 @@ function program(): Command {
     .argument("<file>", "a replay file written by vmsim explore or vmsim shrink")
     .action(async function (this: Command, file: string) {
       const f = usage(() => readReplayFile(file));
-      usage(() => scenarioOf(f.scenario.name, f.scenario.script));
       process.exitCode = await replayCommand(f, file, readOptions(this, REPLAY_OPTIONS));
     });
 
@@ -254,7 +253,6 @@ function program(): Command {
     .argument("<file>", "a replay file that records a failure")
     .action(async function (this: Command, file: string) {
       const f = usage(() => readReplayFile(file));
-      usage(() => scenarioOf(f.scenario.name, f.scenario.script));
       if (f.failure === null) throw new UsageError(`${file} records no failure: nothing to shrink`);
       process.exitCode = await shrinkCommand(f, file, readOptions(this, SHRINK_OPTIONS));
     });

@@ -21,7 +21,8 @@ import {
   type StressSettings,
 } from "../workers/stress.js";
 import { EXPLORE_STRATEGIES, type ExploreOptions, type ExploreStrategy } from "../explore/explore.js";
-import { DEFAULT_STEP_CAP } from "../explore/explorer.js";
+import { DEFAULT_STEP_CAP, MAX_STEP_CAP } from "../explore/explorer.js";
+import { MAX_OPS } from "../explore/scenario.js";
 
 /** One flag (its spelling, default and format: src/workers/cmdline.ts) with its help text and its parser. */
 export interface CliOption<T> extends FlagSpec<T> {
@@ -654,7 +655,7 @@ export const EXPLORE_OPTIONS: OptionTable<ExploreCliOptions> = {
     flags: "--ops <n>",
     description: "operations per CPU (stress: mix operations; test_vmalloc: test_loop_count; script: lines)",
     defaultValue: null,
-    parse: parseInteger("ops", 1, 1_000_000),
+    parse: parseInteger("ops", 1, MAX_OPS),
     format: (n) => (n === null ? "default" : String(n)),
   },
   strategy: {
@@ -682,7 +683,7 @@ export const EXPLORE_OPTIONS: OptionTable<ExploreCliOptions> = {
   },
   quantum: {
     flags: "--quantum <n>",
-    description: "rr: the first quantum in sched points (run i uses n + i - 1)",
+    description: "rr: the first quantum in sched points (run i ≥ 2, after the non-preemptive run 1, uses n + i - 2)",
     defaultValue: 1,
     parse: parseInteger("quantum", 1, 1_000_000_000),
   },
@@ -708,7 +709,7 @@ export const EXPLORE_OPTIONS: OptionTable<ExploreCliOptions> = {
   },
   schedSeed: {
     flags: "--sched-seed <s>",
-    description: "seed of the strategy's choices: run i uses s + i - 1",
+    description: "seed of the strategy's choices: run i ≥ 2 (after the non-preemptive run 1) uses s + i - 2",
     defaultValue: 1,
     parse: parseInteger("sched-seed", 0, 0xffffffff),
   },
@@ -716,7 +717,7 @@ export const EXPLORE_OPTIONS: OptionTable<ExploreCliOptions> = {
     flags: "--step-cap <n>",
     description: "steps after which a run is a livelock (a bug that loops for ever)",
     defaultValue: DEFAULT_STEP_CAP,
-    parse: parseInteger("step-cap", 1, 2_000_000_000),
+    parse: parseInteger("step-cap", 1, MAX_STEP_CAP),
   },
   jobs: {
     flags: "--jobs <n>",

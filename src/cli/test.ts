@@ -286,10 +286,9 @@ export async function runTest(config: MachineConfig, opts: TestRunOptions): Prom
   }
 
   const reports: TestReport[] = workers.flatMap((w) => w.reports);
-  failures.push(
-    ...reports.map((r) => formatReport(r, r.test)),
-    ...m.reports.map((r) => formatReport(r, "the cleanup")),
-  );
+  // One push per report: spreading hundreds of thousands of them overflows the stack.
+  for (const r of reports) failures.push(formatReport(r, r.test));
+  for (const r of m.reports) failures.push(formatReport(r, "the cleanup"));
 
   /* The module's lines. */
   for (const w of workers) {

@@ -36,7 +36,7 @@ export interface ExploreOptions {
   readonly budgetMs: number;
   /** Stop after this many runs (null: only the budget). */
   readonly iterations: number | null;
-  /** Run i (from 1) uses strategy seed `seed` + i − 1. */
+  /** Iteration i (from 1; FOUND calls it run i + 1, after the non-preemptive run) uses strategy seed `seed` + i − 1. */
   readonly seed: number;
   /** Steps after which a run is a livelock. @defaultValue DEFAULT_STEP_CAP */
   readonly stepCap?: number;

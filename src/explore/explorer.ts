@@ -22,12 +22,15 @@ import { Machine, MachineError } from "../workers/machine.js";
 import type { Scenario, ScenarioParams } from "./scenario.js";
 
 /** What broke a run. */
+/** The kinds of failure a run can end in (a replay file names one). */
+export const FAILURE_KINDS = ["bug", "soft-lockup", "report", "check", "deadlock", "livelock", "diverged"] as const;
+
 export interface Failure {
   /**
    * bug (a CPU threw), soft-lockup (a CPU stayed inside one kernel call: src/sched/watchdog.ts), report (WARN,
    * fault, stale-tlb, lockdep …), check (an invariant), deadlock, livelock, diverged.
    */
-  readonly kind: "bug" | "soft-lockup" | "report" | "check" | "deadlock" | "livelock" | "diverged";
+  readonly kind: (typeof FAILURE_KINDS)[number];
   /** The failure with addresses and numbers blotted out: the same bug gives the same signature. */
   readonly signature: string;
   /**
@@ -54,6 +57,9 @@ export interface Outcome {
 
 /** A run's steps at most, unless told: far beyond any scenario's, so hitting it is a livelock. */
 export const DEFAULT_STEP_CAP = 50_000_000;
+
+/** The most steps a run may be capped at (`vmsim explore --step-cap`). */
+export const MAX_STEP_CAP = 2_000_000_000;
 
 /** The failure's first line as it happened (addresses and all): `[CPU1] fault in show_numa_info: Unable to …`. */
 export function failureHeadline(f: Failure): string {

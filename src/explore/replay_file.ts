@@ -8,10 +8,13 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { type MachineConfig, makeConfig } from "../shared/config.js";
-import type { Decision } from "../sched/sched_det.js";
+import { type Decision, SCHED_MAX_CPUS } from "../sched/sched_det.js";
 import type { ScriptLine } from "../workers/workloads/exec_script.js";
-import type { Failure, Outcome } from "./explorer.js";
-import type { ScenarioParams } from "./scenario.js";
+import { FAILURE_KINDS, type Failure, MAX_STEP_CAP, type Outcome } from "./explorer.js";
+import { MAX_OPS, type ScenarioParams } from "./scenario.js";
+import { checkScript, scenarioOf } from "./script.js";
+// The race catalog's scenarios (catalog:…) register themselves: a file may name one.
+import "./catalog.js";
 
 export const REPLAY_FORMAT = "vmsim-replay";
 export const REPLAY_VERSION = 1;
@@ -96,7 +99,81 @@ export function writeReplayFile(path: string, f: ReplayFile): void {
   writeFileSync(path, `${JSON.stringify(f, null, 1)}\n`);
 }
 
-/** Reads and checks a replay file; throws RangeError naming what is wrong. */
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isCount = (v: unknown, max = Number.MAX_SAFE_INTEGER): v is number =>
+  Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max;
+
+const STRATEGY_FIELDS: Readonly<Record<StrategyName["kind"], Readonly<Record<string, "number" | "string">>>> = {
+  random: { p: "number" },
+  pct: { depth: "number", steps: "number" },
+  rr: { quantum: "number" },
+  exhaustive: { bound: "number" },
+  shrunk: { from: "string" },
+};
+
+/** Checks a replay file's parsed JSON field by field; throws RangeError naming the first field that is wrong. */
+export function checkReplayFile(raw: unknown): ReplayFile {
+  const bad = (what: string, got: unknown) => new RangeError(`${what}, got ${JSON.stringify(got) ?? String(got)}`);
+  if (!isRecord(raw) || raw["format"] !== REPLAY_FORMAT) throw new RangeError("not a vmsim replay file");
+  if (raw["version"] !== REPLAY_VERSION)
+    throw bad(`replay format version ${REPLAY_VERSION} expected (the one this vmsim reads)`, raw["version"]);
+  if (typeof raw["vmsim"] !== "string") throw bad('"vmsim" must be a version string', raw["vmsim"]);
+  if (!isRecord(raw["config"])) throw bad('"config" must be an object', raw["config"]);
+  const config = makeConfig(raw["config"] as Partial<MachineConfig>);
+  // The deterministic scheduler's runnable set is one 32-bit mask (explore's --cpus).
+  if (config.cpus > SCHED_MAX_CPUS) throw bad(`config.cpus must be at most ${SCHED_MAX_CPUS}`, config.cpus);
+  const sc = raw["scenario"];
+  if (!isRecord(sc)) throw bad('"scenario" must be an object', sc);
+  if (typeof sc["name"] !== "string") throw bad("scenario.name must be a string", sc["name"]);
+  if (!isCount(sc["ops"], MAX_OPS) || sc["ops"] < 1)
+    throw bad(`scenario.ops must be an integer in 1..${MAX_OPS}`, sc["ops"]);
+  const ops = sc["ops"];
+  const skip = sc["skip"];
+  if (
+    !Array.isArray(skip) ||
+    skip.length > config.cpus ||
+    !skip.every((l) => Array.isArray(l) && l.every((i) => isCount(i, ops - 1)))
+  )
+    throw bad(`scenario.skip must be one list of operation numbers (0..${ops - 1}) per CPU`, skip);
+  const script = sc["script"] === undefined ? undefined : checkScript(sc["script"], config);
+  scenarioOf(sc["name"], script);
+  const st = raw["strategy"];
+  const fields =
+    isRecord(st) && typeof st["kind"] === "string" ? STRATEGY_FIELDS[st["kind"] as StrategyName["kind"]] : undefined;
+  if (
+    !isRecord(st) ||
+    !Object.hasOwn(STRATEGY_FIELDS, st["kind"] as string) ||
+    fields === undefined ||
+    Object.entries(fields).some(([k, t]) => typeof st[k] !== t)
+  )
+    throw bad(`strategy must be one of ${Object.keys(STRATEGY_FIELDS).join(", ")} with its settings`, st);
+  if (!isCount(raw["seed"], 0xffffffff)) throw bad("seed must be an integer in 0..2^32-1", raw["seed"]);
+  if (!isCount(raw["stepCap"], MAX_STEP_CAP) || raw["stepCap"] < 1)
+    throw bad(`stepCap must be an integer in 1..${MAX_STEP_CAP}`, raw["stepCap"]);
+  for (const k of ["steps", "switches", "preemptions"])
+    if (!isCount(raw[k])) throw bad(`${k} must be a non-negative integer`, raw[k]);
+  if (typeof raw["decisions"] !== "string") throw bad("decisions must be a string", raw["decisions"]);
+  for (const d of decodeDecisions(raw["decisions"]))
+    if (d.cpu >= config.cpus || d.mask >= 2 ** config.cpus)
+      throw new RangeError(
+        `decision at step ${d.step} names CPU ${d.cpu} or mask ${d.mask.toString(2)} of a ${config.cpus}-CPU machine`,
+      );
+  const f = raw["failure"];
+  if (
+    f !== null &&
+    !(
+      isRecord(f) &&
+      FAILURE_KINDS.includes(f["kind"] as Failure["kind"]) &&
+      typeof f["signature"] === "string" &&
+      typeof f["text"] === "string"
+    )
+  )
+    throw bad(`failure must be null or {kind (${FAILURE_KINDS.join(", ")}), signature, text}`, f);
+  if (typeof raw["digest"] !== "string") throw bad("digest must be a string", raw["digest"]);
+  return { ...(raw as unknown as ReplayFile), config };
+}
+
+/** Reads and checks a replay file; throws RangeError naming the file and what is wrong. */
 export function readReplayFile(path: string): ReplayFile {
   let raw: unknown;
   try {
@@ -104,17 +181,12 @@ export function readReplayFile(path: string): ReplayFile {
   } catch (e) {
     throw new RangeError(`cannot read replay file ${path}: ${(e as Error).message}`);
   }
-  const f = raw as ReplayFile;
-  if (typeof raw !== "object" || raw === null || f.format !== REPLAY_FORMAT)
-    throw new RangeError(`${path} is not a vmsim replay file`);
-  if (f.version !== REPLAY_VERSION)
-    throw new RangeError(`${path} has replay format version ${f.version}; this vmsim reads version ${REPLAY_VERSION}`);
-  if (typeof f.decisions !== "string" || typeof f.scenario?.name !== "string" || !Number.isInteger(f.scenario.ops))
-    throw new RangeError(`${path}: missing decisions or scenario`);
-  // Validates the config (a hand-edited file gets makeConfig's message).
-  makeConfig(f.config);
-  decodeDecisions(f.decisions);
-  return f;
+  try {
+    return checkReplayFile(raw);
+  } catch (e) {
+    if (e instanceof RangeError) throw new RangeError(`${path}: ${e.message}`);
+    throw e;
+  }
 }
 
 /** What a replay file is made of: the run, and what it ran. */

@@ -11,6 +11,9 @@ import { EXPECTED_WARNING, TEST_CASE_ARRAY, type TestVmallocCase } from "../work
 import { memoryFor } from "../workers/scaling.js";
 import type { Machine } from "../workers/machine.js";
 
+/** The most operations per CPU a run may have (`vmsim explore --ops`). */
+export const MAX_OPS = 1_000_000;
+
 /** The size of one run of a scenario. */
 export interface ScenarioParams {
   /** Operations per CPU: the stress mix's operations, a test_vmalloc case's loop count. */

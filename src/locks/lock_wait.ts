@@ -20,7 +20,7 @@ import { SP_SPIN, sched_point } from "../sched/sched_point.js";
 import { schedDeterministic, sched_wait, waitDescriber } from "../sched/sched_det.js";
 import { softlockup_check } from "../sched/watchdog.js";
 import { smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
-import { heldLocksOf, lockdep_class_name, lockdepOn } from "./lockdep.js";
+import { heldLocksOf, lockdep_class_name, lockdepOn, waitingLocksOf } from "./lockdep.js";
 
 /**
  * Sched points a waiter spins through (~40 µs) before it sleeps on the lock word.
@@ -126,9 +126,17 @@ export function resetLockWaitTime(): void {
 /** Names a lock and who holds it, for a watchdog report: "vmap_area_lock, held by CPU#1 (which holds: …)". */
 export type LockHolderFn = (lock: number) => string;
 
-/** The usual holder text: "<class>, held by CPU#<owner> (which holds: <its held lock classes>)". */
+/**
+ * The usual holder text: "<class>, held by CPU#<owner> (which holds: <its held
+ * lock classes>)", and "; waits for <class>" when the holder is itself stuck.
+ */
 export function lock_holder_text(cls: number, owner: number, how = "held"): string {
-  const held = !lockdepOn ? "lockdep off" : owner >= 0 ? heldLocksOf(owner).join(", ") || "(none)" : "?";
+  let held = "?";
+  if (!lockdepOn) held = "lockdep off";
+  else if (owner >= 0) {
+    const waits = waitingLocksOf(owner);
+    held = `${heldLocksOf(owner).join(", ") || "(none)"}${waits.length ? `; waits for ${waits.join(", ")}` : ""}`;
+  }
   return `${lockdep_class_name(cls)}, ${how} by CPU#${owner} (which holds: ${held})`;
 }
 

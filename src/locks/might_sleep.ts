@@ -16,6 +16,7 @@ import { SP_SLEEP, sched_point } from "../sched/sched_point.js";
 import { onSetCurrentCpu, smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 import { in_atomic, irqs_disabled, preempt_count } from "../percpu/preempt.js";
 import { lockdep_print_held_locks, lockdepOn } from "./lockdep.js";
+import { frameText, save_stack_trace } from "./stacktrace.js";
 
 /**
  * Reports per CPU before the check goes quiet. The kernel rate-limits to one
@@ -33,17 +34,9 @@ onSetCurrentCpu(() => {
 
 /** The kernel frames above might_sleep, innermost first: "mutex_lock (src/locks/mutex.js:62:5)" … */
 function callTrace(): string[] {
-  const frames = (new Error().stack ?? "").split("\n").slice(1);
-  const at = frames.findIndex((f) => / (might_sleep|cond_resched) /.test(f));
-  const out: string[] = [];
-  for (const f of frames.slice(at + 1)) {
-    const m = /^\s*at (?:(.*) \()?(.*?)\)?$/.exec(f);
-    const loc = m?.[2] ?? "";
-    if (!/\/(src|test|bench)\//.test(loc) || loc.includes("node_modules")) continue;
-    out.push(`${m?.[1] ?? "<anonymous>"} (${loc.replace(/^.*\/(?=(src|test|bench)\/)/, "")})`);
-    if (out.length === 8) break;
-  }
-  return out;
+  const frames = save_stack_trace();
+  const at = frames.findIndex((f) => f.fn === "might_sleep" || f.fn === "cond_resched");
+  return frames.slice(at + 1, at + 9).map(frameText);
 }
 
 /** ___might_sleep (v4.19): report a sleep from atomic context, with the CPU's state and held locks. */

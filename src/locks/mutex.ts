@@ -15,7 +15,7 @@ import { defineStruct } from "../shared/struct.js";
 import { SP_LOCK, SP_SPIN, SP_UNLOCK, sched_point } from "../sched/sched_point.js";
 import { schedDeterministic, sched_wait, sched_wake } from "../sched/sched_det.js";
 import { smp_processor_id } from "../shared/smp.js";
-import { lock_acquire, lock_release, lockdep_class, lockdepOn } from "./lockdep.js";
+import { lock_acquire, lock_acquired, lock_release, lockdep_class, lockdep_subclass, lockdepOn } from "./lockdep.js";
 import {
   SPIN_TRIES,
   WAIT_SLICE_MS,
@@ -89,18 +89,30 @@ function __mutex_lock_slowpath(lock: number): void {
   lock_wait_slept(slept);
 }
 
-/** mutex_lock (v4.19): may sleep until the mutex is free. */
-export function mutex_lock(lock: number): void {
-  might_sleep();
+/** __mutex_lock (v4.19), after the caller's might_sleep: waits until the mutex is free; lockdep sees class `cls`. */
+function __mutex_lock(lock: number, cls: number): void {
   sched_point(SP_LOCK);
-  if (lockdepOn) lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, false);
+  if (lockdepOn) lock_acquire(lock, cls, false);
   if (Atomics.compareExchange(I32, lock >> 2, 0, 1) !== 0) {
     if (tracing) trace_lock_contended(lock, I32[(lock + OFF_CLASS) >> 2]!, LOCK_MUTEX);
     __mutex_lock_slowpath(lock);
     if (tracing) trace_lock_acquired(lock);
   }
+  if (lockdepOn) lock_acquired(lock);
   I32[(lock + OFF_OWNER) >> 2] = smp_processor_id();
   if (tracing) trace_lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, LOCK_MUTEX);
+}
+
+/** mutex_lock (v4.19): may sleep until the mutex is free. */
+export function mutex_lock(lock: number): void {
+  might_sleep();
+  __mutex_lock(lock, I32[(lock + OFF_CLASS) >> 2]!);
+}
+
+/** mutex_lock_nested (v4.19): mutex_lock for a second mutex of a held class; lockdep sees "<name>/<subclass>". */
+export function mutex_lock_nested(lock: number, subclass: number): void {
+  might_sleep();
+  __mutex_lock(lock, lockdepOn ? lockdep_subclass(I32[(lock + OFF_CLASS) >> 2]!, subclass) : 0);
 }
 
 /** mutex_unlock (v4.19): 1 → 0 wakes nobody; from 2, reset to 0 and wake one sleeper. */

@@ -34,7 +34,15 @@ import {
   preempt_disable,
   preempt_enable,
 } from "../percpu/preempt.js";
-import { lockHolders, lock_acquire, lock_release, lockdep_class, lockdep_class_name, lockdepOn } from "./lockdep.js";
+import {
+  lockHolders,
+  lock_acquire,
+  lock_acquired,
+  lock_release,
+  lockdep_class,
+  lockdep_class_name,
+  lockdepOn,
+} from "./lockdep.js";
 import { lock_holder_text, registerLockHolder, smp_cond_load_acquire } from "./lock_wait.js";
 import { sched_wake } from "../sched/sched_det.js";
 import { SPINLOCK_T, arch_spin_lock, arch_spin_unlock, spin_lock_init } from "./spinlock.js";
@@ -184,6 +192,7 @@ export function read_lock(lock: number): void {
   preempt_disable();
   if (lockdepOn) lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, false, read_kind());
   queued_read_lock(lock);
+  if (lockdepOn) lock_acquired(lock);
   if (tracing) trace_lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, LOCK_READ);
 }
 
@@ -202,6 +211,7 @@ export function write_lock(lock: number): void {
   preempt_disable();
   if (lockdepOn) lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, false);
   queued_write_lock(lock);
+  if (lockdepOn) lock_acquired(lock);
   I32[(lock + OFF_OWNER) >> 2] = smp_processor_id();
   if (tracing) trace_lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, LOCK_WRITE);
 }

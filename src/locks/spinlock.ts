@@ -30,7 +30,15 @@ import {
   preempt_disable,
   preempt_enable,
 } from "../percpu/preempt.js";
-import { lock_acquire, lock_release, lockdep_class, lockdep_class_name, lockdepOn } from "./lockdep.js";
+import {
+  lock_acquire,
+  lock_acquired,
+  lock_release,
+  lockdep_class,
+  lockdep_class_name,
+  lockdep_subclass,
+  lockdepOn,
+} from "./lockdep.js";
 import { type LockHolderFn, lock_holder_text, registerLockHolder, smp_cond_load_acquire } from "./lock_wait.js";
 import {
   LOCK_SPIN,
@@ -116,6 +124,22 @@ export function spin_lock(lock: number): void {
   preempt_disable();
   if (lockdepOn) lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, false);
   arch_spin_lock(lock, spin_holder);
+  if (lockdepOn) lock_acquired(lock);
+  I32[(lock + OFF_OWNER) >> 2] = smp_processor_id();
+  if (tracing) trace_lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, LOCK_SPIN);
+}
+
+/**
+ * spin_lock_nested (v4.19 _raw_spin_lock_nested): spin_lock for a second lock
+ * of a class already held, whose order the caller guarantees; lockdep sees it
+ * as class "<name>/<subclass>" (SINGLE_DEPTH_NESTING for the usual one level).
+ */
+export function spin_lock_nested(lock: number, subclass: number): void {
+  sched_point(SP_LOCK);
+  preempt_disable();
+  if (lockdepOn) lock_acquire(lock, lockdep_subclass(I32[(lock + OFF_CLASS) >> 2]!, subclass), false);
+  arch_spin_lock(lock, spin_holder);
+  if (lockdepOn) lock_acquired(lock);
   I32[(lock + OFF_OWNER) >> 2] = smp_processor_id();
   if (tracing) trace_lock_acquire(lock, I32[(lock + OFF_CLASS) >> 2]!, LOCK_SPIN);
 }

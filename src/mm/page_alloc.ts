@@ -28,6 +28,7 @@ import {
   spin_unlock_irqrestore,
 } from "../locks/spinlock.js";
 import { might_sleep } from "../locks/might_sleep.js";
+import { debug_check_no_locks_freed, lockdepOn } from "../locks/lockdep.js";
 import { local_irq_restore, local_irq_save } from "../percpu/preempt.js";
 import { num_online_cpus, onSetCurrentCpu, per_cpu_ptr, smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 import { INIT_LIST_HEAD, LIST_HEAD, list_add, list_add_tail, list_del, list_next, list_prev } from "../lib/list.js";
@@ -344,6 +345,7 @@ function free_pages_prepare(page: number, order: number): boolean {
   if (!free_pages_check(page)) return false;
   if (!ok) return false;
   I32[(page + OFF_FLAGS) >> 2] = 0; // PAGE_FLAGS_CHECK_AT_PREP: PG_head and every other flag
+  if (lockdepOn) debug_check_no_locks_freed(page_address(page), PAGE_SIZE << order);
   return true;
 }
 
@@ -737,7 +739,9 @@ function free_area_init_core(zone: number, nrPages: number): void {
  * __free_pages_memory (mm/nobootmem.c, v4.19): frees [start, end) in the
  * largest naturally aligned blocks. The kernel frees through __free_pages,
  * whose boot pageset (high 0) sends every page straight to the buddy lists;
- * vmsim goes to free_one_page directly, which is the same.
+ * vmsim goes to free_one_page directly, which is the same — with interrupts
+ * off around it, as in __free_pages_ok and free_unref_page (zone->lock is
+ * taken from interrupts and softirqs, so never with them enabled).
  */
 function __free_pages_memory(zone: number, start: number, end: number): void {
   while (start < end) {
@@ -746,7 +750,9 @@ function __free_pages_memory(zone: number, start: number, end: number): void {
     const page = pfn_to_page(start);
     for (let i = 0; i < 1 << order; i++) set_page_count(page + i * PAGE_SIZEOF, 0);
     I32[(zone + ZONE.off.managed_pages) >> 2] = I32[(zone + ZONE.off.managed_pages) >> 2]! + (1 << order);
+    const flags = local_irq_save();
     free_one_page(zone, page, start, order);
+    local_irq_restore(flags);
     start += 1 << order;
   }
 }

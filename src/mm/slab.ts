@@ -47,6 +47,7 @@ import { SP_ATOMIC, sched_point } from "../sched/sched_point.js";
 import { SPINLOCK_T, spin_lock, spin_lock_init, spin_unlock } from "../locks/spinlock.js";
 import { DEFINE_MUTEX, mutex_lock, mutex_unlock } from "../locks/mutex.js";
 import { might_sleep } from "../locks/might_sleep.js";
+import { debug_check_no_locks_freed, lockdepOn } from "../locks/lockdep.js";
 import { local_irq_disable, local_irq_enable, local_irq_restore, local_irq_save } from "../percpu/preempt.js";
 import { num_online_cpus, onSetCurrentCpu, per_cpu_ptr, this_cpu_ptr } from "../shared/smp.js";
 import { INIT_LIST_HEAD, LIST_HEAD, list_add, list_add_tail, list_del, list_next } from "../lib/list.js";
@@ -623,6 +624,8 @@ function __slab_free(s: number, page: number, object: number): boolean {
 
 /** slab_free (v4.19's do_slab_free): the fast path pushes onto the CPU freelist when the object is in this CPU's slab. */
 function slab_free(s: number, page: number, object: number): void {
+  // slab_free_hook (v4.19): no lock may be held in the object.
+  if (lockdepOn) debug_check_no_locks_freed(object, kmem_cache_size(s));
   const flags = local_irq_save();
   const c = cpuSlabBase + I32[(s + S_CPU_SLAB) >> 2]!;
   if ((I32[(s + S_FLAGS) >> 2]! & SLAB_POISON) !== 0 && !free_debug_processing(s, page, object, c)) {

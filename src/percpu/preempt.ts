@@ -61,10 +61,25 @@ export function in_atomic(): boolean {
 export function irqs_disabled(): boolean {
   return I32[irqf]! !== 0;
 }
+/**
+ * trace_hardirqs_on / trace_softirqs_on (kernel/locking/lockdep.c, v4.19):
+ * lockdep, a floor above, registers what to do when a CPU turns interrupts
+ * (`hardirq` true) or softirqs back on — mark the locks it holds as taken with
+ * them enabled. Called before the flag changes, as the kernel's irqflags
+ * tracing does.
+ */
+let trace_irqs_on: ((hardirq: boolean) => void) | null = null;
+
+/** Lockdep registers its trace_hardirqs_on/trace_softirqs_on; null while lockdep is off on this thread. */
+export function registerIrqsOnTracer(fn: ((hardirq: boolean) => void) | null): void {
+  trace_irqs_on = fn;
+}
+
 export function local_irq_disable(): void {
   I32[irqf] = 1;
 }
 export function local_irq_enable(): void {
+  if (I32[irqf] !== 0 && trace_irqs_on !== null) trace_irqs_on(true);
   I32[irqf] = 0;
 }
 /** local_irq_save: returns the previous flag for local_irq_restore. */
@@ -74,13 +89,16 @@ export function local_irq_save(): number {
   return f;
 }
 export function local_irq_restore(flags: number): void {
+  if (flags === 0 && I32[irqf] !== 0 && trace_irqs_on !== null) trace_irqs_on(true);
   I32[irqf] = flags;
 }
 export function local_bh_disable(): void {
   I32[pc] = I32[pc]! + SOFTIRQ_DISABLE_OFFSET;
 }
 export function local_bh_enable(): void {
-  I32[pc] = I32[pc]! - SOFTIRQ_DISABLE_OFFSET;
+  const n = I32[pc]! - SOFTIRQ_DISABLE_OFFSET;
+  if ((n & SOFTIRQ_MASK) === 0 && trace_irqs_on !== null) trace_irqs_on(false);
+  I32[pc] = n;
 }
 /** irq_enter/irq_exit: bracket a simulated hardirq handler. */
 export function irq_enter(): void {

@@ -1,5 +1,5 @@
 /** Machine configuration: immutable once the machine boots; every CPU gets a copy. */
-import { LAYOUTS, type Layout, type LayoutName } from "./layouts.js";
+import { LAYOUTS, type Layout, type LayoutName, isLayoutName } from "./layouts.js";
 import { INJECT_NAMES, type InjectName, isInjectName } from "./inject.js";
 
 export const PAGE_SHIFT = 12;
@@ -62,18 +62,25 @@ export function makeConfig(over: Partial<MachineConfig> = {}): MachineConfig {
   const c = { ...DEFAULT_CONFIG, ...over };
   if (!Number.isInteger(c.cpus) || c.cpus < 1 || c.cpus > MAX_CPUS)
     throw new RangeError(`cpus must be an integer in 1..${MAX_CPUS}, got ${c.cpus}`);
-  if (!(c.layout in LAYOUTS)) throw new RangeError(`unknown layout ${c.layout}`);
+  if (!isLayoutName(c.layout)) throw new RangeError(`unknown layout ${c.layout}`);
   if (!Number.isInteger(c.memory) || c.memory % (PAGE_SIZE << (MAX_ORDER - 1)) !== 0)
     throw new RangeError(`memory must be a multiple of 4 MiB (the largest buddy block), got ${c.memory}`);
   if (c.memory < 8 * 1024 * 1024 || c.memory > MAX_MEMORY)
     throw new RangeError(`memory must be between 8M and ${MAX_MEMORY / 1024 / 1024}M, got ${c.memory}`);
   if (!Number.isInteger(c.seed) || c.seed < 0 || c.seed > 0xffffffff)
     throw new RangeError(`seed must be an integer in 0..2^32-1, got ${c.seed}`);
-  if (!(c.irqRate >= 0 && c.irqRate <= 1)) throw new RangeError(`irqRate must be in 0..1, got ${c.irqRate}`);
+  if (typeof c.lockdep !== "boolean")
+    throw new RangeError(`lockdep must be true or false, got ${JSON.stringify(c.lockdep)}`);
+  if (!Number.isSafeInteger(c.watchdogMs) || c.watchdogMs < 1)
+    throw new RangeError(`watchdogMs must be a positive integer (milliseconds), got ${JSON.stringify(c.watchdogMs)}`);
+  if (typeof c.irqRate !== "number" || !(c.irqRate >= 0 && c.irqRate <= 1))
+    throw new RangeError(`irqRate must be in 0..1, got ${JSON.stringify(c.irqRate)}`);
   if (c.workqueue !== "auto" && c.workqueue !== "explicit")
     throw new RangeError(`workqueue must be "auto" or "explicit", got ${c.workqueue}`);
   if (!Number.isInteger(c.trace) || c.trace < 0 || c.cpus * c.trace > MAX_TRACE_EVENTS)
     throw new RangeError(`trace must be an integer >= 0 with cpus × trace <= ${MAX_TRACE_EVENTS}, got ${c.trace}`);
+  if (!Array.isArray(c.inject))
+    throw new RangeError(`inject must be a list of injection names, got ${JSON.stringify(c.inject)}`);
   for (const name of c.inject)
     if (!isInjectName(name))
       throw new RangeError(`unknown injection ${name}; expected one of ${INJECT_NAMES.join(", ")}`);

@@ -158,7 +158,8 @@ export function parseOp(
     irq = o["irq"];
   }
   for (const k of Object.keys(o)) {
-    const known = COMMON_KEYS.has(k) || k in spec.args || (spec.target && (k === "ref" || k === "addr"));
+    // Own keys only: "toString" or "__proto__" is no argument of any op.
+    const known = COMMON_KEYS.has(k) || Object.hasOwn(spec.args, k) || (spec.target && (k === "ref" || k === "addr"));
     if (!known) throw new LineError(`${op}: unknown argument ${show(k)}`);
   }
   const args: Record<string, number | string> = {};

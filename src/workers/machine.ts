@@ -141,7 +141,8 @@ export class Machine {
   }
 
   private settle(cpu: number, r: WorkResult): unknown {
-    this.reports.push(...r.reports);
+    // One push per report: a workload may return more than a spread's arguments can hold.
+    for (const report of r.reports) this.reports.push(report);
     if (r.ok) return r.value;
     throw new MachineError(cpu, r.error, this.config.seed);
   }

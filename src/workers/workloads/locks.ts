@@ -7,7 +7,7 @@
  * Workloads that take a lock and return leave it held across runs on purpose
  * (the CPU keeps it, as a task would): tests sequence CPUs with separate runs.
  */
-import { DEFINE_GLOBAL, I32 } from "../../shared/arena.js";
+import { DEFINE_GLOBAL, I32, staticInit } from "../../shared/arena.js";
 import { defineStruct } from "../../shared/struct.js";
 import { num_online_cpus } from "../../shared/smp.js";
 import { DEFINE_MUTEX, mutex_lock, mutex_trylock, mutex_unlock } from "../../locks/mutex.js";
@@ -28,13 +28,34 @@ import {
   write_unlock_bh,
   write_unlock_irqrestore,
 } from "../../locks/rwlock.js";
-import { DEFINE_SPINLOCK, spin_lock, spin_unlock } from "../../locks/spinlock.js";
+import { SINGLE_DEPTH_NESTING } from "../../locks/lockdep.js";
+import {
+  DEFINE_SPINLOCK,
+  SPINLOCK_T,
+  spin_lock,
+  spin_lock_init,
+  spin_lock_nested,
+  spin_unlock,
+} from "../../locks/spinlock.js";
 import { BARRIER, barrierWait } from "../barrier.js";
 import { defineWorkload } from "../workload.js";
 
 /** Two spinlocks the lockdep tests take in both orders. */
 export const locks_test_a = DEFINE_SPINLOCK("locks_test_a");
 export const locks_test_b = DEFINE_SPINLOCK("locks_test_b");
+/**
+ * Two instances of one lock class, as two objects' `->lock` of one struct
+ * are: lockdep tells them apart only by a nesting subclass.
+ */
+const LOCKS_PAIR = defineStruct("locks_pair", [
+  { name: "first", type: SPINLOCK_T },
+  { name: "second", type: SPINLOCK_T },
+]);
+export const locks_pair = DEFINE_GLOBAL("locks_pair", LOCKS_PAIR);
+staticInit(() => {
+  spin_lock_init(locks_pair.ptr + LOCKS_PAIR.off.first, "&pair->lock");
+  spin_lock_init(locks_pair.ptr + LOCKS_PAIR.off.second, "&pair->lock");
+});
 /** Held by one CPU and never released: the watchdog test. */
 export const locks_forever = DEFINE_SPINLOCK("locks_forever");
 /** The rwlock, mutex and spinlock the counters and benches use (also the main-thread micro benches). */
@@ -182,6 +203,20 @@ defineWorkload("lock_order", (a: { order: "ab" | "ba" }) => {
   spin_lock(second.ptr);
   spin_unlock(second.ptr);
   spin_unlock(first.ptr);
+});
+
+/**
+ * Takes the two `&pair->lock` instances in the order given ("12" or "21"),
+ * the inner one plainly or, with `nested`, as spin_lock_nested(SINGLE_DEPTH_NESTING).
+ */
+defineWorkload("lock_pair", (a: { order: "12" | "21"; nested?: boolean }) => {
+  const [first, second] =
+    a.order === "12" ? [LOCKS_PAIR.off.first, LOCKS_PAIR.off.second] : [LOCKS_PAIR.off.second, LOCKS_PAIR.off.first];
+  spin_lock(locks_pair.ptr + first);
+  if (a.nested) spin_lock_nested(locks_pair.ptr + second, SINGLE_DEPTH_NESTING);
+  else spin_lock(locks_pair.ptr + second);
+  spin_unlock(locks_pair.ptr + second);
+  spin_unlock(locks_pair.ptr + first);
 });
 
 /** The bug lockdep must catch: a mutex (which may sleep) taken inside a spinlock. */
