@@ -39,6 +39,7 @@ import {
   list_splice_tail,
   list_splice_tail_init,
 } from "../src/lib/list.js";
+import { rcu_read_lock, rcu_read_unlock } from "../src/rcu/rcupdate.js";
 import { type RecordArea, bootWithRecordArea } from "./helpers/records.js";
 
 /* The list_head is not the first member, so list_entry is exercised. */
@@ -87,6 +88,8 @@ function expectList(head: number, model: number[], rec: (id: number) => number):
   const n = model.length;
   const first = n ? list_first_entry(head, M) : 0;
   const last = n ? list_last_entry(head, M) : 0;
+  // The _rcu walkers inside a read-side section, as a reader runs them (lockdep checks it).
+  rcu_read_lock();
   const seen = {
     forward: forward(head),
     backward: backward(head),
@@ -103,6 +106,7 @@ function expectList(head: number, model: number[], rec: (id: number) => number):
     secondRcu: n > 1 ? idOf(list_next_or_null_rcu(head, first + M, M)) : -1,
     penultimate: n > 1 ? idOf(list_prev_entry(last, M)) : -1,
   };
+  rcu_read_unlock();
   expect(seen).toEqual({
     forward: model,
     backward: model,
@@ -202,7 +206,10 @@ describe("list", () => {
                 expect(list_empty(e)).toBe(true);
               } else {
                 // A reader standing on e still walks on to its old successor.
-                expect([list_next_rcu(e), list_prev(e)]).toEqual([succ, LIST_POISON2]);
+                rcu_read_lock();
+                const next = list_next_rcu(e);
+                rcu_read_unlock();
+                expect([next, list_prev(e)]).toEqual([succ, LIST_POISON2]);
               }
               break;
             }
@@ -247,6 +254,31 @@ describe("list", () => {
       }),
       { seed: 0x11575, numRuns: 300 },
     );
+  });
+
+  it("PROVE_RCU: an RCU list walked outside a read-side section is the suspicious RCU usage splat, once per CPU", () => {
+    resetRecords();
+    takeReports();
+    const head = newHead();
+    for (let i = 0; i < 3; i++) list_add_tail_rcu(allocRecord(ITEM.size) + M, head);
+    rcu_read_lock();
+    expect(forward(head, list_next_rcu)).toHaveLength(3);
+    rcu_read_unlock();
+    expect(takeReports()).toEqual([]);
+    expect(forward(head, list_next_rcu)).toHaveLength(3);
+    const r = takeReports();
+    expect(r.map((e) => e.kind)).toEqual(["lockdep"]);
+    const lines = r[0]!.text.split("\n");
+    expect(lines.slice(0, 3)).toEqual([
+      "WARNING: suspicious RCU usage",
+      "-----------------------------",
+      expect.stringMatching(/^test\/list\.test\.ts:\d+:\d+ RCU-list traversed in non-reader section!!$/),
+    ]);
+    expect(lines).toContain("no locks held by CPU0.");
+    expect(lines[lines.indexOf("stack backtrace:") + 1]).toMatch(/^ forward \(test\/list\.test\.ts:/);
+    // RCU_LOCKDEP_WARN's __warned: the next misuse is not reported again.
+    list_first_or_null_rcu(head, M);
+    expect(takeReports()).toEqual([]);
   });
 
   describe("CONFIG_DEBUG_LIST", () => {

@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { I32 } from "../src/shared/arena.js";
+import { I32, per_cpu_ptr } from "../src/shared/arena.js";
 import { MAX_CPUS, type MachineConfig, makeConfig } from "../src/shared/config.js";
 import { defineKernelFn } from "../src/shared/functab.js";
 import { KernelBug, type Report, takeReports } from "../src/shared/report.js";
@@ -9,7 +9,18 @@ import { in_softirq, preempt_disable, preempt_enable } from "../src/percpu/preem
 import { setCurrentCpu, smp_processor_id } from "../src/shared/smp.js";
 import { GFP_KERNEL } from "../src/mm/gfp.js";
 import { kfree, kmalloc, kzalloc } from "../src/mm/slab.js";
-import { rcu_read_lock, rcu_read_lock_held, rcu_read_unlock } from "../src/rcu/rcupdate.js";
+import {
+  RCU_READER,
+  rcu_dereference,
+  rcu_dereference_check,
+  rcu_dereference_protected,
+  rcu_read_lock,
+  rcu_read_lock_held,
+  rcu_read_unlock,
+  rcu_reader,
+} from "../src/rcu/rcupdate.js";
+import { MUTEX, mutex_init, mutex_lock, mutex_unlock } from "../src/locks/mutex.js";
+import { VERDICT_OK, schedOff, schedRecord, schedSetup } from "../src/sched/sched_det.js";
 import {
   RCU_NEXT_TAIL,
   RCU_SEGCBLIST,
@@ -224,6 +235,82 @@ describe("rcu on one thread (main thread as CPU 0, CPU 1 by switching)", () => {
     rcu_read_unlock();
   });
 
+  it("the outermost rcu_read_unlock ends the epoch a grace period waits for; with none waiting the epoch stays open", () => {
+    const odd = () => Atomics.load(I32, (per_cpu_ptr(rcu_reader, 1) + RCU_READER.off.ctr) >> 2) & 1;
+    const p = record(7);
+    onCpu(1, () => {
+      rcu_read_lock();
+      rcu_read_lock();
+    });
+    kfree_rcu(p, REC_HEAD);
+    // CPU 0's safe points start the grace period: it waits for CPU 1.
+    for (let i = 0; i < 1000; i++) sched_op_point();
+    expect(rcu_get_gp_seq() & 3).toBe(1);
+    onCpu(1, () => {
+      rcu_read_unlock();
+      expect(odd()).toBe(1); // still inside the outer section
+      rcu_read_unlock();
+      expect(odd()).toBe(0); // the reader's end is the end of its protection
+      // No grace period waits now: the next section's epoch stays open past its unlock (lazy).
+      rcu_read_lock();
+      rcu_read_unlock();
+      expect(odd()).toBe(1);
+    });
+    rcu_barrier();
+    expect(I32[(p + REC_VALUE) >> 2]).toBe(POISON_FREE_WORD);
+    expect(takeReports()).toEqual([]);
+  });
+
+  it("PROVE_RCU: rcu_dereference outside a reader, or _protected without the updaters' lock, is suspicious RCU usage, once per CPU", () => {
+    const slot = record(0) + REC_VALUE;
+    rcu_read_lock();
+    rcu_dereference(slot);
+    rcu_read_unlock();
+    rcu_dereference_check(slot, true); // the update side, its lock held
+    rcu_dereference_protected(slot, true);
+    expect(takeReports()).toEqual([]);
+    rcu_dereference(slot);
+    rcu_dereference(slot); // RCU_LOCKDEP_WARN's __warned: reported once
+    rcu_dereference_protected(slot, false);
+    onCpu(1, () => rcu_dereference_check(slot, false));
+    const r = takeReports();
+    expect(r.map((x) => [x.kind, x.cpu])).toEqual([
+      ["lockdep", 0],
+      ["lockdep", 0],
+      ["lockdep", 1],
+    ]);
+    const head = (x: Report) => x.text.split("\n").slice(0, 3);
+    const site = "test/rcu\\.test\\.ts:\\d+:\\d+";
+    expect(head(r[0]!)).toEqual([
+      "WARNING: suspicious RCU usage",
+      "-----------------------------",
+      expect.stringMatching(new RegExp(`^${site} suspicious rcu_dereference_check\\(\\) usage!$`)),
+    ]);
+    expect(head(r[1]!)[2]).toMatch(new RegExp(`^${site} suspicious rcu_dereference_protected\\(\\) usage!$`));
+    expect(head(r[2]!)[2]).toMatch(new RegExp(`^${site} suspicious rcu_dereference_check\\(\\) usage!$`));
+    expect(r[0]!.text).toContain("\nno locks held by CPU0.\n\nstack backtrace:\n");
+  });
+
+  it("PROVE_RCU: mutex_lock inside a read-side section is a sleeping function called from invalid context, with the RCU nest depth", () => {
+    const mutex = kzalloc(MUTEX.size, GFP_KERNEL);
+    mutex_init(mutex, "rcu_test_mutex");
+    rcu_read_lock();
+    mutex_lock(mutex);
+    mutex_unlock(mutex);
+    rcu_read_unlock();
+    mutex_lock(mutex); // outside the reader: may sleep
+    mutex_unlock(mutex);
+    const r = takeReports();
+    expect(kinds(r)).toEqual(["lockdep"]);
+    expect(r[0]!.text.split("\n").slice(0, 4)).toEqual([
+      "BUG: sleeping function called from invalid context at mutex_lock",
+      "in_atomic(): 0, irqs_disabled(): 0, CPU: 0, preempt_count: 0x0",
+      "RCU nest depth: 1, expected: 0",
+      "no locks held by CPU0.",
+    ]);
+    kfree(mutex);
+  });
+
   it("rcu_segcblist: callbacks move to DONE only when their grace period has ended", () => {
     const l = kzalloc(RCU_SEGCBLIST.size, GFP_KERNEL);
     const h = Array.from({ length: 5 }, () => kzalloc(REC_SIZE, GFP_KERNEL));
@@ -314,6 +401,47 @@ describe("rcu on a machine", () => {
       expect(r.walks).toBeGreaterThanOrEqual(100);
     }
     expect(await m.run(0, "rcu_list_cleanup")).toBe(0);
+    expect(m.reports).toEqual([]);
+  });
+
+  it("deterministic (PCT, the updater first): a read after an early rcu_read_unlock sees the record freed by the grace period that ended at the unlock (seed 1)", async () => {
+    m = await Machine.boot({ cpus: 2, seed: 5 });
+    await m.run(0, "rcu_torture_writer", { id: 0, updates: 1 });
+    const snap = m.snapshot();
+    const run = async (unlockEarly: boolean) => {
+      await m!.restore(snap);
+      // Depth 1: strict priorities, no change points. The woken updater preempts the reader at its next sched point.
+      const draw = schedSetup({ strategy: { kind: "pct", depth: 1, steps: 1 }, seed: 1, stepCap: 1e6 });
+      expect(draw!.priorities[0]).toBeGreaterThan(draw!.priorities[1]!);
+      try {
+        const out = await m!.runAll("rcu_handshake", (cpu: number) =>
+          cpu === 0 ? { updater: { broken: false, ticks: 4 } } : { reader: { unlockEarly } },
+        );
+        expect(schedRecord().verdict).toBe(VERDICT_OK);
+        return out;
+      } finally {
+        schedOff();
+      }
+    };
+    // Inside the section the record is intact; after the early unlock the grace period ends at once.
+    expect(await run(false)).toEqual([{ freedSeq: POISON_FREE_WORD }, { before: 1, after: 1 }]);
+    expect(await run(true)).toEqual([{ freedSeq: POISON_FREE_WORD }, { before: 1, after: POISON_FREE_WORD }]);
+    expect(m.reports).toEqual([]);
+  });
+
+  it.each([
+    ["deterministic (round-robin, quantum 50)", true],
+    ["free", false],
+  ])("%s: a CPU blocked on a mutex, its last reader's epoch open, does not hold synchronize_rcu on the holder (seed 4)", async (_, det) => {
+    m = await Machine.boot({ cpus: 2, seed: 4, watchdogMs: 5000 });
+    if (det) schedSetup({ strategy: { kind: "rr", quantum: 50 }, seed: 4, stepCap: 2e6 });
+    try {
+      const out = await m.runAll("rcu_blocked_on_mutex", (cpu: number) => ({ holder: cpu === 0 }));
+      expect(out).toEqual([2, 2]);
+      if (det) expect(schedRecord().verdict).toBe(VERDICT_OK);
+    } finally {
+      schedOff();
+    }
     expect(m.reports).toEqual([]);
   });
 

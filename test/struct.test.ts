@@ -179,7 +179,7 @@ const PINS: Record<string, Pin> = {
   wq_flusher: { def: WQ_FLUSHER, size: 84, align: 4, off: { depth: 0, barr: 4 } },
   /* RCU */
   rcu_head: { def: RCU_HEAD, size: 8, align: 4, off: { next: 0, func: 4 } },
-  rcu_reader: { def: RCU_READER, size: 8, align: 4, off: { ctr: 0, nesting: 4 } },
+  rcu_reader: { def: RCU_READER, size: 12, align: 4, off: { ctr: 0, nesting: 4, need_qs: 8 } },
   rcu_segcblist: { def: RCU_SEGCBLIST, size: 36, align: 4, off: { head: 0, tails: 4, gp_seq: 20 } },
   rcu_state: {
     def: RCU_STATE,

@@ -22,6 +22,8 @@ import { I32 } from "../shared/arena.js";
 import { SP_RCU, sched_point } from "../sched/sched_point.js";
 import { reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
+import { lockdepOn } from "../locks/lockdep.js";
+import { RCU_LIST_NON_READER, RCU_LOCKDEP_WARN, rcu_read_lock_nesting } from "../locks/lockdep_rcu.js";
 
 /**
  * struct list_head. On an RCU list, `next` is also read without the lock
@@ -258,12 +260,19 @@ export function list_prev_entry(pos: number, member: number): number {
 
 /*** include/linux/rculist.h: updaters hold the list's lock, readers only rcu_read_lock ***/
 
+/** The checking walkers: the splat names their caller. */
+const LIST_NEXT_RCU_FRAME = ["list_next_rcu", "list_first_or_null_rcu", "list_next_or_null_rcu"] as const;
+
 /**
  * Reads `e->next` for a lockless reader (rcu_dereference(list_next_rcu(e))):
  * the Atomics.load pairs with the publishing Atomics.store in the _rcu
- * updaters, so the fields of the entry it returns are initialized.
+ * updaters, so the fields of the entry it returns are initialized. With
+ * lockdep on, a walk outside a read-side section is the splat v5.4's
+ * CONFIG_PROVE_RCU_LIST added to list_for_each_entry_rcu (v4.19's walkers do
+ * not check); an updater holding the list's lock walks with list_next.
  */
 export function list_next_rcu(e: number): number {
+  if (lockdepOn) RCU_LOCKDEP_WARN(rcu_read_lock_nesting() === 0, LIST_NEXT_RCU_FRAME, RCU_LIST_NON_READER);
   return Atomics.load(I32, (e >> 2) + NEXT);
 }
 

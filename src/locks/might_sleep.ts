@@ -2,8 +2,9 @@
  * might_sleep and cond_resched (include/linux/kernel.h, include/linux/sched.h;
  * the check is ___might_sleep of kernel/sched/core.c, v4.19, as built with
  * CONFIG_DEBUG_ATOMIC_SLEEP). A function that may sleep says so first; called
- * with preemption or interrupts off, that is the report
- * "BUG: sleeping function called from invalid context".
+ * with preemption or interrupts off, or inside an RCU read-side section
+ * (v4.19's preempt_count_equals counts rcu_preempt_depth() in), that is the
+ * report "BUG: sleeping function called from invalid context".
  *
  * The check runs with lockdep (the config's `lockdep` covers atomic-sleep
  * checks); the sched point runs always — a sleeping point is where a
@@ -16,6 +17,7 @@ import { SP_SLEEP, sched_point } from "../sched/sched_point.js";
 import { onSetCurrentCpu, smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 import { in_atomic, irqs_disabled, preempt_count } from "../percpu/preempt.js";
 import { lockdep_print_held_locks, lockdepOn } from "./lockdep.js";
+import { rcu_read_lock_nesting } from "./lockdep_rcu.js";
 import { frameText, save_stack_trace } from "./stacktrace.js";
 
 /**
@@ -46,11 +48,14 @@ function ___might_sleep(): void {
   I32[nrIdx] = n + 1;
   const trace = callTrace();
   const where = trace[0]?.split(" ")[0] ?? "?";
+  const rcuDepth = rcu_read_lock_nesting();
   reportBug(
     "lockdep",
     [
       `BUG: sleeping function called from invalid context at ${where}`,
       `in_atomic(): ${in_atomic() ? 1 : 0}, irqs_disabled(): ${irqs_disabled() ? 1 : 0}, CPU: ${smp_processor_id()}, preempt_count: 0x${preempt_count().toString(16)}`,
+      // The line later kernels (v5.16) print; v4.19 counts the depth in but does not show it.
+      ...(rcuDepth !== 0 ? [`RCU nest depth: ${rcuDepth}, expected: 0`] : []),
       lockdep_print_held_locks(),
       "Call trace:",
       ...trace.map((f) => ` ${f}`),
@@ -59,14 +64,19 @@ function ___might_sleep(): void {
   );
 }
 
-/** might_sleep (v4.19): this point may sleep; reports when called in atomic context. */
+/** preempt_count_equals(0) of ___might_sleep (v4.19) failed: preemption or interrupts off, or inside an RCU reader. */
+function sleep_invalid(): boolean {
+  return in_atomic() || irqs_disabled() || rcu_read_lock_nesting() !== 0;
+}
+
+/** might_sleep (v4.19): this point may sleep; reports when called in atomic context or an RCU reader. */
 export function might_sleep(): void {
-  if (lockdepOn && (in_atomic() || irqs_disabled())) ___might_sleep();
+  if (lockdepOn && sleep_invalid()) ___might_sleep();
   sched_point(SP_SLEEP);
 }
 
 /** cond_resched (v4.19): a voluntary preemption point in a long loop; may sleep, so checked as might_sleep. */
 export function cond_resched(): void {
-  if (lockdepOn && (in_atomic() || irqs_disabled())) ___might_sleep();
+  if (lockdepOn && sleep_invalid()) ___might_sleep();
   sched_point(SP_SLEEP);
 }

@@ -141,6 +141,9 @@ function gpSeqIdx(): number {
 function readerCtrIdx(cpu: number): number {
   return (per_cpu_ptr(rcu_reader, cpu) + RCU_READER.off.ctr) >> 2;
 }
+function readerNeedQsIdx(cpu: number): number {
+  return (per_cpu_ptr(rcu_reader, cpu) + RCU_READER.off.need_qs) >> 2;
+}
 function rdpIdx(rdp: number, off: number): number {
   return (rdp + off) >> 2;
 }
@@ -162,7 +165,11 @@ function rcu_start_this_gp(snap: number): void {
   }
 }
 
-/** rcu_gp_init (v4.19): start a grace period; note which CPUs are in a reader epoch. */
+/**
+ * rcu_gp_init (v4.19): start a grace period; note which CPUs are in a reader
+ * epoch and ask each of them for a quiescent state at its outermost
+ * rcu_read_unlock (need_qs, after the counter's load: see rcu_qs).
+ */
 function rcu_gp_init(): void {
   const g = gpSeqIdx();
   // SC store, then SC loads of the counters: every updater that read gp_seq before
@@ -176,6 +183,7 @@ function rcu_gp_init(): void {
     const inside = ctr & 1;
     I32[rdpIdx(rdp, RCU_DATA.off.gp_ctr_snap)] = ctr;
     I32[rdpIdx(rdp, RCU_DATA.off.qs_pending)] = inside;
+    if (inside) Atomics.store(I32, readerNeedQsIdx(cpu), 1);
     left += inside;
   }
   I32[(rcu_state.ptr + RCU_STATE.off.qs_left) >> 2] = left;

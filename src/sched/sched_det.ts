@@ -363,8 +363,9 @@ function pickPlanned(why: number, now: number, mask: number, selfOk: boolean): n
     F64[gf(S.next_due)] = now + geometricGap();
     return pick(why, now, mask);
   } else if (!guided && why !== WHY_DUE && !(why === WHY_YIELD && selfOk)) {
-    // The recording kept this CPU running here; a run that must switch has left it.
-    if (mask !== 0 || why !== WHY_DONE) diverged(now, WHY_NAMES[why]!, mask);
+    // The recording kept this CPU running here; a run that must switch has left it. Nobody runnable
+    // where the recording ends is its deadlock again (a deadlock is never logged): decide() reports it.
+    if (mask !== 0 || I32[g(S.plan_pos)]! < I32[g(S.plan_len)]!) diverged(now, WHY_NAMES[why]!, mask);
   }
   if (why === WHY_DUE || (why === WHY_YIELD && selfOk && (mask & ~(1 << me)) === 0)) return me;
   if (why === WHY_YIELD) return lowest(mask & ~(1 << me));
@@ -618,14 +619,29 @@ export function schedRunAbort(): void {
   }
 }
 
+/*
+ * rcu_note_context_switch, from src/rcu/rcupdate.ts (a floor above) once it
+ * has loaded: a CPU about to block reports a quiescent state, as __schedule
+ * does in the kernel.
+ */
+let noteContextSwitch = (): void => {};
+
+/** RCU hands the scheduler its rcu_note_context_switch (once, at module load). */
+export function registerContextSwitchNote(fn: () => void): void {
+  noteContextSwitch = fn;
+}
+
 /**
  * futex-style wait on I32[w] while it still holds `v`. Free mode: Atomics.wait
  * for at most `ms`. Deterministic mode: this CPU blocks, the token moves on,
  * and it runs again only once the word changed — a wait loop therefore never
  * spins. `lock` (default: the word's own address) is what a deadlock report
  * names, through the {@link waitDescriber} `describe` when one is given.
+ * Blocking is a context switch: RCU hears of it first (outside a read-side
+ * section it is a quiescent state, so a blocked CPU holds no grace period).
  */
 export function sched_wait(w: number, v: number, ms: number, lock = w << 2, describe = -1): void {
+  noteContextSwitch();
   if (!schedDeterministic) {
     Atomics.wait(I32, w, v, ms);
     return;

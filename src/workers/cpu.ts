@@ -57,14 +57,16 @@ const api: CpuApi = {
       set_task_comm(name);
       touch_softlockup_watchdog();
       const value = fn(args, ctx);
-      schedRunEnd();
+      // The CPU goes idle (its RCU counter store) while it still holds the run token: after the
+      // handoff that store would race with the next holder's grace-period scans, and a replay diverge.
       rcu_idle_park(true);
+      schedRunEnd();
       return { ok: true, value, reports: takeReports() };
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       if (!(err instanceof MachineStopped)) machineStop(boot.cpu);
-      schedRunAbort();
       rcu_idle_park(false);
+      schedRunAbort();
       return {
         ok: false,
         error: { name: err.name, message: err.message, stack: err.stack },

@@ -11,6 +11,7 @@ import { sched_op_point } from "../../sched/sched_point.js";
 import { monotonicMs, watchdogExpired } from "../../sched/watchdog_clock.js";
 import { preempt_disable, preempt_enable } from "../../percpu/preempt.js";
 import { SPINLOCK_T, spin_lock, spin_lock_init, spin_unlock } from "../../locks/spinlock.js";
+import { DEFINE_MUTEX, mutex_lock, mutex_unlock } from "../../locks/mutex.js";
 import { lock_is_held } from "../../locks/lockdep.js";
 import { GFP_ATOMIC, GFP_KERNEL } from "../../mm/gfp.js";
 import { POISON_FREE, kfree, kmalloc } from "../../mm/slab.js";
@@ -170,19 +171,31 @@ function waitStage(v: number): void {
 /**
  * The reader's half: dereference the current record inside a read-side
  * section, let the updater replace and free it (step 1 → 2), read the record
- * again, still inside the section.
+ * again under the torture lock, leave the section and tell the updater
+ * (step 3). `unlockEarly` (the broken reader, "an unlock placed too early")
+ * leaves the section and tells the updater before that last read.
  */
-defineWorkload("rcu_handshake_reader", () => {
+function rcuHandshakeReader(a: { unlockEarly?: boolean }): { before: number; after: number } {
+  const lock = rcu_torture.ptr + S.lock;
   rcu_read_lock();
   const p = rcu_dereference(rcu_torture.ptr + S.current);
   const before = word(p + RCU_TORTURE.off.seq);
   setStage(1);
   waitStage(2);
+  if (a.unlockEarly) {
+    rcu_read_unlock();
+    setStage(3);
+  }
+  spin_lock(lock);
   const after = word(p + RCU_TORTURE.off.seq);
-  rcu_read_unlock();
-  setStage(3);
+  spin_unlock(lock);
+  if (!a.unlockEarly) {
+    rcu_read_unlock();
+    setStage(3);
+  }
   return { before, after };
-});
+}
+defineWorkload("rcu_handshake_reader", rcuHandshakeReader);
 
 /**
  * The updater's half: once the reader holds the record, publish a new one and
@@ -190,7 +203,7 @@ defineWorkload("rcu_handshake_reader", () => {
  * `ticks` sched points, let the reader look (step 2), then rcu_barrier.
  * Returns the old record's seq as read after the barrier: poisoned once freed.
  */
-defineWorkload("rcu_handshake_updater", (a: { broken: boolean; ticks: number }) => {
+function rcuHandshakeUpdater(a: { broken: boolean; ticks: number }): { freedSeq: number } {
   const lock = rcu_torture.ptr + S.lock;
   const slot = rcu_torture.ptr + S.current;
   waitStage(1);
@@ -207,6 +220,46 @@ defineWorkload("rcu_handshake_updater", (a: { broken: boolean; ticks: number }) 
   waitStage(3);
   rcu_barrier();
   return { freedSeq: word(old + RCU_TORTURE.off.seq) };
+}
+defineWorkload("rcu_handshake_updater", rcuHandshakeUpdater);
+
+/** The handshake's reader or updater, as each CPU's arguments say (a deterministic run calls every CPU at once). */
+defineWorkload(
+  "rcu_handshake",
+  (a: { reader: { unlockEarly?: boolean } } | { updater: { broken: boolean; ticks: number } }) =>
+    "reader" in a ? rcuHandshakeReader(a.reader) : rcuHandshakeUpdater(a.updater),
+);
+
+/*** A CPU blocked on a mutex while another waits for a grace period ***/
+
+/** What the blocked CPU waits for; held by the CPU that calls synchronize_rcu. */
+const rcu_torture_mutex = DEFINE_MUTEX("rcu_torture_mutex");
+
+/**
+ * The holder (`holder`) takes the mutex, lets the other CPU run its reader
+ * and block on the mutex (step 1 → 2), waits for a grace period and lets go.
+ * The waiter runs a read-side section (no grace period waits for it yet, so
+ * its epoch stays open), then blocks on the mutex. The grace period ends only
+ * if blocking is a quiescent state. Returns the step each reached (2).
+ */
+defineWorkload("rcu_blocked_on_mutex", (a: { holder: boolean }): number => {
+  const mutex = rcu_torture_mutex.ptr;
+  if (a.holder) {
+    mutex_lock(mutex);
+    setStage(1);
+    waitStage(2);
+    synchronize_rcu();
+    mutex_unlock(mutex);
+  } else {
+    waitStage(1);
+    rcu_read_lock();
+    rcu_dereference(rcu_torture.ptr + S.current);
+    rcu_read_unlock();
+    setStage(2);
+    mutex_lock(mutex);
+    mutex_unlock(mutex);
+  }
+  return Atomics.load(I32, (rcu_torture.ptr + S.stage) >> 2);
 });
 
 /** Runs safe points until no callback is pending on any CPU (or the watchdog fires); returns the points run. */
