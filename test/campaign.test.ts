@@ -3,7 +3,7 @@
  * (pure), a real 2-seed campaign of tiny runs on the piscina pool, and merging
  * shards back into the unsharded campaign's seed set.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -179,6 +179,21 @@ describe("vmsim stress --seeds / vmsim stress merge", () => {
         .replace(/^SUMMARY /, ""),
     );
     expect(summary).toMatchObject({ command: "stress-campaign", ok: true, totals: { seeds: 2, passed: 2 } });
+  });
+
+  it("merge of JSON that is no campaign's results (null, a bare command, a run without a seed) exits 2 with one line", async () => {
+    const a = JSON.parse(readFileSync(join(dir, "a.json"), "utf8")) as CampaignFile;
+    const shapes = [null, { command: "stress-campaign" }, { ...a, runs: [{ ...a.runs[0], seed: -1 }] }];
+    for (const [i, shape] of shapes.entries()) {
+      const file = join(dir, `bad${i}.json`);
+      writeFileSync(file, JSON.stringify(shape));
+      const r = await vmsim("stress", "merge", join(dir, "a.json"), file);
+      expect([r.code, r.stdout, r.stderr]).toEqual([
+        2,
+        "",
+        `vmsim: error: ${file} is not a stress campaign's results\n`,
+      ]);
+    }
   });
 
   it.each([

@@ -21,9 +21,10 @@ import {
   decodeDecisions,
   encodeDecisions,
   readReplayFile,
+  replayFileOf,
 } from "../src/explore/replay_file.js";
 import { findScenario } from "../src/explore/scenario.js";
-import { shrink } from "../src/explore/shrink.js";
+import { type Candidate, ShrinkNotReplayed, confirmShrunk, shrink } from "../src/explore/shrink.js";
 import { WHY_DUE } from "../src/sched/sched_det.js";
 import { kernelCallChain } from "../src/shared/report.js";
 import { vmsim } from "./helpers/vmsim.js";
@@ -129,6 +130,38 @@ describe("strategies find the demo races (2 CPUs, machine seed 1, sched seeds fr
     }
   });
 
+  it("a found deadlock (pct, sched seed 1) replays bit for bit, and shrinking it confirms by a strict replay", async () => {
+    const s = scenario("demo:abba");
+    const config = makeConfig({ ...s.config, cpus: 2, memory: MEMORY, seed: 1 });
+    const ex = await Explorer.start(config, s);
+    let file: ReplayFile;
+    try {
+      const st = await explore(ex, { ops: 2, skip: [] }, { ...baseOptions, strategy: "pct", depth: 3 });
+      const f = st.found!;
+      expect(f.outcome.failure?.kind).toBe("deadlock");
+      // A deadlock is never logged: the replay runs out of recorded decisions exactly where nobody can run.
+      const rep = await ex.runOnce({ kind: "replay", plan: f.outcome.record.decisions }, f.seed, { ops: 2, skip: [] });
+      expect(rep.failure?.kind).toBe("deadlock");
+      expect(rep.digest).toBe(f.outcome.digest);
+      file = replayFileOf({
+        config,
+        scenario: s.name,
+        script: undefined,
+        params: { ops: 2, skip: [] },
+        strategy: f.strategy,
+        seed: f.seed,
+        stepCap: 1e6,
+        outcome: f.outcome,
+      });
+    } finally {
+      await ex.close();
+    }
+    const r = await shrink(file, 20_000);
+    expect(r.unreplayed).toBeNull();
+    expect(r.outcome.failure?.kind).toBe("deadlock");
+    expect(r.file.scenario.ops).toBe(1);
+  });
+
   it("exhaustive search with bound 0 runs one schedule of a bug-free run and says it is done", async () => {
     const s = scenario("demo:lost-update");
     const ex = await Explorer.start(makeConfig({ ...s.config, cpus: 1, memory: MEMORY, seed: 1 }), s);
@@ -203,6 +236,50 @@ describe("shrinking (demo:lost-update, 3 CPUs, 4 ops each, machine seed 1)", () 
   });
 });
 
+describe("confirming a shrink (demo:lost-update, 2 CPUs, 2 ops each, machine seed 1, pct sched seed 1)", () => {
+  const s = scenario("demo:lost-update");
+  const config = makeConfig({ ...s.config, cpus: 2, memory: MEMORY, seed: 1 });
+  let ex: Explorer;
+  let file: ReplayFile;
+  let real: Candidate;
+  let broken: Candidate;
+  beforeAll(async () => {
+    ex = await Explorer.start(config, s);
+    const params = { ops: 2, skip: [[], []] };
+    const f = (await explore(ex, params, baseOptions)).found!;
+    file = replayFileOf({
+      config,
+      scenario: s.name,
+      script: undefined,
+      params,
+      strategy: f.strategy,
+      seed: f.seed,
+      stepCap: 1e6,
+      outcome: f.outcome,
+    });
+    real = { cpus: 2, ops: 2, skip: [[], []], plan: f.outcome.record.decisions };
+    // A plan whose first switch names a runnable set the run never has: its strict replay diverges there.
+    const [start, ...rest] = real.plan;
+    broken = { ...real, plan: [{ ...start!, mask: start!.mask ^ 0b100 }, ...rest] };
+  });
+  afterAll(async () => ex.close());
+
+  it("a smallest run that does not replay falls back on the last kept run that does, and says what it did", async () => {
+    const c = await confirmShrunk(async () => ex, file, [real, broken]);
+    expect(c.candidate).toBe(real);
+    expect(c.outcome.failure?.signature).toBe(file.failure?.signature);
+    expect(c.unreplayed).toMatch(/^diverged: .*replay diverged at step 0 on CPU\d \(start\)/);
+    expect(c.runs).toBe(2);
+  });
+
+  it("no kept run replaying is a ShrinkNotReplayed error naming what the smallest did", async () => {
+    await expect(confirmShrunk(async () => ex, file, [broken])).rejects.toThrow(ShrinkNotReplayed);
+    await expect(confirmShrunk(async () => ex, file, [broken])).rejects.toThrow(
+      /^none of the 1 runs the shrinker kept replays as recorded \(the smallest: diverged: .*\): a nondeterminism bug in vmsim$/,
+    );
+  });
+});
+
 describe("the CLI round trip: vmsim explore → replay → shrink", () => {
   const dir = mkdtempSync(join(tmpdir(), "vmsim-explore-"));
 
@@ -248,6 +325,20 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
     expect(summary.file).toBe(min);
     const again = await vmsim("replay", min);
     expect(again.stdout).toMatch(/bit for bit/);
+  });
+
+  it("a deadlock explore finds (demo:abba, pct sched seed 1) shrinks to a file that replays bit for bit", async () => {
+    const out = join(dir, "abba");
+    expect((await vmsim("explore", "--scenario", "demo:abba", "--out", out)).code).toBe(1);
+    const file = join(out, readdirSync(out)[0]!);
+    const r = await vmsim("shrink", file, "--budget", "30s");
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^result: FAILED \(the shrunk run still fails: deadlock: .*no CPU can run\)\nSUMMARY /m);
+    const summary = JSON.parse(/^SUMMARY (.*)$/m.exec(r.stdout)![1]!);
+    expect(summary).toMatchObject({ command: "shrink", ok: false, replayed: true, ops: 1 });
+    const again = await vmsim("replay", summary.file);
+    expect(again.stdout).toMatch(/^result: FAILED \(deadlock: .*, as recorded, bit for bit\)$/m);
   });
 
   it("--script runs each CPU's op-script lines at once; bounded exhaustive search covers every schedule and ends", async () => {
@@ -359,6 +450,10 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
       ["shrink", join(dir, "missing.json")],
       ["explore", "--script", join(dir, "missing.jsonl")],
       ["explore", "--script", join(dir, "race.jsonl"), "--scenario", "stress"],
+      // Where the replay file would go is checked before the run, not when it found a failure.
+      ["explore", "--scenario", "demo:abba", "--out", join(dir, "race.jsonl", "sub")],
+      ["explore", "--scenario", "demo:abba", "--trace", join(dir, "missing", "t.json")],
+      ["shrink", join(dir, "missing.json"), "--out", dir],
     ]) {
       const r = await vmsim(...args);
       expect(r.code).toBe(2);

@@ -1,6 +1,7 @@
+import { availableParallelism } from "node:os";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { I32, per_cpu_ptr } from "../src/shared/arena.js";
-import { type MachineConfig, makeConfig } from "../src/shared/config.js";
+import { MAX_CPUS, type MachineConfig, makeConfig } from "../src/shared/config.js";
 import { defineKernelFn } from "../src/shared/functab.js";
 import { KernelBug, type Report, takeReports } from "../src/shared/report.js";
 import { sched_op_point } from "../src/sched/sched_point.js";
@@ -197,6 +198,24 @@ describe("rcu on one thread (main thread as CPU 0, CPU 1 by switching)", () => {
     onCpu(1, () => rcu_read_unlock());
     synchronize_rcu();
   });
+
+  // Twice the host's cores (the main thread stands in for every CPU: no threads start); MAX_CPUS bounds it.
+  const cores = availableParallelism();
+  const cpus = Math.min(MAX_CPUS, 2 * cores);
+  it.runIf(cpus > cores)(
+    "the RCU stall of a machine with more CPUs than the host has cores says the host was oversubscribed",
+    () => {
+      boot({ cpus, watchdogMs: 100 });
+      onCpu(1, () => rcu_read_lock());
+      expect(() => synchronize_rcu()).toThrow(
+        new RegExp(
+          `^INFO: rcu_preempt detected stalls on CPUs/tasks: \\{ 1 \\} \\(detected by 0, synchronize_rcu waited \\d+ ms, gp_seq -?\\d+\\) ` +
+            `\\(host oversubscribed: ${cpus} CPUs on ${cores} cores?, load [\\d.]+; limit scaled ×[\\d.]+ to [\\d.]+m?s\\)$`,
+        ),
+      );
+      onCpu(1, () => rcu_read_unlock());
+    },
+  );
 
   it("kfree_rcu keeps a record intact for a reader inside its section; kfree (the broken variant) poisons it under the reader", () => {
     const p = record(42);

@@ -87,3 +87,22 @@ describe("test_vmalloc and the start barrier under the deterministic scheduler",
     expect(rec.steps).toBeLessThan(100);
   });
 });
+
+describe("bench:sched's loop under the deterministic scheduler", () => {
+  it("passes more sched points than the soft-lockup bound (2^22) in one call: the loop touches the watchdog, no lockup", async () => {
+    const m = await Machine.boot({ cpus: 1, memory: 8 * 1024 * 1024, seed: 1 });
+    try {
+      const points = 2 ** 22 + 2 ** 21;
+      schedSetup({ strategy: { kind: "rr", quantum: 2 ** 31 - 1 }, seed: 1, stepCap: 2 ** 31 - 1 });
+      await m.runAll("bench_sched_points", { points });
+      const rec = schedRecord();
+      schedOff();
+      expect(rec.verdict).toBe(VERDICT_OK);
+      expect(rec.steps).toBe(points);
+      expect(m.reports).toEqual([]);
+    } finally {
+      schedOff();
+      await m.shutdown();
+    }
+  });
+});

@@ -11,9 +11,10 @@
  * watchdog is 1 s (`--watchdog 1s`), so each case ends within seconds.
  */
 import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { MAX_CPUS } from "../src/shared/config.js";
 import { MAX_PENDING_REPORTS, RATELIMIT_BURST } from "../src/shared/report.js";
 import { Machine, MachineError } from "../src/workers/machine.js";
 import { vmsim } from "./helpers/vmsim.js";
@@ -42,8 +43,13 @@ const summaryOf = (stdout: string) =>
       .replace(/^SUMMARY /, ""),
   ) as Record<string, unknown>;
 
-/** The soft-lockup headline of CPU 0 running `task`, free mode (wall clock). */
-const headline = (task: string) => new RegExp(`watchdog: BUG: soft lockup - CPU#0 stuck for \\d+s! \\[${task}\\]`);
+/** What a free-mode report adds when the host is oversubscribed (src/sched/watchdog_clock.ts): this host may be. */
+const HOST_NOTE =
+  " \\(host oversubscribed: \\d+ CPUs? on \\d+ cores?, load [\\d.]+; limit scaled ×[\\d.]+ to [\\d.]+m?s\\)";
+
+/** The soft-lockup headline of CPU 0 running `task`, free mode (monotonic clock), with the host's note if any. */
+const headline = (task: string) =>
+  new RegExp(`watchdog: BUG: soft lockup - CPU#0 stuck for \\d+s! \\[${task}\\](?:${HOST_NOTE})?`);
 
 describe("vmsim exec: a double vfree from interrupt context", () => {
   it("answers every line, then the final flush_work's soft lockup goes to stderr with CPU 0's events: exit 1", async () => {
@@ -94,6 +100,33 @@ describe("vmsim exec: a double vfree from interrupt context", () => {
       error: expect.stringMatching(/^the machine has stopped/),
     });
   }, 60_000);
+});
+
+describe("vmsim exec on a machine with more CPUs than the host has cores", () => {
+  // Twice the host's cores: 4 CPUs on a 2-core host (MAX_CPUS bounds it, so a host of more than 32 cores cannot).
+  const cores = availableParallelism();
+  const cpus = Math.min(MAX_CPUS, 2 * cores);
+  it.runIf(cpus > cores)(
+    `the soft lockup says the host was oversubscribed, and the limit was scaled at least ×${cpus / cores}`,
+    async () => {
+      const r = await vmsim("exec", "--cpus", String(cpus), "--watchdog", "1s", "--script", dbl);
+      expect(r.code).toBe(1);
+      const report = r.stderr.split("\n").find((l) => l.startsWith("[CPU0] soft-lockup: "));
+      const note = new RegExp(
+        `^\\[CPU0\\] soft-lockup: watchdog: BUG: soft lockup - CPU#0 stuck for (\\d+)s! \\[exec_op\\] ` +
+          `\\(host oversubscribed: ${cpus} CPUs on ${cores} cores?, load ([\\d.]+); limit scaled ×([\\d.]+) to ([\\d.]+)s\\)$`,
+      ).exec(report ?? "");
+      expect(note, report).not.toBeNull();
+      const [stuck, load, scale, limit] = note!.slice(1).map(Number) as [number, number, number, number];
+      // The formula (src/sched/watchdog_clock.ts): 1 s × max(1, CPUs / cores, load / cores), up to a tenth
+      // (the load printed to two decimals may sit a hair off the one the limit used).
+      expect(scale).toBeGreaterThanOrEqual(cpus / cores);
+      expect(Math.abs(scale - Math.max(cpus / cores, load / cores))).toBeLessThanOrEqual(0.11);
+      expect(limit).toBe(scale);
+      expect(stuck).toBeGreaterThanOrEqual(Math.floor(limit));
+    },
+    60_000,
+  );
 });
 
 describe("vmsim explore --script / vmsim replay: the deterministic soft lockup", () => {
@@ -151,7 +184,8 @@ describe("the soft-lockup watchdog and printk's ratelimit, on the library API", 
     const err = await m.run(0, "exec_op", { op: "flush_work", irq: false }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MachineError);
     expect((err as MachineError).message).toMatch(
-      /^CPU0: KernelBug: watchdog: BUG: soft lockup - CPU#0 stuck for \d+ms! \[exec_op\]/,
+      // 300 ms, or more on a busy host: the limit scales with the host's load.
+      /^CPU0: KernelBug: watchdog: BUG: soft lockup - CPU#0 stuck for \d+m?s! \[exec_op\]/,
     );
     expect(m.stopped).toBe(true);
     expect(m.reports.map((r) => r.kind)).toEqual([...Array(RATELIMIT_BURST).fill("WARN"), "soft-lockup"]);

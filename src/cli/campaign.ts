@@ -170,6 +170,35 @@ function campaignFile(
   };
 }
 
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null;
+const isSeed = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 0xffffffff;
+
+/** The fields a merge computes on have the shape `vmsim stress --seeds … --out` writes (a file edited or cut short has not). */
+function isCampaignFile(x: unknown): x is CampaignFile {
+  if (!isObject(x) || x.command !== "stress-campaign" || !isObject(x.config) || !isObject(x.options)) return false;
+  if (!Array.isArray(x.parts) || !Array.isArray(x.runs)) return false;
+  const partOk = (p: unknown) =>
+    isObject(p) &&
+    isObject(p.seeds) &&
+    isSeed(p.seeds.from) &&
+    isSeed(p.seeds.to) &&
+    p.seeds.from <= p.seeds.to &&
+    (p.shard === null ||
+      (isObject(p.shard) &&
+        Number.isInteger(p.shard.index) &&
+        Number.isInteger(p.shard.count) &&
+        (p.shard.index as number) >= 1 &&
+        (p.shard.index as number) <= (p.shard.count as number)));
+  const runOk = (r: unknown) =>
+    isObject(r) &&
+    isSeed(r.seed) &&
+    typeof r.ok === "boolean" &&
+    typeof r.rerun === "string" &&
+    Number.isFinite(r.ops) &&
+    Number.isFinite(r.durationMs);
+  return x.parts.every(partOk) && x.runs.every(runOk);
+}
+
 /**
  * Joins campaign files: their parts, their runs by seed (a seed in two files:
  * the first one's run), totals and failing seeds recomputed. Throws a
@@ -414,11 +443,14 @@ export function mergeCommand(
   opts: { readonly out: string | null; readonly json: boolean },
 ): number {
   const read = files.map((file) => {
+    let raw: unknown;
     try {
-      return JSON.parse(readFileSync(file, "utf8")) as CampaignFile;
+      raw = JSON.parse(readFileSync(file, "utf8"));
     } catch (e) {
       throw new RangeError(`cannot read ${file}: ${(e as Error).message}`);
     }
+    if (!isCampaignFile(raw)) throw new RangeError(`${file} is not a stress campaign's results`);
+    return raw;
   });
   const f = mergeCampaigns(read);
   if (!opts.json) console.log(`merged ${plural(files.length, "file")}: ${plural(f.parts.length, "part")}`);

@@ -25,7 +25,7 @@ import {
 } from "../explore/replay_file.js";
 import type { Scenario, ScenarioParams } from "../explore/scenario.js";
 import { scenarioOf } from "../explore/script.js";
-import { shrink } from "../explore/shrink.js";
+import { ShrinkNotReplayed, shrink } from "../explore/shrink.js";
 // The race catalog's scenarios (catalog:…) register themselves.
 import "../explore/catalog.js";
 import { timeline } from "../explore/timeline.js";
@@ -315,7 +315,7 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
   try {
     const strategy = { kind: "replay" as const, plan, continueRandom: o.continueWith === "random" };
     const out = await ex.runOnce(strategy, f.seed, params, f.stepCap);
-    if (o.trace !== null) writeTrace(o.trace);
+    const traced = o.trace === null || writeTrace(o.trace);
     const fail = out.failure;
     // The machine as the run left it: at the failure (every CPU stopped or parked), or at the end.
     if (fail?.kind === "diverged") {
@@ -394,16 +394,25 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
         trace: o.trace,
       })}`,
     );
-    return ok && mapped ? 0 : 1;
+    return ok && mapped && traced ? 0 : 1;
   } finally {
     await ex.close();
   }
 }
 
-/** Writes the Chrome trace of the run that just ended (its machine booted with tracing on). */
-function writeTrace(file: string): void {
-  const s = writeChromeTrace(file);
-  console.log(`trace: ${file} (${formatInt(s.events)} events; open it in ui.perfetto.dev)`);
+/**
+ * Writes the Chrome trace of the run that just ended (its machine booted with
+ * tracing on); false (one line on stderr) when the file cannot be written.
+ */
+function writeTrace(file: string): boolean {
+  try {
+    const s = writeChromeTrace(file);
+    console.log(`trace: ${file} (${formatInt(s.events)} events; open it in ui.perfetto.dev)`);
+    return true;
+  } catch (e) {
+    console.error(`vmsim: error: ${(e as Error).message}`);
+    return false;
+  }
 }
 
 /** Replays a found run on a machine with tracing on and writes its trace. */
@@ -439,13 +448,20 @@ export async function shrinkCommand(f: ReplayFile, path: string, o: ShrinkCliOpt
       bar?.update(Math.min(o.budgetMs, performance.now() - t0), p.runs, { runs: formatInt(p.runs), pass: p.pass }),
     );
   } catch (e) {
-    // A file whose failure does not happen again (another vmsim, a hand edit): one line, exit 2.
-    if (!(e instanceof RangeError)) throw e;
-    console.error(`vmsim: error: ${e.message}`);
-    return 2;
-  } finally {
     bar?.stop();
+    // A file whose failure does not happen again (another vmsim, a hand edit): one line, exit 2.
+    if (e instanceof RangeError) {
+      console.error(`vmsim: error: ${e.message}`);
+      return 2;
+    }
+    // Not even the recorded run replays strictly: vmsim's own fault, one line and nothing written.
+    if (!(e instanceof ShrinkNotReplayed)) throw e;
+    console.error(`vmsim: error: ${e.message} (please report it with ${path})`);
+    console.log(resultLine("FAILED", "no shrunk run replays as recorded: nothing written"));
+    console.log(`SUMMARY ${JSON.stringify({ command: "shrink", ok: false, file: null, replayed: false })}`);
+    return 1;
   }
+  bar?.stop();
   const out = o.out ?? `${path.replace(/(\.min)?\.json$/, "")}.min.json`;
   writeReplayFile(out, r.file);
   const s = r.file;
@@ -461,7 +477,19 @@ export async function shrinkCommand(f: ReplayFile, path: string, o: ShrinkCliOpt
   for (const l of timeline(r.outcome.record.decisions, r.outcome.record.steps, r.outcome.failure, r.events))
     console.log(l);
   const shrunk = r.outcome.failure;
-  console.log(resultLine("FAILED", `the shrunk run still fails: ${shrunk ? failureLine(shrunk) : "no failure"}`));
+  // The smallest run found did not replay: the file holds the smallest that does, and vmsim has a bug to report.
+  if (r.unreplayed !== null)
+    console.error(
+      `vmsim: error: the smallest shrunk run did not replay as recorded (${r.unreplayed}): a nondeterminism bug ` +
+        `in vmsim (please report it with ${path}); ${out} holds the smallest run that does`,
+    );
+  console.log(
+    resultLine(
+      "FAILED",
+      `the shrunk run still fails: ${shrunk ? failureLine(shrunk) : "no failure"}` +
+        (r.unreplayed !== null ? "; the smallest run found did not replay (a vmsim bug, see stderr)" : ""),
+    ),
+  );
   console.log(
     `SUMMARY ${JSON.stringify({
       command: "shrink",
@@ -475,6 +503,7 @@ export async function shrinkCommand(f: ReplayFile, path: string, o: ShrinkCliOpt
       decisions: decodeDecisions(s.decisions).length,
       steps: s.steps,
       runs: r.runs,
+      replayed: r.unreplayed === null,
     })}`,
   );
   return 1;

@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 /**
  * The `vmsim` command. Exit status: 0 ok, 1 a run found a failure (a CPU
- * stopped the machine, a report, a failed check), 2 bad command-line
- * arguments — always as one line on stderr, never a stack trace. `vmsim`
- * alone prints the help and exits 0: it asked for nothing that could fail.
+ * stopped the machine, a report, a failed check) or could not go on (a file
+ * it could not write, an internal error: src/cli/fatal.ts), 2 bad
+ * command-line arguments — always as one line on stderr, never a stack
+ * trace. `vmsim` alone prints the help and exits 0: it asked for nothing
+ * that could fail.
  */
 import { Command, CommanderError } from "commander";
 import { type MachineConfig, makeConfig } from "../shared/config.js";
 import { start_kernel } from "../workers/boot.js";
 import { commandLineOf } from "../workers/cmdline.js";
+import { armTopLevel, dieOfEscapedError } from "./fatal.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
 import {
   BENCH_OPTIONS,
@@ -169,11 +172,6 @@ function program(): Command {
       } catch (e) {
         throw new UsageError(`cannot read the script: ${(e as Error).message}`);
       }
-      // A reader that went away (`vmsim exec | head`) ends the run quietly, as for any filter.
-      process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-        if (e.code === "EPIPE") process.exit(0);
-        throw e;
-      });
       process.exitCode = await execScript(config, input);
     });
 
@@ -294,4 +292,5 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-await main(process.argv);
+armTopLevel();
+await main(process.argv).catch(dieOfEscapedError);

@@ -5,8 +5,8 @@
  * is a compile error, and the same table parses arguments, writes help and
  * turns a config back into the command line that reproduces it.
  */
-import { statSync } from "node:fs";
-import { dirname } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { MAX_CPUS, MAX_TRACE_EVENTS, type MachineConfig, parseSize } from "../shared/config.js";
 import { LAYOUTS, type LayoutName, isLayoutName } from "../shared/layouts.js";
@@ -90,7 +90,8 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
   watchdogMs: {
     ...MACHINE_FLAGS.watchdogMs,
     description:
-      "soft-lockup threshold: a CPU inside one kernel call this long (looping, or waiting on a lock) stops the machine",
+      "soft-lockup threshold: a CPU inside one kernel call this long (looping, or waiting on a lock) stops the machine; " +
+      "on a busy host it is scaled by max(1, CPUs / cores, load average / cores), and the report says so",
     parse: durationArg,
   },
   irqRate: {
@@ -141,6 +142,15 @@ function outputFileArg(raw: string): string {
     throw new InvalidArgumentError(`no folder ${dirname(raw)} to write it in.`);
   if (statSync(raw, { throwIfNoEntry: false })?.isDirectory())
     throw new InvalidArgumentError("that is a folder, not a file.");
+  return raw;
+}
+
+/** Parses a folder to write into (created if missing): it is a folder, or the nearest path above it that exists is. */
+function outputDirArg(raw: string): string {
+  let at = resolve(raw);
+  while (!existsSync(at)) at = dirname(at);
+  if (!statSync(at).isDirectory())
+    throw new InvalidArgumentError(`${at === resolve(raw) ? "that" : at} is a file, not a folder.`);
   return raw;
 }
 
@@ -326,7 +336,7 @@ export const CAMPAIGN_OPTIONS: OptionTable<CampaignCliOptions> = {
     flags: "--out <file>",
     description: "campaign: write the JSON results here (merge shards with `vmsim stress merge`)",
     defaultValue: null,
-    parse: (raw) => raw,
+    parse: outputFileArg,
     format: (f) => f ?? "none",
   },
 };
@@ -453,7 +463,7 @@ export const BENCH_OPTIONS: OptionTable<BenchOptions> = {
     flags: "--out <dir>",
     description: "folder for scaling.json, scaling.md and scaling.svg (bench/results/scaling holds the committed ones)",
     defaultValue: "vmsim-bench",
-    parse: (raw) => raw,
+    parse: outputDirArg,
   },
 };
 
@@ -720,13 +730,13 @@ export const EXPLORE_OPTIONS: OptionTable<ExploreCliOptions> = {
     flags: "--out <dir>",
     description: "folder for the replay file of a failure",
     defaultValue: "vmsim-replay",
-    parse: (raw) => raw,
+    parse: outputDirArg,
   },
   trace: {
     flags: "--trace <file>",
     description: "write a Chrome trace (Perfetto) of the failing run",
     defaultValue: null,
-    parse: (raw) => raw,
+    parse: outputFileArg,
     format: (f) => f ?? "none",
   },
   json: { flags: "--json", description: "print only the SUMMARY JSON", defaultValue: false },
@@ -788,7 +798,7 @@ export const SHRINK_OPTIONS: OptionTable<ShrinkCliOptions> = {
     flags: "--out <file>",
     description: "the shrunk replay file (default: FILE with .min.json)",
     defaultValue: null,
-    parse: (raw) => raw,
+    parse: outputFileArg,
     format: (f) => f ?? "default",
   },
   budgetMs: { ...EXPLORE_OPTIONS.budgetMs, defaultValue: 120_000, description: "stop shrinking after this long" },

@@ -24,7 +24,7 @@ import { type ReplayFile, decodeDecisions, replayFileOf } from "./replay_file.js
 import { resolveScenario } from "./script.js";
 
 /** A candidate run. */
-interface Candidate {
+export interface Candidate {
   readonly cpus: number;
   readonly ops: number;
   readonly skip: readonly (readonly number[])[];
@@ -46,6 +46,16 @@ export interface ShrinkResult {
   readonly cut: boolean;
   /** Each CPU's last events in the strict replay of the shrunk file that confirms it. */
   readonly events: string[][];
+  /**
+   * What the strict replay of the smallest run found did instead of failing as recorded, when it did not
+   * (a nondeterminism bug in vmsim: `file` is then the smallest run that does replay); null when it did.
+   */
+  readonly unreplayed: string | null;
+}
+
+/** No run the shrinker kept replays strictly, the recorded one's own record included: a nondeterminism bug in vmsim. */
+export class ShrinkNotReplayed extends Error {
+  override readonly name = "ShrinkNotReplayed";
 }
 
 const preemptionsOf = (plan: readonly Decision[]) => plan.filter((d) => d.why === WHY_DUE).length;
@@ -114,9 +124,12 @@ export async function shrink(
       throw new RangeError(`the recorded failure did not happen again (${sig}): is the file from this vmsim?`);
     best = { ...best, plan: first.record.decisions };
     let bestSteps = first.record.steps;
+    // Every run kept, in order: the confirmation falls back on an earlier one if the smallest does not replay.
+    const kept: Candidate[] = [best];
     const keep = (c: Candidate, o: Outcome) => {
       best = { ...c, plan: o.record.decisions };
       bestSteps = o.record.steps;
+      kept.push(best);
     };
     /** Tries `c` under the kept plan — and, when `c` changes the workload, under a few random schedules. */
     const attempt = async (c: Candidate, workload = false): Promise<boolean> => {
@@ -201,35 +214,72 @@ export async function shrink(
         }
     }
 
-    // The shrunk run must replay exactly: confirm it strictly, and keep that run's events for the timeline.
-    const final = best as Candidate;
-    const e = await explorer(final.cpus);
-    const o = await e.runOnce(
-      { kind: "replay", plan: final.plan },
-      f.seed,
-      { ops: final.ops, skip: final.skip },
-      f.stepCap,
-    );
-    runs++;
-    if (o.failure?.signature !== sig)
-      throw new Error(
-        `the shrunk run did not replay (${o.failure?.signature ?? "no failure"}): a nondeterminism bug in vmsim`,
-      );
-    const events = Array.from({ length: final.cpus }, (_, cpu) => lastEvents(cpu, 8));
+    const cut = outOfTime();
+    const c = await confirmShrunk(explorer, f, kept);
+    runs += c.runs;
     const file = replayFileOf({
-      config: makeConfig({ ...f.config, cpus: final.cpus }),
+      config: makeConfig({ ...f.config, cpus: c.candidate.cpus }),
       scenario: f.scenario.name,
       script: f.scenario.script,
-      params: { ops: final.ops, skip: final.skip },
+      params: { ops: c.candidate.ops, skip: c.candidate.skip },
       strategy: { kind: "shrunk", from: f.strategy.kind === "shrunk" ? f.strategy.from : f.strategy.kind },
       seed: f.seed,
       stepCap: f.stepCap,
-      outcome: o,
+      outcome: c.outcome,
     });
-    return { file, outcome: o, runs, ms: performance.now() - t0, cut: outOfTime(), events };
+    return {
+      file,
+      outcome: c.outcome,
+      runs,
+      ms: performance.now() - t0,
+      cut,
+      events: c.events,
+      unreplayed: c.unreplayed,
+    };
   } finally {
     for (const e of explorers.values()) await e.close();
   }
+}
+
+/** The kept run that confirmed a shrink by replaying strictly, and its replay. */
+export interface Confirmed {
+  readonly candidate: Candidate;
+  readonly outcome: Outcome;
+  /** Each CPU's last events in that replay (for the timeline). */
+  readonly events: string[][];
+  /** What the smallest kept run's replay did instead, when it was not the one that confirmed. */
+  readonly unreplayed: string | null;
+  /** Strict replays run. */
+  readonly runs: number;
+}
+
+/**
+ * The shrunk file must replay exactly: replays the kept runs strictly, the
+ * smallest (the last kept) first, until one fails as recorded. A kept run
+ * that does not is a nondeterminism bug in vmsim; when none does, throws
+ * {@link ShrinkNotReplayed}.
+ */
+export async function confirmShrunk(
+  explorer: (cpus: number) => Promise<Explorer>,
+  f: ReplayFile,
+  kept: readonly Candidate[],
+): Promise<Confirmed> {
+  const sig = f.failure?.signature;
+  let unreplayed: string | null = null;
+  for (let i = kept.length - 1; i >= 0; i--) {
+    const c = kept[i]!;
+    const e = await explorer(c.cpus);
+    const o = await e.runOnce({ kind: "replay", plan: c.plan }, f.seed, { ops: c.ops, skip: c.skip }, f.stepCap);
+    if (o.failure?.signature === sig) {
+      const events = Array.from({ length: c.cpus }, (_, cpu) => lastEvents(cpu, 8));
+      return { candidate: c, outcome: o, events, unreplayed, runs: kept.length - i };
+    }
+    unreplayed ??= o.failure !== null ? `${o.failure.kind}: ${o.failure.text.split("\n")[0]}` : "no failure";
+  }
+  throw new ShrinkNotReplayed(
+    `none of the ${kept.length} runs the shrinker kept replays as recorded (the smallest: ${unreplayed}): ` +
+      "a nondeterminism bug in vmsim",
+  );
 }
 
 /**

@@ -19,6 +19,7 @@ import { defineStruct } from "../shared/struct.js";
 import { SP_SPIN, sched_point } from "../sched/sched_point.js";
 import { schedDeterministic, sched_wait, waitDescriber } from "../sched/sched_det.js";
 import { softlockup_check } from "../sched/watchdog.js";
+import { monotonicMs, watchdogExpired } from "../sched/watchdog_clock.js";
 import { smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 import { heldLocksOf, lockdep_class_name, lockdepOn, waitingLocksOf } from "./lockdep.js";
 
@@ -66,7 +67,7 @@ let waitTick = 0;
 export function lock_wait_start(): number {
   const p = this_cpu_ptr(lock_wait_time);
   F64[(p + LW.waits) >> 3]++;
-  return waitTick++ % LOCK_WAIT_SAMPLE === 0 ? performance.now() : -1;
+  return waitTick++ % LOCK_WAIT_SAMPLE === 0 ? monotonicMs() : -1;
 }
 
 /** Ends a wait's spin phase after `tries` tries; `t0` is what {@link lock_wait_start} returned. */
@@ -75,12 +76,12 @@ export function lock_wait_spun(tries: number, t0: number): void {
   F64[(p + LW.spins) >> 3] += tries;
   if (t0 < 0) return;
   F64[(p + LW.timed_spins) >> 3] += tries;
-  F64[(p + LW.timed_ns) >> 3] += (performance.now() - t0) * 1e6;
+  F64[(p + LW.timed_ns) >> 3] += (monotonicMs() - t0) * 1e6;
 }
 
-/** Ends a wait's sleep phase, begun at `t0` (performance.now()). */
+/** Ends a wait's sleep phase, begun at `t0` (monotonicMs()). */
 export function lock_wait_slept(t0: number): void {
-  F64[(this_cpu_ptr(lock_wait_time) + LW.sleep_ns) >> 3] += (performance.now() - t0) * 1e6;
+  F64[(this_cpu_ptr(lock_wait_time) + LW.sleep_ns) >> 3] += (monotonicMs() - t0) * 1e6;
 }
 
 /** Lock waits of one CPU since the last {@link resetLockWaitTime}. */
@@ -181,7 +182,7 @@ export function smp_cond_load_acquire(
     }
   }
   lock_wait_spun(tries, t0);
-  const slept = performance.now();
+  const slept = monotonicMs();
   // Count ourselves before re-reading the word: a release after this add sees us and notifies.
   Atomics.add(I32, sl, 1);
   try {
@@ -211,16 +212,19 @@ export function lock_wait_check(lock: number, holder: LockHolderFn): void {
 /**
  * The same check for a sleeping lock (a mutex): a task blocked that long is
  * what kernel/hung_task.c reports; here it also stops the machine, since the
- * CPU would otherwise never come back. `start` is performance.now() when the
- * task blocked. Deterministic runs have no clock: a wait that cannot end is
- * their deadlock verdict.
+ * CPU would otherwise never come back. `start` is monotonicMs() when the
+ * task blocked; the limit scales with the host's load (src/sched/watchdog_clock.ts).
+ * Deterministic runs have no clock: a wait that cannot end is their deadlock verdict.
  */
 export function hung_task_check(lock: number, start: number, holder: LockHolderFn): void {
   sched_point(SP_SPIN);
   if (machineStopping()) throw new MachineStopped();
-  const waited = performance.now() - start;
-  if (waited > theArena().config.watchdogMs && !schedDeterministic) {
-    const text = `INFO: task on CPU#${smp_processor_id()} blocked for more than ${Math.round(waited / 1000)} seconds, waiting for ${holder(lock)}`;
+  if (schedDeterministic) return;
+  const waited = monotonicMs() - start;
+  const { watchdogMs, cpus } = theArena().config;
+  const limit = watchdogExpired(waited, watchdogMs, cpus);
+  if (limit !== null) {
+    const text = `INFO: task on CPU#${smp_processor_id()} blocked for more than ${Math.round(waited / 1000)} seconds, waiting for ${holder(lock)}${limit.note}`;
     reportBug("soft-lockup", text);
     throw new KernelBug(text);
   }

@@ -15,6 +15,7 @@ import { defineStruct } from "../shared/struct.js";
 import { SP_LOCK, SP_SPIN, SP_UNLOCK, sched_point } from "../sched/sched_point.js";
 import { schedDeterministic, sched_wait, sched_wake } from "../sched/sched_det.js";
 import { smp_processor_id } from "../shared/smp.js";
+import { monotonicMs } from "../sched/watchdog_clock.js";
 import { lock_acquire, lock_acquired, lock_release, lockdep_class, lockdep_subclass, lockdepOn } from "./lockdep.js";
 import {
   SPIN_TRIES,
@@ -80,7 +81,7 @@ function __mutex_lock_slowpath(lock: number): void {
     }
   }
   lock_wait_spun(tries, t0);
-  const slept = performance.now();
+  const slept = monotonicMs();
   // Mark the mutex slept-on (2) before sleeping; taking it this way leaves 2, costing one spare wake at unlock.
   while (Atomics.exchange(I32, w, 2) !== 0) {
     sched_wait(w, 2, WAIT_SLICE_MS, lock, MUTEX_HOLDER);

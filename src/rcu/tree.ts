@@ -35,6 +35,7 @@
  * machinery themselves while they wait.
  */
 import { schedDeterministic, sched_wake, sched_yield } from "../sched/sched_det.js";
+import { monotonicMs, watchdogExpired } from "../sched/watchdog_clock.js";
 import { DEFINE_GLOBAL, DEFINE_PER_CPU, I32, machineStopping, per_cpu_ptr, theArena } from "../shared/arena.js";
 import { defineKernelFn } from "../shared/functab.js";
 import { KernelBug, MachineStopped, reportBug } from "../shared/report.js";
@@ -397,14 +398,17 @@ function rcu_might_wait(what: string): void {
   rcu_qs();
 }
 
-/** The RCU CPU stall warning (kernel/rcu/tree.c print_other_cpu_stall, v4.19), fatal here: the wait would never end. */
-function rcu_stall(what: string, waited: number): never {
+/**
+ * The RCU CPU stall warning (kernel/rcu/tree.c print_other_cpu_stall, v4.19), fatal here: the wait would never end.
+ * `note` says whether the limit was scaled for an oversubscribed host (src/sched/watchdog_clock.ts).
+ */
+function rcu_stall(what: string, waited: number, note: string): never {
   const inside: number[] = [];
   for (let cpu = 0, n = num_online_cpus(); cpu < n; cpu++)
     if (Atomics.load(I32, readerCtrIdx(cpu)) & 1) inside.push(cpu);
   const text =
     `INFO: rcu_preempt detected stalls on CPUs/tasks: { ${inside.join(" ")} } ` +
-    `(detected by ${smp_processor_id()}, ${what} waited ${waited} ms, gp_seq ${rcu_get_gp_seq()})`;
+    `(detected by ${smp_processor_id()}, ${what} waited ${Math.round(waited)} ms, gp_seq ${rcu_get_gp_seq()})${note}`;
   reportBug("rcu", text);
   throw new KernelBug(text);
 }
@@ -430,14 +434,16 @@ function rcu_wait(what: string, step: () => boolean): void {
       continue;
     }
     if (i < RCU_WAIT_SPINS) continue;
-    if (start === 0) start = performance.now();
+    if (start === 0) start = monotonicMs();
     const s = Atomics.load(I32, g);
     // Counted before the re-check: a grace period that ends after it sees us and notifies.
     Atomics.add(I32, waiters, 1);
     if (!step()) Atomics.wait(I32, g, s, RCU_WAIT_SLICE_MS);
     Atomics.sub(I32, waiters, 1);
-    const waited = performance.now() - start;
-    if (waited > theArena().config.watchdogMs) rcu_stall(what, waited);
+    const waited = monotonicMs() - start;
+    const { watchdogMs, cpus } = theArena().config;
+    const limit = watchdogExpired(waited, watchdogMs, cpus);
+    if (limit !== null) rcu_stall(what, waited, limit.note);
   }
 }
 

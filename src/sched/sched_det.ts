@@ -363,8 +363,9 @@ function pickPlanned(why: number, now: number, mask: number, selfOk: boolean): n
     F64[gf(S.next_due)] = now + geometricGap();
     return pick(why, now, mask);
   } else if (!guided && why !== WHY_DUE && !(why === WHY_YIELD && selfOk)) {
-    // The recording kept this CPU running here; a run that must switch has left it.
-    if (mask !== 0 || why !== WHY_DONE) diverged(now, WHY_NAMES[why]!, mask);
+    // The recording kept this CPU running here; a run that must switch has left it. Nobody runnable
+    // where the recording ends is its deadlock again (a deadlock is never logged): decide() reports it.
+    if (mask !== 0 || I32[g(S.plan_pos)]! < I32[g(S.plan_len)]!) diverged(now, WHY_NAMES[why]!, mask);
   }
   if (why === WHY_DUE || (why === WHY_YIELD && selfOk && (mask & ~(1 << me)) === 0)) return me;
   if (why === WHY_YIELD) return lowest(mask & ~(1 << me));

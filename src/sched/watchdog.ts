@@ -1,6 +1,7 @@
 /**
  * The soft-lockup detector (kernel/watchdog.c, v4.19): a CPU that runs one
- * kernel call for longer than the machine's watchdogMs without getting back
+ * kernel call for longer than the machine's watchdogMs (scaled with the
+ * host's load: src/sched/watchdog_clock.ts) without getting back
  * to its workload — looping over a list a double free turned into a cycle,
  * or waiting on a lock that never comes free — is reported as
  *
@@ -28,6 +29,7 @@ import { defineStruct } from "../shared/struct.js";
 import { smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 import { schedDeterministic } from "./sched_det.js";
 import { SP_OP, type SP, addSchedSlowPath, schedPointCount } from "./sched_point.js";
+import { monotonicMs, watchdogExpired } from "./watchdog_clock.js";
 
 /**
  * Sched points of one CPU inside one kernel call that make a deterministic
@@ -53,13 +55,21 @@ const TASK_COMM_LEN = 16;
  * clock beside the wall clock.
  */
 const WATCHDOG_TOUCH_TS = defineStruct("watchdog_touch_ts", [
-  /** performance.now() of this CPU's thread (ms) at the last touch; only its CPU reads it. */
+  /** monotonicMs() at the last touch; only its CPU reads it. */
   { name: "ts", type: "f64", guard: "owner" },
   /** This CPU's sched-point clock at the last touch (src/sched/sched_point.ts). */
   { name: "sched_points", type: "f64", guard: "owner" },
 ]);
 const watchdog_touch_ts = DEFINE_PER_CPU("watchdog_touch_ts", WATCHDOG_TOUCH_TS);
 const T = WATCHDOG_TOUCH_TS.off;
+
+/**
+ * This thread is a CPU whose detector runs (watchdog_enable ran here). The
+ * main thread standing in for a CPU has none: the per-CPU touch it would read
+ * is never written (a machine booted in-thread) or is the CPU thread's own,
+ * from before that CPU parked.
+ */
+let watchdogEnabled = false;
 
 /** The running task's name (current->comm): the workload a CPU runs, which the report names. */
 const TASK_COMM = defineStruct("task_comm", [{ name: "comm", type: "u32", count: TASK_COMM_LEN / 4, guard: "owner" }]);
@@ -68,7 +78,7 @@ const current_comm = DEFINE_PER_CPU("current_comm", TASK_COMM);
 /** touch_softlockup_watchdog (v4.19): this CPU made progress; restart its soft-lockup clock. */
 export function touch_softlockup_watchdog(): void {
   const p = this_cpu_ptr(watchdog_touch_ts);
-  F64[(p + T.ts) >> 3] = performance.now();
+  F64[(p + T.ts) >> 3] = monotonicMs();
   F64[(p + T.sched_points) >> 3] = schedPointCount();
 }
 
@@ -85,23 +95,26 @@ function softlockupHeadline(stuck: string): string {
 /**
  * The soft-lockup check (watchdog_timer_fn's is_softlockup, v4.19): when this
  * CPU has been in one kernel call longer than the watchdog allows, report it
- * — the headline, `why` (what a waiting CPU waits for), this CPU's last
- * events — and throw the BUG that stops the machine.
+ * — the headline (with the host's oversubscription, if the limit was scaled),
+ * `why` (what a waiting CPU waits for), this CPU's last events — and throw the
+ * BUG that stops the machine.
  */
 export function softlockup_check(why?: () => string): void {
+  if (!watchdogEnabled) return;
   const p = this_cpu_ptr(watchdog_touch_ts);
-  let stuck: string;
+  let headline: string;
   if (schedDeterministic) {
     const points = schedPointCount() - F64[(p + T.sched_points) >> 3]!;
     if (points <= SOFTLOCKUP_SCHED_POINTS) return;
-    stuck = `${points} sched points`;
+    headline = softlockupHeadline(`${points} sched points`);
   } else {
-    const ms = performance.now() - F64[(p + T.ts) >> 3]!;
-    if (ms <= theArena().config.watchdogMs) return;
+    const ms = monotonicMs() - F64[(p + T.ts) >> 3]!;
+    const { watchdogMs, cpus } = theArena().config;
+    const limit = watchdogExpired(ms, watchdogMs, cpus);
+    if (limit === null) return;
     // The kernel counts whole seconds; a watchdog set below one second is shown in ms.
-    stuck = ms < 1000 ? `${Math.round(ms)}ms` : `${Math.round(ms / 1000)}s`;
+    headline = softlockupHeadline(ms < 1000 ? `${Math.round(ms)}ms` : `${Math.round(ms / 1000)}s`) + limit.note;
   }
-  const headline = softlockupHeadline(stuck);
   const cpu = smp_processor_id();
   // The live ring, not a snapshot a first WARN took: the report shows the loop.
   const events = lastEvents(cpu, SOFTLOCKUP_EVENTS, true);
@@ -124,6 +137,7 @@ function watchdog_sched_point(kind: SP): void {
  * the CPUs are parked, and never for long.
  */
 export function watchdog_enable(): void {
+  watchdogEnabled = true;
   touch_softlockup_watchdog();
   addSchedSlowPath(watchdog_sched_point, WATCHDOG_CHECK_EVERY, true);
 }

@@ -6,7 +6,8 @@
  * (`sched_wait` / `sched_wake`, src/sched/sched_det.ts), so they work in
  * either mode. Free mode: a waiter spins a while (released CPUs start within
  * microseconds of each other), then sleeps in bounded slices, and a wait that
- * outlasts the config's watchdogMs throws. Deterministic mode: a waiter blocks
+ * outlasts the config's watchdogMs (scaled with the host's load:
+ * src/sched/watchdog_clock.ts) throws. Deterministic mode: a waiter blocks
  * at once and runs again only when the word changed; there is no wall-clock
  * timeout — a barrier that can never complete leaves no CPU runnable, and that
  * is the scheduler's deadlock verdict.
@@ -16,6 +17,7 @@ import { MachineStopped } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_ATOMIC, SP_SPIN, sched_point } from "../sched/sched_point.js";
 import { schedDeterministic, sched_wait, sched_wake } from "../sched/sched_det.js";
+import { monotonicMs, watchdogExpired } from "../sched/watchdog_clock.js";
 import { SPIN_TRIES, WAIT_SLICE_MS } from "../locks/lock_wait.js";
 
 /**
@@ -83,7 +85,7 @@ function waitWord(w: number, done: (v: number) => boolean, obj: number, what: ()
     sched_point(SP_SPIN);
     if (done(Atomics.load(I32, w))) return;
   }
-  const start = Date.now();
+  const start = monotonicMs();
   for (;;) {
     const v = Atomics.load(I32, w);
     if (done(v)) return;
@@ -91,8 +93,10 @@ function waitWord(w: number, done: (v: number) => boolean, obj: number, what: ()
     sched_wait(w, v, WAIT_SLICE_MS, obj);
     sched_point(SP_SPIN);
     if (machineStopping()) throw new MachineStopped();
-    const waited = Date.now() - start;
-    if (!schedDeterministic && waited > theArena().config.watchdogMs)
-      throw new Error(`${what()} (waited ${waited} ms)`);
+    if (schedDeterministic) continue;
+    const waited = monotonicMs() - start;
+    const { watchdogMs, cpus } = theArena().config;
+    const limit = watchdogExpired(waited, watchdogMs, cpus);
+    if (limit !== null) throw new Error(`${what()} (waited ${Math.round(waited)} ms)${limit.note}`);
   }
 }

@@ -20,6 +20,7 @@ import {
 } from "../shared/arena.js";
 import { schedIsOn, schedPrepareCall } from "../sched/sched_det.js";
 import { setCurrentCpu } from "../shared/smp.js";
+import { monotonicMs, watchdogExpired } from "../sched/watchdog_clock.js";
 import { type MachineConfig, makeConfig } from "../shared/config.js";
 import type { Report } from "../shared/report.js";
 import { start_kernel } from "./boot.js";
@@ -41,7 +42,8 @@ export class MachineError extends Error {
 /**
  * The hard-lockup watchdog's threshold: after the machine stopped, every CPU
  * unwinds at its next sched point (4096 points at most); one that has not
- * answered this long after the stop is looping without any.
+ * answered this long after the stop (scaled with the host's load:
+ * src/sched/watchdog_clock.ts) is looping without any.
  */
 export const HARD_LOCKUP_MS = 2000;
 
@@ -118,7 +120,7 @@ export class Machine {
 
   /**
    * The hard-lockup watchdog (kernel/watchdog_hld.c's role) of one call: a
-   * CPU still running HARD_LOCKUP_MS after the machine stopped walks
+   * CPU still running HARD_LOCKUP_MS (scaled) after the machine stopped walks
    * something forever (a list or tree a race corrupted into a cycle) without
    * a sched point. Its worker is terminated and the call answers with the
    * lockup, so a run whose kernel loops still ends.
@@ -129,11 +131,12 @@ export class Machine {
       let stoppedAt = 0;
       timer = setInterval(() => {
         if (!machineStopping()) return;
-        stoppedAt ||= performance.now();
-        if (performance.now() - stoppedAt < HARD_LOCKUP_MS) return;
+        stoppedAt ||= monotonicMs();
+        const limit = watchdogExpired(monotonicMs() - stoppedAt, HARD_LOCKUP_MS, this.config.cpus);
+        if (limit === null) return;
         clearInterval(timer);
         void c.worker.terminate();
-        const message = `watchdog: Watchdog detected hard LOCKUP on cpu ${cpu}: no sched point ${HARD_LOCKUP_MS} ms after the machine stopped`;
+        const message = `watchdog: Watchdog detected hard LOCKUP on cpu ${cpu}: no sched point ${Math.round(limit.ms)} ms after the machine stopped${limit.note}`;
         resolve({ ok: false, error: { name: "HardLockup", message }, reports: [] });
       }, 100);
     });

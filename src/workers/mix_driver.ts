@@ -21,6 +21,7 @@
  * operations and API calls it ran.
  */
 import { machineStop } from "../shared/arena.js";
+import { formatLimit, monotonicMs, watchdogLimit } from "../sched/watchdog_clock.js";
 import {
   TRACE_RING_SIZE,
   isAllocFailureReport,
@@ -253,17 +254,23 @@ class MixDrive {
   private async round(maxLive: number): Promise<void> {
     const config = this.m.config;
     const left = this.o.durationMs === null ? MIX_ROUND_MS : Math.min(MIX_ROUND_MS, this.o.durationMs - this.elapsed);
-    const deadline = Date.now() + left;
+    const deadline = monotonicMs() + left;
     // A CPU looping without sched points (a corrupted tree walked forever) never parks and never reaches
-    // the soft-lockup check (src/sched/watchdog.ts): twice the watchdog threshold past its deadline the
-    // round stops the machine, and Machine's hard-lockup watchdog ends that CPU.
+    // the soft-lockup check (src/sched/watchdog.ts): twice the watchdog threshold (scaled with the host's
+    // load) past its deadline the round stops the machine, and Machine's hard-lockup watchdog ends that CPU.
     const hardLockup = () => {
+      const late = monotonicMs() - deadline;
+      const limit = watchdogLimit(2 * config.watchdogMs, config.cpus);
+      if (late <= limit.ms) {
+        overrun = setTimeout(hardLockup, limit.ms - late + 1);
+        return;
+      }
       this.violations.push(
-        `round ${this.rounds + 1} did not end ${(2 * config.watchdogMs) / 1000} s after its deadline: a CPU stopped reaching sched points (hard lockup)`,
+        `round ${this.rounds + 1} did not end ${formatLimit(limit.ms)} after its deadline: a CPU stopped reaching sched points (hard lockup)${limit.note}`,
       );
       machineStop(-1);
     };
-    const overrun = setTimeout(hardLockup, left + 2 * config.watchdogMs);
+    let overrun = setTimeout(hardLockup, left + 2 * config.watchdogMs);
     const t0 = performance.now();
     try {
       await this.m.runAll("vmalloc_mix", (cpu: number) => ({

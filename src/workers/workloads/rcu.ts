@@ -8,6 +8,7 @@ import { DEFINE_GLOBAL, I32, staticInit, theArena } from "../../shared/arena.js"
 import { KernelBug } from "../../shared/report.js";
 import { defineStruct } from "../../shared/struct.js";
 import { sched_op_point } from "../../sched/sched_point.js";
+import { monotonicMs, watchdogExpired } from "../../sched/watchdog_clock.js";
 import { local_irq_restore, local_irq_save } from "../../percpu/preempt.js";
 import { SPINLOCK_T, spin_lock, spin_lock_init, spin_unlock } from "../../locks/spinlock.js";
 import { DEFINE_MUTEX, mutex_lock, mutex_unlock } from "../../locks/mutex.js";
@@ -263,12 +264,14 @@ defineWorkload("rcu_blocked_on_mutex", (a: { holder: boolean }): number => {
 
 /** Runs safe points until no callback is pending on any CPU (or the watchdog fires); returns the points run. */
 defineWorkload("rcu_drain_at_safe_points", () => {
-  const start = Date.now();
+  const start = monotonicMs();
+  const { watchdogMs, cpus } = theArena().config;
   let ticks = 0;
   while (rcuCallbacksPending() !== 0) {
     sched_op_point();
     ticks++;
-    if (Date.now() - start > theArena().config.watchdogMs) throw new KernelBug("rcu callbacks never ran");
+    const limit = watchdogExpired(monotonicMs() - start, watchdogMs, cpus);
+    if (limit !== null) throw new KernelBug(`rcu callbacks never ran${limit.note}`);
   }
   return ticks;
 });

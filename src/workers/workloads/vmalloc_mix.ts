@@ -30,7 +30,7 @@
  * the handoff slots and the op counters live in the arena (per-CPU), so the
  * main thread's checker sees the live areas as allocated and a run can be
  * inspected between rounds. A call runs until `ops` operations or `deadline`
- * (Date.now() ms); the CPUs park between calls.
+ * (monotonicMs(), the same on every thread); the CPUs park between calls.
  */
 import { DEFINE_PER_CPU, F64, I32, U8, per_cpu_ptr, pfn_to_data, theArena } from "../../shared/arena.js";
 import { type MachineConfig, PAGE_SHIFT, PAGE_SIZE, layoutOf } from "../../shared/config.js";
@@ -43,6 +43,7 @@ import { KernelBug, MachineStopped } from "../../shared/report.js";
 import { defineStruct } from "../../shared/struct.js";
 import { SP_ATOMIC, SP_RCU, sched_point, sched_op_point } from "../../sched/sched_point.js";
 import { setStutter } from "../../sched/stutter.js";
+import { monotonicMs } from "../../sched/watchdog_clock.js";
 import { free_irq, raise_irq_on, request_irq } from "../../kernel/irq.js";
 import { smp_processor_id, this_cpu_ptr } from "../../shared/smp.js";
 import { flush_scheduled_work } from "../../kernel/workqueue.js";
@@ -768,7 +769,7 @@ function freePlain(cpuArea: number, k: number): void {
 export interface VmallocMixArgs {
   /** Operations to run at most. */
   readonly ops: number;
-  /** Stop at this Date.now() (ms) even if `ops` are not done. */
+  /** Stop at this monotonicMs() (src/sched/watchdog_clock.ts) even if `ops` are not done. */
   readonly deadline: number;
   /** Live allocations to hold at most (≤ MIX_MAX_LIVE). @defaultValue MIX_MAX_LIVE */
   readonly maxLive?: number;
@@ -841,7 +842,7 @@ function mixLoop(args: VmallocMixArgs): VmallocMixResult {
   const skip = new Set(args.skip ?? []);
   const opsAt = (cpuArea + C.ops) >> 3;
   let done = 0;
-  while (done < args.ops && ((done & 15) !== 0 || Date.now() < args.deadline)) {
+  while (done < args.ops && ((done & 15) !== 0 || monotonicMs() < args.deadline)) {
     F64[opsAt] = F64[opsAt]! + 1;
     if (skip.has(done)) {
       done++;
