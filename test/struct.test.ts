@@ -38,6 +38,8 @@ import { type StructDef, defineStruct, describeStruct } from "../src/shared/stru
 import { SCHED_CPU, SCHED_DET } from "../src/sched/sched_det.js";
 import { DEMO_COUNTER } from "../src/workers/workloads/sched_demo.js";
 import { BARRIER } from "../src/workers/barrier.js";
+import { SOFTIRQ_CPUSTAT, SOFTIRQ_VEC } from "../src/percpu/softirq.js";
+import { VFREE_IPI_MAILBOX } from "../src/workers/workloads/vfree_ipi.js";
 
 interface Pin {
   readonly def: StructDef;
@@ -356,6 +358,14 @@ const PINS: Record<string, Pin> = {
     off: { nr_live: 0, incoming: 8, to_irq: 40, counts: 72, ops: 304, live: 312 },
   },
   llist_test_node: { def: LLIST_TEST_NODE, size: 12, align: 4, off: { llnode: 0, cpu: 4, seq: 8 } },
+  softirq_vec: { def: SOFTIRQ_VEC, size: 40, align: 4, off: { action: 0 } },
+  softirq_cpustat: { def: SOFTIRQ_CPUSTAT, size: 44, align: 4, off: { pending: 0, softirqs: 4 } },
+  vfree_ipi_mailbox: {
+    def: VFREE_IPI_MAILBOX,
+    size: 264,
+    align: 4,
+    off: { slot: 0, in_free_work: 256, after_del_all: 260 },
+  },
 };
 
 describe("struct tables: pinned layouts", () => {
