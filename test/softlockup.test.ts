@@ -144,6 +144,8 @@ describe("vmsim explore --script / vmsim replay: the deterministic soft lockup",
     expect(replay.stdout).toContain("= the recorded run's (bit for bit)");
     expect(replay.stdout).toContain("watchdog: BUG: soft lockup - CPU#0 stuck for 4198400 sched points! [exec_op]");
     expect(summaryOf(replay.stdout)).toMatchObject({ failure: verdict, asRecorded: true });
+    // The lockup leads the failure's text, not the warning the CPU repeated on its way round.
+    expect(replay.stdout).toMatch(/^FAILS: \[CPU0\] soft-lockup in \w+: watchdog: BUG: soft lockup - CPU#0 stuck/m);
   }, 120_000);
 });
 

@@ -93,8 +93,14 @@ function classify(
           : "diverged";
     // A soft lockup is the verdict, whatever the looping CPU warned about on its way round.
     const lockup = reports.find((r) => r.kind === "soft-lockup" && r.text.split("\n")[0] === msg);
+    // Its report leads (the FOUND line shows the lockup), then what the CPU warned about on its way round.
     if (lockup !== undefined)
-      return { kind: "soft-lockup", signature: signatureOf(msg), text: reportsText(reports, "") };
+      return {
+        kind: "soft-lockup",
+        signature: signatureOf(msg),
+        text: reportsText([lockup, ...reports.filter((r) => r !== lockup)], ""),
+        where: lockup.callers,
+      };
     const first = reports.find((r) => r.kind !== "sched");
     // A BUG after a report (an oops after a WARN) is found by its first report.
     if (kind === "bug" && first !== undefined)
