@@ -8,7 +8,15 @@
 import { existsSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { MAX_CPUS, MAX_TRACE_EVENTS, type MachineConfig, parseSize } from "../shared/config.js";
+import {
+  KERNEL_VERSIONS,
+  type KernelVersion,
+  MAX_CPUS,
+  MAX_TRACE_EVENTS,
+  type MachineConfig,
+  isKernelVersion,
+  parseSize,
+} from "../shared/config.js";
 import { LAYOUTS, type LayoutName, isLayoutName } from "../shared/layouts.js";
 import { TEST_CASE_ARRAY, TEST_VMALLOC_CASES, type TestVmallocCase } from "../workers/workloads/test_vmalloc.js";
 import { INJECT_NAMES, type InjectName, isInjectName } from "../shared/inject.js";
@@ -55,6 +63,16 @@ export const DEFAULT_TRACE_EVENTS = 65536;
 
 /** The machine every command boots: one flag per {@link MachineConfig} field. */
 export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
+  kernel: {
+    ...MACHINE_FLAGS.kernel,
+    description: "the kernel version whose vmalloc the machine runs (and its arm64 address layout)",
+    parse: (raw): KernelVersion => {
+      if (!isKernelVersion(raw))
+        throw new InvalidArgumentError(`unknown kernel; expected one of ${KERNEL_VERSIONS.join(", ")}.`);
+      if (raw !== "4.19") throw new InvalidArgumentError(`kernel ${raw}'s vmalloc is not ported yet; 4.19 is.`);
+      return raw;
+    },
+  },
   cpus: {
     ...MACHINE_FLAGS.cpus,
     description: "number of CPUs (worker threads)",

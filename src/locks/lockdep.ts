@@ -40,6 +40,7 @@ import {
   DEFINE_GLOBAL,
   DEFINE_PER_CPU,
   I32,
+  kernelName,
   onMachineReset,
   readCString,
   theArena,
@@ -163,7 +164,8 @@ onMachineReset(() => {
 });
 
 /** The class id of a lock name (lock_class_key); ids start at 1. */
-export function lockdep_class(name: string): number {
+export function lockdep_class(versionedName: string): number {
+  const name = kernelName(versionedName);
   const sab = theArena().sab;
   if (cacheOf !== sab) {
     classCache.clear();

@@ -86,6 +86,16 @@ function register<T>(map: Map<string, T>, kind: string, name: string, v: T): T {
   return v;
 }
 
+/**
+ * The kernel's name of a static. A later vmalloc generation registers its
+ * statics under its version ("5.10:vmap_area_lock"), so that the generations'
+ * same-named statics coexist in one arena; reports print the kernel's name.
+ */
+export function kernelName(name: string): string {
+  const m = /^\d+\.\d+:/.exec(name);
+  return m ? name.slice(m[0].length) : name;
+}
+
 /** A static kernel variable (`static struct rb_root vmap_area_root` …). */
 export function DEFINE_GLOBAL<S extends StructDef>(name: string, struct: S): GlobalVar<S> {
   const v: GlobalVar<S> = { name, struct, ptr: 0 };

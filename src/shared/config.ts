@@ -7,7 +7,20 @@ export const PAGE_SIZE = 1 << PAGE_SHIFT;
 /** The buddy allocator's orders 0..MAX_ORDER-1 (include/linux/mmzone.h). */
 export const MAX_ORDER = 11;
 
+/** The vmalloc generations a machine can run: the kernel versions whose mm/vmalloc.c vmsim ports. */
+export const KERNEL_VERSIONS = ["4.19", "5.10", "6.12"] as const;
+export type KernelVersion = (typeof KERNEL_VERSIONS)[number];
+
+export function isKernelVersion(s: unknown): s is KernelVersion {
+  return typeof s === "string" && (KERNEL_VERSIONS as readonly string[]).includes(s);
+}
+
 export interface MachineConfig {
+  /**
+   * The kernel version whose vmalloc (mm/vmalloc.c) the machine runs, and whose arm64 address
+   * layout it uses. @defaultValue "4.19"
+   */
+  readonly kernel: KernelVersion;
   /** Number of CPUs (worker threads). @defaultValue 2 */
   readonly cpus: number;
   /** Address layout preset. @defaultValue "arm64-va48" */
@@ -40,6 +53,7 @@ export interface MachineConfig {
 }
 
 export const DEFAULT_CONFIG: MachineConfig = {
+  kernel: "4.19",
   cpus: 2,
   layout: "arm64-va48",
   memory: 64 * 1024 * 1024,
@@ -60,6 +74,8 @@ export const MAX_TRACE_EVENTS = 1 << 24;
 
 export function makeConfig(over: Partial<MachineConfig> = {}): MachineConfig {
   const c = { ...DEFAULT_CONFIG, ...over };
+  if (!isKernelVersion(c.kernel))
+    throw new RangeError(`unknown kernel ${JSON.stringify(c.kernel)}; expected one of ${KERNEL_VERSIONS.join(", ")}`);
   if (!Number.isInteger(c.cpus) || c.cpus < 1 || c.cpus > MAX_CPUS)
     throw new RangeError(`cpus must be an integer in 1..${MAX_CPUS}, got ${c.cpus}`);
   if (!isLayoutName(c.layout)) throw new RangeError(`unknown layout ${c.layout}`);

@@ -5,6 +5,8 @@
  * code no matter in which order modules registered.
  */
 
+import { kernelName } from "./arena.js";
+
 const byId = new Map<number, { name: string; fn: (arg: number) => void }>();
 
 function hashName(s: string): number {
@@ -31,5 +33,6 @@ export function callKernelFn(id: number, arg: number): void {
 }
 
 export function kernelFnName(id: number): string {
-  return byId.get(id)?.name ?? `0x${(id >>> 0).toString(16)}`;
+  const f = byId.get(id);
+  return f ? kernelName(f.name) : `0x${(id >>> 0).toString(16)}`;
 }

@@ -64,6 +64,7 @@ export function formatSize(bytes: number): string {
 
 /** The machine every command boots: one flag per {@link MachineConfig} field. */
 export const MACHINE_FLAGS: FlagTable<MachineConfig> = {
+  kernel: { flags: "--kernel <version>", defaultValue: DEFAULT_CONFIG.kernel },
   cpus: { flags: "--cpus <n>", defaultValue: DEFAULT_CONFIG.cpus },
   layout: { flags: "--layout <name>", defaultValue: DEFAULT_CONFIG.layout },
   memory: { flags: "--memory <size>", defaultValue: DEFAULT_CONFIG.memory, format: formatSize },
