@@ -10,7 +10,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { execScript } from "../src/cli/exec.js";
 import { type KernelVersion, makeConfig } from "../src/shared/config.js";
-import { LAYOUT, type ModelKernel, type ModelOp, earlyAreas, predict } from "./helpers/kva_model.js";
+import { LAYOUT, type ModelKernel, type ModelOp, PAGE_SIZE, earlyAreas, predict } from "./helpers/kva_model.js";
 
 const KERNELS: readonly ModelKernel[] = ["4.19", "5.10", "6.12"];
 const MAIN = new URL("../dist/src/cli/main.js", import.meta.url).pathname;
@@ -190,6 +190,48 @@ describe.each(PORTED)("the reference model against vmsim exec --kernel %s, rando
         expect(addrs(results)).toEqual(predict(kernel, 1, early, ops));
       }),
       { seed: 0x5eed10, numRuns: 25, endOnFailure: true },
+    );
+  });
+});
+
+/** Boot areas like vmsim's arm64 image: five adjacent segments from `first`, 17.8 MiB in all. */
+function imageAt(first: bigint): [bigint, bigint][] {
+  const sizes = [0x990000n, 0x380000n, 0xb0000n, 0xd0000n, 0x113000n];
+  let at = first;
+  return sizes.map((s) => {
+    const seg: [bigint, bigint] = [at, at + s];
+    at += s;
+    return seg;
+  });
+}
+
+describe.each(KERNELS)("the reference model of %s on its own, random scripts", (kernel) => {
+  it("returns aligned addresses inside VMALLOC_START..VMALLOC_END that overlap no live mapping or boot area", () => {
+    const { start, end } = LAYOUT[kernel];
+    const early = imageAt(start + (kernel === "4.19" ? 0x80000n : 0x10000n));
+    fc.assert(
+      fc.property(scriptArb(), fc.integer({ min: 1, max: 3 }), (ops, cpus) => {
+        const spread = ops.map((op, i) => ({ ...op, cpu: i % cpus }));
+        const got = predict(kernel, cpus, early, spread);
+        const live = new Map<string, [bigint, bigint]>();
+        const deferred: string[] = [];
+        spread.forEach((op, i) => {
+          const addr = got[i];
+          if (op.op === "vfree" && op.irq) deferred.push(op.ref);
+          else if (op.op === "vfree" || op.op === "vunmap" || op.op === "vm_unmap_ram") live.delete(op.ref);
+          else if (op.op === "flush_work") for (const r of deferred.splice(0)) live.delete(r);
+          if (typeof addr !== "string" || !("as" in op) || op.as === undefined) return;
+          const a = BigInt(addr);
+          const pages = "pages" in op ? op.pages : Math.ceil(op.size / 4096);
+          const span: [bigint, bigint] = [a, a + BigInt(pages) * PAGE_SIZE];
+          const align = "align" in op && op.align !== undefined ? BigInt(op.align) : 1n;
+          expect(a % (align > PAGE_SIZE ? align : PAGE_SIZE)).toBe(0n);
+          expect(a >= start && span[1] <= end).toBe(true);
+          for (const [s, e] of [...live.values(), ...early]) expect(span[1] <= s || span[0] >= e).toBe(true);
+          live.set(op.as, span);
+        });
+      }),
+      { seed: 0x5eed10, numRuns: 40 },
     );
   });
 });
