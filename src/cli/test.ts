@@ -17,7 +17,7 @@
  * no report (WARN, lockdep, fault …) was raised and the checks found nothing.
  */
 import { type Command, Option } from "commander";
-import type { MachineConfig } from "../shared/config.js";
+import type { KernelVersion, MachineConfig } from "../shared/config.js";
 import type { Report } from "../shared/report.js";
 import { checkMachine } from "../check/index.js";
 import { memorySnapshot } from "../check/leak.js";
@@ -132,6 +132,8 @@ export interface TestSummary {
   readonly command: "test";
   readonly ok: boolean;
   readonly mode: TestMode;
+  /** The kernel version whose vmalloc (and lib/test_vmalloc.c) ran. */
+  readonly kernel: KernelVersion;
   readonly cpus: number;
   readonly layout: string;
   readonly memory: number;
@@ -345,6 +347,7 @@ export async function runTest(config: MachineConfig, opts: TestRunOptions): Prom
     command: "test",
     ok: failures.length === 0,
     mode: opts.mode,
+    kernel: config.kernel,
     cpus: config.cpus,
     layout: config.layout,
     memory: config.memory,
