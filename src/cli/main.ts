@@ -199,7 +199,10 @@ function program(): Command {
     .addHelpText("after", TEST_HELP)
     .action(async function (this: Command) {
       const config = machineConfig(this, TEST_MACHINE_OPTIONS);
-      process.exitCode = await runTest(config, testRunOf(this, config));
+      process.exitCode = await runTest(
+        config,
+        usage(() => testRunOf(this, config)),
+      );
     });
 
   addOptions(p.command("bench"), BENCH_OPTIONS)
