@@ -31,6 +31,7 @@ import { vmalloc_generation as V4_19 } from "../src/mm/v4.19/vmalloc.js";
 import { checkScenarioKernel, findScenario } from "../src/explore/scenario.js";
 import "../src/explore/catalog.js";
 import { type CampaignFile, mergeCampaigns } from "../src/cli/campaign.js";
+import { checkMapKernel } from "../src/cli/map.js";
 import { vmsim } from "./helpers/vmsim.js";
 
 const MiB = 1024 * 1024;
@@ -200,6 +201,8 @@ describe("--kernel on the command line", () => {
       "scenario catalog:vm_map_ram runs on kernel 4.19 only, not 5.10",
     );
     expect(() => checkScenarioKernel(findScenario("stress")!, "6.12")).not.toThrow();
+    expect(() => checkMapKernel("4.19")).not.toThrow();
+    expect(() => checkMapKernel("6.12")).toThrow("the vmalloc map draws kernel 4.19 only, not 6.12");
   });
 
   it("exec --kernel 4.19 answers exactly what the default does", async () => {
