@@ -122,6 +122,27 @@ function lazy(v: number): string[] {
 const at = (vstart: number, pages: number) =>
   __vmalloc_node_range(pages * P, 1, vstart, vstart + 2 ** 30, GFP_KERNEL, PAGE_KERNEL, VM_NO_GUARD, NUMA_NO_NODE);
 
+/**
+ * Busy, lazily freed and free areas tile [1, ULONG_MAX) with no gap and no
+ * overlap (arm32: kaddrs are the full addresses, exact). The gaps and overlaps found.
+ */
+function coverageGaps(): string[] {
+  const spans: [number, number][] = [];
+  const add = (va: number) => spans.push([va_start(va), va_end(va)]);
+  forEachVmapArea(add);
+  forEachPurgeVmapArea(add);
+  forEachFreeVmapArea(add);
+  spans.sort((a, b) => a[0] - b[0]);
+  const out: string[] = [];
+  let at = 1;
+  for (const [s, e] of spans) {
+    if (s !== at) out.push(`${s < at ? "overlap" : "gap"} at ${hex(Math.min(s, at))}`);
+    at = e;
+  }
+  if (at !== ULONG_MAX) out.push(`ends at ${hex(at)}`);
+  return out;
+}
+
 afterEach(() => {
   takeReports();
 });
@@ -306,6 +327,7 @@ describe("find_vmap_lowest_match", () => {
       }
     }
     expect(augment_tree_propagate_check()).toEqual([]);
+    expect(coverageGaps()).toEqual([]);
     // The root's value is the largest free block.
     let largest = 0;
     forEachFreeVmapArea((va) => {

@@ -154,7 +154,13 @@ import {
   kzalloc,
 } from "../slab.js";
 import { flush_tlb_kernel_range } from "../tlbflush.js";
-import { init_vmap_block_queue, purge_fragmented_blocks_allcpus } from "./vmap_block.js";
+import {
+  init_vmap_block_queue,
+  purge_fragmented_blocks_allcpus,
+  vm_map_ram,
+  vm_unmap_aliases,
+  vm_unmap_ram,
+} from "./vmap_block.js";
 
 /*** include/linux/vmalloc.h (v5.10) ***/
 
@@ -2336,3 +2342,64 @@ export function forEachPurgeVmapArea(fn: (va: number) => void): void {
   for (let n = I32[(vmap_purge_list.ptr + LLIST_HEAD.off.first) >> 2]!; n !== 0; n = llist_next(n))
     fn(n - VA.purge_list);
 }
+
+/*** The generation object (src/mm/vmalloc_generation.ts) ***/
+
+/**
+ * Generation 2: v5.10's mm/vmalloc.c behind the interface src/mm/vmalloc.ts
+ * binds. Where v5.8 changed a signature the entry adapts: __vmalloc,
+ * __vmalloc_node and vm_map_ram take no prot (PAGE_KERNEL), __get_vm_area is
+ * __get_vm_area_caller, map_vm_area is map_kernel_range over the area. The
+ * busy list is not RCU-walkable in v5.10 (areas go back to their cache at once).
+ */
+// biome-ignore-start lint/style/useNamingConvention: the kernel's names, leading underscores included
+export const vmalloc_generation = {
+  version: "5.10",
+  vmalloc_init,
+  vmalloc,
+  vzalloc,
+  vmalloc_user,
+  vmalloc_node,
+  vzalloc_node,
+  vmalloc_32,
+  vmalloc_32_user,
+  __vmalloc: (size: number, gfpMask: number, _prot: Pgprot, caller?: number) => __vmalloc(size, gfpMask, caller),
+  __vmalloc_node: (size: number, align: number, gfpMask: number, _prot: Pgprot, node: number, caller?: number) =>
+    __vmalloc_node(size, align, gfpMask, node, caller),
+  __vmalloc_node_range,
+  vfree,
+  vfree_atomic,
+  vunmap,
+  vmap,
+  get_vm_area,
+  get_vm_area_caller,
+  __get_vm_area: (size: number, flags: number, start: number, end: number, caller?: number) =>
+    __get_vm_area_caller(size, flags, start, end, caller ?? ksym("__get_vm_area_caller")),
+  find_vm_area,
+  remove_vm_area,
+  free_vm_area,
+  map_vm_area: (area: number, prot: Pgprot, pages: number) =>
+    map_kernel_range(vm_addr(area), get_vm_area_size(area), prot, pages),
+  vread,
+  vwrite,
+  is_vmalloc_addr,
+  vmalloc_to_page,
+  vm_map_ram: (pages: number, count: number, node: number, _prot: Pgprot) => vm_map_ram(pages, count, node),
+  vm_unmap_ram,
+  vm_unmap_aliases,
+  purge_vmap_area_lazy,
+  pcpu_get_vm_areas,
+  pcpu_free_vm_areas,
+  map_kernel_range_noflush,
+  unmap_kernel_range_noflush,
+  vmallocinfo,
+  get_vmalloc_info,
+  vmap_lazy_nr_read,
+  vmStructPage,
+  vm_addr,
+  vm_size,
+  vm_flags,
+  vm_nr_pages,
+  vfree_deferred_list: (cpu: number) => per_cpu_ptr(vfree_deferred, cpu) + VFREE_DEFERRED.off.list,
+} as const;
+// biome-ignore-end lint/style/useNamingConvention: the kernel's names, leading underscores included
