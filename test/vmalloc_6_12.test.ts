@@ -17,7 +17,7 @@ import { setCurrentCpu } from "../src/shared/smp.js";
 import "../src/workers/boot.js";
 import { lockdepAttach } from "../src/locks/lockdep.js";
 import { mem_init, alloc_page, __free_page } from "../src/mm/page_alloc.js";
-import { kmem_cache_init } from "../src/mm/slab.js";
+import { kmem_cache_init, slabinfo } from "../src/mm/slab.js";
 import { paging_init } from "../src/mm/pgtable.js";
 import { rcu_cpu_starting, rcu_init } from "../src/rcu/tree.js";
 import { run_pending_work, work_pending, workqueue_init_early } from "../src/kernel/workqueue.js";
@@ -54,6 +54,7 @@ import {
   lazyAreas,
   lazy_max_pages,
   lowestMatchCheck,
+  nePreloadSpares,
   nrVmapNodes,
   pcpu_free_vm_areas,
   pcpu_get_vm_areas,
@@ -224,6 +225,27 @@ describe("the KVA allocator (one node)", () => {
       listed.push(e - VMAP_AREA.off.list);
     expect(listed).toEqual(inOrder);
     expect(takeReports()).toEqual([]);
+  });
+});
+
+describe("what the kernel keeps", () => {
+  it("after every area is freed and purged, vmap_area_cachep holds the boot objects and the preloaded spares", () => {
+    const v = boot("arm64-va48", 2);
+    const objects = () => slabinfo().find((c) => c.name === "vmap_area")!.active_objs;
+    // The image's five segments and the two free blocks around them.
+    expect(objects()).toBe(7);
+    expect(nePreloadSpares()).toBe(0);
+    const areas = [vmalloc(P), vmalloc(3 * P), vmalloc(20 * P)];
+    setCurrentCpu(1);
+    rcu_cpu_starting(1);
+    areas.push(vmalloc(P));
+    for (const a of areas) vfree(a);
+    setCurrentCpu(0);
+    purge_vmap_area_lazy();
+    expect(freeIn(v, 16)).toEqual(["[…,16)"]);
+    // Each CPU split a free block with no edge (its preload used) and preloaded again on its next call.
+    expect(nePreloadSpares()).toBe(2);
+    expect(objects()).toBe(7 + nePreloadSpares());
   });
 });
 
