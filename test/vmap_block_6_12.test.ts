@@ -7,9 +7,9 @@
  * of src/check/v6.12/vmap_block.ts failing on corrupted blocks.
  */
 import { describe, expect, it } from "vitest";
-import { F64, I32, U8, createArena } from "../src/shared/arena.js";
-import { PAGE_SIZE, makeConfig } from "../src/shared/config.js";
-import { LAYOUTS, type LayoutName } from "../src/shared/layouts.js";
+import { F64, I32, U8, createArena, theArena } from "../src/shared/arena.js";
+import { PAGE_SIZE, layoutOf, makeConfig } from "../src/shared/config.js";
+import { LAYOUTS, type LayoutName, formatKaddr } from "../src/shared/layouts.js";
 import { type Report, takeReports } from "../src/shared/report.js";
 import { per_cpu_ptr, setCurrentCpu } from "../src/shared/smp.js";
 import "../src/workers/boot.js";
@@ -34,6 +34,7 @@ import {
   purge_vmap_area_lazy,
   vmalloc_init,
   vmap_lazy_nr_read,
+  vread_iter,
 } from "../src/mm/v6.12/vmalloc.js";
 import {
   VMAP_BBMAP_BITS,
@@ -82,7 +83,7 @@ function boot(layout: LayoutName, cpus = 1, n = 72) {
   pages.forEach((p, i) => {
     I32[(arr >> 2) + i] = p;
   });
-  return { V: LAYOUTS[layout].vmallocStart, pages, arr };
+  return { V: layoutOf(theArena().config).vmallocStart, pages, arr };
 }
 
 const map = (arr: number, count: number) => vm_map_ram(arr, count, -1);
@@ -274,6 +275,25 @@ describe("addr_to_vb_xa: the block hash over the per-CPU xarrays", () => {
   });
 
   /*
+   * The hash takes the full address: on arm64-va39 the kernel half starts at
+   * 2^64 - 2^39, whose block number is 2 modulo 3, so a kaddr's own block
+   * number would pick the wrong slot.
+   */
+  it("hashes the full 64-bit address (arm64-va39, 3 CPUs)", () => {
+    const { arr } = boot("arm64-va39", 3);
+    const addrs = [0, 1, 2].map((cpu) => on(cpu, () => map(arr, 1)));
+    const layout = layoutOf(theArena().config);
+    const fullSlot = (a: number) => Number((BigInt(formatKaddr(layout, a)) / BigInt(MB4)) % 3n);
+    const bs = vmapBlocks();
+    expect(bs.map((b) => [hex(b.start), b.cpu, b.slot])).toEqual(addrs.map((a, i) => [hex(a), i, fullSlot(a)]));
+    expect(addrs.some((a) => fullSlot(a) !== Math.floor(a / MB4) % 3)).toBe(true);
+    for (const a of addrs) vm_unmap_ram(a, 1);
+    expect(vmapBlocks().map((b) => b.dirty)).toEqual([1, 1, 1]);
+    expect(checkVmapBlocks()).toEqual([]);
+    expect(takeReports()).toEqual([]);
+  });
+
+  /*
    * arm32, 2 CPUs (4 MiB blocks; B / 4 MiB = 962, even): CPU 1 opens B (slot
    * 0), CPU 0 opens B + 4M (slot 1). CPU 0 unmapping CPU 1's page finds the
    * block through slot 0's xarray; the block stays on CPU 1's queue.
@@ -390,6 +410,28 @@ describe("purging fragmented blocks (arm32, one CPU; VMAP_PURGE_THRESHOLD = 256)
     purge_vmap_area_lazy();
     expect(vmap_lazy_nr_read()).toBe(0);
     expect(find_vmap_area(B)).toBe(0);
+    expect(takeReports()).toEqual([]);
+  });
+});
+
+describe("vread_iter over a vmap block: vmap_ram_vread_iter (arm32, one CPU)", () => {
+  /*
+   *   page of B   0   1 2   3 4 5 6   7   8 ...
+   *   mapping     a   (b)   c c c .   d   free       (b unmapped: not in used_map)
+   *
+   * The set runs of used_map are [0, 1) and [3, 8): page 0 and pages 3-7 are
+   * read through the page tables (page 6 is in c's run but unmapped: zeros),
+   * the rest reads as zeros.
+   */
+  it("reads the runs in used_map and zero-fills the rest", () => {
+    const { V: B, pages, arr } = boot("arm32");
+    for (let i = 0; i < 3; i++) U8.fill(0x11 * (i + 1), page_address(pages[i]!), page_address(pages[i]!) + PAGE_SIZE);
+    const [, b] = [map(arr, 1), map(arr, 2), map(arr, 3), map(arr, 1)];
+    vm_unmap_ram(b!, 2);
+    const buf = new Uint8Array(9 * PAGE_SIZE).fill(0xee);
+    expect(vread_iter(buf, B, buf.length)).toBe(buf.length);
+    const pageByte = Array.from({ length: 9 }, (_, i) => buf[i * PAGE_SIZE + 7]);
+    expect(pageByte).toEqual([0x11, 0, 0, 0x11, 0x22, 0x33, 0, 0x11, 0]);
     expect(takeReports()).toEqual([]);
   });
 });
