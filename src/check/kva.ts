@@ -57,12 +57,20 @@ function ptr(p: number): string {
 /**
  * An rb_list — the rb-tree at `root` and the list at `head` that
  * insert_vmap_area keeps together: checks the red-black properties, that
- * every area is non-empty and page-aligned, that the in-order walk is sorted
+ * every area is non-empty (and page-aligned when `aligned`: the free tree's
+ * outermost blocks end at 1 and ULONG_MAX), that the in-order walk is sorted
  * without overlaps, and that the list holds the same areas in the same order
  * with consistent links. Returns the areas in address order ([] when the
  * tree is broken: nothing can walk it then).
  */
-export function walkRbList(name: string, root: number, head: number, r: VmapAreaReader, out: string[]): number[] {
+export function walkRbList(
+  name: string,
+  root: number,
+  head: number,
+  r: VmapAreaReader,
+  aligned: boolean,
+  out: string[],
+): number[] {
   const rb = checkRbTree(root);
   if (rb !== null) {
     out.push(`rbtree: ${name}: ${rb}`);
@@ -78,7 +86,7 @@ export function walkRbList(name: string, root: number, head: number, r: VmapArea
     const s = r.va_start(va);
     const e = r.va_end(va);
     if (!(s < e)) out.push(`${name}: ${r.name(va)} is empty or reversed`);
-    if (s % PAGE_SIZE !== 0 || e % PAGE_SIZE !== 0) out.push(`${name}: ${r.name(va)} is not page-aligned`);
+    if (aligned && (s % PAGE_SIZE !== 0 || e % PAGE_SIZE !== 0)) out.push(`${name}: ${r.name(va)} is not page-aligned`);
     if (i > 0) {
       const prev = vas[i - 1]!;
       if (r.va_start(prev) >= s) out.push(`${name}: the tree has ${r.name(prev)} before ${r.name(va)}`);
@@ -137,7 +145,7 @@ function is_within_this_va(f: VmapAreaReader, va: number, size: number, align: n
  */
 export function checkFreeTree(root: number, head: number, f: FreeTreeReader, out: string[]): number[] {
   const name = "free_vmap_area_root";
-  const vas = walkRbList(name, root, head, f, out);
+  const vas = walkRbList(name, root, head, f, false, out);
   for (let i = 1; i < vas.length; i++)
     if (f.va_end(vas[i - 1]!) === f.va_start(vas[i]!))
       out.push(`${name}: ${f.name(vas[i - 1]!)} and ${f.name(vas[i]!)} are adjacent but not merged`);

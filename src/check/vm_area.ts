@@ -12,7 +12,7 @@ import { ksym_name } from "../kernel/kallsyms.js";
 import { PageBuddy, PageReserved, PageSlab, PageTable, STRUCT_PAGE, mem_map, page_ref_count } from "../mm/mm_types.js";
 import { page_to_pfn, pfn_to_page } from "../mm/page_alloc.js";
 import { kernel_pte_lookup, pte_pfn } from "../mm/pgtable.js";
-import { VM_ALLOC, VM_MAP, VM_NO_GUARD, VM_UNINITIALIZED } from "../mm/vmalloc.js";
+import { VM_ALLOC, VM_MAP, VM_NO_GUARD, VM_UNINITIALIZED } from "../mm/vmalloc_generation.js";
 import type { KvaPiece } from "./kva.js";
 import { type PgtableWalk, walkKernelPageTables } from "./pgtable.js";
 
