@@ -8,8 +8,8 @@
  * CPU parked. Each generation's checker (src/check/v5.10, src/check/v6.12)
  * hands it its own struct vmap_area layout and trees.
  */
-import { I32 } from "../shared/arena.js";
-import { PAGE_SIZE } from "../shared/config.js";
+import { I32, theArena } from "../shared/arena.js";
+import { PAGE_SIZE, layoutOf } from "../shared/config.js";
 import { list_next, list_prev } from "../lib/list.js";
 import { RB_NODE, RB_ROOT, checkRbTree, rb_next } from "../lib/rbtree.js";
 
@@ -242,4 +242,17 @@ export function checkTiling(
   if (at < hi)
     out.push(`tiling: [${fmt(at)}-${fmt(hi)}) is in no tree, list or pool${last ? ` (after ${last.what})` : ""}`);
   else if (at > hi && last !== null) out.push(`tiling: ${last.what} ends above the KVA space's end ${fmt(hi)}`);
+}
+
+/**
+ * The KVA space vmap_init_free_space (v5.10, v6.12) hands the free tree at
+ * boot, [1, ULONG_MAX), as kaddrs: address 0 lies 2^64 - 2^vaBits below the
+ * kernel half (arm32: base 0, a 4 GiB space). In doubles, 1 rounds to that
+ * kaddr as the generations' own vmap_init_free_space computes it.
+ */
+export function kvaSpace(): { lo: number; hi: number } {
+  const layout = layoutOf(theArena().config);
+  const wrap = 2 ** layout.vaBits;
+  const nul = wrap - (layout.vaBits > 32 ? 2 ** 64 : 2 ** 32);
+  return { lo: nul + 1, hi: wrap - 1 };
 }

@@ -47,7 +47,7 @@ import {
   vmap_purge_list,
 } from "../../mm/v5.10/vmalloc.js";
 import type { VmallocWalk } from "../index.js";
-import { type FreeTreeReader, type KvaPiece, checkFreeTree, checkTiling, walkRbList } from "../kva.js";
+import { type FreeTreeReader, type KvaPiece, checkFreeTree, checkTiling, kvaSpace, walkRbList } from "../kva.js";
 import { type BusyArea, type VmStructReader, checkVmAreas } from "../vm_area.js";
 
 const VA = VMAP_AREA.off;
@@ -65,18 +65,6 @@ const VM_READER: VmStructReader = {
   vmStructPage,
   callerOff: VM_STRUCT.off.caller,
 };
-
-/**
- * The KVA space vmap_init_free_space (v5.10) hands the free tree at boot,
- * [1, ULONG_MAX), as kaddrs: 1 is below the kernel half by 2^64 - 2^vaBits
- * (arm32: the whole 4 GiB space, base 0).
- */
-export function kvaSpace(): { lo: number; hi: number } {
-  const layout = layoutOf(theArena().config);
-  const wrap = 2 ** layout.vaBits;
-  const nul = wrap - (layout.vaBits > 32 ? 2 ** 64 : 2 ** 32);
-  return { lo: nul + 1, hi: wrap - 1 };
-}
 
 /** Runs every v5.10 vmalloc invariant once; CPUs parked. */
 export function walkVmalloc(): VmallocWalk {
