@@ -38,6 +38,11 @@ export interface VmStructReader {
   readonly vmStructPage: (vm: number, i: number) => number;
   /** Offset of vm_struct's caller (a symbol id, src/kernel/kallsyms.ts). */
   readonly callerOff: number;
+  /**
+   * The vm_structs vm_area_add_early put on vmlist (arm64's kernel image
+   * segments): VM_MAP, but vmsim's page tables do not map the image.
+   */
+  readonly earlyVmAreas: () => ReadonlyMap<number, string>;
 }
 
 /** What the check found: the pages backing VM_ALLOC areas (the conservation sum's term) and the page-table walk. */
@@ -100,6 +105,7 @@ export function checkVmAreas(
   const owner = new Map<number, BusyArea>(); // pfn -> the area whose vm->pages holds it
   const guards = new Set<number>(); // guard-page kaddrs of areas with a vm_struct
   let vmallocPages = 0;
+  const early = r.earlyVmAreas();
   for (const a of busy) {
     const vm = a.vm;
     if (vm === 0) continue;
@@ -113,7 +119,7 @@ export function checkVmAreas(
       if (a.end - a.start < 2 * PAGE_SIZE) out.push(`guard page: ${a.name} has no room for one`);
       else guards.add(a.end - PAGE_SIZE);
     }
-    if (flags & VM_MAP)
+    if (flags & VM_MAP && !early.has(vm))
       for (let at = a.start; at < a.end - guard; at += PAGE_SIZE)
         if (kernel_pte_lookup(at) === 0) {
           out.push(`PTE: ${a.name} is VM_MAP but its page ${(at - a.start) / PAGE_SIZE} (${fmt(at)}) is not mapped`);

@@ -25,6 +25,7 @@ import { for_each_possible_cpu } from "../../percpu/percpu.js";
 import {
   VMAP_AREA,
   VM_STRUCT,
+  earlyVmAreas,
   VMALLOC_START,
   find_vmap_lowest_match,
   free_vmap_area_list,
@@ -64,6 +65,7 @@ const VM_READER: VmStructReader = {
   vm_pages,
   vmStructPage,
   callerOff: VM_STRUCT.off.caller,
+  earlyVmAreas,
 };
 
 /** Runs every v5.10 vmalloc invariant once; CPUs parked. */

@@ -21,7 +21,7 @@
 import { I32, per_cpu_ptr, theArena } from "../../shared/arena.js";
 import { PAGE_SIZE, layoutOf } from "../../shared/config.js";
 import { formatKaddr } from "../../shared/layouts.js";
-import { list_next } from "../../lib/list.js";
+import { list_next, list_prev } from "../../lib/list.js";
 import { atomic_long_read } from "../../locks/atomic.js";
 import { for_each_possible_cpu } from "../../percpu/percpu.js";
 import {
@@ -36,6 +36,7 @@ import {
   VMAP_POOL,
   VMAP_RAM,
   VM_STRUCT,
+  earlyVmAreas,
   addr_to_node_id,
   find_vmap_lowest_match,
   free_vmap_area_list,
@@ -76,6 +77,7 @@ const VM_READER: VmStructReader = {
   vm_pages,
   vmStructPage,
   callerOff: VM_STRUCT.off.caller,
+  earlyVmAreas,
 };
 
 /** The node id va->flags encodes (decode_vn_id, v6.12, without its warning): -1 for none or an invalid one. */
@@ -194,10 +196,13 @@ export function walkVmalloc(): VmallocWalk {
 
 /**
  * The areas on the plain list at `head` (a pool, a purge list), its links
- * checked; a cycle or a broken link ends the walk with a violation.
+ * checked; a cycle or a broken link ends the walk with a violation. A head
+ * still all zero is empty: the kernel's static vmap node initialises its
+ * purge_list at the first purge (__purge_vmap_area_lazy), not at boot.
  */
 function walkList(where: string, head: number, out: string[]): number[] {
   const vas: number[] = [];
+  if (list_next(head) === 0 && list_prev(head) === 0) return vas;
   const seen = new Set<number>();
   for (let e = list_next(head); e !== head; e = list_next(e)) {
     if (e === 0 || seen.has(e)) {
