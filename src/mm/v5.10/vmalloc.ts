@@ -103,7 +103,14 @@ import {
   rb_parent,
   rb_prev,
 } from "../../lib/rbtree.js";
-import { ATOMIC_LONG_T, atomic_long_add, atomic_long_add_return, atomic_long_read, atomic_long_set, atomic_long_sub } from "../../locks/atomic.js";
+import {
+  ATOMIC_LONG_T,
+  atomic_long_add,
+  atomic_long_add_return,
+  atomic_long_read,
+  atomic_long_set,
+  atomic_long_sub,
+} from "../../locks/atomic.js";
 import { lockdep_assert_held } from "../../locks/lockdep.js";
 import { cond_resched, might_sleep } from "../../locks/might_sleep.js";
 import { DEFINE_MUTEX, mutex_lock, mutex_trylock, mutex_unlock } from "../../locks/mutex.js";
@@ -136,8 +143,24 @@ import {
   vmap_page_range,
   vunmap_page_range,
 } from "../pgtable.js";
-import { SLAB_PANIC, kfree, kmalloc, kmem_cache_alloc, kmem_cache_create, kmem_cache_free, kmem_cache_zalloc, kzalloc } from "../slab.js";
+import {
+  SLAB_PANIC,
+  kfree,
+  kmalloc,
+  kmem_cache_alloc,
+  kmem_cache_create,
+  kmem_cache_free,
+  kmem_cache_zalloc,
+  kzalloc,
+} from "../slab.js";
 import { flush_tlb_kernel_range } from "../tlbflush.js";
+import {
+  init_vmap_block_queue,
+  purge_fragmented_blocks_allcpus,
+  vm_map_ram,
+  vm_unmap_aliases,
+  vm_unmap_ram,
+} from "./vmap_block.js";
 
 /*** include/linux/vmalloc.h (v5.10) ***/
 
@@ -698,12 +721,12 @@ export function merge_or_add_vmap_area(va: number, root: number, head: number): 
  * in the kernel's unsigned long: no fit.
  */
 function is_within_this_va(va: number, size: number, align: number, vstart: number): boolean {
-  const nva_start_addr = va_start(va) > vstart ? ALIGN(va_start(va), align) : ALIGN(vstart, align);
+  const nvaStartAddr = va_start(va) > vstart ? ALIGN(va_start(va), align) : ALIGN(vstart, align);
 
   /* Can be overflowed due to big size or alignment. */
-  if (nva_start_addr >= KADDR_WRAP || nva_start_addr + size >= KADDR_WRAP || nva_start_addr < vstart) return false;
+  if (nvaStartAddr >= KADDR_WRAP || nvaStartAddr + size >= KADDR_WRAP || nvaStartAddr < vstart) return false;
 
-  return nva_start_addr + size <= va_end(va);
+  return nvaStartAddr + size <= va_end(va);
 }
 
 /**
@@ -772,23 +795,23 @@ export const LE_FIT_TYPE = 2; /* left edge fit */
 export const RE_FIT_TYPE = 3; /* right edge fit */
 export const NE_FIT_TYPE = 4; /* no edge fit */
 
-/** classify_va_fit_type (v5.10): how [nva_start_addr, + size) sits in free area `va`. */
-export function classify_va_fit_type(va: number, nva_start_addr: number, size: number): number {
+/** classify_va_fit_type (v5.10): how [nvaStartAddr, + size) sits in free area `va`. */
+export function classify_va_fit_type(va: number, nvaStartAddr: number, size: number): number {
   /* Check if it is within VA. */
-  if (nva_start_addr < va_start(va) || nva_start_addr + size > va_end(va)) return NOTHING_FIT;
+  if (nvaStartAddr < va_start(va) || nvaStartAddr + size > va_end(va)) return NOTHING_FIT;
 
   /* Now classify. */
-  if (va_start(va) === nva_start_addr) return va_end(va) === nva_start_addr + size ? FL_FIT_TYPE : LE_FIT_TYPE;
-  if (va_end(va) === nva_start_addr + size) return RE_FIT_TYPE;
+  if (va_start(va) === nvaStartAddr) return va_end(va) === nvaStartAddr + size ? FL_FIT_TYPE : LE_FIT_TYPE;
+  if (va_end(va) === nvaStartAddr + size) return RE_FIT_TYPE;
   return NE_FIT_TYPE;
 }
 
 /**
- * adjust_va_to_fit_type (v5.10): cut [nva_start_addr, + size) out of free
+ * adjust_va_to_fit_type (v5.10): cut [nvaStartAddr, + size) out of free
  * area `va`. 0, or -1 when the no-edge split found no second vmap_area
  * (the CPU was not preloaded and GFP_NOWAIT failed). free_vmap_area_lock held.
  */
-function adjust_va_to_fit_type(va: number, nva_start_addr: number, size: number, type: number): number {
+function adjust_va_to_fit_type(va: number, nvaStartAddr: number, size: number, type: number): number {
   let lva = 0;
 
   if (type === FL_FIT_TYPE) {
@@ -818,7 +841,7 @@ function adjust_va_to_fit_type(va: number, nva_start_addr: number, size: number,
      *     L   V  NVA  V
      * |-------|-------|
      */
-    set_va_end(va, nva_start_addr);
+    set_va_end(va, nvaStartAddr);
   } else if (type === NE_FIT_TYPE) {
     /*
      * Split no edge of fit VA.
@@ -843,10 +866,10 @@ function adjust_va_to_fit_type(va: number, nva_start_addr: number, size: number,
 
     /* Build the remainder. */
     set_va_start(lva, va_start(va));
-    set_va_end(lva, nva_start_addr);
+    set_va_end(lva, nvaStartAddr);
 
     /* Shrink this VA to remaining size. */
-    set_va_start(va, nva_start_addr + size);
+    set_va_start(va, nvaStartAddr + size);
   } else {
     return -1;
   }
@@ -866,19 +889,19 @@ function __alloc_vmap_area(size: number, align: number, vstart: number, vend: nu
   const va = find_vmap_lowest_match(size, align, vstart);
   if (!va) return vend;
 
-  const nva_start_addr = va_start(va) > vstart ? ALIGN(va_start(va), align) : ALIGN(vstart, align);
+  const nvaStartAddr = va_start(va) > vstart ? ALIGN(va_start(va), align) : ALIGN(vstart, align);
 
   /* Check the "vend" restriction. */
-  if (nva_start_addr + size > vend) return vend;
+  if (nvaStartAddr + size > vend) return vend;
 
   /* Classify what we have found. */
-  const type = classify_va_fit_type(va, nva_start_addr, size);
+  const type = classify_va_fit_type(va, nvaStartAddr, size);
   if (WARN_ON(type === NOTHING_FIT, "__alloc_vmap_area", "type == NOTHING_FIT")) return vend;
 
   /* Update the free vmap_area. */
-  if (adjust_va_to_fit_type(va, nva_start_addr, size, type)) return vend;
+  if (adjust_va_to_fit_type(va, nvaStartAddr, size, type)) return vend;
 
-  return nva_start_addr;
+  return nvaStartAddr;
 }
 
 /** free_vmap_area (v5.10): free a region of KVA allocated by alloc_vmap_area — busy tree out, free tree in. */
@@ -1124,26 +1147,9 @@ export function find_vmap_area(addr: number): number {
 /*** Per cpu kva allocator: src/mm/v5.10/vmap_block.ts ***/
 
 /*
- * v5.10 declares purge_fragmented_blocks_allcpus ahead of its users.
- * vmap_block.ts builds on this file, so it registers its entry points here at load.
+ * vmap_block.ts and this file import each other (the kernel's one file): each
+ * uses the other's functions only when called, never while the modules load.
  */
-const vmapBlockNotLoaded = (): never => {
-  throw new Error("vmalloc 5.10: the per-CPU kva allocator (src/mm/v5.10/vmap_block.ts) is not loaded");
-};
-let purge_fragmented_blocks_allcpus: () => void = vmapBlockNotLoaded;
-let init_vmap_block_queue: (cpu: number) => void = vmapBlockNotLoaded;
-
-/** The per-CPU kva allocator's entry points that this file calls (registered once, at module load). */
-export interface VmapBlockHooks {
-  readonly purge_fragmented_blocks_allcpus: () => void;
-  /** vmalloc_init's per-CPU step for the vmap_block_queue of `cpu`. */
-  readonly init_vmap_block_queue: (cpu: number) => void;
-}
-
-/** vmap_block.ts registers its entry points (once, at module load). */
-export function registerVmapBlock(hooks: VmapBlockHooks): void {
-  ({ purge_fragmented_blocks_allcpus, init_vmap_block_queue } = hooks);
-}
 
 /*** Early areas and vmalloc_init ***/
 
@@ -1156,11 +1162,13 @@ const vmlist = DEFINE_GLOBAL("5.10:vmlist", VMLIST);
  * the rest zero) to vmlist, address-sorted, before vmalloc_init.
  */
 export function vm_area_add_early(vm: number): void {
-  if (I32[vmap_initialized.ptr >> 2]) throw new KernelBug("kernel BUG at mm/vmalloc.c: vm_area_add_early after vmalloc_init");
+  if (I32[vmap_initialized.ptr >> 2])
+    throw new KernelBug("kernel BUG at mm/vmalloc.c: vm_area_add_early after vmalloc_init");
   let p = vmlist.ptr + VMLIST.off.p;
   for (let tmp: number; (tmp = I32[p >> 2]!) !== 0; p = tmp + VM.next) {
     if (vm_addr(tmp) >= vm_addr(vm)) {
-      if (vm_addr(tmp) < vm_addr(vm) + vm_size(vm)) throw new KernelBug("kernel BUG at mm/vmalloc.c: vm_area_add_early");
+      if (vm_addr(tmp) < vm_addr(vm) + vm_size(vm))
+        throw new KernelBug("kernel BUG at mm/vmalloc.c: vm_area_add_early");
       break;
     }
     if (vm_addr(tmp) + vm_size(tmp) > vm_addr(vm)) throw new KernelBug("kernel BUG at mm/vmalloc.c: vm_area_add_early");
@@ -1347,8 +1355,7 @@ function __get_vm_area_node(
   size = PAGE_ALIGN(size);
   if (!size) return 0;
 
-  if (flags & VM_IOREMAP)
-    align = 2 ** Math.min(Math.max(get_count_order_long(size), PAGE_SHIFT), IOREMAP_MAX_ORDER);
+  if (flags & VM_IOREMAP) align = 2 ** Math.min(Math.max(get_count_order_long(size), PAGE_SHIFT), IOREMAP_MAX_ORDER);
 
   const area = kzalloc(VM_STRUCT.size, gfpMask & GFP_RECLAIM_MASK);
   if (!area) return 0;
@@ -2335,3 +2342,64 @@ export function forEachPurgeVmapArea(fn: (va: number) => void): void {
   for (let n = I32[(vmap_purge_list.ptr + LLIST_HEAD.off.first) >> 2]!; n !== 0; n = llist_next(n))
     fn(n - VA.purge_list);
 }
+
+/*** The generation object (src/mm/vmalloc_generation.ts) ***/
+
+/**
+ * Generation 2: v5.10's mm/vmalloc.c behind the interface src/mm/vmalloc.ts
+ * binds. Where v5.8 changed a signature the entry adapts: __vmalloc,
+ * __vmalloc_node and vm_map_ram take no prot (PAGE_KERNEL), __get_vm_area is
+ * __get_vm_area_caller, map_vm_area is map_kernel_range over the area. The
+ * busy list is not RCU-walkable in v5.10 (areas go back to their cache at once).
+ */
+// biome-ignore-start lint/style/useNamingConvention: the kernel's names, leading underscores included
+export const vmalloc_generation = {
+  version: "5.10",
+  vmalloc_init,
+  vmalloc,
+  vzalloc,
+  vmalloc_user,
+  vmalloc_node,
+  vzalloc_node,
+  vmalloc_32,
+  vmalloc_32_user,
+  __vmalloc: (size: number, gfpMask: number, _prot: Pgprot, caller?: number) => __vmalloc(size, gfpMask, caller),
+  __vmalloc_node: (size: number, align: number, gfpMask: number, _prot: Pgprot, node: number, caller?: number) =>
+    __vmalloc_node(size, align, gfpMask, node, caller),
+  __vmalloc_node_range,
+  vfree,
+  vfree_atomic,
+  vunmap,
+  vmap,
+  get_vm_area,
+  get_vm_area_caller,
+  __get_vm_area: (size: number, flags: number, start: number, end: number, caller?: number) =>
+    __get_vm_area_caller(size, flags, start, end, caller ?? ksym("__get_vm_area_caller")),
+  find_vm_area,
+  remove_vm_area,
+  free_vm_area,
+  map_vm_area: (area: number, prot: Pgprot, pages: number) =>
+    map_kernel_range(vm_addr(area), get_vm_area_size(area), prot, pages),
+  vread,
+  vwrite,
+  is_vmalloc_addr,
+  vmalloc_to_page,
+  vm_map_ram: (pages: number, count: number, node: number, _prot: Pgprot) => vm_map_ram(pages, count, node),
+  vm_unmap_ram,
+  vm_unmap_aliases,
+  purge_vmap_area_lazy,
+  pcpu_get_vm_areas,
+  pcpu_free_vm_areas,
+  map_kernel_range_noflush,
+  unmap_kernel_range_noflush,
+  vmallocinfo,
+  get_vmalloc_info,
+  vmap_lazy_nr_read,
+  vmStructPage,
+  vm_addr,
+  vm_size,
+  vm_flags,
+  vm_nr_pages,
+  vfree_deferred_list: (cpu: number) => per_cpu_ptr(vfree_deferred, cpu) + VFREE_DEFERRED.off.list,
+} as const;
+// biome-ignore-end lint/style/useNamingConvention: the kernel's names, leading underscores included
