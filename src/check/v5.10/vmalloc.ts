@@ -47,7 +47,8 @@ import {
   vmap_lazy_nr_read,
   vmap_purge_list,
 } from "../../mm/v5.10/vmalloc.js";
-import type { VmallocWalk } from "../index.js";
+import { checkVmapBlocks } from "../../mm/v5.10/vmap_block.js";
+import type { VmallocChecks, VmallocWalk } from "../index.js";
 import { type FreeTreeReader, type KvaPiece, checkFreeTree, checkTiling, kvaSpace, walkRbList } from "../kva.js";
 import { type BusyArea, type VmStructReader, checkVmAreas } from "../vm_area.js";
 
@@ -136,3 +137,6 @@ export function walkVmalloc(): VmallocWalk {
   const { vmallocPages, pgtable } = checkVmAreas(busy, idle, VM_READER, atomic_long_read(nr_vmalloc_pages.ptr), K, out);
   return { violations: out, vmallocPages, pgtable };
 }
+
+/** Generation 2's checkers, registered by src/check/index.ts (its vmap blocks: src/mm/v5.10/vmap_block.ts). */
+export const vmalloc_checks: VmallocChecks = { walkVmalloc, checkVmapBlocks };

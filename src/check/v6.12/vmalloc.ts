@@ -58,9 +58,10 @@ import {
   vmapNode,
   vmap_lazy_nr_read,
 } from "../../mm/v6.12/vmalloc.js";
-import type { VmallocWalk } from "../index.js";
+import type { VmallocChecks, VmallocWalk } from "../index.js";
 import { type FreeTreeReader, type KvaPiece, checkFreeTree, checkTiling, kvaSpace, walkRbList } from "../kva.js";
 import { type BusyArea, type VmStructReader, checkVmAreas } from "../vm_area.js";
+import { checkVmapBlocks } from "./vmap_block.js";
 
 const VA = VMAP_AREA.off;
 const VN = VMAP_NODE.off;
@@ -214,3 +215,6 @@ function walkList(where: string, head: number, out: string[]): number[] {
   }
   return vas;
 }
+
+/** Generation 3's checkers, registered by src/check/index.ts (its vmap blocks: src/check/v6.12/vmap_block.ts). */
+export const vmalloc_checks: VmallocChecks = { walkVmalloc, checkVmapBlocks };
