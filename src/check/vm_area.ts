@@ -88,17 +88,27 @@ function containing<T extends { start: number; end: number }>(pieces: readonly T
   return undefined;
 }
 
+/** [VMALLOC_START, VMALLOC_END) and [MODULES_VADDR, MODULES_END) as kaddrs: where a busy area may lie. */
+export interface VmallocRanges {
+  readonly vmallocStart: number;
+  readonly vmallocEnd: number;
+  readonly modulesStart: number;
+  readonly modulesEnd: number;
+}
+
 /**
  * Checks the busy areas (address order) against their vm_structs, pages and
  * the kernel page tables; `idle` are the KVA pieces that must map nothing
  * (lazy, free, pooled areas), to name where a stray PTE lies;
  * `nrVmallocPages` is the generation's nr_vmalloc_pages (meminfo's VmallocUsed).
+ * Every busy area but an early one lies in the vmalloc or the modules range.
  */
 export function checkVmAreas(
   busy: readonly BusyArea[],
   idle: readonly KvaPiece[],
   r: VmStructReader,
   nrVmallocPages: number,
+  ranges: VmallocRanges,
   fmt: (kaddr: number) => string,
   out: string[],
 ): VmAreaWalk {
@@ -106,8 +116,18 @@ export function checkVmAreas(
   const guards = new Set<number>(); // guard-page kaddrs of areas with a vm_struct
   let vmallocPages = 0;
   const early = r.earlyVmAreas();
+  const inside = (a: BusyArea, lo: number, hi: number) => a.start >= lo && a.end <= hi;
   for (const a of busy) {
     const vm = a.vm;
+    if (
+      !early.has(vm) &&
+      !inside(a, ranges.vmallocStart, ranges.vmallocEnd) &&
+      !inside(a, ranges.modulesStart, ranges.modulesEnd)
+    )
+      out.push(
+        `range: ${a.name} is outside [VMALLOC_START, VMALLOC_END) = [${fmt(ranges.vmallocStart)}-${fmt(ranges.vmallocEnd)}) ` +
+          `and the modules area [${fmt(ranges.modulesStart)}-${fmt(ranges.modulesEnd)})`,
+      );
     if (vm === 0) continue;
     if (r.vm_addr(vm) !== a.start || r.vm_size(vm) !== a.end - a.start)
       out.push(`vm_struct: ${a.name} has vm ${ptr(vm)} at ${fmt(r.vm_addr(vm))} of ${r.vm_size(vm)} bytes`);

@@ -26,6 +26,9 @@ import {
   VMAP_AREA,
   VM_STRUCT,
   earlyVmAreas,
+  MODULES_END,
+  MODULES_VADDR,
+  VMALLOC_END,
   VMALLOC_START,
   find_vmap_lowest_match,
   free_vmap_area_list,
@@ -134,7 +137,15 @@ export function walkVmalloc(): VmallocWalk {
     vm: va_vm(va),
     name: name(va),
   }));
-  const { vmallocPages, pgtable } = checkVmAreas(busy, idle, VM_READER, atomic_long_read(nr_vmalloc_pages.ptr), K, out);
+  const { vmallocPages, pgtable } = checkVmAreas(
+    busy,
+    idle,
+    VM_READER,
+    atomic_long_read(nr_vmalloc_pages.ptr),
+    { vmallocStart: VMALLOC_START, vmallocEnd: VMALLOC_END, modulesStart: MODULES_VADDR, modulesEnd: MODULES_END },
+    K,
+    out,
+  );
   return { violations: out, vmallocPages, pgtable };
 }
 

@@ -30,6 +30,9 @@ import {
   LAZY_HEAD,
   LAZY_ROOT,
   MAX_VA_SIZE_PAGES,
+  MODULES_END,
+  MODULES_VADDR,
+  VMALLOC_END,
   VMALLOC_START,
   VMAP_AREA,
   VMAP_NODE,
@@ -191,7 +194,15 @@ export function walkVmalloc(): VmallocWalk {
   checkTiling([...busy.map((a) => ({ start: a.start, end: a.end, what: `busy ${a.name}` })), ...idle], lo, hi, K, out);
 
   busy.sort((a, b) => a.start - b.start);
-  const { vmallocPages, pgtable } = checkVmAreas(busy, idle, VM_READER, atomic_long_read(nr_vmalloc_pages.ptr), K, out);
+  const { vmallocPages, pgtable } = checkVmAreas(
+    busy,
+    idle,
+    VM_READER,
+    atomic_long_read(nr_vmalloc_pages.ptr),
+    { vmallocStart: VMALLOC_START, vmallocEnd: VMALLOC_END, modulesStart: MODULES_VADDR, modulesEnd: MODULES_END },
+    K,
+    out,
+  );
   return { violations: out, vmallocPages, pgtable };
 }
 
