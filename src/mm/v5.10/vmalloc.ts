@@ -154,13 +154,6 @@ import {
   kzalloc,
 } from "../slab.js";
 import { flush_tlb_kernel_range } from "../tlbflush.js";
-import {
-  init_vmap_block_queue,
-  purge_fragmented_blocks_allcpus,
-  vm_map_ram,
-  vm_unmap_aliases,
-  vm_unmap_ram,
-} from "./vmap_block.js";
 
 /*** include/linux/vmalloc.h (v5.10) ***/
 
@@ -1101,7 +1094,7 @@ export function purge_vmap_area_lazy(): void {
   trace_event(EV_PURGE_VMAP_AREA_LAZY, 0, 0);
   if (tracing) trace_graph_entry(TF_PURGE_VMAP_AREA_LAZY, 0, 0);
   mutex_lock(vmap_purge_lock.ptr);
-  purge_fragmented_blocks_allcpus();
+  vmapBlockHooks().purge_fragmented_blocks_allcpus();
   __purge_vmap_area_lazy(Number.POSITIVE_INFINITY, 0);
   mutex_unlock(vmap_purge_lock.ptr);
   if (tracing) trace_graph_return(TF_PURGE_VMAP_AREA_LAZY, 0);
@@ -1147,9 +1140,33 @@ export function find_vmap_area(addr: number): number {
 /*** Per cpu kva allocator: src/mm/v5.10/vmap_block.ts ***/
 
 /*
- * vmap_block.ts and this file import each other (the kernel's one file): each
- * uses the other's functions only when called, never while the modules load.
+ * v5.10 declares purge_fragmented_blocks_allcpus ahead of its users. vmap_block.ts
+ * builds on this file, so it registers its entry points here when it loads
+ * (no import cycle); they are read only when called.
  */
+
+/** The per-CPU kva allocator's entry points that this file and the generation object use. */
+export interface VmapBlockHooks {
+  readonly purge_fragmented_blocks_allcpus: () => void;
+  /** vmalloc_init's per-CPU step for the vmap_block_queue of `cpu`. */
+  readonly init_vmap_block_queue: (cpu: number) => void;
+  readonly vm_map_ram: (pages: number, count: number, node: number) => number;
+  readonly vm_unmap_ram: (mem: number, count: number) => void;
+  readonly vm_unmap_aliases: () => void;
+}
+
+let vmap_block_hooks: VmapBlockHooks | null = null;
+
+/** vmap_block.ts registers its entry points (once, at module load). */
+export function registerVmapBlock(hooks: VmapBlockHooks): void {
+  vmap_block_hooks = hooks;
+}
+
+function vmapBlockHooks(): VmapBlockHooks {
+  if (vmap_block_hooks === null)
+    throw new Error("vmalloc 5.10: the per-CPU kva allocator (src/mm/v5.10/vmap_block.ts) is not loaded");
+  return vmap_block_hooks;
+}
 
 /*** Early areas and vmalloc_init ***/
 
@@ -1280,7 +1297,7 @@ export function vmalloc_init(): void {
   I32[vmap_area_cachep.ptr >> 2] = kmem_cache_create("vmap_area", VMAP_AREA.size, VMAP_AREA.align, SLAB_PANIC);
 
   for (const i of for_each_possible_cpu()) {
-    init_vmap_block_queue(i);
+    vmapBlockHooks().init_vmap_block_queue(i);
     const p = per_cpu_ptr(vfree_deferred, i);
     init_llist_head(p + VFREE_DEFERRED.off.list);
     INIT_WORK(p + VFREE_DEFERRED.off.wq, FREE_WORK);
@@ -2337,6 +2354,17 @@ export function forEachFreeVmapArea(fn: (va: number) => void): void {
   for (let n = rbFirst(FREE_ROOT); n; n = rb_next(n)) fn(n - RB);
 }
 
+/**
+ * Harness: the vmap_area objects the CPUs hold preloaded in ne_fit_preload_node
+ * — spares the kernel keeps on purpose (never freed back), which a leak check
+ * must not count as leaked. CPUs parked.
+ */
+export function ne_fit_preloaded(): number {
+  let n = 0;
+  for (const cpu of for_each_possible_cpu()) if (I32[per_cpu_ptr(ne_fit_preload_node, cpu) >> 2]) n++;
+  return n;
+}
+
 /** Harness: calls `fn` with every lazily freed area on vmap_purge_list, in list order. CPUs parked. */
 export function forEachPurgeVmapArea(fn: (va: number) => void): void {
   for (let n = I32[(vmap_purge_list.ptr + LLIST_HEAD.off.first) >> 2]!; n !== 0; n = llist_next(n))
@@ -2351,6 +2379,8 @@ export function forEachPurgeVmapArea(fn: (va: number) => void): void {
  * __vmalloc_node and vm_map_ram take no prot (PAGE_KERNEL), __get_vm_area is
  * __get_vm_area_caller, map_vm_area is map_kernel_range over the area. The
  * busy list is not RCU-walkable in v5.10 (areas go back to their cache at once).
+ * The per-CPU kva allocator's three entries are read when a thread selects
+ * the generation, after vmap_block.ts registered them.
  */
 // biome-ignore-start lint/style/useNamingConvention: the kernel's names, leading underscores included
 export const vmalloc_generation = {
@@ -2384,9 +2414,16 @@ export const vmalloc_generation = {
   vwrite,
   is_vmalloc_addr,
   vmalloc_to_page,
-  vm_map_ram: (pages: number, count: number, node: number, _prot: Pgprot) => vm_map_ram(pages, count, node),
-  vm_unmap_ram,
-  vm_unmap_aliases,
+  get vm_map_ram() {
+    const { vm_map_ram } = vmapBlockHooks();
+    return (pages: number, count: number, node: number, _prot: Pgprot) => vm_map_ram(pages, count, node);
+  },
+  get vm_unmap_ram() {
+    return vmapBlockHooks().vm_unmap_ram;
+  },
+  get vm_unmap_aliases() {
+    return vmapBlockHooks().vm_unmap_aliases;
+  },
   purge_vmap_area_lazy,
   pcpu_get_vm_areas,
   pcpu_free_vm_areas,

@@ -73,6 +73,7 @@ import {
   free_vmap_area,
   free_vmap_area_noflush,
   map_kernel_range,
+  registerVmapBlock,
   unmap_kernel_range_noflush,
   vmap_initialized,
   vmap_purge_lock,
@@ -543,11 +544,19 @@ export function vm_map_ram(pages: number, count: number, node: number): number {
 /*** Boot ***/
 
 /** vmalloc_init's per-CPU step for the vmap_block_queue of `cpu` (v5.10). */
-export function init_vmap_block_queue(cpu: number): void {
+function init_vmap_block_queue(cpu: number): void {
   const vbq = per_cpu_ptr(vmap_block_queue, cpu);
   spin_lock_init(vbq + Q.lock, "vmap_block_queue.lock");
   INIT_LIST_HEAD(vbq + Q.free);
 }
+
+registerVmapBlock({
+  purge_fragmented_blocks_allcpus,
+  init_vmap_block_queue,
+  vm_map_ram,
+  vm_unmap_ram,
+  vm_unmap_aliases,
+});
 
 /*** Harness: introspection and invariants (read while the CPUs are parked) ***/
 
