@@ -3081,3 +3081,65 @@ export function map_vm_area(area: number, prot: Pgprot, pages: number): number {
   const addr = vm_addr(area);
   return vmap_pages_range(addr, addr + get_vm_area_size(area), prot, pages, PAGE_SHIFT);
 }
+
+/*** The generation object (src/mm/vmalloc_generation.ts) ***/
+
+/**
+ * Generation 3 behind the generation-neutral API, in generation 1's
+ * signatures: where v6.12 changed one (no `prot` for __vmalloc, __vmalloc_node
+ * and vm_map_ram; vread_iter for vread; vmap_pages_range for map_vm_area and
+ * map_kernel_range_noflush) the adapter drops or maps the argument.
+ */
+/* biome-ignore-start lint/style/useNamingConvention: the kernel's names, leading underscores included */
+export const vmalloc_generation = {
+  version: "6.12",
+  vmalloc_init,
+  vmalloc,
+  vzalloc,
+  vmalloc_user,
+  vmalloc_node,
+  vzalloc_node,
+  vmalloc_32,
+  vmalloc_32_user,
+  __vmalloc: (size: number, gfpMask: number, _prot: Pgprot, caller?: number) => __vmalloc(size, gfpMask, caller),
+  __vmalloc_node: (size: number, align: number, gfpMask: number, _prot: Pgprot, node: number, caller?: number) =>
+    __vmalloc_node(size, align, gfpMask, node, caller),
+  __vmalloc_node_range,
+  vfree,
+  vfree_atomic,
+  vunmap,
+  vmap,
+  get_vm_area,
+  get_vm_area_caller,
+  __get_vm_area: (size: number, flags: number, start: number, end: number, caller?: number) =>
+    __get_vm_area_caller(size, flags, start, end, caller ?? ksym("__get_vm_area_caller")),
+  find_vm_area,
+  remove_vm_area,
+  free_vm_area,
+  map_vm_area,
+  vread: vread_iter,
+  vwrite,
+  is_vmalloc_addr,
+  vmalloc_to_page,
+  vm_map_ram: (pages: number, count: number, node: number, _prot: Pgprot) => vm_map_ram(pages, count, node),
+  vm_unmap_ram,
+  vm_unmap_aliases,
+  purge_vmap_area_lazy,
+  pcpu_get_vm_areas,
+  pcpu_free_vm_areas,
+  map_kernel_range_noflush: (addr: number, size: number, prot: Pgprot, pages: number) => {
+    const err = map_kernel_range_noflush(addr, size, prot, pages);
+    return err < 0 ? err : Math.ceil(size / PAGE_SIZE);
+  },
+  unmap_kernel_range_noflush,
+  vmallocinfo,
+  get_vmalloc_info,
+  vmap_lazy_nr_read,
+  vmStructPage,
+  vm_addr,
+  vm_size,
+  vm_flags,
+  vm_nr_pages,
+  vfree_deferred_list: (cpu: number) => per_cpu_ptr(vfree_deferred, cpu) + VFREE_DEFERRED.off.list,
+} as const;
+/* biome-ignore-end lint/style/useNamingConvention: the kernel's names, leading underscores included */
