@@ -9,19 +9,19 @@
  *   scan for every probed (size, align, vstart) — v6.12's own debug check);
  * - per vmap node: the busy rb_list, each area on the node addr_to_node
  *   names; the lazy rb_list, each area on the node free_vmap_area_noflush
- *   chose (its encoded vn_id when valid, else addr_to_node); the purge list
- *   (empty but mid-purge); every size pool's list as long as its len, each
- *   area (idx + 1) pages and encoded with this node's id;
- * - vmap_lazy_nr = the pages of the lazy trees and purge lists;
+ *   chose (its encoded vn_id when valid, else addr_to_node); every size
+ *   pool's list as long as its len, each area (idx + 1) pages and encoded
+ *   with this node's id;
+ * - vmap_lazy_nr = the pages of the lazy trees;
  * - the per-CPU ne_fit_preload_node objects in no tree, list or pool;
- * - busy + lazy + purge + free + pooled areas tile [1, ULONG_MAX) once;
+ * - busy + lazy + free + pooled areas tile [1, ULONG_MAX) once;
  * - every busy area has a vm_struct or is VMAP_RAM, and its vm_struct, pages
  *   and PTEs hold (src/check/vm_area.ts).
  */
 import { I32, per_cpu_ptr, theArena } from "../../shared/arena.js";
 import { PAGE_SIZE, layoutOf } from "../../shared/config.js";
 import { formatKaddr } from "../../shared/layouts.js";
-import { list_next, list_prev } from "../../lib/list.js";
+import { list_next } from "../../lib/list.js";
 import { atomic_long_read } from "../../locks/atomic.js";
 import { for_each_possible_cpu } from "../../percpu/percpu.js";
 import {
@@ -148,19 +148,19 @@ export function walkVmalloc(): VmallocWalk {
           `${node}.lazy: ${name(va)} is on node ${i}, free_vmap_area_noflush puts it on ${home} (${id >= 0 ? "its vn_id" : "addr_to_node"})`,
         );
     }
-    // Mid-purge areas (purge_vmap_node has not run yet) are still counted in vmap_lazy_nr.
-    const purging = walkList(`${node}.purge_list`, vn + VN.purge_list, out);
-    for (const [kind, vas] of [
-      ["lazy", lazy],
-      ["purging", purging],
-    ] as const)
-      for (const va of vas) {
-        linked.add(va);
-        aligned(`${node}.${kind}`, va);
-        idle.push(piece(kind, va));
-        lazyPages += (va_end(va) - va_start(va)) / PAGE_SIZE;
-        lazyAreas++;
-      }
+    /*
+     * vn->purge_list is not walked: each purge sets it up (INIT_LIST_HEAD;
+     * vmap_init_nodes leaves it as kmalloc_array gave it) and empties it
+     * before vmap_purge_lock drops, so at a quiescent point it holds nothing;
+     * an area left on it lies in no other structure: a tiling gap.
+     */
+    for (const va of lazy) {
+      linked.add(va);
+      aligned(`${node}.lazy`, va);
+      idle.push(piece("lazy", va));
+      lazyPages += (va_end(va) - va_start(va)) / PAGE_SIZE;
+      lazyAreas++;
+    }
 
     for (let idx = 0; idx < MAX_VA_SIZE_PAGES; idx++) {
       const vp = vn + VN.pool + idx * VMAP_POOL.size;
@@ -182,7 +182,7 @@ export function walkVmalloc(): VmallocWalk {
 
   const lazyNr = vmap_lazy_nr_read();
   if (lazyNr !== lazyPages)
-    out.push(`vmap_lazy_nr: ${lazyNr}, but the ${lazyAreas} lazy and purging areas span ${lazyPages} pages`);
+    out.push(`vmap_lazy_nr: ${lazyNr}, but the ${lazyAreas} areas on the lazy trees span ${lazyPages} pages`);
 
   /* A preloaded object is spare: in no tree, list or pool until a NE_FIT split takes it. */
   for (const cpu of for_each_possible_cpu()) {
@@ -206,15 +206,9 @@ export function walkVmalloc(): VmallocWalk {
   return { violations: out, vmallocPages, pgtable };
 }
 
-/**
- * The areas on the plain list at `head` (a pool, a purge list), its links
- * checked; a cycle or a broken link ends the walk with a violation. A head
- * still all zero is empty: the kernel's static vmap node initialises its
- * purge_list at the first purge (__purge_vmap_area_lazy), not at boot.
- */
+/** The areas on a pool's list at `head`; a cycle or a NULL link ends the walk with a violation. */
 function walkList(where: string, head: number, out: string[]): number[] {
   const vas: number[] = [];
-  if (list_next(head) === 0 && list_prev(head) === 0) return vas;
   const seen = new Set<number>();
   for (let e = list_next(head); e !== head; e = list_next(e)) {
     if (e === 0 || seen.has(e)) {
