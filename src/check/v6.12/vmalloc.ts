@@ -139,27 +139,23 @@ export function walkVmalloc(): VmallocWalk {
       busy.push({ va, start: va_start(va), end: va_end(va), vm, name: name(va) });
     }
 
-    const lazy = walkRbList(`${node}.lazy`, vn + LAZY_ROOT, vn + LAZY_HEAD, reader, true, out);
-    for (const va of lazy) {
-      const id = encodedNode(va, nr);
-      const home = id >= 0 ? id : addr_to_node_id(va_start(va));
-      if (home !== i)
-        out.push(
-          `${node}.lazy: ${name(va)} is on node ${i}, free_vmap_area_noflush puts it on ${home} (${id >= 0 ? "its vn_id" : "addr_to_node"})`,
-        );
-    }
     /*
      * vn->purge_list is not walked: each purge sets it up (INIT_LIST_HEAD;
      * vmap_init_nodes leaves it as kmalloc_array gave it) and empties it
      * before vmap_purge_lock drops, so at a quiescent point it holds nothing;
      * an area left on it lies in no other structure: a tiling gap.
      */
-    for (const va of lazy) {
+    for (const va of walkRbList(`${node}.lazy`, vn + LAZY_ROOT, vn + LAZY_HEAD, reader, true, out)) {
       linked.add(va);
-      aligned(`${node}.lazy`, va);
       idle.push(piece("lazy", va));
       lazyPages += (va_end(va) - va_start(va)) / PAGE_SIZE;
       lazyAreas++;
+      const id = encodedNode(va, nr);
+      const home = id >= 0 ? id : addr_to_node_id(va_start(va));
+      if (home !== i)
+        out.push(
+          `${node}.lazy: ${name(va)} is on node ${i}, free_vmap_area_noflush puts it on ${home} (${id >= 0 ? "its vn_id" : "addr_to_node"})`,
+        );
     }
 
     for (let idx = 0; idx < MAX_VA_SIZE_PAGES; idx++) {
