@@ -154,27 +154,40 @@ import {
   kzalloc,
 } from "../slab.js";
 import { flush_tlb_kernel_range } from "../tlbflush.js";
+import {
+  NUMA_NO_NODE,
+  VM_ALLOC,
+  VM_IOREMAP,
+  VM_MAP,
+  VM_NO_GUARD,
+  VM_UNINITIALIZED,
+  VM_USERMAP,
+  type VmallocGeneration,
+  type VmallocInfo,
+  type VmallocinfoOptions,
+} from "../vmalloc_generation.js";
 
 /*** include/linux/vmalloc.h (v5.10) ***/
 
-/** vm_struct flags (include/linux/vmalloc.h, v5.10). */
-export const VM_IOREMAP = 0x00000001; /* ioremap() and friends */
-export const VM_ALLOC = 0x00000002; /* vmalloc() */
-export const VM_MAP = 0x00000004; /* vmap()ed pages */
-export const VM_USERMAP = 0x00000008; /* suitable for remap_vmalloc_range */
-export const VM_DMA_COHERENT = 0x00000010; /* dma_alloc_coherent */
-export const VM_UNINITIALIZED = 0x00000020; /* vm_struct is not fully initialized */
-export const VM_NO_GUARD = 0x00000040; /* don't add guard page */
-export const VM_KASAN = 0x00000080; /* has allocated kasan shadow memory */
+/* vm_struct flags (include/linux/vmalloc.h): the ones every generation shares come from the header. */
+export {
+  NUMA_NO_NODE,
+  VM_ALLOC,
+  VM_IOREMAP,
+  VM_KASAN,
+  VM_MAP,
+  VM_NO_GUARD,
+  VM_UNINITIALIZED,
+  VM_USERMAP,
+} from "../vmalloc_generation.js";
+/** VM_DMA_COHERENT (v5.10): dma_alloc_coherent's remaps, " dma-coherent" in vmallocinfo. */
+export const VM_DMA_COHERENT = 0x00000010;
 /*
  * Not modelled: VM_FLUSH_RESET_PERMS and VM_MAP_PUT_PAGES (0x100 in v5.10.7;
  * 0x100 and 0x200 from v5.10.10). Their users are module/BPF text loaders and
  * dma-buf, none of which vmsim runs, and vmsim's linear map has no
  * permissions to reset; vm_remove_mappings is therefore remove_vm_area.
  */
-
-/** NUMA_NO_NODE: any node (vmsim has one). */
-export const NUMA_NO_NODE = -1;
 
 const ENOMEM = 12;
 const EBUSY = 16;
@@ -2267,12 +2280,6 @@ function s_show(e: number, numa: boolean, lines: string[]): void {
   if (list_is_last(e, LIST)) show_purge_info(lines);
 }
 
-/** Options of {@link vmallocinfo}. */
-export interface VmallocinfoOptions {
-  /** The file of a CONFIG_NUMA kernel: each area's line ends with its pages per node (show_numa_info). @defaultValue false */
-  readonly numa?: boolean;
-}
-
 /**
  * /proc/vmallocinfo (v5.10's seq_file: s_start takes vmap_purge_lock, then
  * vmap_area_lock; s_show each busy area in address order, the purge list
@@ -2292,26 +2299,16 @@ export function vmallocinfo(opts: VmallocinfoOptions = {}): string[] {
   return lines;
 }
 
-/** The Vmalloc lines of /proc/meminfo, in kB. */
-// biome-ignore-start lint/style/useNamingConvention: the /proc/meminfo field names
-export interface VmallocInfo {
-  /** VMALLOC_END - VMALLOC_START. */
-  readonly VmallocTotal: number;
-  /** vmalloc_nr_pages(): pages backing vmalloc areas. */
-  readonly VmallocUsed: number;
-  /** 0, as every kernel since v4.4 prints. */
-  readonly VmallocChunk: number;
-}
-
 /** fs/proc/meminfo.c (v5.10): the Vmalloc lines of /proc/meminfo. */
 export function get_vmalloc_info(): VmallocInfo {
+  // biome-ignore-start lint/style/useNamingConvention: the /proc/meminfo field names
   return {
     VmallocTotal: (VMALLOC_END - VMALLOC_START) / 1024,
     VmallocUsed: vmalloc_nr_pages() * (PAGE_SIZE / 1024),
     VmallocChunk: 0,
   };
+  // biome-ignore-end lint/style/useNamingConvention: the /proc/meminfo field names
 }
-// biome-ignore-end lint/style/useNamingConvention: the /proc/meminfo field names
 
 /*** Harness ***/
 
@@ -2383,7 +2380,7 @@ export function forEachPurgeVmapArea(fn: (va: number) => void): void {
  * the generation, after vmap_block.ts registered them.
  */
 // biome-ignore-start lint/style/useNamingConvention: the kernel's names, leading underscores included
-export const vmalloc_generation = {
+export const vmalloc_generation: VmallocGeneration = {
   version: "5.10",
   vmalloc_init,
   vmalloc,
@@ -2438,5 +2435,5 @@ export const vmalloc_generation = {
   vm_flags,
   vm_nr_pages,
   vfree_deferred_list: (cpu: number) => per_cpu_ptr(vfree_deferred, cpu) + VFREE_DEFERRED.off.list,
-} as const;
+};
 // biome-ignore-end lint/style/useNamingConvention: the kernel's names, leading underscores included
