@@ -4,9 +4,10 @@
  * address hash of the per-CPU xarrays, vb->cpu, the dirty ranges that
  * vm_unmap_aliases flushes once, the purge of fragmented blocks with and
  * without VMAP_PURGE_THRESHOLD, large mappings, failures — and the checker
- * of src/check/v6.12/vmap_block.ts failing on corrupted blocks.
+ * of src/check/v6.12/vmap_block.ts failing on corrupted blocks; then a
+ * seeded stress on 2-4 CPUs (worker threads) that must end clean.
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { F64, I32, U8, createArena, theArena } from "../src/shared/arena.js";
 import { PAGE_SIZE, layoutOf, makeConfig } from "../src/shared/config.js";
 import { LAYOUTS, type LayoutName, formatKaddr } from "../src/shared/layouts.js";
@@ -18,9 +19,18 @@ import { rcu_cpu_starting, rcu_init } from "../src/rcu/tree.js";
 import { workqueue_init_early } from "../src/kernel/workqueue.js";
 import { percpuCpuOnline } from "../src/kernel/cpuhp.js";
 import { GFP_KERNEL } from "../src/mm/gfp.js";
-import { alloc_page, mem_init, page_address } from "../src/mm/page_alloc.js";
-import { kmem_cache_init } from "../src/mm/slab.js";
-import { PAGE_KERNEL, kernel_pte_lookup, mk_pte, paging_init } from "../src/mm/pgtable.js";
+import {
+  alloc_page,
+  drain_all_pages,
+  free_pcp_pages,
+  mem_init,
+  nr_free_pages,
+  page_address,
+} from "../src/mm/page_alloc.js";
+import { Machine } from "../src/workers/machine.js";
+import type { VmapBlockStressResult } from "../src/workers/workloads/vmap_block.js";
+import { kmem_cache_init, kmem_cache_shrink_all, slabinfo } from "../src/mm/slab.js";
+import { PAGE_KERNEL, kernel_pte_lookup, mk_pte, paging_init, pgtablePages } from "../src/mm/pgtable.js";
 import { tlbStats } from "../src/mm/tlbflush.js";
 import { isFault, mmuRead, mmuWrite } from "../src/mm/mmu.js";
 import { find_next_bit } from "../src/lib/bitmap.js";
@@ -31,6 +41,8 @@ import {
   VMAP_FLAGS_MASK,
   VMAP_RAM,
   find_vmap_area,
+  freeBlocks,
+  ne_fit_preload_node,
   purge_vmap_area_lazy,
   vmalloc_init,
   vmap_lazy_nr_read,
@@ -558,5 +570,68 @@ describe("checkVmapBlocks (v6.12) fails on corrupted blocks", () => {
     I32[(vb + O.used_map) >> 2] = 0b01; // page 1 still mapped
     I32[(vb + O.dirty) >> 2] = 2;
     expect(checkVmapBlocks()).toEqual([`block ${hex(B)}: page 1 is mapped but not in used_map`]);
+  });
+});
+
+/*
+ * The stress of test/vmap_block.test.ts on v6.12's blocks: seeded random maps
+ * on every CPU, each parked in a shared slot and mostly unmapped by another
+ * CPU (vb_free through the hash slot's xarray into another CPU's block).
+ * Afterwards: the checker is clean; vm_unmap_aliases, then the harness purge,
+ * free every block; the free tree is back as at boot; and every page is back
+ * but the page tables and the vmap_area slabs holding each CPU's preloaded
+ * ne_fit_preload_node object (kept across calls, as v6.12 keeps it).
+ */
+describe.each([
+  { cpus: 2, layout: "arm64-va48", seed: 0x6b1 },
+  { cpus: 4, layout: "arm64-va39", seed: 0x6b2 },
+  { cpus: 2, layout: "arm32", seed: 0x6b3 },
+] as const)("vm_map_ram/vm_unmap_ram on $cpus CPUs ($layout)", ({ cpus, layout, seed }) => {
+  let m: Machine | undefined;
+  afterEach(async () => {
+    await m?.shutdown();
+    m = undefined;
+  });
+
+  const vmapAreaCache = () => slabinfo().find((c) => c.name === "vmap_area")!;
+  const preloads = () =>
+    Array.from({ length: cpus }, (_, c) => I32[per_cpu_ptr(ne_fit_preload_node, c) >> 2]).filter((p) => p !== 0).length;
+
+  it(`seed ${seed}: seeded random maps, mostly unmapped remotely, end consistent with every page back`, async () => {
+    m = await Machine.boot({ cpus, layout, seed, kernel: "6.12" });
+    // The main thread acts for the parked CPUs: their cpu slabs, then their pcp lists.
+    kmem_cache_shrink_all();
+    drain_all_pages();
+    const free0 = nr_free_pages();
+    const tables0 = pgtablePages();
+    const freeTree0 = freeBlocks();
+    const cache0 = vmapAreaCache();
+    const preloads0 = preloads();
+
+    const res = (await m.runAll("vmap_block_stress", { iters: 3000 })) as VmapBlockStressResult[];
+    for (const r of res) {
+      expect(r.failures, `seed ${seed}`).toBe(0);
+      expect(r.maps + r.aliases).toBe(3000);
+      expect(r.unmaps).toBeGreaterThan(r.maps / 2);
+      expect(r.aliases).toBeGreaterThan(0);
+    }
+    expect(checkVmapBlocks(), `seed ${seed}`).toEqual([]);
+    expect(vmapBlocks().length).toBeGreaterThan(0);
+
+    expect(await m.run(cpus - 1, "vmap_block_stress_release")).toBeGreaterThan(0);
+    expect(checkVmapBlocks(), `seed ${seed}`).toEqual([]);
+    // vm_unmap_aliases keeps the fragmented blocks with VMAP_PURGE_THRESHOLD free pages or more; the purge takes them.
+    await m.run(0, "vmalloc_drain", { purge: true });
+    expect(vmapBlocks(), `seed ${seed}`).toEqual([]);
+    expect(await m.run(cpus - 1, "vmap_block_stress_release")).toBe(0); // its rcu_barrier frees the blocks
+    expect(vmap_lazy_nr_read()).toBe(0);
+    expect(freeBlocks(), `seed ${seed}`).toEqual(freeTree0);
+    kmem_cache_shrink_all();
+    drain_all_pages();
+    const cache = vmapAreaCache();
+    expect(cache.active_objs - cache0.active_objs).toBe(preloads() - preloads0);
+    const preloadPages = (cache.num_slabs - cache0.num_slabs) * cache.pagesperslab;
+    expect(nr_free_pages() + free_pcp_pages() + (pgtablePages() - tables0) + preloadPages, `seed ${seed}`).toBe(free0);
+    expect(texts(m.reports), `seed ${seed}`).toEqual([]);
   });
 });

@@ -14,7 +14,7 @@
  * - used_map marks the pages handed out (vread_iter reads only those);
  * - _vm_unmap_aliases walks the xarrays — every block, the full ones too —
  *   purges fragmented blocks below VMAP_PURGE_THRESHOLD free pages, and resets
- *   a flushed dirty range (v6.5, fc1e0d980037 / a09fad96ffb1 / 77e50af07f14);
+ *   a flushed dirty range (v6.5's series: fc1e0d980037, a09fad96ffb1);
  * - vb->free and vb->dirty are read without vb->lock (READ_ONCE/WRITE_ONCE);
  * - free_vmap_block unlinks the area from its node's busy tree itself, and
  *   vm_unmap_ram frees a large mapping with find_unlink_vmap_area.
