@@ -11,7 +11,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { I32, createArena } from "../src/shared/arena.js";
 import { PAGE_SIZE, layoutOf, makeConfig } from "../src/shared/config.js";
-import { LAYOUTS, type LayoutName } from "../src/shared/layouts.js";
+import { type LayoutName, layoutFor } from "../src/shared/layouts.js";
 import { takeReports } from "../src/shared/report.js";
 import { setCurrentCpu } from "../src/shared/smp.js";
 import "../src/workers/boot.js";
@@ -97,7 +97,7 @@ function boot(layout: LayoutName, cpus = 1) {
 }
 
 const full = (layout: LayoutName, kaddr: number) =>
-  `0x${(LAYOUTS[layout].base + BigInt(kaddr)).toString(16).padStart(LAYOUTS[layout].vaBits > 32 ? 16 : 8, "0")}`;
+  `0x${(layoutFor("6.12", layout).base + BigInt(kaddr)).toString(16).padStart(layoutFor("6.12", layout).vaBits > 32 ? 16 : 8, "0")}`;
 
 /**
  * The free blocks that intersect [v, v + pages), as [start, end) page numbers
@@ -254,8 +254,8 @@ describe("vmap nodes", () => {
     const v = boot("arm64-va48", 3);
     expect(nrVmapNodes()).toBe(3);
     expect(I32[vmap_zone_size.ptr >> 2]).toBe(16 * P);
-    // 0xffff000008000000 / 0x10000 = 0xffff00000800; mod 3 over the full address, not the kaddr.
-    const zone0 = Number((0xffff000008000000n / 0x10000n) % 3n);
+    // VMALLOC_START / 0x10000 mod 3 over the full address, not the kaddr.
+    const zone0 = Number(((layoutFor("6.12", "arm64-va48").base + BigInt(v)) / 0x10000n) % 3n);
     expect(addr_to_node_id(v)).toBe(zone0);
     expect(addr_to_node_id(v + 16 * P)).toBe((zone0 + 1) % 3);
     expect(addr_to_node_id(v + 47 * P)).toBe((zone0 + 2) % 3);
@@ -466,7 +466,7 @@ describe("vm_struct layer", () => {
 
   it("pcpu_get_vm_areas clips congruent areas from the top of the free space", () => {
     const v = boot("arm32");
-    const end = LAYOUTS.arm32.vmallocEnd;
+    const end = layoutFor("6.12", "arm32").vmallocEnd;
     const vms = pcpu_get_vm_areas([0, 8 * P], [4 * P, 4 * P], 2, P);
     expect(vms).not.toBe(0);
     const a0 = find_vmap_area(end - 12 * P);
