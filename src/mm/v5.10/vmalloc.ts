@@ -1169,10 +1169,13 @@ export interface VmapBlockHooks {
 }
 
 let vmap_block_hooks: VmapBlockHooks | null = null;
+/** vm_map_ram with generation 1's signature (prot is PAGE_KERNEL since v5.8), made once the hooks are in. */
+let vm_map_ram_with_prot: ((pages: number, count: number, node: number, prot: Pgprot) => number) | null = null;
 
 /** vmap_block.ts registers its entry points (once, at module load). */
 export function registerVmapBlock(hooks: VmapBlockHooks): void {
   vmap_block_hooks = hooks;
+  vm_map_ram_with_prot = (pages, count, node) => hooks.vm_map_ram(pages, count, node);
 }
 
 function vmapBlockHooks(): VmapBlockHooks {
@@ -2413,8 +2416,8 @@ export const vmalloc_generation: VmallocGeneration = {
   is_vmalloc_addr,
   vmalloc_to_page,
   get vm_map_ram() {
-    const { vm_map_ram } = vmapBlockHooks();
-    return (pages: number, count: number, node: number, _prot: Pgprot) => vm_map_ram(pages, count, node);
+    vmapBlockHooks();
+    return vm_map_ram_with_prot!;
   },
   get vm_unmap_ram() {
     return vmapBlockHooks().vm_unmap_ram;
