@@ -2412,10 +2412,8 @@ export const vmalloc_generation: VmallocGeneration = {
   vwrite,
   is_vmalloc_addr,
   vmalloc_to_page,
-  get vm_map_ram() {
-    const { vm_map_ram } = vmapBlockHooks();
-    return (pages: number, count: number, node: number, _prot: Pgprot) => vm_map_ram(pages, count, node);
-  },
+  vm_map_ram: (pages: number, count: number, node: number, _prot: Pgprot) =>
+    vmapBlockHooks().vm_map_ram(pages, count, node),
   get vm_unmap_ram() {
     return vmapBlockHooks().vm_unmap_ram;
   },
