@@ -2434,5 +2434,6 @@ export const vmalloc_generation: VmallocGeneration = {
   vm_flags,
   vm_nr_pages,
   vfree_deferred_list: (cpu: number) => per_cpu_ptr(vfree_deferred, cpu) + VFREE_DEFERRED.off.list,
+  vmap_area_spares: ne_fit_preloaded,
 };
 // biome-ignore-end lint/style/useNamingConvention: the kernel's names, leading underscores included
