@@ -88,7 +88,7 @@ describe("kmalloc caches", () => {
       "kmalloc-2048",
       "kmalloc-4096",
       "kmalloc-8192",
-      "xa_node",
+      "xa_node", // lib/xarray's radix_tree_node_cachep: v5.10's vmap_blocks, loaded with every generation
       "slab_test_rec",
     ]);
     const sizes = [1, 8, 9, 16, 17, 64, 65, 96, 97, 128, 129, 192, 193, 256, 1000, 1025, 4097, 8192];

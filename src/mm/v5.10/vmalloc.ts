@@ -1169,13 +1169,10 @@ export interface VmapBlockHooks {
 }
 
 let vmap_block_hooks: VmapBlockHooks | null = null;
-/** vm_map_ram with generation 1's signature (prot is PAGE_KERNEL since v5.8), made once the hooks are in. */
-let vm_map_ram_with_prot: ((pages: number, count: number, node: number, prot: Pgprot) => number) | null = null;
 
 /** vmap_block.ts registers its entry points (once, at module load). */
 export function registerVmapBlock(hooks: VmapBlockHooks): void {
   vmap_block_hooks = hooks;
-  vm_map_ram_with_prot = (pages, count, node) => hooks.vm_map_ram(pages, count, node);
 }
 
 function vmapBlockHooks(): VmapBlockHooks {
@@ -2415,10 +2412,8 @@ export const vmalloc_generation: VmallocGeneration = {
   vwrite,
   is_vmalloc_addr,
   vmalloc_to_page,
-  get vm_map_ram() {
-    vmapBlockHooks();
-    return vm_map_ram_with_prot!;
-  },
+  vm_map_ram: (pages: number, count: number, node: number, _prot: Pgprot) =>
+    vmapBlockHooks().vm_map_ram(pages, count, node),
   get vm_unmap_ram() {
     return vmapBlockHooks().vm_unmap_ram;
   },
@@ -2439,5 +2434,6 @@ export const vmalloc_generation: VmallocGeneration = {
   vm_flags,
   vm_nr_pages,
   vfree_deferred_list: (cpu: number) => per_cpu_ptr(vfree_deferred, cpu) + VFREE_DEFERRED.off.list,
+  vmap_area_spares: ne_fit_preloaded,
 };
 // biome-ignore-end lint/style/useNamingConvention: the kernel's names, leading underscores included
