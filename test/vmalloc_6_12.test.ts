@@ -243,7 +243,7 @@ describe("vmap nodes", () => {
     const v = boot("arm64-va48", 3);
     expect(nrVmapNodes()).toBe(3);
     expect(I32[vmap_zone_size.ptr >> 2]).toBe(16 * P);
-    // VMALLOC_START (0xffff800080000000) / 0x10000, mod 3 over the full address, not the kaddr.
+    // VMALLOC_START / 0x10000 mod 3 over the full address, not the kaddr.
     const zone0 = Number(((layoutFor("6.12", "arm64-va48").base + BigInt(v)) / 0x10000n) % 3n);
     expect(addr_to_node_id(v)).toBe(zone0);
     expect(addr_to_node_id(v + 16 * P)).toBe((zone0 + 1) % 3);
