@@ -9,18 +9,16 @@
  * guard page, "-" free space, "I" the kernel image's first segment.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { I32, createArena } from "../src/shared/arena.js";
+import { I32 } from "../src/shared/arena.js";
 import { PAGE_SIZE, layoutOf, makeConfig } from "../src/shared/config.js";
 import { type LayoutName, layoutFor } from "../src/shared/layouts.js";
 import { takeReports } from "../src/shared/report.js";
 import { setCurrentCpu } from "../src/shared/smp.js";
-import "../src/workers/boot.js";
-import { lockdepAttach } from "../src/locks/lockdep.js";
-import { mem_init, alloc_page, __free_page } from "../src/mm/page_alloc.js";
-import { kmem_cache_init, slabinfo } from "../src/mm/slab.js";
-import { paging_init } from "../src/mm/pgtable.js";
-import { rcu_cpu_starting, rcu_init } from "../src/rcu/tree.js";
-import { run_pending_work, work_pending, workqueue_init_early } from "../src/kernel/workqueue.js";
+import { start_kernel } from "../src/workers/boot.js";
+import { __free_page, alloc_page } from "../src/mm/page_alloc.js";
+import { slabinfo } from "../src/mm/slab.js";
+import { rcu_cpu_starting } from "../src/rcu/tree.js";
+import { run_pending_work, work_pending } from "../src/kernel/workqueue.js";
 import { percpuCpuOnline } from "../src/kernel/cpuhp.js";
 import { mutex_lock, mutex_unlock } from "../src/locks/mutex.js";
 import { GFP_KERNEL, __GFP_NOWARN } from "../src/mm/gfp.js";
@@ -66,7 +64,6 @@ import {
   va_subtree_max_size,
   vfree,
   vmalloc,
-  vmalloc_init,
   vmallocinfo,
   vmap_lazy_nr_read,
   vmap_purge_lock,
@@ -78,18 +75,10 @@ import {
 
 const P = PAGE_SIZE;
 
-/** start_kernel (src/workers/boot.ts) with v6.12's vmalloc_init; the main thread is CPU 0. */
+/** Boots a machine of kernel 6.12 on the main thread (CPU 0) with RCU and the kworker hooked in; deferred work runs when a test says. */
 function boot(layout: LayoutName, cpus = 1) {
   const config = makeConfig({ kernel: "6.12", cpus, layout, workqueue: "explicit" });
-  createArena(config);
-  setCurrentCpu(0);
-  lockdepAttach();
-  mem_init();
-  kmem_cache_init();
-  paging_init();
-  rcu_init();
-  workqueue_init_early();
-  vmalloc_init();
+  start_kernel(config);
   rcu_cpu_starting(0);
   percpuCpuOnline();
   takeReports();
