@@ -8,10 +8,11 @@
  * CPU parked. Each generation's checker (src/check/v5.10, src/check/v6.12)
  * hands it its own struct vmap_area layout and trees.
  */
-import { I32, theArena } from "../shared/arena.js";
+import { I32, type PerCpuVar, per_cpu_ptr, theArena } from "../shared/arena.js";
 import { PAGE_SIZE, layoutOf } from "../shared/config.js";
 import { list_next, list_prev } from "../lib/list.js";
 import { RB_NODE, RB_ROOT, checkRbTree, rb_next } from "../lib/rbtree.js";
+import { for_each_possible_cpu } from "../percpu/percpu.js";
 
 /** How the checker reads a generation's struct vmap_area. */
 export interface VmapAreaReader {
@@ -255,4 +256,15 @@ export function kvaSpace(): { lo: number; hi: number } {
   const wrap = 2 ** layout.vaBits;
   const nul = wrap - (layout.vaBits > 32 ? 2 ** 64 : 2 ** 32);
   return { lo: nul + 1, hi: wrap - 1 };
+}
+
+/**
+ * The vmap_area objects the per-CPU ne_fit_preload_node (`preloads`; v5.10, v6.12) holds
+ * spare for a NE_FIT split: the kernel keeps them on purpose, so the leak
+ * check does not count them in the vmap_area cache.
+ */
+export function preloadSpares(preloads: PerCpuVar): ReadonlyMap<string, number> {
+  let n = 0;
+  for (const cpu of for_each_possible_cpu()) if (I32[per_cpu_ptr(preloads, cpu) >> 2] !== 0) n++;
+  return new Map([["vmap_area", n]]);
 }

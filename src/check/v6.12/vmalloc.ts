@@ -62,7 +62,15 @@ import {
   vmap_lazy_nr_read,
 } from "../../mm/v6.12/vmalloc.js";
 import type { VmallocChecks, VmallocWalk } from "../index.js";
-import { type FreeTreeReader, type KvaPiece, checkFreeTree, checkTiling, kvaSpace, walkRbList } from "../kva.js";
+import {
+  type FreeTreeReader,
+  type KvaPiece,
+  checkFreeTree,
+  checkTiling,
+  kvaSpace,
+  preloadSpares,
+  walkRbList,
+} from "../kva.js";
 import { type BusyArea, type VmStructReader, checkVmAreas } from "../vm_area.js";
 import { checkVmapBlocks } from "./vmap_block.js";
 
@@ -218,4 +226,8 @@ function walkList(where: string, head: number, out: string[]): number[] {
 }
 
 /** Generation 3's checkers, registered by src/check/index.ts (its vmap blocks: src/check/v6.12/vmap_block.ts). */
-export const vmalloc_checks: VmallocChecks = { walkVmalloc, checkVmapBlocks };
+export const vmalloc_checks: VmallocChecks = {
+  walkVmalloc,
+  checkVmapBlocks,
+  keptObjects: () => preloadSpares(ne_fit_preload_node),
+};
