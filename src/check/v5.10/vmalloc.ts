@@ -132,7 +132,7 @@ export function walkVmalloc(): VmallocWalk {
     (va: number): KvaPiece => ({
       start: va_start(va),
       end: va_end(va),
-      what: `${kind} ${name(va)}`,
+      what: () => `${kind} ${name(va)}`,
     });
   const idle = [...lazy.map(piece("lazy")), ...freeVas.map(piece("free"))];
   const { lo, hi } = kvaSpace();
@@ -143,7 +143,7 @@ export function walkVmalloc(): VmallocWalk {
     start: va_start(va),
     end: va_end(va),
     vm: va_vm(va),
-    name: name(va),
+    name: () => name(va),
   }));
   const { vmallocPages, pgtable } = checkVmAreas(
     busy,

@@ -118,7 +118,7 @@ export function walkVmalloc(): VmallocWalk {
   const piece = (kind: string, va: number): KvaPiece => ({
     start: va_start(va),
     end: va_end(va),
-    what: `${kind} ${name(va)}`,
+    what: () => `${kind} ${name(va)}`,
   });
   const aligned = (where: string, va: number) => {
     if (va_start(va) % PAGE_SIZE !== 0 || va_end(va) % PAGE_SIZE !== 0)
@@ -144,7 +144,7 @@ export function walkVmalloc(): VmallocWalk {
       const vm = va_vm(va);
       if (vm === 0 && !(va_flags(va) & VMAP_RAM))
         out.push(`${node}.busy: ${name(va)} has no vm_struct and is not VMAP_RAM`);
-      busy.push({ va, start: va_start(va), end: va_end(va), vm, name: name(va) });
+      busy.push({ va, start: va_start(va), end: va_end(va), vm, name: () => name(va) });
     }
 
     /*
@@ -195,7 +195,13 @@ export function walkVmalloc(): VmallocWalk {
   }
 
   const { lo, hi } = kvaSpace();
-  checkTiling([...busy.map((a) => ({ start: a.start, end: a.end, what: `busy ${a.name}` })), ...idle], lo, hi, K, out);
+  checkTiling(
+    [...busy.map((a) => ({ start: a.start, end: a.end, what: () => `busy ${a.name()}` })), ...idle],
+    lo,
+    hi,
+    K,
+    out,
+  );
 
   busy.sort((a, b) => a.start - b.start);
   const { vmallocPages, pgtable } = checkVmAreas(
