@@ -231,7 +231,7 @@ describe("checkFreeTree fails on each corruption", () => {
 
 describe("checkTiling", () => {
   const fmt = (k: number) => `0x${k.toString(16)}`;
-  const piece = (start: number, end: number, what: string): KvaPiece => ({ start, end, what });
+  const piece = (start: number, end: number, what: string): KvaPiece => ({ start, end, what: () => what });
   it("holds on an exact cover, in any order", () => {
     const out: string[] = [];
     checkTiling(

@@ -8,10 +8,11 @@
  * CPU parked. Each generation's checker (src/check/v5.10, src/check/v6.12)
  * hands it its own struct vmap_area layout and trees.
  */
-import { I32, theArena } from "../shared/arena.js";
+import { I32, type PerCpuVar, per_cpu_ptr, theArena } from "../shared/arena.js";
 import { PAGE_SIZE, layoutOf } from "../shared/config.js";
 import { list_next, list_prev } from "../lib/list.js";
 import { RB_NODE, RB_ROOT, checkRbTree, rb_next } from "../lib/rbtree.js";
+import { for_each_possible_cpu } from "../percpu/percpu.js";
 
 /** How the checker reads a generation's struct vmap_area. */
 export interface VmapAreaReader {
@@ -46,8 +47,8 @@ export interface FreeTreeReader extends VmapAreaReader {
 export interface KvaPiece {
   readonly start: number;
   readonly end: number;
-  /** "busy va 0x… […)", "free va …", "lazy va …", "pool[3] of node 1 va …". */
-  readonly what: string;
+  /** "busy va 0x… […)", "free va …", "lazy va …", "pooled (vmap_nodes[1].pool[3]) va …": formatted only for a violation. */
+  readonly what: () => string;
 }
 
 function ptr(p: number): string {
@@ -179,17 +180,28 @@ function checkLowestMatch(vas: readonly number[], f: FreeTreeReader, out: string
   for (const va of vas) largest = Math.max(largest, f.va_end(va) - f.va_start(va));
   const probes: [number, number, number][] = [[largest + PAGE_SIZE, 1, f.vmallocStart]];
   for (const va of picks) {
+    // Capped: the blocks around the kernel half span most of the 64-bit space.
     const size = Math.min(f.va_end(va) - f.va_start(va), 2 ** 40);
     const inside = f.va_start(va) + PAGE_SIZE / 2;
     for (const s of [size, PAGE_SIZE])
       for (const vstart of [f.vmallocStart, inside])
         for (const align of [1, PAGE_SIZE, 2 << 20]) probes.push([s, align, vstart]);
   }
-  const lowest = (pred: (va: number) => boolean) => vas.find(pred) ?? 0;
+  /* The linear scan starts at the first block ending above vstart (va_end grows along the list): none before fits. */
+  const lowest = (vstart: number, pred: (va: number) => boolean) => {
+    let lo = 0;
+    for (let hi = vas.length; lo < hi; ) {
+      const mid = (lo + hi) >> 1;
+      if (f.va_end(vas[mid]!) > vstart) hi = mid;
+      else lo = mid + 1;
+    }
+    for (let i = lo; i < vas.length; i++) if (pred(vas[i]!)) return vas[i]!;
+    return 0;
+  };
   for (const [size, align, vstart] of probes) {
     const tree = f.find_vmap_lowest_match(size, align, vstart);
     const fits = (va: number) => is_within_this_va(f, va, size, align, vstart);
-    const linear = lowest(fits);
+    const linear = lowest(vstart, fits);
     const what = `find_vmap_lowest_match(size ${size}, align ${align}, vstart ${vstart})`;
     const name = (va: number) => (va === 0 ? "NULL" : f.name(va));
     if (f.exactFor(align)) {
@@ -198,7 +210,7 @@ function checkLowestMatch(vas: readonly number[], f: FreeTreeReader, out: string
     }
     // The adjusted search length (size + align - 1) finds any block that big at or above vstart, maybe a lower fit.
     const length = size + align - 1;
-    const bound = lowest((va) => f.va_start(va) >= vstart && f.va_end(va) - f.va_start(va) >= length);
+    const bound = lowest(vstart, (va) => f.va_start(va) >= vstart && f.va_end(va) - f.va_start(va) >= length);
     if (tree !== 0 && !fits(tree)) out.push(`lowest match: ${what} is ${name(tree)}, which cannot hold it`);
     else if (
       tree === 0
@@ -230,18 +242,18 @@ export function checkTiling(
   for (const p of sorted) {
     if (p.start > at)
       out.push(
-        `tiling: [${fmt(at)}-${fmt(p.start)}) is in no tree, list or pool${last ? ` (after ${last.what})` : ""}`,
+        `tiling: [${fmt(at)}-${fmt(p.start)}) is in no tree, list or pool${last ? ` (after ${last.what()})` : ""}`,
       );
-    else if (p.start < at && last !== null) out.push(`tiling: ${last.what} overlaps ${p.what}`);
-    else if (p.start < lo) out.push(`tiling: ${p.what} starts below the KVA space's start ${fmt(lo)}`);
+    else if (p.start < at && last !== null) out.push(`tiling: ${last.what()} overlaps ${p.what()}`);
+    else if (p.start < lo) out.push(`tiling: ${p.what()} starts below the KVA space's start ${fmt(lo)}`);
     if (p.end > at) {
       at = p.end;
       last = p;
     }
   }
   if (at < hi)
-    out.push(`tiling: [${fmt(at)}-${fmt(hi)}) is in no tree, list or pool${last ? ` (after ${last.what})` : ""}`);
-  else if (at > hi && last !== null) out.push(`tiling: ${last.what} ends above the KVA space's end ${fmt(hi)}`);
+    out.push(`tiling: [${fmt(at)}-${fmt(hi)}) is in no tree, list or pool${last ? ` (after ${last.what()})` : ""}`);
+  else if (at > hi && last !== null) out.push(`tiling: ${last.what()} ends above the KVA space's end ${fmt(hi)}`);
 }
 
 /**
@@ -255,4 +267,15 @@ export function kvaSpace(): { lo: number; hi: number } {
   const wrap = 2 ** layout.vaBits;
   const nul = wrap - (layout.vaBits > 32 ? 2 ** 64 : 2 ** 32);
   return { lo: nul + 1, hi: wrap - 1 };
+}
+
+/**
+ * The vmap_area objects the per-CPU ne_fit_preload_node (`preloads`; v5.10, v6.12) holds
+ * spare for a NE_FIT split: the kernel keeps them on purpose, so the leak
+ * check does not count them in the vmap_area cache.
+ */
+export function preloadSpares(preloads: PerCpuVar): ReadonlyMap<string, number> {
+  let n = 0;
+  for (const cpu of for_each_possible_cpu()) if (I32[per_cpu_ptr(preloads, cpu) >> 2] !== 0) n++;
+  return new Map([["vmap_area", n]]);
 }

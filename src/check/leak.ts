@@ -14,14 +14,15 @@ import {
   nr_free_pages,
 } from "../mm/page_alloc.js";
 import { kmem_cache_shrink_all, slabinfo } from "../mm/slab.js";
-import { get_vmalloc_info, vmallocinfo, vmap_area_spares } from "../mm/vmalloc.js";
+import { get_vmalloc_info, vmallocinfo } from "../mm/vmalloc.js";
+import { vmallocKeptObjects } from "./index.js";
 
 /** What the leak check compares: taken with every CPU parked, pcp lists drained and slabs shrunk. */
 export interface MemorySnapshot {
   readonly free: number;
   readonly pagetable: number;
   readonly slab: number;
-  /** Active objects of each slab cache. */
+  /** Active objects of each slab cache, less those the vmalloc generation keeps on purpose (vmallocKeptObjects). */
   readonly objects: ReadonlyMap<string, number>;
   readonly vmallocinfo: readonly string[];
   readonly vmallocUsed: number;
@@ -44,14 +45,12 @@ export function memorySnapshot(): MemorySnapshot {
   // Shrinking frees empty slabs to this CPU's pcp list: drain after it.
   kmem_cache_shrink_all();
   drain_all_pages();
+  const kept = vmallocKeptObjects();
   return {
     free: nr_free_pages() + free_pcp_pages(),
     pagetable: global_zone_page_state(NR_PAGETABLE),
     slab: global_zone_page_state(NR_SLAB_UNRECLAIMABLE),
-    // The generation's spare vmap_areas (ne_fit_preload_node) are kept on purpose, not leaked.
-    objects: new Map(
-      slabinfo().map((s) => [s.name, s.active_objs - (s.name === "vmap_area" ? vmap_area_spares() : 0)]),
-    ),
+    objects: new Map(slabinfo().map((s) => [s.name, s.active_objs - (kept.get(s.name) ?? 0)])),
     vmallocinfo: vmallocinfo(),
     vmallocUsed: get_vmalloc_info().VmallocUsed,
   };

@@ -23,8 +23,8 @@ export interface BusyArea {
   readonly end: number;
   /** va->vm, 0 for a vmap block or a large vm_map_ram area (no vm_struct). */
   readonly vm: number;
-  /** How a violation names it. */
-  readonly name: string;
+  /** How a violation names it (formatted only for a violation). */
+  readonly name: () => string;
 }
 
 /** How the checker reads a generation's struct vm_struct (the generation object's accessors). */
@@ -125,43 +125,43 @@ export function checkVmAreas(
       !inside(a, ranges.modulesStart, ranges.modulesEnd)
     )
       out.push(
-        `range: ${a.name} is outside [VMALLOC_START, VMALLOC_END) = [${fmt(ranges.vmallocStart)}-${fmt(ranges.vmallocEnd)}) ` +
+        `range: ${a.name()} is outside [VMALLOC_START, VMALLOC_END) = [${fmt(ranges.vmallocStart)}-${fmt(ranges.vmallocEnd)}) ` +
           `and the modules area [${fmt(ranges.modulesStart)}-${fmt(ranges.modulesEnd)})`,
       );
     if (vm === 0) continue;
     if (r.vm_addr(vm) !== a.start || r.vm_size(vm) !== a.end - a.start)
-      out.push(`vm_struct: ${a.name} has vm ${ptr(vm)} at ${fmt(r.vm_addr(vm))} of ${r.vm_size(vm)} bytes`);
+      out.push(`vm_struct: ${a.name()} has vm ${ptr(vm)} at ${fmt(r.vm_addr(vm))} of ${r.vm_size(vm)} bytes`);
     const flags = r.vm_flags(vm);
-    if (flags & VM_UNINITIALIZED) out.push(`vm_struct: ${a.name} is still VM_UNINITIALIZED`);
+    if (flags & VM_UNINITIALIZED) out.push(`vm_struct: ${a.name()} is still VM_UNINITIALIZED`);
     const pcpu = isPcpuChunk(vm, r);
     const guard = flags & VM_NO_GUARD || pcpu ? 0 : PAGE_SIZE;
     if (guard !== 0) {
-      if (a.end - a.start < 2 * PAGE_SIZE) out.push(`guard page: ${a.name} has no room for one`);
+      if (a.end - a.start < 2 * PAGE_SIZE) out.push(`guard page: ${a.name()} has no room for one`);
       else guards.add(a.end - PAGE_SIZE);
     }
     if (flags & VM_MAP && !early.has(vm))
       for (let at = a.start; at < a.end - guard; at += PAGE_SIZE)
         if (kernel_pte_lookup(at) === 0) {
-          out.push(`PTE: ${a.name} is VM_MAP but its page ${(at - a.start) / PAGE_SIZE} (${fmt(at)}) is not mapped`);
+          out.push(`PTE: ${a.name()} is VM_MAP but its page ${(at - a.start) / PAGE_SIZE} (${fmt(at)}) is not mapped`);
           break;
         }
     if (!(flags & VM_ALLOC) || r.vm_pages(vm) === 0) continue;
     const nr = r.vm_nr_pages(vm);
     const want = (a.end - a.start - guard) / PAGE_SIZE;
-    if (nr !== want) out.push(`vm_struct: ${a.name} is VM_ALLOC with nr_pages ${nr}, its size holds ${want}`);
+    if (nr !== want) out.push(`vm_struct: ${a.name()} is VM_ALLOC with nr_pages ${nr}, its size holds ${want}`);
     vmallocPages += nr;
     for (let i = 0; i < nr; i++) {
       const at = a.start + i * PAGE_SIZE;
       const page = r.vmStructPage(vm, i);
       if (!isPagePtr(page)) {
-        out.push(`vm_struct: ${a.name}: pages[${i}] is ${ptr(page)}, not a struct page`);
+        out.push(`vm_struct: ${a.name()}: pages[${i}] is ${ptr(page)}, not a struct page`);
         continue;
       }
       const pfn = page_to_pfn(page);
       const pte = kernel_pte_lookup(at);
-      if (pte === 0) out.push(`PTE: ${a.name}: page ${i} (${fmt(at)}) is not mapped; pages[${i}] is pfn ${pfn}`);
+      if (pte === 0) out.push(`PTE: ${a.name()}: page ${i} (${fmt(at)}) is not mapped; pages[${i}] is pfn ${pfn}`);
       else if (pte_pfn(pte) !== pfn)
-        out.push(`PTE: ${a.name}: page ${i} (${fmt(at)}) maps pfn ${pte_pfn(pte)}, pages[${i}] is pfn ${pfn}`);
+        out.push(`PTE: ${a.name()}: page ${i} (${fmt(at)}) maps pfn ${pte_pfn(pte)}, pages[${i}] is pfn ${pfn}`);
       const wrong = [
         ...(page_ref_count(page) < 1 ? [`refcount ${page_ref_count(page)}`] : []),
         ...(PageBuddy(page) ? ["PageBuddy"] : []),
@@ -169,9 +169,9 @@ export function checkVmAreas(
         ...(PageTable(page) ? ["PageTable"] : []),
         ...(PageReserved(page) ? ["PageReserved"] : []),
       ];
-      if (wrong.length > 0) out.push(`page: ${a.name}: pages[${i}] pfn ${pfn} is ${wrong.join(", ")}`);
+      if (wrong.length > 0) out.push(`page: ${a.name()}: pages[${i}] pfn ${pfn} is ${wrong.join(", ")}`);
       const other = owner.get(pfn);
-      if (other !== undefined) out.push(`page: pfn ${pfn} backs both ${other.name} and ${a.name}`);
+      if (other !== undefined) out.push(`page: pfn ${pfn} backs both ${other.name()} and ${a.name()}`);
       else owner.set(pfn, a);
     }
   }
@@ -187,8 +187,8 @@ export function checkVmAreas(
     const a = containing(busy, kaddr);
     if (a === undefined) {
       const p = containing(idleSorted, kaddr);
-      out.push(`${at} but lies in no busy vmap_area${p ? ` (in ${p.what})` : ""}`);
-    } else if (guards.has(kaddr)) out.push(`${at}, the guard page of ${a.name}`);
+      out.push(`${at} but lies in no busy vmap_area${p ? ` (in ${p.what()})` : ""}`);
+    } else if (guards.has(kaddr)) out.push(`${at}, the guard page of ${a.name()}`);
     if (pte_pfn(pte) >= theArena().nrPages) {
       out.push(`${at}, beyond the machine's ${theArena().nrPages} page frames`);
       return;

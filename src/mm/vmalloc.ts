@@ -113,8 +113,6 @@ export let vm_nr_pages: VmallocGeneration["vm_nr_pages"] = notSelected;
 export let vfree_deferred_list: VmallocGeneration["vfree_deferred_list"] = notSelected;
 /** The selected generation's RCU-walkable vmap_area_list, or undefined where it keeps none. */
 export let rcu_vmap_area_list: VmallocGeneration["rcu_vmap_area_list"];
-/** The vmap_area objects the selected generation keeps on purpose (0 where it keeps none). */
-export let vmap_area_spares: () => number = () => 0;
 /* biome-ignore-end lint/style/useNamingConvention: the kernel's names, leading underscores included */
 
 /** The generation built in for `version`; a RangeError naming the available ones when none is. */
@@ -138,8 +136,7 @@ function unbuiltGeneration(version: KernelVersion): VmallocGeneration {
     );
   };
   return new Proxy({} as VmallocGeneration, {
-    get: (_, key) =>
-      key === "version" ? version : key === "rcu_vmap_area_list" || key === "vmap_area_spares" ? undefined : fail,
+    get: (_, key) => (key === "version" ? version : key === "rcu_vmap_area_list" ? undefined : fail),
   });
 }
 
@@ -194,7 +191,6 @@ function bind(g: VmallocGeneration): void {
   vm_nr_pages = g.vm_nr_pages;
   vfree_deferred_list = g.vfree_deferred_list;
   rcu_vmap_area_list = g.rcu_vmap_area_list;
-  vmap_area_spares = g.vmap_area_spares ?? (() => 0);
 }
 
 // Every thread takes a CPU once it attached (boot, a CPU worker, the main thread's harness): select there.

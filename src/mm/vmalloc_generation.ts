@@ -185,11 +185,5 @@ export interface VmallocGeneration {
   readonly vfree_deferred_list: (cpu: number) => number;
   /** vmap_area_list as RCU readers may walk it; absent where the version frees areas without RCU. */
   readonly rcu_vmap_area_list?: RcuVmapAreaList;
-  /**
-   * Harness: vmap_area objects the kernel keeps allocated on purpose between calls (v5.2+: each
-   * CPU's ne_fit_preload_node), which a leak check of the "vmap_area" cache must not count;
-   * absent where there are none.
-   */
-  readonly vmap_area_spares?: () => number;
 }
 /* biome-ignore-end lint/style/useNamingConvention: the kernel's names, leading underscores included */

@@ -52,7 +52,15 @@ import {
 } from "../../mm/v5.10/vmalloc.js";
 import { checkVmapBlocks } from "../../mm/v5.10/vmap_block.js";
 import type { VmallocChecks, VmallocWalk } from "../index.js";
-import { type FreeTreeReader, type KvaPiece, checkFreeTree, checkTiling, kvaSpace, walkRbList } from "../kva.js";
+import {
+  type FreeTreeReader,
+  type KvaPiece,
+  checkFreeTree,
+  checkTiling,
+  kvaSpace,
+  preloadSpares,
+  walkRbList,
+} from "../kva.js";
 import { type BusyArea, type VmStructReader, checkVmAreas } from "../vm_area.js";
 
 const VA = VMAP_AREA.off;
@@ -124,7 +132,7 @@ export function walkVmalloc(): VmallocWalk {
     (va: number): KvaPiece => ({
       start: va_start(va),
       end: va_end(va),
-      what: `${kind} ${name(va)}`,
+      what: () => `${kind} ${name(va)}`,
     });
   const idle = [...lazy.map(piece("lazy")), ...freeVas.map(piece("free"))];
   const { lo, hi } = kvaSpace();
@@ -135,7 +143,7 @@ export function walkVmalloc(): VmallocWalk {
     start: va_start(va),
     end: va_end(va),
     vm: va_vm(va),
-    name: name(va),
+    name: () => name(va),
   }));
   const { vmallocPages, pgtable } = checkVmAreas(
     busy,
@@ -150,4 +158,8 @@ export function walkVmalloc(): VmallocWalk {
 }
 
 /** Generation 2's checkers, registered by src/check/index.ts (its vmap blocks: src/mm/v5.10/vmap_block.ts). */
-export const vmalloc_checks: VmallocChecks = { walkVmalloc, checkVmapBlocks };
+export const vmalloc_checks: VmallocChecks = {
+  walkVmalloc,
+  checkVmapBlocks,
+  keptObjects: () => preloadSpares(ne_fit_preload_node),
+};

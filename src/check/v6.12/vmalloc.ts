@@ -62,7 +62,15 @@ import {
   vmap_lazy_nr_read,
 } from "../../mm/v6.12/vmalloc.js";
 import type { VmallocChecks, VmallocWalk } from "../index.js";
-import { type FreeTreeReader, type KvaPiece, checkFreeTree, checkTiling, kvaSpace, walkRbList } from "../kva.js";
+import {
+  type FreeTreeReader,
+  type KvaPiece,
+  checkFreeTree,
+  checkTiling,
+  kvaSpace,
+  preloadSpares,
+  walkRbList,
+} from "../kva.js";
 import { type BusyArea, type VmStructReader, checkVmAreas } from "../vm_area.js";
 import { checkVmapBlocks } from "./vmap_block.js";
 
@@ -110,7 +118,7 @@ export function walkVmalloc(): VmallocWalk {
   const piece = (kind: string, va: number): KvaPiece => ({
     start: va_start(va),
     end: va_end(va),
-    what: `${kind} ${name(va)}`,
+    what: () => `${kind} ${name(va)}`,
   });
   const aligned = (where: string, va: number) => {
     if (va_start(va) % PAGE_SIZE !== 0 || va_end(va) % PAGE_SIZE !== 0)
@@ -136,7 +144,7 @@ export function walkVmalloc(): VmallocWalk {
       const vm = va_vm(va);
       if (vm === 0 && !(va_flags(va) & VMAP_RAM))
         out.push(`${node}.busy: ${name(va)} has no vm_struct and is not VMAP_RAM`);
-      busy.push({ va, start: va_start(va), end: va_end(va), vm, name: name(va) });
+      busy.push({ va, start: va_start(va), end: va_end(va), vm, name: () => name(va) });
     }
 
     /*
@@ -187,7 +195,13 @@ export function walkVmalloc(): VmallocWalk {
   }
 
   const { lo, hi } = kvaSpace();
-  checkTiling([...busy.map((a) => ({ start: a.start, end: a.end, what: `busy ${a.name}` })), ...idle], lo, hi, K, out);
+  checkTiling(
+    [...busy.map((a) => ({ start: a.start, end: a.end, what: () => `busy ${a.name()}` })), ...idle],
+    lo,
+    hi,
+    K,
+    out,
+  );
 
   busy.sort((a, b) => a.start - b.start);
   const { vmallocPages, pgtable } = checkVmAreas(
@@ -218,4 +232,8 @@ function walkList(where: string, head: number, out: string[]): number[] {
 }
 
 /** Generation 3's checkers, registered by src/check/index.ts (its vmap blocks: src/check/v6.12/vmap_block.ts). */
-export const vmalloc_checks: VmallocChecks = { walkVmalloc, checkVmapBlocks };
+export const vmalloc_checks: VmallocChecks = {
+  walkVmalloc,
+  checkVmapBlocks,
+  keptObjects: () => preloadSpares(ne_fit_preload_node),
+};

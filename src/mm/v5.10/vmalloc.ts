@@ -2352,17 +2352,6 @@ export function forEachFreeVmapArea(fn: (va: number) => void): void {
   for (let n = rbFirst(FREE_ROOT); n; n = rb_next(n)) fn(n - RB);
 }
 
-/**
- * Harness: the vmap_area objects the CPUs hold preloaded in ne_fit_preload_node
- * — spares the kernel keeps on purpose (never freed back), which a leak check
- * must not count as leaked. CPUs parked.
- */
-export function ne_fit_preloaded(): number {
-  let n = 0;
-  for (const cpu of for_each_possible_cpu()) if (I32[per_cpu_ptr(ne_fit_preload_node, cpu) >> 2]) n++;
-  return n;
-}
-
 /** Harness: calls `fn` with every lazily freed area on vmap_purge_list, in list order. CPUs parked. */
 export function forEachPurgeVmapArea(fn: (va: number) => void): void {
   for (let n = I32[(vmap_purge_list.ptr + LLIST_HEAD.off.first) >> 2]!; n !== 0; n = llist_next(n))
@@ -2434,6 +2423,5 @@ export const vmalloc_generation: VmallocGeneration = {
   vm_flags,
   vm_nr_pages,
   vfree_deferred_list: (cpu: number) => per_cpu_ptr(vfree_deferred, cpu) + VFREE_DEFERRED.off.list,
-  vmap_area_spares: ne_fit_preloaded,
 };
 // biome-ignore-end lint/style/useNamingConvention: the kernel's names, leading underscores included
