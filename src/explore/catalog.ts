@@ -11,7 +11,7 @@
  * second. Importing this module registers them (defineScenario).
  */
 import type { InjectName } from "../shared/inject.js";
-import { type MachineConfig, makeConfig } from "../shared/config.js";
+import { type KernelVersion, type MachineConfig, makeConfig } from "../shared/config.js";
 import type { Strategy } from "../sched/sched_det.js";
 import type { Machine } from "../workers/machine.js";
 import { type Scenario, type ScenarioParams, defineScenario, findScenario } from "./scenario.js";
@@ -97,6 +97,8 @@ export interface CatalogBudget {
 export interface CatalogEntry {
   /** The switch (src/shared/inject.ts). */
   readonly inject: InjectName;
+  /** The generation whose code the switch breaks: the machine boots it (MachineConfig `kernel`). */
+  readonly kernel: KernelVersion;
   /** The scenario that reaches the broken path (`catalog:…`, registered by this module). */
   readonly scenario: string;
   /** CPUs of the machine. */
@@ -121,12 +123,16 @@ export const CATALOG_MEMORY = 8 * 1024 * 1024;
 /** Seed of every catalog machine (the strategy's seed is the iteration's). */
 export const CATALOG_MACHINE_SEED = 1;
 
-/** The machine of entry `e`: its scenario's settings, its CPUs, CATALOG_MEMORY, the switch on (`broken`) or off. */
+/**
+ * The machine of entry `e`: its scenario's settings, its generation, its CPUs,
+ * CATALOG_MEMORY, the switch on (`broken`) or off.
+ */
 export function catalogConfig(e: CatalogEntry, broken: boolean): MachineConfig {
   const scenario = findScenario(e.scenario);
   if (scenario === undefined) throw new Error(`catalog: no scenario ${e.scenario}`);
   return makeConfig({
     ...scenario.config,
+    kernel: e.kernel,
     cpus: e.cpus,
     memory: CATALOG_MEMORY,
     seed: CATALOG_MACHINE_SEED,
@@ -146,6 +152,7 @@ export function catalogConfig(e: CatalogEntry, broken: boolean): MachineConfig {
 export const CATALOG: readonly CatalogEntry[] = [
   {
     inject: "no-vmap-area-lock",
+    kernel: "4.19",
     scenario: "stress",
     cpus: 2,
     ops: 50,
@@ -157,6 +164,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   },
   {
     inject: "no-purge-flush",
+    kernel: "4.19",
     scenario: "catalog:lazy_reuse",
     cpus: 2,
     ops: 4,
@@ -166,6 +174,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   },
   {
     inject: "irq-vfree-not-deferred",
+    kernel: "4.19",
     scenario: "catalog:irq_vfree",
     cpus: 2,
     ops: 4,
@@ -175,6 +184,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   },
   {
     inject: "vb-publish-before-init",
+    kernel: "4.19",
     scenario: "catalog:vm_map_ram",
     cpus: 2,
     ops: 36,
@@ -184,6 +194,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   },
   {
     inject: "vb-list-del-init",
+    kernel: "4.19",
     scenario: "catalog:vm_map_ram",
     cpus: 2,
     ops: 36,
@@ -194,6 +205,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   },
   {
     inject: "vb-purge-wrong-lock",
+    kernel: "4.19",
     scenario: "catalog:vb_purge",
     cpus: 2,
     ops: 36,
@@ -205,6 +217,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   },
   {
     inject: "vmallocinfo-uninitialized",
+    kernel: "4.19",
     scenario: "catalog:vmallocinfo",
     cpus: 2,
     ops: 8,
@@ -214,6 +227,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   },
   {
     inject: "vunmap-debugobjects",
+    kernel: "4.19",
     scenario: "catalog:debugobjects",
     cpus: 2,
     ops: 8,
@@ -223,6 +237,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   },
   {
     inject: "double-vfree-irq",
+    kernel: "4.19",
     scenario: "catalog:irq_vfree",
     cpus: 2,
     ops: 4,
@@ -235,6 +250,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   },
   {
     inject: "huge-align-wrap",
+    kernel: "4.19",
     scenario: "catalog:align_shift",
     cpus: 1,
     ops: 1,

@@ -18,6 +18,7 @@
  * injections pays one predictable branch on a constant-false flag. This file
  * is data only, on the lowest floor, so that the config can check the names.
  */
+import type { KernelVersion } from "./config.js";
 
 /** One deliberate bug. */
 export interface Injection {
@@ -25,6 +26,11 @@ export interface Injection {
   readonly breaks: string;
   /** One line: what is left out (CLI help, docs). */
   readonly summary: string;
+  /**
+   * The generation whose code carries the switch (MachineConfig `kernel`): a
+   * machine of another generation never runs that code, so the config refuses it.
+   */
+  readonly kernel: KernelVersion;
   /**
    * The free-running stress mix (`vmsim stress`) reaches the broken path, and
    * test/inject.test.ts proves it catches the bug; the others need their
@@ -71,6 +77,7 @@ export const INJECTIONS = {
    */
   "no-vmap-area-lock": {
     breaks: "alloc_vmap_area",
+    kernel: "4.19",
     summary: "alloc_vmap_area searches and inserts without vmap_area_lock",
     stress: true,
   },
@@ -107,6 +114,7 @@ export const INJECTIONS = {
    */
   "no-purge-flush": {
     breaks: "__purge_vmap_area_lazy",
+    kernel: "4.19",
     summary: "__purge_vmap_area_lazy frees the lazy areas without flush_tlb_kernel_range",
     stress: true,
   },
@@ -138,6 +146,7 @@ export const INJECTIONS = {
    */
   "irq-vfree-not-deferred": {
     breaks: "vfree",
+    kernel: "4.19",
     summary: "vfree from interrupt context frees at once instead of deferring to free_work",
     stress: true,
   },
@@ -178,6 +187,7 @@ export const INJECTIONS = {
    */
   "double-vfree-irq": {
     breaks: "__vfree_deferred",
+    kernel: "4.19",
     summary: "vfree from interrupt context queues the area twice: free_work walks a cycle (a soft lockup)",
     stress: true,
   },
@@ -227,6 +237,7 @@ export const INJECTIONS = {
    */
   "vb-publish-before-init": {
     breaks: "new_vmap_block",
+    kernel: "4.19",
     summary: "new_vmap_block queues the block before setting its area and counters",
     stress: false,
   },
@@ -264,6 +275,7 @@ export const INJECTIONS = {
    */
   "vb-list-del-init": {
     breaks: "vb_alloc",
+    kernel: "4.19",
     summary: "vb_alloc unlinks a full block with list_del_init under RCU walkers",
     stress: false,
   } /**
@@ -299,6 +311,7 @@ export const INJECTIONS = {
    */,
   "vb-purge-wrong-lock": {
     breaks: "purge_fragmented_blocks",
+    kernel: "4.19",
     summary: "purge_fragmented_blocks unlinks another CPU's block under this CPU's vbq->lock",
     stress: false,
   },
@@ -342,6 +355,7 @@ export const INJECTIONS = {
    */
   "vmallocinfo-uninitialized": {
     breaks: "show_numa_info",
+    kernel: "4.19",
     summary: "/proc/vmallocinfo's show_numa_info reads the pages of a VM_UNINITIALIZED area",
     stress: false,
   },
@@ -382,6 +396,7 @@ export const INJECTIONS = {
    */
   "vunmap-debugobjects": {
     breaks: "__vunmap",
+    kernel: "4.19",
     summary: "__vunmap checks for live debug objects after giving the area back",
     stress: false,
   },
@@ -416,6 +431,7 @@ export const INJECTIONS = {
    */
   "huge-align-wrap": {
     breaks: "alloc_vmap_area",
+    kernel: "4.19",
     summary: "alloc_vmap_area lets ALIGN wrap to 0 on a huge alignment and keeps address 0",
     stress: false,
   },
