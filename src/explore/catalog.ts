@@ -75,6 +75,12 @@ const SCENARIOS = [
     4,
   ),
   catalogScenario(
+    "vread",
+    "catalog_vread",
+    "each CPU vmallocs four 8-page areas, stamps them and vreads the span they cover (several vmap nodes from v6.9)",
+    4,
+  ),
+  catalogScenario(
     "irq_vfree",
     "catalog_irq_vfree",
     "vmalloc a page and vfree it from an interrupt handler (the deferred path)",
