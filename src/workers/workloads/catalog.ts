@@ -36,8 +36,13 @@ import {
   vmalloc,
   vmallocinfo,
   vread,
+  VMAP_MAX_ALLOC,
+  vm_map_ram,
+  vm_unmap_aliases,
+  vm_unmap_ram,
 } from "../../mm/vmalloc.js";
-import { VMAP_BBMAP_BITS, VMAP_MAX_ALLOC, vm_map_ram, vm_unmap_aliases, vm_unmap_ram } from "../../mm/vmap_block.js";
+// The block size macro is the same in v4.19, v5.10 and v6.12 (VMALLOC_SPACE and the CPU count decide it).
+import { VMAP_BBMAP_BITS } from "../../mm/v4.19/vmap_block.js";
 import { defineWorkload } from "../workload.js";
 
 /** Arguments of every catalog workload. */
