@@ -18,6 +18,7 @@ import {
   parseSize,
 } from "../shared/config.js";
 import { LAYOUTS, type LayoutName, isLayoutName } from "../shared/layouts.js";
+import { VMALLOC_GENERATIONS, has_vmalloc_generation } from "../mm/vmalloc.js";
 import { TEST_CASE_ARRAY, TEST_VMALLOC_CASES, type TestVmallocCase } from "../workers/workloads/test_vmalloc.js";
 import { INJECT_NAMES, type InjectName, isInjectName } from "../shared/inject.js";
 import { PCT_MAX_DEPTH, SCHED_MAX_CPUS } from "../sched/sched_det.js";
@@ -69,7 +70,10 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
     parse: (raw): KernelVersion => {
       if (!isKernelVersion(raw))
         throw new InvalidArgumentError(`unknown kernel; expected one of ${KERNEL_VERSIONS.join(", ")}.`);
-      if (raw !== "4.19") throw new InvalidArgumentError(`kernel ${raw}'s vmalloc is not ported yet; 4.19 is.`);
+      if (!has_vmalloc_generation(raw))
+        throw new InvalidArgumentError(
+          `kernel ${raw}'s vmalloc is not ported yet; ${VMALLOC_GENERATIONS.join(", ")} are.`,
+        );
       return raw;
     },
   },

@@ -18,6 +18,8 @@ import { onSetCurrentCpu } from "../shared/smp.js";
 import type { VmallocGeneration } from "./vmalloc_generation.js";
 import { vmalloc_generation as V4_19 } from "./v4.19/vmalloc.js";
 import "./v4.19/vmap_block.js";
+import { vmalloc_generation as V5_10 } from "./v5.10/vmalloc.js";
+import "./v5.10/vmap_block.js";
 import { vmalloc_generation as V6_12 } from "./v6.12/vmalloc.js";
 import "./v6.12/vmap_block.js";
 
@@ -39,7 +41,7 @@ export {
 /*** The registry ***/
 
 /** Every generation built in, oldest first. */
-const GENERATIONS: readonly VmallocGeneration[] = [V4_19, V6_12];
+const GENERATIONS: readonly VmallocGeneration[] = [V4_19, V5_10, V6_12];
 
 /** The kernel versions whose vmalloc is built in (what `--kernel` accepts), oldest first. */
 export const VMALLOC_GENERATIONS: readonly KernelVersion[] = GENERATIONS.map((g) => g.version);
