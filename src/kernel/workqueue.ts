@@ -210,6 +210,9 @@ export function schedule_work(work: number): boolean {
 
 /*** The worker ***/
 
+/** The work items this CPU is running as a pool's worker, outermost first (its kworker's call stack). */
+const executing: number[] = [];
+
 /**
  * process_one_work (v4.19): runs `work`, the head of `pool`'s list, in process
  * context on this CPU, the pool's worker. Called and returns with pool->lock
@@ -225,7 +228,12 @@ function process_one_work(pool: number, work: number): void {
   spin_unlock_irq(pool + P.lock);
   // A nested worker (worker_run_nested) runs inside an item that holds its own locks: compare with them.
   const depth = lockdep_depth();
-  callKernelFn(func, work);
+  executing.push(work);
+  try {
+    callKernelFn(func, work);
+  } finally {
+    executing.pop();
+  }
   if (in_atomic() || lockdep_depth() !== depth)
     reportBug(
       "WARN",
@@ -272,7 +280,17 @@ function worker_run_nested(pool: number, until: number): void {
   const current_work = I32[(pool + P.current_work) >> 2]!;
   const current_func = I32[(pool + P.current_func) >> 2]!;
   const head = pool + P.worklist;
-  while (!list_empty(head) && Atomics.load(I32, until) === 0) process_one_work(pool, list_next(head) - W.entry);
+  for (let e = list_next(head); e !== head && Atomics.load(I32, until) === 0; ) {
+    const work = e - W.entry;
+    // A work never runs on two workers at once: one requeued while an outer frame runs it waits for that
+    // run to end (the kernel's find_worker_executing_work), so it stays queued here.
+    if (executing.includes(work)) {
+      e = list_next(e);
+      continue;
+    }
+    process_one_work(pool, work);
+    e = list_next(head);
+  }
   I32[(pool + P.current_work) >> 2] = current_work;
   I32[(pool + P.current_func) >> 2] = current_func;
   spin_unlock_irq(pool + P.lock);
