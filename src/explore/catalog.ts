@@ -18,13 +18,21 @@ import { type Scenario, type ScenarioParams, defineScenario, findScenario } from
 
 /**
  * A catalog scenario: one workload call on every CPU, each with its share of
- * `skip`; `boot`, a workload CPU 0 runs at setup (a boot parameter).
+ * `skip`; `boot`, a workload CPU 0 runs at setup (a boot parameter);
+ * `kernel`, the generation it boots when the command line names none.
  */
-function catalogScenario(name: string, workload: string, summary: string, ops: number, boot?: string): Scenario {
+function catalogScenario(
+  name: string,
+  workload: string,
+  summary: string,
+  ops: number,
+  boot?: string,
+  kernel?: KernelVersion,
+): Scenario {
   return {
     name: `catalog:${name}`,
     summary,
-    config: { workqueue: "auto" },
+    config: kernel === undefined ? { workqueue: "auto" } : { workqueue: "auto", kernel },
     ops,
     skippable: true,
     async setup(m) {
@@ -77,8 +85,18 @@ const SCENARIOS = [
   catalogScenario(
     "vread",
     "catalog_vread",
-    "each CPU vmallocs four 8-page areas, stamps them and vreads the span they cover (several vmap nodes from v6.9)",
+    "v6.12: each CPU vmallocs four 8-page areas, stamps them and vreads the span they cover (several vmap nodes)",
     4,
+    undefined,
+    "6.12",
+  ),
+  catalogScenario(
+    "vb_xarray",
+    "catalog_vm_map_ram",
+    "v6.12: CPU 0 fills vmap blocks (new ones join its queue and the xarray their address hashes to); the others call vm_unmap_aliases",
+    36,
+    undefined,
+    "6.12",
   ),
   catalogScenario(
     "irq_vfree",
@@ -253,6 +271,28 @@ export const CATALOG: readonly CatalogEntry[] = [
       "a soft lockup: the stress mix catches it within its watchdog (test/inject.test.ts); an exploration would " +
       "find it on its first run, but each run loops for the deterministic watchdog's 2^22 sched points (~2 s), " +
       "too slow for 20 replays (test/softlockup.test.ts replays the exec script instead)",
+  },
+  {
+    inject: "vb-cpu-after-insert",
+    kernel: "6.12",
+    scenario: "catalog:vb_xarray",
+    cpus: 2,
+    ops: 36,
+    strategy: { kind: "random", p: 0.2 },
+    budget: { foundAt: 7, iterations: 60, seconds: 8 },
+    note:
+      "CPU 1's vm_unmap_aliases walks the xarray slot one of CPU 0's two new blocks hashes to between its " +
+      "xa_insert and the vb->cpu store: UBSAN's trap in purge_fragmented_block (10 % of runs)",
+  },
+  {
+    inject: "vn-busy-lock-nested",
+    kernel: "6.12",
+    scenario: "catalog:vread",
+    cpus: 2,
+    ops: 4,
+    strategy: { kind: "random", p: 0.05 },
+    budget: { foundAt: 1, iterations: 3, seconds: 2 },
+    note: "not a race: the first vread whose span has an area in vmap node 0 takes node 1's busy.lock inside node 0's",
   },
   {
     inject: "huge-align-wrap",

@@ -435,6 +435,74 @@ export const INJECTIONS = {
     summary: "alloc_vmap_area lets ALIGN wrap to 0 on a huge alignment and keeps address 0",
     stress: false,
   },
+  /**
+   * new_vmap_block sets vb->cpu after xa_insert has published the block.
+   *
+   *   CPU0: vm_map_ram → vb_alloc                CPU1: vm_unmap_aliases
+   *     new_vmap_block
+   *       vb = kmalloc(): slab poison 0x6b…
+   *       spin_lock_init(&vb->lock), vb->va,
+   *       free, dirty, used_map, free_list
+   *       xa_insert(addr_to_vb_xa(va_start), vb)
+   *                                                xa_for_each(&vbq->vmap_blocks, vb)
+   *                                                  spin_lock(&vb->lock)
+   *                                                  purge_fragmented_block(vb)
+   *                                                    per_cpu(vmap_block_queue, vb->cpu):
+   *                                                    vb->cpu is 0x6b6b6b6b → UBSAN
+   *       vb->cpu = raw_smp_processor_id()
+   *
+   * What goes wrong: the xarray is walked by every CPU that flushes or
+   * purges (vm_unmap_aliases), so a block is everybody's the moment it is in
+   * it. purge_fragmented_block computes the block's queue from vb->cpu
+   * first, so a walker that reaches the block before the store indexes the
+   * per-CPU offsets with whatever the slab left there. vmsim sees it as the
+   * trap UBSAN's array-index-out-of-bounds check is on arm64: per_cpu_ptr's
+   * "Internal error: UBSAN: array index out of bounds: per_cpu_ptr: index
+   * 1802201963 is out of range for type 'unsigned long [2]'", a BUG on CPU1.
+   *
+   * Upstream: 3e3de7947c75 ("mm: vmalloc: ensure vmap_block is initialised
+   * before adding to queue", v6.11-rc, Fixes 8c61291fd850, which had added
+   * vb->cpu): seen on Android as "Internal error: UBSAN: array index out of
+   * bounds" in purge_fragmented_block ← _vm_unmap_aliases ← set_memory_ro
+   * at module load. The fix moves the store ahead of xa_insert.
+   */
+  "vb-cpu-after-insert": {
+    breaks: "new_vmap_block",
+    kernel: "6.12",
+    summary: "new_vmap_block sets vb->cpu after xa_insert publishes the block",
+    stress: false,
+  },
+  /**
+   * find_vmap_area_exceed_addr_lock keeps the busy.lock of the node with the
+   * lowest match so far while it takes the next node's.
+   *
+   *   CPU0: vread(addr) → vread_iter
+   *     find_vmap_area_exceed_addr_lock(addr)
+   *       spin_lock(&vmap_nodes[0].busy.lock): a match, kept locked
+   *       spin_lock(&vmap_nodes[1].busy.lock)
+   *         lockdep: possible recursive locking detected (&vn->busy.lock)
+   *
+   * What goes wrong: every node's busy.lock is one lock class (one
+   * spin_lock_init site), and the search holds two of them. The nodes are
+   * taken in index order, so two readers cannot deadlock each other, but
+   * lockdep cannot tell the instances apart and reports on the first read
+   * that finds an area in any node but the last; with a lockdep splat on
+   * every /proc/kcore read it checks nothing else. No second CPU is needed.
+   * vmsim sees lockdep's "possible recursive locking detected" from
+   * find_vmap_area_exceed_addr_lock.
+   *
+   * Upstream: fc2c22693c60 ("mm: vmalloc: fix lockdep warning", v6.9-rc3,
+   * Fixes 53becf32aec1 "mm: vmalloc: support multiple nodes in vread_iter"),
+   * reported by Jens Axboe reading /proc/kcore with drgn: the fix finds the
+   * lowest start with one lock at a time, then locks its node and looks it
+   * up again, repeating when it went away meanwhile.
+   */
+  "vn-busy-lock-nested": {
+    breaks: "find_vmap_area_exceed_addr_lock",
+    kernel: "6.12",
+    summary: "find_vmap_area_exceed_addr_lock holds two nodes' busy.lock at once (lockdep)",
+    stress: false,
+  },
 } as const satisfies Record<string, Injection>;
 
 /** The name of a deliberate bug. */
