@@ -289,7 +289,7 @@ export const CATALOG: readonly CatalogEntry[] = [
     kernel: "6.12",
     scenario: "catalog:vread",
     cpus: 2,
-    ops: 4,
+    ops: 1,
     strategy: { kind: "random", p: 0.05 },
     budget: { foundAt: 1, iterations: 3, seconds: 2 },
     note: "not a race: the first vread whose span has an area in vmap node 0 takes node 1's busy.lock inside node 0's",
