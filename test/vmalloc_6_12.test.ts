@@ -11,13 +11,13 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { I32, createArena } from "../src/shared/arena.js";
 import { PAGE_SIZE, layoutOf, makeConfig } from "../src/shared/config.js";
-import { LAYOUTS, type LayoutName } from "../src/shared/layouts.js";
+import { type LayoutName, layoutFor } from "../src/shared/layouts.js";
 import { takeReports } from "../src/shared/report.js";
 import { setCurrentCpu } from "../src/shared/smp.js";
 import "../src/workers/boot.js";
 import { lockdepAttach } from "../src/locks/lockdep.js";
 import { mem_init, alloc_page, __free_page } from "../src/mm/page_alloc.js";
-import { kmem_cache_init } from "../src/mm/slab.js";
+import { kmem_cache_init, slabinfo } from "../src/mm/slab.js";
 import { paging_init } from "../src/mm/pgtable.js";
 import { rcu_cpu_starting, rcu_init } from "../src/rcu/tree.js";
 import { run_pending_work, work_pending, workqueue_init_early } from "../src/kernel/workqueue.js";
@@ -54,6 +54,7 @@ import {
   lazyAreas,
   lazy_max_pages,
   lowestMatchCheck,
+  nePreloadSpares,
   nrVmapNodes,
   pcpu_free_vm_areas,
   pcpu_get_vm_areas,
@@ -96,7 +97,7 @@ function boot(layout: LayoutName, cpus = 1) {
 }
 
 const full = (layout: LayoutName, kaddr: number) =>
-  `0x${(LAYOUTS[layout].base + BigInt(kaddr)).toString(16).padStart(LAYOUTS[layout].vaBits > 32 ? 16 : 8, "0")}`;
+  `0x${(layoutFor("6.12", layout).base + BigInt(kaddr)).toString(16).padStart(layoutFor("6.12", layout).vaBits > 32 ? 16 : 8, "0")}`;
 
 /**
  * The free blocks that intersect [v, v + pages), as [start, end) page numbers
@@ -227,13 +228,34 @@ describe("the KVA allocator (one node)", () => {
   });
 });
 
+describe("what the kernel keeps", () => {
+  it("after every area is freed and purged, vmap_area_cachep holds the boot objects and the preloaded spares", () => {
+    const v = boot("arm64-va48", 2);
+    const objects = () => slabinfo().find((c) => c.name === "vmap_area")!.active_objs;
+    // The image's five segments and the two free blocks around them.
+    expect(objects()).toBe(7);
+    expect(nePreloadSpares()).toBe(0);
+    const areas = [vmalloc(P), vmalloc(3 * P), vmalloc(20 * P)];
+    setCurrentCpu(1);
+    rcu_cpu_starting(1);
+    areas.push(vmalloc(P));
+    for (const a of areas) vfree(a);
+    setCurrentCpu(0);
+    purge_vmap_area_lazy();
+    expect(freeIn(v, 16)).toEqual(["[…,16)"]);
+    // Each CPU split a free block with no edge (its preload used) and preloaded again on its next call.
+    expect(nePreloadSpares()).toBe(2);
+    expect(objects()).toBe(7 + nePreloadSpares());
+  });
+});
+
 describe("vmap nodes", () => {
   it("one node per possible CPU on 64-bit, zones of 16 pages hashed on the full address", () => {
     const v = boot("arm64-va48", 3);
     expect(nrVmapNodes()).toBe(3);
     expect(I32[vmap_zone_size.ptr >> 2]).toBe(16 * P);
-    // 0xffff000008000000 / 0x10000 = 0xffff00000800; mod 3 over the full address, not the kaddr.
-    const zone0 = Number((0xffff000008000000n / 0x10000n) % 3n);
+    // VMALLOC_START / 0x10000 mod 3 over the full address, not the kaddr.
+    const zone0 = Number(((layoutFor("6.12", "arm64-va48").base + BigInt(v)) / 0x10000n) % 3n);
     expect(addr_to_node_id(v)).toBe(zone0);
     expect(addr_to_node_id(v + 16 * P)).toBe((zone0 + 1) % 3);
     expect(addr_to_node_id(v + 47 * P)).toBe((zone0 + 2) % 3);
@@ -444,7 +466,7 @@ describe("vm_struct layer", () => {
 
   it("pcpu_get_vm_areas clips congruent areas from the top of the free space", () => {
     const v = boot("arm32");
-    const end = LAYOUTS.arm32.vmallocEnd;
+    const end = layoutFor("6.12", "arm32").vmallocEnd;
     const vms = pcpu_get_vm_areas([0, 8 * P], [4 * P, 4 * P], 2, P);
     expect(vms).not.toBe(0);
     const a0 = find_vmap_area(end - 12 * P);

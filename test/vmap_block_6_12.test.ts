@@ -10,7 +10,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { F64, I32, U8, createArena, theArena } from "../src/shared/arena.js";
 import { PAGE_SIZE, layoutOf, makeConfig } from "../src/shared/config.js";
-import { LAYOUTS, type LayoutName, formatKaddr } from "../src/shared/layouts.js";
+import { type LayoutName, layoutFor, formatKaddr } from "../src/shared/layouts.js";
 import { type Report, takeReports } from "../src/shared/report.js";
 import { per_cpu_ptr, setCurrentCpu } from "../src/shared/smp.js";
 import "../src/workers/boot.js";
@@ -184,7 +184,7 @@ describe("VMAP_BBMAP_BITS, VMAP_BLOCK_SIZE and VMAP_PURGE_THRESHOLD as v6.12 com
     ["arm32", 16, 32, 128],
     ["arm32", 32, 32, 64],
   ] as const)("%s, NR_CPUS %i: VMAP_MAX_ALLOC %i, VMAP_BBMAP_BITS %i", (layout, cpus, maxAlloc, bits) => {
-    const g = vmapBlockGeometry(LAYOUTS[layout], cpus);
+    const g = vmapBlockGeometry(layoutFor("6.12", layout), cpus);
     expect([g.maxAlloc, g.bbmapBits, g.blockSize]).toEqual([maxAlloc, bits, bits * PAGE_SIZE]);
   });
 
@@ -494,7 +494,9 @@ describe("vm_map_ram beyond VMAP_MAX_ALLOC, failures and bad input (arm32, one C
     const a = map(arr, 1);
     expect(() => vm_unmap_ram(0, 1)).toThrow(/BUG_ON\(!addr\)/);
     expect(() => vm_unmap_ram(B - PAGE_SIZE, 1)).toThrow(/BUG_ON\(addr < VMALLOC_START\)/);
-    expect(() => vm_unmap_ram(LAYOUTS.arm32.vmallocEnd + PAGE_SIZE, 1)).toThrow(/BUG_ON\(addr > VMALLOC_END\)/);
+    expect(() => vm_unmap_ram(layoutFor("6.12", "arm32").vmallocEnd + PAGE_SIZE, 1)).toThrow(
+      /BUG_ON\(addr > VMALLOC_END\)/,
+    );
     expect(() => vm_unmap_ram(a + 8, 1)).toThrow(/BUG_ON\(!PAGE_ALIGNED\(addr\)\)/);
     vm_unmap_ram(B + 2 * MB4, 1);
     expect(texts(takeReports())).toEqual([

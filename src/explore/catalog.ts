@@ -18,8 +18,8 @@ import { type Scenario, type ScenarioParams, defineScenario, findScenario } from
 
 /**
  * A catalog scenario: one workload call on every CPU, each with its share of
- * `skip`; `boot`, a workload CPU 0 runs at setup (a boot parameter);
- * `kernel`, the generation it boots when the command line names none.
+ * `skip`; `boot`, a workload CPU 0 runs at setup (a boot parameter). It boots
+ * `kernel`, the generation whose code holds the bug, and runs on no other.
  */
 function catalogScenario(
   name: string,
@@ -27,12 +27,13 @@ function catalogScenario(
   summary: string,
   ops: number,
   boot?: string,
-  kernel?: KernelVersion,
+  kernel: KernelVersion = "4.19",
 ): Scenario {
   return {
     name: `catalog:${name}`,
     summary,
-    config: kernel === undefined ? { workqueue: "auto" } : { workqueue: "auto", kernel },
+    config: { workqueue: "auto", kernel },
+    kernels: [kernel],
     ops,
     skippable: true,
     async setup(m) {

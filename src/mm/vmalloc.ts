@@ -125,9 +125,27 @@ export function vmalloc_generation_of(version: string): VmallocGeneration {
   return g;
 }
 
+/**
+ * A stand-in for a version whose port is not built in: a machine of that kernel
+ * can boot its page tables, buddy and slab, but any vmalloc call throws, naming it.
+ */
+function unbuiltGeneration(version: KernelVersion): VmallocGeneration {
+  const fail = () => {
+    throw new Error(
+      `vmalloc: kernel ${version}'s generation is not built in (available: ${VMALLOC_GENERATIONS.join(", ")})`,
+    );
+  };
+  return new Proxy({} as VmallocGeneration, {
+    get: (_, key) => (key === "version" ? version : key === "rcu_vmap_area_list" ? undefined : fail),
+  });
+}
+
 /** Points every binding of this module at `version`'s generation (this thread only). */
 export function select_vmalloc_generation(version: KernelVersion): void {
-  const g = vmalloc_generation_of(version);
+  bind(vmalloc_generation_of(version));
+}
+
+function bind(g: VmallocGeneration): void {
   vmalloc_version = g.version;
   vmalloc_init = g.vmalloc_init;
   vmalloc = g.vmalloc;
@@ -182,5 +200,6 @@ onSetCurrentCpu(() => {
   VMALLOC_START = layout.vmallocStart;
   VMALLOC_END = layout.vmallocEnd;
   VMAP_MAX_ALLOC = layout.vaBits > 32 ? 64 : 32;
-  if (vmalloc_version !== config.kernel) select_vmalloc_generation(config.kernel);
+  if (vmalloc_version === config.kernel) return;
+  bind(has_vmalloc_generation(config.kernel) ? vmalloc_generation_of(config.kernel) : unbuiltGeneration(config.kernel));
 });
