@@ -72,7 +72,17 @@ describe("the inject option", () => {
     expect(() => makeConfig({ inject: ["no-such-bug" as InjectName] })).toThrow(
       "unknown injection no-such-bug; expected one of no-vmap-area-lock, no-purge-flush, irq-vfree-not-deferred, " +
         "double-vfree-irq, vb-publish-before-init, vb-list-del-init, vb-purge-wrong-lock, vmallocinfo-uninitialized, vunmap-debugobjects, " +
-        "huge-align-wrap",
+        "huge-align-wrap, vb-cpu-after-insert, vn-busy-lock-nested",
     );
+  });
+
+  it("refuses a switch on a machine of another generation, whose code never runs it", () => {
+    expect(makeConfig({ kernel: "4.19", inject: ["no-purge-flush"] }).inject).toEqual(["no-purge-flush"]);
+    for (const kernel of ["5.10", "6.12"] as const)
+      expect(() => makeConfig({ kernel, inject: ["no-purge-flush"] })).toThrow(
+        `injection no-purge-flush breaks the 4.19 code, but the machine runs kernel ${kernel}; use --kernel 4.19`,
+      );
+    for (const name of INJECT_NAMES)
+      expect(makeConfig({ kernel: INJECTIONS[name].kernel, inject: [name] }).inject).toEqual([name]);
   });
 });

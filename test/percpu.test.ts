@@ -1,5 +1,6 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { DEFINE_PER_CPU, per_cpu_ptr, theArena } from "../src/shared/arena.js";
+import { KernelBug } from "../src/shared/bug.js";
 import { makeConfig } from "../src/shared/config.js";
 import { defineStruct } from "../src/shared/struct.js";
 import { HARDIRQ_MASK, HARDIRQ_OFFSET, SOFTIRQ_DISABLE_OFFSET } from "../src/shared/preempt_mask.js";
@@ -72,6 +73,22 @@ describe("per-CPU variables", () => {
       expect(per_cpu(counters, cpu, "b")).toBe(6);
     }
     setCurrentCpu(0);
+  });
+
+  it("per_cpu_ptr of a CPU past the possible ones is UBSAN's out-of-bounds trap, a BUG", () => {
+    expect(per_cpu_ptr(counters, 3)).toBe(per_cpu_ptr(counters, 0) + 3 * theArena().percpuStride);
+    const slabPoison = 0x6b6b6b6b;
+    for (const [cpu, shown] of [
+      [4, 4],
+      [slabPoison, slabPoison],
+      [-1, 0xffffffff],
+    ] as const)
+      expect(() => per_cpu_ptr(counters, cpu)).toThrow(
+        new KernelBug(
+          `Internal error: UBSAN: array index out of bounds: per_cpu_ptr: index ${shown} is out of range ` +
+            "for type 'unsigned long [4]' (__per_cpu_offset)",
+        ),
+      );
   });
 
   it("for_each_possible_cpu and for_each_online_cpu list every CPU", () => {

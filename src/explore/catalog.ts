@@ -84,6 +84,22 @@ const SCENARIOS = [
     4,
   ),
   catalogScenario(
+    "vread",
+    "catalog_vread",
+    "v6.12: each CPU vmallocs four 8-page areas, stamps them and vreads the span they cover (several vmap nodes)",
+    4,
+    undefined,
+    "6.12",
+  ),
+  catalogScenario(
+    "vb_xarray",
+    "catalog_vm_map_ram",
+    "v6.12: CPU 0 fills vmap blocks (new ones join its queue and the xarray their address hashes to); the others call vm_unmap_aliases",
+    36,
+    undefined,
+    "6.12",
+  ),
+  catalogScenario(
     "irq_vfree",
     "catalog_irq_vfree",
     "vmalloc a page and vfree it from an interrupt handler (the deferred path)",
@@ -106,6 +122,8 @@ export interface CatalogBudget {
 export interface CatalogEntry {
   /** The switch (src/shared/inject.ts). */
   readonly inject: InjectName;
+  /** The generation whose code the switch breaks: the machine boots it (MachineConfig `kernel`). */
+  readonly kernel: KernelVersion;
   /** The scenario that reaches the broken path (`catalog:…`, registered by this module). */
   readonly scenario: string;
   /** CPUs of the machine. */
@@ -130,12 +148,16 @@ export const CATALOG_MEMORY = 8 * 1024 * 1024;
 /** Seed of every catalog machine (the strategy's seed is the iteration's). */
 export const CATALOG_MACHINE_SEED = 1;
 
-/** The machine of entry `e`: its scenario's settings, its CPUs, CATALOG_MEMORY, the switch on (`broken`) or off. */
+/**
+ * The machine of entry `e`: its scenario's settings, its generation, its CPUs,
+ * CATALOG_MEMORY, the switch on (`broken`) or off.
+ */
 export function catalogConfig(e: CatalogEntry, broken: boolean): MachineConfig {
   const scenario = findScenario(e.scenario);
   if (scenario === undefined) throw new Error(`catalog: no scenario ${e.scenario}`);
   return makeConfig({
     ...scenario.config,
+    kernel: e.kernel,
     cpus: e.cpus,
     memory: CATALOG_MEMORY,
     seed: CATALOG_MACHINE_SEED,
@@ -155,6 +177,7 @@ export function catalogConfig(e: CatalogEntry, broken: boolean): MachineConfig {
 export const CATALOG: readonly CatalogEntry[] = [
   {
     inject: "no-vmap-area-lock",
+    kernel: "4.19",
     scenario: "stress",
     cpus: 2,
     ops: 50,
@@ -166,6 +189,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   },
   {
     inject: "no-purge-flush",
+    kernel: "4.19",
     scenario: "catalog:lazy_reuse",
     cpus: 2,
     ops: 4,
@@ -175,6 +199,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   },
   {
     inject: "irq-vfree-not-deferred",
+    kernel: "4.19",
     scenario: "catalog:irq_vfree",
     cpus: 2,
     ops: 4,
@@ -184,6 +209,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   },
   {
     inject: "vb-publish-before-init",
+    kernel: "4.19",
     scenario: "catalog:vm_map_ram",
     cpus: 2,
     ops: 36,
@@ -193,6 +219,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   },
   {
     inject: "vb-list-del-init",
+    kernel: "4.19",
     scenario: "catalog:vm_map_ram",
     cpus: 2,
     ops: 36,
@@ -203,6 +230,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   },
   {
     inject: "vb-purge-wrong-lock",
+    kernel: "4.19",
     scenario: "catalog:vb_purge",
     cpus: 2,
     ops: 36,
@@ -214,6 +242,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   },
   {
     inject: "vmallocinfo-uninitialized",
+    kernel: "4.19",
     scenario: "catalog:vmallocinfo",
     cpus: 2,
     ops: 8,
@@ -223,6 +252,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   },
   {
     inject: "vunmap-debugobjects",
+    kernel: "4.19",
     scenario: "catalog:debugobjects",
     cpus: 2,
     ops: 8,
@@ -232,6 +262,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   },
   {
     inject: "double-vfree-irq",
+    kernel: "4.19",
     scenario: "catalog:irq_vfree",
     cpus: 2,
     ops: 4,
@@ -243,7 +274,30 @@ export const CATALOG: readonly CatalogEntry[] = [
       "too slow for 20 replays (test/softlockup.test.ts replays the exec script instead)",
   },
   {
+    inject: "vb-cpu-after-insert",
+    kernel: "6.12",
+    scenario: "catalog:vb_xarray",
+    cpus: 2,
+    ops: 36,
+    strategy: { kind: "random", p: 0.2 },
+    budget: { foundAt: 7, iterations: 60, seconds: 8 },
+    note:
+      "CPU 1's vm_unmap_aliases walks the xarray slot one of CPU 0's two new blocks hashes to between its " +
+      "xa_insert and the vb->cpu store: UBSAN's trap in purge_fragmented_block (10 % of runs)",
+  },
+  {
+    inject: "vn-busy-lock-nested",
+    kernel: "6.12",
+    scenario: "catalog:vread",
+    cpus: 2,
+    ops: 1,
+    strategy: { kind: "random", p: 0.05 },
+    budget: { foundAt: 1, iterations: 3, seconds: 2 },
+    note: "not a race: the first vread whose span has an area in vmap node 0 takes node 1's busy.lock inside node 0's",
+  },
+  {
     inject: "huge-align-wrap",
+    kernel: "4.19",
     scenario: "catalog:align_shift",
     cpus: 1,
     ops: 1,

@@ -16,6 +16,7 @@
  * Layout is derived from static registrations, so every thread that imported
  * the same kernel modules computes the same offsets; attach checks the hash.
  */
+import { KernelBug } from "./bug.js";
 import { type MachineConfig, PAGE_SIZE } from "./config.js";
 import { type StructDef, defineStruct } from "./struct.js";
 
@@ -288,10 +289,24 @@ export function theArena(): Arena {
   return arena;
 }
 
-/** Address of `var` in CPU `cpu`'s per-CPU area (per_cpu_ptr). */
+/**
+ * Address of `var` in CPU `cpu`'s per-CPU area (per_cpu_ptr). The kernel
+ * indexes __per_cpu_offset[NR_CPUS] with `cpu`; an index past the possible
+ * CPUs (a garbage CPU number read from an uninitialised field) is UBSAN's
+ * array-index-out-of-bounds, a trap on arm64 (CONFIG_UBSAN_TRAP): a BUG here.
+ */
 export function per_cpu_ptr(v: PerCpuVar, cpu: number): number {
   const a = theArena();
+  if (cpu >>> 0 >= a.config.cpus) perCpuIndexOutOfBounds(cpu, a.config.cpus);
   return a.percpuBase + cpu * a.percpuStride + v.offset;
+}
+
+/** The UBSAN trap of a per-CPU index outside the possible CPUs. */
+function perCpuIndexOutOfBounds(cpu: number, nrCpus: number): never {
+  throw new KernelBug(
+    `Internal error: UBSAN: array index out of bounds: per_cpu_ptr: index ${cpu >>> 0} is out of range ` +
+      `for type 'unsigned long [${nrCpus}]' (__per_cpu_offset)`,
+  );
 }
 
 /*** Snapshots: a cheap machine reset between deterministic explorations ***/

@@ -1,6 +1,6 @@
 /** Machine configuration: immutable once the machine boots; every CPU gets a copy. */
 import { type Layout, type LayoutName, isLayoutName, layoutFor } from "./layouts.js";
-import { INJECT_NAMES, type InjectName, isInjectName } from "./inject.js";
+import { INJECTIONS, INJECT_NAMES, type InjectName, isInjectName } from "./inject.js";
 
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
@@ -97,9 +97,16 @@ export function makeConfig(over: Partial<MachineConfig> = {}): MachineConfig {
     throw new RangeError(`trace must be an integer >= 0 with cpus × trace <= ${MAX_TRACE_EVENTS}, got ${c.trace}`);
   if (!Array.isArray(c.inject))
     throw new RangeError(`inject must be a list of injection names, got ${JSON.stringify(c.inject)}`);
-  for (const name of c.inject)
+  for (const name of c.inject) {
     if (!isInjectName(name))
       throw new RangeError(`unknown injection ${name}; expected one of ${INJECT_NAMES.join(", ")}`);
+    // A switch lives in one generation's code: on another kernel it would silently do nothing.
+    if (INJECTIONS[name].kernel !== c.kernel)
+      throw new RangeError(
+        `injection ${name} breaks the ${INJECTIONS[name].kernel} code, but the machine runs kernel ${c.kernel}; ` +
+          `use --kernel ${INJECTIONS[name].kernel}`,
+      );
+  }
   // The default's own empty list, so that a rerun command line leaves --inject out.
   return c.inject.length === 0 ? { ...c, inject: DEFAULT_CONFIG.inject } : c;
 }

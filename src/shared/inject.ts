@@ -18,6 +18,7 @@
  * injections pays one predictable branch on a constant-false flag. This file
  * is data only, on the lowest floor, so that the config can check the names.
  */
+import type { KernelVersion } from "./config.js";
 
 /** One deliberate bug. */
 export interface Injection {
@@ -25,6 +26,11 @@ export interface Injection {
   readonly breaks: string;
   /** One line: what is left out (CLI help, docs). */
   readonly summary: string;
+  /**
+   * The generation whose code carries the switch (MachineConfig `kernel`): a
+   * machine of another generation never runs that code, so the config refuses it.
+   */
+  readonly kernel: KernelVersion;
   /**
    * The free-running stress mix (`vmsim stress`) reaches the broken path, and
    * test/inject.test.ts proves it catches the bug; the others need their
@@ -71,6 +77,7 @@ export const INJECTIONS = {
    */
   "no-vmap-area-lock": {
     breaks: "alloc_vmap_area",
+    kernel: "4.19",
     summary: "alloc_vmap_area searches and inserts without vmap_area_lock",
     stress: true,
   },
@@ -107,6 +114,7 @@ export const INJECTIONS = {
    */
   "no-purge-flush": {
     breaks: "__purge_vmap_area_lazy",
+    kernel: "4.19",
     summary: "__purge_vmap_area_lazy frees the lazy areas without flush_tlb_kernel_range",
     stress: true,
   },
@@ -138,6 +146,7 @@ export const INJECTIONS = {
    */
   "irq-vfree-not-deferred": {
     breaks: "vfree",
+    kernel: "4.19",
     summary: "vfree from interrupt context frees at once instead of deferring to free_work",
     stress: true,
   },
@@ -178,6 +187,7 @@ export const INJECTIONS = {
    */
   "double-vfree-irq": {
     breaks: "__vfree_deferred",
+    kernel: "4.19",
     summary: "vfree from interrupt context queues the area twice: free_work walks a cycle (a soft lockup)",
     stress: true,
   },
@@ -227,6 +237,7 @@ export const INJECTIONS = {
    */
   "vb-publish-before-init": {
     breaks: "new_vmap_block",
+    kernel: "4.19",
     summary: "new_vmap_block queues the block before setting its area and counters",
     stress: false,
   },
@@ -264,6 +275,7 @@ export const INJECTIONS = {
    */
   "vb-list-del-init": {
     breaks: "vb_alloc",
+    kernel: "4.19",
     summary: "vb_alloc unlinks a full block with list_del_init under RCU walkers",
     stress: false,
   } /**
@@ -299,6 +311,7 @@ export const INJECTIONS = {
    */,
   "vb-purge-wrong-lock": {
     breaks: "purge_fragmented_blocks",
+    kernel: "4.19",
     summary: "purge_fragmented_blocks unlinks another CPU's block under this CPU's vbq->lock",
     stress: false,
   },
@@ -342,6 +355,7 @@ export const INJECTIONS = {
    */
   "vmallocinfo-uninitialized": {
     breaks: "show_numa_info",
+    kernel: "4.19",
     summary: "/proc/vmallocinfo's show_numa_info reads the pages of a VM_UNINITIALIZED area",
     stress: false,
   },
@@ -382,6 +396,7 @@ export const INJECTIONS = {
    */
   "vunmap-debugobjects": {
     breaks: "__vunmap",
+    kernel: "4.19",
     summary: "__vunmap checks for live debug objects after giving the area back",
     stress: false,
   },
@@ -416,7 +431,76 @@ export const INJECTIONS = {
    */
   "huge-align-wrap": {
     breaks: "alloc_vmap_area",
+    kernel: "4.19",
     summary: "alloc_vmap_area lets ALIGN wrap to 0 on a huge alignment and keeps address 0",
+    stress: false,
+  },
+  /**
+   * new_vmap_block sets vb->cpu after xa_insert has published the block.
+   *
+   *   CPU0: vm_map_ram → vb_alloc                CPU1: vm_unmap_aliases
+   *     new_vmap_block
+   *       vb = kmalloc(): slab poison 0x6b…
+   *       spin_lock_init(&vb->lock), vb->va,
+   *       free, dirty, used_map, free_list
+   *       xa_insert(addr_to_vb_xa(va_start), vb)
+   *                                                xa_for_each(&vbq->vmap_blocks, vb)
+   *                                                  spin_lock(&vb->lock)
+   *                                                  purge_fragmented_block(vb)
+   *                                                    per_cpu(vmap_block_queue, vb->cpu):
+   *                                                    vb->cpu is 0x6b6b6b6b → UBSAN
+   *       vb->cpu = raw_smp_processor_id()
+   *
+   * What goes wrong: the xarray is walked by every CPU that flushes or
+   * purges (vm_unmap_aliases), so a block is everybody's the moment it is in
+   * it. purge_fragmented_block computes the block's queue from vb->cpu
+   * first, so a walker that reaches the block before the store indexes the
+   * per-CPU offsets with whatever the slab left there. vmsim sees it as the
+   * trap UBSAN's array-index-out-of-bounds check is on arm64: per_cpu_ptr's
+   * "Internal error: UBSAN: array index out of bounds: per_cpu_ptr: index
+   * 1802201963 is out of range for type 'unsigned long [2]'", a BUG on CPU1.
+   *
+   * Upstream: 3e3de7947c75 ("mm: vmalloc: ensure vmap_block is initialised
+   * before adding to queue", v6.11-rc, Fixes 8c61291fd850, which had added
+   * vb->cpu): seen on Android as "Internal error: UBSAN: array index out of
+   * bounds" in purge_fragmented_block ← _vm_unmap_aliases ← set_memory_ro
+   * at module load. The fix moves the store ahead of xa_insert.
+   */
+  "vb-cpu-after-insert": {
+    breaks: "new_vmap_block",
+    kernel: "6.12",
+    summary: "new_vmap_block sets vb->cpu after xa_insert publishes the block",
+    stress: false,
+  },
+  /**
+   * find_vmap_area_exceed_addr_lock keeps the busy.lock of the node with the
+   * lowest match so far while it takes the next node's.
+   *
+   *   CPU0: vread(addr) → vread_iter
+   *     find_vmap_area_exceed_addr_lock(addr)
+   *       spin_lock(&vmap_nodes[0].busy.lock): a match, kept locked
+   *       spin_lock(&vmap_nodes[1].busy.lock)
+   *         lockdep: possible recursive locking detected (&vn->busy.lock)
+   *
+   * What goes wrong: every node's busy.lock is one lock class (one
+   * spin_lock_init site), and the search holds two of them. The nodes are
+   * taken in index order, so two readers cannot deadlock each other, but
+   * lockdep cannot tell the instances apart and reports on the first read
+   * that finds an area in any node but the last; with a lockdep splat on
+   * every /proc/kcore read it checks nothing else. No second CPU is needed.
+   * vmsim sees lockdep's "possible recursive locking detected" from
+   * find_vmap_area_exceed_addr_lock.
+   *
+   * Upstream: fc2c22693c60 ("mm: vmalloc: fix lockdep warning", v6.9-rc3,
+   * Fixes 53becf32aec1 "mm: vmalloc: support multiple nodes in vread_iter"),
+   * reported by Jens Axboe reading /proc/kcore with drgn: the fix finds the
+   * lowest start with one lock at a time, then locks its node and looks it
+   * up again, repeating when it went away meanwhile.
+   */
+  "vn-busy-lock-nested": {
+    breaks: "find_vmap_area_exceed_addr_lock",
+    kernel: "6.12",
+    summary: "find_vmap_area_exceed_addr_lock holds two nodes' busy.lock at once (lockdep)",
     stress: false,
   },
 } as const satisfies Record<string, Injection>;

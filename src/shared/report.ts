@@ -161,16 +161,7 @@ export function reportCountOf(r: Report): number {
   return 1 + (r.suppressed ?? 0);
 }
 
-/**
- * BUG(): an unrecoverable kernel error. Thrown, it unwinds the CPU; the harness
- * stops the machine and reports the CPU, the message and the seed.
- */
-export class KernelBug extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "KernelBug";
-  }
-}
+export { KernelBug } from "./bug.js";
 
 /** The machine was stopped (by another CPU's BUG, a soft lockup, or shutdown) while this CPU waited. */
 export class MachineStopped extends Error {

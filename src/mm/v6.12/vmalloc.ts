@@ -277,7 +277,11 @@ let IOREMAP_MAX_ORDER = 30;
 /** SHMLBA: PAGE_SIZE on arm64, 4 * PAGE_SIZE on arm32. */
 let SHMLBA = PAGE_SIZE;
 
+/* Deliberate bugs (src/shared/inject.ts), read once per arena: off, each hook is one branch on a false flag. */
+let injectVnBusyLockNested = false;
+
 onSetCurrentCpu(() => {
+  injectVnBusyLockNested = theArena().config.inject.includes("vn-busy-lock-nested");
   layout = layoutOf(theArena().config);
   VMALLOC_START = layout.vmallocStart;
   VMALLOC_END = layout.vmallocEnd;
@@ -620,6 +624,7 @@ let exceed_va = 0;
  * `exceed_va`); 0 when none.
  */
 function find_vmap_area_exceed_addr_lock(addr: number): number {
+  if (injectVnBusyLockNested) return find_vmap_area_exceed_addr_lock_nested(addr);
   const nr = I32[nr_vmap_nodes.ptr >> 2]!;
   for (;;) {
     /* repeat: */
@@ -649,6 +654,29 @@ function find_vmap_area_exceed_addr_lock(addr: number): number {
     if (exceed_va) return vn;
     spin_unlock(vn + BUSY_LOCK);
   }
+}
+
+/**
+ * inject "vn-busy-lock-nested": find_vmap_area_exceed_addr_lock as 53becf32aec1
+ * wrote it (v6.9-rc1, until fc2c22693c60): the lowest match's node stays
+ * locked while the next node's busy.lock is taken.
+ */
+function find_vmap_area_exceed_addr_lock_nested(addr: number): number {
+  const nr = I32[nr_vmap_nodes.ptr >> 2]!;
+  let va_node = 0;
+  for (let i = 0; i < nr; i++) {
+    const vn = vmapNode(i);
+    spin_lock(vn + BUSY_LOCK);
+    const va_lowest = __find_vmap_area_exceed_addr(addr, vn + BUSY_ROOT);
+    if (va_lowest && (!va_node || va_start(va_lowest) < va_start(exceed_va))) {
+      if (va_node) spin_unlock(va_node + BUSY_LOCK);
+      exceed_va = va_lowest;
+      va_node = vn;
+      continue;
+    }
+    spin_unlock(vn + BUSY_LOCK);
+  }
+  return va_node;
 }
 
 /** find_va_links's second result (`*parent`). */

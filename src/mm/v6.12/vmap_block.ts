@@ -159,6 +159,9 @@ let VB_IDX_ORIGIN = 0;
 /** A kaddr is the address less the layout's base: the base's block number modulo nr_cpu_ids, for addr_to_vb_xa. */
 let BASE_BLOCKS_MOD_NR_CPU_IDS = 0;
 
+/* Deliberate bugs (src/shared/inject.ts), read once per arena: off, each hook is one branch on a false flag. */
+let injectVbCpuAfterInsert = false;
+
 onSetCurrentCpu(() => {
   const config = theArena().config;
   layout = layoutOf(config);
@@ -171,6 +174,7 @@ onSetCurrentCpu(() => {
   VMALLOC_END = layout.vmallocEnd;
   VB_IDX_ORIGIN = VMALLOC_START - (VMALLOC_START % VMAP_BLOCK_SIZE);
   BASE_BLOCKS_MOD_NR_CPU_IDS = Number((layout.base / BigInt(VMAP_BLOCK_SIZE)) % BigInt(config.cpus));
+  injectVbCpuAfterInsert = config.inject.includes("vb-cpu-after-insert");
 });
 
 const VA_START = VMAP_AREA.off.va_start;
@@ -311,7 +315,8 @@ function new_vmap_block(order: number, gfpMask: number): number {
   I32[(vb + B.dirty_max) >> 2] = 0;
   bitmap_set(vb + B.used_map, 0, 1 << order);
   INIT_LIST_HEAD(vb + B.free_list);
-  I32[(vb + B.cpu) >> 2] = smp_processor_id(); // raw_smp_processor_id
+  // inject "vb-cpu-after-insert": vb->cpu is set after the xarray publishes the block, as before 3e3de7947c75.
+  if (!injectVbCpuAfterInsert) I32[(vb + B.cpu) >> 2] = smp_processor_id(); // raw_smp_processor_id
 
   const xa = addr_to_vb_xa(va_start);
   const vb_idx = addr_to_vb_idx(va_start);
@@ -321,6 +326,7 @@ function new_vmap_block(order: number, gfpMask: number): number {
     free_vmap_area(va);
     return err;
   }
+  if (injectVbCpuAfterInsert) I32[(vb + B.cpu) >> 2] = smp_processor_id();
   // The block goes on vb->cpu's queue even if the task moved since (list_add_tail_rcu keeps readers safe).
   const vbq = per_cpu_ptr(vmap_block_queue, I32[(vb + B.cpu) >> 2]!);
   spin_lock(vbq + Q.lock);

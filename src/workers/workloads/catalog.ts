@@ -35,14 +35,14 @@ import {
   vfree,
   vmalloc,
   vmallocinfo,
-} from "../../mm/v4.19/vmalloc.js";
-import {
-  VMAP_BBMAP_BITS,
+  vread,
   VMAP_MAX_ALLOC,
   vm_map_ram,
   vm_unmap_aliases,
   vm_unmap_ram,
-} from "../../mm/v4.19/vmap_block.js";
+} from "../../mm/vmalloc.js";
+// The block size macro is the same in v4.19, v5.10 and v6.12 (VMALLOC_SPACE and the CPU count decide it).
+import { VMAP_BBMAP_BITS } from "../../mm/v4.19/vmap_block.js";
 import { defineWorkload } from "../workload.js";
 
 /** Arguments of every catalog workload. */
@@ -310,5 +310,45 @@ defineWorkload("catalog_irq_vfree", (a: CatalogArgs, ctx): number => {
     n++;
   });
   run_pending_work();
+  return n;
+});
+
+/** Areas catalog_vread allocates per operation, and the pages of each. */
+const VREAD_AREAS = 4;
+const VREAD_AREA_PAGES = 8;
+
+/**
+ * catalog_vread: per operation, vmalloc VREAD_AREAS areas of
+ * VREAD_AREA_PAGES pages, stamp each, vread the whole span from the lowest
+ * to the end of the highest — a read that walks several areas, and from
+ * v6.9 on several vmap nodes (each 16-page zone of the address space hashes
+ * to one) — check that every stamp reads back, and vfree them. Returns the
+ * bytes read.
+ */
+defineWorkload("catalog_vread", (a: CatalogArgs, ctx): number => {
+  const size = VREAD_AREA_PAGES * PAGE_SIZE;
+  let n = 0;
+  forEachOp(a, (i) => {
+    const areas: number[] = [];
+    for (let k = 0; k < VREAD_AREAS; k++) {
+      const p = vmalloc(size);
+      if (p === 0) throw new KernelBug(`catalog_vread: vmalloc #${i}.${k} failed`);
+      stamp(p, ctx.cpu, i * VREAD_AREAS + k);
+      areas.push(p);
+    }
+    const lo = Math.min(...areas);
+    const span = Math.max(...areas) + size - lo;
+    const buf = new Uint8Array(span);
+    n += vread(buf, lo, span);
+    const words = new Int32Array(buf.buffer);
+    areas.forEach((p, k) => {
+      const at = (p - lo) >> 2;
+      if (words[at] !== ctx.cpu || words[at + 1] !== i * VREAD_AREAS + k)
+        throw new KernelBug(
+          `catalog_vread: vread of ${p - lo} bytes into the span missed the stamp of area #${i}.${k}`,
+        );
+    });
+    for (const p of areas) vfree(p);
+  });
   return n;
 });
