@@ -4,6 +4,7 @@
  * added, moved or retyped shows up here as a diff to review, not as a silent
  * change of the arena layout.
  */
+import { XARRAY, XA_NODE } from "../src/mm/xarray.js";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -126,6 +127,13 @@ const PINS: Record<string, Pin> = {
   list_head: { def: LIST_HEAD, size: 8, align: 4, off: { next: 0, prev: 4 } },
   llist_head: { def: LLIST_HEAD, size: 4, align: 4, off: { first: 0 } },
   llist_node: { def: LLIST_NODE, size: 4, align: 4, off: { next: 0 } },
+  xarray: { def: XARRAY, size: 28, align: 4, off: { xa_lock: 0, xa_flags: 20, xa_head: 24 } },
+  xa_node: {
+    def: XA_NODE,
+    size: 284,
+    align: 4,
+    off: { shift: 0, offset: 4, count: 8, parent: 12, array: 16, rcu_head: 20, slots: 28 },
+  },
   rb_node: { def: RB_NODE, size: 12, align: 4, off: { ["__rb_parent_color"]: 0, rb_right: 4, rb_left: 8 } },
   rb_root: { def: RB_ROOT, size: 4, align: 4, off: { rb_node: 0 } },
   /* locks */
