@@ -265,11 +265,13 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   let runs = 0;
   const points: ScalingPoint[] = [];
   const memory: Record<string, number> = {};
+  let measuring = "";
   try {
     // The kernels take turns at each CPU count, so that a change in the host's load hits them alike.
     for (const cpus of opts.cpus) {
       memory[cpus] = memoryFor(cpus, opts.tests, opts.loops);
-      for (const kernel of opts.kernels)
+      for (const kernel of opts.kernels) {
+        measuring = `kernel ${kernel}, ${plural(cpus, "CPU")}: `;
         points.push(
           ...(await measureTestVmalloc(cpus, {
             kernel,
@@ -284,12 +286,14 @@ export async function runBench(opts: BenchOptions): Promise<number> {
             },
           })),
         );
+      }
     }
   } catch (e) {
     bar?.stop();
-    console.error(`vmsim: FAILED: ${(e as Error).message}`);
+    const error = `${measuring}${(e as Error).message}`;
+    console.error(`vmsim: FAILED: ${error}`);
     console.log(resultLine("FAILED", "listed on stderr"));
-    console.log(`SUMMARY ${JSON.stringify({ command: "bench", ok: false, error: (e as Error).message })}`);
+    console.log(`SUMMARY ${JSON.stringify({ command: "bench", ok: false, error })}`);
     return 1;
   }
   bar?.stop();

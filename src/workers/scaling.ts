@@ -127,10 +127,11 @@ export async function measureTestVmalloc(cpus: number, opts: ScalingOptions): Pr
   let round = 0;
   const run = async (test: TestVmallocCase, loops: number) => {
     resetLockWaitTime();
-    const rs = (await m.runAll("test_vmalloc", { test, loops, round: ++round })) as TestVmallocResult[];
-    if (!rs.every((r) => r.passed)) throw new Error(`${test} failed on ${cpus} CPUs (kernel ${kernel})`);
-    if (m.reports.length > 0)
-      throw new Error(`${test} (kernel ${kernel}): ${m.reports[0]!.kind}: ${m.reports[0]!.text}`);
+    const rs = (await m.runAll("test_vmalloc", { test, loops, round: ++round }).catch((e: Error) => {
+      throw new Error(`${test}: ${e.message}`);
+    })) as TestVmallocResult[];
+    if (!rs.every((r) => r.passed)) throw new Error(`${test} failed on ${cpus} CPUs`);
+    if (m.reports.length > 0) throw new Error(`${test}: ${m.reports[0]!.kind}: ${m.reports[0]!.text}`);
     // A CPU waits at most as long as it ran: the estimate (spins at a sampled price per try) can
     // overshoot when the host preempts a timed wait, so each CPU's share is capped at its run time
     // and its classes' shares scaled down with it.
