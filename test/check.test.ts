@@ -52,8 +52,8 @@ import {
   vmap_lazy_nr,
   vunmap,
   vzalloc,
-} from "../src/mm/vmalloc.js";
-import { vm_map_ram, vm_unmap_ram } from "../src/mm/vmap_block.js";
+} from "../src/mm/v4.19/vmalloc.js";
+import { vm_map_ram, vm_unmap_ram } from "../src/mm/v4.19/vmap_block.js";
 import { checkMachine, checkVmalloc, holdHarnessPages, releaseHarnessPages } from "../src/check/index.js";
 import { start_kernel } from "../src/workers/boot.js";
 import { Machine } from "../src/workers/machine.js";

@@ -45,7 +45,7 @@ import {
   vfree_deferred,
   vmalloc,
   vmallocinfo,
-} from "../src/mm/vmalloc.js";
+} from "../src/mm/v4.19/vmalloc.js";
 import { TEST_CASE_ARRAY } from "../src/workers/workloads/test_vmalloc.js";
 import { vmsim } from "./helpers/vmsim.js";
 import { runVmsim } from "../bench/fuzz/process.js";

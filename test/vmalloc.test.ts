@@ -78,7 +78,7 @@ import {
   vunmap,
   vwrite,
   vzalloc,
-} from "../src/mm/vmalloc.js";
+} from "../src/mm/v4.19/vmalloc.js";
 
 const P = PAGE_SIZE;
 

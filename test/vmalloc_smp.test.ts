@@ -32,7 +32,7 @@ import {
   get_vmalloc_info,
   vmap_area_list,
   vmap_lazy_nr_read,
-} from "../src/mm/vmalloc.js";
+} from "../src/mm/v4.19/vmalloc.js";
 
 const P = PAGE_SIZE;
 const A = VMAP_AREA.off;

@@ -19,7 +19,7 @@ import {
   forEachVmapArea,
   purge_vmap_area_lazy,
   vmap_lazy_nr_read,
-} from "../src/mm/vmalloc.js";
+} from "../src/mm/v4.19/vmalloc.js";
 import {
   VMAP_BBMAP_BITS,
   VMAP_BLOCK_SIZE,
@@ -30,7 +30,7 @@ import {
   vm_map_ram,
   vm_unmap_aliases,
   vm_unmap_ram,
-} from "../src/mm/vmap_block.js";
+} from "../src/mm/v4.19/vmap_block.js";
 import type { VmapBlockStressResult } from "../src/workers/workloads/vmap_block.js";
 
 const MB4 = 0x400000;

@@ -10,8 +10,7 @@ import { start_kernel } from "../../src/workers/boot.js";
 import { GFP_KERNEL } from "../../src/mm/gfp.js";
 import { alloc_page, page_address } from "../../src/mm/page_alloc.js";
 import { PAGE_KERNEL } from "../../src/mm/pgtable.js";
-import { NUMA_NO_NODE } from "../../src/mm/vmalloc.js";
-import { vm_map_ram, vm_unmap_ram } from "../../src/mm/vmap_block.js";
+import { NUMA_NO_NODE, vm_map_ram, vm_unmap_ram } from "../../src/mm/vmalloc.js";
 import type { BenchCase } from "./types.js";
 
 let pages = 0;

@@ -2,7 +2,7 @@
  * The data of `vmsim map` (src/cli/map.ts draws it): every vmap_area of the
  * machine with its type and the CPU that allocated it, the lazily freed areas
  * waiting for the purge, and each per-CPU vmap block page by page. Read like
- * the checkers read (src/check/vmalloc.ts): on the main thread, every CPU
+ * the checkers read (src/check/v4.19/vmalloc.ts): on the main thread, every CPU
  * parked, no lock taken — a map at a failure must not wait on a lock a
  * stopped CPU holds — and every walk bounded, so a corrupted tree or list
  * ends in a `problems` line instead of a hang.
@@ -39,8 +39,8 @@ import {
   va_vm,
   vm_flags,
   vm_nr_pages,
-} from "../mm/vmalloc.js";
-import { VMAP_BBMAP_BITS, VMAP_BLOCK, vmap_block_tree } from "../mm/vmap_block.js";
+} from "../mm/v4.19/vmalloc.js";
+import { VMAP_BBMAP_BITS, VMAP_BLOCK, vmap_block_tree } from "../mm/v4.19/vmap_block.js";
 
 /**
  * What an area is: a vm area by its vm_struct flags (VM_ALLOC vmalloc, a

@@ -77,11 +77,11 @@ import { PAGE_KERNEL } from "./pgtable.js";
 import { kfree, kzalloc } from "./slab.js";
 import { flush_tlb_kernel_range } from "./tlbflush.js";
 import {
-  VM_STRUCT,
   map_kernel_range_noflush,
   pcpu_free_vm_areas,
   pcpu_get_vm_areas,
   unmap_kernel_range_noflush,
+  vm_addr,
   vmalloc_to_page,
 } from "./vmalloc.js";
 
@@ -549,7 +549,7 @@ function pcpu_create_chunk(gfp: number): number {
   }
   I32[(chunk + C.data) >> 2] = vms;
   /* chunk->base_addr = vms[0]->addr - pcpu_group_offsets[0] */
-  F64[(chunk + C.base_addr) >> 3] = F64[(I32[vms >> 2]! + VM_STRUCT.off.addr) >> 3]!;
+  F64[(chunk + C.base_addr) >> 3] = vm_addr(I32[vms >> 2]!);
   return chunk;
 }
 

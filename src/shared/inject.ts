@@ -12,8 +12,8 @@
  * Each entry opens with its story, as tools/testing/radix-tree opens a
  * regression test: the interleaving that breaks, what goes wrong, how vmsim
  * sees it, and the real kernel's context — for the re-created historical
- * bugs, the upstream fix. The hooks live in src/mm/vmalloc.ts and
- * src/mm/vmap_block.ts, each behind a module-level boolean that is read from
+ * bugs, the upstream fix. The hooks live in src/mm/v4.19/vmalloc.ts and
+ * src/mm/v4.19/vmap_block.ts, each behind a module-level boolean that is read from
  * the config once per arena (onSetCurrentCpu), so a machine without
  * injections pays one predictable branch on a constant-false flag. This file
  * is data only, on the lowest floor, so that the config can check the names.

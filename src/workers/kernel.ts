@@ -24,7 +24,6 @@ import "../mm/pgtable.js";
 import "../mm/tlbflush.js";
 import "../mm/mmu.js";
 import "../mm/vmalloc.js";
-import "../mm/vmap_block.js";
 import "../mm/percpu_chunk.js";
 import "../mm/kvfree_rcu.js";
 import "../rcu/tree.js";

@@ -35,8 +35,14 @@ import {
   vfree,
   vmalloc,
   vmallocinfo,
-} from "../../mm/vmalloc.js";
-import { VMAP_BBMAP_BITS, VMAP_MAX_ALLOC, vm_map_ram, vm_unmap_aliases, vm_unmap_ram } from "../../mm/vmap_block.js";
+} from "../../mm/v4.19/vmalloc.js";
+import {
+  VMAP_BBMAP_BITS,
+  VMAP_MAX_ALLOC,
+  vm_map_ram,
+  vm_unmap_aliases,
+  vm_unmap_ram,
+} from "../../mm/v4.19/vmap_block.js";
 import { defineWorkload } from "../workload.js";
 
 /** Arguments of every catalog workload. */

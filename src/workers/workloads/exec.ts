@@ -34,13 +34,14 @@ import {
   get_vmalloc_info,
   purge_vmap_area_lazy,
   vfree,
+  vm_map_ram,
+  vm_unmap_ram,
   vmalloc,
   vmallocinfo,
   vmap,
   vunmap,
   vzalloc,
 } from "../../mm/vmalloc.js";
-import { vm_map_ram, vm_unmap_ram } from "../../mm/vmap_block.js";
 import { ksym } from "../../kernel/kallsyms.js";
 import { holdHarnessPages, releaseHarnessPages } from "../../check/pages.js";
 import { defineWorkload } from "../workload.js";

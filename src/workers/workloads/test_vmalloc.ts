@@ -54,8 +54,16 @@ import { __free_page, alloc_page } from "../../mm/page_alloc.js";
 import { __alloc_percpu, free_percpu } from "../../mm/percpu_chunk.js";
 import { PAGE_KERNEL } from "../../mm/pgtable.js";
 import { kfree, kzalloc } from "../../mm/slab.js";
-import { NUMA_NO_NODE, __vmalloc_node, purge_vmap_area_lazy, vfree, vmalloc } from "../../mm/vmalloc.js";
-import { vm_map_ram, vm_unmap_ram, vm_unmap_aliases } from "../../mm/vmap_block.js";
+import {
+  NUMA_NO_NODE,
+  __vmalloc_node,
+  purge_vmap_area_lazy,
+  vfree,
+  vm_map_ram,
+  vm_unmap_aliases,
+  vm_unmap_ram,
+  vmalloc,
+} from "../../mm/vmalloc.js";
 import { BARRIER, barrierWait } from "../barrier.js";
 import { defineWorkload } from "../workload.js";
 

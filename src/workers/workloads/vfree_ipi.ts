@@ -17,11 +17,11 @@ import { KernelBug } from "../../shared/report.js";
 import { defineStruct } from "../../shared/struct.js";
 import { sched_op_point } from "../../sched/sched_point.js";
 import { defineKernelFn } from "../../shared/functab.js";
-import { this_cpu_ptr } from "../../shared/smp.js";
+import { smp_processor_id } from "../../shared/smp.js";
 import { llist_empty } from "../../lib/llist.js";
 import { raise_irq_on, request_irq, runInIrq } from "../../kernel/irq.js";
 import { workqueueCurrentFunc } from "../../kernel/workqueue.js";
-import { VFREE_DEFERRED, vfree, vfree_deferred, vmalloc } from "../../mm/vmalloc.js";
+import { vfree, vfree_deferred_list, vmalloc } from "../../mm/vmalloc.js";
 import { defineWorkload } from "../workload.js";
 
 /** The interrupt line of the IPI (no other workload of this scenario requests it). */
@@ -49,7 +49,7 @@ const slotIdx = (i: number) => ((vfree_ipi_mailbox.ptr + M.slot) >> 2) + i;
 const vfree_ipi_handler = defineKernelFn("vfree_ipi_handler", () => {
   if (kernelFnName(workqueueCurrentFunc()) === "free_work") {
     Atomics.add(I32, (vfree_ipi_mailbox.ptr + M.in_free_work) >> 2, 1);
-    if (llist_empty(this_cpu_ptr(vfree_deferred) + VFREE_DEFERRED.off.list))
+    if (llist_empty(vfree_deferred_list(smp_processor_id())))
       Atomics.add(I32, (vfree_ipi_mailbox.ptr + M.after_del_all) >> 2, 1);
   }
   for (let i = 0; i < VFREE_IPI_SLOTS; i++) {
@@ -95,7 +95,7 @@ defineWorkload("vfree_ipi", (a: VfreeIpiArgs, ctx): number => {
 
 /** CPU 0, after every CPU is done: take the last IPIs, let the kworker run free_work until nothing is left. */
 defineWorkload("vfree_ipi_drain", (): void => {
-  const list = this_cpu_ptr(vfree_deferred) + VFREE_DEFERRED.off.list;
+  const list = vfree_deferred_list(smp_processor_id());
   for (;;) {
     sched_op_point();
     let posted = false;

@@ -20,7 +20,8 @@
  *   context, so vfree takes the deferred path: vfree_deferred + free_work).
  * - Now and then: purge_vmap_area_lazy, vm_unmap_aliases, and an RCU
  *   reader that walks vmap_area_list under rcu_read_lock with list_next_rcu
- *   while the other CPUs insert and delete (`rcuWalk`).
+ *   while the other CPUs insert and delete (`rcuWalk`; only on a generation
+ *   whose vmap_area_list RCU readers may walk: v4.19).
  * - Options for `vmsim stress` (src/workers/stress.ts): stutter (seeded
  *   pauses inside operations, src/sched/stutter.ts) and fault injection
  *   (set by the caller; a failed allocation is counted, its fail path must
@@ -57,11 +58,11 @@ import { kfree, kmalloc } from "../../mm/slab.js";
 import { type Fault, isFault, mmuRead, mmuWrite } from "../../mm/mmu.js";
 import {
   NUMA_NO_NODE,
+  type RcuVmapAreaList,
   VM_IOREMAP,
   VM_MAP,
   VM_NO_GUARD,
-  VMAP_AREA,
-  VM_STRUCT,
+  VMAP_MAX_ALLOC,
   __vmalloc,
   __vmalloc_node_range,
   find_vm_area,
@@ -69,9 +70,8 @@ import {
   is_vmalloc_addr,
   map_vm_area,
   purge_vmap_area_lazy,
+  rcu_vmap_area_list,
   remove_vm_area,
-  va_end,
-  va_start,
   vfree,
   vfree_atomic,
   vmalloc,
@@ -80,15 +80,19 @@ import {
   vmalloc_to_page,
   vmalloc_user,
   vmStructPage,
+  vm_addr,
+  vm_flags,
+  vm_map_ram,
+  vm_size,
+  vm_unmap_aliases,
+  vm_unmap_ram,
   vmap,
-  vmap_area_list,
   vread,
   vunmap,
   vwrite,
   vzalloc,
   vzalloc_node,
 } from "../../mm/vmalloc.js";
-import { VMAP_MAX_ALLOC, vm_map_ram, vm_unmap_aliases, vm_unmap_ram } from "../../mm/vmap_block.js";
 import { holdHarnessPages, releaseHarnessPages } from "../../check/pages.js";
 import { defineWorkload } from "../workload.js";
 
@@ -497,7 +501,7 @@ function allocVmArea(cpuArea: number, r: Prng): void {
     count(cpuArea, OP_FAILED);
     return;
   }
-  const addr = F64[(vm + VM_STRUCT.off.addr) >> 3]!;
+  const addr = vm_addr(vm);
   if (!mapped) {
     const a = addLive(cpuArea, KIND_VM_AREA, OP_GET_VM_AREA, addr, n * PAGE_SIZE, 0);
     I32[(a + A.vm) >> 2] = vm;
@@ -548,9 +552,9 @@ function access(cpuArea: number, r: Prng, a: number): void {
       return;
     }
     const size = F64[(a + A.size) >> 3]!;
-    const guard = vm === 0 || (I32[(vm + VM_STRUCT.off.flags) >> 2]! & VM_NO_GUARD) !== 0 ? 0 : PAGE_SIZE;
+    const guard = vm === 0 || (vm_flags(vm) & VM_NO_GUARD) !== 0 ? 0 : PAGE_SIZE;
     const want = Math.ceil(size / PAGE_SIZE) * PAGE_SIZE + guard;
-    if (vm === 0 || F64[(vm + VM_STRUCT.off.addr) >> 3] !== addr || F64[(vm + VM_STRUCT.off.size) >> 3] !== want)
+    if (vm === 0 || vm_addr(vm) !== addr || vm_size(vm) !== want)
       throw new KernelBug(
         `vmalloc_mix: find_vm_area(${kaddrText(addr)}) = ${vm}: expected the ${MIX_OPS[I32[(a + A.api) >> 2]!]} area of ${want} bytes`,
       );
@@ -604,17 +608,17 @@ function access(cpuArea: number, r: Prng, a: number): void {
  * only ever points to a higher area — so the areas it sees come in
  * increasing order without overlap. A violation is BUG(): a broken list.
  */
-function rcuWalk(cpuArea: number): void {
-  const head = vmap_area_list.ptr;
+function rcuWalk(cpuArea: number, list: RcuVmapAreaList): void {
+  const head = list.head;
   let prevEnd = Number.NEGATIVE_INFINITY;
   let n = 0;
   rcu_read_lock();
   for (let e = list_next_rcu(head); e !== head; e = list_next_rcu(e)) {
     // Each rcu_dereference is an RCU operation: interrupts and stutter may land between two.
     sched_point(SP_RCU);
-    const va = e - VMAP_AREA.off.list;
-    const start = va_start(va);
-    const end = va_end(va);
+    const va = e - list.list;
+    const start = list.va_start(va);
+    const end = list.va_end(va);
     if (!(start < end) || start < prevEnd || ++n > RCU_WALK_MAX)
       throw new KernelBug(
         `vmalloc_mix: RCU walk of vmap_area_list: area ${n} (${va}) is ${kaddrText(start)}-${kaddrText(end)} ` +
@@ -839,6 +843,8 @@ function mixLoop(args: VmallocMixArgs): VmallocMixResult {
   const cpuArea = this_cpu_ptr(vmalloc_mix_cpu);
   const maxLive = Math.min(args.maxLive ?? MIX_MAX_LIVE, MIX_MAX_LIVE);
   const walk = args.rcuWalk ?? MIX_RCU_WALK;
+  // Only a generation whose readers may walk vmap_area_list under RCU (v4.19) has the walk.
+  const walkList = rcu_vmap_area_list;
   const skip = new Set(args.skip ?? []);
   const opsAt = (cpuArea + C.ops) >> 3;
   let done = 0;
@@ -852,7 +858,7 @@ function mixLoop(args: VmallocMixArgs): VmallocMixResult {
     const live = I32[(cpuArea + C.nr_live) >> 2]!;
     const x = r.next();
     // Drawn only when walks are on, so a run without them makes the choices it always made.
-    if (walk > 0 && r.chance(walk)) rcuWalk(cpuArea);
+    if (walkList !== undefined && walk > 0 && r.chance(walk)) rcuWalk(cpuArea, walkList);
     else if (x < 0.002) {
       purge_vmap_area_lazy();
       count(cpuArea, OP_PURGE);

@@ -23,7 +23,7 @@ import { kfree, kmalloc } from "../../mm/slab.js";
 import { PAGE_KERNEL } from "../../mm/pgtable.js";
 import { isFault, mmuRead, mmuWrite } from "../../mm/mmu.js";
 import { rcu_barrier } from "../../rcu/tree.js";
-import { VMAP_MAX_ALLOC, vm_map_ram, vm_unmap_aliases, vm_unmap_ram } from "../../mm/vmap_block.js";
+import { VMAP_MAX_ALLOC, vm_map_ram, vm_unmap_aliases, vm_unmap_ram } from "../../mm/vmalloc.js";
 import { defineWorkload } from "../workload.js";
 
 /** Shared slots holding parked mappings. */

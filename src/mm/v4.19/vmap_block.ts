@@ -26,23 +26,23 @@
  * kfree_rcu, so a reader standing on a block removed from its list can still
  * read it.
  */
-import { DEFINE_GLOBAL, DEFINE_PER_CPU, F64, I32, theArena } from "../shared/arena.js";
-import { PAGE_SHIFT, PAGE_SIZE, layoutOf } from "../shared/config.js";
-import { formatKaddr, type Layout } from "../shared/layouts.js";
+import { DEFINE_GLOBAL, DEFINE_PER_CPU, F64, I32, theArena } from "../../shared/arena.js";
+import { PAGE_SHIFT, PAGE_SIZE, layoutOf } from "../../shared/config.js";
+import { formatKaddr, type Layout } from "../../shared/layouts.js";
 import {
   EV_VM_MAP_RAM,
   EV_VM_MAP_RAM_RET,
   EV_VM_UNMAP_ALIASES,
   EV_VM_UNMAP_RAM,
   trace_event,
-} from "../shared/events.js";
-import { KernelBug, reportBug } from "../shared/report.js";
-import { defineStruct } from "../shared/struct.js";
-import { onSetCurrentCpu, per_cpu_ptr, smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
-import { for_each_possible_cpu, get_cpu, put_cpu } from "../percpu/percpu.js";
-import { DEFINE_SPINLOCK, SPINLOCK_T, spin_lock, spin_lock_init, spin_unlock } from "../locks/spinlock.js";
-import { mutex_lock, mutex_unlock } from "../locks/mutex.js";
-import { might_sleep } from "../locks/might_sleep.js";
+} from "../../shared/events.js";
+import { KernelBug, reportBug } from "../../shared/report.js";
+import { defineStruct } from "../../shared/struct.js";
+import { onSetCurrentCpu, per_cpu_ptr, smp_processor_id, this_cpu_ptr } from "../../shared/smp.js";
+import { for_each_possible_cpu, get_cpu, put_cpu } from "../../percpu/percpu.js";
+import { DEFINE_SPINLOCK, SPINLOCK_T, spin_lock, spin_lock_init, spin_unlock } from "../../locks/spinlock.js";
+import { mutex_lock, mutex_unlock } from "../../locks/mutex.js";
+import { might_sleep } from "../../locks/might_sleep.js";
 import {
   INIT_LIST_HEAD,
   LIST_HEAD,
@@ -53,7 +53,7 @@ import {
   list_del_rcu,
   list_next,
   list_next_rcu,
-} from "../lib/list.js";
+} from "../../lib/list.js";
 import {
   RB_NODE,
   RB_ROOT,
@@ -63,14 +63,14 @@ import {
   rb_insert_color,
   rb_link_node,
   rb_next,
-} from "../lib/rbtree.js";
-import { RCU_HEAD, rcu_read_lock, rcu_read_unlock } from "../rcu/rcupdate.js";
-import { kfree_rcu } from "../rcu/tree.js";
-import { GFP_KERNEL, GFP_RECLAIM_MASK } from "./gfp.js";
-import { POISON_FREE, kfree, kmalloc } from "./slab.js";
-import { virt_addr_valid } from "./mm_types.js";
-import { type Pgprot, kernel_pte_lookup, vmap_page_range, vunmap_page_range } from "./pgtable.js";
-import { flush_tlb_kernel_range } from "./tlbflush.js";
+} from "../../lib/rbtree.js";
+import { RCU_HEAD, rcu_read_lock, rcu_read_unlock } from "../../rcu/rcupdate.js";
+import { kfree_rcu } from "../../rcu/tree.js";
+import { GFP_KERNEL, GFP_RECLAIM_MASK } from "../gfp.js";
+import { POISON_FREE, kfree, kmalloc } from "../slab.js";
+import { virt_addr_valid } from "../mm_types.js";
+import { type Pgprot, kernel_pte_lookup, vmap_page_range, vunmap_page_range } from "../pgtable.js";
+import { flush_tlb_kernel_range } from "../tlbflush.js";
 import {
   TF_VM_MAP_RAM,
   TF_VM_UNMAP_ALIASES,
@@ -78,7 +78,7 @@ import {
   trace_graph_entry,
   trace_graph_return,
   tracing,
-} from "../trace/trace.js";
+} from "../../trace/trace.js";
 import {
   NUMA_NO_NODE,
   VMAP_AREA,
@@ -654,7 +654,13 @@ export function init_vmap_block_queues(): void {
   }
 }
 
-registerVmapBlock({ purge_fragmented_blocks_allcpus, init_vmap_block_queues });
+registerVmapBlock({
+  purge_fragmented_blocks_allcpus,
+  init_vmap_block_queues,
+  vm_map_ram,
+  vm_unmap_ram,
+  vm_unmap_aliases,
+});
 
 /*** Harness: introspection and invariants (read while the CPUs are parked) ***/
 

@@ -26,17 +26,25 @@
  * A violation is one line: the invariant, the object (kernel addresses in full
  * hex, records as arena offsets) and what is wrong.
  */
-import { I32, theArena } from "../shared/arena.js";
-import { PAGE_SIZE, layoutOf } from "../shared/config.js";
-import { ksym_name } from "../kernel/kallsyms.js";
-import { formatKaddr } from "../shared/layouts.js";
-import { list_next, list_prev } from "../lib/list.js";
-import { LLIST_HEAD, llist_next } from "../lib/llist.js";
-import { RB_NODE, RB_ROOT, checkRbTree, rb_next } from "../lib/rbtree.js";
-import { atomic_read } from "../locks/atomic.js";
-import { PageBuddy, PageReserved, PageSlab, PageTable, STRUCT_PAGE, mem_map, page_ref_count } from "../mm/mm_types.js";
-import { page_to_pfn, pfn_to_page } from "../mm/page_alloc.js";
-import { kernel_pte_lookup, pte_pfn } from "../mm/pgtable.js";
+import { I32, theArena } from "../../shared/arena.js";
+import { PAGE_SIZE, layoutOf } from "../../shared/config.js";
+import { ksym_name } from "../../kernel/kallsyms.js";
+import { formatKaddr } from "../../shared/layouts.js";
+import { list_next, list_prev } from "../../lib/list.js";
+import { LLIST_HEAD, llist_next } from "../../lib/llist.js";
+import { RB_NODE, RB_ROOT, checkRbTree, rb_next } from "../../lib/rbtree.js";
+import { atomic_read } from "../../locks/atomic.js";
+import {
+  PageBuddy,
+  PageReserved,
+  PageSlab,
+  PageTable,
+  STRUCT_PAGE,
+  mem_map,
+  page_ref_count,
+} from "../../mm/mm_types.js";
+import { page_to_pfn, pfn_to_page } from "../../mm/page_alloc.js";
+import { kernel_pte_lookup, pte_pfn } from "../../mm/pgtable.js";
 import {
   VMAP_AREA,
   VM_ALLOC,
@@ -61,19 +69,14 @@ import {
   vm_nr_pages,
   vm_pages,
   vm_size,
-} from "../mm/vmalloc.js";
-import { type PgtableWalk, walkKernelPageTables } from "./pgtable.js";
+} from "../../mm/v4.19/vmalloc.js";
+import type { VmallocChecks, VmallocWalk } from "../index.js";
+import { checkVmapBlocks } from "../../mm/v4.19/vmap_block.js";
+import { walkKernelPageTables } from "../pgtable.js";
 
 const VA = VMAP_AREA.off;
 
 /** What the walk found: the violations and the pages backing VM_ALLOC areas (the conservation sum's term). */
-export interface VmallocWalk {
-  readonly violations: string[];
-  readonly vmallocPages: number;
-  /** The walk of the kernel page tables the PTE checks made. */
-  readonly pgtable: PgtableWalk;
-}
-
 function ptr(p: number): string {
   return `0x${(p >>> 0).toString(16).padStart(8, "0")}`;
 }
@@ -270,11 +273,5 @@ function containing(vas: readonly number[], addr: number): number {
   return 0;
 }
 
-/**
- * checkVmalloc: every invariant of the vmap areas, their vm_structs, pages and
- * PTEs, and the lazy-purge accounting. Returns the violations, none when all
- * hold. Call it only while every CPU is parked.
- */
-export function checkVmalloc(): string[] {
-  return walkVmalloc().violations;
-}
+/** Generation 1's checkers, registered by src/check/index.ts. */
+export const vmalloc_checks: VmallocChecks = { walkVmalloc, checkVmapBlocks };
