@@ -43,7 +43,7 @@ const LEGEND_H = 30;
 const M = { left: 64, right: 16, top: 30, bottom: 44 };
 const PAD_X = 14;
 /** A panel whose largest value is more than this many times its smallest gets a log y axis. */
-export const LOG_SPAN = 30;
+export const LOG_SPAN = 10;
 /** Series colours, in order of first appearance (d3's category10). */
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
 /** The shade of CPU counts beyond the host's cores. */
