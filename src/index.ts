@@ -51,11 +51,11 @@ export { INJECTIONS, INJECT_NAMES, isInjectName } from "./shared/inject.js";
 export type { InjectName, Injection } from "./shared/inject.js";
 
 /**
- * Address layouts (arm64 VA48 / VA39, arm32): {@link LAYOUTS} by name;
+ * Address layouts (arm64 VA48 / VA39, arm32) per kernel version: {@link layoutFor};
  * addresses inside vmsim are offsets from the layout's base, and
  * {@link formatKaddr} / {@link parseKaddr} convert them to and from full hex.
  */
-export { LAYOUTS, formatKaddr, isLayoutName, parseKaddr } from "./shared/layouts.js";
+export { KERNEL_LAYOUTS, LAYOUT_NAMES, formatKaddr, isLayoutName, layoutFor, parseKaddr } from "./shared/layouts.js";
 export type { Layout, LayoutName, PgtableLevel } from "./shared/layouts.js";
 
 /** What a CPU reported (WARN, lockdep, fault …) and how a failed workload is described. */

@@ -12,7 +12,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { F64, I32 } from "../src/shared/arena.js";
 import { PAGE_SIZE, makeConfig } from "../src/shared/config.js";
-import { LAYOUTS, formatKaddr } from "../src/shared/layouts.js";
+import { KERNEL_LAYOUTS, formatKaddr } from "../src/shared/layouts.js";
 import { Prng } from "../src/shared/prng.js";
 import { takeReports } from "../src/shared/report.js";
 import { list_move, list_next } from "../src/lib/list.js";
@@ -62,7 +62,7 @@ import type { ExecReply, ExecRequest } from "../src/workers/workloads/exec.js";
 const A = 0x8000000; // VMALLOC_START as a kaddr on arm64-va48
 const B = A + 0x3000;
 const C = A + 0x5000;
-const LAYOUT = LAYOUTS["arm64-va48"];
+const LAYOUT = KERNEL_LAYOUTS["4.19"]["arm64-va48"];
 const hex = (kaddr: number) => formatKaddr(LAYOUT, kaddr);
 const ptr = (p: number) => `0x${p.toString(16).padStart(8, "0")}`;
 /** How the checker names an area. */

@@ -28,7 +28,7 @@ describe("vmsim info", () => {
   it("reports what the booted machine has", async () => {
     const r = await vmsim("info", "--cpus", "3", "--memory", "16M", "--seed", "9");
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain("vmsim: 3 CPUs, 16 MiB, layout arm64-va48, seed 9");
+    expect(r.stdout).toContain("vmsim: kernel 4.19, 3 CPUs, 16 MiB, layout arm64-va48, seed 9");
     expect(r.stdout).toContain("Physical memory: 4096 pages of 4096 bytes (16 MiB)");
     expect(r.stdout).toMatch(/\n {2}CPU2 {2}0x[0-9a-f]{8}\n/);
     expect(r.stdout).toMatch(/\n {2}pte +12 +512 +4 KiB +4 KiB \(order 0\)\n/);

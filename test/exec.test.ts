@@ -2,7 +2,7 @@
  * `vmsim exec` as the tools that drive it see it (docs/exec.md): the built
  * CLI in a child process, a script in (a file or stdin), JSON result lines out.
  *
- * arm64-va48, as vmalloc_init leaves it (src/mm/vmalloc.ts): VMALLOC_START is
+ * arm64-va48, as vmalloc_init leaves it (src/mm/v4.19/vmalloc.ts): VMALLOC_START is
  * 0xffff000008000000 and the kernel image's five early VM_MAP areas start at
  * +0x80000, so the first small vmallocs land in the 512 KiB hole below .text:
  *
@@ -500,9 +500,11 @@ describe("vmsim exec: what fuzzing found (test/fuzz.test.ts)", () => {
 describe("vmsim exec: bad command-line arguments", () => {
   it.each([
     [
-      ["--alloc", "kva"],
-      "vmsim: error: option '--alloc <name>' argument 'kva' is invalid. unknown allocator; expected one of legacy.",
+      ["--kernel", "5.4"],
+      "vmsim: error: option '--kernel <version>' argument '5.4' is invalid. unknown kernel; expected one of 4.19, 5.10, 6.12.",
     ],
+    // --alloc gave way to the machine flag --kernel.
+    [["--alloc", "legacy"], "vmsim: error: unknown option '--alloc'"],
     [["--cpus", "0"], "vmsim: error: option '--cpus <n>' argument '0' is invalid. cpus must be an integer in 1..64."],
     [
       ["--layout", "x86"],

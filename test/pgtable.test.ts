@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { I32, U8 } from "../src/shared/arena.js";
 import { PAGE_SIZE, layoutOf, makeConfig } from "../src/shared/config.js";
-import { LAYOUTS, type LayoutName } from "../src/shared/layouts.js";
+import { KERNEL_LAYOUTS, type LayoutName } from "../src/shared/layouts.js";
 import { takeReports } from "../src/shared/report.js";
 import { start_kernel } from "../src/workers/boot.js";
 import { Machine } from "../src/workers/machine.js";
@@ -48,7 +48,7 @@ function boot(layout: LayoutName, n: number) {
   pages.forEach((p, i) => {
     I32[(arr >> 2) + i] = p;
   });
-  return { V: LAYOUTS[layout].vmallocStart, pages, arr };
+  return { V: KERNEL_LAYOUTS["4.19"][layout].vmallocStart, pages, arr };
 }
 
 const hex = (v: number) => `0x${v.toString(16)}`;
@@ -113,7 +113,9 @@ describe.each(["arm64-va48", "arm64-va39", "arm32"] as const)("page tables on %s
     expect(vmap_page_range(V, V + PAGE_SIZE, PAGE_KERNEL, arr)).toBe(1);
     const r = mmuRead(V + PAGE_SIZE, 4);
     expect(isFault(r) && r.kaddr).toBe(V + PAGE_SIZE);
-    const full = (LAYOUTS[layout].base + BigInt(V + PAGE_SIZE)).toString(16).padStart(layout === "arm32" ? 8 : 16, "0");
+    const full = (KERNEL_LAYOUTS["4.19"][layout].base + BigInt(V + PAGE_SIZE))
+      .toString(16)
+      .padStart(layout === "arm32" ? 8 : 16, "0");
     const reps = takeReports();
     expect(reps).toHaveLength(1);
     expect(reps[0]!.kind).toBe("fault");

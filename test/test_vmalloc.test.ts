@@ -28,8 +28,8 @@ import { start_kernel } from "../src/workers/boot.js";
 import { percpuCpuOnline } from "../src/kernel/cpuhp.js";
 import { per_cpu_ptr } from "../src/shared/smp.js";
 import { run_pending_work, work_pending } from "../src/kernel/workqueue.js";
-import { rcu_barrier, rcu_cpu_starting } from "../src/rcu/tree.js";
-import { kvfree_rcu, kvfree_rcu_mightsleep } from "../src/mm/kvfree_rcu.js";
+import { kfree_rcu, rcu_barrier, rcu_cpu_starting } from "../src/rcu/tree.js";
+import { kfree_rcu_mightsleep, kvfree_rcu, kvfree_rcu_mightsleep } from "../src/mm/kvfree_rcu.js";
 import { isFault, mmuRead, mmuWrite } from "../src/mm/mmu.js";
 import {
   PCPU_MIN_UNIT_SIZE as UNIT,
@@ -46,7 +46,10 @@ import {
   vmalloc,
   vmallocinfo,
 } from "../src/mm/v4.19/vmalloc.js";
-import { TEST_CASE_ARRAY } from "../src/workers/workloads/test_vmalloc.js";
+import { TEST_CASE_ARRAY, TEST_VMALLOC_MODULES } from "../src/workers/workloads/test_vmalloc.js";
+import { Machine } from "../src/workers/machine.js";
+import { kfree, kmalloc } from "../src/mm/slab.js";
+import { GFP_KERNEL } from "../src/mm/gfp.js";
 import { vmsim } from "./helpers/vmsim.js";
 import { runVmsim } from "../bench/fuzz/process.js";
 
@@ -281,5 +284,61 @@ describe("kvfree_rcu (the kvfree_rcu tests)", () => {
     expect(find_vm_area(p)).toBe(0);
     expect(checkMachine()).toEqual([]);
     expect(takeReports()).toEqual([]);
+  });
+});
+
+describe("kfree_rcu of kmalloc'ed objects (v5.10's kvfree_rcu_*_slab_test)", () => {
+  it.each([
+    ["kfree_rcu(p, rcu)", (p: number) => kfree_rcu(p, 0)],
+    ["kfree_rcu_mightsleep(p)", (p: number) => kfree_rcu_mightsleep(p)],
+  ])("%s: the object stays allocated until the grace period, then kfree gives it back", (_, free) => {
+    boot();
+    const p = kmalloc(36, GFP_KERNEL);
+    free(p);
+    // Not freed yet: the next object of the same cache is another one.
+    const other = kmalloc(36, GFP_KERNEL);
+    expect(other).not.toBe(p);
+    kfree(other);
+    rcu_barrier();
+    // Freed by the callback: SLUB's freelist hands the most recently freed object out first.
+    expect(kmalloc(36, GFP_KERNEL)).toBe(p);
+    expect(takeReports()).toEqual([]);
+  });
+});
+
+describe("each kernel's lib/test_vmalloc.c", () => {
+  it("v5.10's table: no vm_map_ram_test, the two slab cases at bits 10 and 11, no xfailed, a kthread per CPU", () => {
+    const m = TEST_VMALLOC_MODULES["5.10"];
+    expect(m.cases.map((c) => c.name)).toEqual([
+      ...TEST_CASE_ARRAY.slice(0, 10).map((c) => c.name),
+      "kvfree_rcu_1_arg_slab_test",
+      "kvfree_rcu_2_arg_slab_test",
+    ]);
+    expect([m.xfailed, m.cyclesLabel, m.nrPages, m.nrThreads]).toEqual([false, "CPU", false, false]);
+  });
+
+  it("v6.12's is mainline's table, before xfail; 4.19 (which predates the module) runs mainline's", () => {
+    expect(TEST_VMALLOC_MODULES["6.12"].cases).toEqual(TEST_CASE_ARRAY);
+    expect([TEST_VMALLOC_MODULES["6.12"].xfailed, TEST_VMALLOC_MODULES["6.12"].cyclesLabel]).toEqual([false, "worker"]);
+    expect(TEST_VMALLOC_MODULES["4.19"]).toMatchObject({
+      cases: TEST_CASE_ARRAY,
+      xfailed: true,
+      cyclesLabel: "worker",
+    });
+  });
+
+  it("the slab cases pass on a machine's CPUs and leave nothing behind", async () => {
+    const m = await Machine.boot(makeConfig({ cpus: 2, memory: 64 * 1024 * 1024 }));
+    try {
+      for (const test of ["kvfree_rcu_1_arg_slab_test", "kvfree_rcu_2_arg_slab_test"] as const) {
+        const r = await m.runAll("test_vmalloc", { test, loops: 200, round: 1 });
+        expect((r as { passed: boolean }[]).map((x) => x.passed)).toEqual([true, true]);
+      }
+      await m.run(0, "test_vmalloc_cleanup");
+      expect(checkMachine()).toEqual([]);
+      expect(m.reports).toEqual([]);
+    } finally {
+      await m.shutdown();
+    }
   });
 });

@@ -11,7 +11,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { F64, I32 } from "../src/shared/arena.js";
 import { PAGE_SIZE, layoutOf, makeConfig } from "../src/shared/config.js";
-import { LAYOUTS, type LayoutName } from "../src/shared/layouts.js";
+import { KERNEL_LAYOUTS, type LayoutName } from "../src/shared/layouts.js";
 import { type Report, takeReports } from "../src/shared/report.js";
 import { start_kernel } from "../src/workers/boot.js";
 import { percpuCpuOnline } from "../src/kernel/cpuhp.js";
@@ -146,7 +146,7 @@ describe("guard pages", () => {
       P,
       1,
       V,
-      LAYOUTS.arm32.vmallocEnd,
+      KERNEL_LAYOUTS["4.19"].arm32.vmallocEnd,
       GFP_KERNEL,
       PAGE_KERNEL,
       VM_NO_GUARD,
@@ -239,7 +239,7 @@ describe("free_vmap_cache", () => {
      *   y:       - -      y  .  x3 .     scanned from vstart 16, not after x3
      */
     const V = boot("arm32");
-    const END = LAYOUTS.arm32.vmallocEnd;
+    const END = KERNEL_LAYOUTS["4.19"].arm32.vmallocEnd;
     const x1 = vmalloc(P);
     const x2 = __vmalloc_node_range(P, 1, V + 16 * P, END, GFP_KERNEL, PAGE_KERNEL, 0, NUMA_NO_NODE);
     const x3 = __vmalloc_node_range(P, 1, V + 16 * P, END, GFP_KERNEL, PAGE_KERNEL, 0, NUMA_NO_NODE);
@@ -265,7 +265,16 @@ describe("free_vmap_cache", () => {
      */
     const V = boot("arm32");
     const x1 = vmalloc(P);
-    const x2 = __vmalloc_node_range(P, 1, V + 16 * P, LAYOUTS.arm32.vmallocEnd, GFP_KERNEL, PAGE_KERNEL, 0, -1);
+    const x2 = __vmalloc_node_range(
+      P,
+      1,
+      V + 16 * P,
+      KERNEL_LAYOUTS["4.19"].arm32.vmallocEnd,
+      GFP_KERNEL,
+      PAGE_KERNEL,
+      0,
+      -1,
+    );
     expect((x2 - V) / P).toBe(16);
     expect(cache()).toBe(find_vmap_area(x2));
     const x3 = vmalloc(P);
@@ -282,7 +291,16 @@ describe("free_vmap_cache", () => {
      */
     const V = boot("arm32");
     vmalloc(P);
-    const x2 = __vmalloc_node_range(P, 16 * P, V, LAYOUTS.arm32.vmallocEnd, GFP_KERNEL, PAGE_KERNEL, 0, -1);
+    const x2 = __vmalloc_node_range(
+      P,
+      16 * P,
+      V,
+      KERNEL_LAYOUTS["4.19"].arm32.vmallocEnd,
+      GFP_KERNEL,
+      PAGE_KERNEL,
+      0,
+      -1,
+    );
     expect((x2 - V) / P).toBe(16);
     expect(F64[cached_align.ptr >> 3]).toBe(16 * P);
     const x3 = vmalloc(P);
@@ -342,7 +360,7 @@ describe("exhaustion on arm32's 240 MB", () => {
      */
     const V = boot("arm32");
     const MiB = 1024 * 1024;
-    expect(LAYOUTS.arm32.vmallocEnd - V).toBe(240 * MiB);
+    expect(KERNEL_LAYOUTS["4.19"].arm32.vmallocEnd - V).toBe(240 * MiB);
     const A = get_vm_area(200 * MiB - P, VM_ALLOC);
     const B = get_vm_area(30 * MiB - P, VM_ALLOC);
     expect(F64[(A + VM_STRUCT.off.addr) >> 3]).toBe(V);
@@ -362,10 +380,12 @@ describe("exhaustion on arm32's 240 MB", () => {
       ["WARN", "vmap allocation for size 26214400 failed: use vmalloc=<size> to increase size"],
     ]);
     // alloc_vmap_area itself: -EBUSY; silent with __GFP_NOWARN.
-    expect(alloc_vmap_area(20 * MiB + P, P, V, LAYOUTS.arm32.vmallocEnd, -1, GFP_KERNEL | __GFP_NOWARN)).toBe(-16);
+    expect(
+      alloc_vmap_area(20 * MiB + P, P, V, KERNEL_LAYOUTS["4.19"].arm32.vmallocEnd, -1, GFP_KERNEL | __GFP_NOWARN),
+    ).toBe(-16);
     expect(takeReports()).toEqual([]);
     // The 20 MiB left at the top still serve an allocation that fits exactly.
-    const va = alloc_vmap_area(20 * MiB, P, V, LAYOUTS.arm32.vmallocEnd, -1, GFP_KERNEL);
+    const va = alloc_vmap_area(20 * MiB, P, V, KERNEL_LAYOUTS["4.19"].arm32.vmallocEnd, -1, GFP_KERNEL);
     expect(F64[(va + VMAP_AREA.off.va_start) >> 3]).toBe(V + 220 * MiB);
     free_vmap_area(va);
   });
@@ -565,7 +585,7 @@ describe("vmallocinfo and meminfo", () => {
       ...image,
     ]);
     const { VmallocTotal, VmallocUsed, VmallocChunk } = get_vmalloc_info();
-    expect(VmallocTotal).toBe((LAYOUTS["arm64-va48"].vmallocEnd - V) / 1024);
+    expect(VmallocTotal).toBe((KERNEL_LAYOUTS["4.19"]["arm64-va48"].vmallocEnd - V) / 1024);
     expect(VmallocTotal).toBe(135_290_290_112); // as a v4.19 arm64 VA48 kernel prints it
     expect([VmallocUsed, VmallocChunk]).toEqual([12, 0]); // a's 2 pages + u's 1 (vmap pages are not vmalloc's)
     vunmap(m);
@@ -662,5 +682,5 @@ describe("vmallocinfo of a CONFIG_NUMA kernel", () => {
 });
 
 function formatFull(kaddr: number): string {
-  return `0x${(LAYOUTS["arm64-va48"].base + BigInt(kaddr)).toString(16)}`;
+  return `0x${(KERNEL_LAYOUTS["4.19"]["arm64-va48"].base + BigInt(kaddr)).toString(16)}`;
 }

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { F64, I32, U8 } from "../src/shared/arena.js";
 import { PAGE_SIZE, makeConfig } from "../src/shared/config.js";
-import { LAYOUTS, type LayoutName } from "../src/shared/layouts.js";
+import { KERNEL_LAYOUTS, type LayoutName } from "../src/shared/layouts.js";
 import { KernelBug, type Report, takeReports } from "../src/shared/report.js";
 import { setCurrentCpu } from "../src/shared/smp.js";
 import { start_kernel } from "../src/workers/boot.js";
@@ -50,7 +50,7 @@ function boot(layout: LayoutName, cpus = 1, n = 72) {
   pages.forEach((p, i) => {
     I32[(arr >> 2) + i] = p;
   });
-  return { V: LAYOUTS[layout].vmallocStart, pages, arr };
+  return { V: KERNEL_LAYOUTS["4.19"][layout].vmallocStart, pages, arr };
 }
 
 const map = (arr: number, count: number) => vm_map_ram(arr, count, -1, PAGE_KERNEL);
@@ -70,7 +70,7 @@ describe("VMAP_BBMAP_BITS and VMAP_BLOCK_SIZE as v4.19 computes them", () => {
     ["arm32", 32, 32, 64],
     ["arm32", 64, 32, 64],
   ] as const)("%s, NR_CPUS %i: VMAP_MAX_ALLOC %i, VMAP_BBMAP_BITS %i", (layout, cpus, maxAlloc, bits) => {
-    const g = vmapBlockGeometry(LAYOUTS[layout], cpus);
+    const g = vmapBlockGeometry(KERNEL_LAYOUTS["4.19"][layout], cpus);
     expect([g.maxAlloc, g.bbmapBits, g.blockSize]).toEqual([maxAlloc, bits, bits * PAGE_SIZE]);
   });
 
@@ -298,7 +298,9 @@ describe("vm_map_ram beyond VMAP_MAX_ALLOC, failures and BUGs (arm32, one CPU)",
     const a = map(arr, 1);
     expect(() => vm_unmap_ram(0, 1)).toThrow(/BUG_ON\(!addr\)/);
     expect(() => vm_unmap_ram(B - PAGE_SIZE, 1)).toThrow(/BUG_ON\(addr < VMALLOC_START\)/);
-    expect(() => vm_unmap_ram(LAYOUTS.arm32.vmallocEnd + PAGE_SIZE, 1)).toThrow(/BUG_ON\(addr > VMALLOC_END\)/);
+    expect(() => vm_unmap_ram(KERNEL_LAYOUTS["4.19"].arm32.vmallocEnd + PAGE_SIZE, 1)).toThrow(
+      /BUG_ON\(addr > VMALLOC_END\)/,
+    );
     expect(() => vm_unmap_ram(a + 8, 1)).toThrow(/BUG_ON\(!PAGE_ALIGNED\(addr\)\)/);
     expect(() => vm_unmap_ram(B + 2 * MB4, 1)).toThrow(/vb_free: no vmap_block at 0xf1000000/);
     expect(() => vm_unmap_ram(a, 1)).not.toThrow();

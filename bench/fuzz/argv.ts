@@ -11,7 +11,8 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
-import { LAYOUTS } from "../../src/shared/layouts.js";
+import { LAYOUT_NAMES } from "../../src/shared/layouts.js";
+import { VMALLOC_GENERATIONS } from "../../src/mm/vmalloc.js";
 import { INJECT_NAMES } from "../../src/shared/inject.js";
 import { EXPLORE_STRATEGIES } from "../../src/explore/explore.js";
 import {
@@ -94,8 +95,9 @@ const COMMANDS: readonly CommandSpec[] = [
 
 /** Good values of every flag that takes one: small, so a run that accepts them ends in seconds. */
 const GOOD: Readonly<Record<string, readonly string[]>> = {
+  "--kernel": [...VMALLOC_GENERATIONS],
   "--cpus": ["1", "2", "3"],
-  "--layout": Object.keys(LAYOUTS),
+  "--layout": [...LAYOUT_NAMES],
   "--memory": ["8M", "16M", "64M"],
   "--seed": ["0", "1", "42"],
   "--watchdog": ["1s", "10s"],
@@ -114,7 +116,6 @@ const GOOD: Readonly<Record<string, readonly string[]>> = {
   "--jobs": ["1", "2"],
   "--shard": ["1/2", "2/2"],
   "--out": ["out"],
-  "--alloc": ["legacy"],
   "--script": [SCRIPT],
   "--tests": ["fix_size", "fix_size,random_size"],
   "--repeats": ["1"],

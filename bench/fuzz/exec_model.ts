@@ -10,7 +10,7 @@
  */
 import { LineError, isObject, parseOp } from "../../src/workers/exec_op.js";
 import { PAGE_SIZE } from "../../src/shared/config.js";
-import { LAYOUTS, type LayoutName, parseKaddr } from "../../src/shared/layouts.js";
+import { type LayoutName, layoutFor, parseKaddr } from "../../src/shared/layouts.js";
 
 type Kind = "vmalloc" | "vmap" | "vm_map_ram";
 
@@ -37,7 +37,7 @@ export function firstMisuse(
   inputs: readonly string[],
   answers: readonly Record<string, unknown>[],
 ): string | null {
-  const layout = LAYOUTS[layoutName];
+  const layout = layoutFor("4.19", layoutName);
   const live = new Map<number, Area>();
   const labels = new Map<string, number>();
   /** Areas whose deferred vfree waits for flush_work: their first bytes are its llist node. */

@@ -18,7 +18,7 @@ import fc from "fast-check";
 import { execScript } from "../../src/cli/exec.js";
 import { EXEC_MAX_IO } from "../../src/workers/exec_op.js";
 import { makeConfig } from "../../src/shared/config.js";
-import { LAYOUTS, type LayoutName, formatKaddr } from "../../src/shared/layouts.js";
+import { LAYOUT_NAMES, type LayoutName, formatKaddr, layoutFor } from "../../src/shared/layouts.js";
 import { firstMisuse } from "./exec_model.js";
 import { FuzzFailure, checkRun, runVmsim, stackTraceLine } from "./process.js";
 
@@ -274,7 +274,7 @@ function flushBetweenIrqVfrees(lines: readonly ExecLine[]): ExecLine[] {
 export function execCase(o: ExecGenOptions, maxLines = 40): fc.Arbitrary<ExecCase> {
   return fc.record({
     cpus: fc.integer({ min: 1, max: 4 }),
-    layout: fc.constantFrom(...(Object.keys(LAYOUTS) as LayoutName[])),
+    layout: fc.constantFrom(...LAYOUT_NAMES),
     memoryMiB: fc.constantFrom(8, 16, 64),
     lines: fc
       .array(execLine, { minLength: 1, maxLength: maxLines })
@@ -284,7 +284,7 @@ export function execCase(o: ExecGenOptions, maxLines = 40): fc.Arbitrary<ExecCas
 
 /** The script's text, one line per ExecLine. */
 export function scriptText(c: ExecCase): string {
-  const layout = LAYOUTS[c.layout];
+  const layout = layoutFor("4.19", c.layout);
   const text = (l: ExecLine) =>
     l.raw
       ? (l.value as string)

@@ -14,6 +14,8 @@ import type { KernelVersion } from "../shared/config.js";
 import { checkPages } from "./pages.js";
 import { type PgtableWalk, checkPageTableCounters } from "./pgtable.js";
 import { vmalloc_checks as V4_19 } from "./v4.19/vmalloc.js";
+import { vmalloc_checks as V5_10 } from "./v5.10/vmalloc.js";
+import { vmalloc_checks as V6_12 } from "./v6.12/vmalloc.js";
 
 export {
   checkPages,
@@ -51,6 +53,8 @@ export function registerVmallocChecks(version: KernelVersion, checks: VmallocChe
 }
 
 registerVmallocChecks("4.19", V4_19);
+registerVmallocChecks("5.10", V5_10);
+registerVmallocChecks("6.12", V6_12);
 
 /** The checkers of the attached machine's kernel. */
 function vmallocChecks(): VmallocChecks {

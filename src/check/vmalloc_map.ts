@@ -8,7 +8,7 @@
  * ends in a `problems` line instead of a hang.
  */
 import { I32, theArena } from "../shared/arena.js";
-import { PAGE_SIZE, layoutOf } from "../shared/config.js";
+import { type KernelVersion, PAGE_SIZE, layoutOf } from "../shared/config.js";
 import { ksym_name } from "../kernel/kallsyms.js";
 import { type LayoutName, formatKaddr } from "../shared/layouts.js";
 import { list_next } from "../lib/list.js";
@@ -88,8 +88,13 @@ export interface MapBlock {
   readonly dirty: number;
 }
 
+/** The kernel versions whose vmalloc area the map reads: generation 1's vmap_area tree and vmap blocks. */
+export const VMALLOC_MAP_KERNELS: readonly KernelVersion[] = ["4.19"];
+
 /** The vmalloc area of a machine at one point. */
 export interface VmallocMap {
+  /** The kernel version and address layout preset the map was taken on. */
+  readonly kernel: KernelVersion;
   readonly layout: LayoutName;
   readonly cpus: number;
   readonly memory: number;
@@ -239,6 +244,7 @@ export function vmallocMap(): VmallocMap {
   const blockStarts = new Set(blocks.map((b) => b.start));
   const cache = I32[free_vmap_cache.ptr >> 2]!;
   return {
+    kernel: config.kernel,
     layout: layout.name,
     cpus: config.cpus,
     memory: config.memory,

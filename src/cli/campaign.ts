@@ -15,7 +15,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { compiledModule } from "../workers/compiled.js";
 import { Piscina } from "piscina";
-import type { MachineConfig } from "../shared/config.js";
+import { DEFAULT_CONFIG, type MachineConfig } from "../shared/config.js";
 import type { StressTask } from "../workers/campaign_worker.js";
 import { type HostInfo, hostInfo } from "../workers/measure.js";
 import { type StressResult, type StressSettings, stressCommandLine } from "../workers/stress.js";
@@ -207,7 +207,15 @@ function isCampaignFile(x: unknown): x is CampaignFile {
 export function mergeCampaigns(files: readonly CampaignFile[]): CampaignFile {
   const first = files[0];
   if (first === undefined) throw new RangeError("nothing to merge");
-  const key = (f: CampaignFile) => JSON.stringify([f.config, f.options]);
+  // A file from before the generations has no config.kernel: it ran 4.19, the only one there was.
+  const configOf = (f: CampaignFile): Omit<MachineConfig, "seed"> => {
+    const {
+      kernel = DEFAULT_CONFIG.kernel,
+      ...rest
+    }: Partial<Pick<MachineConfig, "kernel">> & Omit<MachineConfig, "seed" | "kernel"> = f.config;
+    return { kernel, ...rest };
+  };
+  const key = (f: CampaignFile) => JSON.stringify([configOf(f), f.options]);
   for (const f of files) {
     if (f.command !== "stress-campaign") throw new RangeError("not a stress campaign's results");
     if (key(f) !== key(first))
@@ -215,7 +223,7 @@ export function mergeCampaigns(files: readonly CampaignFile[]): CampaignFile {
   }
   return campaignFile(
     files.flatMap((f) => f.parts),
-    first.config,
+    configOf(first),
     first.options,
     files.flatMap((f) => f.runs),
   );

@@ -42,13 +42,13 @@ import {
 import { runMachine } from "./run.js";
 import { stressMachine } from "./stress.js";
 import { execScript, openScript } from "./exec.js";
-import { mapScript } from "./map.js";
+import { checkMapKernel, mapScript } from "./map.js";
 import { checkBench, runBench } from "./bench.js";
 import { mergeCommand, stressCampaign } from "./campaign.js";
 import { TEST_HELP, runTest, testRunOf } from "./test.js";
 import { exploreCommand, replayCommand, shrinkCommand } from "./explore.js";
 import { readReplayFile, vmsimVersion } from "../explore/replay_file.js";
-import { scenarioNames } from "../explore/scenario.js";
+import { checkScenarioKernel, scenarioNames } from "../explore/scenario.js";
 import { readScript, scenarioOf, scriptScenario } from "../explore/script.js";
 
 const EXIT_USAGE = 2;
@@ -112,6 +112,7 @@ function program(): Command {
       const opts = readOptions(this, RUN_OPTIONS);
       const { trace } = readOptions(this, TRACE_OPTIONS);
       const { map } = readOptions(this, MAP_FILE_OPTIONS);
+      if (map !== null) usage(() => checkMapKernel(config.kernel));
       const rerun = rerunOf("run", config, RUN_OPTIONS, opts, RUN_MACHINE_OPTIONS);
       process.exitCode = await runMachine(withTrace(config, trace), {
         durationMs: opts.durationMs,
@@ -139,6 +140,7 @@ function program(): Command {
         process.exitCode = await stressCampaign(config, readOptions(this, STRESS_OPTIONS), campaign);
         return;
       }
+      if (map !== null) usage(() => checkMapKernel(config.kernel));
       process.exitCode = await stressMachine(withTrace(config, trace), {
         ...readOptions(this, STRESS_OPTIONS),
         trace,
@@ -179,6 +181,7 @@ function program(): Command {
     .description("run an op script as exec does, then draw the vmalloc area it leaves as an SVG (docs/map.md)")
     .action(async function (this: Command) {
       const config = machineConfig(this, EXEC_MACHINE_OPTIONS, { workqueue: "explicit" });
+      usage(() => checkMapKernel(config.kernel));
       const opts = readOptions(this, MAP_OPTIONS);
       let input: NodeJS.ReadableStream;
       try {
@@ -196,7 +199,10 @@ function program(): Command {
     .addHelpText("after", TEST_HELP)
     .action(async function (this: Command) {
       const config = machineConfig(this, TEST_MACHINE_OPTIONS);
-      process.exitCode = await runTest(config, testRunOf(this, config));
+      process.exitCode = await runTest(
+        config,
+        usage(() => testRunOf(this, config)),
+      );
     });
 
   addOptions(p.command("bench"), BENCH_OPTIONS)
@@ -237,6 +243,7 @@ function program(): Command {
       // A scenario that needs more memory than the default gets it, unless --memory says otherwise.
       const memory = scenario.memory?.(flags.cpus, opts.ops ?? scenario.ops) ?? flags.memory;
       const config = usage(() => makeConfig({ ...flags, memory, ...scenario.config, ...given }));
+      usage(() => checkScenarioKernel(scenario, config.kernel));
       process.exitCode = await exploreCommand(config, scenario, opts);
     });
 
@@ -245,7 +252,9 @@ function program(): Command {
     .argument("<file>", "a replay file written by vmsim explore or vmsim shrink")
     .action(async function (this: Command, file: string) {
       const f = usage(() => readReplayFile(file));
-      process.exitCode = await replayCommand(f, file, readOptions(this, REPLAY_OPTIONS));
+      const opts = readOptions(this, REPLAY_OPTIONS);
+      if (opts.map !== null) usage(() => checkMapKernel(f.config.kernel));
+      process.exitCode = await replayCommand(f, file, opts);
     });
 
   addOptions(p.command("shrink"), SHRINK_OPTIONS)

@@ -5,11 +5,17 @@
  */
 import { writeFileSync } from "node:fs";
 import { basename } from "node:path";
-import type { MachineConfig } from "../shared/config.js";
-import { vmallocMap } from "../check/vmalloc_map.js";
+import type { KernelVersion, MachineConfig } from "../shared/config.js";
+import { VMALLOC_MAP_KERNELS, vmallocMap } from "../check/vmalloc_map.js";
 import { execScript } from "./exec.js";
 import { plural } from "../workers/format.js";
 import { vmallocMapSvg } from "./map_svg.js";
+
+/** Throws a RangeError when the map cannot draw `kernel`'s vmalloc area (it reads one generation's structures). */
+export function checkMapKernel(kernel: KernelVersion): void {
+  if (!VMALLOC_MAP_KERNELS.includes(kernel))
+    throw new RangeError(`the vmalloc map draws kernel ${VMALLOC_MAP_KERNELS.join(", ")} only, not ${kernel}`);
+}
 
 /**
  * Draws the machine this thread is bound to (every CPU parked or stopped)

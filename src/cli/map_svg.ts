@@ -15,7 +15,7 @@
  * <title> that a browser shows on hover.
  */
 import { PAGE_SIZE } from "../shared/config.js";
-import { LAYOUTS, formatKaddr } from "../shared/layouts.js";
+import { formatKaddr, layoutFor } from "../shared/layouts.js";
 import type { BlockPage, MapArea, MapAreaKind, VmallocMap } from "../check/vmalloc_map.js";
 import { type Label, type Span, brokenAxis, labelLines, pageRows } from "./map_axis.js";
 import { humanBytes, plural } from "../workers/format.js";
@@ -637,7 +637,7 @@ const DEFS = `<defs>
  * ("after the script lesson.jsonl", "at the failure: …").
  */
 export function vmallocMapSvg(map: VmallocMap, point: string): string {
-  const layout = LAYOUTS[map.layout];
+  const layout = layoutFor(map.kernel, map.layout);
   const [lane, overlaps] = lanesOf(map.areas);
   const c: Ctx = { map, hex: (k) => formatKaddr(layout, k), lane, overlaps };
   const body: string[] = [];

@@ -17,7 +17,8 @@ import {
   isKernelVersion,
   parseSize,
 } from "../shared/config.js";
-import { LAYOUTS, type LayoutName, isLayoutName } from "../shared/layouts.js";
+import { VMALLOC_GENERATIONS, has_vmalloc_generation } from "../mm/vmalloc.js";
+import { LAYOUT_NAMES, type LayoutName, isLayoutName } from "../shared/layouts.js";
 import { TEST_CASE_ARRAY, TEST_VMALLOC_CASES, type TestVmallocCase } from "../workers/workloads/test_vmalloc.js";
 import { INJECT_NAMES, type InjectName, isInjectName } from "../shared/inject.js";
 import { PCT_MAX_DEPTH, SCHED_MAX_CPUS } from "../sched/sched_det.js";
@@ -65,11 +66,14 @@ export const DEFAULT_TRACE_EVENTS = 65536;
 export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
   kernel: {
     ...MACHINE_FLAGS.kernel,
-    description: "the kernel version whose vmalloc the machine runs (and its arm64 address layout)",
+    description: `the kernel version whose vmalloc the machine runs (and its arm64 address layout): ${VMALLOC_GENERATIONS.join(", ")}`,
     parse: (raw): KernelVersion => {
       if (!isKernelVersion(raw))
         throw new InvalidArgumentError(`unknown kernel; expected one of ${KERNEL_VERSIONS.join(", ")}.`);
-      if (raw !== "4.19") throw new InvalidArgumentError(`kernel ${raw}'s vmalloc is not ported yet; 4.19 is.`);
+      if (!has_vmalloc_generation(raw))
+        throw new InvalidArgumentError(
+          `kernel ${raw}'s vmalloc is not built in; available: ${VMALLOC_GENERATIONS.join(", ")}.`,
+        );
       return raw;
     },
   },
@@ -80,10 +84,10 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
   },
   layout: {
     ...MACHINE_FLAGS.layout,
-    description: `address layout: ${Object.keys(LAYOUTS).join(", ")}`,
+    description: `address layout: ${LAYOUT_NAMES.join(", ")}`,
     parse: (raw): LayoutName => {
       if (!isLayoutName(raw))
-        throw new InvalidArgumentError(`unknown layout; expected one of ${Object.keys(LAYOUTS).join(", ")}.`);
+        throw new InvalidArgumentError(`unknown layout; expected one of ${LAYOUT_NAMES.join(", ")}.`);
       return raw;
     },
   },
@@ -373,9 +377,10 @@ export const MERGE_OPTIONS: OptionTable<MergeOptions> = {
 };
 
 /** The machine flags of `vmsim exec` (docs/exec.md): its workqueue is always "explicit", the rest default. */
-export type ExecMachineConfig = Pick<MachineConfig, "cpus" | "layout" | "memory" | "seed" | "watchdogMs">;
+export type ExecMachineConfig = Pick<MachineConfig, "kernel" | "cpus" | "layout" | "memory" | "seed" | "watchdogMs">;
 
 export const EXEC_MACHINE_OPTIONS: OptionTable<ExecMachineConfig> = {
+  kernel: MACHINE_OPTIONS.kernel,
   cpus: MACHINE_OPTIONS.cpus,
   layout: MACHINE_OPTIONS.layout,
   memory: MACHINE_OPTIONS.memory,
@@ -383,30 +388,13 @@ export const EXEC_MACHINE_OPTIONS: OptionTable<ExecMachineConfig> = {
   watchdogMs: MACHINE_OPTIONS.watchdogMs,
 };
 
-/** vmalloc generations `--alloc` can select; generation 1 (v4.19's) is the only one so far. */
-export const ALLOCATORS = ["legacy"] as const;
-export type AllocatorName = (typeof ALLOCATORS)[number];
-
 /** Options of `vmsim exec`, beyond the machine's. */
 export interface ExecOptions {
-  /** The vmalloc generation to drive. @defaultValue "legacy" */
-  readonly alloc: AllocatorName;
   /** The op script (JSON Lines); "-" reads standard input. @defaultValue "-" */
   readonly script: string;
 }
 
 export const EXEC_OPTIONS: OptionTable<ExecOptions> = {
-  alloc: {
-    flags: "--alloc <name>",
-    description: `vmalloc generation: ${ALLOCATORS.join(", ")} (v4.19)`,
-    defaultValue: "legacy",
-    parse: (raw): AllocatorName => {
-      const found = ALLOCATORS.find((a) => a === raw);
-      if (found === undefined)
-        throw new InvalidArgumentError(`unknown allocator; expected one of ${ALLOCATORS.join(", ")}.`);
-      return found;
-    },
-  },
   script: {
     flags: "--script <file>",
     description: 'the op script, one JSON object per line ("-": standard input)',
@@ -622,12 +610,16 @@ export function readOptions<C>(cmd: Command, table: OptionTable<C>): C {
 /*** vmsim explore / replay / shrink (src/cli/explore.ts) ***/
 
 /** The machine flags of `vmsim explore`: the scenario sets interrupts and the workqueue; memory is small (fast resets). */
-export type ExploreMachineConfig = Pick<MachineConfig, "cpus" | "layout" | "memory" | "seed" | "lockdep" | "inject">;
+export type ExploreMachineConfig = Pick<
+  MachineConfig,
+  "kernel" | "cpus" | "layout" | "memory" | "seed" | "lockdep" | "inject"
+>;
 
 /** Memory of an exploration machine: every run restores it from a snapshot, so smaller is faster. */
 export const EXPLORE_MEMORY = 8 * 1024 * 1024;
 
 export const EXPLORE_MACHINE_OPTIONS: OptionTable<ExploreMachineConfig> = {
+  kernel: MACHINE_OPTIONS.kernel,
   // The deterministic scheduler's runnable set is one 32-bit mask.
   cpus: { ...MACHINE_OPTIONS.cpus, parse: parseInteger("cpus", 1, SCHED_MAX_CPUS) },
   layout: MACHINE_OPTIONS.layout,

@@ -11,7 +11,7 @@
  * The rounds are the mix driver's (src/workers/mix_driver.ts), the same as
  * `vmsim stress` runs, with stutter and fault injection off.
  */
-import type { MachineConfig } from "../shared/config.js";
+import type { KernelVersion, MachineConfig } from "../shared/config.js";
 import { takeReports } from "../shared/report.js";
 import { type VmallocInfo, get_vmalloc_info, vmallocinfo } from "../mm/vmalloc.js";
 import type { LeakSummary } from "../check/leak.js";
@@ -46,6 +46,8 @@ export interface RunSummary {
   readonly command: "run";
   /** True when the run found no failure. */
   readonly ok: boolean;
+  /** The kernel version whose vmalloc ran. */
+  readonly kernel: KernelVersion;
   readonly cpus: number;
   readonly layout: string;
   readonly memory: number;
@@ -252,6 +254,7 @@ async function runOn(m: Machine, { durationMs, rerun, trace = null, map = null }
   const summary: RunSummary = {
     command: "run",
     ok,
+    kernel: config.kernel,
     cpus: config.cpus,
     layout: config.layout,
     memory: config.memory,

@@ -17,7 +17,7 @@
  * no report (WARN, lockdep, fault …) was raised and the checks found nothing.
  */
 import { type Command, Option } from "commander";
-import type { MachineConfig } from "../shared/config.js";
+import type { KernelVersion, MachineConfig } from "../shared/config.js";
 import type { Report } from "../shared/report.js";
 import { checkMachine } from "../check/index.js";
 import { memorySnapshot } from "../check/leak.js";
@@ -25,7 +25,9 @@ import { pcpuChunkCensus, pcpu_nr_pages } from "../mm/percpu_chunk.js";
 import { Machine, MachineError } from "../workers/machine.js";
 import {
   TEST_CASE_ARRAY,
+  TEST_VMALLOC_MODULES,
   type TestReport,
+  type TestVmallocModule,
   type TestVmallocCase,
   type VmallocTestParams,
   type VmallocTestWorker,
@@ -56,6 +58,19 @@ export const TEST_PRESETS: Readonly<Record<TestMode, Partial<TestOptions>>> = {
   smoke: { testLoopCount: 10_000, testRepeatCount: 10 },
 };
 
+/** v5.10's test_vmalloc.sh: single_cpu_test=1 (one worker) for performance and smoke, every CPU for stress. */
+const TEST_PRESETS_V5_10: Readonly<Record<TestMode, Partial<TestOptions>>> = {
+  manual: {},
+  performance: { sequentialTestOrder: true, testRepeatCount: 3, nrThreads: 1 },
+  stress: { testRepeatCount: 20 },
+  smoke: { testLoopCount: 10_000, testRepeatCount: 10, nrThreads: 1 },
+};
+
+/** The presets of `kernel`'s test_vmalloc.sh. */
+function presetsOf(kernel: KernelVersion): Readonly<Record<TestMode, Partial<TestOptions>>> {
+  return TEST_VMALLOC_MODULES[kernel].nrThreads ? TEST_PRESETS : TEST_PRESETS_V5_10;
+}
+
 /** A run of `vmsim test`, resolved: the module's parameters and what reruns it. */
 export interface TestRunOptions {
   readonly mode: TestMode;
@@ -76,8 +91,16 @@ export function testRunOf(cmd: Command, config: MachineConfig): TestRunOptions {
   const given = keys.filter(
     (k) => cmd.getOptionValueSource(new Option(TEST_OPTIONS[k].flags).attributeName()) === "cli",
   );
-  const o: TestOptions = { ...raw, ...TEST_PRESETS[raw.mode] };
+  const o: TestOptions = { ...raw, ...presetsOf(config.kernel)[raw.mode] };
   for (const k of given) Object.assign(o, { [k]: raw[k] });
+  const module = TEST_VMALLOC_MODULES[config.kernel];
+  // A version without nr_threads runs a kthread per CPU, or one (single_cpu_test); without nr_pages, 3-page fix_size.
+  if (!module.nrThreads && o.nrThreads !== 0 && o.nrThreads !== 1 && o.nrThreads !== config.cpus)
+    throw new RangeError(
+      `${module.source} has no nr_threads: one worker per CPU (--nr-threads 0) or one (1, its single_cpu_test)`,
+    );
+  if (!module.nrPages && given.includes("nrPages"))
+    throw new RangeError(`${module.source} has no nr_pages: its fix_size_alloc_test maps 3 pages`);
 
   // The rerun repeats the flags given, even one that equals its default: it overrides the preset.
   const flags: string[] = [];
@@ -103,11 +126,15 @@ export function testRunOf(cmd: Command, config: MachineConfig): TestRunOptions {
 /** `vmsim test --help`'s epilogue: the table of tests, what the output means, the exit status. */
 export const TEST_HELP = [
   "",
-  "The tests, in lib/test_vmalloc.c's table order (run_test_mask bit = 1 << index):",
+  "The tests, in lib/test_vmalloc.c's table order (run_test_mask bit = 1 << index; --kernel 4.19 and 6.12):",
   ...TEST_CASE_ARRAY.map(
     (c, i) =>
       `  ${`0x${(1 << i).toString(16).padStart(3, "0")}`}  ${c.name}${c.xfail ? " (meant to fail: counted as xfailed)" : ""}`,
   ),
+  "--kernel 5.10 runs v5.10's module: no vm_map_ram_test, 0x400 kvfree_rcu_1_arg_slab_test and 0x800",
+  "kvfree_rcu_2_arg_slab_test, fix_size maps 3 pages (no --nr-pages), one worker per CPU or one (no other",
+  "--nr-threads), 'All test took CPU<N>=…'. Before v6.17 (5.10, 6.12) the Summary lines have no xfailed field:",
+  "align_shift_alloc_test's expected failure is counted in failed (vmsim still does not fail the run for it).",
   "",
   "Output: for each worker the module's lines, 'Summary: <test> passed: N failed: N xfailed: N repeat: N",
   "loops: N avg: N usec' per selected test and 'All test took worker<N>=<cycles> cycles', where a cycle is one",
@@ -132,6 +159,8 @@ export interface TestSummary {
   readonly command: "test";
   readonly ok: boolean;
   readonly mode: TestMode;
+  /** The kernel version whose vmalloc (and lib/test_vmalloc.c) ran. */
+  readonly kernel: KernelVersion;
   readonly cpus: number;
   readonly layout: string;
   readonly memory: number;
@@ -177,11 +206,14 @@ function formatReport(r: Report, during: string): string {
 }
 
 /** The module's parameters as modprobe takes them: run_test_mask in hex, booleans as 0/1. */
-function paramLine(nrThreads: number, p: VmallocTestParams): string {
+function paramLine(module: TestVmallocModule, nrThreads: number, cpus: number, p: VmallocTestParams): string {
+  const threads = module.nrThreads
+    ? `nr_threads=${nrThreads}`
+    : `single_cpu_test=${nrThreads === 1 && cpus > 1 ? 1 : 0}`;
   return (
-    `nr_threads=${nrThreads} sequential_test_order=${p.sequentialTestOrder ? 1 : 0} ` +
+    `${threads} sequential_test_order=${p.sequentialTestOrder ? 1 : 0} ` +
     `test_repeat_count=${p.testRepeatCount} test_loop_count=${p.testLoopCount} ` +
-    `run_test_mask=0x${p.runTestMask.toString(16)} nr_pages=${p.nrPages}`
+    `run_test_mask=0x${p.runTestMask.toString(16)}${module.nrPages ? ` nr_pages=${p.nrPages}` : ""}`
   );
 }
 
@@ -189,9 +221,8 @@ function paramLine(nrThreads: number, p: VmallocTestParams): string {
 export async function runTest(config: MachineConfig, opts: TestRunOptions): Promise<number> {
   const m = await Machine.boot(config);
   const { params, nrThreads } = opts;
-  const selected = TEST_CASE_ARRAY.map((c, i) => ({ ...c, index: i })).filter(
-    (c) => (params.runTestMask >>> c.index) & 1,
-  );
+  const module = TEST_VMALLOC_MODULES[config.kernel];
+  const selected = module.cases.map((c, i) => ({ ...c, index: i })).filter((c) => (params.runTestMask >>> c.index) & 1);
   const workersOf = Array.from({ length: config.cpus }, () => [] as number[]);
   for (let w = 0; w < nrThreads; w++) workersOf[w % config.cpus]!.push(w);
   const busyCpus = workersOf.flatMap((ws, cpu) => (ws.length > 0 ? [cpu] : []));
@@ -200,7 +231,7 @@ export async function runTest(config: MachineConfig, opts: TestRunOptions): Prom
   console.log(
     `test_vmalloc: mode ${opts.mode}, ${plural(nrThreads, "worker")} on ${plural(busyCpus.length, "CPU")}` +
       (nrThreads > config.cpus ? " (workers sharing a CPU take turns)" : "") +
-      `: ${paramLine(nrThreads, params)}`,
+      `: ${paramLine(module, nrThreads, config.cpus, params)}`,
   );
   console.log(`  tests: ${selected.map((c) => c.name).join(", ")}`);
   console.log("");
@@ -290,16 +321,19 @@ export async function runTest(config: MachineConfig, opts: TestRunOptions): Prom
   for (const r of reports) failures.push(formatReport(r, r.test));
   for (const r of m.reports) failures.push(formatReport(r, "the cleanup"));
 
-  /* The module's lines. */
+  /* The module's lines, in the selected version's format: before xfail (v6.17) the expected failure is "failed". */
   for (const w of workers) {
     for (const c of selected) {
       const d = w.data[c.index]!;
+      const counts = module.xfailed
+        ? `passed: ${d.passed} failed: ${d.failed} xfailed: ${d.xfailed}`
+        : `passed: ${d.passed} failed: ${d.failed + d.xfailed}`;
       console.log(
-        `Summary: ${d.test} passed: ${d.passed} failed: ${d.failed} xfailed: ${d.xfailed} ` +
-          `repeat: ${params.testRepeatCount} loops: ${params.testLoopCount} avg: ${d.time} usec`,
+        `Summary: ${d.test} ${counts} repeat: ${params.testRepeatCount} loops: ${params.testLoopCount} avg: ${d.time} usec`,
       );
     }
-    console.log(`All test took worker${w.worker}=${w.cycles} cycles`);
+    const who = module.cyclesLabel === "worker" ? `worker${w.worker}` : `CPU${w.cpu}`;
+    console.log(`All test took ${who}=${w.cycles} cycles`);
   }
   console.log("");
 
@@ -345,6 +379,7 @@ export async function runTest(config: MachineConfig, opts: TestRunOptions): Prom
     command: "test",
     ok: failures.length === 0,
     mode: opts.mode,
+    kernel: config.kernel,
     cpus: config.cpus,
     layout: config.layout,
     memory: config.memory,

@@ -11,20 +11,29 @@
  * second. Importing this module registers them (defineScenario).
  */
 import type { InjectName } from "../shared/inject.js";
-import { type MachineConfig, makeConfig } from "../shared/config.js";
+import { type KernelVersion, type MachineConfig, makeConfig } from "../shared/config.js";
 import type { Strategy } from "../sched/sched_det.js";
 import type { Machine } from "../workers/machine.js";
 import { type Scenario, type ScenarioParams, defineScenario, findScenario } from "./scenario.js";
 
 /**
  * A catalog scenario: one workload call on every CPU, each with its share of
- * `skip`; `boot`, a workload CPU 0 runs at setup (a boot parameter).
+ * `skip`; `boot`, a workload CPU 0 runs at setup (a boot parameter). It boots
+ * `kernel`, the generation whose code holds the bug, and runs on no other.
  */
-function catalogScenario(name: string, workload: string, summary: string, ops: number, boot?: string): Scenario {
+function catalogScenario(
+  name: string,
+  workload: string,
+  summary: string,
+  ops: number,
+  boot?: string,
+  kernel: KernelVersion = "4.19",
+): Scenario {
   return {
     name: `catalog:${name}`,
     summary,
-    config: { workqueue: "auto" },
+    config: { workqueue: "auto", kernel },
+    kernels: [kernel],
     ops,
     skippable: true,
     async setup(m) {

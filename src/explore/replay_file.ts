@@ -13,6 +13,8 @@ import type { ScriptLine } from "../workers/workloads/exec_script.js";
 import { FAILURE_KINDS, type Failure, MAX_STEP_CAP, type Outcome } from "./explorer.js";
 import { MAX_OPS, type ScenarioParams } from "./scenario.js";
 import { checkScript, scenarioOf } from "./script.js";
+import { checkScenarioKernel } from "./scenario.js";
+import { VMALLOC_GENERATIONS, has_vmalloc_generation } from "../mm/vmalloc.js";
 // The race catalog's scenarios (catalog:…) register themselves: a file may name one.
 import "./catalog.js";
 
@@ -119,7 +121,13 @@ export function checkReplayFile(raw: unknown): ReplayFile {
     throw bad(`replay format version ${REPLAY_VERSION} expected (the one this vmsim reads)`, raw["version"]);
   if (typeof raw["vmsim"] !== "string") throw bad('"vmsim" must be a version string', raw["vmsim"]);
   if (!isRecord(raw["config"])) throw bad('"config" must be an object', raw["config"]);
+  // A file without config.kernel predates the generations: makeConfig gives it 4.19, the only one there was.
   const config = makeConfig(raw["config"] as Partial<MachineConfig>);
+  if (!has_vmalloc_generation(config.kernel))
+    throw bad(
+      `config.kernel must be a kernel whose vmalloc is built in (${VMALLOC_GENERATIONS.join(", ")})`,
+      config.kernel,
+    );
   // The deterministic scheduler's runnable set is one 32-bit mask (explore's --cpus).
   if (config.cpus > SCHED_MAX_CPUS) throw bad(`config.cpus must be at most ${SCHED_MAX_CPUS}`, config.cpus);
   const sc = raw["scenario"];
@@ -136,7 +144,7 @@ export function checkReplayFile(raw: unknown): ReplayFile {
   )
     throw bad(`scenario.skip must be one list of operation numbers (0..${ops - 1}) per CPU`, skip);
   const script = sc["script"] === undefined ? undefined : checkScript(sc["script"], config);
-  scenarioOf(sc["name"], script);
+  checkScenarioKernel(scenarioOf(sc["name"], script), config.kernel);
   const st = raw["strategy"];
   const fields =
     isRecord(st) && typeof st["kind"] === "string" ? STRATEGY_FIELDS[st["kind"] as StrategyName["kind"]] : undefined;

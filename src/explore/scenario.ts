@@ -5,7 +5,7 @@
  * one or all CPUs — under the armed scheduler. Its size is `ops` per CPU;
  * the shrinker may also leave single operations out (`skip`).
  */
-import type { MachineConfig } from "../shared/config.js";
+import type { KernelVersion, MachineConfig } from "../shared/config.js";
 import type { Report } from "../shared/report.js";
 import { EXPECTED_WARNING, TEST_CASE_ARRAY, type TestVmallocCase } from "../workers/workloads/test_vmalloc.js";
 import { memoryFor } from "../workers/scaling.js";
@@ -29,6 +29,8 @@ export interface Scenario {
   readonly summary: string;
   /** Machine settings the scenario needs; the user's options come on top. */
   readonly config: Partial<MachineConfig>;
+  /** The kernel versions whose code the scenario drives (a re-created bug lives in one generation); absent: every one. */
+  readonly kernels?: readonly KernelVersion[];
   /** Operations per CPU when `--ops` is not given. */
   readonly ops: number;
   /** Can single operations be left out (the shrinker's "drop operations")? */
@@ -160,6 +162,12 @@ export function defineScenario(s: Scenario): void {
 
 export function findScenario(name: string): Scenario | undefined {
   return registry.get(name);
+}
+
+/** Throws a RangeError when `s` cannot run on `kernel`'s vmalloc: its bug or its workload is another generation's. */
+export function checkScenarioKernel(s: Scenario, kernel: KernelVersion): void {
+  if (s.kernels !== undefined && !s.kernels.includes(kernel))
+    throw new RangeError(`scenario ${s.name} runs on kernel ${s.kernels.join(", ")} only, not ${kernel}`);
 }
 
 export function scenarioNames(): string[] {

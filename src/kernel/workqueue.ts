@@ -21,8 +21,10 @@
  * itself and runs its items up to the flushed one, as an unbound worker (or
  * the kernel's rescuer) would: the work then runs on the flusher's CPU.
  * A flush waits only while another CPU is the pool's worker, which is running
- * the items in order and so reaches the flush's barrier. Flushing from a work
- * item of the same pool would wait for itself: that is reported, not waited.
+ * the items in order and so reaches the flush's barrier. A work item that
+ * flushes a later item of its own pool runs the items up to it nested, as the
+ * second worker the kernel wakes when the first sleeps (v6.12's purge helpers
+ * need it); one that flushes itself would wait for itself: that is reported.
  */
 import { DEFINE_PER_CPU, I32, per_cpu_ptr, theArena } from "../shared/arena.js";
 import { callKernelFn, defineKernelFn, kernelFnName } from "../shared/functab.js";
@@ -208,6 +210,9 @@ export function schedule_work(work: number): boolean {
 
 /*** The worker ***/
 
+/** The work items this CPU is running as a pool's worker, outermost first (its kworker's call stack). */
+const executing: number[] = [];
+
 /**
  * process_one_work (v4.19): runs `work`, the head of `pool`'s list, in process
  * context on this CPU, the pool's worker. Called and returns with pool->lock
@@ -221,8 +226,15 @@ function process_one_work(pool: number, work: number): void {
   // set_work_pool_and_clear_pending: PENDING off before the call, so the function may requeue its work.
   Atomics.store(I32, (work + W.data) >> 2, I32[(pool + P.id) >> 2]! << WORK_OFFQ_POOL_SHIFT);
   spin_unlock_irq(pool + P.lock);
-  callKernelFn(func, work);
-  if (in_atomic() || lockdep_depth() !== 0)
+  // A nested worker (worker_run_nested) runs inside an item that holds its own locks: compare with them.
+  const depth = lockdep_depth();
+  executing.push(work);
+  try {
+    callKernelFn(func, work);
+  } finally {
+    executing.pop();
+  }
+  if (in_atomic() || lockdep_depth() !== depth)
     reportBug(
       "WARN",
       `BUG: workqueue leaked lock or atomic: kworker/${I32[(pool + P.cpu) >> 2]}/0x${preempt_count().toString(16).padStart(8, "0")}\n` +
@@ -255,6 +267,33 @@ function worker_run(pool: number, until: number): number {
   I32[(pool + P.worker_cpu) >> 2] = -1;
   spin_unlock_irq(pool + P.lock);
   return n;
+}
+
+/**
+ * A second worker of `pool`, whose worker is this CPU, inside one of its
+ * items that flushes a later one: the kernel's concurrency management wakes
+ * another worker of the pool when the running one sleeps (in flush_work), so
+ * the items ahead of the barrier at I32 index `until` run here, nested.
+ */
+function worker_run_nested(pool: number, until: number): void {
+  spin_lock_irq(pool + P.lock);
+  const current_work = I32[(pool + P.current_work) >> 2]!;
+  const current_func = I32[(pool + P.current_func) >> 2]!;
+  const head = pool + P.worklist;
+  for (let e = list_next(head); e !== head && Atomics.load(I32, until) === 0; ) {
+    const work = e - W.entry;
+    // A work never runs on two workers at once: one requeued while an outer frame runs it waits for that
+    // run to end (the kernel's find_worker_executing_work), so it stays queued here.
+    if (executing.includes(work)) {
+      e = list_next(e);
+      continue;
+    }
+    process_one_work(pool, work);
+    e = list_next(head);
+  }
+  I32[(pool + P.current_work) >> 2] = current_work;
+  I32[(pool + P.current_func) >> 2] = current_func;
+  spin_unlock_irq(pool + P.lock);
 }
 
 /**
@@ -329,7 +368,10 @@ function insert_wq_barrier(pool: number, barr: number, head: number): void {
   insert_work(pool, barr + B.work, head);
 }
 
-/** A flush that would wait for this CPU itself: it is the pool's only worker, inside one of its items. */
+/**
+ * A flush that would wait for this CPU itself: it is the pool's worker, inside
+ * the very item it flushes (a later item is run nested, see worker_run_nested).
+ */
 function flush_self_deadlock(pool: number, what: string): boolean {
   if (I32[(pool + P.worker_cpu) >> 2] !== smp_processor_id()) return false;
   reportBug(
@@ -348,8 +390,10 @@ function wait_for_barrier(pool: number, barr: number, what: string): void {
   const done = (barr + B.done) >> 2;
   const holder = () => `${what}: kworker/${I32[(pool + P.cpu) >> 2]} runs on CPU#${I32[(pool + P.worker_cpu) >> 2]}`;
   while (Atomics.load(I32, done) === 0) {
+    // This CPU is the pool's worker (the flush comes from one of its items): run the items ahead, nested.
+    if (I32[(pool + P.worker_cpu) >> 2] === smp_processor_id()) worker_run_nested(pool, done);
     // Another CPU is running the items in order and will reach the barrier; it notifies done.
-    if (worker_run(pool, done) < 0) sched_wait(done, 0, 1, pool);
+    else if (worker_run(pool, done) < 0) sched_wait(done, 0, 1, pool);
     lock_wait_check(pool, holder);
   }
 }
@@ -383,7 +427,8 @@ function start_flush_work(work: number, barr: number): number {
   } else {
     head = 0;
   }
-  if (head === 0 || flush_self_deadlock(pool, `flush_work(${kernelFnName(I32[(work + W.func) >> 2]!)})`)) {
+  const running = I32[(pool + P.current_work) >> 2] === work;
+  if (head === 0 || (running && flush_self_deadlock(pool, `flush_work(${kernelFnName(I32[(work + W.func) >> 2]!)})`))) {
     spin_unlock_irq(pool + P.lock);
     return 0;
   }

@@ -24,7 +24,8 @@
  * so their vfree takes vfree's deferred path (in_interrupt()) and the area is
  * freed later by free_work in a kworker. vmsim cannot tell a kmalloc pointer
  * (an arena offset) from a vmalloc address by value, so this kvfree_rcu is for
- * vmalloc'ed objects; kmalloc'ed records keep using kfree_rcu.
+ * vmalloc'ed objects; kmalloc'ed records use kfree_rcu, or
+ * kfree_rcu_mightsleep for the one-argument form.
  */
 import { F64 } from "../shared/arena.js";
 import { PAGE_SIZE } from "../shared/config.js";
@@ -94,4 +95,29 @@ export function kvfree_rcu_mightsleep(ptr: number): void {
   }
   F64[(head + KVFREE_RCU_HEAD.off.ptr) >> 3] = ptr;
   call_rcu(head + KVFREE_RCU_HEAD.off.rcu, KVFREE_RCU_HEADLESS_RECLAIM);
+}
+
+/** The RCU callback of kfree_rcu_mightsleep: the head is a record of its own, the object a kmalloc'ed one. */
+function kfree_rcu_headless_reclaim(head: number): void {
+  const ptr = F64[(head + KVFREE_RCU_HEAD.off.ptr) >> 3]!;
+  kfree(head);
+  kfree(ptr);
+}
+const KFREE_RCU_HEADLESS_RECLAIM = defineKernelFn("kfree_rcu_headless_reclaim", kfree_rcu_headless_reclaim);
+
+/**
+ * kfree_rcu_mightsleep(ptr) (v6.3; kvfree_rcu(ptr) of a kmalloc'ed object in
+ * v5.9–v6.2): kfree `ptr` after a grace period, without a head in the object,
+ * as kvfree_rcu_mightsleep does for vmalloc'ed ones.
+ */
+export function kfree_rcu_mightsleep(ptr: number): void {
+  might_sleep();
+  const head = kmalloc(KVFREE_RCU_HEAD.size, GFP_KERNEL | __GFP_NOWARN);
+  if (!head) {
+    synchronize_rcu();
+    kfree(ptr);
+    return;
+  }
+  F64[(head + KVFREE_RCU_HEAD.off.ptr) >> 3] = ptr;
+  call_rcu(head + KVFREE_RCU_HEAD.off.rcu, KFREE_RCU_HEADLESS_RECLAIM);
 }

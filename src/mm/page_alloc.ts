@@ -589,15 +589,40 @@ function warn_alloc(gfp: number, order: number, injected: boolean): void {
 }
 
 /**
- * __alloc_pages_slowpath (v4.19), without reclaim: a caller that may block
- * gets this CPU's pcp pages drained back (they may complete a higher-order
- * block) and one more try.
+ * Reclaim's one step in vmsim: shrink_slab of mm/shrinker.c (src/mm/shrinker.ts
+ * registers it at load; this file sits below the slab allocator it uses).
+ * Returns the objects the shrinkers said they freed, SHRINK_EMPTY when none is registered.
+ */
+let shrink_slab: ((gfp: number) => number) | null = null;
+
+/** What shrink_slab returns when no shrinker is registered (SHRINK_EMPTY). */
+const SHRINK_SLAB_NONE = -2;
+
+/** src/mm/shrinker.ts registers its shrink_slab (once, at module load). */
+export function registerShrinkSlab(fn: (gfp: number) => number): void {
+  shrink_slab = fn;
+}
+
+/**
+ * __alloc_pages_slowpath (v4.19), with reclaim reduced to its shrinkers: a
+ * caller that may block gets this CPU's pcp pages drained back (they may
+ * complete a higher-order block) and one more try; then, as direct reclaim's
+ * shrink_slab would, every registered shrinker is asked to give memory back
+ * (v6.12's vmap-node shrinker returns its pooled areas) and the allocation is
+ * tried once more.
  */
 function __alloc_pages_slowpath(gfp: number, order: number): number {
   if (gfpflags_allow_blocking(gfp)) {
     drain_local_pages();
-    const page = get_page_from_freelist(gfp, order);
+    let page = get_page_from_freelist(gfp, order);
     if (page !== 0) return page;
+    // The kernel retries after reclaim made progress; a shrinker answering SHRINK_STOP reports none, so retry
+    // whenever one ran. No shrinker registered (4.19, 5.10): nothing ran, no retry, no sched point taken.
+    if (shrink_slab !== null && shrink_slab(gfp) !== SHRINK_SLAB_NONE) {
+      drain_local_pages();
+      page = get_page_from_freelist(gfp, order);
+      if (page !== 0) return page;
+    }
   }
   warn_alloc(gfp, order, false);
   return 0;

@@ -18,6 +18,10 @@ import { onSetCurrentCpu } from "../shared/smp.js";
 import type { VmallocGeneration } from "./vmalloc_generation.js";
 import { vmalloc_generation as V4_19 } from "./v4.19/vmalloc.js";
 import "./v4.19/vmap_block.js";
+import { vmalloc_generation as V5_10 } from "./v5.10/vmalloc.js";
+import "./v5.10/vmap_block.js";
+import { vmalloc_generation as V6_12 } from "./v6.12/vmalloc.js";
+import "./v6.12/vmap_block.js";
 
 export {
   NUMA_NO_NODE,
@@ -37,7 +41,7 @@ export {
 /*** The registry ***/
 
 /** Every generation built in, oldest first. */
-const GENERATIONS: readonly VmallocGeneration[] = [V4_19];
+const GENERATIONS: readonly VmallocGeneration[] = [V4_19, V5_10, V6_12];
 
 /** The kernel versions whose vmalloc is built in (what `--kernel` accepts), oldest first. */
 export const VMALLOC_GENERATIONS: readonly KernelVersion[] = GENERATIONS.map((g) => g.version);
@@ -121,9 +125,27 @@ export function vmalloc_generation_of(version: string): VmallocGeneration {
   return g;
 }
 
+/**
+ * A stand-in for a version whose port is not built in: a machine of that kernel
+ * can boot its page tables, buddy and slab, but any vmalloc call throws, naming it.
+ */
+function unbuiltGeneration(version: KernelVersion): VmallocGeneration {
+  const fail = () => {
+    throw new Error(
+      `vmalloc: kernel ${version}'s generation is not built in (available: ${VMALLOC_GENERATIONS.join(", ")})`,
+    );
+  };
+  return new Proxy({} as VmallocGeneration, {
+    get: (_, key) => (key === "version" ? version : key === "rcu_vmap_area_list" ? undefined : fail),
+  });
+}
+
 /** Points every binding of this module at `version`'s generation (this thread only). */
 export function select_vmalloc_generation(version: KernelVersion): void {
-  const g = vmalloc_generation_of(version);
+  bind(vmalloc_generation_of(version));
+}
+
+function bind(g: VmallocGeneration): void {
   vmalloc_version = g.version;
   vmalloc_init = g.vmalloc_init;
   vmalloc = g.vmalloc;
@@ -178,5 +200,6 @@ onSetCurrentCpu(() => {
   VMALLOC_START = layout.vmallocStart;
   VMALLOC_END = layout.vmallocEnd;
   VMAP_MAX_ALLOC = layout.vaBits > 32 ? 64 : 32;
-  if (vmalloc_version !== config.kernel) select_vmalloc_generation(config.kernel);
+  if (vmalloc_version === config.kernel) return;
+  bind(has_vmalloc_generation(config.kernel) ? vmalloc_generation_of(config.kernel) : unbuiltGeneration(config.kernel));
 });

@@ -1,5 +1,5 @@
 /** Machine configuration: immutable once the machine boots; every CPU gets a copy. */
-import { LAYOUTS, type Layout, type LayoutName, isLayoutName } from "./layouts.js";
+import { type Layout, type LayoutName, isLayoutName, layoutFor } from "./layouts.js";
 import { INJECT_NAMES, type InjectName, isInjectName } from "./inject.js";
 
 export const PAGE_SHIFT = 12;
@@ -104,8 +104,9 @@ export function makeConfig(over: Partial<MachineConfig> = {}): MachineConfig {
   return c.inject.length === 0 ? { ...c, inject: DEFAULT_CONFIG.inject } : c;
 }
 
+/** The machine's address layout: its preset as its kernel version's headers lay it out. */
 export function layoutOf(c: MachineConfig): Layout {
-  return LAYOUTS[c.layout];
+  return layoutFor(c.kernel, c.layout);
 }
 
 /** Parses "64M", "1G", "65536K" or plain bytes; null when malformed. */

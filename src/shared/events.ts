@@ -225,7 +225,7 @@ export function set_snapshot_on_warning(on: boolean): void {
 export function isAllocFailureReport(kind: ReportKind, text: string): boolean {
   return (
     kind === "WARN" &&
-    /page allocation failure|vmalloc: allocation failure|SLUB: Unable to allocate memory|vmap allocation for size \d+ failed/.test(
+    /page allocation failure|vmalloc: allocation failure|SLUB: Unable to allocate memory|vmap allocation for size \d+ failed|vmalloc error: size \d+|vmalloc_node_range for size \d+ failed/.test(
       text,
     )
   );

@@ -36,8 +36,8 @@
  * - "test_vmalloc_cleanup": after the run, the RCU callbacks, deferred work
  *   and lazy purges that the module's vfrees left behind.
  */
-import { DEFINE_GLOBAL, I32, theArena } from "../../shared/arena.js";
-import { PAGE_SIZE, layoutOf } from "../../shared/config.js";
+import { DEFINE_GLOBAL, I32, U8, theArena } from "../../shared/arena.js";
+import { type KernelVersion, PAGE_SIZE, layoutOf } from "../../shared/config.js";
 import { ksym } from "../../kernel/kallsyms.js";
 import { Prng } from "../../shared/prng.js";
 import { KernelBug, type Report, reportCountOf, takeReports } from "../../shared/report.js";
@@ -46,14 +46,14 @@ import { SP_ATOMIC, sched_op_point, sched_point } from "../../sched/sched_point.
 import { holdHarnessPages, releaseHarnessPages } from "../../check/pages.js";
 import { num_online_cpus, smp_processor_id } from "../../shared/smp.js";
 import { flush_scheduled_work } from "../../kernel/workqueue.js";
-import { rcu_barrier } from "../../rcu/tree.js";
+import { kfree_rcu, rcu_barrier } from "../../rcu/tree.js";
 import { GFP_KERNEL, __GFP_ZERO } from "../../mm/gfp.js";
-import { KVFREE_RCU_HEAD_SIZE, kvfree_rcu, kvfree_rcu_mightsleep } from "../../mm/kvfree_rcu.js";
+import { KVFREE_RCU_HEAD_SIZE, kfree_rcu_mightsleep, kvfree_rcu, kvfree_rcu_mightsleep } from "../../mm/kvfree_rcu.js";
 import { isFault, mmuWrite } from "../../mm/mmu.js";
 import { __free_page, alloc_page } from "../../mm/page_alloc.js";
 import { __alloc_percpu, free_percpu } from "../../mm/percpu_chunk.js";
 import { PAGE_KERNEL } from "../../mm/pgtable.js";
-import { kfree, kzalloc } from "../../mm/slab.js";
+import { kfree, kmalloc, kzalloc } from "../../mm/slab.js";
 import {
   NUMA_NO_NODE,
   __vmalloc_node,
@@ -83,8 +83,73 @@ export const TEST_CASE_ARRAY = [
   { name: "vm_map_ram_test", xfail: false },
 ] as const;
 
-/** A test case, by the module's name. */
-export type TestVmallocCase = (typeof TEST_CASE_ARRAY)[number]["name"];
+/** v5.9–v5.18's two kmalloc cases of the kvfree_rcu API (mask bits 1024 and 2048 in v5.10's table). */
+const SLAB_CASES = [
+  { name: "kvfree_rcu_1_arg_slab_test", xfail: false },
+  { name: "kvfree_rcu_2_arg_slab_test", xfail: false },
+] as const;
+
+/** A test case, by the module's name (of any version's table). */
+export type TestVmallocCase = (typeof TEST_CASE_ARRAY)[number]["name"] | (typeof SLAB_CASES)[number]["name"];
+
+/** One entry of a version's test_case_array. */
+export interface TestCaseDesc {
+  readonly name: TestVmallocCase;
+  /** Meant to fail (align_shift_alloc_test): vmsim's verdict; the module counts it as xfailed from v6.17 on. */
+  readonly xfail: boolean;
+}
+
+/** A version's lib/test_vmalloc.c: its case table, its parameters and the shape of its Summary lines. */
+export interface TestVmallocModule {
+  /** Where the table and the format come from. */
+  readonly source: string;
+  /** test_case_array, in order: case i is bit i of run_test_mask. */
+  readonly cases: readonly TestCaseDesc[];
+  /** The Summary line has "xfailed: N" (v6.17's xfail); before, the expected failure is one more "failed". */
+  readonly xfailed: boolean;
+  /** "All test took worker%d=…" (nr_threads workers, v5.13+) or "All test took CPU%d=…" (a kthread per CPU). */
+  readonly cyclesLabel: "worker" | "CPU";
+  /** Has the nr_pages parameter (v5.15+); without it fix_size_alloc_test maps 3 pages. */
+  readonly nrPages: boolean;
+  /** Has nr_threads (v5.13+); before, one kthread per online CPU, or one with single_cpu_test. */
+  readonly nrThreads: boolean;
+}
+
+/**
+ * The module each kernel runs. v4.19 predates lib/test_vmalloc.c (v5.1): its
+ * machines run the mainline module, as they always have. v5.10.7's has the
+ * two kmalloc kvfree_rcu cases, single_cpu_test instead of nr_threads and a
+ * fixed 3-page fix_size; v6.12's is mainline's table without xfail.
+ */
+export const TEST_VMALLOC_MODULES: Readonly<Record<KernelVersion, TestVmallocModule>> = {
+  "4.19": {
+    source: "lib/test_vmalloc.c, mainline (v6.17+)",
+    cases: TEST_CASE_ARRAY,
+    xfailed: true,
+    cyclesLabel: "worker",
+    nrPages: true,
+    nrThreads: true,
+  },
+  "5.10": {
+    source: "lib/test_vmalloc.c, v5.10",
+    cases: [...TEST_CASE_ARRAY.filter((c) => c.name !== "vm_map_ram_test"), ...SLAB_CASES],
+    xfailed: false,
+    cyclesLabel: "CPU",
+    nrPages: false,
+    nrThreads: false,
+  },
+  "6.12": {
+    source: "lib/test_vmalloc.c, v6.12",
+    cases: TEST_CASE_ARRAY,
+    xfailed: false,
+    cyclesLabel: "worker",
+    nrPages: true,
+    nrThreads: true,
+  },
+};
+
+/** v5.10's fix_size_alloc_test: vmalloc(3 * PAGE_SIZE), before nr_pages. */
+const FIX_SIZE_PAGES_V5_10 = 3;
 
 /** The loops bench/vmalloc.ts times (one vmalloc+vfree pair per iteration, or two). */
 export const TEST_VMALLOC_CASES = [
@@ -462,6 +527,34 @@ function kvfree_rcu_1_arg_vmalloc_test(t: TestRun): number {
   return 0;
 }
 
+/** v5.10: kvfree_rcu(p) of a kmalloc'ed struct test_kvfree_rcu (kfree_rcu_mightsleep since v6.3). */
+function kvfree_rcu_1_arg_slab_test(t: TestRun): number {
+  t.pairs = t.loops;
+  for (let i = 0; i < t.loops; i++) {
+    const p = kmalloc(TEST_KVFREE_RCU.size, GFP_KERNEL);
+    if (!p) return -1;
+
+    U8[p + TEST_KVFREE_RCU.off.array] = 0x61; /* 'a' */
+    kfree_rcu_mightsleep(p);
+    preemptPoint();
+  }
+  return 0;
+}
+
+/** v5.10: kvfree_rcu(p, rcu) of a kmalloc'ed struct test_kvfree_rcu (kfree_rcu). */
+function kvfree_rcu_2_arg_slab_test(t: TestRun): number {
+  t.pairs = t.loops;
+  for (let i = 0; i < t.loops; i++) {
+    const p = kmalloc(TEST_KVFREE_RCU.size, GFP_KERNEL);
+    if (!p) return -1;
+
+    U8[p + TEST_KVFREE_RCU.off.array] = 0x61; /* 'a' */
+    kfree_rcu(p, TEST_KVFREE_RCU.off.rcu);
+    preemptPoint();
+  }
+  return 0;
+}
+
 function kvfree_rcu_2_arg_vmalloc_test(t: TestRun): number {
   t.pairs = t.loops;
   for (let i = 0; i < t.loops; i++) {
@@ -534,6 +627,8 @@ const TEST_FUNC: Record<TestVmallocCase, (t: TestRun) => number> = {
   kvfree_rcu_1_arg_vmalloc_test,
   kvfree_rcu_2_arg_vmalloc_test,
   vm_map_ram_test,
+  kvfree_rcu_1_arg_slab_test,
+  kvfree_rcu_2_arg_slab_test,
 };
 
 function newRun(test: TestVmallocCase, loops: number, nrPages: number, rnd: Prng): TestRun {
@@ -556,8 +651,9 @@ defineWorkload("test_vmalloc", (a: TestVmallocArgs, ctx): TestVmallocResult => {
 /** Random streams of the workers: past every (cpu, stream) pair of cpuCtx, so worker N's stream is its own. */
 const WORKER_STREAM_BASE = 0x10000;
 
-/** What align_shift_alloc_test is meant to make the allocator say. */
-export const EXPECTED_WARNING = /^(vmap allocation for size \d+ failed|cpu\d+: vmalloc: allocation failure)/;
+/** What align_shift_alloc_test is meant to make the allocator say (v4.19's words; v6.12's below them). */
+export const EXPECTED_WARNING =
+  /^(vmap allocation for size \d+ failed|cpu\d+: vmalloc: allocation failure|vmalloc_node_range for size \d+ failed|cpu\d+: vmalloc error: size \d+)/;
 
 /** shuffle_array (v6.x): j is drawn below i, so each element moves. */
 function shuffle_array(arr: number[], rnd: Prng): void {
@@ -582,11 +678,14 @@ function progress(field: "done" | "failed"): void {
  * failures and the average time of each case; t->start and t->stop around it.
  */
 function test_func(worker: number, p: VmallocTestParams, seed: number): VmallocTestWorker {
+  const module = TEST_VMALLOC_MODULES[theArena().config.kernel];
+  const cases = module.cases;
+  const nrPages = module.nrPages ? p.nrPages : FIX_SIZE_PAGES_V5_10;
   const rnd = new Prng(seed, WORKER_STREAM_BASE + worker);
-  const random_array = TEST_CASE_ARRAY.map((_, i) => i);
+  const random_array = cases.map((_, i) => i);
   if (!p.sequentialTestOrder) shuffle_array(random_array, rnd);
 
-  const data = TEST_CASE_ARRAY.map((c) => ({ test: c.name, passed: 0, failed: 0, xfailed: 0, time: 0 }));
+  const data = cases.map((c) => ({ test: c.name, passed: 0, failed: 0, xfailed: 0, time: 0 }));
   const reports: TestReport[] = takeReports().map((r) => ({ ...r, test: "(before the first test)" as const }));
   let expectedReports = 0;
 
@@ -594,12 +693,12 @@ function test_func(worker: number, p: VmallocTestParams, seed: number): VmallocT
   for (const index of random_array) {
     /* Skip tests if run_test_mask has been specified. */
     if (!((p.runTestMask >>> index) & 1)) continue;
-    const c = TEST_CASE_ARRAY[index]!;
+    const c = cases[index]!;
     const d = data[index]!;
 
     const kt = performance.now();
     for (let j = 0; j < p.testRepeatCount; j++) {
-      const ok = TEST_FUNC[c.name](newRun(c.name, p.testLoopCount, p.nrPages, rnd)) === 0;
+      const ok = TEST_FUNC[c.name](newRun(c.name, p.testLoopCount, nrPages, rnd)) === 0;
       if (ok) d.passed++;
       else if (c.xfail) d.xfailed++;
       else {
