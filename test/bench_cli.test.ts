@@ -111,6 +111,25 @@ describe("vmsim bench", () => {
     expect(JSON.parse(summary.slice(8))).toMatchObject({ command: "bench", ok: true, out });
   });
 
+  it("--kernel runs every generation as a series, the first the baseline", async () => {
+    const dir = join(out, "generations");
+    const r = await vmsim(
+      "bench",
+      ...["--kernel", "4.19,5.10,6.12", "--tests", "fix_size", "--cpus", "1", "--repeats", "1", "--loops", "50"],
+      ...["--out", dir],
+    );
+    expect(r.code).toBe(0);
+    const json = JSON.parse(readFileSync(join(dir, "scaling.json"), "utf8"));
+    expect(json.kernels).toEqual(["4.19", "5.10", "6.12"]);
+    expect(json.points.map((p: { kernel: string }) => p.kernel)).toEqual(["4.19", "5.10", "6.12"]);
+    expect(json.points[0].vsBaseline).toBe(1);
+    for (const p of json.points.slice(1)) expect(p.vsBaseline).toBeCloseTo(json.points[0].usPerPair / p.usPerPair, 9);
+    expect(readFileSync(join(dir, "scaling.md"), "utf8")).toContain("| speedup | vs 4.19 | lock wait |");
+    const chart = readFileSync(join(dir, "fix_size_alloc_test.svg"), "utf8");
+    for (const k of ["v4.19", "v5.10", "v6.12"]) expect(chart).toContain(`>${k}</text>`);
+    expect(r.stdout).toContain("result: ok (3 points measured: 1 case on 1 CPUs, kernels 4.19, 5.10, 6.12)");
+  });
+
   it("writes into ./vmsim-bench by default, a folder git ignores, never into the committed bench/results", async () => {
     expect(BENCH_OPTIONS.out.defaultValue).toBe("vmsim-bench");
     const ignored = readFileSync(new URL("../.gitignore", import.meta.url), "utf8").split("\n");
