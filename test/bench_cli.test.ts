@@ -8,16 +8,27 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { BENCH_FILES, BENCH_MINIMUM, type BenchResult, benchMarkdown, benchWarning } from "../src/cli/bench.js";
+import {
+  BENCH_MINIMUM,
+  type BenchResult,
+  benchCaseSvg,
+  benchFiles,
+  benchMarkdown,
+  benchPoints,
+  benchWarning,
+  waitsByLock,
+} from "../src/cli/bench.js";
 import { scalingChartSvg } from "../src/cli/chart.js";
 import { BENCH_OPTIONS } from "../src/cli/options.js";
+import type { KernelVersion } from "../src/shared/config.js";
+import type { TestVmallocCase } from "../src/workers/workloads/test_vmalloc.js";
 import { MAIN, vmsim } from "./helpers/vmsim.js";
 
 const out = mkdtempSync(join(tmpdir(), "vmsim-bench-"));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 describe("vmsim bench", () => {
-  it("a tiny run writes scaling.json, .md and .svg, and warns that its figures mean nothing", async () => {
+  it("a tiny run writes scaling.json, .md, .svg and a chart per case, and warns that its figures mean nothing", async () => {
     const r = await vmsim(
       "bench",
       ...["--tests", "fix_size,long_busy_list_alloc_test", "--cpus", "2,1", "--repeats", "1", "--loops", "50"],
@@ -31,17 +42,20 @@ describe("vmsim bench", () => {
 
     const json = JSON.parse(readFileSync(join(out, "scaling.json"), "utf8"));
     expect(json.command).toBe("bench");
+    expect(json.kernels).toEqual(["4.19"]);
     expect(json.tests).toEqual(["fix_size_alloc_test", "long_busy_list_alloc_test"]);
     expect(json.cpus).toEqual([1, 2]);
     expect(Object.keys(json.host).sort()).toEqual(["cores", "cpu", "date", "node", "platform"]);
     expect(json.points.map((p: { test: string; cpus: number }) => `${p.test}@${p.cpus}`)).toEqual([
       "fix_size_alloc_test@1",
-      "long_busy_list_alloc_test@1",
       "fix_size_alloc_test@2",
+      "long_busy_list_alloc_test@1",
       "long_busy_list_alloc_test@2",
     ]);
     expect(json.minimum).toEqual({ loopMs: 50, samples: 5 });
     for (const p of json.points) {
+      expect(p.kernel).toBe("4.19");
+      expect(p.vsBaseline).toBeNull(); // one kernel: no baseline to compare with
       expect(p.meaningful).toBe(false);
       expect(p.loopMs).toBeGreaterThan(0);
       expect(p.samples).toBe(p.cpus);
@@ -49,18 +63,29 @@ describe("vmsim bench", () => {
       for (const k of ["usPerPair", "pairsPerSec", "testUsec", "speedup"]) expect(p[k]).toBeGreaterThan(0);
       expect(p.lockWaitPct).toBeGreaterThanOrEqual(0);
       expect(p.lockWaitPct).toBeLessThanOrEqual(100);
+      // One run per point: the classes' shares are that run's, and add up to its total.
+      const classes = Object.values(p.lockWaitByLock) as number[];
+      expect(classes.reduce((a, b) => a + b, 0)).toBeCloseTo(p.lockWaitPct, 6);
+      for (const pct of classes) expect(pct).toBeGreaterThan(0);
       if (p.cpus === 1) {
         expect(p.speedup).toBe(1);
         expect(p.lockWaitPct).toBe(0); // one CPU never finds a lock taken
+        expect(p.lockWaitByLock).toEqual({});
       }
     }
 
     const md = readFileSync(join(out, "scaling.md"), "utf8");
     expect(md).toMatch(/^Machine: .+, \d+ cores, Node v\d+/);
-    expect(md).toContain("| test | CPUs | loops | µs per pair | ±rme | pairs/s (all CPUs) | speedup | lock wait |");
+    expect(md).toContain(
+      "`vmsim bench --kernel 4.19 --tests fix_size_alloc_test,long_busy_list_alloc_test --cpus 1,2 --repeats 1 --loops 50`",
+    );
+    expect(md).toContain(
+      "| test | CPUs | kernel | loops | µs per pair | ±rme | pairs/s (all CPUs) | speedup | lock wait | waits by lock |",
+    );
     const rows = md.split("\n").filter((l) => l.startsWith("| fix_size_alloc_test |"));
     expect(rows).toHaveLength(2);
-    for (const row of rows) expect(row).toMatch(/^\| fix_size_alloc_test \| \d \| [\d.,]+ \| ~[\d.,]+ \| ~[\d.]+% \|/);
+    for (const row of rows)
+      expect(row).toMatch(/^\| fix_size_alloc_test \| \d \| 4\.19 \| [\d.,]+ \| ~[\d.,]+ \| ~[\d.]+% \|/);
     expect(md).toContain("~ = not meaningful: timed loops under 50 ms or fewer than 5 samples.");
 
     const svg = readFileSync(join(out, "scaling.svg"), "utf8");
@@ -68,11 +93,41 @@ describe("vmsim bench", () => {
     expect(svg.trimEnd().endsWith("</svg>")).toBe(true);
     expect(svg).toContain(">fix_size_alloc_test</text>");
     expect(svg).toContain(">long_busy_list_alloc_test</text>");
+    expect(svg).toContain(">v4.19</text>"); // the legend names the one series
 
-    expect(r.stdout.trimEnd().split("\n").at(-2)).toBe("result: ok (4 points measured: 2 cases on 1, 2 CPUs)");
+    for (const test of json.tests) {
+      const chart = readFileSync(join(out, `${test}.svg`), "utf8");
+      expect(chart).toContain(`>${test} — `);
+      for (const panel of ["µs per pair (lower is better)", "pairs/s (higher is better)", "lock wait"])
+        expect(chart).toContain(`>${panel}</text>`);
+    }
+    expect(readdirSync(out).sort()).toEqual(benchFiles(json.tests).sort());
+
+    expect(r.stdout.trimEnd().split("\n").at(-2)).toBe(
+      "result: ok (4 points measured: 2 cases on 1, 2 CPUs, kernel 4.19)",
+    );
     const summary = r.stdout.trimEnd().split("\n").at(-1)!;
     expect(summary.startsWith("SUMMARY ")).toBe(true);
     expect(JSON.parse(summary.slice(8))).toMatchObject({ command: "bench", ok: true, out });
+  });
+
+  it("--kernel runs every generation as a series, the first the baseline", async () => {
+    const dir = join(out, "generations");
+    const r = await vmsim(
+      "bench",
+      ...["--kernel", "4.19,5.10,6.12", "--tests", "fix_size", "--cpus", "1", "--repeats", "1", "--loops", "50"],
+      ...["--out", dir],
+    );
+    expect(r.code).toBe(0);
+    const json = JSON.parse(readFileSync(join(dir, "scaling.json"), "utf8"));
+    expect(json.kernels).toEqual(["4.19", "5.10", "6.12"]);
+    expect(json.points.map((p: { kernel: string }) => p.kernel)).toEqual(["4.19", "5.10", "6.12"]);
+    expect(json.points[0].vsBaseline).toBe(1);
+    for (const p of json.points.slice(1)) expect(p.vsBaseline).toBeCloseTo(json.points[0].usPerPair / p.usPerPair, 9);
+    expect(readFileSync(join(dir, "scaling.md"), "utf8")).toContain("| speedup | vs 4.19 | lock wait |");
+    const chart = readFileSync(join(dir, "fix_size_alloc_test.svg"), "utf8");
+    for (const k of ["v4.19", "v5.10", "v6.12"]) expect(chart).toContain(`>${k}</text>`);
+    expect(r.stdout).toContain("result: ok (3 points measured: 1 case on 1 CPUs, kernels 4.19, 5.10, 6.12)");
   });
 
   it("writes into ./vmsim-bench by default, a folder git ignores, never into the committed bench/results", async () => {
@@ -90,7 +145,7 @@ describe("vmsim bench", () => {
         ),
       );
       expect(code).toBe(0);
-      expect(readdirSync(join(cwd, "vmsim-bench")).sort()).toEqual([...BENCH_FILES].sort());
+      expect(readdirSync(join(cwd, "vmsim-bench")).sort()).toEqual(benchFiles(["fix_size_alloc_test"]).sort());
     } finally {
       rmSync(cwd, { recursive: true, force: true });
     }
@@ -98,6 +153,7 @@ describe("vmsim bench", () => {
 
   it("a run long enough marks nothing and warns of nothing", () => {
     const point = {
+      kernel: "4.19",
       test: "fix_size_alloc_test",
       cpus: 1,
       loops: 100_000,
@@ -108,6 +164,7 @@ describe("vmsim bench", () => {
     const result = (loopMs: number, samples: number): BenchResult => ({
       command: "bench",
       host: { cpu: "x", cores: 2, node: "v20", platform: "linux x64", date: "d" },
+      kernels: ["4.19"],
       tests: ["fix_size_alloc_test"],
       cpus: [1],
       repeats: samples,
@@ -123,7 +180,9 @@ describe("vmsim bench", () => {
           testUsec: 1,
           pairsPerSec: 5e5,
           lockWaitPct: 0,
+          lockWaitByLock: {},
           speedup: 1,
+          vsBaseline: null,
           oversubscribed: false,
           meaningful: loopMs >= 50 && samples >= 5,
         },
@@ -146,6 +205,8 @@ describe("vmsim bench", () => {
     [["--repeats", "0"], "--repeats"],
     [["--loops", "-5"], "--loops"],
     [["--cpus", "40", "--tests", "long_busy_list"], "MiB"],
+    [["--kernel", "4.19,3.10"], "unknown kernel"],
+    [["--kernel", ""], "unknown kernel"],
     [["--frobnicate"], "unknown option"],
   ])("bad arguments %j exit 2 with one line on stderr", async (args, says) => {
     const r = await vmsim("bench", ...args, "--out", join(out, "never"));
@@ -156,20 +217,159 @@ describe("vmsim bench", () => {
   });
 });
 
+describe("generations: a series per kernel", () => {
+  const host = { cpu: "x", cores: 2, node: "v20", platform: "linux x64", date: "d" };
+  /** A measurement of `kernel` whose pair costs `us` µs on each of `cpus` CPUs. */
+  const measured = (kernel: KernelVersion, test: TestVmallocCase, cpus: number, us: number, byLock = {}) => ({
+    kernel,
+    test,
+    cpus,
+    loops: 100_000,
+    usPerPair: us,
+    rmePct: 1,
+    samples: 5 * cpus,
+    loopMs: 200,
+    testUsec: 1,
+    pairsPerSec: (cpus * 1e6) / us,
+    lockWaitPct: Object.values(byLock).reduce((a: number, b) => a + (b as number), 0),
+    lockWaitByLock: byLock,
+  });
+  const kernels: KernelVersion[] = ["4.19", "6.12"];
+  const tests: TestVmallocCase[] = ["long_busy_list_alloc_test", "fix_size_alloc_test"];
+  // Measured in run order (CPU count, then kernel), as runBench does.
+  const points = benchPoints(
+    [
+      measured("4.19", "long_busy_list_alloc_test", 1, 30),
+      measured("4.19", "fix_size_alloc_test", 1, 2),
+      measured("6.12", "long_busy_list_alloc_test", 1, 10),
+      measured("6.12", "fix_size_alloc_test", 1, 1),
+      measured("4.19", "long_busy_list_alloc_test", 4, 300, { vmap_area_lock: 60, "zone->lock": 0.5 }),
+      measured("4.19", "fix_size_alloc_test", 4, 8, { vmap_area_lock: 30 }),
+      measured("6.12", "long_busy_list_alloc_test", 4, 12, { "&vn->busy.lock": 3, free_vmap_area_lock: 2 }),
+      measured("6.12", "fix_size_alloc_test", 4, 2, { "&vn->busy.lock": 1 }),
+    ],
+    kernels,
+    tests,
+    host.cores,
+  );
+  const result: BenchResult = {
+    command: "bench",
+    host,
+    kernels,
+    tests,
+    cpus: [1, 4],
+    repeats: 5,
+    loops: 100_000,
+    lockdep: false,
+    memory: { 1: 1 << 28, 4: 1 << 29 },
+    minimum: BENCH_MINIMUM,
+    points,
+  };
+
+  it("orders rows by case, CPUs, kernel; speedup is within a kernel, vsBaseline against the first kernel", () => {
+    expect(points.map((p) => `${p.test}@${p.cpus}:${p.kernel}`)).toEqual([
+      "long_busy_list_alloc_test@1:4.19",
+      "long_busy_list_alloc_test@1:6.12",
+      "long_busy_list_alloc_test@4:4.19",
+      "long_busy_list_alloc_test@4:6.12",
+      "fix_size_alloc_test@1:4.19",
+      "fix_size_alloc_test@1:6.12",
+      "fix_size_alloc_test@4:4.19",
+      "fix_size_alloc_test@4:6.12",
+    ]);
+    const at = (k: string, t: string, c: number) => points.find((p) => p.kernel === k && p.test === t && p.cpus === c)!;
+    expect(at("6.12", "long_busy_list_alloc_test", 4).speedup).toBeCloseTo((4 * 10) / 12, 9);
+    expect(at("4.19", "fix_size_alloc_test", 4).speedup).toBeCloseTo((4 * 2) / 8, 9);
+    expect(at("6.12", "long_busy_list_alloc_test", 4).vsBaseline).toBeCloseTo(300 / 12, 9);
+    expect(at("6.12", "fix_size_alloc_test", 1).vsBaseline).toBe(2);
+    expect(at("4.19", "fix_size_alloc_test", 1).vsBaseline).toBe(1);
+    expect(at("4.19", "fix_size_alloc_test", 4).oversubscribed).toBe(true);
+  });
+
+  it("the table has a vs column for the baseline and names the locks waited for", () => {
+    const md = benchMarkdown(result);
+    expect(md).toContain("`vmsim bench --kernel 4.19,6.12 --tests long_busy_list_alloc_test,fix_size_alloc_test");
+    expect(md).toContain("vs 4.19 = 4.19's µs per pair over this row's (same case and CPUs)");
+    expect(md).toContain(
+      "| test | CPUs | kernel | loops | µs per pair | ±rme | pairs/s (all CPUs) | speedup | vs 4.19 | lock wait | waits by lock |",
+    );
+    expect(md).toContain(
+      "| long_busy_list_alloc_test | 4* | 6.12 | 100,000 | 12.0 | 1.0% | 333,333 | 3.33× | 25.00× | 5.0% | &vn->busy.lock 3.0%, free_vmap_area_lock 2.0% |",
+    );
+    expect(md).toContain(
+      "| long_busy_list_alloc_test | 4* | 4.19 | 100,000 | 300 | 1.0% | 13,333 | 0.40× | 1.00× | 60.5% | vmap_area_lock 60.0%, zone->lock 0.5% |",
+    );
+    expect(md).not.toContain("~");
+  });
+
+  it("waitsByLock lists the three largest classes, sums the rest and hides the negligible", () => {
+    expect(waitsByLock({})).toBe("");
+    expect(waitsByLock({ a: 0.01, b: 2, c: 10 })).toBe("c 10.0%, b 2.0%");
+    expect(waitsByLock({ a: 1, b: 2, c: 3, d: 4, e: 0.5 })).toBe("d 4.0%, c 3.0%, b 2.0%, others 1.5%");
+  });
+
+  it("a case's chart has three panels, a line per kernel in the legend, and a log axis where kernels differ a lot", () => {
+    const svg = benchCaseSvg(result, "long_busy_list_alloc_test");
+    expect(svg.match(/<g>/g)).toHaveLength(3);
+    expect(svg).toContain(">long_busy_list_alloc_test — x, 2 cores</text>");
+    expect(svg).toContain(">v4.19</text>");
+    expect(svg).toContain(">v6.12</text>");
+    expect(svg).toContain(">more CPUs than host cores (time-shared)</text>");
+    // µs per pair spans 10..300 (30×) and pairs/s 13,333..333,333 (25×): log; lock wait starts at 0: linear.
+    expect(svg).toContain(">µs per vmalloc+vfree, log scale</text>");
+    expect(svg).toContain(">pairs/s, all CPUs, log scale</text>");
+    expect(svg).toContain(">% of CPU time</text>");
+    expect(svg).not.toMatch(/NaN|Infinity|undefined/);
+    // fix_size's kernels differ at most 4×: linear axes.
+    const near = benchCaseSvg(result, "fix_size_alloc_test");
+    expect(near).not.toContain("log scale");
+    expect(near).toContain(">µs per vmalloc+vfree</text>");
+  });
+});
+
 describe("scalingChartSvg", () => {
   it("draws a panel per test with the host's oversubscribed band and escaped text", () => {
     const svg = scalingChartSvg(
       [
-        { title: "a<b", points: [1, 2, 4, 8].map((x) => ({ x, y: 1000 * x })) },
-        { title: "single", points: [{ x: 2, y: 5 }] },
+        {
+          title: "a<b",
+          yLabel: "pairs/s",
+          series: [{ name: "v4.19", points: [1, 2, 4, 8].map((x) => ({ x, y: 1000 * x })) }],
+          ideal: true,
+        },
+        { title: "single", yLabel: "pairs/s", series: [{ name: "v4.19", points: [{ x: 2, y: 5 }] }] },
       ],
-      { title: "T & t", xLabel: "CPUs", yLabel: "pairs/s", hostCores: 4 },
+      { title: "T & t", xLabel: "CPUs", hostCores: 4 },
     );
     expect(svg).toContain(">a&lt;b</text>");
     expect(svg).toContain(">T &amp; t</text>");
     expect(svg.match(/<g>/g)).toHaveLength(2);
-    expect(svg.match(/more CPUs than cores/g)).toHaveLength(1);
+    expect(svg.match(/more CPUs than host cores/g)).toHaveLength(1); // the legend's entry
+    expect(svg.match(/fill="#eee"\/>/g)).toHaveLength(1); // only the first panel reaches beyond 4 CPUs
     expect(svg).toContain(">8k</text>"); // the y axis of the first panel reaches 8000
+    expect(svg).toContain(">ideal: 1 CPU × CPUs (dashed)</text>");
     expect(svg).not.toMatch(/NaN|Infinity/);
+  });
+
+  it("gives each series one colour in every panel, and log ticks by decade", () => {
+    const series = (k: number) => [
+      { name: "v4.19", points: [1, 2].map((x) => ({ x, y: k * x })) },
+      { name: "v5.10", points: [1, 2].map((x) => ({ x, y: 1000 * k * x })) },
+    ];
+    const svg = scalingChartSvg(
+      [
+        { title: "p", yLabel: "µs", series: series(1) },
+        { title: "q", yLabel: "µs", series: series(2) },
+      ],
+      { title: "t", xLabel: "CPUs", hostCores: 2 },
+    );
+    const strokes = [...svg.matchAll(/<polyline [^>]*stroke="(#[0-9a-f]+)" stroke-width="2"/g)].map((m) => m[1]);
+    expect(strokes).toHaveLength(4);
+    expect(strokes[0]).toBe(strokes[2]);
+    expect(strokes[1]).toBe(strokes[3]);
+    expect(strokes[0]).not.toBe(strokes[1]);
+    for (const tick of ["1", "10", "100", "1k", "10k"]) expect(svg).toContain(`>${tick}</text>`);
+    expect(svg).toContain(">µs, log scale</text>");
+    expect(svg).not.toContain("more CPUs than host cores");
   });
 });

@@ -1,11 +1,14 @@
 /**
- * `vmsim bench`: how vmalloc scales with CPUs. Runs the chosen test_vmalloc
- * cases on machines of each CPU count (src/workers/scaling.ts: every CPU runs
- * the case at once, `--repeats` measured runs after a warm-up) and reports,
- * per case and CPU count, µs per vmalloc+vfree pair, pairs/s of all CPUs, the
- * speedup of pairs/s over 1 CPU and the share of time in contended lock
- * waits. Writes scaling.json, scaling.md and scaling.svg into `--out`, prints
- * the table and ends with one SUMMARY line.
+ * `vmsim bench`: how vmalloc scales with CPUs, and how its generations compare.
+ * Runs the chosen test_vmalloc cases on machines of each `--kernel` version
+ * and CPU count (src/workers/scaling.ts: every CPU runs the case at once,
+ * `--repeats` measured runs after a warm-up) and reports, per case, kernel and
+ * CPU count, µs per vmalloc+vfree pair, pairs/s of all CPUs, the speedup of
+ * pairs/s over 1 CPU, the factor over the first kernel, and the share of time
+ * in contended lock waits, in all and per lock class. Writes scaling.json,
+ * scaling.md, scaling.svg (pairs/s, a panel per case) and <case>.svg (µs per
+ * pair, pairs/s and lock wait, a line per kernel) into `--out`, prints the
+ * table and ends with one SUMMARY line.
  *
  * CPU counts beyond the host's cores time-share cores: the table marks them.
  * So does it mark (~, and `meaningful: false` in scaling.json) the figures a
@@ -13,18 +16,24 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { KernelVersion } from "../shared/config.js";
 import { plural } from "../workers/format.js";
 import { type HostInfo, fmt, hostInfo, hostLine } from "../workers/measure.js";
 import { type ScalingPoint, measureTestVmalloc, memoryFor } from "../workers/scaling.js";
-import { scalingChartSvg } from "./chart.js";
+import { type ChartPanel, scalingChartSvg } from "./chart.js";
 import type { BenchOptions } from "./options.js";
 import { ProgressBar } from "./progress.js";
 import { resultLine } from "./result.js";
 
-/** One row of the results: a measurement and its speedup. */
+/** One row of the results: a measurement and its speedups. */
 export interface BenchPoint extends ScalingPoint {
-  /** pairs/s over the same case's pairs/s on 1 CPU; null when 1 CPU was not measured. */
+  /** pairs/s over the same kernel's and case's pairs/s on 1 CPU; null when 1 CPU was not measured. */
   readonly speedup: number | null;
+  /**
+   * The first kernel's µs per pair over this one's, same case and CPU count: how many times
+   * faster this generation is than the baseline (the first of --kernel); null with one kernel.
+   */
+  readonly vsBaseline: number | null;
   /** More CPUs than the host has cores: the CPUs time-share cores. */
   readonly oversubscribed: boolean;
   /** The timed loops ran at least MIN_LOOP_MS and there were MIN_SAMPLES samples: see {@link BENCH_MINIMUM}. */
@@ -43,6 +52,8 @@ export const BENCH_MINIMUM = { loopMs: 50, samples: 5 } as const;
 export interface BenchResult {
   readonly command: "bench";
   readonly host: HostInfo;
+  /** The generations, the baseline first. */
+  readonly kernels: readonly KernelVersion[];
   readonly tests: readonly string[];
   readonly cpus: readonly number[];
   readonly repeats: number;
@@ -55,8 +66,10 @@ export interface BenchResult {
   readonly points: readonly BenchPoint[];
 }
 
-/** The file names written into `--out`. */
-export const BENCH_FILES = ["scaling.json", "scaling.md", "scaling.svg"] as const;
+/** The file names written into `--out`: the results, the overview chart, and a chart per case. */
+export function benchFiles(tests: readonly string[]): string[] {
+  return ["scaling.json", "scaling.md", "scaling.svg", ...tests.map((t) => `${t}.svg`)];
+}
 
 /**
  * Checks what can be checked before booting anything (every machine fits in
@@ -66,13 +79,30 @@ export function checkBench(opts: BenchOptions): void {
   for (const cpus of opts.cpus) memoryFor(cpus, opts.tests, opts.loops);
 }
 
-/** The speedups and host facts added to the measurements. */
-function withSpeedup(points: readonly ScalingPoint[], cores: number): BenchPoint[] {
-  return points.map((p) => {
-    const one = points.find((q) => q.test === p.test && q.cpus === 1);
+/**
+ * The speedups and host facts added to the measurements, in table order: by
+ * case (as given), then CPU count, then kernel (as given), so that the
+ * generations' rows for one case and CPU count stand together.
+ */
+export function benchPoints(
+  points: readonly ScalingPoint[],
+  kernels: readonly KernelVersion[],
+  tests: readonly string[],
+  cores: number,
+): BenchPoint[] {
+  const sorted = [...points].sort(
+    (a, b) =>
+      tests.indexOf(a.test) - tests.indexOf(b.test) ||
+      a.cpus - b.cpus ||
+      kernels.indexOf(a.kernel) - kernels.indexOf(b.kernel),
+  );
+  return sorted.map((p) => {
+    const one = points.find((q) => q.kernel === p.kernel && q.test === p.test && q.cpus === 1);
+    const base = points.find((q) => q.kernel === kernels[0] && q.test === p.test && q.cpus === p.cpus);
     return {
       ...p,
       speedup: one ? p.pairsPerSec / one.pairsPerSec : null,
+      vsBaseline: kernels.length > 1 && base ? base.usPerPair / p.usPerPair : null,
       oversubscribed: p.cpus > cores,
       meaningful: p.loopMs >= BENCH_MINIMUM.loopMs && p.samples >= BENCH_MINIMUM.samples,
     };
@@ -124,46 +154,101 @@ export function benchWarning(r: BenchResult): string | null {
   return `vmsim: warning: ${bad.length} of ${r.points.length} figures (marked ~) mean nothing: ${why.join("; ")}`;
 }
 
+/** Lock classes shown in a row's "waits by lock" cell, largest first; the rest are summed. */
+const LOCKS_SHOWN = 3;
+
+/** "vmap_area_lock 20.1%, free_vmap_area_lock 3.2%": the classes a row's lock wait went to (≥ 0.05 %). */
+export function waitsByLock(byLock: Readonly<Record<string, number>>): string {
+  const shares = Object.entries(byLock)
+    .filter(([, pct]) => pct >= 0.05)
+    .sort((a, b) => b[1] - a[1]);
+  const shown = shares.slice(0, LOCKS_SHOWN).map(([name, pct]) => `${name} ${pct.toFixed(1)}%`);
+  const rest = shares.slice(LOCKS_SHOWN).reduce((a, [, pct]) => a + pct, 0);
+  return [...shown, ...(rest > 0 ? [`others ${rest.toFixed(1)}%`] : [])].join(", ");
+}
+
+/** The command line that reproduces `r`. */
+export function benchCommand(r: BenchResult): string {
+  return (
+    `vmsim bench --kernel ${r.kernels.join(",")} --tests ${r.tests.join(",")} --cpus ${r.cpus.join(",")} ` +
+    `--repeats ${r.repeats} --loops ${r.loops}${r.lockdep ? " --lockdep" : ""}`
+  );
+}
+
 /** scaling.md: the host, how it was measured, the table. */
 export function benchMarkdown(r: BenchResult): string {
+  const base = r.kernels.length > 1 ? r.kernels[0]! : null;
   return `${[
     hostLine(r.host),
     "",
-    `\`vmsim bench --tests ${r.tests.join(",")} --cpus ${r.cpus.join(",")} --repeats ${r.repeats} --loops ${r.loops}${r.lockdep ? " --lockdep" : ""}\``,
+    `\`${benchCommand(r)}\``,
     "",
     "lib/test_vmalloc.c cases, every CPU at once; lockdep " +
       `${r.lockdep ? "on" : "off"}, slub_debug off, no interrupts. µs per vmalloc+vfree pair = median over ` +
-      `${r.repeats} runs × CPUs of (timed loop / pairs); pairs/s for all CPUs; speedup = pairs/s over 1 CPU's; ` +
-      "lock wait = CPU time in contended lock waits / CPU time in the test (median). * = more CPUs than host cores." +
+      `${r.repeats} runs × CPUs of (timed loop / pairs); pairs/s for all CPUs; speedup = pairs/s over the same kernel's on 1 CPU; ` +
+      (base === null ? "" : `vs ${base} = ${base}'s µs per pair over this row's (same case and CPUs); `) +
+      "lock wait = CPU time in contended lock waits / CPU time in the test (median), in all and by lock class. " +
+      "* = more CPUs than host cores." +
       (r.points.some((p) => !p.meaningful)
         ? ` ~ = not meaningful: timed loops under ${r.minimum.loopMs} ms or fewer than ${r.minimum.samples} samples.`
         : ""),
     "",
-    "| test | CPUs | loops | µs per pair | ±rme | pairs/s (all CPUs) | speedup | lock wait |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|",
+    `| test | CPUs | kernel | loops | µs per pair | ±rme | pairs/s (all CPUs) | speedup |${base === null ? "" : ` vs ${base} |`} lock wait | waits by lock |`,
+    `|---|---:|---|---:|---:|---:|---:|---:|${base === null ? "" : "---:|"}---:|---|`,
     ...r.points.map((p) => {
       const mark = p.meaningful ? "" : "~";
+      const x = (f: number | null) => (f === null ? "" : `${f.toFixed(2)}×`);
       return (
-        `| ${p.test} | ${p.cpus}${p.oversubscribed ? "*" : ""} | ${fmt(p.loops)} | ${mark}${fmt(p.usPerPair)} | ${mark}${p.rmePct.toFixed(1)}% | ` +
-        `${fmt(p.pairsPerSec)} | ${p.speedup === null ? "" : `${p.speedup.toFixed(2)}×`} | ${p.lockWaitPct.toFixed(1)}% |`
+        `| ${p.test} | ${p.cpus}${p.oversubscribed ? "*" : ""} | ${p.kernel} | ${fmt(p.loops)} | ${mark}${fmt(p.usPerPair)} | ` +
+        `${mark}${p.rmePct.toFixed(1)}% | ${fmt(p.pairsPerSec)} | ${x(p.speedup)} |${base === null ? "" : ` ${x(p.vsBaseline)} |`} ` +
+        `${p.lockWaitPct.toFixed(1)}% | ${waitsByLock(p.lockWaitByLock)} |`
       );
     }),
   ].join("\n")}\n`;
 }
 
-/** scaling.svg: pairs/s against CPUs, one panel per case. */
+/** A series per kernel of `value` against CPUs for `test`. */
+function seriesOf(r: BenchResult, test: string, value: (p: BenchPoint) => number): ChartPanel["series"] {
+  return r.kernels.map((k) => ({
+    name: `v${k}`,
+    points: r.points.filter((p) => p.kernel === k && p.test === test).map((p) => ({ x: p.cpus, y: value(p) })),
+  }));
+}
+
+/** Who measured it, for chart titles. */
+const onHost = (r: BenchResult) => `${r.host.cpu}, ${r.host.cores} cores`;
+
+/** scaling.svg: pairs/s against CPUs, one panel per case, a line per kernel. */
 export function benchSvg(r: BenchResult): string {
   return scalingChartSvg(
     r.tests.map((test) => ({
       title: test,
-      points: r.points.filter((p) => p.test === test).map((p) => ({ x: p.cpus, y: p.pairsPerSec })),
+      yLabel: "pairs/s, all CPUs",
+      series: seriesOf(r, test, (p) => p.pairsPerSec),
+      ideal: true,
     })),
-    {
-      title: `vmalloc+vfree pairs/s, all CPUs — ${r.host.cpu}, ${r.host.cores} cores`,
-      xLabel: "CPUs",
-      yLabel: "pairs/s",
-      hostCores: r.host.cores,
-    },
+    { title: `vmalloc+vfree pairs/s, all CPUs — ${onHost(r)}`, xLabel: "CPUs", hostCores: r.host.cores },
+  );
+}
+
+/** <test>.svg: µs per pair, pairs/s and lock wait against CPUs for one case, a line per kernel. */
+export function benchCaseSvg(r: BenchResult, test: string): string {
+  return scalingChartSvg(
+    [
+      {
+        title: "µs per pair (lower is better)",
+        yLabel: "µs per vmalloc+vfree",
+        series: seriesOf(r, test, (p) => p.usPerPair),
+      },
+      {
+        title: "pairs/s (higher is better)",
+        yLabel: "pairs/s, all CPUs",
+        series: seriesOf(r, test, (p) => p.pairsPerSec),
+        ideal: true,
+      },
+      { title: "lock wait", yLabel: "% of CPU time", series: seriesOf(r, test, (p) => p.lockWaitPct) },
+    ],
+    { title: `${test} — ${onHost(r)}`, xLabel: "CPUs", hostCores: r.host.cores },
   );
 }
 
@@ -172,7 +257,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   const host = hostInfo();
   const bar = ProgressBar.start({
     label: "bench",
-    total: opts.cpus.length * opts.tests.length * (opts.repeats + 1),
+    total: opts.kernels.length * opts.cpus.length * opts.tests.length * (opts.repeats + 1),
     unit: "runs",
     fields: "{what}",
     initial: { what: "booting" },
@@ -180,34 +265,42 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   let runs = 0;
   const points: ScalingPoint[] = [];
   const memory: Record<string, number> = {};
+  let measuring = "";
   try {
+    // The kernels take turns at each CPU count, so that a change in the host's load hits them alike.
     for (const cpus of opts.cpus) {
       memory[cpus] = memoryFor(cpus, opts.tests, opts.loops);
-      points.push(
-        ...(await measureTestVmalloc(cpus, {
-          tests: opts.tests,
-          repeats: opts.repeats,
-          loops: opts.loops,
-          lockdep: opts.lockdep,
-          memory: memory[cpus],
-          onRun: (test, n) => {
-            runs++;
-            bar?.update(runs, runs, { what: `${test} on ${n} CPUs` });
-          },
-        })),
-      );
+      for (const kernel of opts.kernels) {
+        measuring = `kernel ${kernel}, ${plural(cpus, "CPU")}: `;
+        points.push(
+          ...(await measureTestVmalloc(cpus, {
+            kernel,
+            tests: opts.tests,
+            repeats: opts.repeats,
+            loops: opts.loops,
+            lockdep: opts.lockdep,
+            memory: memory[cpus],
+            onRun: (test, n) => {
+              runs++;
+              bar?.update(runs, runs, { what: `${test} on ${n} CPUs, v${kernel}` });
+            },
+          })),
+        );
+      }
     }
   } catch (e) {
     bar?.stop();
-    console.error(`vmsim: FAILED: ${(e as Error).message}`);
+    const error = `${measuring}${(e as Error).message}`;
+    console.error(`vmsim: FAILED: ${error}`);
     console.log(resultLine("FAILED", "listed on stderr"));
-    console.log(`SUMMARY ${JSON.stringify({ command: "bench", ok: false, error: (e as Error).message })}`);
+    console.log(`SUMMARY ${JSON.stringify({ command: "bench", ok: false, error })}`);
     return 1;
   }
   bar?.stop();
   const result: BenchResult = {
     command: "bench",
     host,
+    kernels: opts.kernels,
     tests: opts.tests,
     cpus: opts.cpus,
     repeats: opts.repeats,
@@ -215,31 +308,40 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     lockdep: opts.lockdep,
     memory,
     minimum: BENCH_MINIMUM,
-    points: withSpeedup(points, host.cores),
+    points: benchPoints(points, opts.kernels, opts.tests, host.cores),
   };
   const md = benchMarkdown(result);
   mkdirSync(opts.out, { recursive: true });
   writeFileSync(join(opts.out, "scaling.json"), `${JSON.stringify(result, null, 2)}\n`);
   writeFileSync(join(opts.out, "scaling.md"), md);
   writeFileSync(join(opts.out, "scaling.svg"), benchSvg(result));
+  for (const test of opts.tests) writeFileSync(join(opts.out, `${test}.svg`), benchCaseSvg(result, test));
   process.stdout.write(md);
   console.log("");
   const warning = benchWarning(result);
   if (warning !== null) console.error(warning);
-  console.log(`wrote ${BENCH_FILES.map((f) => join(opts.out, f)).join(", ")}`);
+  console.log(
+    `wrote ${benchFiles(opts.tests)
+      .map((f) => join(opts.out, f))
+      .join(", ")}`,
+  );
   console.log(
     resultLine(
       "ok",
-      `${plural(result.points.length, "point")} measured: ${plural(opts.tests.length, "case")} on ${opts.cpus.join(", ")} CPUs`,
+      `${plural(result.points.length, "point")} measured: ${plural(opts.tests.length, "case")} on ${opts.cpus.join(", ")} CPUs, ` +
+        `${opts.kernels.length === 1 ? "kernel" : "kernels"} ${opts.kernels.join(", ")}`,
     ),
   );
   const summary = result.points.map((p) => ({
+    kernel: p.kernel,
     test: p.test,
     cpus: p.cpus,
     usPerPair: p.usPerPair,
     pairsPerSec: Math.round(p.pairsPerSec),
     speedup: p.speedup,
+    vsBaseline: p.vsBaseline,
     lockWaitPct: p.lockWaitPct,
+    lockWaitByLock: p.lockWaitByLock,
   }));
   console.log(`SUMMARY ${JSON.stringify({ command: "bench", ok: true, out: opts.out, points: summary })}`);
   return 0;

@@ -405,6 +405,8 @@ export const EXEC_OPTIONS: OptionTable<ExecOptions> = {
 
 /** Options of `vmsim bench` (its machines are its own: one per CPU count, see src/workers/scaling.ts). */
 export interface BenchOptions {
+  /** The vmalloc generations to compare, each a series of the results. @defaultValue ["4.19"] */
+  readonly kernels: readonly KernelVersion[];
   /** The test_vmalloc cases to run. @defaultValue TEST_VMALLOC_CASES: fix_size, random_size, long_busy_list */
   readonly tests: readonly TestVmallocCase[];
   /** The CPU counts, ascending. @defaultValue 1, 2, 4 */
@@ -415,7 +417,7 @@ export interface BenchOptions {
   readonly loops: number;
   /** Boot with lockdep on. @defaultValue false */
   readonly lockdep: boolean;
-  /** Folder for scaling.{json,md,svg}. @defaultValue vmsim-bench (git-ignored; committed results go to bench/results/ with --out) */
+  /** Folder for scaling.{json,md,svg} and one SVG per case. @defaultValue vmsim-bench (git-ignored; committed results go to bench/results/ with --out) */
   readonly out: string;
 }
 
@@ -428,6 +430,13 @@ function testCaseOf(raw: string): TestVmallocCase | undefined {
 }
 
 export const BENCH_OPTIONS: OptionTable<BenchOptions> = {
+  kernels: {
+    flags: "--kernel <list>",
+    description: `vmalloc generations to compare, comma-separated (${KERNEL_VERSIONS.join(", ")}); each is a line of the charts`,
+    defaultValue: ["4.19"],
+    parse: (raw) => [...new Set(raw.split(",").map((v) => MACHINE_OPTIONS.kernel.parse!(v)))],
+    format: (kernels) => kernels.join(","),
+  },
   tests: {
     flags: "--tests <list>",
     description: `test_vmalloc cases, comma-separated, "_alloc_test" optional (${BENCH_CASES.join(", ")})`,
@@ -467,7 +476,8 @@ export const BENCH_OPTIONS: OptionTable<BenchOptions> = {
   lockdep: { flags: "--lockdep", description: "boot with lockdep on", defaultValue: false },
   out: {
     flags: "--out <dir>",
-    description: "folder for scaling.json, scaling.md and scaling.svg (bench/results/scaling holds the committed ones)",
+    description:
+      "folder for scaling.json, scaling.md, scaling.svg and <case>.svg (bench/results/ holds the committed ones)",
     defaultValue: "vmsim-bench",
     parse: outputDirArg,
   },

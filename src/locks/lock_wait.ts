@@ -21,7 +21,7 @@ import { schedDeterministic, sched_wait, waitDescriber } from "../sched/sched_de
 import { softlockup_check } from "../sched/watchdog.js";
 import { monotonicMs, watchdogExpired } from "../sched/watchdog_clock.js";
 import { smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
-import { heldLocksOf, lockdep_class_name, lockdepOn, waitingLocksOf } from "./lockdep.js";
+import { MAX_LOCK_CLASSES, heldLocksOf, lockdep_class_name, lockdepOn, waitingLocksOf } from "./lockdep.js";
 
 /**
  * Sched points a waiter spins through (~40 µs) before it sleeps on the lock word.
@@ -37,12 +37,13 @@ export const WAIT_SLICE_MS = 50;
 
 /**
  * Per CPU: time spent waiting for contended locks — what CONFIG_LOCK_STAT sums
- * per lock class as waittime-total, here per CPU over all classes. Only the
+ * per lock class as waittime-total, here per CPU, in all and per class. Only the
  * slow path (a lock found taken) writes it, so an uncontended lock costs
  * nothing more. Timing every spin would put a ~60 ns clock read inside each
  * contended handoff; instead every wait counts its spin tries, one wait in
  * {@link LOCK_WAIT_SAMPLE} is timed to price a try under the same contention,
  * and sleeps (a futex wake is far dearer than a clock read) are always timed.
+ * The class arrays are indexed by lockdep class id - 1 (ids start at 1).
  */
 const LOCK_WAIT_TIME = defineStruct("lock_wait_time", [
   /** Waits that found the lock taken. */
@@ -54,6 +55,10 @@ const LOCK_WAIT_TIME = defineStruct("lock_wait_time", [
   { name: "timed_ns", type: "f64", guard: "owner" },
   /** ns asleep in Atomics.wait, every wait. */
   { name: "sleep_ns", type: "f64", guard: "owner" },
+  /** waits, spins and sleep_ns again, per lock class (lock_class_stats). */
+  { name: "class_waits", type: "f64", count: MAX_LOCK_CLASSES, guard: "owner" },
+  { name: "class_spins", type: "f64", count: MAX_LOCK_CLASSES, guard: "owner" },
+  { name: "class_sleep_ns", type: "f64", count: MAX_LOCK_CLASSES, guard: "owner" },
 ]);
 const lock_wait_time = DEFINE_PER_CPU("lock_wait_time", LOCK_WAIT_TIME);
 const LW = LOCK_WAIT_TIME.off;
@@ -63,25 +68,40 @@ const LOCK_WAIT_SAMPLE = 8;
 /** This thread's contended waits so far: picks the timed ones (harness state, not kernel state). */
 let waitTick = 0;
 
-/** Starts a contended wait: counts it; returns the start time if this wait is timed, else -1. */
-export function lock_wait_start(): number {
+/** The F64 index of class `cls`'s entry in the per-class array at `off` of this CPU's counters. */
+function classSlot(off: number, cls: number): number {
+  return (this_cpu_ptr(lock_wait_time) + off + (cls - 1) * 8) >> 3;
+}
+
+/** A class id the per-class arrays hold (0, "unknown", is counted only in the totals). */
+const hasSlot = (cls: number) => cls >= 1 && cls <= MAX_LOCK_CLASSES;
+
+/**
+ * Starts a contended wait for a lock of class `cls`: counts it; returns the
+ * start time if this wait is timed, else -1.
+ */
+export function lock_wait_start(cls: number): number {
   const p = this_cpu_ptr(lock_wait_time);
   F64[(p + LW.waits) >> 3]++;
+  if (hasSlot(cls)) F64[classSlot(LW.class_waits, cls)]++;
   return waitTick++ % LOCK_WAIT_SAMPLE === 0 ? monotonicMs() : -1;
 }
 
 /** Ends a wait's spin phase after `tries` tries; `t0` is what {@link lock_wait_start} returned. */
-export function lock_wait_spun(tries: number, t0: number): void {
+export function lock_wait_spun(cls: number, tries: number, t0: number): void {
   const p = this_cpu_ptr(lock_wait_time);
   F64[(p + LW.spins) >> 3] += tries;
+  if (hasSlot(cls)) F64[classSlot(LW.class_spins, cls)] += tries;
   if (t0 < 0) return;
   F64[(p + LW.timed_spins) >> 3] += tries;
   F64[(p + LW.timed_ns) >> 3] += (monotonicMs() - t0) * 1e6;
 }
 
 /** Ends a wait's sleep phase, begun at `t0` (monotonicMs()). */
-export function lock_wait_slept(t0: number): void {
-  F64[(this_cpu_ptr(lock_wait_time) + LW.sleep_ns) >> 3] += (monotonicMs() - t0) * 1e6;
+export function lock_wait_slept(cls: number, t0: number): void {
+  const ns = (monotonicMs() - t0) * 1e6;
+  F64[(this_cpu_ptr(lock_wait_time) + LW.sleep_ns) >> 3] += ns;
+  if (hasSlot(cls)) F64[classSlot(LW.class_sleep_ns, cls)] += ns;
 }
 
 /** Lock waits of one CPU since the last {@link resetLockWaitTime}. */
@@ -90,6 +110,8 @@ export interface LockWaitTime {
   readonly waits: number;
   /** Estimated ns waiting: every spin try at the timed waits' price, plus every sleep. */
   readonly ns: number;
+  /** The same estimate per lock class that was waited for, by class name ("vmap_area_lock"). */
+  readonly byLock: Readonly<Record<string, number>>;
 }
 
 /**
@@ -107,10 +129,14 @@ export function lockWaitTime(): LockWaitTime[] {
     ns += at(cpu, LW.timed_ns);
   }
   const perTry = spins > 0 ? ns / spins : 0;
-  return Array.from({ length: cpus }, (_, cpu) => ({
-    waits: at(cpu, LW.waits),
-    ns: at(cpu, LW.spins) * perTry + at(cpu, LW.sleep_ns),
-  }));
+  return Array.from({ length: cpus }, (_, cpu) => {
+    const byLock: Record<string, number> = {};
+    for (let i = 0; i < MAX_LOCK_CLASSES; i++)
+      if (at(cpu, LW.class_waits + i * 8) > 0)
+        byLock[lockdep_class_name(i + 1)] =
+          at(cpu, LW.class_spins + i * 8) * perTry + at(cpu, LW.class_sleep_ns + i * 8);
+    return { waits: at(cpu, LW.waits), ns: at(cpu, LW.spins) * perTry + at(cpu, LW.sleep_ns), byLock };
+  });
 }
 
 /** Zeroes every CPU's lock wait counters. Main thread, CPUs parked. */
@@ -158,30 +184,32 @@ export function registerLockHolder(fn: LockHolderFn): number {
 export type LockCondFn = (v: number, arg: number) => boolean;
 
 /**
- * smp_cond_load_acquire (v4.19) on the I32 word `w` of `lock`: returns the
- * first value `v` seen with `cond(v, arg)`. `sl` is the I32 index of the lock's
- * sleepers count; `holder` describes the lock for the soft-lockup report.
+ * smp_cond_load_acquire (v4.19) on the I32 word `w` of `lock`, a lock of
+ * lockdep class `cls`: returns the first value `v` seen with `cond(v, arg)`.
+ * `sl` is the I32 index of the lock's sleepers count; `holder` describes the
+ * lock for the soft-lockup report.
  */
 export function smp_cond_load_acquire(
   lock: number,
+  cls: number,
   w: number,
   sl: number,
   cond: LockCondFn,
   arg: number,
   holder: LockHolderFn,
 ): number {
-  const t0 = lock_wait_start();
+  const t0 = lock_wait_start(cls);
   // Under the deterministic scheduler nobody else runs while we spin: block at once.
   const tries = schedDeterministic ? 0 : SPIN_TRIES;
   for (let i = 0; i < tries; i++) {
     sched_point(SP_SPIN);
     const v = Atomics.load(I32, w);
     if (cond(v, arg)) {
-      lock_wait_spun(i + 1, t0);
+      lock_wait_spun(cls, i + 1, t0);
       return v;
     }
   }
-  lock_wait_spun(tries, t0);
+  lock_wait_spun(cls, tries, t0);
   const slept = monotonicMs();
   // Count ourselves before re-reading the word: a release after this add sees us and notifies.
   Atomics.add(I32, sl, 1);
@@ -195,7 +223,7 @@ export function smp_cond_load_acquire(
     }
   } finally {
     Atomics.sub(I32, sl, 1);
-    lock_wait_slept(slept);
+    lock_wait_slept(cls, slept);
   }
 }
 

@@ -70,24 +70,25 @@ const MUTEX_HOLDER = registerLockHolder(mutex_holder);
 /** __mutex_lock_slowpath (v4.19, futex-style): spin while the owner likely runs, then sleep on the word. */
 function __mutex_lock_slowpath(lock: number): void {
   const w = lock >> 2;
-  const t0 = lock_wait_start();
+  const cls = I32[(lock + OFF_CLASS) >> 2]!;
+  const t0 = lock_wait_start(cls);
   // Under the deterministic scheduler nobody else runs while we spin: sleep at once.
   const tries = schedDeterministic ? 0 : SPIN_TRIES;
   for (let i = 0; i < tries; i++) {
     sched_point(SP_SPIN);
     if (Atomics.load(I32, w) === 0 && Atomics.compareExchange(I32, w, 0, 1) === 0) {
-      lock_wait_spun(i + 1, t0);
+      lock_wait_spun(cls, i + 1, t0);
       return;
     }
   }
-  lock_wait_spun(tries, t0);
+  lock_wait_spun(cls, tries, t0);
   const slept = monotonicMs();
   // Mark the mutex slept-on (2) before sleeping; taking it this way leaves 2, costing one spare wake at unlock.
   while (Atomics.exchange(I32, w, 2) !== 0) {
     sched_wait(w, 2, WAIT_SLICE_MS, lock, MUTEX_HOLDER);
     hung_task_check(lock, slept, mutex_holder);
   }
-  lock_wait_slept(slept);
+  lock_wait_slept(cls, slept);
 }
 
 /** __mutex_lock (v4.19), after the caller's might_sleep: waits until the mutex is free; lockdep sees class `cls`. */

@@ -126,26 +126,28 @@ function rwlock_sub_bias(lock: number): void {
 /** queued_read_lock_slowpath (v4.19): a writer holds the lock or waits for it. */
 function queued_read_lock_slowpath(lock: number): void {
   const w = lock >> 2;
+  const cls = I32[(lock + OFF_CLASS) >> 2]!;
   const sl = (lock + OFF_SLEEPERS) >> 2;
   if (in_interrupt()) {
     // Our bias is in: we only wait for a writer that holds the lock, not for one that waits.
-    smp_cond_load_acquire(lock, w, sl, noWriter, 0, rwlock_holder);
+    smp_cond_load_acquire(lock, cls, w, sl, noWriter, 0, rwlock_holder);
     return;
   }
   rwlock_sub_bias(lock);
   arch_spin_lock(lock + OFF_WAIT_LOCK, wait_lock_holder);
   Atomics.add(I32, w, _QR_BIAS);
-  smp_cond_load_acquire(lock, w, sl, noWriter, 0, rwlock_holder);
+  smp_cond_load_acquire(lock, cls, w, sl, noWriter, 0, rwlock_holder);
   arch_spin_unlock(lock + OFF_WAIT_LOCK);
 }
 
 /** queued_write_lock_slowpath (v4.19): queue, flag a waiting writer, wait for the readers to drain. */
 function queued_write_lock_slowpath(lock: number): void {
   const w = lock >> 2;
+  const cls = I32[(lock + OFF_CLASS) >> 2]!;
   arch_spin_lock(lock + OFF_WAIT_LOCK, wait_lock_holder);
   if (Atomics.load(I32, w) !== 0 || Atomics.compareExchange(I32, w, 0, _QW_LOCKED) !== 0) {
     Atomics.or(I32, w, _QW_WAITING);
-    do smp_cond_load_acquire(lock, w, (lock + OFF_SLEEPERS) >> 2, onlyWaiting, 0, rwlock_holder);
+    do smp_cond_load_acquire(lock, cls, w, (lock + OFF_SLEEPERS) >> 2, onlyWaiting, 0, rwlock_holder);
     while (Atomics.compareExchange(I32, w, _QW_WAITING, _QW_LOCKED) !== _QW_WAITING);
   }
   arch_spin_unlock(lock + OFF_WAIT_LOCK);

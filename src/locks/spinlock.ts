@@ -100,8 +100,9 @@ export function arch_spin_lock(lock: number, holder: LockHolderFn): void {
   const old = Atomics.add(I32, lock >> 2, 0x10000);
   const ticket = old >>> 16;
   if ((old & 0xffff) !== ticket) {
-    if (tracing) trace_lock_contended(lock, I32[(lock + OFF_CLASS) >> 2]!, LOCK_SPIN);
-    smp_cond_load_acquire(lock, lock >> 2, (lock + OFF_SLEEPERS) >> 2, ticketServed, ticket, holder);
+    const cls = I32[(lock + OFF_CLASS) >> 2]!;
+    if (tracing) trace_lock_contended(lock, cls, LOCK_SPIN);
+    smp_cond_load_acquire(lock, cls, lock >> 2, (lock + OFF_SLEEPERS) >> 2, ticketServed, ticket, holder);
     if (tracing) trace_lock_acquired(lock);
   }
   I32[(lock + OFF_SERVING) >> 2] = ticket;

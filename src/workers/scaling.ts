@@ -7,9 +7,10 @@
  * µs per vmalloc+vfree pair is the median over repeats × CPUs of each CPU's
  * timed loop / its pairs; pairs/s is for all CPUs together. The lock wait
  * share is the CPUs' time in contended lock waits (src/locks/lock_wait.ts)
- * over their time in the test, the median over repeats.
+ * over their time in the test, the median over repeats, in all and per lock
+ * class.
  */
-import { MAX_MEMORY } from "../shared/config.js";
+import { type KernelVersion, MAX_MEMORY } from "../shared/config.js";
 import { lockWaitTime, resetLockWaitTime } from "../locks/lock_wait.js";
 import { setSlubDebug } from "../mm/slab.js";
 import type { TestVmallocCase, TestVmallocResult } from "./workloads/test_vmalloc.js";
@@ -20,6 +21,8 @@ const MiB = 1024 * 1024;
 
 /** How to measure. */
 export interface ScalingOptions {
+  /** The vmalloc generation the machine runs. @defaultValue "4.19" */
+  readonly kernel?: KernelVersion;
   /** The cases, by the module's names. */
   readonly tests: readonly TestVmallocCase[];
   /** Measured runs of each case (after one warm-up run). */
@@ -36,6 +39,7 @@ export interface ScalingOptions {
 
 /** One (case, CPU count) measurement. */
 export interface ScalingPoint {
+  readonly kernel: KernelVersion;
   readonly test: TestVmallocCase;
   readonly cpus: number;
   /** test_loop_count of the case. */
@@ -53,6 +57,11 @@ export interface ScalingPoint {
   readonly pairsPerSec: number;
   /** Share of the CPUs' test time spent waiting for contended locks, percent (median over repeats). */
   readonly lockWaitPct: number;
+  /**
+   * The same share per lock class waited for ("vmap_area_lock": 12.5), each the
+   * median over repeats (a run without waits for the class counts 0), largest first.
+   */
+  readonly lockWaitByLock: Readonly<Record<string, number>>;
 }
 
 /** test_loop_count of `test`: the loop count for fix_size; a tenth for cases whose pairs map ~50 pages or walk 15000 areas. */
@@ -99,27 +108,47 @@ export function memoryFor(cpus: number, tests: readonly TestVmallocCase[], loops
   return memory;
 }
 
+/** Each lock class's median share over the runs (0 in a run that never waited for it), largest first. */
+function medianByLock(runs: readonly ReadonlyMap<string, number>[]): Record<string, number> {
+  const names = new Set(runs.flatMap((r) => [...r.keys()]));
+  const medians = [...names].map((n) => [n, statsOf(runs.map((r) => r.get(n) ?? 0)).median] as const);
+  return Object.fromEntries(medians.filter(([, pct]) => pct > 0).sort((a, b) => b[1] - a[1]));
+}
+
 /** Measures every case of `opts.tests` on one machine of `cpus` CPUs. Throws if a case fails or reports. */
 export async function measureTestVmalloc(cpus: number, opts: ScalingOptions): Promise<ScalingPoint[]> {
   const memory = opts.memory ?? memoryFor(cpus, opts.tests, opts.loops);
   // slub_debug is a boot parameter: off, as in the kernel configuration the published figures come from.
   setSlubDebug(false);
-  const m = await Machine.boot({ cpus, seed: 1, memory, lockdep: opts.lockdep ?? false }).finally(() =>
+  const kernel = opts.kernel ?? "4.19";
+  const m = await Machine.boot({ kernel, cpus, seed: 1, memory, lockdep: opts.lockdep ?? false }).finally(() =>
     setSlubDebug(true),
   );
   let round = 0;
   const run = async (test: TestVmallocCase, loops: number) => {
     resetLockWaitTime();
-    const rs = (await m.runAll("test_vmalloc", { test, loops, round: ++round })) as TestVmallocResult[];
+    const rs = (await m.runAll("test_vmalloc", { test, loops, round: ++round }).catch((e: Error) => {
+      throw new Error(`${test}: ${e.message}`);
+    })) as TestVmallocResult[];
     if (!rs.every((r) => r.passed)) throw new Error(`${test} failed on ${cpus} CPUs`);
     if (m.reports.length > 0) throw new Error(`${test}: ${m.reports[0]!.kind}: ${m.reports[0]!.text}`);
     // A CPU waits at most as long as it ran: the estimate (spins at a sampled price per try) can
-    // overshoot when the host preempts a timed wait, so each CPU's share is capped at its run time.
+    // overshoot when the host preempts a timed wait, so each CPU's share is capped at its run time
+    // and its classes' shares scaled down with it.
     const waits = lockWaitTime();
-    const waitNs = rs.reduce((a, r, cpu) => a + Math.min(waits[cpu]?.ns ?? 0, r.usec * 1000), 0);
     const testNs = rs.reduce((a, r) => a + r.usec * 1000, 0);
+    let waitNs = 0;
+    const byLockNs = new Map<string, number>();
+    rs.forEach((r, cpu) => {
+      const w = waits[cpu];
+      if (w === undefined || w.ns === 0) return;
+      const scale = Math.min(1, (r.usec * 1000) / w.ns);
+      waitNs += w.ns * scale;
+      for (const [name, ns] of Object.entries(w.byLock)) byLockNs.set(name, (byLockNs.get(name) ?? 0) + ns * scale);
+    });
+    const pct = (ns: number) => (testNs > 0 ? (100 * ns) / testNs : 0);
     opts.onRun?.(test, cpus);
-    return { rs, lockWaitPct: testNs > 0 ? (100 * waitNs) / testNs : 0 };
+    return { rs, lockWaitPct: pct(waitNs), byLock: new Map([...byLockNs].map(([n, ns]) => [n, pct(ns)])) };
   };
   try {
     const points: ScalingPoint[] = [];
@@ -130,17 +159,20 @@ export async function measureTestVmalloc(cpus: number, opts: ScalingOptions): Pr
       const loopUsec: number[] = [];
       const whole: number[] = [];
       const waits: number[] = [];
+      const byLock: ReadonlyMap<string, number>[] = [];
       for (let i = 0; i < opts.repeats; i++) {
-        const { rs, lockWaitPct } = await run(test, loops);
-        for (const r of rs) {
-          perPair.push(r.loopUsec / r.pairs);
-          loopUsec.push(r.loopUsec);
-          whole.push(r.usec);
+        const r = await run(test, loops);
+        for (const cpu of r.rs) {
+          perPair.push(cpu.loopUsec / cpu.pairs);
+          loopUsec.push(cpu.loopUsec);
+          whole.push(cpu.usec);
         }
-        waits.push(lockWaitPct);
+        waits.push(r.lockWaitPct);
+        byLock.push(r.byLock);
       }
       const s = statsOf(perPair);
       points.push({
+        kernel,
         test,
         cpus,
         loops,
@@ -151,6 +183,7 @@ export async function measureTestVmalloc(cpus: number, opts: ScalingOptions): Pr
         testUsec: statsOf(whole).median,
         pairsPerSec: (cpus * 1e6) / s.median,
         lockWaitPct: statsOf(waits).median,
+        lockWaitByLock: medianByLock(byLock),
       });
     }
     return points;
