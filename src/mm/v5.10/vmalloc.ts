@@ -1210,30 +1210,29 @@ export function vm_area_add_early(vm: number): void {
 /*
  * The arm64 kernel image (arch/arm64/mm/mmu.c map_kernel, v5.10). With KASLR
  * off it is linked at KIMAGE_VADDR = MODULES_END = VMALLOC_START, and since
- * v5.8 there is no TEXT_OFFSET: _text is the first byte of the vmalloc area,
- * .head.text fills the first SEGMENT_ALIGN (64 KiB) and the text segment starts
- * at _stext after it. map_kernel_segment → vm_area_add_early (from paging_init,
- * hence the caller name) registers five segments from _stext; each boundary is
- * SEGMENT_ALIGN aligned, _end included (v5.10's vmlinux.lds.S). Sizes are those of a v5.10
+ * v5.8 there is no TEXT_OFFSET: _text is the first byte of the vmalloc area.
+ * map_kernel_segment → vm_area_add_early (from paging_init, hence the caller
+ * name) registers five segments; each boundary is SEGMENT_ALIGN (64 KiB)
+ * aligned, _end included (v5.10's vmlinux.lds.S). Sizes are those of a v5.10
  * arm64 defconfig image, rounded to 64 KiB:
  *
  *   segment      kaddr offset from VMALLOC_START   size       flags
- *   .text        0x0010000 - 0x0f80000             16187392   VM_MAP | VM_NO_GUARD  (_stext.._etext)
+ *   .text        0x0000000 - 0x0f80000             16252928   VM_MAP | VM_NO_GUARD  (_text.._etext)
  *   .rodata      0x0f80000 - 0x16a0000              7471104   VM_MAP | VM_NO_GUARD
  *   .init.text   0x16a0000 - 0x1720000               524288   VM_MAP | VM_NO_GUARD
  *   .init.data   0x1720000 - 0x1800000               917504   VM_MAP | VM_NO_GUARD
  *   .data/.bss   0x1800000 - 0x1a50000              2424832   VM_MAP
  *
- * i.e. 0xffff800010010000-0xffff800011a50000 on arm64-va48, loaded at
+ * i.e. 0xffff800010000000-0xffff800011a50000 on arm64-va48, loaded at
  * physical 0x40200000 (QEMU virt: DRAM at 0x40000000, the image 2 MiB
  * aligned above the DTB). The image is not part of vmsim's page frames: no
- * PTEs, a load there faults and vread reads zeros. The 64 KiB below _stext
- * is free (the first small vmallocs land there), then the block from _end.
+ * PTEs, a load there faults and vread reads zeros. The first free block
+ * starts at _end, where the first vmallocs land.
  *
  * arm32 (the seed's layout) registers none: the whole 240 MB area is free.
  */
 const KERNEL_SEGMENTS = [
-  { name: "vmlinux_text", start: 0x0010000, end: 0x0f80000, flags: VM_NO_GUARD },
+  { name: "vmlinux_text", start: 0x0000000, end: 0x0f80000, flags: VM_NO_GUARD },
   { name: "vmlinux_rodata", start: 0x0f80000, end: 0x16a0000, flags: VM_NO_GUARD },
   { name: "vmlinux_inittext", start: 0x16a0000, end: 0x1720000, flags: VM_NO_GUARD },
   { name: "vmlinux_initdata", start: 0x1720000, end: 0x1800000, flags: VM_NO_GUARD },
