@@ -481,6 +481,34 @@ describe("pcpu_get_vm_areas (v5.10: from the top of the free tree)", () => {
   });
 });
 
+describe("pcpu_get_vm_areas: a group ending above the free area of its base", () => {
+  // The first chunk leaves a 4u hole between its groups; the second chunk's last group fits the hole and its
+  // group 0 then ends inside the first chunk's group 0: base must move down within the free area below.
+  const u = 16 * P;
+  const chunks = () => {
+    const first = pcpu_get_vm_areas([0, 8 * u], [4 * u, 4 * u], 2, P);
+    expect(first).not.toBe(0);
+    return { first, second: pcpu_get_vm_areas([0, 6 * u], [2 * u, 2 * u], 2, P) };
+  };
+
+  it("lowers base within that area (5336e52c9ed3)", () => {
+    const { END } = boot("arm32");
+    const { first, second } = chunks();
+    expect([0, 1].map((i) => vm_addr(I32[(second >> 2) + i]!))).toEqual([END - 14 * u, END - 8 * u]);
+    pcpu_free_vm_areas(second, 2);
+    pcpu_free_vm_areas(first, 2);
+  });
+
+  it("with --inject pvm-search-criteria gives the area up and fails (68ad4a330433's check)", () => {
+    const { V } = boot("arm32", { inject: ["pvm-search-criteria"] });
+    const { first, second } = chunks();
+    expect(second).toBe(0);
+    pcpu_free_vm_areas(first, 2);
+    purge_vmap_area_lazy();
+    expect(free(V)).toEqual(["[lo,max)"]);
+  });
+});
+
 describe("vfree from interrupt context", () => {
   it("is deferred to free_work and done when the work runs", () => {
     const { V } = boot("arm32", { workqueue: "explicit" });

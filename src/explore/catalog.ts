@@ -100,6 +100,14 @@ const SCENARIOS = [
     "6.12",
   ),
   catalogScenario(
+    "pcpu_groups",
+    "catalog_pcpu_groups",
+    "v5.10: two percpu chunks of a two-group machine, the second's first group ending inside the first chunk",
+    1,
+    undefined,
+    "5.10",
+  ),
+  catalogScenario(
     "irq_vfree",
     "catalog_irq_vfree",
     "vmalloc a page and vfree it from an interrupt handler (the deferred path)",
@@ -294,6 +302,16 @@ export const CATALOG: readonly CatalogEntry[] = [
     strategy: { kind: "random", p: 0.05 },
     budget: { foundAt: 1, iterations: 3, seconds: 2 },
     note: "not a race: the first vread whose span has an area in vmap node 0 takes node 1's busy.lock inside node 0's",
+  },
+  {
+    inject: "pvm-search-criteria",
+    kernel: "5.10",
+    scenario: "catalog:pcpu_groups",
+    cpus: 1,
+    ops: 1,
+    strategy: { kind: "random", p: 0.05 },
+    budget: { foundAt: 1, iterations: 3, seconds: 1 },
+    note: "not a race: the second chunk's group 0 ends above the free area below the first chunk, on any schedule",
   },
   {
     inject: "huge-align-wrap",

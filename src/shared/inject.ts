@@ -436,6 +436,40 @@ export const INJECTIONS = {
     stress: false,
   },
   /**
+   * pcpu_get_vm_areas, when the end of the group it is fitting lies above the
+   * free area that holds the group's base, gives that free area up and moves
+   * on to the next one below it, instead of lowering the base within it. No
+   * second CPU is needed:
+   *
+   *   CPU0: pcpu_create_chunk → pcpu_get_vm_areas(offsets, sizes, 2, align)
+   *     [groups of an earlier chunk busy at T-12u..T-8u and T-4u..T, hole between]
+   *     last group (offset 6u, 2u) fits the hole: base = T-12u
+   *     group 0 (offset 0, 2u): pvm_find_va_enclose_addr(base + 2u) is the
+   *       free area F below T-12u, but base + 2u > F->va_end:
+   *       va = rb_prev(F): the free space below VMALLOC_START
+   *       base + last_end < vmalloc_start + last_end: overflow, purge, retry, fail
+   *
+   * What goes wrong: the search drops the one free area that would take the
+   * group once its base is lowered — here the whole vmalloc space below the
+   * earlier chunk — and walks down past VMALLOC_START: the chunk cannot be
+   * made although the space is there, and pcpu_alloc warns "percpu:
+   * allocation failed … failed to allocate new chunk" (and its callers
+   * panic). vmsim sees that warning from the catalog's two-group chunk.
+   *
+   * Upstream: 5336e52c9ed3 ("mm/vmalloc.c: fix percpu free VM area search
+   * criteria", v5.3-rc5, Fixes 68ad4a330433 "mm/vmalloc.c: keep track of free
+   * blocks for vmap allocation", v5.2): Dave Hansen's slub panic and cgroup
+   * mkdir's pcpu_alloc failures; the fix restores the step that moves base
+   * down within the area (`base + end > va->va_end`) ahead of the one that
+   * moves to the previous area.
+   */
+  "pvm-search-criteria": {
+    breaks: "pcpu_get_vm_areas",
+    kernel: "5.10",
+    summary: "pcpu_get_vm_areas skips a free area whose end is below the group's end instead of lowering base",
+    stress: false,
+  },
+  /**
    * new_vmap_block sets vb->cpu after xa_insert has published the block.
    *
    *   CPU0: vm_map_ram → vb_alloc                CPU1: vm_unmap_aliases

@@ -290,7 +290,11 @@ let IOREMAP_MAX_ORDER = 30;
 /** SHMLBA: PAGE_SIZE on arm64, 4 * PAGE_SIZE on arm32 (arch/arm/include/asm/shmparam.h). */
 let SHMLBA = PAGE_SIZE;
 
+/* Deliberate bugs (src/shared/inject.ts), read once per arena: off, each hook is one branch on a false flag. */
+let injectPvmSearchCriteria = false;
+
 onSetCurrentCpu(() => {
+  injectPvmSearchCriteria = theArena().config.inject.includes("pvm-search-criteria");
   layout = layoutOf(theArena().config);
   VMALLOC_START = layout.vmallocStart;
   VMALLOC_END = layout.vmallocEnd;
@@ -2097,14 +2101,15 @@ export function pcpu_get_vm_areas(
       if (pvm_va === 0) break;
 
       /* If required width exceeds current VA block, move base downwards and then recheck. */
-      if (base + end > va_end(pvm_va)) {
+      // inject "pvm-search-criteria": 68ad4a330433's check, before 5336e52c9ed3 — leave the area for the one below.
+      if (!injectPvmSearchCriteria && base + end > va_end(pvm_va)) {
         base = pvm_determine_end_from_reverse(align) - end;
         term_area = area;
         continue;
       }
 
       /* If this VA does not fit, move base downwards and recheck. */
-      if (base + start < va_start(pvm_va)) {
+      if (base + start < va_start(pvm_va) || (injectPvmSearchCriteria && base + end > va_end(pvm_va))) {
         pvm_va = node_to_va(rb_prev(pvm_va + RB));
         base = pvm_determine_end_from_reverse(align) - end;
         term_area = area;

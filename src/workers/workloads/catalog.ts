@@ -9,7 +9,7 @@
  */
 import { I32, theArena } from "../../shared/arena.js";
 import { PAGE_SIZE, layoutOf } from "../../shared/config.js";
-import { KernelBug } from "../../shared/report.js";
+import { KernelBug, reportBug } from "../../shared/report.js";
 import { sched_op_point } from "../../sched/sched_point.js";
 import { runInIrq } from "../../kernel/irq.js";
 import { run_pending_work } from "../../kernel/workqueue.js";
@@ -32,6 +32,8 @@ import {
   VMALLOC_END,
   VMALLOC_START,
   __vmalloc_node_range,
+  pcpu_free_vm_areas,
+  pcpu_get_vm_areas,
   vfree,
   vmalloc,
   vmallocinfo,
@@ -349,6 +351,52 @@ defineWorkload("catalog_vread", (a: CatalogArgs, ctx): number => {
         );
     });
     for (const p of areas) vfree(p);
+  });
+  return n;
+});
+
+/** The unit of catalog_pcpu_groups' chunk shapes: larger than any hole the boot areas leave. */
+const PCPU_GROUP_UNIT = 1 << 20;
+
+/**
+ * One percpu chunk of a two-node machine, as pcpu_create_chunk asks for it:
+ * pcpu_get_vm_areas of its groups' offsets and sizes, PAGE_SIZE-aligned; a
+ * failure is pcpu_alloc's warning (mm/percpu.c, "failed to allocate new chunk").
+ */
+function pcpuGroupChunk(offsets: readonly number[], sizes: readonly number[]): number {
+  const vms = pcpu_get_vm_areas(offsets, sizes, offsets.length, PAGE_SIZE);
+  if (vms === 0)
+    reportBug(
+      "WARN",
+      `percpu: allocation failed, size=${sizes[0]} align=${PAGE_SIZE} atomic=0, failed to allocate new chunk`,
+    );
+  return vms;
+}
+
+/**
+ * catalog_pcpu_groups ("pvm-search-criteria"): per operation, two percpu
+ * chunks of a two-group (two-node) machine, the second shaped so that its
+ * first group's end falls in the first chunk's busy area while a hole of
+ * the first chunk fits its last group: the top-down search must lower the
+ * base within the free area below that busy area. Both chunks are freed and
+ * purged again. Returns the chunks made.
+ */
+defineWorkload("catalog_pcpu_groups", (a: CatalogArgs): number => {
+  const u = PCPU_GROUP_UNIT;
+  let n = 0;
+  forEachOp(a, () => {
+    // Groups at [top-12u, top-8u) and [top-4u, top): the hole between them is 4u.
+    const first = pcpuGroupChunk([0, 8 * u], [4 * u, 4 * u]);
+    if (first === 0) return;
+    n++;
+    // Group 1 fits the hole; group 0, 6u below, ends inside the first chunk's group 0.
+    const second = pcpuGroupChunk([0, 6 * u], [2 * u, 2 * u]);
+    if (second !== 0) {
+      n++;
+      pcpu_free_vm_areas(second, 2);
+    }
+    pcpu_free_vm_areas(first, 2);
+    vm_unmap_aliases();
   });
   return n;
 });
