@@ -16,7 +16,7 @@ import {
   local_flush_tlb_all,
   tlbStats,
 } from "../src/mm/tlbflush.js";
-import { type Fault, isFault, mmuRead, mmuWrite } from "../src/mm/mmu.js";
+import { type Fault, isFault, mmuRead, mmuWrite, staleTranslation } from "../src/mm/mmu.js";
 
 const DATA = Uint8Array.of(0xde, 0xad, 0xbe, 0xef);
 
@@ -68,6 +68,20 @@ describe("per-CPU TLB, one CPU", () => {
     expect(s.flushRange).toBe(1);
     expect(s.invalidated).toBe(1);
     expect(s.stale).toBe(1);
+  });
+
+  it("staleTranslation finds the entry an unflushed unmap left, without an access, until the flush", () => {
+    const { V, pages } = bootTwoPages();
+    expect(staleTranslation(V)).toBe(-1); // cached, PTE unchanged
+    expect(staleTranslation(V + 2 * PAGE_SIZE)).toBe(-1); // not cached
+    vunmap_page_range(V, V + PAGE_SIZE);
+    const before = tlbStats();
+    expect(staleTranslation(V)).toBe(page_to_pfn(pages[0]!));
+    expect(staleTranslation(V + PAGE_SIZE)).toBe(-1);
+    expect(tlbStats()).toEqual(before); // a look, not an access: no hit, miss or stale use counted
+    expect(takeReports()).toEqual([]);
+    flush_tlb_kernel_range(V, V + PAGE_SIZE);
+    expect(staleTranslation(V)).toBe(-1);
   });
 
   it("a flush of the wrong range leaves the stale entry detectable", () => {

@@ -26,13 +26,15 @@ import {
   mem_init,
   nr_free_pages,
   page_address,
+  page_to_pfn,
 } from "../src/mm/page_alloc.js";
 import { Machine } from "../src/workers/machine.js";
 import type { VmapBlockStressResult } from "../src/workers/workloads/vmap_block.js";
 import { kmem_cache_init, kmem_cache_shrink_all, slabinfo } from "../src/mm/slab.js";
 import { PAGE_KERNEL, kernel_pte_lookup, mk_pte, paging_init, pgtablePages } from "../src/mm/pgtable.js";
 import { tlbStats } from "../src/mm/tlbflush.js";
-import { isFault, mmuRead, mmuWrite } from "../src/mm/mmu.js";
+import { isFault, mmuRead, mmuWrite, staleTranslation } from "../src/mm/mmu.js";
+import type { InjectName } from "../src/shared/inject.js";
 import { find_next_bit } from "../src/lib/bitmap.js";
 import { list_del_rcu } from "../src/lib/list.js";
 import { xa_load } from "../src/mm/xarray.js";
@@ -77,8 +79,8 @@ const texts = (rs: Report[]) => rs.map((r) => `${r.kind}: ${r.text.split("\n")[0
  * v6.12's vmalloc_init) and builds one page array of `n` fresh pages; every
  * vm_map_ram below maps a prefix of it.
  */
-function boot(layout: LayoutName, cpus = 1, n = 72) {
-  createArena(makeConfig({ kernel: "6.12", cpus, layout, workqueue: "explicit" }));
+function boot(layout: LayoutName, cpus = 1, n = 72, inject: InjectName[] = []) {
+  createArena(makeConfig({ kernel: "6.12", cpus, layout, workqueue: "explicit", inject }));
   setCurrentCpu(0);
   lockdepAttach();
   mem_init();
@@ -377,6 +379,19 @@ describe("vm_unmap_aliases (arm32, one CPU)", () => {
     expect(texts(takeReports())).toEqual([
       "fault: Unable to handle kernel paging request at virtual address 0xf0800000",
     ]);
+  });
+
+  it("with --inject vb-full-not-flushed skips that block and leaves the translation (as before fc1e0d980037)", () => {
+    const { arr, pages } = boot("arm32", 1, 72, ["vb-full-not-flushed"]);
+    const addrs = Array.from({ length: 32 }, () => map(arr, 32));
+    expect(isFault(mmuRead(addrs[0]!, 8))).toBe(false);
+    vm_unmap_ram(addrs[0]!, 32);
+    expect(staleTranslation(addrs[0]!)).toBe(page_to_pfn(pages[0]!));
+    const flushes = tlbStats().flushRange;
+    vm_unmap_aliases();
+    expect(tlbStats().flushRange).toBe(flushes);
+    expect(staleTranslation(addrs[0]!)).toBe(page_to_pfn(pages[0]!));
+    expect(takeReports()).toEqual([]);
   });
 });
 

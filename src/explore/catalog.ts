@@ -108,6 +108,14 @@ const SCENARIOS = [
     "5.10",
   ),
   catalogScenario(
+    "vb_full",
+    "catalog_vb_full",
+    "v6.12: fill a vmap block with vm_map_ram, store through and unmap its first mapping, vm_unmap_aliases, look for a stale TLB entry",
+    1,
+    undefined,
+    "6.12",
+  ),
+  catalogScenario(
     "irq_vfree",
     "catalog_irq_vfree",
     "vmalloc a page and vfree it from an interrupt handler (the deferred path)",
@@ -312,6 +320,16 @@ export const CATALOG: readonly CatalogEntry[] = [
     strategy: { kind: "random", p: 0.05 },
     budget: { foundAt: 1, iterations: 3, seconds: 1 },
     note: "not a race: the second chunk's group 0 ends above the free area below the first chunk, on any schedule",
+  },
+  {
+    inject: "vb-full-not-flushed",
+    kernel: "6.12",
+    scenario: "catalog:vb_full",
+    cpus: 1,
+    ops: 1,
+    strategy: { kind: "random", p: 0.05 },
+    budget: { foundAt: 1, iterations: 3, seconds: 2 },
+    note: "not a race: the block CPU 0 filled is off its free list on any schedule, so vm_unmap_aliases never flushes its dirty range",
   },
   {
     inject: "huge-align-wrap",

@@ -26,7 +26,7 @@ import { formatKaddr } from "../shared/layouts.js";
 import { reportBug } from "../shared/report.js";
 import { smp_processor_id } from "../shared/smp.js";
 import { kernel_ptep_lookup, ptep_get, pte_pfn, pte_present, pte_rdonly, show_pte } from "./pgtable.js";
-import { TLB_ENTRY, tlb_count_stale, tlb_fill, tlb_lookup } from "./tlbflush.js";
+import { TLB_ENTRY, tlbProbe, tlb_count_stale, tlb_fill, tlb_lookup } from "./tlbflush.js";
 
 /** A faulting access (the oops was reported). */
 export interface Fault {
@@ -102,4 +102,17 @@ export function mmuWrite(kaddr: number, bytes: Uint8Array): true | Fault {
     done += n;
   }
   return true;
+}
+
+/**
+ * The pfn this CPU's TLB still translates kaddr `addr` to although its PTE
+ * was cleared or changed since the fill and no flush has dropped it, or -1:
+ * the alias vm_unmap_aliases promises to leave nowhere. A look at the TLB,
+ * not an access (nothing is reported or counted).
+ */
+export function staleTranslation(addr: number): number {
+  const e = tlbProbe(Math.floor(addr / PAGE_SIZE));
+  if (e === 0) return -1;
+  const pte = U32[(e + TLB_ENTRY.off.pte) >> 2]!;
+  return ptep_get(I32[(e + TLB_ENTRY.off.ptep) >> 2]!) === pte ? -1 : pte_pfn(pte);
 }

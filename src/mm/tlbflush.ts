@@ -154,15 +154,21 @@ function tlb_catch_up(gen: number): void {
  * pending broadcasts first (the load of `gen` is what makes flushes synchronous).
  */
 export function tlb_lookup(vpn: number): number {
+  const e = tlbProbe(vpn);
+  F64[(tlb + (e !== 0 ? T.nr_hits : T.nr_misses)) >> 3] += 1;
+  return e;
+}
+
+/**
+ * The entry translating page `vpn` on this CPU, or 0, once the pending
+ * broadcasts are applied: tlb_lookup without counting a hit or a miss (a
+ * look at the TLB, not an access).
+ */
+export function tlbProbe(vpn: number): number {
   const gen = Atomics.load(I32, (tlbi.ptr + B.gen) >> 2);
   if (gen !== I32[(tlb + T.seen) >> 2]) tlb_catch_up(gen);
   const e = entries + (vpn % TLB_NR_ENTRIES) * TLB_ENTRY.size;
-  if (I32[(e + E.ptep) >> 2] !== 0 && F64[(e + E.vpn) >> 3] === vpn) {
-    F64[(tlb + T.nr_hits) >> 3] += 1;
-    return e;
-  }
-  F64[(tlb + T.nr_misses) >> 3] += 1;
-  return 0;
+  return I32[(e + E.ptep) >> 2] !== 0 && F64[(e + E.vpn) >> 3] === vpn ? e : 0;
 }
 
 /** Caches the walk of page `vpn` (descriptor `pte` read from slot `ptep`), evicting the slot's entry. */

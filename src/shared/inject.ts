@@ -507,6 +507,42 @@ export const INJECTIONS = {
     stress: false,
   },
   /**
+   * _vm_unmap_aliases flushes only the blocks that are on a free list: a block
+   * whose free space is used up (vb->free == 0) left its queue's free list in
+   * vb_alloc, so its dirty range is never flushed.
+   *
+   *   CPU0
+   *     vm_map_ram × VMAP_BBMAP_BITS / VMAP_MAX_ALLOC: vb_alloc takes the
+   *       block's last pages, vb->free = 0: list_del_rcu(&vb->free_list)
+   *     *x = stamp                 (CPU0's TLB: x → page P)
+   *     vm_unmap_ram(x): vb_free unmaps, dirty_min/max cover x; the block
+   *       still has mappings, so it is not freed or purged either
+   *     vm_unmap_aliases
+   *       [the walk skips the block: free == 0]
+   *       nothing lazy, nothing dirty found: no flush_tlb_kernel_range
+   *     P is reused: CPU0's TLB still maps x → P
+   *
+   * What goes wrong: vm_unmap_aliases promises that no CPU keeps a lazy
+   * vmap translation of a page once it returns; callers rely on that to
+   * change a page's attributes or give it away (set_memory_*, the x86 PAT
+   * and Xen paths). A page mapped through a fully used block keeps its
+   * alias, and writes through it land in the page's next life. vmsim sees it
+   * as "stale-tlb": after vm_unmap_aliases, the catalog's check finds CPU0's
+   * TLB still translating x to the page.
+   *
+   * Upstream: fc1e0d980037 ("mm/vmalloc: prevent stale TLBs in fully
+   * utilized blocks", v6.5, Thomas Gleixner's vmap_block series): walk the
+   * per-CPU xarrays, which hold every block, instead of the free lists; its
+   * xa_for_each later needed 8c61291fd850 (the wrong vbq->lock) and
+   * 3e3de7947c75 (vb->cpu set after xa_insert, "vb-cpu-after-insert").
+   */
+  "vb-full-not-flushed": {
+    breaks: "_vm_unmap_aliases",
+    kernel: "6.12",
+    summary: "_vm_unmap_aliases skips fully used blocks (off the free list), leaving their dirty range unflushed",
+    stress: false,
+  },
+  /**
    * find_vmap_area_exceed_addr_lock keeps the busy.lock of the node with the
    * lowest match so far while it takes the next node's.
    *

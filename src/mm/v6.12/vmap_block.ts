@@ -161,6 +161,7 @@ let BASE_BLOCKS_MOD_NR_CPU_IDS = 0;
 
 /* Deliberate bugs (src/shared/inject.ts), read once per arena: off, each hook is one branch on a false flag. */
 let injectVbCpuAfterInsert = false;
+let injectVbFullNotFlushed = false;
 
 onSetCurrentCpu(() => {
   const config = theArena().config;
@@ -175,6 +176,7 @@ onSetCurrentCpu(() => {
   VB_IDX_ORIGIN = VMALLOC_START - (VMALLOC_START % VMAP_BLOCK_SIZE);
   BASE_BLOCKS_MOD_NR_CPU_IDS = Number((layout.base / BigInt(VMAP_BLOCK_SIZE)) % BigInt(config.cpus));
   injectVbCpuAfterInsert = config.inject.includes("vb-cpu-after-insert");
+  injectVbFullNotFlushed = config.inject.includes("vb-full-not-flushed");
 });
 
 const VA_START = VMAP_AREA.off.va_start;
@@ -554,6 +556,8 @@ function _vm_unmap_aliases(start: number, end: number, flush: boolean): void {
     const vbq = per_cpu_ptr(vmap_block_queue, cpu);
     rcu_read_lock();
     xa_for_each(vbq + Q.vmap_blocks, (_idx, vb) => {
+      // inject "vb-full-not-flushed": only the blocks on a free list (free > 0), as the vbq->free walk before fc1e0d980037.
+      if (injectVbFullNotFlushed && READ_ONCE(vb + B.free) === 0) return;
       spin_lock(vb + B.lock);
       // Try to purge a fragmented block first; if it is not purgeable, flush its dirty space.
       if (

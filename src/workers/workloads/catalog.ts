@@ -9,6 +9,7 @@
  */
 import { I32, theArena } from "../../shared/arena.js";
 import { PAGE_SIZE, layoutOf } from "../../shared/config.js";
+import { formatKaddr } from "../../shared/layouts.js";
 import { KernelBug, reportBug } from "../../shared/report.js";
 import { sched_op_point } from "../../sched/sched_point.js";
 import { runInIrq } from "../../kernel/irq.js";
@@ -23,7 +24,7 @@ import {
   enable_object_debug,
 } from "../../lib/debugobjects.js";
 import { GFP_KERNEL, __GFP_NOWARN } from "../../mm/gfp.js";
-import { isFault, mmuWrite } from "../../mm/mmu.js";
+import { isFault, mmuWrite, staleTranslation } from "../../mm/mmu.js";
 import { __free_page, alloc_page } from "../../mm/page_alloc.js";
 import { PAGE_KERNEL } from "../../mm/pgtable.js";
 import { kfree, kmalloc } from "../../mm/slab.js";
@@ -398,5 +399,51 @@ defineWorkload("catalog_pcpu_groups", (a: CatalogArgs): number => {
     pcpu_free_vm_areas(first, 2);
     vm_unmap_aliases();
   });
+  return n;
+});
+
+/**
+ * catalog_vb_full ("vb-full-not-flushed"): per operation, fill one vmap
+ * block with vm_map_ram (VMAP_BBMAP_BITS / VMAP_MAX_ALLOC mappings of the
+ * same VMAP_MAX_ALLOC pages: the block leaves its free list), store through
+ * the first mapping (this CPU's TLB caches it), vm_unmap_ram it (its range
+ * is dirty, the block still in use), then vm_unmap_aliases — after which, as
+ * its kerneldoc promises, no CPU may keep a translation of that range: the
+ * pages' owner is free to reuse them. A translation that survives is reported
+ * as stale-tlb. Then it unmaps the rest. Returns the mappings made.
+ */
+defineWorkload("catalog_vb_full", (a: CatalogArgs, ctx): number => {
+  const count = VMAP_MAX_ALLOC;
+  const pages = kmalloc(4 * count, GFP_KERNEL);
+  if (pages === 0) throw new KernelBug("catalog_vb_full: no memory for the page array");
+  for (let i = 0; i < count; i++) {
+    const page = alloc_page(GFP_KERNEL);
+    if (page === 0) throw new KernelBug("catalog_vb_full: no memory for the pages");
+    I32[(pages >> 2) + i] = page;
+  }
+  let n = 0;
+  forEachOp(a, (i) => {
+    const mapped: number[] = [];
+    for (let k = 0; k < VMAP_BBMAP_BITS / count; k++) {
+      const addr = vm_map_ram(pages, count, NUMA_NO_NODE, PAGE_KERNEL);
+      if (addr === 0) throw new KernelBug(`catalog_vb_full: vm_map_ram #${i}.${k} failed`);
+      mapped.push(addr);
+      n++;
+    }
+    const first = mapped.shift()!;
+    stamp(first, ctx.cpu, i);
+    vm_unmap_ram(first, count);
+    vm_unmap_aliases();
+    const pfn = staleTranslation(first);
+    if (pfn >= 0)
+      reportBug(
+        "stale-tlb",
+        `CPU${ctx.cpu}: vm_unmap_aliases returned, but the TLB still translates the unmapped virtual address ` +
+          `${formatKaddr(layoutOf(theArena().config), first)} to pfn ${pfn} (0x${pfn.toString(16)}): an alias of a page its owner may reuse`,
+      );
+    for (const addr of mapped) vm_unmap_ram(addr, count);
+  });
+  for (let i = 0; i < count; i++) __free_page(I32[(pages >> 2) + i]!);
+  kfree(pages);
   return n;
 });
