@@ -12,9 +12,10 @@
  * Each entry opens with its story, as tools/testing/radix-tree opens a
  * regression test: the interleaving that breaks, what goes wrong, how vmsim
  * sees it, and the real kernel's context — for the re-created historical
- * bugs, the upstream fix. The hooks live in src/mm/v4.19/vmalloc.ts and
- * src/mm/v4.19/vmap_block.ts, each behind a module-level boolean that is read from
- * the config once per arena (onSetCurrentCpu), so a machine without
+ * bugs, the upstream fix. The hooks live in the kernel files of the
+ * generation an entry names (src/mm/v4.19/, v5.10/, v6.12/), each behind a
+ * module-level boolean that is read from the config once per arena
+ * (onSetCurrentCpu), so a machine without
  * injections pays one predictable branch on a constant-false flag. This file
  * is data only, on the lowest floor, so that the config can check the names.
  */
