@@ -75,5 +75,5 @@ describe.each(
     } finally {
       await clean.close();
     }
-  }, 60_000);
+  }, 120_000);
 });

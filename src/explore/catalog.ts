@@ -116,6 +116,14 @@ const SCENARIOS = [
     "6.12",
   ),
   catalogScenario(
+    "vb_fragment",
+    "catalog_vb_fragment",
+    "v6.12: CPU 0 leaves each block it fills fragmented and starts the next; the others call vm_unmap_aliases",
+    50,
+    undefined,
+    "6.12",
+  ),
+  catalogScenario(
     "irq_vfree",
     "catalog_irq_vfree",
     "vmalloc a page and vfree it from an interrupt handler (the deferred path)",
@@ -330,6 +338,18 @@ export const CATALOG: readonly CatalogEntry[] = [
     strategy: { kind: "random", p: 0.05 },
     budget: { foundAt: 1, iterations: 3, seconds: 2 },
     note: "not a race: the block CPU 0 filled is off its free list on any schedule, so vm_unmap_aliases never flushes its dirty range",
+  },
+  {
+    inject: "vb-purge-wrong-vbq",
+    kernel: "6.12",
+    scenario: "catalog:vb_fragment",
+    cpus: 2,
+    ops: 34,
+    strategy: { kind: "random", p: 0.2 },
+    budget: { foundAt: 24, iterations: 60, seconds: 30 },
+    note:
+      "CPU 1's vm_unmap_aliases purges CPU 0's fragmented block, hashed to xarray slot 1, under vbq 1's lock while " +
+      "CPU 0 links its next block behind it under vbq 0's: DEBUG_LIST's list_add corruption",
   },
   {
     inject: "huge-align-wrap",

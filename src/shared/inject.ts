@@ -544,6 +544,42 @@ export const INJECTIONS = {
     stress: false,
   },
   /**
+   * purge_fragmented_block unlinks a block from its free list under the lock
+   * of the queue whose xarray the caller walks, not of the queue the block is
+   * on (vb->cpu): since v6.9 a block sits in the xarray its address hashes
+   * to, which need not be its CPU's.
+   *
+   *   CPU0: vm_map_ram                          CPU1: vm_unmap_aliases
+   *     [block B on vbq0->free, fragmented;       _vm_unmap_aliases
+   *      B's address hashes to xarray 1]            xa_for_each(&vbq1->vmap_blocks): B
+   *     vb_alloc: B too full → new_vmap_block         spin_lock(&B->lock)
+   *       spin_lock(&vbq0->lock)                      purge_fragmented_block(B, vbq1)
+   *       list_add_tail_rcu(&new->free_list,            spin_lock(&vbq1->lock)
+   *                         &vbq0->free)                list_del_rcu(&B->free_list)
+   *         head->prev == B, B->next = new …              B->prev->next = B->next …
+   *
+   * What goes wrong: the two list updates of vbq0->free run under different
+   * locks, so they interleave: the new block is linked behind a block being
+   * unlinked and is lost from the list, or the list's links stop agreeing.
+   * A lost block is never used again, and every later vm_map_ram makes a new
+   * one until the vmalloc space is gone (erofs and f2fs hung in
+   * reclaim_and_purge_vmap_areas). vmsim sees the broken links with
+   * CONFIG_DEBUG_LIST's checks: "list_add corruption" (or list_del's) from
+   * the next update of that list.
+   *
+   * Upstream: 8c61291fd850 ("mm: fix incorrect vbq reference in
+   * purge_fragmented_block", v6.10-rc, Fixes fc1e0d980037), reported by
+   * Zhaoyang Huang and Hailong Liu: the fix records the owner in vb->cpu and
+   * takes per_cpu(vmap_block_queue, vb->cpu)->lock; setting vb->cpu too late
+   * then needed 3e3de7947c75 ("vb-cpu-after-insert").
+   */
+  "vb-purge-wrong-vbq": {
+    breaks: "purge_fragmented_block",
+    kernel: "6.12",
+    summary: "purge_fragmented_block unlinks a block under the walked xarray's vbq->lock, not its owner's",
+    stress: false,
+  },
+  /**
    * find_vmap_area_exceed_addr_lock keeps the busy.lock of the node with the
    * lowest match so far while it takes the next node's.
    *

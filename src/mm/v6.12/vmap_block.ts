@@ -162,6 +162,7 @@ let BASE_BLOCKS_MOD_NR_CPU_IDS = 0;
 /* Deliberate bugs (src/shared/inject.ts), read once per arena: off, each hook is one branch on a false flag. */
 let injectVbCpuAfterInsert = false;
 let injectVbFullNotFlushed = false;
+let injectVbPurgeWrongVbq = false;
 
 onSetCurrentCpu(() => {
   const config = theArena().config;
@@ -177,6 +178,7 @@ onSetCurrentCpu(() => {
   BASE_BLOCKS_MOD_NR_CPU_IDS = Number((layout.base / BigInt(VMAP_BLOCK_SIZE)) % BigInt(config.cpus));
   injectVbCpuAfterInsert = config.inject.includes("vb-cpu-after-insert");
   injectVbFullNotFlushed = config.inject.includes("vb-full-not-flushed");
+  injectVbPurgeWrongVbq = config.inject.includes("vb-purge-wrong-vbq");
 });
 
 const VA_START = VMAP_AREA.off.va_start;
@@ -365,9 +367,11 @@ function free_vmap_block(vb: number): void {
  * `purgeList` if nothing in it is in use (free + dirty == VMAP_BBMAP_BITS,
  * not yet claimed) and — unless `forcePurge` — fewer than
  * VMAP_PURGE_THRESHOLD pages are still free. Returns whether it did.
+ * `walked`: the queue whose xarray or list the caller walks (inject only).
  */
-function purge_fragmented_block(vb: number, purgeList: number, forcePurge: boolean): boolean {
-  const vbq = per_cpu_ptr(vmap_block_queue, I32[(vb + B.cpu) >> 2]!);
+function purge_fragmented_block(vb: number, purgeList: number, forcePurge: boolean, walked: number): boolean {
+  // inject "vb-purge-wrong-vbq": the walked queue's lock, not the owner's, as before 8c61291fd850.
+  const vbq = injectVbPurgeWrongVbq ? walked : per_cpu_ptr(vmap_block_queue, I32[(vb + B.cpu) >> 2]!);
   const free = I32[(vb + B.free) >> 2]!;
   const dirty = I32[(vb + B.dirty) >> 2]!;
 
@@ -411,7 +415,7 @@ function purge_fragmented_blocks(cpu: number): void {
     if (free + dirty !== VMAP_BBMAP_BITS || dirty === VMAP_BBMAP_BITS) continue;
 
     spin_lock(vb + B.lock);
-    purge_fragmented_block(vb, purge, true);
+    purge_fragmented_block(vb, purge, true, vbq);
     spin_unlock(vb + B.lock);
   }
   rcu_read_unlock();
@@ -561,7 +565,7 @@ function _vm_unmap_aliases(start: number, end: number, flush: boolean): void {
       spin_lock(vb + B.lock);
       // Try to purge a fragmented block first; if it is not purgeable, flush its dirty space.
       if (
-        !purge_fragmented_block(vb, purge_list, false) &&
+        !purge_fragmented_block(vb, purge_list, false, vbq) &&
         I32[(vb + B.dirty_max) >> 2] !== 0 &&
         I32[(vb + B.dirty) >> 2] !== VMAP_BBMAP_BITS
       ) {

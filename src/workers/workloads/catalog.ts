@@ -447,3 +447,57 @@ defineWorkload("catalog_vb_full", (a: CatalogArgs, ctx): number => {
   kfree(pages);
   return n;
 });
+
+/**
+ * catalog_vb_fragment ("vb-purge-wrong-vbq"): CPU 0 first fills one block
+ * and keeps it (so the blocks it makes next hash to the other CPUs' xarray
+ * slots too), then fills each next block with vm_map_ram — VMAP_MAX_ALLOC
+ * pages at a time, half as many last — until the next request no longer
+ * fits, unmaps them all, leaving the block fragmented (free <
+ * VMAP_PURGE_THRESHOLD, the rest dirty), and its next request makes a new
+ * block join its queue behind it. The other CPUs call vm_unmap_aliases
+ * (PURGES_PER_OP times an operation), which purges the fragmented blocks of
+ * every xarray. Returns the mappings made (0 on the other CPUs).
+ */
+defineWorkload("catalog_vb_fragment", (a: CatalogArgs, ctx): number => {
+  if (ctx.cpu !== 0) {
+    forEachOp(a, () => {
+      for (let k = 0; k < PURGES_PER_OP; k++) vm_unmap_aliases();
+    });
+    return 0;
+  }
+  const count = VMAP_MAX_ALLOC;
+  const pages = kmalloc(4 * count, GFP_KERNEL);
+  if (pages === 0) throw new KernelBug("catalog_vb_fragment: no memory for the page array");
+  for (let i = 0; i < count; i++) {
+    const page = alloc_page(GFP_KERNEL);
+    if (page === 0) throw new KernelBug("catalog_vb_fragment: no memory for the pages");
+    I32[(pages >> 2) + i] = page;
+  }
+  const map = (size: number, what: string) => {
+    const addr = vm_map_ram(pages, size, NUMA_NO_NODE, PAGE_KERNEL);
+    if (addr === 0) throw new KernelBug(`catalog_vb_fragment: vm_map_ram ${what} failed`);
+    return addr;
+  };
+  const anchor = Array.from({ length: VMAP_BBMAP_BITS / count }, (_, k) => map(count, `anchor #${k}`));
+  const live: [number, number][] = [];
+  let used = 0;
+  let n = 0;
+  forEachOp(a, (i) => {
+    if (used + count > VMAP_BBMAP_BITS) {
+      for (const [addr, size] of live) vm_unmap_ram(addr, size);
+      live.length = 0;
+      used = 0;
+    }
+    // The last request of a block is half size: the block keeps half of VMAP_MAX_ALLOC free, too little for the next.
+    const size = used + 2 * count > VMAP_BBMAP_BITS ? count >> 1 : count;
+    live.push([map(size, `#${i}`), size]);
+    used += size;
+    n++;
+  });
+  for (const [addr, size] of live) vm_unmap_ram(addr, size);
+  for (const addr of anchor) vm_unmap_ram(addr, count);
+  for (let i = 0; i < count; i++) __free_page(I32[(pages >> 2) + i]!);
+  kfree(pages);
+  return n;
+});
