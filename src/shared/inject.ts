@@ -568,8 +568,8 @@ export const INJECTIONS = {
    * the next update of that list.
    *
    * Upstream: 8c61291fd850 ("mm: fix incorrect vbq reference in
-   * purge_fragmented_block", v6.10-rc, Fixes fc1e0d980037), reported by
-   * Zhaoyang Huang and Hailong Liu: the fix records the owner in vb->cpu and
+   * purge_fragmented_block", v6.10-rc, Fixes fc1e0d980037), by Zhaoyang
+   * Huang after Hailong Liu's analysis: the fix records the owner in vb->cpu and
    * takes per_cpu(vmap_block_queue, vb->cpu)->lock; setting vb->cpu too late
    * then needed 3e3de7947c75 ("vb-cpu-after-insert").
    */
