@@ -102,6 +102,45 @@ describe("vmsim test --mode smoke", () => {
   }, 120_000);
 });
 
+describe("vmsim test --mode smoke on the later generations", () => {
+  it.each([
+    ["5.10", 1],
+    ["5.10", 2],
+    ["6.12", 1],
+    ["6.12", 2],
+  ] as const)(
+    "kernel %s, %i CPU(s): every case of that version's module passes, nothing leaks",
+    async (kernel, cpus) => {
+      const r = await vmsim(
+        "test",
+        "--mode",
+        "smoke",
+        "--kernel",
+        kernel,
+        "--cpus",
+        String(cpus),
+        "--test-loop-count",
+        "100",
+      );
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      const { cases, cyclesLabel } = TEST_VMALLOC_MODULES[kernel];
+      // v5.10's smoke run is its test_vmalloc.sh's single_cpu_test=1: one kthread whatever the CPUs.
+      const took = r.stdout.match(new RegExp(`^All test took ${cyclesLabel}\\d+=\\d+ cycles$`, "gm")) ?? [];
+      const workers = kernel === "5.10" ? 1 : cpus;
+      expect(took).toHaveLength(workers);
+      for (const c of cases)
+        expect(r.stdout.match(new RegExp(`^Summary: ${c.name} .*$`, "gm")) ?? []).toHaveLength(workers);
+      const s = summaryOf(r.stdout);
+      expect(s).toMatchObject({ command: "test", ok: true, mode: "smoke", kernel, cpus, failed: 0, reports: 0 });
+      expect(s.passed).toBe((cases.length - 1) * 10 * workers);
+      expect(s.xfailed).toBe(10 * workers);
+      expect(s.leak.leakedPages).toBe(0);
+    },
+    120_000,
+  );
+});
+
 describe("vmsim test's parameters", () => {
   it("runs only the tests run_test_mask selects; nr_threads above --cpus share CPUs in turn", async () => {
     // 0x401: fix_size_alloc_test (bit 0) and vm_map_ram_test (bit 10); workers 0 and 2 on CPU0, 1 on CPU1.
