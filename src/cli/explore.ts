@@ -152,7 +152,7 @@ export async function exploreCommand(
   const say = o.json ? () => {} : (s: string) => console.log(s);
   say(
     `vmsim explore: scenario ${scenario.name} (${formatInt(params.ops)} ops per CPU), ${plural(config.cpus, "CPU")}, ` +
-      `${config.memory / 1048576} MiB, ${config.layout}, seed ${config.seed}` +
+      `${config.memory / 1048576} MiB, ${config.layout}, kernel ${config.kernel}, seed ${config.seed}` +
       `${config.inject.length > 0 ? `, inject ${config.inject.join(",")}` : ""}; strategy ${o.strategy}, ` +
       `${plural(o.jobs, "job")}, budget ${o.budgetMs / 1000} s${o.iterations !== null ? ` or ${plural(o.iterations, "run")}` : ""}`,
   );
