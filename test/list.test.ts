@@ -315,6 +315,18 @@ describe("list", () => {
       expect([list_next(y), list_prev(y), list_prev(z)]).toEqual([z, x, y]);
     });
 
+    it("list_replace and list_replace_init of an empty list leave the new head empty (v6.12's pool decay does it)", () => {
+      for (const replace of [list_replace, list_replace_init]) {
+        resetRecords();
+        const old = newHead();
+        const tmp = allocRecord(LIST_HEAD.size);
+        replace(old, tmp);
+        // The kernel's store order: tmp links to itself, never to the head it replaced.
+        expect([list_next(tmp), list_prev(tmp)]).toEqual([tmp, tmp]);
+        expect(list_empty(tmp)).toBe(true);
+      }
+    });
+
     it("adding an entry next to itself is a double add", () => {
       resetRecords();
       takeReports();

@@ -14,6 +14,7 @@ import { PAGE_SIZE, layoutOf, makeConfig } from "../src/shared/config.js";
 import { type LayoutName, layoutFor } from "../src/shared/layouts.js";
 import { takeReports } from "../src/shared/report.js";
 import { setCurrentCpu } from "../src/shared/smp.js";
+import { SP_LOCK, type SlowPath, addSchedSlowPath, removeSchedSlowPath } from "../src/sched/sched_point.js";
 import { start_kernel } from "../src/workers/boot.js";
 import { __free_page, alloc_page } from "../src/mm/page_alloc.js";
 import { slabinfo } from "../src/mm/slab.js";
@@ -382,6 +383,49 @@ describe("size pools", () => {
     expect(poolLen(0, 1)).toBe(0);
     expect(freeIn(v, 16)).toEqual(["[…,16)"]);
     for (const p of pages) __free_page(p);
+  });
+
+  it("decay finds the pool emptied between its lockless look and pool_lock: it detaches an empty list", () => {
+    /*
+     * CPU0 (drain, vmap_purge_lock)          another CPU
+     * decay: list_empty(pool) → no
+     *                                        node_alloc: node_pool_del_va takes the last VA
+     * spin_lock(pool_lock); list_replace_init(pool, tmp): tmp must be empty,
+     * not a list holding the pool head (walked as a vmap_area before the fix)
+     */
+    const v = boot("arm64-va48", 2);
+    const a = vmalloc(P);
+    vfree(a);
+    const drain = () => {
+      mutex_lock(vmap_purge_lock.ptr);
+      __purge_vmap_area_lazy(Number.POSITIVE_INFINITY, 0, false);
+      mutex_unlock(vmap_purge_lock.ptr);
+    };
+    drain();
+    expect(poolAreas(0, 1).map((va) => va_start(va) - v)).toEqual([a - v]);
+    let taken = 0;
+    // The drain's first lock point is decay's spin_lock(&vn->pool_lock), after its lockless list_empty.
+    const takeFromPool: SlowPath = (kind) => {
+      if (kind !== SP_LOCK || taken) return;
+      removeSchedSlowPath(takeFromPool);
+      taken = vmalloc(P); // the pool's one VA, through node_alloc
+    };
+    mutex_lock(vmap_purge_lock.ptr);
+    addSchedSlowPath(takeFromPool, 1);
+    try {
+      __purge_vmap_area_lazy(Number.POSITIVE_INFINITY, 0, false);
+    } finally {
+      removeSchedSlowPath(takeFromPool);
+      mutex_unlock(vmap_purge_lock.ptr);
+    }
+    expect(taken).toBe(a);
+    expect(poolLen(0, 1)).toBe(0);
+    expect(poolAreas(0, 1)).toEqual([]);
+    expect(takeReports()).toEqual([]);
+    vfree(taken);
+    purge_vmap_area_lazy();
+    expect(freeIn(v, 16)).toEqual(["[…,16)"]);
+    expect(takeReports()).toEqual([]);
   });
 });
 

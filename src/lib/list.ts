@@ -145,12 +145,16 @@ export function list_del(e: number): void {
   I32[(e >> 2) + PREV] = LIST_POISON2;
 }
 
-/** list_replace (v4.19): `n` takes `old`'s place; `old`'s links are left stale. */
+/**
+ * list_replace (v4.19): `n` takes `old`'s place; `old`'s links are left stale.
+ * The kernel's order of stores: old->prev is read after new->next->prev was
+ * written, so an empty `old` (next == prev == old) leaves `n` an empty list.
+ */
 export function list_replace(old: number, n: number): void {
   const next = list_next(old);
-  const prev = list_prev(old);
   I32[(n >> 2) + NEXT] = next;
   I32[(next >> 2) + PREV] = n;
+  const prev = list_prev(old);
   I32[(n >> 2) + PREV] = prev;
   I32[(prev >> 2) + NEXT] = n;
 }
