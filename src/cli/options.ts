@@ -17,7 +17,7 @@ import {
   isKernelVersion,
   parseSize,
 } from "../shared/config.js";
-import { VMALLOC_GENERATIONS, has_vmalloc_generation } from "../mm/vmalloc.js";
+import { VMALLOC_GENERATIONS } from "../mm/vmalloc.js";
 import { LAYOUT_NAMES, type LayoutName, isLayoutName } from "../shared/layouts.js";
 import { TEST_CASE_ARRAY, TEST_VMALLOC_CASES, type TestVmallocCase } from "../workers/workloads/test_vmalloc.js";
 import { INJECT_NAMES, type InjectName, isInjectName } from "../shared/inject.js";
@@ -70,10 +70,6 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
     parse: (raw): KernelVersion => {
       if (!isKernelVersion(raw))
         throw new InvalidArgumentError(`unknown kernel; expected one of ${KERNEL_VERSIONS.join(", ")}.`);
-      if (!has_vmalloc_generation(raw))
-        throw new InvalidArgumentError(
-          `kernel ${raw}'s vmalloc is not built in; available: ${VMALLOC_GENERATIONS.join(", ")}.`,
-        );
       return raw;
     },
   },

@@ -14,7 +14,6 @@ import { FAILURE_KINDS, type Failure, MAX_STEP_CAP, type Outcome } from "./explo
 import { MAX_OPS, type ScenarioParams } from "./scenario.js";
 import { checkScript, scenarioOf } from "./script.js";
 import { checkScenarioKernel } from "./scenario.js";
-import { VMALLOC_GENERATIONS, has_vmalloc_generation } from "../mm/vmalloc.js";
 // The race catalog's scenarios (catalog:…) register themselves: a file may name one.
 import "./catalog.js";
 
@@ -123,11 +122,6 @@ export function checkReplayFile(raw: unknown): ReplayFile {
   if (!isRecord(raw["config"])) throw bad('"config" must be an object', raw["config"]);
   // A file without config.kernel predates the generations: makeConfig gives it 4.19, the only one there was.
   const config = makeConfig(raw["config"] as Partial<MachineConfig>);
-  if (!has_vmalloc_generation(config.kernel))
-    throw bad(
-      `config.kernel must be a kernel whose vmalloc is built in (${VMALLOC_GENERATIONS.join(", ")})`,
-      config.kernel,
-    );
   // The deterministic scheduler's runnable set is one 32-bit mask (explore's --cpus).
   if (config.cpus > SCHED_MAX_CPUS) throw bad(`config.cpus must be at most ${SCHED_MAX_CPUS}`, config.cpus);
   const sc = raw["scenario"];

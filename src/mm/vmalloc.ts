@@ -46,11 +46,6 @@ const GENERATIONS: readonly VmallocGeneration[] = [V4_19, V5_10, V6_12];
 /** The kernel versions whose vmalloc is built in (what `--kernel` accepts), oldest first. */
 export const VMALLOC_GENERATIONS: readonly KernelVersion[] = GENERATIONS.map((g) => g.version);
 
-/** Is `version`'s vmalloc built in? */
-export function has_vmalloc_generation(version: string): version is KernelVersion {
-  return (VMALLOC_GENERATIONS as readonly string[]).includes(version);
-}
-
 /*** The layout (arch/arm64/include/asm/memory.h of the selected version) ***/
 
 /** VMALLOC_START and VMALLOC_END of this thread's machine, as kaddrs (live bindings). */
@@ -125,21 +120,6 @@ export function vmalloc_generation_of(version: string): VmallocGeneration {
   return g;
 }
 
-/**
- * A stand-in for a version whose port is not built in: a machine of that kernel
- * can boot its page tables, buddy and slab, but any vmalloc call throws, naming it.
- */
-function unbuiltGeneration(version: KernelVersion): VmallocGeneration {
-  const fail = () => {
-    throw new Error(
-      `vmalloc: kernel ${version}'s generation is not built in (available: ${VMALLOC_GENERATIONS.join(", ")})`,
-    );
-  };
-  return new Proxy({} as VmallocGeneration, {
-    get: (_, key) => (key === "version" ? version : key === "rcu_vmap_area_list" ? undefined : fail),
-  });
-}
-
 /** Points every binding of this module at `version`'s generation (this thread only). */
 export function select_vmalloc_generation(version: KernelVersion): void {
   bind(vmalloc_generation_of(version));
@@ -201,5 +181,5 @@ onSetCurrentCpu(() => {
   VMALLOC_END = layout.vmallocEnd;
   VMAP_MAX_ALLOC = layout.vaBits > 32 ? 64 : 32;
   if (vmalloc_version === config.kernel) return;
-  bind(has_vmalloc_generation(config.kernel) ? vmalloc_generation_of(config.kernel) : unbuiltGeneration(config.kernel));
+  bind(vmalloc_generation_of(config.kernel));
 });
