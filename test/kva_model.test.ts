@@ -4,7 +4,6 @@
  * each version's mm/vmalloc.c, then seeded random scripts where every returned address must be the
  * model's.
  */
-import { spawnSync } from "node:child_process";
 import { Readable } from "node:stream";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -13,15 +12,7 @@ import { type KernelVersion, makeConfig } from "../src/shared/config.js";
 import { LAYOUT, type ModelKernel, type ModelOp, PAGE_SIZE, earlyAreas, predict } from "./helpers/kva_model.js";
 
 const KERNELS: readonly ModelKernel[] = ["4.19", "5.10", "6.12"];
-const MAIN = new URL("../dist/src/cli/main.js", import.meta.url).pathname;
 
-/**
- * Whether `vmsim exec --kernel X` runs (exit 0 on an empty script): while issue 10's generations are
- * being ported, the comparison of one not yet registered is skipped rather than run on generation 1.
- */
-const ported = (kernel: ModelKernel): boolean =>
-  spawnSync(process.execPath, [MAIN, "exec", "--cpus", "1", "--kernel", kernel], { input: "" }).status === 0;
-const PORTED = KERNELS.filter((k) => k === "4.19" || ported(k));
 const MiB = 1024 * 1024;
 
 /** Runs `ops` after a first vmallocinfo (the boot areas); the results of `ops`, in order. */
@@ -55,7 +46,7 @@ function addrs(results: readonly Record<string, unknown>[]): (string | null | un
 
 const hex = (x: bigint): string => `0x${x.toString(16).padStart(16, "0")}`;
 
-describe.each(PORTED)("the reference model against vmsim exec --kernel %s, hand-checked scripts", (kernel) => {
+describe.each(KERNELS)("the reference model against vmsim exec --kernel %s, hand-checked scripts", (kernel) => {
   const vs = LAYOUT[kernel].start;
 
   it("boots with the kernel image's five segments where that version's map_kernel puts them", async () => {
@@ -185,7 +176,7 @@ function scriptArb(): fc.Arbitrary<ModelOp[]> {
   });
 }
 
-describe.each(PORTED)("the reference model against vmsim exec --kernel %s, random scripts", (kernel) => {
+describe.each(KERNELS)("the reference model against vmsim exec --kernel %s, random scripts", (kernel) => {
   it("returns the model's address for every allocation", { timeout: 60_000 }, async () => {
     await fc.assert(
       fc.asyncProperty(scriptArb(), async (ops) => {

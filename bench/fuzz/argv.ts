@@ -11,8 +11,8 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
+import { KERNEL_VERSIONS } from "../../src/shared/config.js";
 import { LAYOUT_NAMES } from "../../src/shared/layouts.js";
-import { VMALLOC_GENERATIONS } from "../../src/mm/vmalloc.js";
 import { INJECT_NAMES } from "../../src/shared/inject.js";
 import { EXPLORE_STRATEGIES } from "../../src/explore/explore.js";
 import {
@@ -95,7 +95,7 @@ const COMMANDS: readonly CommandSpec[] = [
 
 /** Good values of every flag that takes one: small, so a run that accepts them ends in seconds. */
 const GOOD: Readonly<Record<string, readonly string[]>> = {
-  "--kernel": [...VMALLOC_GENERATIONS],
+  "--kernel": [...KERNEL_VERSIONS],
   "--cpus": ["1", "2", "3"],
   "--layout": [...LAYOUT_NAMES],
   "--memory": ["8M", "16M", "64M"],

@@ -17,7 +17,6 @@ import {
   isKernelVersion,
   parseSize,
 } from "../shared/config.js";
-import { VMALLOC_GENERATIONS } from "../mm/vmalloc.js";
 import { LAYOUT_NAMES, type LayoutName, isLayoutName } from "../shared/layouts.js";
 import { TEST_CASE_ARRAY, TEST_VMALLOC_CASES, type TestVmallocCase } from "../workers/workloads/test_vmalloc.js";
 import { INJECT_NAMES, type InjectName, isInjectName } from "../shared/inject.js";
@@ -66,7 +65,7 @@ export const DEFAULT_TRACE_EVENTS = 65536;
 export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
   kernel: {
     ...MACHINE_FLAGS.kernel,
-    description: `the kernel version whose vmalloc the machine runs (and its arm64 address layout): ${VMALLOC_GENERATIONS.join(", ")}`,
+    description: `the kernel version whose vmalloc the machine runs (and its arm64 address layout): ${KERNEL_VERSIONS.join(", ")}`,
     parse: (raw): KernelVersion => {
       if (!isKernelVersion(raw))
         throw new InvalidArgumentError(`unknown kernel; expected one of ${KERNEL_VERSIONS.join(", ")}.`);

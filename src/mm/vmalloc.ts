@@ -43,9 +43,6 @@ export {
 /** Every generation built in, oldest first. */
 const GENERATIONS: readonly VmallocGeneration[] = [V4_19, V5_10, V6_12];
 
-/** The kernel versions whose vmalloc is built in (what `--kernel` accepts), oldest first. */
-export const VMALLOC_GENERATIONS: readonly KernelVersion[] = GENERATIONS.map((g) => g.version);
-
 /*** The layout (arch/arm64/include/asm/memory.h of the selected version) ***/
 
 /** VMALLOC_START and VMALLOC_END of this thread's machine, as kaddrs (live bindings). */
@@ -115,7 +112,7 @@ export function vmalloc_generation_of(version: string): VmallocGeneration {
   const g = GENERATIONS.find((x) => x.version === version);
   if (g === undefined)
     throw new RangeError(
-      `no vmalloc generation for kernel ${JSON.stringify(version)}; available: ${VMALLOC_GENERATIONS.join(", ")}`,
+      `no vmalloc generation for kernel ${JSON.stringify(version)}; available: ${GENERATIONS.map((g) => g.version).join(", ")}`,
     );
   return g;
 }
