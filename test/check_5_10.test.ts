@@ -60,8 +60,7 @@ import {
 import { leakCheck, memorySnapshot } from "../src/check/leak.js";
 import { checkMachine, checkVmalloc, holdHarnessPages, releaseHarnessPages } from "../src/check/index.js";
 import { start_kernel } from "../src/workers/boot.js";
-import { Machine } from "../src/workers/machine.js";
-import type { ExecReply, ExecRequest } from "../src/workers/workloads/exec.js";
+import { randomExecOnTwoCpus } from "./helpers/random_exec.js";
 
 const VA = VMAP_AREA.off;
 const ptr = (p: number) => `0x${p.toString(16).padStart(8, "0")}`;
@@ -173,39 +172,7 @@ describe("v5.10: after real workloads every invariant holds", () => {
   });
 
   it("on 2 CPUs running seeded random exec ops at once, aligned and irq-context ones included (seed 12)", async () => {
-    const m = await Machine.boot({ kernel: "5.10", cpus: 2, seed: 12, workqueue: "explicit" });
-    try {
-      const rng = new Prng(12, 0);
-      const live: number[][] = [[], []];
-      for (let round = 0; round < 60; round++) {
-        const reqs: ExecRequest[] = [0, 1].map((cpu) => {
-          const mine = live[cpu]!;
-          if (mine.length > 0 && rng.next() < 0.45) {
-            const addr = mine.splice(Math.floor(rng.next() * mine.length), 1)[0]!;
-            return { op: "vfree", addr, irq: rng.next() < 0.3, held: null };
-          }
-          return {
-            op: rng.next() < 0.5 ? "vmalloc" : "vzalloc",
-            size: 1 + Math.floor(rng.next() * 40_000),
-            irq: false,
-            align: rng.next() < 0.2 ? PAGE_SIZE << Math.floor(rng.next() * 6) : null,
-          } as ExecRequest;
-        });
-        const replies = (await m.runAll("exec_op", (cpu: number) => reqs[cpu])) as ExecReply[];
-        replies.forEach((r, cpu) => {
-          if (r.addr) live[cpu]!.push(r.addr);
-        });
-        if (round % 20 === 19) {
-          for (const cpu of [0, 1]) await m.run(cpu, "exec_op", { op: "flush_work", irq: false } satisfies ExecRequest);
-          expect(checkMachine()).toEqual([]);
-        }
-      }
-      await m.run(0, "exec_op", { op: "purge", irq: false } satisfies ExecRequest);
-      expect(checkMachine()).toEqual([]);
-      expect(m.reports).toEqual([]);
-    } finally {
-      await m.shutdown();
-    }
+    await randomExecOnTwoCpus("5.10", 12);
   });
 });
 
