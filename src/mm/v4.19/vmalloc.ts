@@ -145,6 +145,7 @@ export {
   type VmallocInfo,
   type VmallocinfoOptions,
 } from "../vmalloc_generation.js";
+import { ALIGN, PAGE_ALIGN, is_power_of_2 } from "../../lib/log2.js";
 
 const ENOMEM = 12;
 const EBUSY = 16;
@@ -255,19 +256,6 @@ onSetCurrentCpu(() => {
   IOREMAP_MAX_ORDER = is64 ? 30 : 7 + PAGE_SHIFT;
   SHMLBA = is64 ? PAGE_SIZE : 4 * PAGE_SIZE;
 });
-
-/** ALIGN(x, a) for a power of two `a`, exact for kaddrs (< 2^53). */
-function ALIGN(x: number, a: number): number {
-  return a === 1 ? x : Math.ceil(x / a) * a;
-}
-
-function PAGE_ALIGN(x: number): number {
-  return Math.ceil(x / PAGE_SIZE) * PAGE_SIZE;
-}
-
-function is_power_of_2(n: number): boolean {
-  return n > 0 && (n < 2 ** 30 ? (n & (n - 1)) === 0 : Number.isInteger(Math.log2(n)));
-}
 
 function hexKaddr(addr: number): string {
   return formatKaddr(layout, addr);

@@ -78,6 +78,7 @@ import {
   vmap_initialized,
   vmap_purge_lock,
 } from "./vmalloc.js";
+import { roundup_pow_of_two } from "../../lib/log2.js";
 
 /** include/uapi/asm-generic/errno-base.h */
 const ENOMEM = 12;
@@ -95,11 +96,6 @@ export interface VmapBlockGeometry {
   readonly bbmapBits: number;
   /** VMAP_BLOCK_SIZE = VMAP_BBMAP_BITS * PAGE_SIZE. */
   readonly blockSize: number;
-}
-
-/** roundup_pow_of_two (include/linux/log2.h). */
-function roundup_pow_of_two(n: number): number {
-  return 2 ** Math.ceil(Math.log2(n));
 }
 
 /**

@@ -151,6 +151,7 @@ import {
   kzalloc,
 } from "../slab.js";
 import { flush_tlb_kernel_range } from "../tlbflush.js";
+import { ALIGN, PAGE_ALIGN, is_power_of_2 } from "../../lib/log2.js";
 
 /*** include/linux/vmalloc.h (v6.12) ***/
 
@@ -294,19 +295,6 @@ onSetCurrentCpu(() => {
   IOREMAP_MAX_ORDER = IS_64BIT ? 30 : 7 + PAGE_SHIFT;
   SHMLBA = IS_64BIT ? PAGE_SIZE : 4 * PAGE_SIZE;
 });
-
-/** ALIGN(x, a) for a power of two `a`, exact for kaddrs (|x| < 2^53). */
-function ALIGN(x: number, a: number): number {
-  return a === 1 ? x : Math.ceil(x / a) * a;
-}
-
-function PAGE_ALIGN(x: number): number {
-  return Math.ceil(x / PAGE_SIZE) * PAGE_SIZE;
-}
-
-function is_power_of_2(n: number): boolean {
-  return n > 0 && (n < 2 ** 30 ? (n & (n - 1)) === 0 : Number.isInteger(Math.log2(n)));
-}
 
 function hexKaddr(addr: number): string {
   return formatKaddr(layout, addr);

@@ -94,6 +94,7 @@ import {
   vunmap_range_noflush,
   zero_iter,
 } from "./vmalloc.js";
+import { roundup_pow_of_two } from "../../lib/log2.js";
 
 /** include/uapi/asm-generic/errno-base.h */
 const ENOMEM = 12;
@@ -114,11 +115,6 @@ export interface VmapBlockGeometry {
   readonly bbmapBits: number;
   /** VMAP_BLOCK_SIZE = VMAP_BBMAP_BITS * PAGE_SIZE. */
   readonly blockSize: number;
-}
-
-/** roundup_pow_of_two (include/linux/log2.h). */
-function roundup_pow_of_two(n: number): number {
-  return 2 ** Math.ceil(Math.log2(n));
 }
 
 /**
