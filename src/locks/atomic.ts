@@ -139,3 +139,12 @@ export function READ_ONCE(ptr: number): number {
 export function WRITE_ONCE(ptr: number, v: number): void {
   Atomics.store(I32, ptr >> 2, v);
 }
+
+/**
+ * data_race(expr) (include/linux/compiler.h, v5.8+): a plain access the author
+ * knows may race and accepts (a statistic, a heuristic). It returns its value;
+ * the KCSAN build leaves the accesses written inside it unchecked.
+ */
+export function data_race<T>(value: T): T {
+  return value;
+}
