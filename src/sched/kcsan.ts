@@ -129,6 +129,8 @@ let wp0 = 0; // I32 index of watchpoints[0]
 let reported0 = 0; // I32 index of the reported-pairs set
 let other0 = 0; // byte address of other_infos[0]
 let skipIdx = 0; // I32 index of this CPU's kcsan_skip
+let myPercpu = 0; // this CPU's per-CPU area [myPercpu, myPercpuEnd)
+let myPercpuEnd = 0;
 let randIdx = 0;
 let skipWatch = CONFIG_KCSAN_SKIP_WATCH;
 let udelayTask = CONFIG_KCSAN_UDELAY_TASK;
@@ -145,6 +147,8 @@ onSetCurrentCpu((cpu) => {
   const me = other0 + OTHER_BYTES + cpu * KCSAN_CPU.size;
   skipIdx = (me + KCSAN_CPU.off.kcsan_skip) >> 2;
   randIdx = (me + KCSAN_CPU.off.kcsan_rand_state) >> 2;
+  myPercpu = a.percpuBase + cpu * a.percpuStride;
+  myPercpuEnd = myPercpu + a.percpuStride;
   skipWatch = a.config.kcsanSkipWatch;
   udelayTask = a.config.kcsanUdelayTask;
   udelayInterrupt = a.config.kcsanUdelayInterrupt;
@@ -264,6 +268,8 @@ function kcsan_setup_watchpoint(addr: number, size: number, type: number): void 
   if (type & KCSAN_ACCESS_ATOMIC) return;
   if ((type & (KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND)) === KCSAN_ACCESS_WRITE) return;
   if (size > 8) return; // not encodable: checked against watchpoints, never watched
+  // This CPU's own per-CPU data is the kernel's this_cpu_*() ops, which KCSAN does not instrument.
+  if (addr >= myPercpu && addr < myPercpuEnd) return;
   const slot = watchpoint_slot(addr);
   const encoded = encode_watchpoint(addr, size, (type & KCSAN_ACCESS_WRITE) !== 0);
   // insert_watchpoint: a busy slot means no watch this time.
