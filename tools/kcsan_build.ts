@@ -50,7 +50,9 @@ const EXCLUDED = new Set([
   "src/mm/mmu.ts",
 ]);
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+/** The repository: this file is tools/kcsan_build.ts, or dist/tools/kcsan_build.js once compiled. */
+const self = fileURLToPath(import.meta.url);
+const root = resolve(dirname(self), ...(self.endsWith(".ts") ? [".."] : ["..", ".."]));
 
 /** Is `file` (absolute) one the KCSAN build instruments? */
 export function isInstrumented(file: string): boolean {

@@ -297,7 +297,7 @@ function reportFound(
       `warning: the run switched more often than the log holds (${formatInt(f.outcome.record.lost)} decisions lost): ` +
         "its replay will diverge; a lower --p or a smaller --ops keeps it whole",
     );
-  say(`replay it:   vmsim replay ${path}`);
+  say(`replay it:   vmsim replay ${config.kcsan ? "--kcsan " : ""}${path}`);
   say(`shrink it:   vmsim shrink ${path}`);
   return path;
 }
@@ -475,7 +475,7 @@ export async function shrinkCommand(f: ReplayFile, path: string, o: ShrinkCliOpt
       `steps ${formatInt(f.steps)} → ${formatInt(s.steps)}`,
   );
   console.log(`shrunk file: ${out}`);
-  console.log(`replay it:   vmsim replay ${out}`);
+  console.log(`replay it:   vmsim replay ${f.config.kcsan ? "--kcsan " : ""}${out}`);
   for (const l of timeline(r.outcome.record.decisions, r.outcome.record.steps, r.outcome.failure, r.events))
     console.log(l);
   const shrunk = r.outcome.failure;

@@ -24,7 +24,7 @@
  * watchpoint slot of its address (the fast path: one Atomics load). Every
  * kcsan_skip_watch-th plain access (randomized) sets up a watchpoint on its
  * address and size, stalls (free mode: a busy udelay; deterministic mode: a
- * sched point where the strategy may switch to another CPU), reads the value again
+ * yield to another runnable CPU, which the strategy picks and the log records), reads the value again
  * and removes the watchpoint. Another CPU's conflicting access — overlapping
  * bytes, at least one a write — consumes the watchpoint and leaves its side
  * (call chain, held locks) in other_info; the watcher then reports the race. A
@@ -44,8 +44,7 @@ import type { MachineConfig } from "../shared/config.js";
 import { kernelCallChain, reportBug } from "../shared/report.js";
 import { onSetCurrentCpu, smp_processor_id } from "../shared/smp.js";
 import { defineStruct } from "../shared/struct.js";
-import { SP_SPIN, sched_switch_point } from "./sched_point.js";
-import { schedDeterministic } from "./sched_det.js";
+import { schedDeterministic, sched_yield } from "./sched_det.js";
 
 /* Access types (include/linux/kcsan-checks.h). */
 export const KCSAN_ACCESS_WRITE = 1 << 0;
@@ -95,8 +94,16 @@ const OTHER_INFO = defineStruct("kcsan_other_info", [
   { name: "comm", type: "u32", count: COMM_LEN / 4, guard: "owner" },
 ]);
 
-/** The region's parts, in order: watchpoints[], reported pairs, other_infos[], then one kcsan_cpu per CPU. */
-const WP_BYTES = CONFIG_KCSAN_NUM_WATCHPOINTS * 4;
+/** The statistics of kernel/kcsan/debugfs.c, machine-wide (Atomics). */
+export const KCSAN_COUNTERS = ["setup_watchpoints", "no_capacity", "data_races", "races_unknown_origin"] as const;
+export type KcsanCounter = (typeof KCSAN_COUNTERS)[number];
+const COUNTER_SETUP_WATCHPOINTS = 0;
+const COUNTER_NO_CAPACITY = 1;
+const COUNTER_DATA_RACES = 2;
+const COUNTER_RACES_UNKNOWN_ORIGIN = 3;
+
+/** The region's parts, in order: watchpoints[], counters, reported pairs, other_infos[], one kcsan_cpu per CPU. */
+const WP_BYTES = CONFIG_KCSAN_NUM_WATCHPOINTS * 4 + 16 * 4;
 const REPORTED_BYTES = NR_REPORTED * 4;
 const OTHER_BYTES = CONFIG_KCSAN_NUM_WATCHPOINTS * OTHER_INFO.size;
 const regionBytes = (c: MachineConfig): number =>
@@ -121,6 +128,29 @@ export function kcsanRegisterInTask(fn: () => boolean): void {
 /** Lockdep registers its view of a CPU's held locks. */
 export function kcsanRegisterHeldLocks(fn: (cpu: number) => string[] | null): void {
   heldLocksOf = fn;
+}
+
+/** kcsan_counter_inc (kcsan.h). */
+function kcsan_counter_inc(c: number): void {
+  Atomics.add(I32, wp0 + CONFIG_KCSAN_NUM_WATCHPOINTS + c, 1);
+}
+
+/**
+ * /sys/kernel/debug/kcsan's counters of the machine this thread is attached
+ * to (all zero without --kcsan): watchpoints set up, sampled accesses that
+ * found every slot of theirs busy, races seen by a consumer, values that
+ * changed under a watchpoint with no access seen.
+ */
+export function kcsanCounters(): Record<KcsanCounter, number> {
+  const a = theArena();
+  const out = {} as Record<KcsanCounter, number>;
+  KCSAN_COUNTERS.forEach((name, i) => {
+    out[name] =
+      a.config.kcsan && kcsan_region.size > 0
+        ? Atomics.load(I32, (kcsan_region.base >> 2) + CONFIG_KCSAN_NUM_WATCHPOINTS + i)
+        : 0;
+  });
+  return out;
 }
 
 /* This thread's view of the region (immutable after attach). */
@@ -224,6 +254,7 @@ function check_access(addr: number, size: number, type: number): void {
  */
 function kcsan_found_watchpoint(addr: number, size: number, type: number, slot: number, w: number): void {
   if (Atomics.compareExchange(I32, wp0 + slot, w, CONSUMED_WATCHPOINT) !== w) return;
+  kcsan_counter_inc(COUNTER_DATA_RACES);
   const o = other0 + slot * OTHER_INFO.size;
   const cpu = smp_processor_id();
   I32[(o + OTHER_INFO.off.cpu) >> 2] = cpu;
@@ -273,13 +304,18 @@ function kcsan_setup_watchpoint(addr: number, size: number, type: number): void 
   const slot = watchpoint_slot(addr);
   const encoded = encode_watchpoint(addr, size, (type & KCSAN_ACCESS_WRITE) !== 0);
   // insert_watchpoint: a busy slot means no watch this time.
-  if (Atomics.compareExchange(I32, wp0 + slot, INVALID_WATCHPOINT, encoded) !== INVALID_WATCHPOINT) return;
+  if (Atomics.compareExchange(I32, wp0 + slot, INVALID_WATCHPOINT, encoded) !== INVALID_WATCHPOINT) {
+    kcsan_counter_inc(COUNTER_NO_CAPACITY);
+    return;
+  }
+  kcsan_counter_inc(COUNTER_SETUP_WATCHPOINTS);
   const task = inTask();
   const old = read_value(addr, size);
   try {
     // The stall: another CPU may run into the watchpoint now; this CPU runs nothing else meanwhile
-    // (CONFIG_KCSAN_INTERRUPT_WATCHER=n: no interrupt on the watcher's CPU).
-    if (schedDeterministic) sched_switch_point(SP_SPIN);
+    // (CONFIG_KCSAN_INTERRUPT_WATCHER=n: no interrupt on the watcher's CPU). Deterministic mode has no
+    // time: the watcher yields to another runnable CPU (the strategy picks it, the log records it).
+    if (schedDeterministic) sched_yield();
     else udelay(task ? udelayTask : udelayInterrupt);
   } catch (e) {
     // The machine stopped (or deadlocked) while this CPU waited: the watchpoint goes with it.
@@ -295,7 +331,10 @@ function kcsan_setup_watchpoint(addr: number, size: number, type: number): void 
     const other = take_other_info(slot);
     // CONFIG_KCSAN_REPORT_VALUE_CHANGE_ONLY: the other side may have rewritten the same value.
     if (changed && other !== null) kcsan_report_known_origin(me, other, old, now);
-  } else if (changed) kcsan_report_unknown_origin(me, old, now);
+  } else if (changed) {
+    kcsan_counter_inc(COUNTER_RACES_UNKNOWN_ORIGIN);
+    kcsan_report_unknown_origin(me, old, now);
+  }
 }
 
 interface Side {
