@@ -15,6 +15,9 @@
  *       the same for a marked access (an Atomics operation; READ_ONCE and
  *       WRITE_ONCE are Atomics inside): checked against watchpoints, never
  *       watched, as KCSAN treats marked accesses.
+ *   __tsan_memset(c, from, to), __tsan_memcpy_from(from, to), __tsan_memcpy_to(src, at)
+ *       `U8.fill(c, from, to)`, `U8.subarray(from, to)` (a copy's source) and
+ *       `U8.set(src, at)`: plain range accesses, checked and never watched.
  *   kcsan_check_read(addr, size), kcsan_check_write(addr, size)
  *       an explicit check of a byte range (the kernel's kcsan_check_access).
  *
@@ -590,11 +593,49 @@ export function __tsan_atomic_read_write4(i: number): number {
   return i;
 }
 
+/**
+ * check_access of a range longer than a watchpoint can encode (memset,
+ * memcpy): checked against the slot of every page it covers, never watched.
+ */
+function check_range(addr: number, size: number, type: number): void {
+  if (!kcsan_enabled || size <= 0) return;
+  const first = addr >>> PAGE_SHIFT;
+  const last = Math.min((addr + size - 1) >>> PAGE_SHIFT, first + SLOT_MASK);
+  for (let page = first; page <= last; page++) {
+    const slot = page & SLOT_MASK;
+    const w = Atomics.load(I32, wp0 + slot);
+    if (w <= CONSUMED_WATCHPOINT || !(type & KCSAN_ACCESS_WRITE || wpIsWrite(w))) continue;
+    if (matching_access(wpAddr(w, slot), wpSize(w), addr, size)) {
+      kcsan_found_watchpoint(addr, size, type, slot, w);
+      return;
+    }
+  }
+  if (--I32[skipIdx]! < 0) kcsan_setup_watchpoint(addr, size, type);
+}
+
 /** kcsan_check_read (include/linux/kcsan-checks.h): a plain read of `size` bytes at `addr`. */
 export function kcsan_check_read(addr: number, size: number): void {
-  check_access(addr, size, 0);
+  if (size <= 8) check_access(addr, size, 0);
+  else check_range(addr, size, 0);
 }
 /** kcsan_check_write: a plain write of `size` bytes at `addr`. */
 export function kcsan_check_write(addr: number, size: number): void {
-  check_access(addr, size, KCSAN_ACCESS_WRITE);
+  if (size <= 8) check_access(addr, size, KCSAN_ACCESS_WRITE);
+  else check_range(addr, size, KCSAN_ACCESS_WRITE);
+}
+
+/** __tsan_memset: `U8.fill(c, from, to)`, a plain write of [from, to). */
+export function __tsan_memset(c: number, from: number, to: number): Uint8Array {
+  check_range(from, to - from, KCSAN_ACCESS_WRITE);
+  return U8.fill(c, from, to);
+}
+/** The source side of __tsan_memcpy: `U8.subarray(from, to)`, a plain read of [from, to). */
+export function __tsan_memcpy_from(from: number, to: number): Uint8Array {
+  check_range(from, to - from, 0);
+  return U8.subarray(from, to);
+}
+/** The destination side of __tsan_memcpy: `U8.set(src, at)`, a plain write of src.length bytes at `at`. */
+export function __tsan_memcpy_to(src: ArrayLike<number>, at: number): void {
+  check_range(at, src.length, KCSAN_ACCESS_WRITE);
+  U8.set(src, at);
 }
