@@ -165,9 +165,9 @@ let skipIdx = 0; // I32 index of this CPU's kcsan_skip
 let myPercpu = 0; // this CPU's per-CPU area [myPercpu, myPercpuEnd)
 let myPercpuEnd = 0;
 let randIdx = 0;
-let skipWatch = CONFIG_KCSAN_SKIP_WATCH;
-let udelayTask = CONFIG_KCSAN_UDELAY_TASK;
-let udelayInterrupt = CONFIG_KCSAN_UDELAY_INTERRUPT;
+let kcsan_skip_watch = CONFIG_KCSAN_SKIP_WATCH;
+let kcsan_udelay_task = CONFIG_KCSAN_UDELAY_TASK;
+let kcsan_udelay_interrupt = CONFIG_KCSAN_UDELAY_INTERRUPT;
 
 onSetCurrentCpu((cpu) => {
   const a = theArena();
@@ -182,9 +182,9 @@ onSetCurrentCpu((cpu) => {
   randIdx = (me + KCSAN_CPU.off.kcsan_rand_state) >> 2;
   myPercpu = a.percpuBase + cpu * a.percpuStride;
   myPercpuEnd = myPercpu + a.percpuStride;
-  skipWatch = a.config.kcsanSkipWatch;
-  udelayTask = a.config.kcsanUdelayTask;
-  udelayInterrupt = a.config.kcsanUdelayInterrupt;
+  kcsan_skip_watch = a.config.kcsanSkipWatch;
+  kcsan_udelay_task = a.config.kcsanUdelayTask;
+  kcsan_udelay_interrupt = a.config.kcsanUdelayInterrupt;
 });
 
 /* Each CPU's PRNG starts from the machine's seed; its skip count is drawn from it on first use (-1). */
@@ -208,7 +208,7 @@ function prandom_u32_max(ceil: number): number {
 
 /** reset_kcsan_skip (core.c): the next watch after skip_watch accesses, minus a random part. */
 function reset_kcsan_skip(): void {
-  I32[skipIdx] = skipWatch - prandom_u32_max(skipWatch);
+  I32[skipIdx] = kcsan_skip_watch - prandom_u32_max(kcsan_skip_watch);
 }
 
 /** watchpoint_slot (core.c): by page, as KCSAN. */
@@ -319,7 +319,7 @@ function kcsan_setup_watchpoint(addr: number, size: number, type: number): void 
     // (CONFIG_KCSAN_INTERRUPT_WATCHER=n: no interrupt on the watcher's CPU). Deterministic mode has no
     // time: the watcher yields to another runnable CPU (the strategy picks it, the log records it).
     if (schedDeterministic) sched_yield();
-    else udelay(task ? udelayTask : udelayInterrupt);
+    else udelay(task ? kcsan_udelay_task : kcsan_udelay_interrupt);
   } catch (e) {
     // The machine stopped (or deadlocked) while this CPU waited: the watchpoint goes with it.
     Atomics.store(I32, wp0 + slot, INVALID_WATCHPOINT);
