@@ -12,7 +12,6 @@
  */
 import { type KernelVersion, MAX_MEMORY } from "../shared/config.js";
 import { lockWaitTime, resetLockWaitTime } from "../locks/lock_wait.js";
-import { setSlubDebug } from "../mm/slab.js";
 import type { TestVmallocCase, TestVmallocResult } from "./workloads/test_vmalloc.js";
 import { Machine } from "./machine.js";
 import { statsOf } from "./measure.js";
@@ -31,6 +30,10 @@ export interface ScalingOptions {
   readonly loops: number;
   /** Boot with lockdep on. @defaultValue false (the kernel's figures come from production kernels) */
   readonly lockdep?: boolean;
+  /** Boot with slub_debug=P (slab poisoning). @defaultValue false, as lockdep */
+  readonly slubDebug?: boolean;
+  /** Trace events each CPU keeps (MachineConfig.trace). @defaultValue 0: tracing off, as lockdep */
+  readonly trace?: number;
   /** Physical memory of the machine. @defaultValue {@link memoryFor} */
   readonly memory?: number;
   /** Called after every run, warm-ups included (progress). */
@@ -118,12 +121,17 @@ function medianByLock(runs: readonly ReadonlyMap<string, number>[]): Record<stri
 /** Measures every case of `opts.tests` on one machine of `cpus` CPUs. Throws if a case fails or reports. */
 export async function measureTestVmalloc(cpus: number, opts: ScalingOptions): Promise<ScalingPoint[]> {
   const memory = opts.memory ?? memoryFor(cpus, opts.tests, opts.loops);
-  // slub_debug is a boot parameter: off, as in the kernel configuration the published figures come from.
-  setSlubDebug(false);
   const kernel = opts.kernel ?? "4.19";
-  const m = await Machine.boot({ kernel, cpus, seed: 1, memory, lockdep: opts.lockdep ?? false }).finally(() =>
-    setSlubDebug(true),
-  );
+  // The production configuration by default: the kernel's figures come from kernels without these.
+  const m = await Machine.boot({
+    kernel,
+    cpus,
+    seed: 1,
+    memory,
+    lockdep: opts.lockdep ?? false,
+    slubDebug: opts.slubDebug ?? false,
+    trace: opts.trace ?? 0,
+  });
   let round = 0;
   const run = async (test: TestVmallocCase, loops: number) => {
     resetLockWaitTime();
