@@ -164,8 +164,9 @@ async function main(): Promise<void> {
     "",
     "Production configuration (lockdep, slub_debug, tracing off), every CPU running the case at once. " +
       `Lock wait = the CPUs' time in contended lock waits (spinlocks, rwlocks and mutexes alike) over their time in ` +
-      `the test, median of ${repeats} runs, in all and per lock class (kind from the lock events: spin, read/write, ` +
-      `mutex); a class gets a column where it reaches ${COLUMN_MIN_PCT}% somewhere. * = more CPUs than host cores.`,
+      `the test, median of ${repeats} runs, in all and per lock class (each its own median: the classes need not add ` +
+      `up to the total); a class gets a column where it reaches ${COLUMN_MIN_PCT}% somewhere, with its kind ` +
+      `(spin, read, write, mutex) where the traced runs below took it. * = more CPUs than host cores.`,
     "",
     `| test | CPUs | µs per pair | lock wait | ${columns.map((c) => `${c}${kinds[c] ? ` (${kinds[c]})` : ""}`).join(" | ")} | others |`,
     `|---|---:|---:|---:|${columns.map(() => "---:|").join("")}---:|`,
