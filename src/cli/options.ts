@@ -14,6 +14,8 @@ import {
   MAX_CPUS,
   MAX_TRACE_EVENTS,
   type MachineConfig,
+  SPINLOCK_KINDS,
+  type SpinlockKind,
   isKernelVersion,
   parseSize,
 } from "../shared/config.js";
@@ -143,6 +145,17 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
     ...MACHINE_FLAGS.trace,
     description: `events each CPU keeps for a trace (the last ones; 0 = no tracing); --trace alone keeps ${DEFAULT_TRACE_EVENTS}`,
     parse: parseInteger("trace-buffer", 0, MAX_TRACE_EVENTS),
+  },
+  spinlock: {
+    ...MACHINE_FLAGS.spinlock,
+    description:
+      'the spinlock of free-running CPUs: "pv-qspinlock" (paravirtual queued; no collapse with more CPUs than cores) ' +
+      'or "ticket" (arm64 until v5.8); explore and replay always run "ticket"',
+    parse: (raw): SpinlockKind => {
+      const k = SPINLOCK_KINDS.find((n) => n === raw);
+      if (k === undefined) throw new InvalidArgumentError(`expected one of ${SPINLOCK_KINDS.join(", ")}.`);
+      return k;
+    },
   },
 };
 

@@ -171,7 +171,8 @@ function reportsText(reports: readonly Report[], tail: string): string {
 
 /** Boots a machine, sets the scenario up, and takes the snapshot every run starts from. */
 async function prepare(config: MachineConfig, scenario: Scenario): Promise<{ m: Machine; snap: Uint8Array }> {
-  const m = await Machine.boot(config);
+  // Deterministic runs take the ticket lock (src/locks/spinlock.ts): its FIFO hand-off is part of the replay.
+  const m = await Machine.boot({ ...config, spinlock: "ticket" });
   try {
     // The first report freezes every CPU's event ring: what a run's digest and report show is the
     // moment of the failure, not the unwinding after it (which may involve the CPUs' event loops).

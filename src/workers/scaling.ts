@@ -10,7 +10,7 @@
  * over their time in the test, the median over repeats, in all and per lock
  * class.
  */
-import { type KernelVersion, MAX_MEMORY } from "../shared/config.js";
+import { DEFAULT_CONFIG, type KernelVersion, MAX_MEMORY, type SpinlockKind } from "../shared/config.js";
 import { lockWaitTime, resetLockWaitTime } from "../locks/lock_wait.js";
 import { setSlubDebug } from "../mm/slab.js";
 import type { TestVmallocCase, TestVmallocResult } from "./workloads/test_vmalloc.js";
@@ -31,6 +31,8 @@ export interface ScalingOptions {
   readonly loops: number;
   /** Boot with lockdep on. @defaultValue false (the kernel's figures come from production kernels) */
   readonly lockdep?: boolean;
+  /** The machine's spinlock (src/locks/spinlock.ts). @defaultValue DEFAULT_CONFIG.spinlock */
+  readonly spinlock?: SpinlockKind;
   /** Physical memory of the machine. @defaultValue {@link memoryFor} */
   readonly memory?: number;
   /** Called after every run, warm-ups included (progress). */
@@ -121,8 +123,9 @@ export async function measureTestVmalloc(cpus: number, opts: ScalingOptions): Pr
   // slub_debug is a boot parameter: off, as in the kernel configuration the published figures come from.
   setSlubDebug(false);
   const kernel = opts.kernel ?? "4.19";
-  const m = await Machine.boot({ kernel, cpus, seed: 1, memory, lockdep: opts.lockdep ?? false }).finally(() =>
-    setSlubDebug(true),
+  const spinlock = opts.spinlock ?? DEFAULT_CONFIG.spinlock;
+  const m = await Machine.boot({ kernel, cpus, seed: 1, memory, lockdep: opts.lockdep ?? false, spinlock }).finally(
+    () => setSlubDebug(true),
   );
   let round = 0;
   const run = async (test: TestVmallocCase, loops: number) => {
