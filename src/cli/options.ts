@@ -425,6 +425,8 @@ export interface BenchOptions {
   readonly loops: number;
   /** Boot with lockdep on. @defaultValue false */
   readonly lockdep: boolean;
+  /** The machines' spinlock (src/locks/spinlock.ts). @defaultValue "pv-qspinlock" */
+  readonly spinlock: SpinlockKind;
   /** Folder for scaling.{json,md,svg} and one SVG per case. @defaultValue vmsim-bench (git-ignored; committed results go to bench/results/ with --out) */
   readonly out: string;
 }
@@ -482,6 +484,7 @@ export const BENCH_OPTIONS: OptionTable<BenchOptions> = {
     parse: parseInteger("loops", 1, 100_000_000),
   },
   lockdep: { flags: "--lockdep", description: "boot with lockdep on", defaultValue: false },
+  spinlock: MACHINE_OPTIONS.spinlock,
   out: {
     flags: "--out <dir>",
     description:

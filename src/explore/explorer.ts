@@ -196,7 +196,8 @@ export class Explorer {
   /** Boots the machine, sets the scenario up and takes the snapshot every run starts from. */
   static async start(config: MachineConfig, scenario: Scenario): Promise<Explorer> {
     const { m, snap } = await prepare(config, scenario);
-    return new Explorer(m, snap, m.config, scenario);
+    // The config as given: the ticket lock is how every deterministic run works, not a setting of this one.
+    return new Explorer(m, snap, { ...m.config, spinlock: config.spinlock }, scenario);
   }
 
   /** One run from the snapshot under `strategy`. */
