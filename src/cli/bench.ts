@@ -16,7 +16,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { KernelVersion } from "../shared/config.js";
+import { DEFAULT_CONFIG, type KernelVersion, type SpinlockKind } from "../shared/config.js";
 import { plural } from "../workers/format.js";
 import { type HostInfo, fmt, hostInfo, hostLine } from "../workers/measure.js";
 import { type ScalingPoint, measureTestVmalloc, memoryFor } from "../workers/scaling.js";
@@ -64,6 +64,8 @@ export interface BenchResult {
   readonly slubDebug: boolean;
   /** Trace events each CPU kept (0: tracing off). */
   readonly trace: number;
+  /** The machines' spinlock (src/locks/spinlock.ts); absent: DEFAULT_CONFIG's. */
+  readonly spinlock?: SpinlockKind;
   /** Physical memory of each CPU count's machine, bytes. */
   readonly memory: Readonly<Record<string, number>>;
   /** Below these a point is not meaningful. */
@@ -183,7 +185,8 @@ export function benchCommand(r: BenchResult): string {
   return (
     `vmsim bench --kernel ${r.kernels.join(",")} --tests ${r.tests.join(",")} --cpus ${r.cpus.join(",")} ` +
     `--repeats ${r.repeats} --loops ${r.loops}${r.lockdep ? " --lockdep" : ""}${r.slubDebug ? " --slub-debug" : ""}` +
-    (r.trace > 0 ? ` --trace-buffer ${r.trace}` : "")
+    (r.trace > 0 ? ` --trace-buffer ${r.trace}` : "") +
+    ((r.spinlock ?? DEFAULT_CONFIG.spinlock) === DEFAULT_CONFIG.spinlock ? "" : ` --spinlock ${r.spinlock}`)
   );
 }
 
@@ -195,7 +198,7 @@ export function benchMarkdown(r: BenchResult): string {
     "",
     `\`${benchCommand(r)}\``,
     "",
-    `lib/test_vmalloc.c cases, every CPU at once; ${debugConfigLine(r)}, no interrupts. µs per vmalloc+vfree pair = median over ` +
+    `lib/test_vmalloc.c cases, every CPU at once; ${debugConfigLine(r)}, no interrupts, ${r.spinlock ?? DEFAULT_CONFIG.spinlock} spinlocks. µs per vmalloc+vfree pair = median over ` +
       `${r.repeats} runs × CPUs of (timed loop / pairs); pairs/s for all CPUs; speedup = pairs/s over the same kernel's on 1 CPU; ` +
       (base === null ? "" : `vs ${base} = ${base}'s µs per pair over this row's (same case and CPUs); `) +
       "lock wait = CPU time in contended lock waits / CPU time in the test (median), in all and by lock class. " +
@@ -292,6 +295,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
             lockdep: opts.lockdep,
             slubDebug: opts.slubDebug,
             trace: opts.trace,
+            spinlock: opts.spinlock,
             memory: memory[cpus],
             onRun: (test, n) => {
               runs++;
@@ -321,6 +325,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     lockdep: opts.lockdep,
     slubDebug: opts.slubDebug,
     trace: opts.trace,
+    spinlock: opts.spinlock,
     memory,
     minimum: BENCH_MINIMUM,
     points: benchPoints(points, opts.kernels, opts.tests, host.cores),
@@ -358,6 +363,8 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     lockWaitPct: p.lockWaitPct,
     lockWaitByLock: p.lockWaitByLock,
   }));
-  console.log(`SUMMARY ${JSON.stringify({ command: "bench", ok: true, out: opts.out, points: summary })}`);
+  console.log(
+    `SUMMARY ${JSON.stringify({ command: "bench", ok: true, out: opts.out, spinlock: opts.spinlock, points: summary })}`,
+  );
   return 0;
 }

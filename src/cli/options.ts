@@ -14,6 +14,8 @@ import {
   MAX_CPUS,
   MAX_TRACE_EVENTS,
   type MachineConfig,
+  SPINLOCK_KINDS,
+  type SpinlockKind,
   isKernelVersion,
   parseSize,
 } from "../shared/config.js";
@@ -147,6 +149,17 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
     ...MACHINE_FLAGS.trace,
     description: `events each CPU keeps for a trace (the last ones; 0 = no tracing); --trace alone keeps ${DEFAULT_TRACE_EVENTS}`,
     parse: parseInteger("trace-buffer", 0, MAX_TRACE_EVENTS),
+  },
+  spinlock: {
+    ...MACHINE_FLAGS.spinlock,
+    description:
+      'the spinlock of free-running CPUs: "pv-qspinlock" (paravirtual queued; no collapse with more CPUs than cores) ' +
+      'or "ticket" (arm64 until v5.8); explore and replay always run "ticket"',
+    parse: (raw): SpinlockKind => {
+      const k = SPINLOCK_KINDS.find((n) => n === raw);
+      if (k === undefined) throw new InvalidArgumentError(`expected one of ${SPINLOCK_KINDS.join(", ")}.`);
+      return k;
+    },
   },
 };
 
@@ -425,6 +438,8 @@ export interface BenchOptions {
   readonly slubDebug: boolean;
   /** Trace events each CPU keeps (span tracing on when > 0). @defaultValue 0 */
   readonly trace: number;
+  /** The machines' spinlock (src/locks/spinlock.ts). @defaultValue "pv-qspinlock" */
+  readonly spinlock: SpinlockKind;
   /** Folder for scaling.{json,md,svg} and one SVG per case. @defaultValue vmsim-bench (git-ignored; committed results go to bench/results/ with --out) */
   readonly out: string;
 }
@@ -488,6 +503,7 @@ export const BENCH_OPTIONS: OptionTable<BenchOptions> = {
     ...MACHINE_OPTIONS.trace,
     description: "events each CPU keeps in its trace ring: turns span tracing on (0 = off), to measure its cost",
   },
+  spinlock: MACHINE_OPTIONS.spinlock,
   out: {
     flags: "--out <dir>",
     description:

@@ -55,7 +55,18 @@ export interface MachineConfig {
    * Chrome/Perfetto trace (`--trace FILE`); 0 turns tracing off, and then no ring exists. @defaultValue 0
    */
   readonly trace: number;
+  /**
+   * The arch spinlock of free-mode runs (src/locks/spinlock.ts): "pv-qspinlock", the paravirtual queued
+   * spinlock, whose halted waiters never hold up running CPUs (no collapse with more CPUs than cores), or
+   * "ticket", arm64's lock until v5.8. The deterministic scheduler (explore, replay) always runs "ticket".
+   * @defaultValue "pv-qspinlock"
+   */
+  readonly spinlock: SpinlockKind;
 }
+
+/** The arch spinlocks a machine can run. */
+export const SPINLOCK_KINDS = ["pv-qspinlock", "ticket"] as const;
+export type SpinlockKind = (typeof SPINLOCK_KINDS)[number];
 
 export const DEFAULT_CONFIG: MachineConfig = {
   kernel: "4.19",
@@ -70,6 +81,7 @@ export const DEFAULT_CONFIG: MachineConfig = {
   workqueue: "auto",
   inject: [],
   trace: 0,
+  spinlock: "pv-qspinlock",
 };
 
 /** Largest machine: record pointers are int32 byte offsets, so the arena stays below 2 GiB. */
@@ -103,6 +115,10 @@ export function makeConfig(over: Partial<MachineConfig> = {}): MachineConfig {
     throw new RangeError(`workqueue must be "auto" or "explicit", got ${c.workqueue}`);
   if (!Number.isInteger(c.trace) || c.trace < 0 || c.cpus * c.trace > MAX_TRACE_EVENTS)
     throw new RangeError(`trace must be an integer >= 0 with cpus × trace <= ${MAX_TRACE_EVENTS}, got ${c.trace}`);
+  if (!(SPINLOCK_KINDS as readonly string[]).includes(c.spinlock))
+    throw new RangeError(
+      `unknown spinlock ${JSON.stringify(c.spinlock)}; expected one of ${SPINLOCK_KINDS.join(", ")}`,
+    );
   if (!Array.isArray(c.inject))
     throw new RangeError(`inject must be a list of injection names, got ${JSON.stringify(c.inject)}`);
   for (const name of c.inject) {

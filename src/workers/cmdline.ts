@@ -76,4 +76,5 @@ export const MACHINE_FLAGS: FlagTable<MachineConfig> = {
   workqueue: { flags: "--workqueue <mode>", defaultValue: DEFAULT_CONFIG.workqueue },
   inject: { flags: "--inject <names>", defaultValue: DEFAULT_CONFIG.inject, format: (names) => names.join(",") },
   trace: { flags: "--trace-buffer <events>", defaultValue: DEFAULT_CONFIG.trace },
+  spinlock: { flags: "--spinlock <kind>", defaultValue: DEFAULT_CONFIG.spinlock },
 };

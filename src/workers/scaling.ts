@@ -10,7 +10,7 @@
  * over their time in the test, the median over repeats, in all and per lock
  * class.
  */
-import { type KernelVersion, MAX_MEMORY } from "../shared/config.js";
+import { DEFAULT_CONFIG, type KernelVersion, MAX_MEMORY, type SpinlockKind } from "../shared/config.js";
 import { lockWaitTime, resetLockWaitTime } from "../locks/lock_wait.js";
 import { lockdep_class_name } from "../locks/lockdep.js";
 import {
@@ -43,6 +43,8 @@ export interface ScalingOptions {
   readonly slubDebug?: boolean;
   /** Trace events each CPU keeps (MachineConfig.trace). @defaultValue 0: tracing off, as lockdep */
   readonly trace?: number;
+  /** The machine's spinlock (src/locks/spinlock.ts). @defaultValue DEFAULT_CONFIG.spinlock */
+  readonly spinlock?: SpinlockKind;
   /** Physical memory of the machine. @defaultValue {@link memoryFor} */
   readonly memory?: number;
   /** Called after every run, warm-ups included (progress). */
@@ -140,6 +142,7 @@ export async function measureTestVmalloc(cpus: number, opts: ScalingOptions): Pr
     lockdep: opts.lockdep ?? false,
     slubDebug: opts.slubDebug ?? false,
     trace: opts.trace ?? 0,
+    spinlock: opts.spinlock ?? DEFAULT_CONFIG.spinlock,
   });
   let round = 0;
   const run = async (test: TestVmallocCase, loops: number) => {
