@@ -136,7 +136,13 @@ let lockIdx = 0;
 let classIdx = 0;
 let readIdx = 0;
 let stateIdx = 0;
+/** Every CPU's held_locks depth word (I32 index), and the lock array's distance from it in words. */
+let heldDepthIdx = new Int32Array(0);
+const HELD_LOCK_OFF = (HELD_LOCKS.off.lock - HELD_LOCKS.off.depth) >> 2;
 onSetCurrentCpu(() => {
+  const cpus = theArena().config.cpus;
+  heldDepthIdx = new Int32Array(cpus);
+  for (let cpu = 0; cpu < cpus; cpu++) heldDepthIdx[cpu] = (per_cpu_ptr(held_locks, cpu) + HELD_LOCKS.off.depth) >> 2;
   const p = this_cpu_ptr(held_locks);
   depthIdx = (p + HELD_LOCKS.off.depth) >> 2;
   lockIdx = (p + HELD_LOCKS.off.lock) >> 2;
@@ -849,11 +855,12 @@ export function lockdep_print_held_locks(): string {
  * memory is the same use after free.
  */
 export function debug_check_no_locks_freed(from: number, len: number): void {
-  const a = theArena();
-  for (let cpu = 0; cpu < a.config.cpus; cpu++) {
-    const p = a.percpuBase + cpu * a.percpuStride + held_locks.offset;
-    const d = Math.min(Atomics.load(I32, (p + HELD_LOCKS.off.depth) >> 2), MAX_LOCK_DEPTH);
-    const locks = (p + HELD_LOCKS.off.lock) >> 2;
+  // Every kfree and page free calls it: the stacks' indexes are cached per thread.
+  const depths = heldDepthIdx;
+  for (let cpu = 0; cpu < depths.length; cpu++) {
+    const di = depths[cpu]!;
+    const d = Math.min(Atomics.load(I32, di), MAX_LOCK_DEPTH);
+    const locks = di + HELD_LOCK_OFF;
     for (let i = 0; i < d; i++) {
       const lock = Atomics.load(I32, locks + i);
       if (lock >= from && lock < from + len) {
