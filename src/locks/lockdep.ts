@@ -127,8 +127,12 @@ export let lockdepOn = true;
 /** Harness: turns lockdep on or off on this thread (tests, benches). */
 export function setLockdep(on: boolean): void {
   lockdepOn = on;
-  // Off, interrupts coming back on cost no call at all.
-  registerIrqsOnTracer(on ? lockdep_irqs_on : null);
+  registerTracer();
+}
+
+/** Off, interrupts coming back on cost no call at all; on, none while this CPU holds no lock. */
+function registerTracer(): void {
+  registerIrqsOnTracer(lockdepOn ? lockdep_irqs_on : null, depthIdx);
 }
 
 let depthIdx = 0;
@@ -149,6 +153,7 @@ onSetCurrentCpu(() => {
   classIdx = (p + HELD_LOCKS.off.class) >> 2;
   readIdx = (p + HELD_LOCKS.off.read) >> 2;
   stateIdx = (p + HELD_LOCKS.off.state) >> 2;
+  registerTracer();
 });
 
 function graphLock(): void {
@@ -524,7 +529,7 @@ function lockdep_irqs_on(hardirq: boolean): void {
     if ((I32[usageIdx(cls)]! & need) !== need) mark_irqflags(cls, read, need);
   }
 }
-registerIrqsOnTracer(lockdep_irqs_on);
+registerTracer();
 
 /*** Dependencies ***/
 
