@@ -128,8 +128,12 @@ export let lockdepOn = true;
 /** Harness: turns lockdep on or off on this thread (tests, benches). */
 export function setLockdep(on: boolean): void {
   lockdepOn = on;
-  // Off, interrupts coming back on cost no call at all.
-  registerIrqsOnTracer(on ? lockdep_irqs_on : null);
+  registerTracer();
+}
+
+/** Off, interrupts coming back on cost no call at all; on, none while this CPU holds no lock. */
+function registerTracer(): void {
+  registerIrqsOnTracer(lockdepOn ? lockdep_irqs_on : null, depthIdx);
 }
 
 let depthIdx = 0;
@@ -137,13 +141,20 @@ let lockIdx = 0;
 let classIdx = 0;
 let readIdx = 0;
 let stateIdx = 0;
+/** Every CPU's held_locks depth word (I32 index), and the lock array's distance from it in words. */
+let heldDepthIdx = new Int32Array(0);
+const HELD_LOCK_OFF = (HELD_LOCKS.off.lock - HELD_LOCKS.off.depth) >> 2;
 onSetCurrentCpu(() => {
+  const cpus = theArena().config.cpus;
+  heldDepthIdx = new Int32Array(cpus);
+  for (let cpu = 0; cpu < cpus; cpu++) heldDepthIdx[cpu] = (per_cpu_ptr(held_locks, cpu) + HELD_LOCKS.off.depth) >> 2;
   const p = this_cpu_ptr(held_locks);
   depthIdx = (p + HELD_LOCKS.off.depth) >> 2;
   lockIdx = (p + HELD_LOCKS.off.lock) >> 2;
   classIdx = (p + HELD_LOCKS.off.class) >> 2;
   readIdx = (p + HELD_LOCKS.off.read) >> 2;
   stateIdx = (p + HELD_LOCKS.off.state) >> 2;
+  registerTracer();
 });
 
 function graphLock(): void {
@@ -519,7 +530,7 @@ function lockdep_irqs_on(hardirq: boolean): void {
     if ((I32[usageIdx(cls)]! & need) !== need) mark_irqflags(cls, read, need);
   }
 }
-registerIrqsOnTracer(lockdep_irqs_on);
+registerTracer();
 
 /*** Dependencies ***/
 
@@ -851,11 +862,12 @@ export function lockdep_print_held_locks(): string {
  * memory is the same use after free.
  */
 export function debug_check_no_locks_freed(from: number, len: number): void {
-  const a = theArena();
-  for (let cpu = 0; cpu < a.config.cpus; cpu++) {
-    const p = a.percpuBase + cpu * a.percpuStride + held_locks.offset;
-    const d = Math.min(Atomics.load(I32, (p + HELD_LOCKS.off.depth) >> 2), MAX_LOCK_DEPTH);
-    const locks = (p + HELD_LOCKS.off.lock) >> 2;
+  // Every kfree and page free calls it: the stacks' indexes are cached per thread.
+  const depths = heldDepthIdx;
+  for (let cpu = 0; cpu < depths.length; cpu++) {
+    const di = depths[cpu]!;
+    const d = Math.min(Atomics.load(I32, di), MAX_LOCK_DEPTH);
+    const locks = di + HELD_LOCK_OFF;
     for (let i = 0; i < d; i++) {
       const lock = Atomics.load(I32, locks + i);
       if (lock >= from && lock < from + len) {

@@ -68,17 +68,33 @@ export function irqs_disabled(): boolean {
  * tracing does.
  */
 let trace_irqs_on: ((hardirq: boolean) => void) | null = null;
+/**
+ * The I32 index of this CPU's held-lock count, which the tracer reads first
+ * and returns on when 0: checked here, a CPU that holds no lock (most
+ * irq-enables) makes no call. -1: unknown, always call.
+ */
+let heldDepthIdx = -1;
 
-/** Lockdep registers its trace_hardirqs_on/trace_softirqs_on; null while lockdep is off on this thread. */
-export function registerIrqsOnTracer(fn: ((hardirq: boolean) => void) | null): void {
+/**
+ * Lockdep registers its trace_hardirqs_on/trace_softirqs_on (null while
+ * lockdep is off on this thread) and the index of this CPU's held-lock count
+ * (-1 when there is none to read), with which it does nothing.
+ */
+export function registerIrqsOnTracer(fn: ((hardirq: boolean) => void) | null, depthIdx = -1): void {
   trace_irqs_on = fn;
+  heldDepthIdx = depthIdx;
+}
+
+/** Must the tracer run? It does nothing while this CPU holds no lock. */
+function tracerDue(): boolean {
+  return trace_irqs_on !== null && (heldDepthIdx < 0 || I32[heldDepthIdx] !== 0);
 }
 
 export function local_irq_disable(): void {
   I32[irqf] = 1;
 }
 export function local_irq_enable(): void {
-  if (I32[irqf] !== 0 && trace_irqs_on !== null) trace_irqs_on(true);
+  if (I32[irqf] !== 0 && tracerDue()) trace_irqs_on!(true);
   I32[irqf] = 0;
 }
 /** local_irq_save: returns the previous flag for local_irq_restore. */
@@ -88,10 +104,10 @@ export function local_irq_save(): number {
   return f;
 }
 export function local_irq_restore(flags: number): void {
-  if (flags === 0 && I32[irqf] !== 0 && trace_irqs_on !== null) trace_irqs_on(true);
+  if (flags === 0 && I32[irqf] !== 0 && tracerDue()) trace_irqs_on!(true);
   I32[irqf] = flags;
 }
 /** trace_softirqs_on (v4.19): softirqs are about to be enabled again (local_bh_enable calls it). */
 export function trace_softirqs_on(): void {
-  if (trace_irqs_on !== null) trace_irqs_on(false);
+  if (tracerDue()) trace_irqs_on!(false);
 }

@@ -43,7 +43,8 @@ interface Path {
   running: number;
 }
 
-const IDLE = 1 << 30;
+/** "No point due": 2^30 - 1, the largest small integer (Smi) V8 keeps unboxed; 2^30 is a heap number per store. */
+const IDLE = 0x3fffffff;
 /** Points left before the next slow-path run; `armed` is what it was set to. */
 let budget = IDLE;
 let armed = IDLE;

@@ -15,7 +15,10 @@
  * each workload call), and checks it on the sched-point slow path — at the
  * points inside other slow paths too, since an interrupt handler or a work
  * item run from a safe point may be what loops — and between the slices of
- * a sleeping lock wait (src/locks/lock_wait.ts).
+ * a sleeping lock wait (src/locks/lock_wait.ts). As in the kernel, a touch
+ * only zeroes the stamp (SOFTLOCKUP_RESET) and the next check reads the
+ * clock: a clock read per workload operation would cost more than the
+ * operation's locks.
  *
  * Deterministic runs (explore, replay, shrink) cannot read a clock and still
  * replay bit for bit: there the CPU's own sched points since the touch are
@@ -56,7 +59,7 @@ const TASK_COMM_LEN = 16;
  * clock beside the wall clock.
  */
 const WATCHDOG_TOUCH_TS = defineStruct("watchdog_touch_ts", [
-  /** monotonicMs() at the last touch; only its CPU reads it. */
+  /** monotonicMs() at the first check after the last touch, SOFTLOCKUP_RESET until then; only its CPU reads it. */
   { name: "ts", type: "f64", guard: "owner" },
   /** This CPU's sched-point clock at the last touch (src/sched/sched_point.ts). */
   { name: "sched_points", type: "f64", guard: "owner" },
@@ -79,10 +82,16 @@ const current_comm = DEFINE_PER_CPU("current_comm", TASK_COMM);
 // KCSAN's report names the task of each side.
 kcsanRegisterComm((cpu) => readCString(per_cpu_ptr(current_comm, cpu), TASK_COMM_LEN));
 
-/** touch_softlockup_watchdog (v4.19): this CPU made progress; restart its soft-lockup clock. */
+/** SOFTLOCKUP_RESET (v4.19 writes 0): the stamp of a touched CPU, which its next check sets to the clock. */
+const SOFTLOCKUP_RESET = 0;
+
+/**
+ * touch_softlockup_watchdog (v4.19 touch_softlockup_watchdog_sched): this CPU
+ * made progress; its soft-lockup clock restarts at the next check.
+ */
 export function touch_softlockup_watchdog(): void {
   const p = this_cpu_ptr(watchdog_touch_ts);
-  F64[(p + T.ts) >> 3] = monotonicMs();
+  F64[(p + T.ts) >> 3] = SOFTLOCKUP_RESET;
   F64[(p + T.sched_points) >> 3] = schedPointCount();
 }
 
@@ -112,7 +121,13 @@ export function softlockup_check(why?: () => string): void {
     if (points <= SOFTLOCKUP_SCHED_POINTS) return;
     headline = softlockupHeadline(`${points} sched points`);
   } else {
-    const ms = monotonicMs() - F64[(p + T.ts) >> 3]!;
+    const ts = F64[(p + T.ts) >> 3]!;
+    // Touched since the last check: the clock starts now (watchdog_timer_fn's __touch_watchdog).
+    if (ts === SOFTLOCKUP_RESET) {
+      F64[(p + T.ts) >> 3] = monotonicMs();
+      return;
+    }
+    const ms = monotonicMs() - ts;
     const { watchdogMs, cpus } = theArena().config;
     const limit = watchdogExpired(ms, watchdogMs, cpus);
     if (limit === null) return;

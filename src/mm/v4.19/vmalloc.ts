@@ -65,7 +65,7 @@ import {
   trace_graph_return,
   tracing,
 } from "../../trace/trace.js";
-import { INIT_LIST_HEAD, LIST_HEAD, list_add_rcu, list_del_rcu, list_is_last, list_next } from "../../lib/list.js";
+import { INIT_LIST_HEAD, LIST_HEAD, list_add_rcu, list_del_rcu, list_next } from "../../lib/list.js";
 import { LLIST_HEAD, LLIST_NODE, init_llist_head, llist_add, llist_del_all, llist_next } from "../../lib/llist.js";
 import { debug_check_no_obj_freed } from "../../lib/debugobjects.js";
 import {
@@ -205,6 +205,7 @@ const LST = VA.list;
 const VA_START = VA.va_start;
 const VA_END = VA.va_end;
 const VA_FLAGS = VA.flags;
+const LST_NEXT = LST + LIST_HEAD.off.next;
 const RB_LEFT = RB_NODE.off.rb_left;
 const RB_RIGHT = RB_NODE.off.rb_right;
 /* Field accessors of vmap_area and vm_struct (also the checker's). */
@@ -532,15 +533,34 @@ function __alloc_vmap_area_search(size: number, align: number, vstart: number, v
       if (!first) break;
     }
 
-    /* from the starting point, walk areas until a suitable hole is found */
-    while (addr + size > va_start(first) && addr + size <= vend) {
-      if (addr + F64[HOLE]! < va_start(first)) F64[HOLE] = va_start(first) - addr;
-      addr = ALIGN(va_end(first), align);
+    /*
+     * from the starting point, walk areas until a suitable hole is found.
+     * After a purge this walks every busy area (long_busy_list: 15000), so the
+     * loop is the loads alone, cached_hole_size in a local as the compiler
+     * keeps it in a register (stored back on every way out; the lock is held).
+     */
+    const f64 = F64;
+    const i32 = I32;
+    let hole = f64[HOLE]!;
+    let start = f64[(first + VA_START) >> 3]!;
+    while (addr + size > start && addr + size <= vend) {
+      if (addr + hole < start) hole = start - addr;
+      addr = ALIGN(f64[(first + VA_END) >> 3]!, align);
       if (injectHugeAlignWrap && addr >= KADDR_WRAP) addr = KADDR_NULL;
-      if (addr + size >= KADDR_WRAP) return -1;
-      if (list_is_last(first + LST, LIST)) break found;
-      first = list_next(first + LST) - LST;
+      if (addr + size >= KADDR_WRAP) {
+        f64[HOLE] = hole;
+        return -1;
+      }
+      const next = i32[(first + LST_NEXT) >> 2]!;
+      /* list_is_last */
+      if (next === LIST) {
+        f64[HOLE] = hole;
+        break found;
+      }
+      first = next - LST;
+      start = f64[(first + VA_START) >> 3]!;
     }
+    f64[HOLE] = hole;
     break;
   }
   /* found: */
