@@ -45,6 +45,7 @@ import {
 } from "../src/locks/rwlock.js";
 import { _Q_LOCKED_MASK, _Q_LOCKED_VAL, _Q_SLOW_VAL, encode_tail } from "../src/locks/qspinlock.js";
 import { lockWaitTime, resetLockWaitTime } from "../src/locks/lock_wait.js";
+import { VERDICT_OK, schedOff, schedRecord, schedSetup } from "../src/sched/sched_det.js";
 import { mutex_is_locked, mutex_lock, mutex_owner, mutex_trylock, mutex_unlock } from "../src/locks/mutex.js";
 import {
   READ_ONCE,
@@ -353,6 +354,25 @@ describe("the pv queued spinlock (--spinlock pv-qspinlock)", () => {
     await m.runAll("spin_forms_counter", { iters: 20_000 });
     expect(await m.run(0, "read_spin_forms_counter")).toBe(cpus * 20_000);
     expect(I32[bench_spinlock.ptr >> 2]).toBe(0);
+    expect(m.reports).toEqual([]);
+  });
+
+  it("a deterministic call between free ones runs the ticket lock and leaves every lock 0 for the pv lock (seed 404)", async () => {
+    m = await Machine.boot({ cpus: 2, seed: 404, memory: 8 * 1024 * 1024 });
+    const l = bench_spinlock.ptr;
+    await m.runAll("spin_forms_counter", { iters: 2000 });
+    schedSetup({ strategy: { kind: "random", p: 0.05 }, seed: 1, stepCap: 1e7 });
+    try {
+      await m.runAll("spin_forms_counter", { iters: 2000 });
+      expect(schedRecord().verdict).toBe(VERDICT_OK);
+    } finally {
+      schedOff();
+    }
+    // The ticket lock's unlock put the word back to 0 (free in both formats), not (n, n).
+    expect(I32[l >> 2]).toBe(0);
+    await m.runAll("spin_forms_counter", { iters: 2000 });
+    expect(await m.run(0, "read_spin_forms_counter")).toBe(3 * 2 * 2000);
+    expect(I32[l >> 2]).toBe(0);
     expect(m.reports).toEqual([]);
   });
 

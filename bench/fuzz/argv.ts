@@ -11,7 +11,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
-import { KERNEL_VERSIONS } from "../../src/shared/config.js";
+import { KERNEL_VERSIONS, SPINLOCK_KINDS } from "../../src/shared/config.js";
 import { LAYOUT_NAMES } from "../../src/shared/layouts.js";
 import { INJECT_NAMES } from "../../src/shared/inject.js";
 import { EXPLORE_STRATEGIES } from "../../src/explore/explore.js";
@@ -105,6 +105,7 @@ const GOOD: Readonly<Record<string, readonly string[]>> = {
   "--workqueue": ["auto", "explicit"],
   "--inject": [INJECT_NAMES[0]!, `${INJECT_NAMES[1]},${INJECT_NAMES[2]}`],
   "--trace-buffer": ["0", "64"],
+  "--spinlock": [...SPINLOCK_KINDS],
   "--trace": ["trace.json"],
   "--map": ["map.svg"],
   "--duration": ["100ms", "300ms"],

@@ -171,8 +171,7 @@ function reportsText(reports: readonly Report[], tail: string): string {
 
 /** Boots a machine, sets the scenario up, and takes the snapshot every run starts from. */
 async function prepare(config: MachineConfig, scenario: Scenario): Promise<{ m: Machine; snap: Uint8Array }> {
-  // Deterministic runs take the ticket lock (src/locks/spinlock.ts): its FIFO hand-off is part of the replay.
-  const m = await Machine.boot({ ...config, spinlock: "ticket" });
+  const m = await Machine.boot(config);
   try {
     // The first report freezes every CPU's event ring: what a run's digest and report show is the
     // moment of the failure, not the unwinding after it (which may involve the CPUs' event loops).
@@ -196,8 +195,7 @@ export class Explorer {
   /** Boots the machine, sets the scenario up and takes the snapshot every run starts from. */
   static async start(config: MachineConfig, scenario: Scenario): Promise<Explorer> {
     const { m, snap } = await prepare(config, scenario);
-    // The config as given: the ticket lock is how every deterministic run works, not a setting of this one.
-    return new Explorer(m, snap, { ...m.config, spinlock: config.spinlock }, scenario);
+    return new Explorer(m, snap, m.config, scenario);
   }
 
   /** One run from the snapshot under `strategy`. */

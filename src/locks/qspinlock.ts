@@ -27,7 +27,7 @@ import { defineStruct } from "../shared/struct.js";
 import { MAX_CPUS } from "../shared/config.js";
 import { smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 import { SP_SPIN, sched_point } from "../sched/sched_point.js";
-import { schedDeterministic, sched_wait } from "../sched/sched_det.js";
+import { sched_wait } from "../sched/sched_det.js";
 import { monotonicMs } from "../sched/watchdog_clock.js";
 import {
   type LockHolderFn,
@@ -188,8 +188,6 @@ let waitSleptMs = 0;
  * `holder` names the lock for the soft-lockup report.
  */
 export function __pv_queued_spin_lock_slowpath(lock: number, cls: number, holder: LockHolderFn): void {
-  // The deterministic scheduler runs ticket locks (spinlock.ts): a halt here would hang its run.
-  if (schedDeterministic) throw new KernelBug("pv-qspinlock slowpath under the deterministic scheduler");
   // An interrupt taken while we spin may wait for another lock: its wait nests in ours.
   const outer = [waitCls, waitTries, waitSleptMs] as const;
   const t0 = lock_wait_start(cls);

@@ -23,7 +23,7 @@ import { DEFINE_GLOBAL, type GlobalVar, I32, staticInit, theArena } from "../sha
 import { KernelBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_LOCK, SP_UNLOCK, sched_point } from "../sched/sched_point.js";
-import { sched_wake } from "../sched/sched_det.js";
+import { schedDeterministic, sched_wake } from "../sched/sched_det.js";
 import { smp_processor_id } from "../shared/smp.js";
 import {
   local_irq_disable,
@@ -106,14 +106,20 @@ registerLockHolder(spin_holder);
 
 const ticketServed = (v: number, ticket: number) => (v & 0xffff) === ticket;
 
-/** The arch lock of this machine's spinlocks, read from its config on each thread (harness state). */
-export type SpinlockKind = "ticket" | "pv-qspinlock";
-let pvSpinlocks = false;
+/** The machine's free runs take pv-qspinlock (its config's `spinlock`; harness state, read on each thread). */
+let pvConfigured = false;
 
 /** Harness: applies the machine config's `spinlock` on this thread (before any lock is taken). */
 export function spinlockAttach(): void {
-  pvSpinlocks = theArena().config.spinlock === "pv-qspinlock";
+  pvConfigured = theArena().config.spinlock === "pv-qspinlock";
 }
+
+/**
+ * The pv-qspinlock now: configured, and this call not under the deterministic
+ * scheduler, whose runs always take the ticket lock. Calls switch modes only
+ * with every lock free, and a free lock is 0 in both formats (see arch_spin_unlock).
+ */
+const pvSpinlocks = (): boolean => pvConfigured && !schedDeterministic;
 
 /**
  * arch_spin_lock: the ticket lock (arm64, v4.17: take a ticket, wait for it
@@ -122,7 +128,7 @@ export function spinlockAttach(): void {
  * what a stuck waiter waits for.
  */
 export function arch_spin_lock(lock: number, holder: LockHolderFn): void {
-  if (pvSpinlocks) {
+  if (pvSpinlocks()) {
     // queued_spin_lock: one compare-exchange while free, else the pv slowpath.
     if (Atomics.compareExchange(I32, lock >> 2, 0, _Q_LOCKED_VAL) !== 0) {
       const cls = I32[(lock + OFF_CLASS) >> 2]!;
@@ -146,16 +152,22 @@ export function arch_spin_lock(lock: number, holder: LockHolderFn): void {
 
 /** arch_spin_unlock: hand the lock to the next ticket (arm64, v4.17), or __pv_queued_spin_unlock. */
 export function arch_spin_unlock(lock: number): void {
-  if (pvSpinlocks) {
+  if (pvSpinlocks()) {
     __pv_queued_spin_unlock(lock);
     return;
   }
   const o = I32[(lock + OFF_SERVING) >> 2]!;
   // Only the holder moves the owner half: one RMW steps it to o+1, wrapping 0xffff to 0 without carrying into next.
-  const v = o === 0xffff ? Atomics.sub(I32, lock >> 2, 0xffff) : Atomics.add(I32, lock >> 2, 1);
+  const w = lock >> 2;
+  const v = o === 0xffff ? Atomics.sub(I32, w, 0xffff) : Atomics.add(I32, w, 1);
   // next beyond o+1: a waiter holds a ticket and may be asleep. The RMW above precedes this read (both SC),
   // and a waiter counts itself in sleepers before it re-reads the word, so one of us sees the other.
-  if (v >>> 16 !== ((o + 1) & 0xffff) && Atomics.load(I32, (lock + OFF_SLEEPERS) >> 2) !== 0) sched_wake(lock >> 2);
+  if (v >>> 16 !== ((o + 1) & 0xffff)) {
+    if (Atomics.load(I32, (lock + OFF_SLEEPERS) >> 2) !== 0) sched_wake(w);
+  } else if (pvConfigured) {
+    // Free, nobody queued: back to 0, the free qspinlock, for the machine's next free-mode call.
+    Atomics.compareExchange(I32, w, o === 0xffff ? (v - 0xffff) | 0 : (v + 1) | 0, 0);
+  }
 }
 
 /** spin_lock (v4.19 __raw_spin_lock): preemption off, lockdep acquire, then the arch lock. */
@@ -207,7 +219,7 @@ export function spin_trylock(lock: number): boolean {
 
 /** arch_spin_trylock: a free ticket lock's next ticket (arm64, v4.17), or queued_spin_trylock. */
 function arch_spin_trylock(lock: number): boolean {
-  if (pvSpinlocks) return queued_spin_trylock(lock);
+  if (pvSpinlocks()) return queued_spin_trylock(lock);
   const w = lock >> 2;
   const v = Atomics.load(I32, w);
   const ticket = v >>> 16;
@@ -256,14 +268,14 @@ export function spin_unlock_bh(lock: number): void {
 
 /** spin_is_locked: someone holds it (a racy snapshot, as in the kernel). */
 export function spin_is_locked(lock: number): boolean {
-  if (pvSpinlocks) return queued_spin_is_locked(lock);
+  if (pvSpinlocks()) return queued_spin_is_locked(lock);
   const v = Atomics.load(I32, lock >> 2);
   return (v & 0xffff) !== v >>> 16;
 }
 
 /** spin_is_contended: a CPU waits for the lock besides its holder (ticket: a ticket beyond the next owner's). */
 export function spin_is_contended(lock: number): boolean {
-  if (pvSpinlocks) return queued_spin_is_contended(lock);
+  if (pvSpinlocks()) return queued_spin_is_contended(lock);
   const t = Atomics.load(I32, lock >> 2);
   // next - owner: 1 while only the holder took a ticket.
   return (((t >>> 16) - (t & 0xffff)) & 0xffff) > 1;
