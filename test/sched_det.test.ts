@@ -28,7 +28,7 @@ describe("test_vmalloc and the start barrier under the deterministic scheduler",
   }
 
   it("fix_size_alloc_test on 2 CPUs under PCT (depth 3, seed 1) completes, and replaying its decisions reproduces it bit for bit", async () => {
-    const mach = await Machine.boot({ cpus: 2, memory: 16 * 1024 * 1024, seed: 1, spinlock: "ticket" });
+    const mach = await Machine.boot({ cpus: 2, memory: 16 * 1024 * 1024, seed: 1 });
     m = mach;
     const snap = mach.snapshot();
     const run = async (strategy: Strategy) => {
@@ -66,7 +66,7 @@ describe("test_vmalloc and the start barrier under the deterministic scheduler",
   });
 
   it("a start barrier that can never complete blocks its CPUs: the deadlock verdict, naming held locks, not a spin into the step cap (seed 2)", async () => {
-    const mach = await Machine.boot({ cpus: 2, memory: 8 * 1024 * 1024, seed: 2, spinlock: "ticket" });
+    const mach = await Machine.boot({ cpus: 2, memory: 8 * 1024 * 1024, seed: 2 });
     m = mach;
     const params: VmallocTestParams = {
       testRepeatCount: 1,
@@ -90,7 +90,7 @@ describe("test_vmalloc and the start barrier under the deterministic scheduler",
 
 describe("bench:sched's loop under the deterministic scheduler", () => {
   it("passes more sched points than the soft-lockup bound (2^22) in one call: the loop touches the watchdog, no lockup", async () => {
-    const m = await Machine.boot({ cpus: 1, memory: 8 * 1024 * 1024, seed: 1, spinlock: "ticket" });
+    const m = await Machine.boot({ cpus: 1, memory: 8 * 1024 * 1024, seed: 1 });
     try {
       const points = 2 ** 22 + 2 ** 21;
       schedSetup({ strategy: { kind: "rr", quantum: 2 ** 31 - 1 }, seed: 1, stepCap: 2 ** 31 - 1 });
