@@ -178,7 +178,10 @@ let HAS_PMD = false;
 let PTRS_PER_PUD = 1;
 let PTRS_PER_PMD = 1;
 const PTRS_PER_PTE = 512;
-/* 2^-SHIFT per level: kaddrs exceed 2^32, so indices come from exact float scaling, not bit ops. */
+/*
+ * 2^-SHIFT per level: kaddrs exceed 2^32, so p?d_index is an exact float scaling, then `& (PTRS_PER_* - 1)`:
+ * ToInt32 truncates (= floor for kaddrs, which are >= 0) and keeps the low bits, the index (no float modulo).
+ */
 let PGD_SCALE = 0;
 let PUD_SCALE = 0;
 let PMD_SCALE = 0;
@@ -195,6 +198,9 @@ onSetCurrentCpu(() => {
   layout = layoutOf(theArena().config);
   const lv = layout.levels;
   const find = (name: string) => lv.findIndex((l) => l.name === name);
+  // p?d_index masks with PTRS_PER_* - 1, as the kernel does.
+  if (lv.some((l) => (l.ptrs & (l.ptrs - 1)) !== 0))
+    throw new Error(`layout ${layout.name}: PTRS_PER_* not powers of 2`);
   PGDIR_SHIFT = lv[0]!.shift;
   PTRS_PER_PGD = lv[0]!.ptrs;
   PGD_ORDER = lv[0]!.order;
@@ -251,7 +257,7 @@ function table_vaddr(entry: number): number {
 
 /** pgd_offset_k(addr): the swapper_pg_dir slot covering kaddr `addr`. */
 export function pgd_offset_k(addr: number): number {
-  return I32[(init_mm.ptr + MM.pgd) >> 2]! + (Math.floor(addr * PGD_SCALE) % PTRS_PER_PGD) * 8;
+  return I32[(init_mm.ptr + MM.pgd) >> 2]! + ((addr * PGD_SCALE) & (PTRS_PER_PGD - 1)) * 8;
 }
 
 /** pgd_none: always false when the pud is folded (the pud check is the real one). */
@@ -270,7 +276,7 @@ export function pgd_present(pgd: number): boolean {
 /** pud_offset(pgdp, addr): the pgd slot itself when the pud is folded. */
 export function pud_offset(pgdp: number, addr: number): number {
   if (!HAS_PUD) return pgdp;
-  return table_vaddr(ptep_get(pgdp)) + (Math.floor(addr * PUD_SCALE) % PTRS_PER_PUD) * 8;
+  return table_vaddr(ptep_get(pgdp)) + ((addr * PUD_SCALE) & (PTRS_PER_PUD - 1)) * 8;
 }
 
 /** pud_none: always false when the pmd is folded. */
@@ -289,7 +295,7 @@ export function pud_present(pud: number): boolean {
 /** pmd_offset(pudp, addr): the pud slot itself when the pmd is folded. */
 export function pmd_offset(pudp: number, addr: number): number {
   if (!HAS_PMD) return pudp;
-  return table_vaddr(ptep_get(pudp)) + (Math.floor(addr * PMD_SCALE) % PTRS_PER_PMD) * 8;
+  return table_vaddr(ptep_get(pudp)) + ((addr * PMD_SCALE) & (PTRS_PER_PMD - 1)) * 8;
 }
 
 /** pmd_none: no pte table yet. */
@@ -307,7 +313,7 @@ export function pmd_present(pmd: number): boolean {
 
 /** pte_offset_kernel(pmdp, addr). */
 export function pte_offset_kernel(pmdp: number, addr: number): number {
-  return table_vaddr(ptep_get(pmdp)) + (Math.floor(addr * PTE_SCALE) % PTRS_PER_PTE) * 8;
+  return table_vaddr(ptep_get(pmdp)) + ((addr * PTE_SCALE) & (PTRS_PER_PTE - 1)) * 8;
 }
 
 /* p?d_addr_end: the next table boundary, or end (a folded level spans its parent). */
