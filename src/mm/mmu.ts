@@ -25,7 +25,7 @@ import { PAGE_SIZE, layoutOf } from "../shared/config.js";
 import { formatKaddr } from "../shared/layouts.js";
 import { reportBug } from "../shared/report.js";
 import { smp_processor_id } from "../shared/smp.js";
-import { kernel_ptep_lookup, ptep_get, pte_pfn, pte_present, pte_rdonly, show_pte } from "./pgtable.js";
+import { mmuTableWalk, ptep_get, pte_pfn, pte_present, pte_rdonly, show_pte } from "./pgtable.js";
 import { TLB_ENTRY, tlbProbe, tlb_count_stale, tlb_fill, tlb_lookup } from "./tlbflush.js";
 
 /** A faulting access (the oops was reported). */
@@ -73,7 +73,7 @@ function translatePage(addr: number, vpn: number, write: boolean): number | Faul
     const now = ptep_get(I32[(e + TLB_ENTRY.off.ptep) >> 2]!);
     if (now !== pte) staleTlbHit(addr, write, pte, now);
   } else {
-    const ptep = kernel_ptep_lookup(vpn * PAGE_SIZE);
+    const ptep = mmuTableWalk(vpn * PAGE_SIZE);
     pte = ptep ? ptep_get(ptep) : 0;
     if (!pte_present(pte)) return pageFault(addr, "paging request");
     tlb_fill(vpn, pte, ptep);
