@@ -267,10 +267,13 @@ function init_object(s: number, object: number): void {
 function poison_intact(s: number, object: number): boolean {
   const end = object + I32[(s + S_OBJECT_SIZE) >> 2]! - 1;
   if (U8[end] !== POISON_END) return false;
+  // Local views: the loop then keeps the arrays' bases in registers.
+  const w = I32;
+  const b = U8;
   let p = object + 4;
   const wordEnd = end & ~3;
-  for (; p < wordEnd; p += 4) if (I32[p >> 2] !== POISON_WORD) return false;
-  for (; p < end; p++) if (U8[p] !== POISON_FREE) return false;
+  for (; p < wordEnd; p += 4) if (w[p >> 2] !== POISON_WORD) return false;
+  for (; p < end; p++) if (b[p] !== POISON_FREE) return false;
   return true;
 }
 
