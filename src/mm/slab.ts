@@ -267,13 +267,16 @@ function init_object(s: number, object: number): void {
 function poison_intact(s: number, object: number): boolean {
   const end = object + I32[(s + S_OBJECT_SIZE) >> 2]! - 1;
   if (U8[end] !== POISON_END) return false;
-  // Local views: the loop then keeps the arrays' bases in registers.
+  // Local views keep the arrays' bases in registers; four words a turn, one branch.
   const w = I32;
   const b = U8;
-  let p = object + 4;
-  const wordEnd = end & ~3;
-  for (; p < wordEnd; p += 4) if (w[p >> 2] !== POISON_WORD) return false;
-  for (; p < end; p++) if (b[p] !== POISON_FREE) return false;
+  let i = (object + 4) >> 2;
+  const e = (end & ~3) >> 2;
+  const P = POISON_WORD;
+  for (; i + 4 <= e; i += 4)
+    if (((w[i]! ^ P) | (w[i + 1]! ^ P) | (w[i + 2]! ^ P) | (w[i + 3]! ^ P)) !== 0) return false;
+  for (; i < e; i++) if (w[i] !== POISON_WORD) return false;
+  for (let p = i << 2; p < end; p++) if (b[p] !== POISON_FREE) return false;
   return true;
 }
 
