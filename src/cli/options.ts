@@ -104,6 +104,10 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
     ...MACHINE_FLAGS.lockdep,
     description: "turn off lockdep-lite (held-lock stacks, lock order checks)",
   },
+  slubDebug: {
+    ...MACHINE_FLAGS.slubDebug,
+    description: "turn off slub_debug=P (slab poisoning: use-after-free writes, bad and double frees)",
+  },
   watchdogMs: {
     ...MACHINE_FLAGS.watchdogMs,
     description:
@@ -372,7 +376,10 @@ export const MERGE_OPTIONS: OptionTable<MergeOptions> = {
 };
 
 /** The machine flags of `vmsim exec` (docs/exec.md): its workqueue is always "explicit", the rest default. */
-export type ExecMachineConfig = Pick<MachineConfig, "kernel" | "cpus" | "layout" | "memory" | "seed" | "watchdogMs">;
+export type ExecMachineConfig = Pick<
+  MachineConfig,
+  "kernel" | "cpus" | "layout" | "memory" | "seed" | "lockdep" | "slubDebug" | "watchdogMs"
+>;
 
 export const EXEC_MACHINE_OPTIONS: OptionTable<ExecMachineConfig> = {
   kernel: MACHINE_OPTIONS.kernel,
@@ -380,6 +387,8 @@ export const EXEC_MACHINE_OPTIONS: OptionTable<ExecMachineConfig> = {
   layout: MACHINE_OPTIONS.layout,
   memory: MACHINE_OPTIONS.memory,
   seed: MACHINE_OPTIONS.seed,
+  lockdep: MACHINE_OPTIONS.lockdep,
+  slubDebug: MACHINE_OPTIONS.slubDebug,
   watchdogMs: MACHINE_OPTIONS.watchdogMs,
 };
 
@@ -412,6 +421,10 @@ export interface BenchOptions {
   readonly loops: number;
   /** Boot with lockdep on. @defaultValue false */
   readonly lockdep: boolean;
+  /** Boot with slub_debug=P (slab poisoning) on. @defaultValue false */
+  readonly slubDebug: boolean;
+  /** Trace events each CPU keeps (span tracing on when > 0). @defaultValue 0 */
+  readonly trace: number;
   /** Folder for scaling.{json,md,svg} and one SVG per case. @defaultValue vmsim-bench (git-ignored; committed results go to bench/results/ with --out) */
   readonly out: string;
 }
@@ -434,9 +447,10 @@ export const BENCH_OPTIONS: OptionTable<BenchOptions> = {
   },
   tests: {
     flags: "--tests <list>",
-    description: `test_vmalloc cases, comma-separated, "_alloc_test" optional (${BENCH_CASES.join(", ")})`,
+    description: `test_vmalloc cases, comma-separated, "_alloc_test" optional (${BENCH_CASES.join(", ")}), or all`,
     defaultValue: TEST_VMALLOC_CASES,
     parse: (raw) => {
+      if (raw === "all") return BENCH_CASES;
       const names = raw.split(",");
       const tests = names.map(testCaseOf);
       const bad = tests.indexOf(undefined);
@@ -469,6 +483,11 @@ export const BENCH_OPTIONS: OptionTable<BenchOptions> = {
     parse: parseInteger("loops", 1, 100_000_000),
   },
   lockdep: { flags: "--lockdep", description: "boot with lockdep on", defaultValue: false },
+  slubDebug: { flags: "--slub-debug", description: "boot with slub_debug=P (slab poisoning) on", defaultValue: false },
+  trace: {
+    ...MACHINE_OPTIONS.trace,
+    description: "events each CPU keeps in its trace ring: turns span tracing on (0 = off), to measure its cost",
+  },
   out: {
     flags: "--out <dir>",
     description:
@@ -552,7 +571,8 @@ export const TEST_OPTIONS: OptionTable<TestOptions> = {
   mode: {
     flags: "--mode <name>",
     description:
-      "test_vmalloc.sh preset: performance (sequential_test_order=1 test_repeat_count=3, one worker), " +
+      "test_vmalloc.sh preset: performance (sequential_test_order=1 test_repeat_count=3, one worker; " +
+      "a production kernel: lockdep and slub_debug off, --lockdep and --slub-debug turn them on), " +
       "stress (nr_threads=CPUs test_repeat_count=20), smoke (test_loop_count=10000 test_repeat_count=10), " +
       "or manual; flags given override the preset",
     defaultValue: "manual",
@@ -573,6 +593,32 @@ export const TEST_MACHINE_OPTIONS: OptionTable<MachineConfig> = {
   ...MACHINE_OPTIONS,
   memory: { ...MACHINE_OPTIONS.memory, defaultValue: TEST_MEMORY },
 };
+
+/**
+ * The machine of `vmsim test --mode performance`: the kernel's performance
+ * runs are of production kernels, so lockdep and slub_debug are off (tracing
+ * is off in every mode) and `--lockdep`, `--slub-debug` turn them back on.
+ */
+export const TEST_PERFORMANCE_MACHINE_OPTIONS: OptionTable<MachineConfig> = {
+  ...TEST_MACHINE_OPTIONS,
+  lockdep: { flags: "--lockdep", description: "--mode performance: turn lockdep-lite back on", defaultValue: false },
+  slubDebug: {
+    flags: "--slub-debug",
+    description: "--mode performance: turn slub_debug=P back on",
+    defaultValue: false,
+  },
+};
+
+/** The switches of `vmsim test` that turn the performance mode's debugging back on. */
+export const TEST_DEBUG_OPTIONS: OptionTable<Pick<MachineConfig, "lockdep" | "slubDebug">> = {
+  lockdep: TEST_PERFORMANCE_MACHINE_OPTIONS.lockdep,
+  slubDebug: TEST_PERFORMANCE_MACHINE_OPTIONS.slubDebug,
+};
+
+/** The machine flags of `vmsim test` in `mode`: the defaults that mode boots with, and the flags that change them. */
+export function testMachineOptions(mode: TestMode): OptionTable<MachineConfig> {
+  return mode === "performance" ? TEST_PERFORMANCE_MACHINE_OPTIONS : TEST_MACHINE_OPTIONS;
+}
 
 function toOption<T>(spec: CliOption<T>): Option {
   const o = new Option(spec.flags, spec.description);
@@ -607,7 +653,7 @@ export function readOptions<C>(cmd: Command, table: OptionTable<C>): C {
 /** The machine flags of `vmsim explore`: the scenario sets interrupts and the workqueue; memory is small (fast resets). */
 export type ExploreMachineConfig = Pick<
   MachineConfig,
-  "kernel" | "cpus" | "layout" | "memory" | "seed" | "lockdep" | "inject"
+  "kernel" | "cpus" | "layout" | "memory" | "seed" | "lockdep" | "slubDebug" | "inject"
 >;
 
 /** Memory of an exploration machine: every run restores it from a snapshot, so smaller is faster. */
@@ -621,6 +667,7 @@ export const EXPLORE_MACHINE_OPTIONS: OptionTable<ExploreMachineConfig> = {
   memory: { ...MACHINE_OPTIONS.memory, defaultValue: EXPLORE_MEMORY },
   seed: { ...MACHINE_OPTIONS.seed, description: "seed of the workload's choices and interrupts (fixed over the runs)" },
   lockdep: MACHINE_OPTIONS.lockdep,
+  slubDebug: MACHINE_OPTIONS.slubDebug,
   inject: MACHINE_OPTIONS.inject,
 };
 

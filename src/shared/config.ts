@@ -32,6 +32,11 @@ export interface MachineConfig {
   /** lockdep-lite: held-lock stacks, class order graph, atomic-sleep checks. @defaultValue true */
   readonly lockdep: boolean;
   /**
+   * slub_debug=P, the boot parameter: the slab caches poison free objects and check the poison, the free
+   * pointer and double frees (src/mm/slab.ts). Production kernels boot without it. @defaultValue true
+   */
+  readonly slubDebug: boolean;
+  /**
    * Soft-lockup threshold (src/sched/watchdog.ts): a CPU inside one kernel call this long — looping, or
    * waiting on a lock — reports a soft lockup and stops the machine. @defaultValue 10000
    */
@@ -59,6 +64,7 @@ export const DEFAULT_CONFIG: MachineConfig = {
   memory: 64 * 1024 * 1024,
   seed: 1,
   lockdep: true,
+  slubDebug: true,
   watchdogMs: 10_000,
   irqRate: 0,
   workqueue: "auto",
@@ -87,6 +93,8 @@ export function makeConfig(over: Partial<MachineConfig> = {}): MachineConfig {
     throw new RangeError(`seed must be an integer in 0..2^32-1, got ${c.seed}`);
   if (typeof c.lockdep !== "boolean")
     throw new RangeError(`lockdep must be true or false, got ${JSON.stringify(c.lockdep)}`);
+  if (typeof c.slubDebug !== "boolean")
+    throw new RangeError(`slubDebug must be true or false, got ${JSON.stringify(c.slubDebug)}`);
   if (!Number.isSafeInteger(c.watchdogMs) || c.watchdogMs < 1)
     throw new RangeError(`watchdogMs must be a positive integer (milliseconds), got ${JSON.stringify(c.watchdogMs)}`);
   if (typeof c.irqRate !== "number" || !(c.irqRate >= 0 && c.irqRate <= 1))
