@@ -25,7 +25,7 @@ import { PAGE_SIZE, layoutOf } from "../shared/config.js";
 import { formatKaddr } from "../shared/layouts.js";
 import { reportBug } from "../shared/report.js";
 import { smp_processor_id } from "../shared/smp.js";
-import { kernel_ptep_lookup, ptep_get, pte_pfn, pte_present, pte_rdonly, show_pte } from "./pgtable.js";
+import { mmuTableWalk, ptep_get, pte_pfn, pte_present, pte_rdonly, show_pte } from "./pgtable.js";
 import { TLB_ENTRY, tlbProbe, tlb_count_stale, tlb_fill, tlb_lookup } from "./tlbflush.js";
 
 /** A faulting access (the oops was reported). */
@@ -40,6 +40,9 @@ export interface Fault {
 export function isFault(r: unknown): r is Fault {
   return typeof r === "object" && r !== null && "fault" in r;
 }
+
+/** 1 / PAGE_SIZE: kaddr * PAGE_SCALE is exact (a power of two), its floor the page number. */
+const PAGE_SCALE = 1 / PAGE_SIZE;
 
 function pageFault(addr: number, what: string): Fault {
   reportBug(
@@ -58,9 +61,11 @@ function staleTlbHit(addr: number, write: boolean, pte: number, now: number): vo
   );
 }
 
-/** Translates kaddr `addr` on this CPU: the arena address of its byte, or the Fault it raised. */
-function translateAddress(addr: number, write: boolean): number | Fault {
-  const vpn = Math.floor(addr / PAGE_SIZE);
+/**
+ * Translates page `vpn` on this CPU for an access at kaddr `addr` in it: the
+ * arena address of the page's contents, or the Fault it raised.
+ */
+function translatePage(addr: number, vpn: number, write: boolean): number | Fault {
   const e = tlb_lookup(vpn);
   let pte: number;
   if (e) {
@@ -68,24 +73,35 @@ function translateAddress(addr: number, write: boolean): number | Fault {
     const now = ptep_get(I32[(e + TLB_ENTRY.off.ptep) >> 2]!);
     if (now !== pte) staleTlbHit(addr, write, pte, now);
   } else {
-    const ptep = kernel_ptep_lookup(vpn * PAGE_SIZE);
+    const ptep = mmuTableWalk(vpn * PAGE_SIZE);
     pte = ptep ? ptep_get(ptep) : 0;
     if (!pte_present(pte)) return pageFault(addr, "paging request");
     tlb_fill(vpn, pte, ptep);
   }
   if (write && pte_rdonly(pte)) return pageFault(addr, "write to read-only memory");
-  return pfn_to_data(pte_pfn(pte)) + (addr - vpn * PAGE_SIZE);
+  return pfn_to_data(pte_pfn(pte));
 }
+
+/*
+ * Both accessors split the access at page boundaries; kaddrs pass 2^32, so the
+ * page number comes from an exact float scaling, not a shift. Short copies are
+ * byte loops: a subarray would allocate on every store (test_vmalloc's `*p = 0`).
+ */
+const SHORT_COPY = 64;
 
 /** Loads `len` bytes from kaddr `kaddr` on this CPU. */
 export function mmuRead(kaddr: number, len: number): Uint8Array | Fault {
   const out = new Uint8Array(len);
   for (let done = 0; done < len; ) {
     const addr = kaddr + done;
-    const p = translateAddress(addr, false);
-    if (typeof p !== "number") return p;
-    const n = Math.min(len - done, PAGE_SIZE - (addr % PAGE_SIZE));
-    out.set(U8.subarray(p, p + n), done);
+    const vpn = Math.floor(addr * PAGE_SCALE);
+    const data = translatePage(addr, vpn, false);
+    if (typeof data !== "number") return data;
+    const off = addr - vpn * PAGE_SIZE;
+    const n = Math.min(len - done, PAGE_SIZE - off);
+    const p = data + off;
+    if (n <= SHORT_COPY) for (let i = 0; i < n; i++) out[done + i] = U8[p + i]!;
+    else out.set(U8.subarray(p, p + n), done);
     done += n;
   }
   return out;
@@ -93,12 +109,17 @@ export function mmuRead(kaddr: number, len: number): Uint8Array | Fault {
 
 /** Stores `bytes` at kaddr `kaddr` on this CPU; true, or the Fault of the first page that faulted. */
 export function mmuWrite(kaddr: number, bytes: Uint8Array): true | Fault {
-  for (let done = 0; done < bytes.length; ) {
+  const len = bytes.length;
+  for (let done = 0; done < len; ) {
     const addr = kaddr + done;
-    const p = translateAddress(addr, true);
-    if (typeof p !== "number") return p;
-    const n = Math.min(bytes.length - done, PAGE_SIZE - (addr % PAGE_SIZE));
-    U8.set(bytes.subarray(done, done + n), p);
+    const vpn = Math.floor(addr * PAGE_SCALE);
+    const data = translatePage(addr, vpn, true);
+    if (typeof data !== "number") return data;
+    const off = addr - vpn * PAGE_SIZE;
+    const n = Math.min(len - done, PAGE_SIZE - off);
+    const p = data + off;
+    if (n <= SHORT_COPY) for (let i = 0; i < n; i++) U8[p + i] = bytes[done + i]!;
+    else U8.set(bytes.subarray(done, done + n), p);
     done += n;
   }
   return true;
@@ -111,7 +132,7 @@ export function mmuWrite(kaddr: number, bytes: Uint8Array): true | Fault {
  * not an access (nothing is reported or counted).
  */
 export function staleTranslation(addr: number): number {
-  const e = tlbProbe(Math.floor(addr / PAGE_SIZE));
+  const e = tlbProbe(Math.floor(addr * PAGE_SCALE));
   if (e === 0) return -1;
   const pte = U32[(e + TLB_ENTRY.off.pte) >> 2]!;
   return ptep_get(I32[(e + TLB_ENTRY.off.ptep) >> 2]!) === pte ? -1 : pte_pfn(pte);

@@ -14,7 +14,7 @@
  * "no page" to callers, and NULL (0) is never a page's contents address either.
  * zone->managed_pages is therefore nr_pages - 1.
  */
-import { DEFINE_GLOBAL, DEFINE_PER_CPU, I32, U8, theArena } from "../shared/arena.js";
+import { DEFINE_GLOBAL, DEFINE_PER_CPU, I32, theArena } from "../shared/arena.js";
 import { MAX_ORDER, PAGE_SIZE } from "../shared/config.js";
 import { reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
@@ -31,6 +31,7 @@ import { might_sleep } from "../locks/might_sleep.js";
 import { debug_check_no_locks_freed, lockdepOn } from "../locks/lockdep.js";
 import { local_irq_restore, local_irq_save } from "../percpu/preempt.js";
 import { num_online_cpus, onSetCurrentCpu, per_cpu_ptr, smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
+import { memset } from "../lib/string.js";
 import { INIT_LIST_HEAD, LIST_HEAD, list_add, list_add_tail, list_del, list_next, list_prev } from "../lib/list.js";
 import {
   __GFP_COMP,
@@ -421,8 +422,10 @@ function free_unref_page(page: number): void {
 function put_page_testzero(page: number): boolean {
   const i = (page + OFF_REF) >> 2;
   sched_point(SP_ATOMIC);
-  for (;;) {
-    const v = Atomics.load(I32, i);
+  // The usual count is 1: try 1 -> 0 first, saving the load (the loop below would do the same swap).
+  let v = Atomics.compareExchange(I32, i, 1, 0);
+  if (v === 1) return true;
+  for (; ; v = Atomics.load(I32, i)) {
     if (v <= 0) {
       vm_bug_on_page(page, "page_ref_count(page) == 0");
       return false;
@@ -568,8 +571,7 @@ function prep_new_page(page: number, order: number, gfp: number): void {
   set_page_private(page, 0);
   set_page_count(page, 1);
   if (gfp & __GFP_ZERO) {
-    const a = page_address(page);
-    U8.fill(0, a, a + (PAGE_SIZE << order));
+    memset(page_address(page), 0, PAGE_SIZE << order);
   }
   if (order !== 0 && gfp & __GFP_COMP) prep_compound_page(page, order);
 }

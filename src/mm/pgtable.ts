@@ -178,7 +178,10 @@ let HAS_PMD = false;
 let PTRS_PER_PUD = 1;
 let PTRS_PER_PMD = 1;
 const PTRS_PER_PTE = 512;
-/* 2^-SHIFT per level: kaddrs exceed 2^32, so indices come from exact float scaling, not bit ops. */
+/*
+ * 2^-SHIFT per level: kaddrs exceed 2^32, so p?d_index is an exact float scaling, then `& (PTRS_PER_* - 1)`:
+ * ToInt32 truncates (= floor for kaddrs, which are >= 0) and keeps the low bits, the index (no float modulo).
+ */
 let PGD_SCALE = 0;
 let PUD_SCALE = 0;
 let PMD_SCALE = 0;
@@ -195,6 +198,9 @@ onSetCurrentCpu(() => {
   layout = layoutOf(theArena().config);
   const lv = layout.levels;
   const find = (name: string) => lv.findIndex((l) => l.name === name);
+  // p?d_index masks with PTRS_PER_* - 1, as the kernel does.
+  if (lv.some((l) => (l.ptrs & (l.ptrs - 1)) !== 0))
+    throw new Error(`layout ${layout.name}: PTRS_PER_* not powers of 2`);
   PGDIR_SHIFT = lv[0]!.shift;
   PTRS_PER_PGD = lv[0]!.ptrs;
   PGD_ORDER = lv[0]!.order;
@@ -251,7 +257,7 @@ function table_vaddr(entry: number): number {
 
 /** pgd_offset_k(addr): the swapper_pg_dir slot covering kaddr `addr`. */
 export function pgd_offset_k(addr: number): number {
-  return I32[(init_mm.ptr + MM.pgd) >> 2]! + (Math.floor(addr * PGD_SCALE) % PTRS_PER_PGD) * 8;
+  return I32[(init_mm.ptr + MM.pgd) >> 2]! + ((addr * PGD_SCALE) & (PTRS_PER_PGD - 1)) * 8;
 }
 
 /** pgd_none: always false when the pud is folded (the pud check is the real one). */
@@ -270,7 +276,7 @@ export function pgd_present(pgd: number): boolean {
 /** pud_offset(pgdp, addr): the pgd slot itself when the pud is folded. */
 export function pud_offset(pgdp: number, addr: number): number {
   if (!HAS_PUD) return pgdp;
-  return table_vaddr(ptep_get(pgdp)) + (Math.floor(addr * PUD_SCALE) % PTRS_PER_PUD) * 8;
+  return table_vaddr(ptep_get(pgdp)) + ((addr * PUD_SCALE) & (PTRS_PER_PUD - 1)) * 8;
 }
 
 /** pud_none: always false when the pmd is folded. */
@@ -289,7 +295,7 @@ export function pud_present(pud: number): boolean {
 /** pmd_offset(pudp, addr): the pud slot itself when the pmd is folded. */
 export function pmd_offset(pudp: number, addr: number): number {
   if (!HAS_PMD) return pudp;
-  return table_vaddr(ptep_get(pudp)) + (Math.floor(addr * PMD_SCALE) % PTRS_PER_PMD) * 8;
+  return table_vaddr(ptep_get(pudp)) + ((addr * PMD_SCALE) & (PTRS_PER_PMD - 1)) * 8;
 }
 
 /** pmd_none: no pte table yet. */
@@ -307,7 +313,7 @@ export function pmd_present(pmd: number): boolean {
 
 /** pte_offset_kernel(pmdp, addr). */
 export function pte_offset_kernel(pmdp: number, addr: number): number {
-  return table_vaddr(ptep_get(pmdp)) + (Math.floor(addr * PTE_SCALE) % PTRS_PER_PTE) * 8;
+  return table_vaddr(ptep_get(pmdp)) + ((addr * PTE_SCALE) & (PTRS_PER_PTE - 1)) * 8;
 }
 
 /* p?d_addr_end: the next table boundary, or end (a folded level spans its parent). */
@@ -490,10 +496,24 @@ export function paging_init(): void {
 
 /*** Page table manipulation functions (mm/vmalloc.c) ***/
 
+/** Whether kaddr `addr` is page aligned: its exact page-number scaling is whole (no float modulo). */
+function page_aligned(addr: number): boolean {
+  const vpn = addr * PTE_SCALE;
+  return vpn === Math.floor(vpn);
+}
+
 function bug_on_bad_range(fn: string, start: number, end: number): void {
   // The kernel BUGs on start >= end; an unaligned bound would make its do/while loop run forever.
-  if (start >= end || start % PAGE_SIZE !== 0 || end % PAGE_SIZE !== 0)
-    throw new KernelBug(`${fn}: bad range ${formatKaddr(layout, start)}-${formatKaddr(layout, end)}`);
+  if (start >= end || !page_aligned(start) || !page_aligned(end)) bad_range(fn, start, end);
+}
+
+function bad_range(fn: string, start: number, end: number): never {
+  throw new KernelBug(`${fn}: bad range ${formatKaddr(layout, start)}-${formatKaddr(layout, end)}`);
+}
+
+/** A WARN in mm/vmalloc.c's function `fn`; built out of line, so the walkers stay small enough to inline. */
+function warn_vmalloc(fn: string, what: string): void {
+  reportBug("WARN", `WARNING: CPU: ${smp_processor_id()} at mm/vmalloc.c ${fn}: ${what}`);
 }
 
 /** vunmap_pte_range (v4.19). */
@@ -501,8 +521,7 @@ function vunmap_pte_range(pmdp: number, addr: number, end: number): void {
   let ptep = pte_offset_kernel(pmdp, addr);
   do {
     const ptent = ptep_get_and_clear(ptep);
-    if (!pte_none(ptent) && !pte_present(ptent))
-      reportBug("WARN", `WARNING: CPU: ${smp_processor_id()} at mm/vmalloc.c vunmap_pte_range: bad pte ${ptent}`);
+    if (!pte_none(ptent) && !pte_present(ptent)) warn_vmalloc("vunmap_pte_range", `bad pte ${ptent}`);
     ptep += 8;
     addr += PAGE_SIZE;
   } while (addr !== end);
@@ -559,17 +578,14 @@ function vmap_pte_range(pmdp: number, addr: number, end: number, prot: Pgprot, p
     const page = I32[(pages >> 2) + nr]!;
     const old = ptep_get(ptep);
     if (!pte_none(old)) {
-      reportBug(
-        "WARN",
-        `WARNING: CPU: ${smp_processor_id()} at mm/vmalloc.c vmap_pte_range: WARN_ON(!pte_none(*pte)) at ${formatKaddr(layout, addr)}: pte 0x${old.toString(16)}`,
+      warn_vmalloc(
+        "vmap_pte_range",
+        `WARN_ON(!pte_none(*pte)) at ${formatKaddr(layout, addr)}: pte 0x${old.toString(16)}`,
       );
       return -ENOMEM;
     }
     if (!page) {
-      reportBug(
-        "WARN",
-        `WARNING: CPU: ${smp_processor_id()} at mm/vmalloc.c vmap_pte_range: WARN_ON(!page) at ${formatKaddr(layout, addr)}`,
-      );
+      warn_vmalloc("vmap_pte_range", `WARN_ON(!page) at ${formatKaddr(layout, addr)}`);
       return -ENOMEM;
     }
     set_pte(ptep, mk_pte(page, prot));
@@ -644,6 +660,29 @@ export function kernel_ptep_lookup(addr: number): number {
   const pmd = ptep_get(pmdp);
   if (pmd_none(pmd) || pmd_bad(pmd)) return 0;
   return pte_offset_kernel(pmdp, addr);
+}
+
+/**
+ * The MMU's table walk (hardware, not a kernel function): the pte slot mapping
+ * kaddr `addr`, or 0 when a table above is missing. The same result as
+ * {@link kernel_ptep_lookup}, but as the hardware walker reads each descriptor
+ * once, where the kernel's p?d_offset reads again what p?d_none just checked.
+ */
+export function mmuTableWalk(addr: number): number {
+  let p = pgd_offset_k(addr);
+  let v = ptep_get(p);
+  if (HAS_PUD) {
+    if (pgd_none(v) || pgd_bad(v)) return 0;
+    p = table_vaddr(v) + ((addr * PUD_SCALE) & (PTRS_PER_PUD - 1)) * 8;
+    v = ptep_get(p);
+  }
+  if (HAS_PMD) {
+    if (pud_none(v) || pud_bad(v)) return 0;
+    p = table_vaddr(v) + ((addr * PMD_SCALE) & (PTRS_PER_PMD - 1)) * 8;
+    v = ptep_get(p);
+  }
+  if (pmd_none(v) || pmd_bad(v)) return 0;
+  return table_vaddr(v) + ((addr * PTE_SCALE) & (PTRS_PER_PTE - 1)) * 8;
 }
 
 /** vmalloc_to_pfn-style lookup: the present PTE mapping `addr`, or 0. */

@@ -56,6 +56,7 @@ export const TLB_ENTRY = defineStruct("tlb_entry", [
   { name: "ptep", type: "ptr", guard: "owner" },
 ]);
 const E = TLB_ENTRY.off;
+const TLB_ENTRY_SIZE = TLB_ENTRY.size;
 
 /** A CPU's TLB and its counters. */
 export const CPU_TLB = defineStruct("cpu_tlb", [
@@ -108,11 +109,19 @@ const HI = 2 ** 32;
 
 /*** The TLB (owner only) ***/
 
+/**
+ * The entry page `vpn` maps to (direct-mapped): vpn mod TLB_NR_ENTRIES by a
+ * mask, as page numbers pass 2^31 and a float modulo is slow (ToInt32 keeps the low bits).
+ */
+function tlb_slot(vpn: number): number {
+  return entries + (vpn & (TLB_NR_ENTRIES - 1)) * TLB_ENTRY_SIZE;
+}
+
 /** Drops this CPU's valid entries with page numbers in [start, end). */
 function tlb_invalidate(start: number, end: number): void {
   let n = 0;
   for (let i = 0; i < TLB_NR_ENTRIES; i++) {
-    const e = entries + i * TLB_ENTRY.size;
+    const e = entries + i * TLB_ENTRY_SIZE;
     if (I32[(e + E.ptep) >> 2] === 0) continue;
     const vpn = F64[(e + E.vpn) >> 3]!;
     if (vpn >= start && vpn < end) {
@@ -167,13 +176,13 @@ export function tlb_lookup(vpn: number): number {
 export function tlbProbe(vpn: number): number {
   const gen = Atomics.load(I32, (tlbi.ptr + B.gen) >> 2);
   if (gen !== I32[(tlb + T.seen) >> 2]) tlb_catch_up(gen);
-  const e = entries + (vpn % TLB_NR_ENTRIES) * TLB_ENTRY.size;
+  const e = tlb_slot(vpn);
   return I32[(e + E.ptep) >> 2] !== 0 && F64[(e + E.vpn) >> 3] === vpn ? e : 0;
 }
 
 /** Caches the walk of page `vpn` (descriptor `pte` read from slot `ptep`), evicting the slot's entry. */
 export function tlb_fill(vpn: number, pte: number, ptep: number): void {
-  const e = entries + (vpn % TLB_NR_ENTRIES) * TLB_ENTRY.size;
+  const e = tlb_slot(vpn);
   F64[(e + E.vpn) >> 3] = vpn;
   U32[(e + E.pte) >> 2] = pte;
   I32[(e + E.ptep) >> 2] = ptep;
