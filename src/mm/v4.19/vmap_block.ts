@@ -180,11 +180,13 @@ onSetCurrentCpu(() => {
 let injectVbPublishBeforeInit = false;
 let injectVbListDelInit = false;
 let injectVbPurgeWrongLock = false;
+let injectVbDirtyRangeUnlocked = false;
 onSetCurrentCpu(() => {
   const inject = theArena().config.inject;
   injectVbPublishBeforeInit = inject.includes("vb-publish-before-init");
   injectVbListDelInit = inject.includes("vb-list-del-init");
   injectVbPurgeWrongLock = inject.includes("vb-purge-wrong-lock");
+  injectVbDirtyRangeUnlocked = inject.includes("vb-dirty-range-unlocked");
 });
 
 /*** Structures ***/
@@ -486,12 +488,19 @@ function vb_free(addr: number, size: number): void {
 
   vunmap_page_range(addr, addr + size);
 
-  spin_lock(vb + B.lock);
-  // Expand the dirty range.
   const minIdx = (vb + B.dirty_min) >> 2;
   const maxIdx = (vb + B.dirty_max) >> 2;
-  I32[minIdx] = Math.min(I32[minIdx]!, offset);
-  I32[maxIdx] = Math.max(I32[maxIdx]!, offset + (1 << order));
+  // inject "vb-dirty-range-unlocked": the dirty range widened before vb->lock is taken.
+  if (injectVbDirtyRangeUnlocked) {
+    I32[minIdx] = Math.min(I32[minIdx]!, offset);
+    I32[maxIdx] = Math.max(I32[maxIdx]!, offset + (1 << order));
+  }
+  spin_lock(vb + B.lock);
+  // Expand the dirty range.
+  if (!injectVbDirtyRangeUnlocked) {
+    I32[minIdx] = Math.min(I32[minIdx]!, offset);
+    I32[maxIdx] = Math.max(I32[maxIdx]!, offset + (1 << order));
+  }
   const dirty = I32[(vb + B.dirty) >> 2]! + (1 << order);
   I32[(vb + B.dirty) >> 2] = dirty;
   if (dirty === VMAP_BBMAP_BITS) {
