@@ -657,40 +657,41 @@ export const INJECTIONS = {
     kcsan: true,
   },
   /**
-   * alloc_vmap_area stores the search hint free_vmap_cache after it drops
-   * vmap_area_lock, while every other CPU's alloc_vmap_area and
-   * __free_vmap_area read and rewrite the hint under that lock.
+   * alloc_vmap_area records its search parameters (cached_vstart,
+   * cached_align) before it takes vmap_area_lock, while the other CPUs'
+   * alloc_vmap_area and __free_vmap_area read them under the lock.
    *
    *   CPU0: vmalloc → alloc_vmap_area           CPU1: vfree → __free_vmap_area
-   *     spin_lock(&vmap_area_lock)
-   *     search from free_vmap_cache; insert va0
-   *     spin_unlock(&vmap_area_lock)
    *                                              spin_lock(&vmap_area_lock)
-   *                                              free_vmap_cache: va0's neighbour? → rb_prev(…)
-   *                                              cached_hole_size, cached_vstart …
-   *     free_vmap_cache = &va0->rb_node           spin_unlock(&vmap_area_lock)
+   *     cached_vstart = vstart                   if (va->va_end < cached_vstart)
+   *     cached_align = align                         free_vmap_cache = NULL
+   *     spin_lock(&vmap_area_lock): waits        …
+   *                                              spin_unlock(&vmap_area_lock)
+   *     if (!free_vmap_cache || … || align < cached_align) → nocache
    *
-   * What goes wrong: the hint and its companions (cached_hole_size,
-   * cached_vstart, cached_align) describe one state of the tree together;
-   * a late store pairs CPU0's hint with CPU1's hole size and start. The
-   * hint still names an area on the tree (only its owner frees va0, after
-   * the store), so nothing breaks that a check can see: the next search
-   * starts above a hole it was meant to reuse, and the address space
-   * fragments faster. On a range as large as arm64's vmalloc area no
-   * allocation fails for it; the stress mix's checks stay quiet
-   * (test/kcsan_proof.test.ts). KCSAN reports the plain store racing the
-   * other CPU's locked accesses: "data-race in alloc_vmap_area /
-   * __free_vmap_area" (or a pair of alloc_vmap_area calls).
+   * What goes wrong: free_vmap_cache, cached_hole_size, cached_vstart and
+   * cached_align describe one state of the search together ("The vmap cache
+   * globals are protected by vmap_area_lock"). Stored early, CPU0's
+   * parameters are paired with the hint of whichever search ran under the
+   * lock meanwhile, and CPU0's own check compares its parameters with
+   * themselves: a more permissive request no longer drops the hint, the
+   * search starts above a hole it was meant to reuse, and the address space
+   * fragments faster. The search itself still walks the real list, so no
+   * area overlaps another and, on a range as large as arm64's vmalloc area,
+   * no allocation fails: the stress mix's checks stay quiet
+   * (test/kcsan_proof.test.ts). KCSAN reports the plain stores racing the
+   * other CPU's locked reads: "data-race in alloc_vmap_area /
+   * __alloc_vmap_area_search" (or __free_vmap_area).
    *
-   * Kernel context: v4.19's "The vmap cache globals are protected by
-   * vmap_area_lock" is the rule; the cache went with the free tree of v5.2
-   * (68ad4a330433 "mm/vmalloc.c: keep track of free blocks for vmap
-   * allocation"), whose own hints sit under free_vmap_area_lock.
+   * Kernel context: the hints came with the vmap rewrite's search cache
+   * (89699605fe7c "mm: vmap area cache", v3.2) and went with the free tree
+   * of v5.2 (68ad4a330433 "mm/vmalloc.c: keep track of free blocks for vmap
+   * allocation"), whose state sits under free_vmap_area_lock.
    */
   "vmap-cache-unlocked": {
     breaks: "alloc_vmap_area",
     kernel: "4.19",
-    summary: "alloc_vmap_area stores free_vmap_cache after dropping vmap_area_lock (only KCSAN sees it)",
+    summary: "alloc_vmap_area records cached_vstart/cached_align before taking vmap_area_lock (only KCSAN sees it)",
     stress: false,
     kcsan: true,
   },
