@@ -12,6 +12,8 @@ import {
   KERNEL_VERSIONS,
   type KernelVersion,
   MAX_CPUS,
+  MAX_KCSAN_SKIP_WATCH,
+  MAX_KCSAN_UDELAY,
   MAX_TRACE_EVENTS,
   type MachineConfig,
   isKernelVersion,
@@ -57,6 +59,32 @@ function durationArg(raw: string): number {
   if (ms === null || ms <= 0) throw new InvalidArgumentError("expected a duration such as 500ms, 15s or 10m.");
   return ms;
 }
+
+/** The KCSAN fields of a machine's config. */
+export type KcsanConfig = Pick<MachineConfig, "kcsan" | "kcsanSkipWatch" | "kcsanUdelayTask" | "kcsanUdelayInterrupt">;
+
+/** The KCSAN flags (docs/kcsan.md): the same on every command that boots a machine. */
+export const KCSAN_OPTIONS: OptionTable<KcsanConfig> = {
+  kcsan: {
+    ...MACHINE_FLAGS.kcsan,
+    description: "run the CPUs on the KCSAN build: report data races on kernel state (docs/kcsan.md)",
+  },
+  kcsanSkipWatch: {
+    ...MACHINE_FLAGS.kcsanSkipWatch,
+    description: "with --kcsan: accesses between two watchpoints of a CPU, randomized below (CONFIG_KCSAN_SKIP_WATCH)",
+    parse: parseInteger("kcsan-skip-watch", 1, MAX_KCSAN_SKIP_WATCH),
+  },
+  kcsanUdelayTask: {
+    ...MACHINE_FLAGS.kcsanUdelayTask,
+    description: "with --kcsan: microseconds a task's watchpoint stays armed (CONFIG_KCSAN_UDELAY_TASK)",
+    parse: parseInteger("kcsan-udelay-task", 0, MAX_KCSAN_UDELAY),
+  },
+  kcsanUdelayInterrupt: {
+    ...MACHINE_FLAGS.kcsanUdelayInterrupt,
+    description: "with --kcsan: microseconds an interrupt's watchpoint stays armed (CONFIG_KCSAN_UDELAY_INTERRUPT)",
+    parse: parseInteger("kcsan-udelay-interrupt", 0, MAX_KCSAN_UDELAY),
+  },
+};
 
 /** Events each CPU keeps when `--trace FILE` is given without `--trace-buffer`. */
 export const DEFAULT_TRACE_EVENTS = 65536;
@@ -144,6 +172,7 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
     description: `events each CPU keeps for a trace (the last ones; 0 = no tracing); --trace alone keeps ${DEFAULT_TRACE_EVENTS}`,
     parse: parseInteger("trace-buffer", 0, MAX_TRACE_EVENTS),
   },
+  ...KCSAN_OPTIONS,
 };
 
 /** The trace flag of `vmsim run` and `vmsim stress`. */
@@ -372,7 +401,8 @@ export const MERGE_OPTIONS: OptionTable<MergeOptions> = {
 };
 
 /** The machine flags of `vmsim exec` (docs/exec.md): its workqueue is always "explicit", the rest default. */
-export type ExecMachineConfig = Pick<MachineConfig, "kernel" | "cpus" | "layout" | "memory" | "seed" | "watchdogMs">;
+export type ExecMachineConfig = Pick<MachineConfig, "kernel" | "cpus" | "layout" | "memory" | "seed" | "watchdogMs"> &
+  KcsanConfig;
 
 export const EXEC_MACHINE_OPTIONS: OptionTable<ExecMachineConfig> = {
   kernel: MACHINE_OPTIONS.kernel,
@@ -381,6 +411,7 @@ export const EXEC_MACHINE_OPTIONS: OptionTable<ExecMachineConfig> = {
   memory: MACHINE_OPTIONS.memory,
   seed: MACHINE_OPTIONS.seed,
   watchdogMs: MACHINE_OPTIONS.watchdogMs,
+  ...KCSAN_OPTIONS,
 };
 
 /** Options of `vmsim exec`, beyond the machine's. */
@@ -608,7 +639,8 @@ export function readOptions<C>(cmd: Command, table: OptionTable<C>): C {
 export type ExploreMachineConfig = Pick<
   MachineConfig,
   "kernel" | "cpus" | "layout" | "memory" | "seed" | "lockdep" | "inject"
->;
+> &
+  KcsanConfig;
 
 /** Memory of an exploration machine: every run restores it from a snapshot, so smaller is faster. */
 export const EXPLORE_MEMORY = 8 * 1024 * 1024;
@@ -622,6 +654,7 @@ export const EXPLORE_MACHINE_OPTIONS: OptionTable<ExploreMachineConfig> = {
   seed: { ...MACHINE_OPTIONS.seed, description: "seed of the workload's choices and interrupts (fixed over the runs)" },
   lockdep: MACHINE_OPTIONS.lockdep,
   inject: MACHINE_OPTIONS.inject,
+  ...KCSAN_OPTIONS,
 };
 
 /** Options of `vmsim explore`, beyond the machine's. */

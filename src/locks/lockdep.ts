@@ -51,6 +51,7 @@ import { reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { onSetCurrentCpu, per_cpu_ptr, smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 import { registerHeldLocksView } from "../sched/sched_det.js";
+import { kcsanRegisterHeldLocks } from "../sched/kcsan.js";
 import { irqs_disabled, preempt_count, registerIrqsOnTracer } from "../percpu/preempt.js";
 import { frameText, save_stack_trace } from "./stacktrace.js";
 
@@ -821,6 +822,7 @@ export function heldClassOf(cpu: number, lock: number): string {
 }
 
 registerHeldLocksView({ lockdepOn: () => lockdepOn, lockHolders, heldClassOf, heldLocksOf });
+kcsanRegisterHeldLocks((cpu) => (lockdepOn ? heldLocksOf(cpu) : null));
 
 /**
  * lockdep_print_held_locks (v4.19) for this CPU: "N locks held by CPUi:" and

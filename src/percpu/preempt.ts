@@ -8,6 +8,7 @@ import { DEFINE_PER_CPU, I32 } from "../shared/arena.js";
 import { defineStruct } from "../shared/struct.js";
 import { onSetCurrentCpu, this_cpu_ptr } from "../shared/smp.js";
 import { HARDIRQ_MASK, NMI_MASK, SOFTIRQ_MASK } from "../shared/preempt_mask.js";
+import { kcsanRegisterInTask } from "../sched/kcsan.js";
 
 /** Per-CPU execution context. Only its own CPU writes it. */
 export const CPU_CONTEXT = defineStruct("cpu_context", [
@@ -50,6 +51,8 @@ export function in_softirq(): boolean {
 export function in_interrupt(): boolean {
   return (I32[pc]! & (HARDIRQ_MASK | SOFTIRQ_MASK | NMI_MASK)) !== 0;
 }
+// KCSAN tells a task's access from an interrupt's (its report's "by task" / "by interrupt").
+kcsanRegisterInTask(() => !in_interrupt());
 /** in_atomic(): preemption off for any reason (a spinlock, bh, irq). */
 export function in_atomic(): boolean {
   return I32[pc]! !== 0;

@@ -22,12 +22,13 @@
  * the clock, and a call that passes SOFTLOCKUP_SCHED_POINTS of them is the
  * soft lockup.
  */
-import { DEFINE_PER_CPU, F64, readCString, theArena, writeCString } from "../shared/arena.js";
+import { DEFINE_PER_CPU, F64, per_cpu_ptr, readCString, theArena, writeCString } from "../shared/arena.js";
 import { lastEvents } from "../shared/events.js";
 import { KernelBug, reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 import { schedDeterministic } from "./sched_det.js";
+import { kcsanRegisterComm } from "./kcsan.js";
 import { SP_OP, type SP, addSchedSlowPath, schedPointCount } from "./sched_point.js";
 import { monotonicMs, watchdogExpired } from "./watchdog_clock.js";
 
@@ -74,6 +75,9 @@ let watchdogEnabled = false;
 /** The running task's name (current->comm): the workload a CPU runs, which the report names. */
 const TASK_COMM = defineStruct("task_comm", [{ name: "comm", type: "u32", count: TASK_COMM_LEN / 4, guard: "owner" }]);
 const current_comm = DEFINE_PER_CPU("current_comm", TASK_COMM);
+
+// KCSAN's report names the task of each side.
+kcsanRegisterComm((cpu) => readCString(per_cpu_ptr(current_comm, cpu), TASK_COMM_LEN));
 
 /** touch_softlockup_watchdog (v4.19): this CPU made progress; restart its soft-lockup clock. */
 export function touch_softlockup_watchdog(): void {

@@ -71,6 +71,8 @@ export interface Region {
   readonly name: string;
   readonly bytes: (c: MachineConfig) => number;
   readonly align: number;
+  /** An empty region leaves the layout (hash and region table) as it was without it: a region only some machines have. */
+  readonly hashedWhenEmpty: boolean;
   base: number;
   size: number;
 }
@@ -111,9 +113,18 @@ export function DEFINE_PER_CPU<S extends StructDef>(name: string, struct: S): Pe
   return v;
 }
 
-/** A region sized from the config (mem_map, …). */
-export function defineRegion(name: string, bytes: (c: MachineConfig) => number, align = 64): Region {
-  return register(regions, "region", name, { name, bytes, align, base: 0, size: 0 });
+/**
+ * A region sized from the config (mem_map, …). With `hashedWhenEmpty` false, a
+ * machine whose config gives it no bytes has the layout (hash and region
+ * table) it had before the region existed.
+ */
+export function defineRegion(
+  name: string,
+  bytes: (c: MachineConfig) => number,
+  align = 64,
+  hashedWhenEmpty = true,
+): Region {
+  return register(regions, "region", name, { name, bytes, align, hashedWhenEmpty, base: 0, size: 0 });
 }
 
 export interface Arena {
@@ -200,6 +211,7 @@ function plan(config: MachineConfig): Plan {
     r.base = at;
     r.size = r.bytes(config);
     at += r.size;
+    if (r.size === 0 && !r.hashedWhenEmpty) continue;
     map.push({ name: r.name, base: r.base, size: r.size });
     sig.push(`r:${r.name}:${r.size}`);
   }

@@ -50,6 +50,17 @@ export interface MachineConfig {
    * Chrome/Perfetto trace (`--trace FILE`); 0 turns tracing off, and then no ring exists. @defaultValue 0
    */
   readonly trace: number;
+  /**
+   * KCSAN (docs/kcsan.md): the CPUs run the instrumented build (dist-kcsan/), whose every plain access of
+   * kernel state checks the watchpoints and every kcsan_skip_watch-th one sets one up. @defaultValue false
+   */
+  readonly kcsan: boolean;
+  /** CONFIG_KCSAN_SKIP_WATCH: accesses between two watchpoints of a CPU (randomized below it). @defaultValue 4000 */
+  readonly kcsanSkipWatch: number;
+  /** CONFIG_KCSAN_UDELAY_TASK: microseconds a task's watchpoint stays armed (free mode). @defaultValue 80 */
+  readonly kcsanUdelayTask: number;
+  /** CONFIG_KCSAN_UDELAY_INTERRUPT: microseconds an interrupt's watchpoint stays armed (free mode). @defaultValue 20 */
+  readonly kcsanUdelayInterrupt: number;
 }
 
 export const DEFAULT_CONFIG: MachineConfig = {
@@ -64,11 +75,18 @@ export const DEFAULT_CONFIG: MachineConfig = {
   workqueue: "auto",
   inject: [],
   trace: 0,
+  kcsan: false,
+  kcsanSkipWatch: 4000,
+  kcsanUdelayTask: 80,
+  kcsanUdelayInterrupt: 20,
 };
 
 /** Largest machine: record pointers are int32 byte offsets, so the arena stays below 2 GiB. */
 export const MAX_MEMORY = 1536 * 1024 * 1024;
 export const MAX_CPUS = 64;
+/** The largest kcsan_skip_watch and watch window (µs) a machine takes. */
+export const MAX_KCSAN_SKIP_WATCH = 1 << 30;
+export const MAX_KCSAN_UDELAY = 1_000_000;
 /** Trace events all CPUs' rings may hold together (cpus × trace): 512 MiB of 32-byte events. */
 export const MAX_TRACE_EVENTS = 1 << 24;
 
@@ -95,6 +113,12 @@ export function makeConfig(over: Partial<MachineConfig> = {}): MachineConfig {
     throw new RangeError(`workqueue must be "auto" or "explicit", got ${c.workqueue}`);
   if (!Number.isInteger(c.trace) || c.trace < 0 || c.cpus * c.trace > MAX_TRACE_EVENTS)
     throw new RangeError(`trace must be an integer >= 0 with cpus × trace <= ${MAX_TRACE_EVENTS}, got ${c.trace}`);
+  if (typeof c.kcsan !== "boolean") throw new RangeError(`kcsan must be true or false, got ${JSON.stringify(c.kcsan)}`);
+  if (!Number.isInteger(c.kcsanSkipWatch) || c.kcsanSkipWatch < 1 || c.kcsanSkipWatch > MAX_KCSAN_SKIP_WATCH)
+    throw new RangeError(`kcsanSkipWatch must be an integer in 1..${MAX_KCSAN_SKIP_WATCH}, got ${c.kcsanSkipWatch}`);
+  for (const k of ["kcsanUdelayTask", "kcsanUdelayInterrupt"] as const)
+    if (!Number.isInteger(c[k]) || c[k] < 0 || c[k] > MAX_KCSAN_UDELAY)
+      throw new RangeError(`${k} must be an integer in 0..${MAX_KCSAN_UDELAY} (microseconds), got ${c[k]}`);
   if (!Array.isArray(c.inject))
     throw new RangeError(`inject must be a list of injection names, got ${JSON.stringify(c.inject)}`);
   for (const name of c.inject) {

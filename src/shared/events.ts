@@ -112,6 +112,7 @@ const REPORT_KINDS: readonly ReportKind[] = [
   "bad-page",
   "slab",
   "sched",
+  "kcsan",
 ];
 
 /** One event. Only its CPU writes it; readers look while that CPU is parked or stopped. */

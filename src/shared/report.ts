@@ -16,7 +16,8 @@ export type ReportKind =
   | "soft-lockup"
   | "bad-page"
   | "slab"
-  | "sched";
+  | "sched"
+  | "kcsan";
 
 export interface Report {
   readonly kind: ReportKind;

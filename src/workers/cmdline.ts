@@ -75,4 +75,8 @@ export const MACHINE_FLAGS: FlagTable<MachineConfig> = {
   workqueue: { flags: "--workqueue <mode>", defaultValue: DEFAULT_CONFIG.workqueue },
   inject: { flags: "--inject <names>", defaultValue: DEFAULT_CONFIG.inject, format: (names) => names.join(",") },
   trace: { flags: "--trace-buffer <events>", defaultValue: DEFAULT_CONFIG.trace },
+  kcsan: { flags: "--kcsan", defaultValue: DEFAULT_CONFIG.kcsan },
+  kcsanSkipWatch: { flags: "--kcsan-skip-watch <n>", defaultValue: DEFAULT_CONFIG.kcsanSkipWatch },
+  kcsanUdelayTask: { flags: "--kcsan-udelay-task <us>", defaultValue: DEFAULT_CONFIG.kcsanUdelayTask },
+  kcsanUdelayInterrupt: { flags: "--kcsan-udelay-interrupt <us>", defaultValue: DEFAULT_CONFIG.kcsanUdelayInterrupt },
 };

@@ -73,7 +73,8 @@ export class Machine {
   static async boot(config: Partial<MachineConfig> = {}): Promise<Machine> {
     const c = makeConfig(config);
     const arena = start_kernel(c);
-    const url = compiledModule("workers/cpu.js");
+    // With KCSAN the CPUs run the instrumented build; the main thread's modules stay dist/ (same struct tables).
+    const url = compiledModule("workers/cpu.js", c.kcsan);
     const cpus = await Promise.all(Array.from({ length: c.cpus }, (_, cpu) => startCpu(url, arena.sab, c, cpu)));
     return new Machine(c, arena, cpus);
   }

@@ -1,0 +1,561 @@
+/**
+ * KCSAN, the Kernel Concurrency Sanitizer (kernel/kcsan/core.c and encoding.h,
+ * follows v6.12): the runtime that the instrumented build (dist-kcsan/, made
+ * by tools/kcsan_build.ts) calls on every plain and marked access of the
+ * arena views in the kernel folders. It sits on the sched floor so that every
+ * kernel folder can call it and its stall can be a sched point.
+ *
+ * The API the instrumented code calls (stable: tools/kcsan_build.ts emits it):
+ *
+ *   __tsan_readN(i), __tsan_writeN(i), __tsan_read_writeN(i)
+ *       a plain load, store, or compound (`+=`, `++`) access of element `i` of
+ *       the N-byte view (N = 1: U8, 2: U16, 4: I32/U32, 8: F64); returns `i`,
+ *       so `I32[i]` becomes `I32[__tsan_read4(i)]` and evaluates `i` once.
+ *   __tsan_atomic_readN(i), __tsan_atomic_writeN(i), __tsan_atomic_read_writeN(i)
+ *       the same for a marked access (an Atomics operation; READ_ONCE and
+ *       WRITE_ONCE are Atomics inside): checked against watchpoints, never
+ *       watched, as KCSAN treats marked accesses.
+ *   kcsan_check_read(addr, size), kcsan_check_write(addr, size)
+ *       an explicit check of a byte range (the kernel's kcsan_check_access).
+ *
+ * Accesses inside data_race(…) are left alone by the build (KCSAN ignores them).
+ *
+ * The algorithm is KCSAN's: every instrumented access looks at the one
+ * watchpoint slot of its address (the fast path: one Atomics load). Every
+ * kcsan_skip_watch-th plain access (randomized) sets up a watchpoint on its
+ * address and size, stalls (free mode: a busy udelay; deterministic mode: a
+ * sched point where the strategy may switch to another CPU), reads the value again
+ * and removes the watchpoint. Another CPU's conflicting access — overlapping
+ * bytes, at least one a write — consumes the watchpoint and leaves its side
+ * (call chain, held locks) in other_info; the watcher then reports the race. A
+ * value that changed with no conflicting access seen is a race of unknown
+ * origin. As the kernel's defaults, CONFIG_KCSAN_ASSUME_PLAIN_WRITES_ATOMIC
+ * (plain aligned writes up to word size set up no watchpoint) and
+ * CONFIG_KCSAN_REPORT_VALUE_CHANGE_ONLY (a race whose value did not change is
+ * not reported) hold. Reports (report.c's format) are deduplicated per pair
+ * of functions in the arena: each pair is reported once per machine.
+ *
+ * All KCSAN state — watchpoints, per-CPU skip counts and PRNG states,
+ * other_info — lives in the arena's "kcsan" region (empty without --kcsan), so
+ * a deterministic run, its replay and a restored snapshot sample alike.
+ */
+import { I32, U8, U16, U32, defineRegion, readCString, staticInit, theArena, writeCString } from "../shared/arena.js";
+import type { MachineConfig } from "../shared/config.js";
+import { kernelCallChain, reportBug } from "../shared/report.js";
+import { onSetCurrentCpu, smp_processor_id } from "../shared/smp.js";
+import { defineStruct } from "../shared/struct.js";
+import { SP_SPIN, sched_switch_point } from "./sched_point.js";
+import { schedDeterministic } from "./sched_det.js";
+
+/* Access types (include/linux/kcsan-checks.h). */
+export const KCSAN_ACCESS_WRITE = 1 << 0;
+export const KCSAN_ACCESS_COMPOUND = 1 << 1;
+export const KCSAN_ACCESS_ATOMIC = 1 << 2;
+
+/** CONFIG_KCSAN_NUM_WATCHPOINTS. */
+export const CONFIG_KCSAN_NUM_WATCHPOINTS = 64;
+/** Defaults of the tunables (CONFIG_KCSAN_SKIP_WATCH, CONFIG_KCSAN_UDELAY_TASK / _INTERRUPT, µs). */
+export const CONFIG_KCSAN_SKIP_WATCH = 4000;
+export const CONFIG_KCSAN_UDELAY_TASK = 80;
+export const CONFIG_KCSAN_UDELAY_INTERRUPT = 20;
+
+/* encoding.h: 0 is no watchpoint, 1 a consumed one; a live one has bit 1 set. */
+const INVALID_WATCHPOINT = 0;
+const CONSUMED_WATCHPOINT = 1;
+const PAGE_SHIFT = 12;
+const SLOT_MASK = CONFIG_KCSAN_NUM_WATCHPOINTS - 1;
+
+/** Bytes of text one side of a report keeps in the arena: its call chain, its held locks, its task's name. */
+const CHAIN_LEN = 256;
+const LOCKS_LEN = 192;
+const COMM_LEN = 16;
+/** Function pairs reported so far (a hash set): past this many distinct pairs, no more reports. */
+const NR_REPORTED = 256;
+
+/** Per CPU: the sampling state (kcsan_skip, kcsan_rand_state); only its own CPU touches it. */
+const KCSAN_CPU = defineStruct("kcsan_cpu", [
+  { name: "kcsan_skip", type: "i32", guard: "owner" },
+  { name: "kcsan_rand_state", type: "u32", guard: "owner" },
+]);
+
+/**
+ * report.c's other_info: the consumer's side of a race, one per watchpoint
+ * slot. The CPU whose cmpxchg consumed the slot's watchpoint owns it until it
+ * sets `valid`; the watcher reads it after that and clears `valid`.
+ */
+const OTHER_INFO = defineStruct("kcsan_other_info", [
+  { name: "valid", type: "i32", guard: "atomic" },
+  { name: "cpu", type: "i32", guard: "owner" },
+  { name: "in_task", type: "i32", guard: "owner" },
+  { name: "type", type: "i32", guard: "owner" },
+  { name: "addr", type: "i32", guard: "owner" },
+  { name: "size", type: "i32", guard: "owner" },
+  { name: "chain", type: "u32", count: CHAIN_LEN / 4, guard: "owner" },
+  { name: "locks", type: "u32", count: LOCKS_LEN / 4, guard: "owner" },
+  { name: "comm", type: "u32", count: COMM_LEN / 4, guard: "owner" },
+]);
+
+/** The region's parts, in order: watchpoints[], reported pairs, other_infos[], then one kcsan_cpu per CPU. */
+const WP_BYTES = CONFIG_KCSAN_NUM_WATCHPOINTS * 4;
+const REPORTED_BYTES = NR_REPORTED * 4;
+const OTHER_BYTES = CONFIG_KCSAN_NUM_WATCHPOINTS * OTHER_INFO.size;
+const regionBytes = (c: MachineConfig): number =>
+  c.kcsan ? WP_BYTES + REPORTED_BYTES + OTHER_BYTES + c.cpus * KCSAN_CPU.size : 0;
+const kcsan_region = defineRegion("kcsan", regionBytes, 64, false);
+
+/** The task names live where the watchdog keeps current->comm; it registers the reader. */
+let commOf: (cpu: number) => string = () => "";
+/** in_task() of this CPU: the percpu floor registers it (preempt_count lives there). */
+let inTask: () => boolean = () => true;
+/** The classes a CPU holds (lockdep, a floor above, registers it); null when lockdep is off. */
+let heldLocksOf: (cpu: number) => string[] | null = () => null;
+
+/** The watchdog registers how to read a CPU's current->comm. */
+export function kcsanRegisterComm(fn: (cpu: number) => string): void {
+  commOf = fn;
+}
+/** The percpu floor registers in_task(). */
+export function kcsanRegisterInTask(fn: () => boolean): void {
+  inTask = fn;
+}
+/** Lockdep registers its view of a CPU's held locks. */
+export function kcsanRegisterHeldLocks(fn: (cpu: number) => string[] | null): void {
+  heldLocksOf = fn;
+}
+
+/* This thread's view of the region (immutable after attach). */
+let kcsan_enabled = false;
+let wp0 = 0; // I32 index of watchpoints[0]
+let reported0 = 0; // I32 index of the reported-pairs set
+let other0 = 0; // byte address of other_infos[0]
+let skipIdx = 0; // I32 index of this CPU's kcsan_skip
+let myPercpu = 0; // this CPU's per-CPU area [myPercpu, myPercpuEnd)
+let myPercpuEnd = 0;
+let randIdx = 0;
+let skipWatch = CONFIG_KCSAN_SKIP_WATCH;
+let udelayTask = CONFIG_KCSAN_UDELAY_TASK;
+let udelayInterrupt = CONFIG_KCSAN_UDELAY_INTERRUPT;
+
+onSetCurrentCpu((cpu) => {
+  const a = theArena();
+  kcsan_enabled = a.config.kcsan && kcsan_region.size > 0;
+  if (!kcsan_enabled) return;
+  const base = kcsan_region.base;
+  wp0 = base >> 2;
+  reported0 = (base + WP_BYTES) >> 2;
+  other0 = base + WP_BYTES + REPORTED_BYTES;
+  const me = other0 + OTHER_BYTES + cpu * KCSAN_CPU.size;
+  skipIdx = (me + KCSAN_CPU.off.kcsan_skip) >> 2;
+  randIdx = (me + KCSAN_CPU.off.kcsan_rand_state) >> 2;
+  myPercpu = a.percpuBase + cpu * a.percpuStride;
+  myPercpuEnd = myPercpu + a.percpuStride;
+  skipWatch = a.config.kcsanSkipWatch;
+  udelayTask = a.config.kcsanUdelayTask;
+  udelayInterrupt = a.config.kcsanUdelayInterrupt;
+});
+
+/* Each CPU's PRNG starts from the machine's seed; its skip count is drawn from it on first use (-1). */
+staticInit(() => {
+  const a = theArena();
+  if (kcsan_region.size === 0) return;
+  const cpus0 = kcsan_region.base + WP_BYTES + REPORTED_BYTES + OTHER_BYTES;
+  for (let cpu = 0; cpu < a.config.cpus; cpu++) {
+    const p = cpus0 + cpu * KCSAN_CPU.size;
+    I32[(p + KCSAN_CPU.off.kcsan_skip) >> 2] = 0;
+    U32[(p + KCSAN_CPU.off.kcsan_rand_state) >> 2] = (a.config.seed ^ Math.imul(cpu + 1, 0x9e3779b9)) >>> 0;
+  }
+});
+
+/** prandom_u32_state's stand-in (kcsan's next_pseudo_random32, v5.10): an LCG on this CPU's state. */
+function prandom_u32_max(ceil: number): number {
+  const s = (Math.imul(U32[randIdx]!, 1664525) + 1013904223) >>> 0;
+  U32[randIdx] = s;
+  return Math.floor((s / 4294967296) * ceil);
+}
+
+/** reset_kcsan_skip (core.c): the next watch after skip_watch accesses, minus a random part. */
+function reset_kcsan_skip(): void {
+  I32[skipIdx] = skipWatch - prandom_u32_max(skipWatch);
+}
+
+/** watchpoint_slot (core.c): by page, as KCSAN. */
+function watchpoint_slot(addr: number): number {
+  return (addr >>> PAGE_SHIFT) & SLOT_MASK;
+}
+
+/** encode_watchpoint (encoding.h): the address less its slot bits, log2(size), is_write, and bit 1. */
+function encode_watchpoint(addr: number, size: number, isWrite: boolean): number {
+  const rest = (addr & 0xfff) | ((addr >>> (PAGE_SHIFT + 6)) << 12);
+  return (rest << 5) | ((31 - Math.clz32(size)) << 3) | (isWrite ? 4 : 0) | 2;
+}
+
+const wpAddr = (w: number, slot: number): number =>
+  ((w >>> 5) & 0xfff) | (slot << PAGE_SHIFT) | ((w >>> 17) << (PAGE_SHIFT + 6));
+const wpSize = (w: number): number => 1 << ((w >>> 3) & 3);
+const wpIsWrite = (w: number): boolean => (w & 4) !== 0;
+
+/** matching_access (encoding.h): do [a1, a1+s1) and [a2, a2+s2) overlap? */
+function matching_access(a1: number, s1: number, a2: number, s2: number): boolean {
+  return a1 < a2 + s2 && a2 < a1 + s1;
+}
+
+/**
+ * check_access (core.c): the fast path of every instrumented access — one
+ * load of the address' watchpoint slot, one decrement of the skip count.
+ */
+function check_access(addr: number, size: number, type: number): void {
+  if (!kcsan_enabled) return;
+  const slot = (addr >>> PAGE_SHIFT) & SLOT_MASK;
+  const w = Atomics.load(I32, wp0 + slot);
+  if (w > CONSUMED_WATCHPOINT) {
+    // find_watchpoint: a read conflicts only with a write watchpoint; a write with any.
+    if ((type & KCSAN_ACCESS_WRITE || wpIsWrite(w)) && matching_access(wpAddr(w, slot), wpSize(w), addr, size)) {
+      kcsan_found_watchpoint(addr, size, type, slot, w);
+      return;
+    }
+  }
+  if (--I32[skipIdx]! < 0) kcsan_setup_watchpoint(addr, size, type);
+}
+
+/**
+ * kcsan_found_watchpoint (core.c): this access conflicts with another CPU's
+ * watchpoint. The CPU whose cmpxchg consumes it leaves its side of the report
+ * in the slot's other_info (kcsan_report_set_info).
+ */
+function kcsan_found_watchpoint(addr: number, size: number, type: number, slot: number, w: number): void {
+  if (Atomics.compareExchange(I32, wp0 + slot, w, CONSUMED_WATCHPOINT) !== w) return;
+  const o = other0 + slot * OTHER_INFO.size;
+  const cpu = smp_processor_id();
+  I32[(o + OTHER_INFO.off.cpu) >> 2] = cpu;
+  I32[(o + OTHER_INFO.off.in_task) >> 2] = inTask() ? 1 : 0;
+  I32[(o + OTHER_INFO.off.type) >> 2] = type;
+  I32[(o + OTHER_INFO.off.addr) >> 2] = addr;
+  I32[(o + OTHER_INFO.off.size) >> 2] = size;
+  writeCString(o + OTHER_INFO.off.chain, CHAIN_LEN, callChain().join(" "));
+  writeCString(o + OTHER_INFO.off.locks, LOCKS_LEN, heldLocksText(cpu));
+  writeCString(o + OTHER_INFO.off.comm, COMM_LEN, commOf(cpu));
+  Atomics.store(I32, (o + OTHER_INFO.off.valid) >> 2, 1);
+}
+
+/** The value of `size` bytes at `addr` (8 bytes: their two words, as a 64-bit hex string's halves). */
+function read_value(addr: number, size: number): bigint {
+  switch (size) {
+    case 1:
+      return BigInt(U8[addr]!);
+    case 2:
+      return BigInt(U16[addr >> 1]!);
+    case 4:
+      return BigInt(U32[addr >> 2]!);
+    default:
+      return (BigInt(U32[(addr >> 2) + 1]!) << 32n) | BigInt(U32[addr >> 2]!);
+  }
+}
+
+/** udelay: a busy wait of `us` microseconds (the watch window of a free-running CPU). */
+function udelay(us: number): void {
+  const end = performance.now() + us / 1000;
+  while (performance.now() < end) {}
+}
+
+/**
+ * kcsan_setup_watchpoint (core.c): every kcsan_skip_watch-th access. Arms a
+ * watchpoint on a plain read or read-modify-write, stalls, re-reads the value,
+ * removes the watchpoint, and reports what it saw.
+ */
+function kcsan_setup_watchpoint(addr: number, size: number, type: number): void {
+  reset_kcsan_skip();
+  // Marked accesses are never watched; CONFIG_KCSAN_ASSUME_PLAIN_WRITES_ATOMIC: nor plain aligned writes.
+  if (type & KCSAN_ACCESS_ATOMIC) return;
+  if ((type & (KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND)) === KCSAN_ACCESS_WRITE) return;
+  if (size > 8) return; // not encodable: checked against watchpoints, never watched
+  // This CPU's own per-CPU data is the kernel's this_cpu_*() ops, which KCSAN does not instrument.
+  if (addr >= myPercpu && addr < myPercpuEnd) return;
+  const slot = watchpoint_slot(addr);
+  const encoded = encode_watchpoint(addr, size, (type & KCSAN_ACCESS_WRITE) !== 0);
+  // insert_watchpoint: a busy slot means no watch this time.
+  if (Atomics.compareExchange(I32, wp0 + slot, INVALID_WATCHPOINT, encoded) !== INVALID_WATCHPOINT) return;
+  const task = inTask();
+  const old = read_value(addr, size);
+  try {
+    // The stall: another CPU may run into the watchpoint now; this CPU runs nothing else meanwhile
+    // (CONFIG_KCSAN_INTERRUPT_WATCHER=n: no interrupt on the watcher's CPU).
+    if (schedDeterministic) sched_switch_point(SP_SPIN);
+    else udelay(task ? udelayTask : udelayInterrupt);
+  } catch (e) {
+    // The machine stopped (or deadlocked) while this CPU waited: the watchpoint goes with it.
+    Atomics.store(I32, wp0 + slot, INVALID_WATCHPOINT);
+    throw e;
+  }
+  const now = read_value(addr, size);
+  // remove_watchpoint; what it held tells whether another CPU consumed it.
+  const consumed = Atomics.exchange(I32, wp0 + slot, INVALID_WATCHPOINT) === CONSUMED_WATCHPOINT;
+  const changed = now !== old;
+  const me = { cpu: smp_processor_id(), task, type, addr, size };
+  if (consumed) {
+    const other = take_other_info(slot);
+    // CONFIG_KCSAN_REPORT_VALUE_CHANGE_ONLY: the other side may have rewritten the same value.
+    if (changed && other !== null) kcsan_report_known_origin(me, other, old, now);
+  } else if (changed) kcsan_report_unknown_origin(me, old, now);
+}
+
+interface Side {
+  cpu: number;
+  task: boolean;
+  type: number;
+  addr: number;
+  size: number;
+  chain?: string[];
+  locks?: string;
+  comm?: string;
+}
+
+/** The consumer's other_info, once it is complete (it fills it right after its cmpxchg). */
+function take_other_info(slot: number): Side | null {
+  const o = other0 + slot * OTHER_INFO.size;
+  const valid = (o + OTHER_INFO.off.valid) >> 2;
+  // A free-running consumer may still be writing it; a bounded wait, as report.c's.
+  const end = performance.now() + 100;
+  while (Atomics.load(I32, valid) === 0) if (performance.now() > end) return null;
+  const side: Side = {
+    cpu: I32[(o + OTHER_INFO.off.cpu) >> 2]!,
+    task: I32[(o + OTHER_INFO.off.in_task) >> 2] !== 0,
+    type: I32[(o + OTHER_INFO.off.type) >> 2]!,
+    addr: I32[(o + OTHER_INFO.off.addr) >> 2]!,
+    size: I32[(o + OTHER_INFO.off.size) >> 2]!,
+    chain: readCString(o + OTHER_INFO.off.chain, CHAIN_LEN)
+      .split(" ")
+      .filter((s) => s !== ""),
+    locks: readCString(o + OTHER_INFO.off.locks, LOCKS_LEN),
+    comm: readCString(o + OTHER_INFO.off.comm, COMM_LEN),
+  };
+  Atomics.store(I32, valid, 0);
+  return side;
+}
+
+/** This thread's kernel call chain (report path only). */
+function callChain(): string[] {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 40;
+  const stack = new Error().stack ?? "";
+  Error.stackTraceLimit = limit;
+  return kernelCallChain(stack);
+}
+
+function heldLocksText(cpu: number): string {
+  const held = heldLocksOf(cpu);
+  return held === null ? "(lockdep off)" : held.length === 0 ? "(none)" : held.join(", ");
+}
+
+/** get_access_type (report.c). */
+function access_type(type: number): string {
+  const rw =
+    type & KCSAN_ACCESS_COMPOUND
+      ? type & KCSAN_ACCESS_WRITE
+        ? "read-write"
+        : "read"
+      : type & KCSAN_ACCESS_WRITE
+        ? "write"
+        : "read";
+  return type & KCSAN_ACCESS_ATOMIC ? `${rw} (marked)` : rw;
+}
+
+const hex = (v: bigint, size: number): string => `0x${v.toString(16).padStart(size * 2, "0")}`;
+
+/** One access of a report: its line, call chain and held locks. */
+function sideText(s: Side, unknownOrigin = false): string {
+  const who = s.task ? `task ${s.cpu}` : "interrupt";
+  const head = `${access_type(s.type)} to 0x${s.addr.toString(16)} of ${s.size} bytes by ${who} on cpu ${s.cpu}:`;
+  const chain = (s.chain ?? []).map((f) => ` ${f}`);
+  return [
+    unknownOrigin ? `race at unknown origin, with ${head}` : head,
+    ...(chain.length > 0 ? chain : [" (no kernel frames)"]),
+    ` locks held: ${s.locks ?? ""}`,
+  ].join("\n");
+}
+
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0 || 1;
+}
+
+/**
+ * rate_limit_report (report.c), per machine: true the first time a pair of
+ * functions races, false after (and once NR_REPORTED pairs were reported).
+ */
+function rate_limit_report(pair: string): boolean {
+  const h = fnv1a(pair) | 0;
+  for (let i = 0; i < NR_REPORTED; i++) {
+    const at = reported0 + ((h + i) & (NR_REPORTED - 1));
+    const was = Atomics.compareExchange(I32, at, 0, h);
+    if (was === 0) return true;
+    if (was === h) return false;
+  }
+  return false;
+}
+
+function reportedOn(cpu: number, comm: string): string {
+  return `Reported by Kernel Concurrency Sanitizer on:\nCPU: ${cpu} Comm: ${comm || "?"}`;
+}
+
+/** kcsan_report_known_origin (report.c): both accesses, the value change, who reported it. */
+function kcsan_report_known_origin(me: Side, other: Side, old: bigint, now: bigint): void {
+  me.chain = callChain();
+  me.locks = heldLocksText(me.cpu);
+  const a = me.chain[0] ?? "?";
+  const b = other.chain?.[0] ?? "?";
+  // print_report: the title names both functions in a fixed order, so a pair reads alike from either side.
+  const [f1, f2] = a <= b ? [a, b] : [b, a];
+  if (!rate_limit_report(`${f1}/${f2}`)) return;
+  reportBug(
+    "kcsan",
+    [
+      `BUG: KCSAN: data-race in ${f1} / ${f2}`,
+      "",
+      sideText(other),
+      "",
+      sideText(me),
+      "",
+      `value changed: ${hex(old, me.size)} -> ${hex(now, me.size)}`,
+      "",
+      reportedOn(me.cpu, commOf(me.cpu)),
+    ].join("\n"),
+  );
+}
+
+/** kcsan_report_unknown_origin (report.c): the value changed under the watch and no access was seen. */
+function kcsan_report_unknown_origin(me: Side, old: bigint, now: bigint): void {
+  me.chain = callChain();
+  me.locks = heldLocksText(me.cpu);
+  const f = me.chain[0] ?? "?";
+  if (!rate_limit_report(f)) return;
+  reportBug(
+    "kcsan",
+    [
+      `BUG: KCSAN: data-race in ${f}`,
+      "",
+      sideText(me, true),
+      "",
+      `value changed: ${hex(old, me.size)} -> ${hex(now, me.size)}`,
+      "",
+      reportedOn(me.cpu, commOf(me.cpu)),
+    ].join("\n"),
+  );
+}
+
+/* The entry points of the instrumented build: `i` is an element index of the N-byte view. */
+
+/** A plain load of U8[i]. */
+export function __tsan_read1(i: number): number {
+  check_access(i, 1, 0);
+  return i;
+}
+/** A plain load of U16[i]. */
+export function __tsan_read2(i: number): number {
+  check_access(i << 1, 2, 0);
+  return i;
+}
+/** A plain load of I32[i] or U32[i]. */
+export function __tsan_read4(i: number): number {
+  check_access(i << 2, 4, 0);
+  return i;
+}
+/** A plain load of F64[i]. */
+export function __tsan_read8(i: number): number {
+  check_access(i << 3, 8, 0);
+  return i;
+}
+/** A plain store to U8[i]. */
+export function __tsan_write1(i: number): number {
+  check_access(i, 1, KCSAN_ACCESS_WRITE);
+  return i;
+}
+/** A plain store to U16[i]. */
+export function __tsan_write2(i: number): number {
+  check_access(i << 1, 2, KCSAN_ACCESS_WRITE);
+  return i;
+}
+/** A plain store to I32[i] or U32[i]. */
+export function __tsan_write4(i: number): number {
+  check_access(i << 2, 4, KCSAN_ACCESS_WRITE);
+  return i;
+}
+/** A plain store to F64[i]. */
+export function __tsan_write8(i: number): number {
+  check_access(i << 3, 8, KCSAN_ACCESS_WRITE);
+  return i;
+}
+/** A plain read-modify-write (`+=`, `++`) of U8[i]. */
+export function __tsan_read_write1(i: number): number {
+  check_access(i, 1, KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND);
+  return i;
+}
+/** A plain read-modify-write of U16[i]. */
+export function __tsan_read_write2(i: number): number {
+  check_access(i << 1, 2, KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND);
+  return i;
+}
+/** A plain read-modify-write of I32[i] or U32[i]. */
+export function __tsan_read_write4(i: number): number {
+  check_access(i << 2, 4, KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND);
+  return i;
+}
+/** A plain read-modify-write of F64[i]. */
+export function __tsan_read_write8(i: number): number {
+  check_access(i << 3, 8, KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND);
+  return i;
+}
+/** Atomics.load of U8[i]. */
+export function __tsan_atomic_read1(i: number): number {
+  check_access(i, 1, KCSAN_ACCESS_ATOMIC);
+  return i;
+}
+/** Atomics.load of U16[i]. */
+export function __tsan_atomic_read2(i: number): number {
+  check_access(i << 1, 2, KCSAN_ACCESS_ATOMIC);
+  return i;
+}
+/** Atomics.load of I32[i] or U32[i] (READ_ONCE, atomic_read). */
+export function __tsan_atomic_read4(i: number): number {
+  check_access(i << 2, 4, KCSAN_ACCESS_ATOMIC);
+  return i;
+}
+/** Atomics.store to U8[i]. */
+export function __tsan_atomic_write1(i: number): number {
+  check_access(i, 1, KCSAN_ACCESS_ATOMIC | KCSAN_ACCESS_WRITE);
+  return i;
+}
+/** Atomics.store to U16[i]. */
+export function __tsan_atomic_write2(i: number): number {
+  check_access(i << 1, 2, KCSAN_ACCESS_ATOMIC | KCSAN_ACCESS_WRITE);
+  return i;
+}
+/** Atomics.store to I32[i] or U32[i] (WRITE_ONCE, atomic_set). */
+export function __tsan_atomic_write4(i: number): number {
+  check_access(i << 2, 4, KCSAN_ACCESS_ATOMIC | KCSAN_ACCESS_WRITE);
+  return i;
+}
+/** An Atomics read-modify-write (add, exchange, compareExchange …) of U8[i]. */
+export function __tsan_atomic_read_write1(i: number): number {
+  check_access(i, 1, KCSAN_ACCESS_ATOMIC | KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND);
+  return i;
+}
+/** An Atomics read-modify-write of U16[i]. */
+export function __tsan_atomic_read_write2(i: number): number {
+  check_access(i << 1, 2, KCSAN_ACCESS_ATOMIC | KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND);
+  return i;
+}
+/** An Atomics read-modify-write of I32[i] or U32[i] (atomic_add, cmpxchg, xchg). */
+export function __tsan_atomic_read_write4(i: number): number {
+  check_access(i << 2, 4, KCSAN_ACCESS_ATOMIC | KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND);
+  return i;
+}
+
+/** kcsan_check_read (include/linux/kcsan-checks.h): a plain read of `size` bytes at `addr`. */
+export function kcsan_check_read(addr: number, size: number): void {
+  check_access(addr, size, 0);
+}
+/** kcsan_check_write: a plain write of `size` bytes at `addr`. */
+export function kcsan_check_write(addr: number, size: number): void {
+  check_access(addr, size, KCSAN_ACCESS_WRITE);
+}

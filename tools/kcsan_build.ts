@@ -1,0 +1,257 @@
+/**
+ * The KCSAN build (docs/kcsan.md): compiles src/ a second time, into
+ * dist-kcsan/, with a `before` transformer that does what the compiler's
+ * -fsanitize=thread does for the kernel's KCSAN: every plain element load and
+ * store of an arena view (I32, U32, U16, U8, F64 from src/shared/arena) in the
+ * kernel folders calls the KCSAN runtime (src/sched/kcsan.ts) first, and every
+ * Atomics operation on one calls it as a marked access. Accesses written inside
+ * data_race(…) are left alone. The normal build (dist/) never sees this.
+ *
+ * Run after `tsc -p tsconfig.json` (package.json's postbuild):
+ *   node dist/tools/kcsan_build.js
+ */
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import ts from "typescript";
+
+/** The arena views and their element sizes: the N of the runtime's __tsan_readN. */
+const VIEW_SIZES: ReadonlyMap<string, number> = new Map([
+  ["U8", 1],
+  ["U16", 2],
+  ["I32", 4],
+  ["U32", 4],
+  ["F64", 8],
+]);
+
+/** Atomics operations by access type; wait and notify are the futex, not an access of kernel state. */
+const ATOMIC_READS = new Set(["load"]);
+const ATOMIC_WRITES = new Set(["store"]);
+const ATOMIC_RMWS = new Set(["add", "sub", "and", "or", "xor", "exchange", "compareExchange"]);
+
+/** The kernel folders whose accesses are kernel state (src/locks: only the atomics, see EXCLUDED). */
+const INSTRUMENTED = /\/src\/(mm|lib|rcu|kernel|percpu|locks)\//;
+
+/**
+ * Files of those folders KCSAN does not instrument, as the kernel's Makefiles
+ * say KCSAN_SANITIZE := n: the lock implementations and lockdep (arch and
+ * locking code; their words are Atomics or the owner CPU's), preempt_count
+ * (arch per-CPU ops), and the MMU's table walk (hardware, not code).
+ */
+const EXCLUDED = new Set([
+  "src/locks/lockdep.ts",
+  "src/locks/lockdep_rcu.ts",
+  "src/locks/lock_wait.ts",
+  "src/locks/might_sleep.ts",
+  "src/locks/stacktrace.ts",
+  "src/locks/spinlock.ts",
+  "src/locks/rwlock.ts",
+  "src/locks/mutex.ts",
+  "src/percpu/preempt.ts",
+  "src/mm/mmu.ts",
+]);
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/** Is `file` (absolute) one the KCSAN build instruments? */
+export function isInstrumented(file: string): boolean {
+  const rel = relative(root, file).split("\\").join("/");
+  return INSTRUMENTED.test(`/${rel}`) && !EXCLUDED.has(rel);
+}
+
+/** The local names under which `sf` imports the arena views (usually the views' own names). */
+function arenaViews(sf: ts.SourceFile): Map<string, number> {
+  const views = new Map<string, number>();
+  for (const st of sf.statements) {
+    if (!ts.isImportDeclaration(st) || !ts.isStringLiteral(st.moduleSpecifier)) continue;
+    if (!/(^|\/)shared\/arena\.js$|^\.\/arena\.js$/.test(st.moduleSpecifier.text)) continue;
+    const named = st.importClause?.namedBindings;
+    if (!named || !ts.isNamedImports(named)) continue;
+    for (const el of named.elements) {
+      const size = VIEW_SIZES.get((el.propertyName ?? el.name).text);
+      if (size !== undefined) views.set(el.name.text, size);
+    }
+  }
+  return views;
+}
+
+const skipOuter = (e: ts.Expression): ts.Expression => {
+  while (ts.isParenthesizedExpression(e) || ts.isNonNullExpression(e)) e = e.expression;
+  return e;
+};
+
+const COMPOUND = new Set([
+  ts.SyntaxKind.PlusEqualsToken,
+  ts.SyntaxKind.MinusEqualsToken,
+  ts.SyntaxKind.AsteriskEqualsToken,
+  ts.SyntaxKind.SlashEqualsToken,
+  ts.SyntaxKind.PercentEqualsToken,
+  ts.SyntaxKind.AsteriskAsteriskEqualsToken,
+  ts.SyntaxKind.LessThanLessThanEqualsToken,
+  ts.SyntaxKind.GreaterThanGreaterThanEqualsToken,
+  ts.SyntaxKind.GreaterThanGreaterThanGreaterThanEqualsToken,
+  ts.SyntaxKind.AmpersandEqualsToken,
+  ts.SyntaxKind.BarEqualsToken,
+  ts.SyntaxKind.CaretEqualsToken,
+  ts.SyntaxKind.AmpersandAmpersandEqualsToken,
+  ts.SyntaxKind.BarBarEqualsToken,
+  ts.SyntaxKind.QuestionQuestionEqualsToken,
+]);
+
+/** The name a function is known by: its own, or the variable or property it is assigned to. */
+function functionName(node: ts.Node): string | undefined {
+  if (ts.isFunctionDeclaration(node) || ts.isMethodDeclaration(node) || ts.isFunctionExpression(node)) {
+    if (node.name !== undefined && ts.isIdentifier(node.name)) return node.name.text;
+  }
+  if (!ts.isFunctionExpression(node) && !ts.isArrowFunction(node)) return undefined;
+  const p = node.parent;
+  if ((ts.isVariableDeclaration(p) || ts.isPropertyAssignment(p)) && ts.isIdentifier(p.name)) return p.name.text;
+  return undefined;
+}
+
+/** A function of the harness (a camelCase name, such as irqSchedPoint): its accesses are not kernel code's. */
+function isHarnessFunction(node: ts.Node): boolean {
+  const name = functionName(node);
+  return name !== undefined && /[A-Z]/.test(name.replace(/^_+/, "")) && /[a-z]/.test(name);
+}
+
+/** The transformer: rewrites the accesses of one kernel source file; counts them in `stats`. */
+export function kcsanTransformer(stats: { files: number; accesses: number }): ts.TransformerFactory<ts.SourceFile> {
+  return (context) => (sf) => {
+    if (!isInstrumented(sf.fileName)) return sf;
+    const views = arenaViews(sf);
+    if (views.size === 0) return sf;
+    const f = context.factory;
+    const used = new Set<string>();
+    const call = (fn: string, index: ts.Expression): ts.Expression => {
+      used.add(fn);
+      stats.accesses++;
+      return f.createCallExpression(f.createIdentifier(fn), undefined, [index]);
+    };
+    const viewOf = (e: ts.Expression): number | undefined => {
+      const x = skipOuter(e);
+      return ts.isElementAccessExpression(x) && ts.isIdentifier(x.expression)
+        ? views.get(x.expression.text)
+        : undefined;
+    };
+    /** `V[i]` with its index checked by `fn`, the rest of the expression visited. */
+    const rewrite = (e: ts.Expression, kind: "read" | "write" | "read_write"): ts.Expression => {
+      const x = skipOuter(e) as ts.ElementAccessExpression;
+      const size = views.get((x.expression as ts.Identifier).text)!;
+      const access = f.updateElementAccessExpression(
+        x,
+        x.expression,
+        call(`__tsan_${kind}${size}`, ts.visitNode(x.argumentExpression, visit) as ts.Expression),
+      );
+      return x === e ? access : rewrap(e, access);
+    };
+    /** Puts `inner` back inside the parentheses and `!` that wrapped the access. */
+    const rewrap = (e: ts.Expression, inner: ts.Expression): ts.Expression => {
+      if (ts.isParenthesizedExpression(e)) return f.updateParenthesizedExpression(e, rewrap(e.expression, inner));
+      if (ts.isNonNullExpression(e)) return f.updateNonNullExpression(e, rewrap(e.expression, inner));
+      return inner;
+    };
+    const visit = (node: ts.Node): ts.Node => {
+      // Harness and hardware models in the kernel folders are camelCase (kernel code keeps the kernel's
+      // snake_case names): the simulated interrupt controller, the TLB's probe, statistics. Not kernel code.
+      if (isHarnessFunction(node)) return node;
+      if (ts.isCallExpression(node)) {
+        const callee = node.expression;
+        // data_race(expr): KCSAN ignores the accesses inside.
+        if (ts.isIdentifier(callee) && callee.text === "data_race") return node;
+        if (
+          ts.isPropertyAccessExpression(callee) &&
+          ts.isIdentifier(callee.expression) &&
+          callee.expression.text === "Atomics" &&
+          node.arguments.length >= 2 &&
+          ts.isIdentifier(node.arguments[0]!) &&
+          views.has((node.arguments[0] as ts.Identifier).text)
+        ) {
+          const op = callee.name.text;
+          const kind = ATOMIC_READS.has(op)
+            ? "read"
+            : ATOMIC_WRITES.has(op)
+              ? "write"
+              : ATOMIC_RMWS.has(op)
+                ? "read_write"
+                : null;
+          if (kind !== null) {
+            const size = views.get((node.arguments[0] as ts.Identifier).text)!;
+            const [view, index, ...rest] = node.arguments;
+            return f.updateCallExpression(node, node.expression, node.typeArguments, [
+              view!,
+              call(`__tsan_atomic_${kind}${size}`, ts.visitNode(index!, visit) as ts.Expression),
+              ...rest.map((a) => ts.visitNode(a, visit) as ts.Expression),
+            ]);
+          }
+        }
+      }
+      if (ts.isBinaryExpression(node) && viewOf(node.left) !== undefined) {
+        const op = node.operatorToken.kind;
+        if (op === ts.SyntaxKind.EqualsToken || COMPOUND.has(op))
+          return f.updateBinaryExpression(
+            node,
+            rewrite(node.left, op === ts.SyntaxKind.EqualsToken ? "write" : "read_write"),
+            node.operatorToken,
+            ts.visitNode(node.right, visit) as ts.Expression,
+          );
+      }
+      if (
+        (ts.isPrefixUnaryExpression(node) || ts.isPostfixUnaryExpression(node)) &&
+        (node.operator === ts.SyntaxKind.PlusPlusToken || node.operator === ts.SyntaxKind.MinusMinusToken) &&
+        viewOf(node.operand) !== undefined
+      ) {
+        const operand = rewrite(node.operand, "read_write");
+        return ts.isPrefixUnaryExpression(node)
+          ? f.updatePrefixUnaryExpression(node, operand)
+          : f.updatePostfixUnaryExpression(node, operand);
+      }
+      if (ts.isElementAccessExpression(node) && viewOf(node) !== undefined) return rewrite(node, "read");
+      return ts.visitEachChild(node, visit, context);
+    };
+    const out = ts.visitEachChild(sf, visit, context);
+    if (used.size === 0) return out;
+    stats.files++;
+    let runtime = relative(dirname(sf.fileName), join(root, "src/sched/kcsan.js")).split("\\").join("/");
+    if (!runtime.startsWith(".")) runtime = `./${runtime}`;
+    const imp = f.createImportDeclaration(
+      undefined,
+      f.createImportClause(
+        false,
+        undefined,
+        f.createNamedImports(
+          [...used].sort().map((n) => f.createImportSpecifier(false, undefined, f.createIdentifier(n))),
+        ),
+      ),
+      f.createStringLiteral(runtime),
+    );
+    return f.updateSourceFile(out, [imp, ...out.statements]);
+  };
+}
+
+/** Compiles src/ into dist-kcsan/ with the transformer; throws on any emit error. */
+export function buildKcsan(outDir = join(root, "dist-kcsan")): { files: number; accesses: number } {
+  const configPath = join(root, "tsconfig.json");
+  const read = ts.readConfigFile(configPath, ts.sys.readFile);
+  if (read.error) throw new Error(ts.flattenDiagnosticMessageText(read.error.messageText, "\n"));
+  const parsed = ts.parseJsonConfigFileContent(read.config, ts.sys, root);
+  const files = parsed.fileNames.filter((f) => relative(root, f).split("\\").join("/").startsWith("src/"));
+  const options: ts.CompilerOptions = { ...parsed.options, outDir, declaration: false, declarationMap: false };
+  const program = ts.createProgram(files, options);
+  const stats = { files: 0, accesses: 0 };
+  const r = program.emit(undefined, undefined, undefined, false, { before: [kcsanTransformer(stats)] });
+  const errors = r.diagnostics.filter((d) => d.category === ts.DiagnosticCategory.Error);
+  if (errors.length > 0 || r.emitSkipped)
+    throw new Error(
+      ts.formatDiagnostics(errors, {
+        getCanonicalFileName: (f) => f,
+        getCurrentDirectory: () => root,
+        getNewLine: () => "\n",
+      }),
+    );
+  return stats;
+}
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const s = buildKcsan();
+  console.log(`kcsan: instrumented ${s.accesses} accesses in ${s.files} files → dist-kcsan/`);
+}
