@@ -3,11 +3,15 @@
  * moves plain stores out from under the lock another CPU's reader holds, and
  * the free-running stress mix on 2 CPUs reaches both sides of the race — yet
  * every check vmsim had before the data-race detector stays quiet, because
- * the race has no symptom those checks can see. This file is that half of
- * the proof: seeded runs of a fixed number of operations, each with the
- * switch on, run clean, and the APIs on both sides of the race did run.
+ * the race has no symptom those checks can see. This file proves both halves:
+ * seeded runs of a fixed number of operations, each with the switch on, run
+ * clean, and the APIs on both sides of the race did run; and `--kcsan`
+ * reports the race (a deterministic exploration, so the bound is exact; the
+ * free-running 20-seed proof is bench/kcsan_proof.ts).
  */
 import { describe, expect, it } from "vitest";
+import { Explorer, type Outcome } from "../src/explore/explorer.js";
+import { findScenario } from "../src/explore/scenario.js";
 import { makeConfig } from "../src/shared/config.js";
 import { INJECTIONS, INJECT_NAMES, type InjectName } from "../src/shared/inject.js";
 import { STRESS_MACHINE_FLAGS, runStress } from "../src/workers/stress.js";
@@ -50,4 +54,57 @@ describe.each(DETECTOR_ONLY)("--inject %s without the detector", (name: InjectNa
       for (const api of SIDES[name]!) expect(r.apis[api] ?? 0, `seed ${seed}: ${api} calls`).toBeGreaterThan(0);
     }
   }, 120_000);
+});
+
+/**
+ * `--kcsan` under the deterministic scheduler: the stress scenario, 40 ops
+ * per CPU, a watchpoint every few accesses (kcsan_skip_watch 5) and a switch
+ * at half the sched points, so a watcher's stall lets the other CPU run into
+ * it. Runs are deterministic: the switch is reported at the same iteration
+ * seed every time on an unchanged build; the bound leaves room for schedules
+ * that shift as the kernel code changes.
+ */
+describe("--inject vmap-cache-unlocked with --kcsan (deterministic, kcsan_skip_watch 5, random p 0.5)", () => {
+  const ITERATIONS = 12;
+  const params = { ops: 40, skip: [] };
+  const strategy = { kind: "random" as const, p: 0.5 };
+  const scenario = findScenario("stress")!;
+  const config = (inject: InjectName[]) =>
+    makeConfig({
+      ...scenario.config,
+      cpus: 2,
+      memory: 8 * 1024 * 1024,
+      seed: 1,
+      inject,
+      kcsan: true,
+      kcsanSkipWatch: 5,
+    });
+  const TITLE = "kcsan: BUG: KCSAN: data-race in __alloc_vmap_area_search / alloc_vmap_area";
+
+  it(`is reported within iteration seeds 1..${ITERATIONS}, the replay reports it again, and the same seeds unbroken do not`, async () => {
+    const broken = await Explorer.start(config(["vmap-cache-unlocked"]), scenario);
+    let found: Outcome | null = null;
+    let seed = 0;
+    try {
+      for (seed = 1; seed <= ITERATIONS && found === null; seed++) {
+        const o = await broken.runOnce(strategy, seed, params);
+        if (o.failure !== null) found = o;
+      }
+      seed--;
+      expect(found?.failure?.signature, `first failure by seed ${seed}`).toBe(TITLE);
+      const rep = await broken.runOnce({ kind: "replay", plan: found!.record.decisions }, seed, params);
+      expect(rep.failure?.signature).toBe(TITLE);
+    } finally {
+      await broken.close();
+    }
+    const twin = await Explorer.start(config([]), scenario);
+    try {
+      for (let s = 1; s <= seed; s++) {
+        const o = await twin.runOnce(strategy, s, params);
+        expect(o.failure?.signature ?? "clean", `unbroken, seed ${s}`).not.toBe(TITLE);
+      }
+    } finally {
+      await twin.close();
+    }
+  }, 600_000);
 });

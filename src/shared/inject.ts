@@ -657,41 +657,40 @@ export const INJECTIONS = {
     kcsan: true,
   },
   /**
-   * alloc_vmap_area records its search parameters (cached_vstart,
-   * cached_align) before it takes vmap_area_lock, while the other CPUs'
-   * alloc_vmap_area and __free_vmap_area read them under the lock.
+   * alloc_vmap_area stores its search hint, free_vmap_cache, after it drops
+   * vmap_area_lock, while the next CPU to take the lock reads the hint.
    *
-   *   CPU0: vmalloc → alloc_vmap_area           CPU1: vfree → __free_vmap_area
-   *                                              spin_lock(&vmap_area_lock)
-   *     cached_vstart = vstart                   if (va->va_end < cached_vstart)
-   *     cached_align = align                         free_vmap_cache = NULL
-   *     spin_lock(&vmap_area_lock): waits        …
-   *                                              spin_unlock(&vmap_area_lock)
-   *     if (!free_vmap_cache || … || align < cached_align) → nocache
+   *   CPU0: vmalloc → alloc_vmap_area           CPU1: vmalloc → alloc_vmap_area
+   *     spin_lock(&vmap_area_lock)                spin_lock(&vmap_area_lock): waits
+   *     search from free_vmap_cache; insert va0
+   *     spin_unlock(&vmap_area_lock)              … gets it
+   *                                               first = free_vmap_cache (not va0 yet)
+   *     free_vmap_cache = &va0->rb_node           search from first; insert va1
+   *                                               free_vmap_cache = &va1->rb_node
    *
    * What goes wrong: free_vmap_cache, cached_hole_size, cached_vstart and
    * cached_align describe one state of the search together ("The vmap cache
-   * globals are protected by vmap_area_lock"). Stored early, CPU0's
-   * parameters are paired with the hint of whichever search ran under the
-   * lock meanwhile, and CPU0's own check compares its parameters with
-   * themselves: a more permissive request no longer drops the hint, the
-   * search starts above a hole it was meant to reuse, and the address space
-   * fragments faster. The search itself still walks the real list, so no
-   * area overlaps another and, on a range as large as arm64's vmalloc area,
-   * no allocation fails: the stress mix's checks stay quiet
-   * (test/kcsan_proof.test.ts). KCSAN reports the plain stores racing the
-   * other CPU's locked reads: "data-race in alloc_vmap_area /
-   * __alloc_vmap_area_search" (or __free_vmap_area).
+   * globals are protected by vmap_area_lock"). Stored late, CPU0's hint
+   * lands in the middle of CPU1's search or after it, overwriting CPU1's
+   * hint and pairing CPU0's area with CPU1's hole size and parameters: the
+   * next search starts from the wrong place and steps over holes it was
+   * meant to reuse, so the address space fragments faster. The hint always
+   * names an area on the tree (only its owner frees va0, after the store),
+   * and the search walks the real list from it, so no area overlaps another
+   * and, on a range as large as arm64's vmalloc area, no allocation fails:
+   * the stress mix's checks stay quiet (test/kcsan_proof.test.ts). KCSAN
+   * reports the plain store racing CPU1's locked read: "data-race in
+   * __alloc_vmap_area_search / alloc_vmap_area".
    *
-   * Kernel context: the hints came with the vmap rewrite's search cache
-   * (89699605fe7c "mm: vmap area cache", v3.2) and went with the free tree
-   * of v5.2 (68ad4a330433 "mm/vmalloc.c: keep track of free blocks for vmap
-   * allocation"), whose state sits under free_vmap_area_lock.
+   * Kernel context: the hints came with "mm: vmap area cache" (89699605fe7c,
+   * v3.2) and went with the free tree of v5.2 (68ad4a330433 "mm/vmalloc.c:
+   * keep track of free blocks for vmap allocation"), whose state sits under
+   * free_vmap_area_lock.
    */
   "vmap-cache-unlocked": {
     breaks: "alloc_vmap_area",
     kernel: "4.19",
-    summary: "alloc_vmap_area records cached_vstart/cached_align before taking vmap_area_lock (only KCSAN sees it)",
+    summary: "alloc_vmap_area stores free_vmap_cache after dropping vmap_area_lock (only KCSAN sees it)",
     stress: false,
     kcsan: true,
   },

@@ -458,11 +458,6 @@ export function alloc_vmap_area(
   // as another CPU's stores would land there on real hardware.
   const locked = !injectNoVmapAreaLock;
   for (let purged = false; ; purged = true) {
-    // inject "vmap-cache-unlocked": the search's parameters recorded before vmap_area_lock is taken.
-    if (injectVmapCacheUnlocked) {
-      F64[CVSTART] = vstart;
-      F64[CALIGN] = align;
-    }
     if (locked) spin_lock(LOCK);
     else sched_point(SP_LOCK);
     const addr = __alloc_vmap_area_search(size, align, vstart, vend);
@@ -473,9 +468,11 @@ export function alloc_vmap_area(
       F64[(va + VA.va_end) >> 3] = addr + size;
       I32[(va + VA.flags) >> 2] = 0;
       __insert_vmap_area(va);
-      I32[FVC] = va + RB;
+      if (!injectVmapCacheUnlocked) I32[FVC] = va + RB;
       if (locked) spin_unlock(LOCK);
       else sched_point(SP_UNLOCK);
+      // inject "vmap-cache-unlocked": the search hint stored after vmap_area_lock is dropped.
+      if (injectVmapCacheUnlocked) I32[FVC] = va + RB;
       if (addr % align || addr < vstart || addr + size > vend)
         throw new KernelBug(`kernel BUG at mm/vmalloc.c: alloc_vmap_area: ${hexKaddr(addr)} outside its bounds`);
       return va;
@@ -510,10 +507,8 @@ function __alloc_vmap_area_search(size: number, align: number, vstart: number, v
       I32[FVC] = 0;
     }
     /* record if we encounter less permissive parameters */
-    if (!injectVmapCacheUnlocked) {
-      F64[CVSTART] = vstart;
-      F64[CALIGN] = align;
-    }
+    F64[CVSTART] = vstart;
+    F64[CALIGN] = align;
 
     /* find starting point for our search */
     if (I32[FVC]) {
