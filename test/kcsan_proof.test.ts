@@ -12,7 +12,9 @@
 import { describe, expect, it } from "vitest";
 import { Explorer, type Outcome } from "../src/explore/explorer.js";
 import { findScenario } from "../src/explore/scenario.js";
+import "../src/explore/catalog.js";
 import { makeConfig } from "../src/shared/config.js";
+import type { BackportName } from "../src/shared/backport.js";
 import { INJECTIONS, INJECT_NAMES, type InjectName } from "../src/shared/inject.js";
 import { STRESS_MACHINE_FLAGS, runStress } from "../src/workers/stress.js";
 
@@ -107,4 +109,58 @@ describe("--inject vmap-cache-unlocked with --kcsan (deterministic, kcsan_skip_w
       await twin.close();
     }
   }, 600_000);
+});
+
+/**
+ * A known race (src/shared/backport.ts): 4.19's and 5.10's
+ * purge_fragmented_blocks test a block's counts without vb->lock, as those
+ * kernels do. The detector reports it on catalog:vb_purge (CPU 0 maps and
+ * unmaps, CPU 1 calls vm_unmap_aliases); with `--backport
+ * vb-counters-read-once` (7f48121e9fa8's READ_ONCE/WRITE_ONCE) the same
+ * iteration seeds run clean.
+ */
+describe.each([
+  ["4.19", 2],
+  ["5.10", 1],
+] as const)("the known race vb-counters-read-once on %s", (kernel, foundAt) => {
+  const params = { ops: 36, skip: [] };
+  const strategy = { kind: "random" as const, p: 0.2 };
+  const TITLE = "kcsan: BUG: KCSAN: data-race in purge_fragmented_blocks / vb_alloc";
+
+  it(`is reported by iteration seed ${foundAt} of catalog:vb_purge, and not with --backport`, async () => {
+    const scenario = findScenario("catalog:vb_purge")!;
+    const config = (backport: BackportName[]) =>
+      makeConfig({
+        ...scenario.config,
+        kernel,
+        cpus: 2,
+        memory: 8 * 1024 * 1024,
+        seed: 1,
+        backport,
+        kcsan: true,
+        kcsanSkipWatch: 5,
+      });
+    for (const [backport, expected] of [
+      [[], TITLE],
+      [["vb-counters-read-once"], null],
+    ] as const) {
+      const ex = await Explorer.start(config([...backport]), scenario);
+      try {
+        const seen: (string | null)[] = [];
+        for (let seed = 1; seed <= foundAt; seed++)
+          seen.push((await ex.runOnce(strategy, seed, params)).failure?.signature ?? null);
+        if (expected === null) expect(seen, `--backport ${backport.join(",")}`).toEqual(seen.map(() => null));
+        else expect(seen.at(-1), `seeds 1..${foundAt}: ${seen.join(", ")}`).toBe(expected);
+      } finally {
+        await ex.close();
+      }
+    }
+  }, 300_000);
+
+  it("the backport is refused on a kernel that has the annotation already", () => {
+    expect(() => makeConfig({ kernel: "6.12", backport: ["vb-counters-read-once"] })).toThrow(
+      "known race vb-counters-read-once is in the 4.19 and 5.10 code, but the machine runs kernel 6.12",
+    );
+    expect(makeConfig({ kernel, backport: ["vb-counters-read-once"] }).backport).toEqual(["vb-counters-read-once"]);
+  });
 });
