@@ -3,8 +3,9 @@
  * dist-kcsan/, with a `before` transformer that does what the compiler's
  * -fsanitize=thread does for the kernel's KCSAN: every plain element load and
  * store of an arena view (I32, U32, U16, U8, F64 from src/shared/arena) in the
- * kernel folders calls the KCSAN runtime (src/sched/kcsan.ts) first, and every
- * Atomics operation on one calls it as a marked access. Accesses written inside
+ * kernel folders calls the KCSAN runtime (src/sched/kcsan.ts) first, every
+ * Atomics operation on one calls it as a marked access, and the byte view's
+ * fill / subarray / set (memset, memcpy) become the runtime's range checks. Accesses written inside
  * data_race(…) are left alone. The normal build (dist/) never sees this.
  *
  * Run after `tsc -p tsconfig.json` (package.json's postbuild):
@@ -28,6 +29,13 @@ const ATOMIC_READS = new Set(["load"]);
 const ATOMIC_WRITES = new Set(["store"]);
 const ATOMIC_RMWS = new Set(["add", "sub", "and", "or", "xor", "exchange", "compareExchange"]);
 
+/** Range methods of the byte view (by name and argument count) and the runtime's memset / memcpy for them. */
+const RANGE_CALLS: ReadonlyMap<string, string> = new Map([
+  ["fill/3", "__tsan_memset"],
+  ["subarray/2", "__tsan_memcpy_from"],
+  ["set/2", "__tsan_memcpy_to"],
+]);
+
 /** The kernel folders whose accesses are kernel state (src/locks: only the atomics, see EXCLUDED). */
 const INSTRUMENTED = /\/src\/(mm|lib|rcu|kernel|percpu|locks)\//;
 
@@ -35,7 +43,9 @@ const INSTRUMENTED = /\/src\/(mm|lib|rcu|kernel|percpu|locks)\//;
  * Files of those folders KCSAN does not instrument, as the kernel's Makefiles
  * say KCSAN_SANITIZE := n: the lock implementations and lockdep (arch and
  * locking code; their words are Atomics or the owner CPU's), preempt_count
- * (arch per-CPU ops), and the MMU's table walk (hardware, not code).
+ * (arch per-CPU ops), the MMU's table walk (hardware, not code), and the page
+ * and slab allocators (mm/Makefile, v5.8+: KCSAN_SANITIZE_slab.o,
+ * KCSAN_SANITIZE_slub.o, KCSAN_SANITIZE_page_alloc.o := n).
  */
 const EXCLUDED = new Set([
   "src/locks/lockdep.ts",
@@ -48,9 +58,13 @@ const EXCLUDED = new Set([
   "src/locks/mutex.ts",
   "src/percpu/preempt.ts",
   "src/mm/mmu.ts",
+  "src/mm/slab.ts",
+  "src/mm/page_alloc.ts",
 ]);
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+/** The repository: this file is tools/kcsan_build.ts, or dist/tools/kcsan_build.js once compiled. */
+const self = fileURLToPath(import.meta.url);
+const root = resolve(dirname(self), ...(self.endsWith(".ts") ? [".."] : ["..", ".."]));
 
 /** Is `file` (absolute) one the KCSAN build instruments? */
 export function isInstrumented(file: string): boolean {
@@ -158,6 +172,23 @@ export function kcsanTransformer(stats: { files: number; accesses: number }): ts
         const callee = node.expression;
         // data_race(expr): KCSAN ignores the accesses inside.
         if (ts.isIdentifier(callee) && callee.text === "data_race") return node;
+        // memset / memcpy on the byte view: U8.fill(c, from, to), U8.subarray(from, to), U8.set(src, at).
+        if (
+          ts.isPropertyAccessExpression(callee) &&
+          ts.isIdentifier(callee.expression) &&
+          views.get(callee.expression.text) === 1
+        ) {
+          const fn = RANGE_CALLS.get(`${callee.name.text}/${node.arguments.length}`);
+          if (fn !== undefined) {
+            used.add(fn);
+            stats.accesses++;
+            return f.createCallExpression(
+              f.createIdentifier(fn),
+              undefined,
+              node.arguments.map((a) => ts.visitNode(a, visit) as ts.Expression),
+            );
+          }
+        }
         if (
           ts.isPropertyAccessExpression(callee) &&
           ts.isIdentifier(callee.expression) &&

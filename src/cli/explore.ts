@@ -225,7 +225,13 @@ export async function exploreCommand(
     replayPath = reportFound(config, scenario.name, script, params, found, o);
     if (o.trace !== null) await traceFound(config, scenario, params, found, o.trace);
     if (!o.json) {
-      for (const l of timeline(found.outcome.record.decisions, found.outcome.record.steps, found.outcome.failure))
+      for (const l of timeline(
+        found.outcome.record.decisions,
+        found.outcome.record.steps,
+        found.outcome.failure,
+        [],
+        config.kcsan,
+      ))
         console.log(l);
     }
     const fail = found.outcome.failure!;
@@ -297,7 +303,7 @@ function reportFound(
       `warning: the run switched more often than the log holds (${formatInt(f.outcome.record.lost)} decisions lost): ` +
         "its replay will diverge; a lower --p or a smaller --ops keeps it whole",
     );
-  say(`replay it:   vmsim replay ${path}`);
+  say(`replay it:   vmsim replay ${config.kcsan ? "--kcsan " : ""}${path}`);
   say(`shrink it:   vmsim shrink ${path}`);
   return path;
 }
@@ -349,7 +355,8 @@ export async function replayCommand(f: ReplayFile, path: string, o: ReplayCliOpt
     );
     if (o.timeline) {
       const events = Array.from({ length: f.config.cpus }, (_, cpu) => lastEvents(cpu, 8));
-      for (const l of timeline(out.record.decisions, out.record.steps, out.failure, events)) console.log(l);
+      for (const l of timeline(out.record.decisions, out.record.steps, out.failure, events, f.config.kcsan))
+        console.log(l);
     }
     let repeated: { runs: number; asRecorded: number; bitForBit: number } | null = null;
     if (o.repeat > 1) {
@@ -475,8 +482,14 @@ export async function shrinkCommand(f: ReplayFile, path: string, o: ShrinkCliOpt
       `steps ${formatInt(f.steps)} → ${formatInt(s.steps)}`,
   );
   console.log(`shrunk file: ${out}`);
-  console.log(`replay it:   vmsim replay ${out}`);
-  for (const l of timeline(r.outcome.record.decisions, r.outcome.record.steps, r.outcome.failure, r.events))
+  console.log(`replay it:   vmsim replay ${f.config.kcsan ? "--kcsan " : ""}${out}`);
+  for (const l of timeline(
+    r.outcome.record.decisions,
+    r.outcome.record.steps,
+    r.outcome.failure,
+    r.events,
+    f.config.kcsan,
+  ))
     console.log(l);
   const shrunk = r.outcome.failure;
   // The smallest run found did not replay: the file holds the smallest that does, and vmsim has a bug to report.

@@ -254,6 +254,13 @@ function program(): Command {
       const f = usage(() => readReplayFile(file));
       const opts = readOptions(this, REPLAY_OPTIONS);
       if (opts.map !== null) usage(() => checkMapKernel(f.config.kernel));
+      // A KCSAN run's watch windows are sched points of its own: it replays only on the KCSAN build.
+      if (opts.kcsan !== f.config.kcsan)
+        throw new UsageError(
+          f.config.kcsan
+            ? `${file} records a --kcsan run: replay it with --kcsan`
+            : `${file} records a run without --kcsan: replay it without --kcsan`,
+        );
       process.exitCode = await replayCommand(f, file, opts);
     });
 

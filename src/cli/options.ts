@@ -816,6 +816,8 @@ export interface ReplayCliOptions {
   readonly repeat: number;
   /** Draw the vmalloc area at the failure (or the end) into this SVG. @defaultValue null */
   readonly map: string | null;
+  /** The file records a KCSAN run (docs/kcsan.md): say so, or the replay is refused. @defaultValue false */
+  readonly kcsan: boolean;
 }
 
 export const REPLAY_OPTIONS: OptionTable<ReplayCliOptions> = {
@@ -843,6 +845,12 @@ export const REPLAY_OPTIONS: OptionTable<ReplayCliOptions> = {
     parse: parseInteger("repeat", 1, 10_000),
   },
   map: MAP_FILE_OPTIONS.map,
+  kcsan: {
+    flags: "--kcsan",
+    description:
+      "replay a run recorded with --kcsan (on the KCSAN build); required for such a file, refused for others",
+    defaultValue: false,
+  },
 };
 
 /** Options of `vmsim shrink`. */

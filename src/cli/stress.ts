@@ -53,6 +53,13 @@ function formatStressText(r: StressResult): string[] {
       (o.failPageAlloc > 0
         ? ` (expected: fault injection; ${formatInt(r.expectedReports)} warnings counted, not failed)`
         : ""),
+    ...(r.kcsan === null
+      ? []
+      : [
+          `kcsan: ${formatInt(r.kcsan.setup_watchpoints)} watchpoints set up (${formatInt(r.kcsan.no_capacity)} ` +
+            `found their slot busy), ${formatInt(r.kcsan.data_races)} conflicting accesses, ` +
+            `${formatInt(r.kcsan.races_unknown_origin)} values changed with no access seen`,
+        ]),
     leak === null
       ? "leak check: not run (the run failed first)"
       : `leak check: ${leak.leakedPages} pages leaked (nr_free_pages ${leak.freeStart} → ${leak.freeEnd}, ` +

@@ -6,7 +6,7 @@
 import { type Decision, WHY_BLOCK, WHY_DONE, WHY_DUE, WHY_START, WHY_YIELD, maskText } from "../sched/sched_det.js";
 import { type Failure, failureHeadline } from "./explorer.js";
 
-function why(d: Decision, from: number): string {
+function why(d: Decision, from: number, kcsan: boolean): string {
   switch (d.why) {
     case WHY_START:
       return "starts the call";
@@ -17,24 +17,26 @@ function why(d: Decision, from: number): string {
     case WHY_DONE:
       return `runs: CPU${from} finished its call`;
     case WHY_YIELD:
-      return `runs: CPU${from} yielded (waiting for a grace period)`;
+      // A KCSAN machine also yields in every watch window (src/sched/kcsan.ts).
+      return `runs: CPU${from} yielded (${kcsan ? "a KCSAN watchpoint, or waiting for a grace period" : "waiting for a grace period"})`;
     default:
       return "runs";
   }
 }
 
-/** The timeline lines; `events` holds each CPU's last events at the end of the run. */
+/** The timeline lines; `events` holds each CPU's last events at the end of the run; `kcsan`: a --kcsan machine's. */
 export function timeline(
   decisions: readonly Decision[],
   steps: number,
   failure: Failure | null,
   events: readonly (readonly string[])[] = [],
+  kcsan = false,
 ): string[] {
   const out = ["   step  token  why (runnable CPUs)"];
   let cur = -1;
   for (const d of decisions) {
     const from = d.why === WHY_START ? -1 : cur;
-    out.push(`${String(d.step).padStart(7)}  CPU${d.cpu}   ${why(d, from)} ${maskText(d.mask)}`);
+    out.push(`${String(d.step).padStart(7)}  CPU${d.cpu}   ${why(d, from, kcsan)} ${maskText(d.mask)}`);
     cur = d.cpu;
   }
   out.push(`${String(steps).padStart(7)}  ${failure ? `FAILS: ${failureHeadline(failure)}` : "end of the run"}`);

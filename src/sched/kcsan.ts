@@ -15,6 +15,9 @@
  *       the same for a marked access (an Atomics operation; READ_ONCE and
  *       WRITE_ONCE are Atomics inside): checked against watchpoints, never
  *       watched, as KCSAN treats marked accesses.
+ *   __tsan_memset(c, from, to), __tsan_memcpy_from(from, to), __tsan_memcpy_to(src, at)
+ *       `U8.fill(c, from, to)`, `U8.subarray(from, to)` (a copy's source) and
+ *       `U8.set(src, at)`: plain range accesses, checked and never watched.
  *   kcsan_check_read(addr, size), kcsan_check_write(addr, size)
  *       an explicit check of a byte range (the kernel's kcsan_check_access).
  *
@@ -24,7 +27,7 @@
  * watchpoint slot of its address (the fast path: one Atomics load). Every
  * kcsan_skip_watch-th plain access (randomized) sets up a watchpoint on its
  * address and size, stalls (free mode: a busy udelay; deterministic mode: a
- * sched point where the strategy may switch to another CPU), reads the value again
+ * yield to another runnable CPU, which the strategy picks and the log records), reads the value again
  * and removes the watchpoint. Another CPU's conflicting access — overlapping
  * bytes, at least one a write — consumes the watchpoint and leaves its side
  * (call chain, held locks) in other_info; the watcher then reports the race. A
@@ -44,8 +47,7 @@ import type { MachineConfig } from "../shared/config.js";
 import { kernelCallChain, reportBug } from "../shared/report.js";
 import { onSetCurrentCpu, smp_processor_id } from "../shared/smp.js";
 import { defineStruct } from "../shared/struct.js";
-import { SP_SPIN, sched_switch_point } from "./sched_point.js";
-import { schedDeterministic } from "./sched_det.js";
+import { schedDeterministic, sched_yield } from "./sched_det.js";
 
 /* Access types (include/linux/kcsan-checks.h). */
 export const KCSAN_ACCESS_WRITE = 1 << 0;
@@ -95,8 +97,16 @@ const OTHER_INFO = defineStruct("kcsan_other_info", [
   { name: "comm", type: "u32", count: COMM_LEN / 4, guard: "owner" },
 ]);
 
-/** The region's parts, in order: watchpoints[], reported pairs, other_infos[], then one kcsan_cpu per CPU. */
-const WP_BYTES = CONFIG_KCSAN_NUM_WATCHPOINTS * 4;
+/** The statistics of kernel/kcsan/debugfs.c, machine-wide (Atomics). */
+export const KCSAN_COUNTERS = ["setup_watchpoints", "no_capacity", "data_races", "races_unknown_origin"] as const;
+export type KcsanCounter = (typeof KCSAN_COUNTERS)[number];
+const COUNTER_SETUP_WATCHPOINTS = 0;
+const COUNTER_NO_CAPACITY = 1;
+const COUNTER_DATA_RACES = 2;
+const COUNTER_RACES_UNKNOWN_ORIGIN = 3;
+
+/** The region's parts, in order: watchpoints[], counters, reported pairs, other_infos[], one kcsan_cpu per CPU. */
+const WP_BYTES = CONFIG_KCSAN_NUM_WATCHPOINTS * 4 + 16 * 4;
 const REPORTED_BYTES = NR_REPORTED * 4;
 const OTHER_BYTES = CONFIG_KCSAN_NUM_WATCHPOINTS * OTHER_INFO.size;
 const regionBytes = (c: MachineConfig): number =>
@@ -123,6 +133,29 @@ export function kcsanRegisterHeldLocks(fn: (cpu: number) => string[] | null): vo
   heldLocksOf = fn;
 }
 
+/** kcsan_counter_inc (kcsan.h). */
+function kcsan_counter_inc(c: number): void {
+  Atomics.add(I32, wp0 + CONFIG_KCSAN_NUM_WATCHPOINTS + c, 1);
+}
+
+/**
+ * /sys/kernel/debug/kcsan's counters of the machine this thread is attached
+ * to (all zero without --kcsan): watchpoints set up, sampled accesses that
+ * found every slot of theirs busy, races seen by a consumer, values that
+ * changed under a watchpoint with no access seen.
+ */
+export function kcsanCounters(): Record<KcsanCounter, number> {
+  const a = theArena();
+  const out = {} as Record<KcsanCounter, number>;
+  KCSAN_COUNTERS.forEach((name, i) => {
+    out[name] =
+      a.config.kcsan && kcsan_region.size > 0
+        ? Atomics.load(I32, (kcsan_region.base >> 2) + CONFIG_KCSAN_NUM_WATCHPOINTS + i)
+        : 0;
+  });
+  return out;
+}
+
 /* This thread's view of the region (immutable after attach). */
 let kcsan_enabled = false;
 let wp0 = 0; // I32 index of watchpoints[0]
@@ -132,9 +165,9 @@ let skipIdx = 0; // I32 index of this CPU's kcsan_skip
 let myPercpu = 0; // this CPU's per-CPU area [myPercpu, myPercpuEnd)
 let myPercpuEnd = 0;
 let randIdx = 0;
-let skipWatch = CONFIG_KCSAN_SKIP_WATCH;
-let udelayTask = CONFIG_KCSAN_UDELAY_TASK;
-let udelayInterrupt = CONFIG_KCSAN_UDELAY_INTERRUPT;
+let kcsan_skip_watch = CONFIG_KCSAN_SKIP_WATCH;
+let kcsan_udelay_task = CONFIG_KCSAN_UDELAY_TASK;
+let kcsan_udelay_interrupt = CONFIG_KCSAN_UDELAY_INTERRUPT;
 
 onSetCurrentCpu((cpu) => {
   const a = theArena();
@@ -149,9 +182,9 @@ onSetCurrentCpu((cpu) => {
   randIdx = (me + KCSAN_CPU.off.kcsan_rand_state) >> 2;
   myPercpu = a.percpuBase + cpu * a.percpuStride;
   myPercpuEnd = myPercpu + a.percpuStride;
-  skipWatch = a.config.kcsanSkipWatch;
-  udelayTask = a.config.kcsanUdelayTask;
-  udelayInterrupt = a.config.kcsanUdelayInterrupt;
+  kcsan_skip_watch = a.config.kcsanSkipWatch;
+  kcsan_udelay_task = a.config.kcsanUdelayTask;
+  kcsan_udelay_interrupt = a.config.kcsanUdelayInterrupt;
 });
 
 /* Each CPU's PRNG starts from the machine's seed; its skip count is drawn from it on first use (-1). */
@@ -175,7 +208,7 @@ function prandom_u32_max(ceil: number): number {
 
 /** reset_kcsan_skip (core.c): the next watch after skip_watch accesses, minus a random part. */
 function reset_kcsan_skip(): void {
-  I32[skipIdx] = skipWatch - prandom_u32_max(skipWatch);
+  I32[skipIdx] = kcsan_skip_watch - prandom_u32_max(kcsan_skip_watch);
 }
 
 /** watchpoint_slot (core.c): by page, as KCSAN. */
@@ -224,6 +257,7 @@ function check_access(addr: number, size: number, type: number): void {
  */
 function kcsan_found_watchpoint(addr: number, size: number, type: number, slot: number, w: number): void {
   if (Atomics.compareExchange(I32, wp0 + slot, w, CONSUMED_WATCHPOINT) !== w) return;
+  kcsan_counter_inc(COUNTER_DATA_RACES);
   const o = other0 + slot * OTHER_INFO.size;
   const cpu = smp_processor_id();
   I32[(o + OTHER_INFO.off.cpu) >> 2] = cpu;
@@ -273,14 +307,19 @@ function kcsan_setup_watchpoint(addr: number, size: number, type: number): void 
   const slot = watchpoint_slot(addr);
   const encoded = encode_watchpoint(addr, size, (type & KCSAN_ACCESS_WRITE) !== 0);
   // insert_watchpoint: a busy slot means no watch this time.
-  if (Atomics.compareExchange(I32, wp0 + slot, INVALID_WATCHPOINT, encoded) !== INVALID_WATCHPOINT) return;
+  if (Atomics.compareExchange(I32, wp0 + slot, INVALID_WATCHPOINT, encoded) !== INVALID_WATCHPOINT) {
+    kcsan_counter_inc(COUNTER_NO_CAPACITY);
+    return;
+  }
+  kcsan_counter_inc(COUNTER_SETUP_WATCHPOINTS);
   const task = inTask();
   const old = read_value(addr, size);
   try {
     // The stall: another CPU may run into the watchpoint now; this CPU runs nothing else meanwhile
-    // (CONFIG_KCSAN_INTERRUPT_WATCHER=n: no interrupt on the watcher's CPU).
-    if (schedDeterministic) sched_switch_point(SP_SPIN);
-    else udelay(task ? udelayTask : udelayInterrupt);
+    // (CONFIG_KCSAN_INTERRUPT_WATCHER=n: no interrupt on the watcher's CPU). Deterministic mode has no
+    // time: the watcher yields to another runnable CPU (the strategy picks it, the log records it).
+    if (schedDeterministic) sched_yield();
+    else udelay(task ? kcsan_udelay_task : kcsan_udelay_interrupt);
   } catch (e) {
     // The machine stopped (or deadlocked) while this CPU waited: the watchpoint goes with it.
     Atomics.store(I32, wp0 + slot, INVALID_WATCHPOINT);
@@ -295,7 +334,10 @@ function kcsan_setup_watchpoint(addr: number, size: number, type: number): void 
     const other = take_other_info(slot);
     // CONFIG_KCSAN_REPORT_VALUE_CHANGE_ONLY: the other side may have rewritten the same value.
     if (changed && other !== null) kcsan_report_known_origin(me, other, old, now);
-  } else if (changed) kcsan_report_unknown_origin(me, old, now);
+  } else if (changed) {
+    kcsan_counter_inc(COUNTER_RACES_UNKNOWN_ORIGIN);
+    kcsan_report_unknown_origin(me, old, now);
+  }
 }
 
 interface Side {
@@ -551,11 +593,49 @@ export function __tsan_atomic_read_write4(i: number): number {
   return i;
 }
 
+/**
+ * check_access of a range longer than a watchpoint can encode (memset,
+ * memcpy): checked against the slot of every page it covers, never watched.
+ */
+function check_range(addr: number, size: number, type: number): void {
+  if (!kcsan_enabled || size <= 0) return;
+  const first = addr >>> PAGE_SHIFT;
+  const last = Math.min((addr + size - 1) >>> PAGE_SHIFT, first + SLOT_MASK);
+  for (let page = first; page <= last; page++) {
+    const slot = page & SLOT_MASK;
+    const w = Atomics.load(I32, wp0 + slot);
+    if (w <= CONSUMED_WATCHPOINT || !(type & KCSAN_ACCESS_WRITE || wpIsWrite(w))) continue;
+    if (matching_access(wpAddr(w, slot), wpSize(w), addr, size)) {
+      kcsan_found_watchpoint(addr, size, type, slot, w);
+      return;
+    }
+  }
+  if (--I32[skipIdx]! < 0) kcsan_setup_watchpoint(addr, size, type);
+}
+
 /** kcsan_check_read (include/linux/kcsan-checks.h): a plain read of `size` bytes at `addr`. */
 export function kcsan_check_read(addr: number, size: number): void {
-  check_access(addr, size, 0);
+  if (size <= 8) check_access(addr, size, 0);
+  else check_range(addr, size, 0);
 }
 /** kcsan_check_write: a plain write of `size` bytes at `addr`. */
 export function kcsan_check_write(addr: number, size: number): void {
-  check_access(addr, size, KCSAN_ACCESS_WRITE);
+  if (size <= 8) check_access(addr, size, KCSAN_ACCESS_WRITE);
+  else check_range(addr, size, KCSAN_ACCESS_WRITE);
+}
+
+/** __tsan_memset: `U8.fill(c, from, to)`, a plain write of [from, to). */
+export function __tsan_memset(c: number, from: number, to: number): Uint8Array {
+  check_range(from, to - from, KCSAN_ACCESS_WRITE);
+  return U8.fill(c, from, to);
+}
+/** The source side of __tsan_memcpy: `U8.subarray(from, to)`, a plain read of [from, to). */
+export function __tsan_memcpy_from(from: number, to: number): Uint8Array {
+  check_range(from, to - from, 0);
+  return U8.subarray(from, to);
+}
+/** The destination side of __tsan_memcpy: `U8.set(src, at)`, a plain write of src.length bytes at `at`. */
+export function __tsan_memcpy_to(src: ArrayLike<number>, at: number): void {
+  check_range(at, src.length, KCSAN_ACCESS_WRITE);
+  U8.set(src, at);
 }

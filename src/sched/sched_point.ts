@@ -74,25 +74,6 @@ export function sched_op_point(): void {
   schedSlow(SP_OP);
 }
 
-/**
- * A sched point where only the deterministic scheduler may act (switch CPUs);
- * no other slow path runs, so the CPU's own state stays as it is. KCSAN's
- * watch window (src/sched/kcsan.ts) is one: nothing of this CPU may change
- * what it watches.
- */
-export function sched_switch_point(kind: SP): void {
-  budget--;
-  account();
-  depth++;
-  try {
-    runDet(kind);
-  } finally {
-    account();
-    depth--;
-    rearm();
-  }
-}
-
 /** Sched points this thread has passed since {@link sched_point_reset}: the deterministic scheduler's clock. */
 export function schedPointCount(): number {
   return counted + (armed - budget);

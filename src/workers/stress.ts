@@ -19,6 +19,7 @@
  * failures; the interleaving of the CPUs is the OS's (free mode), so a rerun
  * explores the same operations under new interleavings.
  */
+import { type KcsanCounter, kcsanCounters } from "../sched/kcsan.js";
 import { type MachineConfig, makeConfig } from "../shared/config.js";
 import { type Report, takeReports } from "../shared/report.js";
 import type { LeakSummary } from "../check/leak.js";
@@ -132,6 +133,8 @@ export interface StressResult {
   readonly leak: LeakSummary | null;
   /** True when the signal ended the run early. */
   readonly interrupted: boolean;
+  /** With --kcsan: KCSAN's counters at the end of the run (src/sched/kcsan.ts); null without. */
+  readonly kcsan: Readonly<Record<KcsanCounter, number>> | null;
   /** The command line that reruns this run. */
   readonly rerun: string;
   /** The violation report (empty when ok): the invariant, each CPU's last events, the seed, the rerun command. */
@@ -185,16 +188,27 @@ export async function runStress(config: MachineConfig, opts: StressOptions = {})
   takeReports();
   const m = await Machine.boot(c);
   let outcome: MixOutcome;
+  let kcsan: Record<KcsanCounter, number> | null = null;
   try {
     const durationMs = o.durationMs ?? (o.ops === null ? STRESS_DEFAULT_DURATION_MS : null);
     outcome = await driveMix(m, { ...o, durationMs }, opts);
+    if (c.kcsan) {
+      m.bind();
+      kcsan = kcsanCounters();
+    }
   } finally {
     await m.shutdown();
   }
-  return stressResult(c, o, rerun, outcome);
+  return stressResult(c, o, rerun, outcome, kcsan);
 }
 
-function stressResult(config: MachineConfig, o: StressSettings, rerun: string, x: MixOutcome): StressResult {
+function stressResult(
+  config: MachineConfig,
+  o: StressSettings,
+  rerun: string,
+  x: MixOutcome,
+  kcsan: Record<KcsanCounter, number> | null,
+): StressResult {
   const secs = x.elapsedMs / 1000;
   const rate = (n: number) => (secs > 0 ? Math.round(n / secs) : 0);
   const ok = mixOk(x);
@@ -218,6 +232,7 @@ function stressResult(config: MachineConfig, o: StressSettings, rerun: string, x
     nrReports: x.nrReports,
     leak: x.leak,
     interrupted: x.interrupted,
+    kcsan,
     rerun,
     report: ok ? [] : mixFailureReport("vmsim stress", x, config.seed, rerun),
   };

@@ -1,0 +1,181 @@
+/**
+ * KCSAN (docs/kcsan.md): the instrumented build rewrites exactly the plain and
+ * marked accesses of kernel state, the normal build never sees it, a pinned
+ * deterministic run reports a data race in KCSAN's format and replays it, and
+ * a short free-running `--kcsan` stress sets watchpoints (CI's KCSAN run).
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import ts from "typescript";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kcsanTransformer } from "../tools/kcsan_build.js";
+import { Explorer } from "../src/explore/explorer.js";
+import { replayFileOf, writeReplayFile } from "../src/explore/replay_file.js";
+import { findScenario } from "../src/explore/scenario.js";
+import { makeConfig } from "../src/shared/config.js";
+import { runStress } from "../src/workers/stress.js";
+import { vmsim } from "./helpers/vmsim.js";
+
+const ROOT = resolve(import.meta.dirname, "..");
+
+/** Compiles `source` as the file `file` (below the repository) through the KCSAN transformer. */
+function instrument(file: string, source: string): { text: string; accesses: number } {
+  const stats = { files: 0, accesses: 0 };
+  const out = ts.transpileModule(source, {
+    fileName: join(ROOT, file),
+    compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ES2022 },
+    transformers: { before: [kcsanTransformer(stats)] },
+  });
+  return { text: out.outputText, accesses: stats.accesses };
+}
+
+const ARENA_IMPORT =
+  'import { I32, U8, F64 } from "../shared/arena.js";\nimport { data_race } from "../locks/atomic.js";\n';
+
+describe("the KCSAN transformer", () => {
+  it("rewrites plain loads, stores and read-modify-writes of the arena views, and imports the runtime", () => {
+    const { text, accesses } = instrument(
+      "src/mm/example.ts",
+      `${ARENA_IMPORT}export function f(a: number, b: number): number {\n  I32[a] = I32[b]! + 1;\n  F64[a] += 2;\n  U8[b]++;\n  --I32[(a)]!;\n  return I32[b]!;\n}\n`,
+    );
+    expect(text).toContain('from "../sched/kcsan.js"');
+    expect(text).toContain("I32[__tsan_write4(a)] = I32[__tsan_read4(b)] + 1;");
+    expect(text).toContain("F64[__tsan_read_write8(a)] += 2;");
+    expect(text).toContain("U8[__tsan_read_write1(b)]++;");
+    expect(text).toContain("--I32[__tsan_read_write4((a))];");
+    expect(text).toContain("return I32[__tsan_read4(b)];");
+    expect(accesses).toBe(6);
+  });
+
+  it("checks Atomics operations as marked accesses, leaves wait/notify and data_race() alone", () => {
+    const { text } = instrument(
+      "src/lib/example.ts",
+      `${ARENA_IMPORT}export function g(i: number): number {\n  Atomics.store(I32, i, 1);\n  Atomics.add(I32, i, 1);\n  Atomics.notify(I32, i);\n  return Atomics.load(I32, i) + data_race(I32[i]!);\n}\n`,
+    );
+    expect(text).toContain("Atomics.store(I32, __tsan_atomic_write4(i), 1);");
+    expect(text).toContain("Atomics.add(I32, __tsan_atomic_read_write4(i), 1);");
+    expect(text).toContain("Atomics.notify(I32, i);");
+    expect(text).toContain("Atomics.load(I32, __tsan_atomic_read4(i)) + data_race(I32[i]);");
+  });
+
+  it("turns the byte view's fill, subarray and set into memset and memcpy range checks", () => {
+    const { text } = instrument(
+      "src/mm/example.ts",
+      `${ARENA_IMPORT}export function h(a: number, b: Uint8Array): void {
+  U8.fill(0, a, a + 64);
+  b.set(U8.subarray(a, a + 8), 0);
+  U8.set(b, a);
+  U8.fill(0);
+}
+`,
+    );
+    expect(text).toContain("__tsan_memset(0, a, a + 64);");
+    expect(text).toContain("b.set(__tsan_memcpy_from(a, a + 8), 0);");
+    expect(text).toContain("__tsan_memcpy_to(b, a);");
+    expect(text).toContain("U8.fill(0);");
+  });
+
+  it("leaves harness code alone: camelCase functions, folders outside the kernel, excluded files, other arrays", () => {
+    const body = "export function irqSchedPoint(i: number): number {\n  return I32[i]!;\n}\n";
+    expect(instrument("src/kernel/example.ts", `${ARENA_IMPORT}${body}`).accesses).toBe(0);
+    const kernel = "export function f(i: number): number {\n  return I32[i]!;\n}\n";
+    expect(instrument("src/workers/example.ts", `${ARENA_IMPORT}${kernel}`).accesses).toBe(0);
+    expect(instrument("src/sched/example.ts", `${ARENA_IMPORT}${kernel}`).accesses).toBe(0);
+    expect(instrument("src/locks/spinlock.ts", `${ARENA_IMPORT}${kernel}`).accesses).toBe(0);
+    expect(instrument("src/mm/slab.ts", `${ARENA_IMPORT}${kernel}`).accesses).toBe(0);
+    expect(instrument("src/mm/example.ts", `${ARENA_IMPORT}${kernel}`).accesses).toBe(1);
+    const local = "const I32 = new Int32Array(4);\nexport function f(i: number): number {\n  return I32[i]!;\n}\n";
+    const plain = instrument("src/mm/example.ts", local);
+    expect(plain.accesses).toBe(0);
+    expect(plain.text).not.toContain("kcsan");
+  });
+});
+
+describe("the two builds", () => {
+  it("dist/ has no KCSAN call; dist-kcsan/ has them in the kernel and is dist/ byte for byte elsewhere", () => {
+    const read = (root: string, file: string) => readFileSync(join(ROOT, root, "src", file), "utf8");
+    for (const file of ["mm/v4.19/vmalloc.js", "mm/v6.12/vmalloc.js", "lib/rbtree.js"]) {
+      expect(read("dist", file)).not.toContain("__tsan_");
+      expect(read("dist-kcsan", file)).toContain("__tsan_read4(");
+    }
+    for (const file of ["workers/stress.js", "sched/sched_det.js", "locks/spinlock.js", "explore/explorer.js"])
+      expect(read("dist-kcsan", file)).toBe(read("dist", file));
+  });
+});
+
+describe("a deterministic --kcsan run (no-vmap-area-lock, kernel 4.19, skip_watch 50, random p 0.01, sched seed 3)", () => {
+  const params = { ops: 40, skip: [] };
+  const strategy = { kind: "random" as const, p: 0.01 };
+  const scenario = findScenario("stress")!;
+  const config = makeConfig({
+    ...scenario.config,
+    cpus: 2,
+    memory: 8 * 1024 * 1024,
+    seed: 1,
+    inject: ["no-vmap-area-lock"],
+    kcsan: true,
+    kcsanSkipWatch: 50,
+  });
+  let ex: Explorer;
+  const dir = mkdtempSync(join(tmpdir(), "vmsim-kcsan-"));
+  beforeAll(async () => {
+    ex = await Explorer.start(config, scenario);
+  });
+  afterAll(async () => {
+    await ex.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("reports the data race in KCSAN's format, and its replay reproduces it bit for bit", async () => {
+    const rec = await ex.runOnce(strategy, 3, params);
+    expect(rec.failure?.signature).toBe(
+      "kcsan: BUG: KCSAN: data-race in __alloc_vmap_area_search / rb_link_node",
+    );
+    const text = rec.failure!.text;
+    expect(text).toMatch(/\n {0,4}(read|write) to 0x[0-9a-f]+ of [48] bytes by task \d on cpu \d:\n/);
+    expect(text).toMatch(/\n\s+alloc_vmap_area\n/);
+    expect(text).toMatch(/value changed: 0x[0-9a-f]{8} -> 0x[0-9a-f]{8}\n/);
+    expect(text).toContain("locks held: (none)");
+    const rep = await ex.runOnce({ kind: "replay", plan: rec.record.decisions }, 3, params);
+    expect(rep.failure?.signature).toBe(rec.failure!.signature);
+    expect(rep.digest).toBe(rec.digest);
+
+    // The CLI replays the file only when told it is a KCSAN run.
+    const file = join(dir, "replay.json");
+    writeReplayFile(
+      file,
+      replayFileOf({
+        config,
+        scenario: scenario.name,
+        script: undefined,
+        params,
+        strategy: { kind: "random", p: 0.01 },
+        seed: 3,
+        stepCap: 50_000_000,
+        outcome: rec,
+      }),
+    );
+    const refused = await vmsim("replay", file);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr.trim().split("\n")).toEqual([
+      `vmsim: error: ${file} records a --kcsan run: replay it with --kcsan`,
+    ]);
+    const replayed = await vmsim("replay", "--kcsan", file);
+    expect(replayed.stdout).toContain("BUG: KCSAN: data-race in __alloc_vmap_area_search / rb_link_node");
+    expect(replayed.code).toBe(1);
+  });
+});
+
+describe("a short free-running --kcsan stress (CI)", () => {
+  it("boots the CPUs on the KCSAN build: they set up watchpoints and check every access", async () => {
+    const r = await runStress(makeConfig({ kcsan: true, kcsanSkipWatch: 400, seed: 3 }), { ops: 2000 });
+    expect(r.config.kcsan).toBe(true);
+    expect(r.kcsan).not.toBeNull();
+    expect(r.kcsan!.setup_watchpoints).toBeGreaterThan(10);
+    expect(r.ops).toBeGreaterThanOrEqual(2000);
+    // Without --kcsan there are no counters at all.
+    const plain = await runStress(makeConfig({ seed: 3 }), { ops: 200 });
+    expect(plain.kcsan).toBeNull();
+  });
+});
