@@ -129,9 +129,7 @@ describe("a deterministic --kcsan run (no-vmap-area-lock, kernel 4.19, skip_watc
 
   it("reports the data race in KCSAN's format, and its replay reproduces it bit for bit", async () => {
     const rec = await ex.runOnce(strategy, 3, params);
-    expect(rec.failure?.signature).toBe(
-      "kcsan: BUG: KCSAN: data-race in __alloc_vmap_area_search / rb_link_node",
-    );
+    expect(rec.failure?.signature).toBe("kcsan: BUG: KCSAN: data-race in __alloc_vmap_area_search / rb_link_node");
     const text = rec.failure!.text;
     expect(text).toMatch(/\n {0,4}(read|write) to 0x[0-9a-f]+ of [48] bytes by task \d on cpu \d:\n/);
     expect(text).toMatch(/\n\s+alloc_vmap_area\n/);
