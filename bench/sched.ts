@@ -5,24 +5,26 @@
  * machine it ran on.
  *
  *   node dist/bench/sched.js [--repeats 5] [--points 20000000] [--switches 400000]
- *                            [--explore-ms 2000] [--replay-ops 1000] [--out <dir>]
+ *                            [--explore-ms 2000] [--replay-ops 1000] [--rows a,b,c,d] [--out <dir>]
  *
  * a. Sched points per second on 1 CPU that never switch: `bench_sched_points`
  *    (src/workers/workloads/sched.ts) under round-robin with a quantum past the
  *    run's end, against the same loop in free mode.
  * b. Switches per second (token handoffs): the same loop under round-robin
- *    with quantum 1 — every sched point a switch — on 2 CPUs and on 4 and 8,
- *    which outnumber a 2-core host's cores (then a handoff wakes a sleeping
- *    thread). `--switches` is the 2-CPU run's count; the others run a
- *    twentieth of it.
+ *    with quantum 1 — every sched point a switch — on 2 CPUs and on 4, 8 and
+ *    64 (MAX_CPUS), which outnumber a 2-core host's cores (then a handoff
+ *    wakes a sleeping thread). `--switches` is the 2-CPU run's count; the
+ *    others run a twentieth of it.
  * c. Explorations per second of a small scenario: 2 CPUs, vmalloc_mix 50
  *    operations each (vmalloc_mix_start, vmalloc_mix, vmalloc_mix_drain),
  *    PCT depth 3 with a fresh seed each, the machine restored from a snapshot
- *    before each; and what one restore costs against one Machine.boot.
+ *    before each; and what one restore costs against one Machine.boot. Then
+ *    the same on 64 CPUs (MAX_CPUS) with 5 operations each.
  * d. Replay overhead: the scenario with `--replay-ops` operations per CPU run
  *    free, recorded (PCT), and replayed from the recording — wall time each.
  *    A replay that does not return the recorded results fails the run.
  *
+ * `--rows` picks the parts to run (bench/throughput.ts runs c alone).
  * Every figure is the median of `--repeats` runs after a warm-up run; the
  * rates of a and b are timed inside the CPUs (first loop start to last loop
  * end), c and d from the main thread. Progress goes to stderr on a terminal only.
@@ -61,6 +63,9 @@ const TARGET_EXPLORATIONS = 200;
 /** The scenario of c and d (as the exploration example runs it). */
 const SCENARIO = { cpus: 2, memory: 8 * 1024 * 1024, seed: 7 } as const;
 const EXPLORE_OPS = 50;
+/** c's 64-CPU scenario: every CPU deterministic mode covers, a few operations each. */
+const SCENARIO_64 = { cpus: 64, memory: 16 * 1024 * 1024, seed: 7 } as const;
+const EXPLORE_OPS_64 = 5;
 const PCT_DEPTH = 3;
 /** A run longer than this many steps is a livelock (the measured runs are far shorter). */
 const STEP_CAP = 1e12;
@@ -185,8 +190,10 @@ async function scenario(m: Machine, ops: number): Promise<unknown[]> {
 }
 
 /** A booted scenario machine with the mix's interrupt handler installed, and its snapshot. */
-async function scenarioMachine(): Promise<{ m: Machine; snap: Uint8Array }> {
-  const m = await Machine.boot(SCENARIO);
+async function scenarioMachine(
+  config: typeof SCENARIO | typeof SCENARIO_64 = SCENARIO,
+): Promise<{ m: Machine; snap: Uint8Array }> {
+  const m = await Machine.boot(config);
   await m.run(0, "vmalloc_mix_irq", { on: true });
   return { m, snap: m.snapshot() };
 }
@@ -200,11 +207,40 @@ async function scenarioSteps(m: Machine, snap: Uint8Array, ops: number): Promise
 }
 
 /** One exploration: restore, a PCT run with `seed`. */
-async function explore(m: Machine, snap: Uint8Array, steps: number, seed: number): Promise<void> {
+async function explore(m: Machine, snap: Uint8Array, steps: number, seed: number, ops = EXPLORE_OPS): Promise<void> {
   await m.restore(snap);
   schedSetup({ strategy: { kind: "pct", depth: PCT_DEPTH, steps }, seed, stepCap: STEP_CAP });
-  await scenario(m, EXPLORE_OPS);
+  await scenario(m, ops);
   finished(`exploration ${seed}`);
+}
+
+/** c on 64 CPUs: explorations per second (restore before each). */
+async function measureExplorations64(exploreMs: number, repeats: number): Promise<Row> {
+  const { m, snap } = await scenarioMachine(SCENARIO_64);
+  try {
+    const steps = await scenarioSteps(m, snap, EXPLORE_OPS_64);
+    let seed = 0;
+    await explore(m, snap, steps, seed++, EXPLORE_OPS_64);
+    const rates: number[] = [];
+    for (let i = 0; i < repeats; i++) {
+      progress(`explorations on 64 CPUs, repeat ${i + 1}/${repeats}`);
+      const t0 = performance.now();
+      let n = 0;
+      while (performance.now() - t0 < exploreMs) {
+        await explore(m, snap, steps, seed++, EXPLORE_OPS_64);
+        n++;
+      }
+      rates.push((n * 1000) / (performance.now() - t0));
+    }
+    return row(
+      `explorations/s (64 CPUs, vmalloc_mix ${EXPLORE_OPS_64} ops each, PCT depth ${PCT_DEPTH}, restore before each)`,
+      "explorations/s",
+      statsOf(rates),
+      `${fmt(steps)} steps per exploration; ${fmt(exploreMs)} ms per repeat; ${SCENARIO_64.memory / 2 ** 20} MiB`,
+    );
+  } finally {
+    await m.shutdown();
+  }
 }
 
 /** c: explorations per second, and one restore against one boot. */
@@ -335,6 +371,7 @@ async function main(): Promise<void> {
       switches: { type: "string", default: "400000" },
       "explore-ms": { type: "string", default: "2000" },
       "replay-ops": { type: "string", default: "1000" },
+      rows: { type: "string", default: "a,b,c,d" },
       out: { type: "string", default: RESULTS_DIR },
     },
   });
@@ -343,14 +380,20 @@ async function main(): Promise<void> {
   const switches = positiveInt("switches", values.switches);
   const exploreMs = positiveInt("explore-ms", values["explore-ms"]);
   const replayOps = positiveInt("replay-ops", values["replay-ops"]);
+  const parts = new Set(values.rows.split(","));
+  for (const p of parts) if (!["a", "b", "c", "d"].includes(p)) throw new RangeError(`--rows takes a,b,c,d, got ${p}`);
   const cores = availableParallelism();
 
   const rows: Row[] = [];
-  rows.push(...(await measurePoints(points, repeats)));
-  for (const cpus of [2, 4, 8])
-    rows.push(await measureSwitches(cpus, cpus <= cores ? switches : Math.ceil(switches / 20), repeats, cores));
-  rows.push(...(await measureExplorations(exploreMs, repeats)));
-  rows.push(...(await measureReplay(replayOps, repeats)));
+  if (parts.has("a")) rows.push(...(await measurePoints(points, repeats)));
+  if (parts.has("b"))
+    for (const cpus of [2, 4, 8, 64])
+      rows.push(await measureSwitches(cpus, cpus <= cores ? switches : Math.ceil(switches / 20), repeats, cores));
+  if (parts.has("c")) {
+    rows.push(...(await measureExplorations(exploreMs, repeats)));
+    rows.push(await measureExplorations64(exploreMs, repeats));
+  }
+  if (parts.has("d")) rows.push(...(await measureReplay(replayOps, repeats)));
 
   const host = hostInfo();
   const md = markdown(rows, cores, repeats, host);

@@ -432,12 +432,12 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
       [(f) => (f["vmsim"] = 1), '"vmsim" must be a version string, got 1'],
     ];
     for (const [edit, message] of refusals) expect(() => readReplayFile(edited(edit))).toThrow(message);
-    // The issue's case: 64 CPUs ended in a RangeError stack trace from schedSetup.
-    const cpus64 = edited((f) => (f.config.cpus = 64));
+    // The issue's case: more CPUs than deterministic mode covers ended in a RangeError stack trace from schedSetup.
+    const cpus65 = edited((f) => (f.config.cpus = 65));
     for (const command of ["replay", "shrink"]) {
-      const r = await vmsim(command, cpus64);
+      const r = await vmsim(command, cpus65);
       expect(r.code).toBe(2);
-      expect(r.stderr).toBe(`vmsim: error: ${cpus64}: config.cpus must be at most 32, got 64\n`);
+      expect(r.stderr).toBe(`vmsim: error: ${cpus65}: cpus must be an integer in 1..64, got 65\n`);
     }
   });
 
@@ -445,7 +445,7 @@ describe("the CLI round trip: vmsim explore → replay → shrink", () => {
     for (const args of [
       ["explore", "--scenario", "nope"],
       ["explore", "--strategy", "dfs"],
-      ["explore", "--cpus", "33"],
+      ["explore", "--cpus", "65"],
       ["replay", join(dir, "missing.json")],
       ["shrink", join(dir, "missing.json")],
       ["explore", "--script", join(dir, "missing.jsonl")],

@@ -659,7 +659,7 @@ export const EXPLORE_MEMORY = 8 * 1024 * 1024;
 
 export const EXPLORE_MACHINE_OPTIONS: OptionTable<ExploreMachineConfig> = {
   kernel: MACHINE_OPTIONS.kernel,
-  // The deterministic scheduler's runnable set is one 32-bit mask.
+  // The deterministic scheduler covers MAX_CPUS (its runnable set is a 64-bit cpumask).
   cpus: { ...MACHINE_OPTIONS.cpus, parse: parseInteger("cpus", 1, SCHED_MAX_CPUS) },
   layout: MACHINE_OPTIONS.layout,
   memory: { ...MACHINE_OPTIONS.memory, defaultValue: EXPLORE_MEMORY },

@@ -14,7 +14,7 @@
  * - portfolio: the others in turn, one run each, sharing the budget.
  */
 import { createHash } from "node:crypto";
-import { type Decision, type Strategy, WHY_DUE } from "../sched/sched_det.js";
+import { type Decision, SCHED_MAX_CPUS, type Strategy, WHY_DUE, decisionMask } from "../sched/sched_det.js";
 import { DEFAULT_STEP_CAP, type Explorer, type Outcome } from "./explorer.js";
 import type { StrategyName } from "./replay_file.js";
 import type { ScenarioParams } from "./scenario.js";
@@ -165,10 +165,11 @@ function candidates(ds: readonly Decision[], t: number): number[] {
   let i = -1;
   for (let j = 0; j < ds.length && ds[j]!.step <= t; j++) i = j;
   if (i < 0) return [];
-  const cur = ds[i]!.cpu;
-  const mask = (ds[i]!.mask | (ds[i + 1]?.mask ?? 0)) & ~(1 << cur);
+  const cur = BigInt(ds[i]!.cpu);
+  const next = ds[i + 1];
+  const mask = (decisionMask(ds[i]!) | (next ? decisionMask(next) : 0n)) & ~(1n << cur);
   const out: number[] = [];
-  for (let c = 0; c < 32; c++) if (mask & (1 << c)) out.push(c);
+  for (let c = 0; c < SCHED_MAX_CPUS; c++) if ((mask >> BigInt(c)) & 1n) out.push(c);
   return out;
 }
 

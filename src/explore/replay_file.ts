@@ -4,11 +4,12 @@
  * every workload choice and interrupt), the scenario and its size, the
  * strategy that found the run and its seed, and the decisions, compact: one
  * "Δstep.cpu.mask.why.local" group per switch, base 36, steps as deltas
- * (local: the deciding CPU's own sched-point count, "-" for a start).
+ * (local: the deciding CPU's own sched-point count, "-" for a start; mask:
+ * the runnable CPUs as one integer of up to 64 bits).
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { type MachineConfig, makeConfig } from "../shared/config.js";
-import { type Decision, SCHED_MAX_CPUS } from "../sched/sched_det.js";
+import { type Decision, SCHED_MAX_CPUS, decisionMask, withMask } from "../sched/sched_det.js";
 import type { ScriptLine } from "../workers/workloads/exec_script.js";
 import { FAILURE_KINDS, type Failure, MAX_STEP_CAP, type Outcome } from "./explorer.js";
 import { MAX_OPS, type ScenarioParams } from "./scenario.js";
@@ -75,7 +76,7 @@ export function encodeDecisions(ds: readonly Decision[]): string {
   let prev = 0;
   return ds
     .map((d) => {
-      const s = `${(d.step - prev).toString(36)}.${d.cpu.toString(36)}.${d.mask.toString(36)}.${d.why}.${d.local < 0 ? "-" : d.local.toString(36)}`;
+      const s = `${(d.step - prev).toString(36)}.${d.cpu.toString(36)}.${decisionMask(d).toString(36)}.${d.why}.${d.local < 0 ? "-" : d.local.toString(36)}`;
       prev = d.step;
       return s;
     })
@@ -91,9 +92,18 @@ export function decodeDecisions(s: string): Decision[] {
     if (!m) throw new RangeError(`bad decision "${g}" (expected Δstep.cpu.mask.why.local in base 36)`);
     step += Number.parseInt(m[1]!, 36);
     const local = m[5] === "-" ? -1 : Number.parseInt(m[5]!, 36);
-    out.push({ step, cpu: Number.parseInt(m[2]!, 36), mask: Number.parseInt(m[3]!, 36), why: Number(m[4]), local });
+    const d = { step, cpu: Number.parseInt(m[2]!, 36), mask: 0, why: Number(m[4]), local };
+    out.push(withMask(d, parseBase36(m[3]!, g)));
   }
   return out;
+}
+
+/** A runnable set in base 36, exactly (64 bits are past a double's 53). */
+function parseBase36(digits: string, group: string): bigint {
+  let v = 0n;
+  for (const c of digits) v = v * 36n + BigInt(Number.parseInt(c, 36));
+  if (v >> 64n !== 0n) throw new RangeError(`bad decision "${group}" (its mask is wider than ${SCHED_MAX_CPUS} CPUs)`);
+  return v;
 }
 
 export function writeReplayFile(path: string, f: ReplayFile): void {
@@ -122,7 +132,7 @@ export function checkReplayFile(raw: unknown): ReplayFile {
   if (!isRecord(raw["config"])) throw bad('"config" must be an object', raw["config"]);
   // A file without config.kernel predates the generations: makeConfig gives it 4.19, the only one there was.
   const config = makeConfig(raw["config"] as Partial<MachineConfig>);
-  // The deterministic scheduler's runnable set is one 32-bit mask (explore's --cpus).
+  // The deterministic scheduler's runnable set is a 64-bit cpumask (explore's --cpus).
   if (config.cpus > SCHED_MAX_CPUS) throw bad(`config.cpus must be at most ${SCHED_MAX_CPUS}`, config.cpus);
   const sc = raw["scenario"];
   if (!isRecord(sc)) throw bad('"scenario" must be an object', sc);
@@ -156,9 +166,9 @@ export function checkReplayFile(raw: unknown): ReplayFile {
     if (!isCount(raw[k])) throw bad(`${k} must be a non-negative integer`, raw[k]);
   if (typeof raw["decisions"] !== "string") throw bad("decisions must be a string", raw["decisions"]);
   for (const d of decodeDecisions(raw["decisions"]))
-    if (d.cpu >= config.cpus || d.mask >= 2 ** config.cpus)
+    if (d.cpu >= config.cpus || decisionMask(d) >> BigInt(config.cpus) !== 0n)
       throw new RangeError(
-        `decision at step ${d.step} names CPU ${d.cpu} or mask ${d.mask.toString(2)} of a ${config.cpus}-CPU machine`,
+        `decision at step ${d.step} names CPU ${d.cpu} or mask ${decisionMask(d).toString(2)} of a ${config.cpus}-CPU machine`,
       );
   const f = raw["failure"];
   if (

@@ -10,7 +10,8 @@
  *    then quarters, down to single ones (ddmin);
  * 2. truncate the schedule (the shortest prefix of the plan that still fails);
  * 3. drop workload operations: fewer per CPU, then single ones left out;
- * 4. drop CPUs (the plan and the per-CPU settings renumbered).
+ * 4. drop CPUs (the plan and the per-CPU settings renumbered): halves of
+ *    them, then quarters, down to single ones, the highest first.
  * 5. search: PCT with one, then two change points, for a schedule of the
  *    same workload with fewer preemptions.
  * A smaller workload that no longer fails under the kept plan gets a few
@@ -18,7 +19,7 @@
  */
 import { type MachineConfig, makeConfig } from "../shared/config.js";
 import { lastEvents } from "../shared/events.js";
-import { type Decision, type Strategy, WHY_DUE } from "../sched/sched_det.js";
+import { type Decision, type Strategy, WHY_DUE, decisionMask, withMask } from "../sched/sched_det.js";
 import { Explorer, type Outcome } from "./explorer.js";
 import { type ReplayFile, decodeDecisions, replayFileOf } from "./replay_file.js";
 import { resolveScenario } from "./script.js";
@@ -66,6 +67,8 @@ const REEXPLORE_RUNS = 12;
 const REEXPLORE_SWITCHES = 4;
 /** PCT runs of each depth the search for fewer preemptions tries. */
 const SEARCH_RUNS = 24;
+/** Machines the shrinker keeps booted (one per CPU count; a 64-CPU machine is 64 worker threads). */
+const KEPT_MACHINES = 2;
 
 /** Shrinks the failing run of `f` within `budgetMs`. */
 export async function shrink(
@@ -82,10 +85,16 @@ export async function shrink(
   const explorer = async (cpus: number): Promise<Explorer> => {
     let e = explorers.get(cpus);
     if (e === undefined) {
+      // The least recently used machine goes (a run from a fresh boot is the same run).
+      const [lru] = explorers.keys();
+      if (explorers.size >= KEPT_MACHINES && lru !== undefined) {
+        await explorers.get(lru)!.close();
+        explorers.delete(lru);
+      }
       const config: MachineConfig = makeConfig({ ...f.config, cpus });
       e = await Explorer.start(config, scenario);
-      explorers.set(cpus, e);
-    }
+    } else explorers.delete(cpus);
+    explorers.set(cpus, e);
     return e;
   };
   let runs = 0;
@@ -194,11 +203,12 @@ export async function shrink(
             }
 
       pass = "cpus";
-      for (let drop = best.cpus - 1; drop >= 0 && best.cpus > 1 && !outOfTime(); drop--)
-        if (await attempt(withoutCpu(best, drop), true)) {
-          progress = true;
-          break;
-        }
+      cpus: for (let size = Math.max(1, best.cpus >> 1); size >= 1 && !outOfTime(); size >>= 1)
+        for (let from = best.cpus - size; from > -size && best.cpus > 1 && !outOfTime(); from -= size)
+          if (await attempt(withoutCpus(best, Math.max(0, from), from + size), true)) {
+            progress = true;
+            break cpus;
+          }
 
       // Preemptions that only mattered by moving the others: PCT with one or two change points looks
       // for a schedule of the same workload with fewer.
@@ -282,21 +292,28 @@ export async function confirmShrunk(
   );
 }
 
+/** The candidate without CPUs `from`..`to` − 1 (the highest first, so the lower numbers hold). */
+function withoutCpus(c: Candidate, from: number, to: number): Candidate {
+  let out = c;
+  for (let drop = to - 1; drop >= from; drop--) out = withoutCpu(out, drop);
+  return out;
+}
+
 /**
  * The candidate without CPU `drop`: the switches to it and its own
  * preemptions go, the higher CPUs move down one (each CPU's preemptions stay
  * anchored in its own sched-point count).
  */
 function withoutCpu(c: Candidate, drop: number): Candidate {
-  const low = (1 << drop) - 1;
-  const remask = (m: number) => (m & low) | ((m >>> (drop + 1)) << drop);
+  const low = (1n << BigInt(drop)) - 1n;
+  const remask = (m: bigint) => (m & low) | ((m >> BigInt(drop + 1)) << BigInt(drop));
   const plan: Decision[] = [];
   let holder = -1;
   for (const d of c.plan) {
     const from = holder;
     holder = d.cpu;
     if (d.cpu === drop || (d.why === WHY_DUE && from === drop)) continue;
-    plan.push({ ...d, cpu: d.cpu > drop ? d.cpu - 1 : d.cpu, mask: remask(d.mask) });
+    plan.push(withMask({ ...d, cpu: d.cpu > drop ? d.cpu - 1 : d.cpu }, remask(decisionMask(d))));
   }
   return { cpus: c.cpus - 1, ops: c.ops, skip: c.skip.filter((_, cpu) => cpu !== drop), plan };
 }

@@ -36,7 +36,7 @@ export function timeline(
   let cur = -1;
   for (const d of decisions) {
     const from = d.why === WHY_START ? -1 : cur;
-    out.push(`${String(d.step).padStart(7)}  CPU${d.cpu}   ${why(d, from, kcsan)} ${maskText(d.mask)}`);
+    out.push(`${String(d.step).padStart(7)}  CPU${d.cpu}   ${why(d, from, kcsan)} ${maskText(d.mask, d.maskHi)}`);
     cur = d.cpu;
   }
   out.push(`${String(steps).padStart(7)}  ${failure ? `FAILS: ${failureHeadline(failure)}` : "end of the run"}`);

@@ -28,9 +28,11 @@ import {
   per_cpu_ptr,
   theArena,
 } from "../shared/arena.js";
+import { MAX_CPUS } from "../shared/config.js";
 import { KernelBug, MachineStopped, reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { smp_processor_id } from "../shared/smp.js";
+import { Cpumask } from "./cpumask.js";
 import { type SP, schedDetRearm, schedPointCount, setSchedDetHook } from "./sched_point.js";
 
 /** Strategies (sched_det.strategy). */
@@ -64,14 +66,12 @@ const RUNNABLE = 2;
 const BLOCKED = 3;
 const DONE = 4;
 
-/** Deterministic mode covers at most this many CPUs (the runnable set is one 32-bit mask). */
-export const SCHED_MAX_CPUS = 32;
+/** Deterministic mode covers every machine: MAX_CPUS (its runnable sets are 64-bit cpumasks, src/sched/cpumask.ts). */
+export const SCHED_MAX_CPUS = MAX_CPUS;
 /** PCT depth at most (change points: depth − 1). */
 export const PCT_MAX_DEPTH = 16;
 /** Decisions the log and the plan hold. */
 const SCHED_LOG_CAP = 1 << 16;
-/** i32 words per decision: step, cpu, runnable mask, reason, and the sched-point count of the CPU that decided. */
-const DECISION_WORDS = 5;
 
 /** Run verdicts (sched_det.verdict). */
 export const VERDICT_OK = 0;
@@ -117,6 +117,23 @@ export const SCHED_DET = defineStruct("sched_det", [
   { name: "verdict", type: "i32", guard: "the run token" },
 ]);
 const S = SCHED_DET.off;
+
+/**
+ * One decision of the log or the plan. The CPU and the reason share a word
+ * (cpu + 256 × why), so that the 64-bit runnable mask fits the five words an
+ * entry had when the mask was 32 bits: the arena's layout does not move.
+ */
+export const SCHED_DECISION = defineStruct("sched_decision", [
+  { name: "step", type: "i32", guard: "the run token" },
+  { name: "cpu_why", type: "i32", guard: "the run token" },
+  /** The runnable CPUs: 0–31, then 32–63. */
+  { name: "mask", type: "u32", count: 2, guard: "the run token" },
+  /** The sched-point count of the CPU that decided, -1 for a start. */
+  { name: "local", type: "i32", guard: "the run token" },
+]);
+const D = SCHED_DECISION.off;
+/** i32 words per decision. */
+const DECISION_WORDS = SCHED_DECISION.size >> 2;
 const sched_det = DEFINE_GLOBAL("sched_det", SCHED_DET);
 
 export const SCHED_CPU = defineStruct("sched_cpu", [
@@ -182,42 +199,34 @@ function detRandom(): number {
   return (t >>> 0) / 4294967296;
 }
 
-function randomIn(mask: number): number {
-  let k = Math.floor(detRandom() * popcount(mask));
-  let m = mask;
-  while (k-- > 0) m &= m - 1;
-  return 31 - Math.clz32(m & -m);
+function randomIn(mask: Cpumask): number {
+  return mask.nth(Math.floor(detRandom() * mask.weight()));
 }
-
-function popcount(x: number): number {
-  let n = 0;
-  for (let m = x; m !== 0; m &= m - 1) n++;
-  return n;
-}
-
-const lowest = (mask: number) => 31 - Math.clz32(mask & -mask);
 
 /*** Runnable set ***/
 
-/** Runnable CPUs; a blocked CPU whose word changed becomes runnable here. */
-function runnableMask(): number {
-  let mask = 0;
+/** The decision's CPU sets (this thread's scratch: a decision allocates nothing). */
+const runnable = new Cpumask();
+const others = new Cpumask();
+
+/** Fills `runnable` with the runnable CPUs; a blocked CPU whose word changed becomes runnable here. */
+function runnableMask(): Cpumask {
+  runnable.assign(0, 0);
   for (let cpu = 0; cpu < nrCpus; cpu++) {
     const st = I32[cpuField(cpu, C.state)]!;
     if (st === BLOCKED) {
       if (Atomics.load(I32, I32[cpuField(cpu, C.wait_w)]!) === I32[cpuField(cpu, C.wait_v)]) continue;
       I32[cpuField(cpu, C.state)] = RUNNABLE;
-      mask |= 1 << cpu;
-    } else if (st === RUNNING || st === RUNNABLE) mask |= 1 << cpu;
+      runnable.set(cpu);
+    } else if (st === RUNNING || st === RUNNABLE) runnable.set(cpu);
   }
-  return mask;
+  return runnable;
 }
 
-function highestPrio(mask: number): number {
+function highestPrio(mask: Cpumask): number {
   let best = -1;
   let bestPrio = Number.NEGATIVE_INFINITY;
-  for (let m = mask; m !== 0; m &= m - 1) {
-    const cpu = lowest(m);
+  for (let cpu = mask.first(); cpu >= 0; cpu = mask.next(cpu)) {
     const p = I32[cpuField(cpu, C.prio)]!;
     if (p > bestPrio) {
       bestPrio = p;
@@ -227,14 +236,36 @@ function highestPrio(mask: number): number {
   return best;
 }
 
+/*** Decision entries (the log's and the plan's) ***/
+
+/** Word offsets inside an entry. */
+const E_STEP = D.step >> 2;
+const E_CPU_WHY = D.cpu_why >> 2;
+const E_MASK = D.mask >> 2;
+const E_LOCAL = D.local >> 2;
+
+/** I32 index of entry `i` of the plan. */
+const planEntry = (i: number) => (sched_plan.base >> 2) + i * DECISION_WORDS;
+const entryCpu = (e: number) => I32[e + E_CPU_WHY]! & 255;
+const entryWhy = (e: number) => I32[e + E_CPU_WHY]! >> 8;
+const entryMaskText = (e: number) => new Cpumask().assign(U32[e + E_MASK]!, U32[e + E_MASK + 1]!).text();
+
+function writeEntry(e: number, step: number, cpu: number, lo: number, hi: number, why: number, local: number): void {
+  I32[e + E_STEP] = step;
+  I32[e + E_CPU_WHY] = cpu + (why << 8);
+  U32[e + E_MASK] = lo;
+  U32[e + E_MASK + 1] = hi;
+  I32[e + E_LOCAL] = local;
+}
+
 /*** Strategies: who runs next ***/
 
-/** The plan's next entry at step `now`, or -1. */
+/** The plan's next entry at step `now` (its I32 index), or -1. */
 function planAt(now: number): number {
   const pos = I32[g(S.plan_pos)]!;
   if (pos >= I32[g(S.plan_len)]!) return -1;
-  const e = sched_plan.base + pos * DECISION_WORDS * 4;
-  return I32[e >> 2] === now ? e : -1;
+  const e = planEntry(pos);
+  return I32[e + E_STEP] === now ? e : -1;
 }
 
 function planNext(): void {
@@ -242,54 +273,53 @@ function planNext(): void {
 }
 
 /** A replay went somewhere the recording did not: stop the run loudly. */
-function diverged(now: number, why: string, mask: number): never {
+function diverged(now: number, why: string, mask: Cpumask): never {
   I32[g(S.verdict)] = VERDICT_DIVERGED;
   const pos = I32[g(S.plan_pos)]!;
-  const e = sched_plan.base + pos * DECISION_WORDS * 4;
+  const e = planEntry(pos);
   const expected =
     pos < I32[g(S.plan_len)]!
-      ? `decision ${pos}: at step ${I32[e >> 2]} CPU${I32[(e >> 2) + 1]} (${WHY_NAMES[I32[(e >> 2) + 3]!]}), runnable ${maskText(I32[(e >> 2) + 2]!)}`
+      ? `decision ${pos}: at step ${I32[e + E_STEP]} CPU${entryCpu(e)} (${WHY_NAMES[entryWhy(e)]!}), runnable ${entryMaskText(e)}`
       : "the end of the recording";
-  const text = `replay diverged at step ${now} on CPU${me} (${why}): expected ${expected}; actual runnable ${maskText(mask)}`;
+  const text = `replay diverged at step ${now} on CPU${me} (${why}): expected ${expected}; actual runnable ${mask.text()}`;
   reportBug("sched", text);
   throw new KernelBug(text);
 }
 
-export function maskText(mask: number): string {
-  const cpus: number[] = [];
-  for (let m = mask; m !== 0; m &= m - 1) cpus.push(lowest(m));
-  return `{${cpus.join(",")}}`;
+/** A decision's runnable set as text: "{0,1,40}" (`maskHi`: CPUs 32–63). */
+export function maskText(mask: number, maskHi = 0): string {
+  return new Cpumask().assign(mask, maskHi).text();
 }
 
 /**
  * The strategy's choice at a decision point; `mask` holds the runnable CPUs
  * (this CPU included when it could go on). Returns the CPU to run, -1: none.
  */
-function pick(why: number, now: number, mask: number): number {
-  const selfOk = (mask & (1 << me)) !== 0 && why !== WHY_START;
-  const others = mask & ~(1 << me);
+function pick(why: number, now: number, mask: Cpumask): number {
+  const selfOk = mask.has(me) && why !== WHY_START;
+  others.copy(mask).clear(me);
   switch (I32[g(S.strategy)]) {
     case STRAT_RANDOM:
       if (why === WHY_DUE) {
         F64[gf(S.next_due)] = now + geometricGap();
-        return others !== 0 ? randomIn(others) : me;
+        return !others.empty() ? randomIn(others) : me;
       }
-      if (why === WHY_YIELD) return others !== 0 ? randomIn(others) : me;
-      return mask !== 0 ? randomIn(mask) : -1;
+      if (why === WHY_YIELD) return !others.empty() ? randomIn(others) : me;
+      return !mask.empty() ? randomIn(mask) : -1;
     case STRAT_PCT: {
       if (why === WHY_DUE) pctChangePoints(now);
-      if (why === WHY_YIELD && others !== 0) return highestPrio(others);
-      return mask !== 0 ? highestPrio(mask) : -1;
+      if (why === WHY_YIELD && !others.empty()) return highestPrio(others);
+      return !mask.empty() ? highestPrio(mask) : -1;
     }
     case STRAT_RR: {
       // Round-robin: the next runnable CPU after this one, in CPU order; the lowest one first.
-      if (mask === 0) return -1;
-      if (why === WHY_START) return lowest(mask);
+      if (mask.empty()) return -1;
+      if (why === WHY_START) return mask.first();
       // A quantum that ends with nobody else to run starts the next one.
       if (why === WHY_DUE) F64[gf(S.next_due)] = now + I32[g(S.quantum)]!;
       if (why === WHY_DUE || why === WHY_YIELD || !selfOk) {
-        const after = others & ~((2 << me) - 1);
-        return after !== 0 ? lowest(after) : others !== 0 ? lowest(others) : selfOk ? me : lowest(mask);
+        const after = others.next(me);
+        return after >= 0 ? after : !others.empty() ? others.first() : selfOk ? me : mask.first();
       }
       return me;
     }
@@ -301,62 +331,60 @@ function pick(why: number, now: number, mask: number): number {
 }
 
 /** STRAT_LOCAL: this CPU's next preemption, if it is at that sched point now; else the default choice. */
-function pickLocal(why: number, mask: number, selfOk: boolean): number {
+function pickLocal(why: number, mask: Cpumask, selfOk: boolean): number {
   if (why === WHY_DUE) {
     const i = I32[cpuField(me, C.plan_next)]!;
     if (i >= I32[cpuField(me, C.plan_end)]!) return me;
-    const e = (sched_plan.base >> 2) + i * DECISION_WORDS;
-    if (I32[e + 4]! > schedPointCount()) return me;
+    const e = planEntry(i);
+    if (I32[e + E_LOCAL]! > schedPointCount()) return me;
     I32[cpuField(me, C.plan_next)] = i + 1;
-    const to = I32[e + 1]!;
-    if ((mask & (1 << to)) !== 0 && to !== me) return to;
+    const to = entryCpu(e);
+    if (mask.has(to) && to !== me) return to;
     I32[g(S.plan_skipped)]!++;
     return me;
   }
   // Starts, blocks, finishes and yields that switch (the only ones recorded): the recording's next such
   // choice when it is one of the same kind and can run, else the default.
-  const others = mask & ~(why === WHY_START ? 0 : 1 << me);
+  const candidates = why === WHY_START ? mask : others;
   const pos = I32[g(S.plan_pos)]!;
-  const e = (sched_plan.base >> 2) + pos * DECISION_WORDS;
-  if (others !== 0 && pos < I32[g(S.plan_len)]! && I32[e + 3] === why) {
+  const e = planEntry(pos);
+  if (!candidates.empty() && pos < I32[g(S.plan_len)]! && entryWhy(e) === why) {
     I32[g(S.plan_pos)] = pos + 1;
-    const to = I32[e + 1]!;
-    if ((others & (1 << to)) !== 0) return to;
+    const to = entryCpu(e);
+    if (candidates.has(to)) return to;
   }
-  if (why === WHY_YIELD) return (mask & ~(1 << me)) !== 0 ? lowest(mask & ~(1 << me)) : me;
-  return mask !== 0 ? (selfOk ? me : lowest(mask)) : -1;
+  if (why === WHY_YIELD) return !others.empty() ? others.first() : me;
+  return !mask.empty() ? (selfOk ? me : mask.first()) : -1;
 }
 
 /** STRAT_LOCAL: points until this CPU's next preemption. */
 function localGap(): number {
   const i = I32[cpuField(me, C.plan_next)]!;
   if (i >= I32[cpuField(me, C.plan_end)]!) return Number.POSITIVE_INFINITY;
-  return I32[(sched_plan.base >> 2) + i * DECISION_WORDS + 4]! - schedPointCount();
+  return I32[planEntry(i) + E_LOCAL]! - schedPointCount();
 }
 
-function pickPlanned(why: number, now: number, mask: number, selfOk: boolean): number {
+function pickPlanned(why: number, now: number, mask: Cpumask, selfOk: boolean): number {
   // The last CPU of a call finishing is never a recorded decision.
-  if (why === WHY_DONE && mask === 0) return -1;
+  if (why === WHY_DONE && mask.empty()) return -1;
   const guided = I32[g(S.strategy)] === STRAT_GUIDED;
   // A guided plan skips entries the run has gone past.
   if (guided)
     while (I32[g(S.plan_pos)]! < I32[g(S.plan_len)]!) {
-      const e = sched_plan.base + I32[g(S.plan_pos)]! * DECISION_WORDS * 4;
-      if (I32[e >> 2]! >= now) break;
+      if (I32[planEntry(I32[g(S.plan_pos)]!) + E_STEP]! >= now) break;
       planNext();
       I32[g(S.plan_skipped)]!++;
     }
   const e = planAt(now);
   if (e >= 0) {
-    const cpu = I32[(e >> 2) + 1]!;
-    const recMask = I32[(e >> 2) + 2]!;
-    const recWhy = I32[(e >> 2) + 3]!;
+    const cpu = entryCpu(e);
+    const recWhy = entryWhy(e);
     // A recorded block or finish happens by itself: the strategy's own point passes it by.
     if (why === WHY_DUE && recWhy !== WHY_DUE) return me;
-    if (!guided && (recWhy !== why || recMask !== mask || (mask & (1 << cpu)) === 0))
+    if (!guided && (recWhy !== why || !mask.equals(U32[e + E_MASK]!, U32[e + E_MASK + 1]!) || !mask.has(cpu)))
       diverged(now, WHY_NAMES[why]!, mask);
     planNext();
-    if ((mask & (1 << cpu)) !== 0) return cpu;
+    if (mask.has(cpu)) return cpu;
     I32[g(S.plan_skipped)]!++;
   } else if (!guided && I32[g(S.plan_pos)]! >= I32[g(S.plan_len)]! && I32[g(S.continue_random)] !== 0) {
     I32[g(S.strategy)] = STRAT_RANDOM;
@@ -365,11 +393,11 @@ function pickPlanned(why: number, now: number, mask: number, selfOk: boolean): n
   } else if (!guided && why !== WHY_DUE && !(why === WHY_YIELD && selfOk)) {
     // The recording kept this CPU running here; a run that must switch has left it. Nobody runnable
     // where the recording ends is its deadlock again (a deadlock is never logged): decide() reports it.
-    if (mask !== 0 || I32[g(S.plan_pos)]! < I32[g(S.plan_len)]!) diverged(now, WHY_NAMES[why]!, mask);
+    if (!mask.empty() || I32[g(S.plan_pos)]! < I32[g(S.plan_len)]!) diverged(now, WHY_NAMES[why]!, mask);
   }
-  if (why === WHY_DUE || (why === WHY_YIELD && selfOk && (mask & ~(1 << me)) === 0)) return me;
-  if (why === WHY_YIELD) return lowest(mask & ~(1 << me));
-  return mask !== 0 ? (selfOk ? me : lowest(mask)) : -1;
+  if (why === WHY_DUE || (why === WHY_YIELD && selfOk && others.empty())) return me;
+  if (why === WHY_YIELD) return others.first();
+  return !mask.empty() ? (selfOk ? me : mask.first()) : -1;
 }
 
 /** Random strategy: points until the next switch, geometric with the switch probability p. */
@@ -405,7 +433,7 @@ function nextDue(now: number): number {
       break;
     default: {
       const pos = I32[g(S.plan_pos)]!;
-      due = pos < I32[g(S.plan_len)]! ? I32[(sched_plan.base >> 2) + pos * DECISION_WORDS]! : Number.POSITIVE_INFINITY;
+      due = pos < I32[g(S.plan_len)]! ? I32[planEntry(pos) + E_STEP]! : Number.POSITIVE_INFINITY;
     }
   }
   return Math.min(Math.max(due, now + 1), F64[gf(S.step_cap)]!);
@@ -413,18 +441,13 @@ function nextDue(now: number): number {
 
 /*** Decisions and the token ***/
 
-function record(now: number, cpu: number, mask: number, why: number, local: number): void {
+function record(now: number, cpu: number, mask: Cpumask, why: number, local: number): void {
   const n = I32[g(S.log_len)]!;
   if (n >= SCHED_LOG_CAP) {
     I32[g(S.log_lost)]!++;
     return;
   }
-  const e = (sched_log.base >> 2) + n * DECISION_WORDS;
-  I32[e] = now;
-  I32[e + 1] = cpu;
-  I32[e + 2] = mask;
-  I32[e + 3] = why;
-  I32[e + 4] = local;
+  writeEntry((sched_log.base >> 2) + n * DECISION_WORDS, now, cpu, mask.lo, mask.hi, why, local);
   I32[g(S.log_len)] = n + 1;
 }
 
@@ -448,7 +471,7 @@ function decide(why: number): number {
   }
   record(now, next, mask, why, schedPointCount());
   F64[gf(S.switches)]!++;
-  if ((mask & (1 << me)) !== 0 && why !== WHY_YIELD) F64[gf(S.preemptions)]!++;
+  if (mask.has(me) && why !== WHY_YIELD) F64[gf(S.preemptions)]!++;
   if (I32[g(S.strategy)] === STRAT_RR) F64[gf(S.next_due)] = now + I32[g(S.quantum)]!;
   F64[gf(S.steps)] = now;
   if (I32[cpuField(me, C.state)] === RUNNING) I32[cpuField(me, C.state)] = RUNNABLE;
@@ -696,16 +719,32 @@ export type Strategy =
   | { readonly kind: "local"; readonly plan: readonly Decision[] };
 
 /**
- * One logged decision: at global `step`, `cpu` got the token; `mask` was
- * runnable; `local` is the sched-point count of the CPU that decided (the
- * preempted one, for a preemption) since the run began.
+ * One logged decision: at global `step`, `cpu` got the token; `mask` (CPUs
+ * 0–31, bit i: CPU i) and `maskHi` (CPUs 32–63) were runnable; `local` is
+ * the sched-point count of the CPU that decided (the preempted one, for a
+ * preemption) since the run began.
  */
 export interface Decision {
   readonly step: number;
   readonly cpu: number;
+  /** CPUs 0–31 of the runnable set, unsigned. */
   readonly mask: number;
   readonly why: number;
   readonly local: number;
+  /** CPUs 32–63 of the runnable set (bit i: CPU 32 + i), unsigned; absent when none of them was runnable. */
+  readonly maskHi?: number;
+}
+
+/** A decision's runnable set as one 64-bit integer (harness code: replay files, the exhaustive search, the shrinker). */
+export function decisionMask(d: Decision): bigint {
+  return (BigInt(d.maskHi ?? 0) << 32n) | BigInt(d.mask >>> 0);
+}
+
+/** `d` with the runnable set `m` (a 64-bit integer): maskHi only when it holds one of CPUs 32–63. */
+export function withMask(d: Decision, m: bigint): Decision {
+  const hi = Number((m >> 32n) & 0xffffffffn);
+  const out = { step: d.step, cpu: d.cpu, mask: Number(m & 0xffffffffn), why: d.why, local: d.local };
+  return hi === 0 ? out : { ...out, maskHi: hi };
 }
 
 /** Settings of a deterministic run. */
@@ -777,11 +816,7 @@ export function schedSetup(s: SchedSetup): PctDraw | null {
 }
 
 function writePlanEntry(e: number, d: Decision): void {
-  I32[e] = d.step;
-  I32[e + 1] = d.cpu;
-  I32[e + 2] = d.mask;
-  I32[e + 3] = d.why;
-  I32[e + 4] = d.local;
+  writeEntry(e, d.step, d.cpu, d.mask, d.maskHi ?? 0, d.why, d.local);
 }
 
 /**
@@ -891,7 +926,16 @@ export function schedRecord(): SchedRecord {
   const decisions: Decision[] = [];
   for (let i = 0; i < n; i++) {
     const e = base + i * DECISION_WORDS;
-    decisions.push({ step: I32[e]!, cpu: I32[e + 1]!, mask: I32[e + 2]!, why: I32[e + 3]!, local: I32[e + 4]! });
+    const d = {
+      step: I32[e + E_STEP]!,
+      cpu: entryCpu(e),
+      mask: U32[e + E_MASK]!,
+      why: entryWhy(e),
+      local: I32[e + E_LOCAL]!,
+    };
+    const hi = U32[e + E_MASK + 1]!;
+    // A machine of at most 32 CPUs records what it always did: the same five fields, in the same order.
+    decisions.push(hi === 0 ? d : { ...d, maskHi: hi });
   }
   return {
     decisions,
