@@ -135,17 +135,15 @@ async function countChild(test: TestVmallocCase, loops: number): Promise<CountRe
   syncBuiltinESMExports();
   const { Machine } = await import("../src/workers/machine.js");
   const { memoryFor } = await import("../src/workers/scaling.js");
-  const { setSlubDebug } = await import("../src/mm/slab.js");
   const { PROFILE_CHANNEL } = await import("./profile_counting.js");
-  setSlubDebug(false);
   const m = await Machine.boot({
     kernel: "4.19",
     cpus: 1,
     seed: 1,
     memory: memoryFor(1, [test], loops),
     lockdep: false,
+    slubDebug: false,
   });
-  setSlubDebug(true);
   const channel = new wt.BroadcastChannel(PROFILE_CHANNEL);
   const collect = () =>
     new Promise<WorkerCounts>((resolve) => {

@@ -60,11 +60,13 @@ const TARGET_POINTS_PER_SEC = 5e6;
 const TARGET_SWITCHES_FIT = 500e3;
 const TARGET_SWITCHES_OVER = 25e3;
 const TARGET_EXPLORATIONS = 200;
+/** Deterministic runs take the ticket lock, as src/explore/explorer.ts boots them. */
+const DET_SPINLOCK = "ticket";
 /** The scenario of c and d (as the exploration example runs it). */
-const SCENARIO = { cpus: 2, memory: 8 * 1024 * 1024, seed: 7 } as const;
+const SCENARIO = { cpus: 2, memory: 8 * 1024 * 1024, seed: 7, spinlock: DET_SPINLOCK } as const;
 const EXPLORE_OPS = 50;
 /** c's 64-CPU scenario: every CPU deterministic mode covers, a few operations each. */
-const SCENARIO_64 = { cpus: 64, memory: 16 * 1024 * 1024, seed: 7 } as const;
+const SCENARIO_64 = { cpus: 64, memory: 16 * 1024 * 1024, seed: 7, spinlock: DET_SPINLOCK } as const;
 const EXPLORE_OPS_64 = 5;
 const PCT_DEPTH = 3;
 /** A run longer than this many steps is a livelock (the measured runs are far shorter). */
@@ -123,7 +125,7 @@ async function pointsRun(
 
 /** a: non-switching sched points per second on 1 CPU, free and deterministic. */
 async function measurePoints(points: number, repeats: number): Promise<Row[]> {
-  const m = await Machine.boot({ cpus: 1, memory: 8 * 1024 * 1024, seed: 1 });
+  const m = await Machine.boot({ cpus: 1, memory: 8 * 1024 * 1024, seed: 1, spinlock: DET_SPINLOCK });
   try {
     const rr: Strategy = { kind: "rr", quantum: 2 ** 31 - 1 };
     const free: number[] = [];
@@ -156,7 +158,7 @@ async function measurePoints(points: number, repeats: number): Promise<Row[]> {
 
 /** b: token handoffs per second, every sched point a switch, on `cpus` CPUs. */
 async function measureSwitches(cpus: number, switches: number, repeats: number, cores: number): Promise<Row> {
-  const m = await Machine.boot({ cpus, memory: 8 * 1024 * 1024, seed: 1 });
+  const m = await Machine.boot({ cpus, memory: 8 * 1024 * 1024, seed: 1, spinlock: DET_SPINLOCK });
   try {
     const rr: Strategy = { kind: "rr", quantum: 1 };
     const points = Math.ceil(switches / cpus);

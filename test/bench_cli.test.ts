@@ -20,6 +20,7 @@ import {
 } from "../src/cli/bench.js";
 import { scalingChartSvg } from "../src/cli/chart.js";
 import { BENCH_OPTIONS } from "../src/cli/options.js";
+import { measureLockHold } from "../src/workers/scaling.js";
 import type { KernelVersion } from "../src/shared/config.js";
 import type { TestVmallocCase } from "../src/workers/workloads/test_vmalloc.js";
 import { MAIN, vmsim } from "./helpers/vmsim.js";
@@ -130,6 +131,14 @@ describe("vmsim bench", () => {
     expect(r.stdout).toContain("result: ok (3 points measured: 1 case on 1 CPUs, kernels 4.19, 5.10, 6.12)");
   });
 
+  it("--tests all is every case but the one meant to fail", () => {
+    const all = BENCH_OPTIONS.tests.parse!("all");
+    expect(all).toContain("pcpu_alloc_test");
+    expect(all).toContain("vm_map_ram_test");
+    expect(all).not.toContain("align_shift_alloc_test");
+    expect(all).toHaveLength(10);
+  });
+
   it("writes into ./vmsim-bench by default, a folder git ignores, never into the committed bench/results", async () => {
     expect(BENCH_OPTIONS.out.defaultValue).toBe("vmsim-bench");
     const ignored = readFileSync(new URL("../.gitignore", import.meta.url), "utf8").split("\n");
@@ -170,6 +179,8 @@ describe("vmsim bench", () => {
       repeats: samples,
       loops: 100_000,
       lockdep: false,
+      slubDebug: false,
+      trace: 0,
       memory: { 1: 1 << 27 },
       minimum: BENCH_MINIMUM,
       points: [
@@ -207,6 +218,7 @@ describe("vmsim bench", () => {
     [["--cpus", "40", "--tests", "long_busy_list"], "MiB"],
     [["--kernel", "4.19,3.10"], "unknown kernel"],
     [["--kernel", ""], "unknown kernel"],
+    [["--kernel", "5.10", "--tests", "all"], "lib/test_vmalloc.c, v5.10 (kernel 5.10) has no vm_map_ram_test"],
     [["--frobnicate"], "unknown option"],
   ])("bad arguments %j exit 2 with one line on stderr", async (args, says) => {
     const r = await vmsim("bench", ...args, "--out", join(out, "never"));
@@ -261,6 +273,8 @@ describe("generations: a series per kernel", () => {
     repeats: 5,
     loops: 100_000,
     lockdep: false,
+    slubDebug: false,
+    trace: 0,
     memory: { 1: 1 << 28, 4: 1 << 29 },
     minimum: BENCH_MINIMUM,
     points,
@@ -300,6 +314,14 @@ describe("generations: a series per kernel", () => {
       "| long_busy_list_alloc_test | 4* | 4.19 | 100,000 | 300 | 1.0% | 13,333 | 0.40× | 1.00× | 60.5% | vmap_area_lock 60.0%, zone->lock 0.5% |",
     );
     expect(md).not.toContain("~");
+    // The production configuration, said as the header lines say it.
+    expect(md).toContain("lib/test_vmalloc.c cases, every CPU at once; lockdep off, slub_debug off, tracing off, no");
+  });
+
+  it("the debugging turned back on is in the table's text and in the command that reruns it", () => {
+    const md = benchMarkdown({ ...result, lockdep: true, slubDebug: true, trace: 4096 });
+    expect(md).toContain("every CPU at once; lockdep on, slub_debug on, tracing on (4096 events per CPU), no");
+    expect(md).toMatch(/--repeats 5 --loops 100000 --lockdep --slub-debug --trace-buffer 4096`/);
   });
 
   it("waitsByLock lists the three largest classes, sums the rest and hides the negligible", () => {
@@ -371,5 +393,20 @@ describe("scalingChartSvg", () => {
     for (const tick of ["1", "10", "100", "1k", "10k"]) expect(svg).toContain(`>${tick}</text>`);
     expect(svg).toContain(">µs, log scale</text>");
     expect(svg).not.toContain("more CPUs than host cores");
+  });
+});
+
+describe("measureLockHold (bench/contention.ts's traced run)", () => {
+  it("splits a CPU's traced window into held, waiting and outside, by lock class and kind", async () => {
+    const one = await measureLockHold(1, { test: "fix_size_alloc_test", loops: 300, memory: 64 << 20 });
+    expect(one.windowNs).toBeGreaterThan(0);
+    expect(one.heldPct + one.waitPct + one.outsidePct).toBeCloseTo(100, 6);
+    // One CPU never finds a lock taken; every pair takes vmap_area_lock (v4.19's one lock for the tree).
+    expect(one.waitPct).toBe(0);
+    expect(one.waitByLock).toEqual({});
+    expect(one.heldByLock["vmap_area_lock"]).toBeGreaterThan(0);
+    expect(one.heldPct).toBeGreaterThanOrEqual(one.heldByLock["vmap_area_lock"]! - 1e-9);
+    expect(one.kinds["vmap_area_lock"]).toBe("spin");
+    for (const kind of Object.values(one.kinds)) expect(["spin", "read", "write", "mutex"]).toContain(kind);
   });
 });

@@ -121,6 +121,17 @@ describe("mergeCampaigns", () => {
     expect(() => mergeCampaigns([a, other])).toThrow(/different machines or options/);
     expect(() => mergeCampaigns([])).toThrow(/nothing to merge/);
   });
+
+  it("a file from before config.slubDebug ran with slub_debug on: it merges with today's, not with --no-slub-debug's", () => {
+    const a = base(1, [run(1)]);
+    const { slubDebug: _, ...before } = a.config;
+    const old = { ...a, config: before as CampaignFile["config"] };
+    const m = mergeCampaigns([old, base(2, [run(2)])]);
+    expect(m.config.slubDebug).toBe(true);
+    expect(m.runs.map((r) => r.seed)).toEqual([1, 2]);
+    const off = { ...a, config: { ...a.config, slubDebug: false } };
+    expect(() => mergeCampaigns([old, off])).toThrow(/different machines or options/);
+  });
 });
 
 describe("runCampaign", () => {

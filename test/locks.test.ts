@@ -14,6 +14,7 @@ import {
 } from "../src/percpu/preempt.js";
 import { irq_enter, irq_exit } from "../src/percpu/softirq.js";
 import {
+  spin_is_contended,
   spin_is_locked,
   spin_lock,
   spin_lock_bh,
@@ -42,6 +43,9 @@ import {
   write_unlock_bh,
   write_unlock_irqrestore,
 } from "../src/locks/rwlock.js";
+import { _Q_LOCKED_MASK, _Q_LOCKED_VAL, _Q_SLOW_VAL, encode_tail } from "../src/locks/qspinlock.js";
+import { lockWaitTime, resetLockWaitTime } from "../src/locks/lock_wait.js";
+import { VERDICT_OK, schedOff, schedRecord, schedSetup } from "../src/sched/sched_det.js";
 import { mutex_is_locked, mutex_lock, mutex_owner, mutex_trylock, mutex_unlock } from "../src/locks/mutex.js";
 import {
   READ_ONCE,
@@ -90,6 +94,7 @@ describe("locks on one CPU (main thread as CPU 0)", () => {
   });
 
   it("the ticket halves wrap at 2^16 without corrupting the lock", () => {
+    start_kernel(makeConfig({ cpus: 2, memory: 8 * 1024 * 1024, spinlock: "ticket" }));
     const l = bench_spinlock.ptr;
     I32[l >> 2] = 0xfffe | (0xfffe << 16);
     for (let i = 0; i < 4; i++) {
@@ -307,5 +312,90 @@ describe("locks across CPUs", () => {
     expect((err as MachineError).message).toMatch(
       /CPU1: KernelBug: INFO: task on CPU#1 blocked for more than \d+ seconds, waiting for bench_mutex, held by CPU#0 \(which holds: bench_mutex\)/,
     );
+  });
+});
+
+describe("the pv queued spinlock (--spinlock pv-qspinlock)", () => {
+  let m: Machine | undefined;
+  afterEach(async () => {
+    await m?.shutdown();
+    m = undefined;
+  });
+
+  it("a running CPU steals a free lock ahead of a queued head that is not spinning; trylock does not", () => {
+    start_kernel(makeConfig({ cpus: 2, memory: 8 * 1024 * 1024, spinlock: "pv-qspinlock" }));
+    takeReports();
+    const l = bench_spinlock.ptr;
+    // CPU1's node 0 queued and halted: tail set, pending clear (its head is not spinning), lock free.
+    const tail = encode_tail(1, 0);
+    I32[l >> 2] = tail;
+    expect(spin_trylock(l)).toBe(false);
+    spin_lock(l);
+    expect(I32[l >> 2]).toBe(tail | _Q_LOCKED_VAL);
+    expect(spin_owner(l)).toBe(0);
+    expect(spin_is_contended(l)).toBe(true);
+    spin_unlock(l);
+    expect(I32[l >> 2]).toBe(tail);
+    I32[l >> 2] = 0;
+    expect(spin_trylock(l)).toBe(true);
+    expect(spin_is_contended(l)).toBe(false);
+    spin_unlock(l);
+    expect(I32[l >> 2]).toBe(0);
+    expect(preempt_count()).toBe(0);
+    expect(takeReports()).toEqual([]);
+  });
+
+  it.each([
+    [4, 401],
+    [8, 402],
+  ])("a spinlock-protected counter loses no update on %i CPUs (seed %i)", async (cpus, seed) => {
+    m = await Machine.boot({ cpus, seed, memory: 8 * 1024 * 1024 });
+    expect(m.config.spinlock).toBe("pv-qspinlock");
+    await m.runAll("spin_forms_counter", { iters: 20_000 });
+    expect(await m.run(0, "read_spin_forms_counter")).toBe(cpus * 20_000);
+    expect(I32[bench_spinlock.ptr >> 2]).toBe(0);
+    expect(m.reports).toEqual([]);
+  });
+
+  it("a deterministic call between free ones runs the ticket lock and leaves every lock 0 for the pv lock (seed 404)", async () => {
+    m = await Machine.boot({ cpus: 2, seed: 404, memory: 8 * 1024 * 1024 });
+    const l = bench_spinlock.ptr;
+    await m.runAll("spin_forms_counter", { iters: 2000 });
+    schedSetup({ strategy: { kind: "random", p: 0.05 }, seed: 1, stepCap: 1e7 });
+    try {
+      await m.runAll("spin_forms_counter", { iters: 2000 });
+      expect(schedRecord().verdict).toBe(VERDICT_OK);
+    } finally {
+      schedOff();
+    }
+    // The ticket lock's unlock put the word back to 0 (free in both formats), not (n, n).
+    expect(I32[l >> 2]).toBe(0);
+    await m.runAll("spin_forms_counter", { iters: 2000 });
+    expect(await m.run(0, "read_spin_forms_counter")).toBe(3 * 2 * 2000);
+    expect(I32[l >> 2]).toBe(0);
+    expect(m.reports).toEqual([]);
+  });
+
+  it("a waiter that halted is hashed under _Q_SLOW_VAL and kicked by the unlock (seed 403)", async () => {
+    m = await Machine.boot({ cpus: 2, seed: 403, memory: 8 * 1024 * 1024 });
+    const l = bench_spinlock.ptr;
+    resetLockWaitTime();
+    await m.run(0, "spin_hold");
+    expect(I32[l >> 2]).toBe(_Q_LOCKED_VAL);
+    const waiter = m.run(1, "spin_hold");
+    // CPU1 queues, spins SPIN_THRESHOLD, hashes itself and halts: wait (bounded by the test timeout) for that.
+    while ((Atomics.load(I32, l >> 2) & _Q_LOCKED_MASK) !== _Q_SLOW_VAL) await new Promise((r) => setTimeout(r, 1));
+    expect(Atomics.load(I32, l >> 2)).toBe(encode_tail(1, 0) | _Q_SLOW_VAL);
+    await m.run(0, "spin_release");
+    await waiter;
+    // CPU1 holds it now, alone: the tail is cleared.
+    expect(Atomics.load(I32, l >> 2)).toBe(_Q_LOCKED_VAL);
+    expect(spin_owner(l)).toBe(1);
+    await m.run(1, "spin_release");
+    expect(Atomics.load(I32, l >> 2)).toBe(0);
+    const waits = lockWaitTime();
+    expect(waits[1]!.waits).toBe(1);
+    expect(waits[1]!.byLock["bench_spinlock"]).toBeGreaterThan(0);
+    expect(m.reports).toEqual([]);
   });
 });

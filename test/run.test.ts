@@ -17,7 +17,7 @@ describe("vmsim run --duration 2s --seed 5", () => {
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split("\n");
     expect(lines[0]).toBe(
-      "vmsim: kernel 4.19, 2 CPUs, 64 MiB, layout arm64-va48, seed 5, lockdep on, irq rate 0.001, workqueue auto",
+      "vmsim: kernel 4.19, 2 CPUs, 64 MiB, layout arm64-va48, seed 5, lockdep on, slub_debug on, tracing off, irq rate 0.001, workqueue auto",
     );
 
     // ops/s per CPU: one row per CPU and the total (ops, ops/s, interrupts taken).

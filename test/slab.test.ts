@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { I32, U8, createArena } from "../src/shared/arena.js";
 import { type MachineConfig, PAGE_SIZE, makeConfig } from "../src/shared/config.js";
 import { KernelBug, type Report, takeReports } from "../src/shared/report.js";
@@ -36,7 +36,6 @@ import {
   kmem_cache_size,
   kmem_cache_zalloc,
   kzalloc,
-  setSlubDebug,
   slabinfo,
 } from "../src/mm/slab.js";
 
@@ -67,8 +66,6 @@ function bootSlab(over: Partial<MachineConfig> = {}): { free0: number; slab0: nu
 
 const texts = (rs: Report[]) => rs.map((r) => `${r.kind}: ${r.text.split("\n")[0]}`);
 const info64 = () => get_slabinfo(kmalloc_slab(64));
-
-afterEach(() => setSlubDebug(true));
 
 describe("kmalloc caches", () => {
   it("creates kmalloc-8 … kmalloc-8192 after the kmem_cache cache, then KMEM_CACHE definitions", () => {
@@ -277,8 +274,7 @@ describe("slab debugging (poisoning)", () => {
   });
 
   it("with slub_debug off there is no poison, and only a free-twice-in-a-row is caught", () => {
-    setSlubDebug(false);
-    bootSlab();
+    bootSlab({ slubDebug: false });
     const a = kmalloc(64, GFP_KERNEL);
     U8.fill(0x11, a, a + 64);
     kfree(a);

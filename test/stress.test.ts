@@ -186,7 +186,7 @@ describe("vmsim stress", () => {
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split("\n");
     expect(lines[0]).toBe(
-      "vmsim: kernel 4.19, 2 CPUs, 64 MiB, layout arm64-va48, seed 2, lockdep on, irq rate 0.001, workqueue auto",
+      "vmsim: kernel 4.19, 2 CPUs, 64 MiB, layout arm64-va48, seed 2, lockdep on, slub_debug on, tracing off, irq rate 0.001, workqueue auto",
     );
     expect(lines.at(-3)).toMatch(
       /^result: ok \(invariants held after \d+ of \d+ rounds and after the cleanup; no leak\)$/,

@@ -45,7 +45,7 @@ import { ARENA_HEADER } from "../src/shared/arena.js";
 import { TRACE_ENTRY, TRACE_RING, TRACE_SNAPSHOT } from "../src/shared/events.js";
 import { LLIST_TEST_NODE } from "../src/workers/workloads/lib.js";
 import { type StructDef, defineStruct, describeStruct } from "../src/shared/struct.js";
-import { SCHED_CPU, SCHED_DET } from "../src/sched/sched_det.js";
+import { SCHED_CPU, SCHED_DECISION, SCHED_DET } from "../src/sched/sched_det.js";
 import { DEMO_COUNTER } from "../src/workers/workloads/sched_demo.js";
 import { BARRIER } from "../src/workers/barrier.js";
 import { SOFTIRQ_CPUSTAT, SOFTIRQ_VEC } from "../src/percpu/softirq.js";
@@ -129,6 +129,13 @@ const PINS: Record<string, Pin> = {
       plan_next: 28,
       plan_end: 32,
     },
+  },
+  /* the log's and the plan's entries: five words, as when the runnable mask was 32 bits (the arena does not move) */
+  sched_decision: {
+    def: SCHED_DECISION,
+    size: 20,
+    align: 4,
+    off: { step: 0, cpu_why: 4, mask: 8, local: 16 }, // mask: u32[2]
   },
   demo_counter: { def: DEMO_COUNTER, size: 4, align: 4, off: { value: 0 } },
   barrier: { def: BARRIER, size: 8, align: 4, off: { arrived: 0, generation: 4 } },

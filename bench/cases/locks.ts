@@ -34,6 +34,17 @@ export const cases: BenchCase[] = [
     },
   },
   {
+    name: "spin_lock+spin_unlock (uncontended, --spinlock ticket)",
+    target: "≤ 40 ns",
+    setup: () => {
+      start_kernel(makeConfig({ cpus: 1, lockdep: false, spinlock: "ticket" }));
+    },
+    fn: () => {
+      spin_lock(bench_spinlock.ptr);
+      spin_unlock(bench_spinlock.ptr);
+    },
+  },
+  {
     name: "read_lock+read_unlock (uncontended)",
     target: "≤ 40 ns",
     setup: boot,

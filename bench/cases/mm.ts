@@ -6,14 +6,12 @@ import { makeConfig } from "../../src/shared/config.js";
 import { start_kernel } from "../../src/workers/boot.js";
 import { GFP_KERNEL } from "../../src/mm/gfp.js";
 import { __free_page, __free_pages, alloc_page, alloc_pages } from "../../src/mm/page_alloc.js";
-import { kfree, kmalloc, setSlubDebug } from "../../src/mm/slab.js";
+import { kfree, kmalloc } from "../../src/mm/slab.js";
 import type { BenchCase } from "./types.js";
 
 /** A fresh 256 MiB machine (pcp batch 15, high 90): order-0 pages cycle through the pcp list. */
 const boot = () => {
-  setSlubDebug(false);
-  start_kernel(makeConfig({ cpus: 1, memory: 256 * 1024 * 1024, lockdep: false }));
-  setSlubDebug(true);
+  start_kernel(makeConfig({ cpus: 1, memory: 256 * 1024 * 1024, lockdep: false, slubDebug: false }));
 };
 
 export const cases: BenchCase[] = [

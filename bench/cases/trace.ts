@@ -10,7 +10,6 @@ import { makeConfig } from "../../src/shared/config.js";
 import { start_kernel } from "../../src/workers/boot.js";
 import { percpuCpuOnline } from "../../src/kernel/cpuhp.js";
 import { rcu_cpu_starting } from "../../src/rcu/tree.js";
-import { setSlubDebug } from "../../src/mm/slab.js";
 import { spin_lock, spin_unlock } from "../../src/locks/spinlock.js";
 import { vfree, vmalloc } from "../../src/mm/vmalloc.js";
 import { traceCpuOnline } from "../../src/trace/trace.js";
@@ -35,9 +34,7 @@ export const cases: BenchCase[] = [
   {
     name: "vmalloc+vfree 1 page (lockdep, slub_debug off; tracing on)",
     setup: () => {
-      setSlubDebug(false);
-      start_kernel(makeConfig({ cpus: 1, lockdep: false, trace: TRACE }));
-      setSlubDebug(true);
+      start_kernel(makeConfig({ cpus: 1, lockdep: false, slubDebug: false, trace: TRACE }));
       rcu_cpu_starting(0);
       percpuCpuOnline();
     },

@@ -9,7 +9,6 @@ import { makeConfig } from "../../src/shared/config.js";
 import { start_kernel } from "../../src/workers/boot.js";
 import { percpuCpuOnline } from "../../src/kernel/cpuhp.js";
 import { rcu_cpu_starting } from "../../src/rcu/tree.js";
-import { setSlubDebug } from "../../src/mm/slab.js";
 import { vfree, vmalloc } from "../../src/mm/vmalloc.js";
 import type { BenchCase } from "./types.js";
 
@@ -18,9 +17,7 @@ export const cases: BenchCase[] = [
     name: "vmalloc+vfree 1 page (fix_size_alloc_test loop; lockdep, slub_debug off)",
     target: "≤ 2 µs/op",
     setup: () => {
-      setSlubDebug(false);
-      start_kernel(makeConfig({ cpus: 1, lockdep: false }));
-      setSlubDebug(true); // a boot parameter: the caches are created; later cases boot with the default
+      start_kernel(makeConfig({ cpus: 1, lockdep: false, slubDebug: false }));
       // RCU and the kworker on the main thread: the purge's kfree_rcu'd vmap_areas must come back.
       rcu_cpu_starting(0);
       percpuCpuOnline();

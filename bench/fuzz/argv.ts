@@ -11,9 +11,10 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
-import { KERNEL_VERSIONS } from "../../src/shared/config.js";
+import { KERNEL_VERSIONS, SPINLOCK_KINDS } from "../../src/shared/config.js";
 import { LAYOUT_NAMES } from "../../src/shared/layouts.js";
 import { INJECT_NAMES } from "../../src/shared/inject.js";
+import { BACKPORT_NAMES } from "../../src/shared/backport.js";
 import { EXPLORE_STRATEGIES } from "../../src/explore/explore.js";
 import {
   BENCH_OPTIONS,
@@ -105,6 +106,11 @@ const GOOD: Readonly<Record<string, readonly string[]>> = {
   "--workqueue": ["auto", "explicit"],
   "--inject": [INJECT_NAMES[0]!, `${INJECT_NAMES[1]},${INJECT_NAMES[2]}`],
   "--trace-buffer": ["0", "64"],
+  "--spinlock": [...SPINLOCK_KINDS],
+  "--backport": [...BACKPORT_NAMES],
+  "--kcsan-skip-watch": ["400", "4000"],
+  "--kcsan-udelay-task": ["0", "80"],
+  "--kcsan-udelay-interrupt": ["0", "20"],
   "--trace": ["trace.json"],
   "--map": ["map.svg"],
   "--duration": ["100ms", "300ms"],

@@ -16,11 +16,13 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { KernelVersion } from "../shared/config.js";
+import { DEFAULT_CONFIG, type KernelVersion, type SpinlockKind } from "../shared/config.js";
 import { plural } from "../workers/format.js";
 import { type HostInfo, fmt, hostInfo, hostLine } from "../workers/measure.js";
 import { type ScalingPoint, measureTestVmalloc, memoryFor } from "../workers/scaling.js";
+import { TEST_VMALLOC_MODULES } from "../workers/workloads/test_vmalloc.js";
 import { type ChartPanel, scalingChartSvg } from "./chart.js";
+import { debugConfigLine } from "./info.js";
 import type { BenchOptions } from "./options.js";
 import { ProgressBar } from "./progress.js";
 import { resultLine } from "./result.js";
@@ -59,6 +61,11 @@ export interface BenchResult {
   readonly repeats: number;
   readonly loops: number;
   readonly lockdep: boolean;
+  readonly slubDebug: boolean;
+  /** Trace events each CPU kept (0: tracing off). */
+  readonly trace: number;
+  /** The machines' spinlock (src/locks/spinlock.ts); absent: DEFAULT_CONFIG's. */
+  readonly spinlock?: SpinlockKind;
   /** Physical memory of each CPU count's machine, bytes. */
   readonly memory: Readonly<Record<string, number>>;
   /** Below these a point is not meaningful. */
@@ -72,10 +79,16 @@ export function benchFiles(tests: readonly string[]): string[] {
 }
 
 /**
- * Checks what can be checked before booting anything (every machine fits in
- * memory); throws a RangeError saying what is wrong.
+ * Checks what can be checked before booting anything (every kernel's module
+ * has every case, every machine fits in memory); throws a RangeError saying
+ * what is wrong.
  */
 export function checkBench(opts: BenchOptions): void {
+  for (const kernel of opts.kernels) {
+    const module = TEST_VMALLOC_MODULES[kernel];
+    const missing = opts.tests.find((t) => !module.cases.some((c) => c.name === t));
+    if (missing !== undefined) throw new RangeError(`${module.source} (kernel ${kernel}) has no ${missing}`);
+  }
   for (const cpus of opts.cpus) memoryFor(cpus, opts.tests, opts.loops);
 }
 
@@ -171,7 +184,9 @@ export function waitsByLock(byLock: Readonly<Record<string, number>>): string {
 export function benchCommand(r: BenchResult): string {
   return (
     `vmsim bench --kernel ${r.kernels.join(",")} --tests ${r.tests.join(",")} --cpus ${r.cpus.join(",")} ` +
-    `--repeats ${r.repeats} --loops ${r.loops}${r.lockdep ? " --lockdep" : ""}`
+    `--repeats ${r.repeats} --loops ${r.loops}${r.lockdep ? " --lockdep" : ""}${r.slubDebug ? " --slub-debug" : ""}` +
+    (r.trace > 0 ? ` --trace-buffer ${r.trace}` : "") +
+    ((r.spinlock ?? DEFAULT_CONFIG.spinlock) === DEFAULT_CONFIG.spinlock ? "" : ` --spinlock ${r.spinlock}`)
   );
 }
 
@@ -183,8 +198,7 @@ export function benchMarkdown(r: BenchResult): string {
     "",
     `\`${benchCommand(r)}\``,
     "",
-    "lib/test_vmalloc.c cases, every CPU at once; lockdep " +
-      `${r.lockdep ? "on" : "off"}, slub_debug off, no interrupts. µs per vmalloc+vfree pair = median over ` +
+    `lib/test_vmalloc.c cases, every CPU at once; ${debugConfigLine(r)}, no interrupts, ${r.spinlock ?? DEFAULT_CONFIG.spinlock} spinlocks. µs per vmalloc+vfree pair = median over ` +
       `${r.repeats} runs × CPUs of (timed loop / pairs); pairs/s for all CPUs; speedup = pairs/s over the same kernel's on 1 CPU; ` +
       (base === null ? "" : `vs ${base} = ${base}'s µs per pair over this row's (same case and CPUs); `) +
       "lock wait = CPU time in contended lock waits / CPU time in the test (median), in all and by lock class. " +
@@ -279,6 +293,9 @@ export async function runBench(opts: BenchOptions): Promise<number> {
             repeats: opts.repeats,
             loops: opts.loops,
             lockdep: opts.lockdep,
+            slubDebug: opts.slubDebug,
+            trace: opts.trace,
+            spinlock: opts.spinlock,
             memory: memory[cpus],
             onRun: (test, n) => {
               runs++;
@@ -306,6 +323,9 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     repeats: opts.repeats,
     loops: opts.loops,
     lockdep: opts.lockdep,
+    slubDebug: opts.slubDebug,
+    trace: opts.trace,
+    spinlock: opts.spinlock,
     memory,
     minimum: BENCH_MINIMUM,
     points: benchPoints(points, opts.kernels, opts.tests, host.cores),
@@ -343,6 +363,8 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     lockWaitPct: p.lockWaitPct,
     lockWaitByLock: p.lockWaitByLock,
   }));
-  console.log(`SUMMARY ${JSON.stringify({ command: "bench", ok: true, out: opts.out, points: summary })}`);
+  console.log(
+    `SUMMARY ${JSON.stringify({ command: "bench", ok: true, out: opts.out, spinlock: opts.spinlock, points: summary })}`,
+  );
   return 0;
 }

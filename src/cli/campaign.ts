@@ -207,14 +207,10 @@ function isCampaignFile(x: unknown): x is CampaignFile {
 export function mergeCampaigns(files: readonly CampaignFile[]): CampaignFile {
   const first = files[0];
   if (first === undefined) throw new RangeError("nothing to merge");
-  // A file from before the generations has no config.kernel: it ran 4.19, the only one there was.
-  const configOf = (f: CampaignFile): Omit<MachineConfig, "seed"> => {
-    const {
-      kernel = DEFAULT_CONFIG.kernel,
-      ...rest
-    }: Partial<Pick<MachineConfig, "kernel">> & Omit<MachineConfig, "seed" | "kernel"> = f.config;
-    return { kernel, ...rest };
-  };
+  // A file from before a field existed ran its default: no config.kernel ran 4.19, the only one there was;
+  // no config.slubDebug ran with slub_debug on. The defaults' order makes the keys compare alike.
+  const { seed: _, ...defaults } = DEFAULT_CONFIG;
+  const configOf = (f: CampaignFile): Omit<MachineConfig, "seed"> => ({ ...defaults, ...f.config });
   const key = (f: CampaignFile) => JSON.stringify([configOf(f), f.options]);
   for (const f of files) {
     if (f.command !== "stress-campaign") throw new RangeError("not a stress campaign's results");

@@ -115,13 +115,23 @@ function layoutLine(info: MachineInfo, name: string, r: AddressRange, unit: "MB"
   return `    ${name.padEnd(7)} : ${r.start} - ${r.end}   (${String(n).padStart(wide ? 6 : 4)} ${unit})`;
 }
 
+/**
+ * "lockdep on, slub_debug on, tracing off": the debugging a machine boots with
+ * (a production kernel's performance run has all three off).
+ */
+export function debugConfigLine(c: Pick<MachineConfig, "lockdep" | "slubDebug" | "trace">): string {
+  const onOff = (on: boolean) => (on ? "on" : "off");
+  const tracing = c.trace > 0 ? `on (${c.trace} events per CPU)` : "off";
+  return `lockdep ${onOff(c.lockdep)}, slub_debug ${onOff(c.slubDebug)}, tracing ${tracing}`;
+}
+
 /** The text report of `vmsim info` (also the header of `vmsim run`). */
 export function formatMachineInfo(info: MachineInfo, opts: { structs?: boolean } = {}): string[] {
   const c = info.config;
   const l = info.layout;
   const wide = l.vaBits > 32;
   const out: string[] = [
-    `vmsim: kernel ${c.kernel}, ${plural(info.cpus.length, "CPU")}, ${humanBytes(info.memory.bytes)}, layout ${l.name}, seed ${c.seed}, lockdep ${c.lockdep ? "on" : "off"}, irq rate ${c.irqRate}, workqueue ${c.workqueue}${c.inject.length > 0 ? `, injected bugs: ${c.inject.join(", ")}` : ""}${c.kcsan ? `, KCSAN (skip_watch ${c.kcsanSkipWatch}, udelay ${c.kcsanUdelayTask}/${c.kcsanUdelayInterrupt} us)` : ""}`,
+    `vmsim: kernel ${c.kernel}, ${plural(info.cpus.length, "CPU")}, ${humanBytes(info.memory.bytes)}, layout ${l.name}, seed ${c.seed}, ${debugConfigLine(c)}, irq rate ${c.irqRate}, workqueue ${c.workqueue}${c.inject.length > 0 ? `, injected bugs: ${c.inject.join(", ")}` : ""}${c.kcsan ? `, KCSAN (skip_watch ${c.kcsanSkipWatch}, udelay ${c.kcsanUdelayTask}/${c.kcsanUdelayInterrupt} us)` : ""}`,
     "",
     "Virtual kernel memory layout:",
     // The kernel's own order: arm64 modules, vmalloc … memory; arm32 vmalloc, lowmem, modules.

@@ -32,6 +32,7 @@ import {
   RUN_OPTIONS,
   STRESS_MACHINE_OPTIONS,
   STRESS_OPTIONS,
+  TEST_DEBUG_OPTIONS,
   TEST_MACHINE_OPTIONS,
   TEST_OPTIONS,
   TRACE_OPTIONS,
@@ -45,7 +46,7 @@ import { execScript, openScript } from "./exec.js";
 import { checkMapKernel, mapScript } from "./map.js";
 import { checkBench, runBench } from "./bench.js";
 import { mergeCommand, stressCampaign } from "./campaign.js";
-import { TEST_HELP, runTest, testRunOf } from "./test.js";
+import { TEST_HELP, runTest, testModeMachine, testRunOf } from "./test.js";
 import { exploreCommand, replayCommand, shrinkCommand } from "./explore.js";
 import { readReplayFile, vmsimVersion } from "../explore/replay_file.js";
 import { checkScenarioKernel, scenarioNames } from "../explore/scenario.js";
@@ -192,13 +193,13 @@ function program(): Command {
       process.exitCode = await mapScript(config, opts.script, input, opts.out);
     });
 
-  addOptions(addOptions(p.command("test"), TEST_MACHINE_OPTIONS), TEST_OPTIONS)
+  addOptions(addOptions(addOptions(p.command("test"), TEST_MACHINE_OPTIONS), TEST_DEBUG_OPTIONS), TEST_OPTIONS)
     .description(
       "run lib/test_vmalloc.c's tests on the machine's CPUs: the module's Summary lines, checks, a SUMMARY line",
     )
     .addHelpText("after", TEST_HELP)
     .action(async function (this: Command) {
-      const config = machineConfig(this, TEST_MACHINE_OPTIONS);
+      const config = machineConfig(this, TEST_MACHINE_OPTIONS, testModeMachine(this));
       process.exitCode = await runTest(
         config,
         usage(() => testRunOf(this, config)),

@@ -16,6 +16,8 @@ import {
   MAX_KCSAN_UDELAY,
   MAX_TRACE_EVENTS,
   type MachineConfig,
+  SPINLOCK_KINDS,
+  type SpinlockKind,
   isKernelVersion,
   parseSize,
 } from "../shared/config.js";
@@ -133,6 +135,10 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
     ...MACHINE_FLAGS.lockdep,
     description: "turn off lockdep-lite (held-lock stacks, lock order checks)",
   },
+  slubDebug: {
+    ...MACHINE_FLAGS.slubDebug,
+    description: "turn off slub_debug=P (slab poisoning: use-after-free writes, bad and double frees)",
+  },
   watchdogMs: {
     ...MACHINE_FLAGS.watchdogMs,
     description:
@@ -185,6 +191,17 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
     parse: parseInteger("trace-buffer", 0, MAX_TRACE_EVENTS),
   },
   ...KCSAN_OPTIONS,
+  spinlock: {
+    ...MACHINE_FLAGS.spinlock,
+    description:
+      'the spinlock of free-running CPUs: "pv-qspinlock" (paravirtual queued; no collapse with more CPUs than cores) ' +
+      'or "ticket" (arm64 until v5.8); explore and replay always run "ticket"',
+    parse: (raw): SpinlockKind => {
+      const k = SPINLOCK_KINDS.find((n) => n === raw);
+      if (k === undefined) throw new InvalidArgumentError(`expected one of ${SPINLOCK_KINDS.join(", ")}.`);
+      return k;
+    },
+  },
 };
 
 /** The trace flag of `vmsim run` and `vmsim stress`. */
@@ -413,7 +430,10 @@ export const MERGE_OPTIONS: OptionTable<MergeOptions> = {
 };
 
 /** The machine flags of `vmsim exec` (docs/exec.md): its workqueue is always "explicit", the rest default. */
-export type ExecMachineConfig = Pick<MachineConfig, "kernel" | "cpus" | "layout" | "memory" | "seed" | "watchdogMs"> &
+export type ExecMachineConfig = Pick<
+  MachineConfig,
+  "kernel" | "cpus" | "layout" | "memory" | "seed" | "lockdep" | "slubDebug" | "watchdogMs"
+> &
   KcsanConfig;
 
 export const EXEC_MACHINE_OPTIONS: OptionTable<ExecMachineConfig> = {
@@ -422,6 +442,8 @@ export const EXEC_MACHINE_OPTIONS: OptionTable<ExecMachineConfig> = {
   layout: MACHINE_OPTIONS.layout,
   memory: MACHINE_OPTIONS.memory,
   seed: MACHINE_OPTIONS.seed,
+  lockdep: MACHINE_OPTIONS.lockdep,
+  slubDebug: MACHINE_OPTIONS.slubDebug,
   watchdogMs: MACHINE_OPTIONS.watchdogMs,
   ...KCSAN_OPTIONS,
 };
@@ -455,6 +477,12 @@ export interface BenchOptions {
   readonly loops: number;
   /** Boot with lockdep on. @defaultValue false */
   readonly lockdep: boolean;
+  /** Boot with slub_debug=P (slab poisoning) on. @defaultValue false */
+  readonly slubDebug: boolean;
+  /** Trace events each CPU keeps (span tracing on when > 0). @defaultValue 0 */
+  readonly trace: number;
+  /** The machines' spinlock (src/locks/spinlock.ts). @defaultValue "pv-qspinlock" */
+  readonly spinlock: SpinlockKind;
   /** Folder for scaling.{json,md,svg} and one SVG per case. @defaultValue vmsim-bench (git-ignored; committed results go to bench/results/ with --out) */
   readonly out: string;
 }
@@ -477,9 +505,10 @@ export const BENCH_OPTIONS: OptionTable<BenchOptions> = {
   },
   tests: {
     flags: "--tests <list>",
-    description: `test_vmalloc cases, comma-separated, "_alloc_test" optional (${BENCH_CASES.join(", ")})`,
+    description: `test_vmalloc cases, comma-separated, "_alloc_test" optional (${BENCH_CASES.join(", ")}), or all`,
     defaultValue: TEST_VMALLOC_CASES,
     parse: (raw) => {
+      if (raw === "all") return BENCH_CASES;
       const names = raw.split(",");
       const tests = names.map(testCaseOf);
       const bad = tests.indexOf(undefined);
@@ -512,6 +541,12 @@ export const BENCH_OPTIONS: OptionTable<BenchOptions> = {
     parse: parseInteger("loops", 1, 100_000_000),
   },
   lockdep: { flags: "--lockdep", description: "boot with lockdep on", defaultValue: false },
+  slubDebug: { flags: "--slub-debug", description: "boot with slub_debug=P (slab poisoning) on", defaultValue: false },
+  trace: {
+    ...MACHINE_OPTIONS.trace,
+    description: "events each CPU keeps in its trace ring: turns span tracing on (0 = off), to measure its cost",
+  },
+  spinlock: MACHINE_OPTIONS.spinlock,
   out: {
     flags: "--out <dir>",
     description:
@@ -595,7 +630,8 @@ export const TEST_OPTIONS: OptionTable<TestOptions> = {
   mode: {
     flags: "--mode <name>",
     description:
-      "test_vmalloc.sh preset: performance (sequential_test_order=1 test_repeat_count=3, one worker), " +
+      "test_vmalloc.sh preset: performance (sequential_test_order=1 test_repeat_count=3, one worker; " +
+      "a production kernel: lockdep and slub_debug off, --lockdep and --slub-debug turn them on), " +
       "stress (nr_threads=CPUs test_repeat_count=20), smoke (test_loop_count=10000 test_repeat_count=10), " +
       "or manual; flags given override the preset",
     defaultValue: "manual",
@@ -616,6 +652,32 @@ export const TEST_MACHINE_OPTIONS: OptionTable<MachineConfig> = {
   ...MACHINE_OPTIONS,
   memory: { ...MACHINE_OPTIONS.memory, defaultValue: TEST_MEMORY },
 };
+
+/**
+ * The machine of `vmsim test --mode performance`: the kernel's performance
+ * runs are of production kernels, so lockdep and slub_debug are off (tracing
+ * is off in every mode) and `--lockdep`, `--slub-debug` turn them back on.
+ */
+export const TEST_PERFORMANCE_MACHINE_OPTIONS: OptionTable<MachineConfig> = {
+  ...TEST_MACHINE_OPTIONS,
+  lockdep: { flags: "--lockdep", description: "--mode performance: turn lockdep-lite back on", defaultValue: false },
+  slubDebug: {
+    flags: "--slub-debug",
+    description: "--mode performance: turn slub_debug=P back on",
+    defaultValue: false,
+  },
+};
+
+/** The switches of `vmsim test` that turn the performance mode's debugging back on. */
+export const TEST_DEBUG_OPTIONS: OptionTable<Pick<MachineConfig, "lockdep" | "slubDebug">> = {
+  lockdep: TEST_PERFORMANCE_MACHINE_OPTIONS.lockdep,
+  slubDebug: TEST_PERFORMANCE_MACHINE_OPTIONS.slubDebug,
+};
+
+/** The machine flags of `vmsim test` in `mode`: the defaults that mode boots with, and the flags that change them. */
+export function testMachineOptions(mode: TestMode): OptionTable<MachineConfig> {
+  return mode === "performance" ? TEST_PERFORMANCE_MACHINE_OPTIONS : TEST_MACHINE_OPTIONS;
+}
 
 function toOption<T>(spec: CliOption<T>): Option {
   const o = new Option(spec.flags, spec.description);
@@ -650,7 +712,7 @@ export function readOptions<C>(cmd: Command, table: OptionTable<C>): C {
 /** The machine flags of `vmsim explore`: the scenario sets interrupts and the workqueue; memory is small (fast resets). */
 export type ExploreMachineConfig = Pick<
   MachineConfig,
-  "kernel" | "cpus" | "layout" | "memory" | "seed" | "lockdep" | "inject"
+  "kernel" | "cpus" | "layout" | "memory" | "seed" | "lockdep" | "slubDebug" | "inject"
 > &
   KcsanConfig;
 
@@ -665,6 +727,7 @@ export const EXPLORE_MACHINE_OPTIONS: OptionTable<ExploreMachineConfig> = {
   memory: { ...MACHINE_OPTIONS.memory, defaultValue: EXPLORE_MEMORY },
   seed: { ...MACHINE_OPTIONS.seed, description: "seed of the workload's choices and interrupts (fixed over the runs)" },
   lockdep: MACHINE_OPTIONS.lockdep,
+  slubDebug: MACHINE_OPTIONS.slubDebug,
   inject: MACHINE_OPTIONS.inject,
   ...KCSAN_OPTIONS,
 };

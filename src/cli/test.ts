@@ -41,11 +41,12 @@ import { ProgressBar } from "./progress.js";
 import { resultLine } from "./result.js";
 import {
   type CliOption,
-  TEST_MACHINE_OPTIONS,
+  TEST_DEBUG_OPTIONS,
   TEST_OPTIONS,
   type TestMode,
   type TestOptions,
   readOptions,
+  testMachineOptions,
 } from "./options.js";
 
 /** test_vmalloc.sh's templates (PERF_PARAM, STRESS_PARAM, SMOKE_PARAM), as option values. */
@@ -69,6 +70,18 @@ const TEST_PRESETS_V5_10: Readonly<Record<TestMode, Partial<TestOptions>>> = {
 /** The presets of `kernel`'s test_vmalloc.sh. */
 function presetsOf(kernel: KernelVersion): Readonly<Record<TestMode, Partial<TestOptions>>> {
   return TEST_VMALLOC_MODULES[kernel].nrThreads ? TEST_PRESETS : TEST_PRESETS_V5_10;
+}
+
+/**
+ * What --mode fixes of the machine: lockdep and slub_debug, where the command
+ * line does not name them, as the mode boots them (performance: off).
+ */
+export function testModeMachine(cmd: Command): Partial<MachineConfig> {
+  const table = testMachineOptions(readOptions(cmd, TEST_OPTIONS).mode);
+  const keys = Object.keys(TEST_DEBUG_OPTIONS) as (keyof typeof TEST_DEBUG_OPTIONS)[];
+  return Object.fromEntries(
+    keys.filter((k) => cmd.getOptionValueSource(k) !== "cli").map((k) => [k, table[k].defaultValue]),
+  );
 }
 
 /** A run of `vmsim test`, resolved: the module's parameters and what reruns it. */
@@ -119,7 +132,7 @@ export function testRunOf(cmd: Command, config: MachineConfig): TestRunOptions {
       sequentialTestOrder: o.sequentialTestOrder,
       nrPages: o.nrPages,
     },
-    rerun: ["vmsim", "test", ...commandLineOf(TEST_MACHINE_OPTIONS, config), ...flags].join(" "),
+    rerun: ["vmsim", "test", ...commandLineOf(testMachineOptions(o.mode), config), ...flags].join(" "),
   };
 }
 
@@ -166,6 +179,9 @@ export interface TestSummary {
   readonly memory: number;
   readonly seed: number;
   readonly lockdep: boolean;
+  readonly slubDebug: boolean;
+  /** Trace events each CPU kept (0: tracing off). */
+  readonly trace: number;
   readonly nrThreads: number;
   readonly params: VmallocTestParams;
   /** Wall time of the tests (the module's run), ms. */
@@ -385,6 +401,8 @@ export async function runTest(config: MachineConfig, opts: TestRunOptions): Prom
     memory: config.memory,
     seed: config.seed,
     lockdep: config.lockdep,
+    slubDebug: config.slubDebug,
+    trace: config.trace,
     nrThreads,
     params,
     durationMs: Math.round(durationMs),

@@ -97,11 +97,12 @@ export function lock_wait_spun(cls: number, tries: number, t0: number): void {
   F64[(p + LW.timed_ns) >> 3] += (monotonicMs() - t0) * 1e6;
 }
 
-/** Ends a wait's sleep phase, begun at `t0` (monotonicMs()). */
-export function lock_wait_slept(cls: number, t0: number): void {
-  const ns = (monotonicMs() - t0) * 1e6;
-  F64[(this_cpu_ptr(lock_wait_time) + LW.sleep_ns) >> 3] += ns;
-  if (hasSlot(cls)) F64[classSlot(LW.class_sleep_ns, cls)] += ns;
+/** Ends a wait's sleep phase, begun at `t0` (monotonicMs()); returns its ms. */
+export function lock_wait_slept(cls: number, t0: number): number {
+  const ms = monotonicMs() - t0;
+  F64[(this_cpu_ptr(lock_wait_time) + LW.sleep_ns) >> 3] += ms * 1e6;
+  if (hasSlot(cls)) F64[classSlot(LW.class_sleep_ns, cls)] += ms * 1e6;
+  return ms;
 }
 
 /** Lock waits of one CPU since the last {@link resetLockWaitTime}. */
@@ -180,6 +181,11 @@ export function registerLockHolder(fn: LockHolderFn): number {
   return id;
 }
 
+/** The id {@link registerLockHolder} gave `holder` (-1: none), for sched_wait's deadlock report. */
+export function describerOf(holder: LockHolderFn): number {
+  return describerIds.get(holder) ?? -1;
+}
+
 /** The condition a waiter waits for, on the value of the lock word (`arg`: its ticket, a mask …). */
 export type LockCondFn = (v: number, arg: number) => boolean;
 
@@ -218,7 +224,7 @@ export function smp_cond_load_acquire(
       const v = Atomics.load(I32, w);
       if (cond(v, arg)) return v;
       // Sleeps only while the word still holds v: a release in between makes wait return at once.
-      sched_wait(w, v, WAIT_SLICE_MS, lock, describerIds.get(holder) ?? -1);
+      sched_wait(w, v, WAIT_SLICE_MS, lock, describerOf(holder));
       lock_wait_check(lock, holder);
     }
   } finally {

@@ -24,8 +24,8 @@
  * this CPU's slot is `this_cpu_ptr(kmem_cache_cpu) + s->cpu_slab` — the
  * kernel's this_cpu_ptr(s->cpu_slab), with no false sharing between CPUs.
  *
- * Poisoning (slub_debug=P, on by default; {@link setSlubDebug} before boot
- * turns it off for benchmarks): a free object is POISON_FREE (0x6b) from
+ * Poisoning (slub_debug=P: the machine's config.slubDebug, on by default,
+ * read when a cache is created, i.e. at boot): a free object is POISON_FREE (0x6b) from
  * byte 4, ending in POISON_END (0xa5); allocation checks the poison (a write
  * after free) and the free pointer; freeing checks the pointer is an object
  * of its slab and not already free.
@@ -38,6 +38,7 @@ import {
   U8,
   readCString,
   staticInit,
+  theArena,
   writeCString,
 } from "../shared/arena.js";
 import { MAX_ORDER, PAGE_SHIFT, PAGE_SIZE } from "../shared/config.js";
@@ -203,18 +204,6 @@ let cpuSlabBase = 0;
 onSetCurrentCpu(() => {
   cpuSlabBase = this_cpu_ptr(kmem_cache_cpu);
 });
-
-/** slub_debug=P for the caches the next boot creates (a boot parameter: read by the booting thread only). */
-let slubDebug = true;
-
-/**
- * Turns slab poisoning on or off for the caches created from now on — set it
- * before booting (`start_kernel`, `Machine.boot`). Benchmarks turn it off.
- * @defaultValue on
- */
-export function setSlubDebug(on: boolean): void {
-  slubDebug = on;
-}
 
 function hex(n: number): string {
   return `0x${(n >>> 0).toString(16)}`;
@@ -724,7 +713,8 @@ function kmem_cache_open(s: number, name: string, size: number, align: number, f
   const order = calculate_order(stride);
   if (order < 0) return false;
   writeCString(s + S_NAME, CACHE_NAME_LEN, name);
-  I32[(s + S_FLAGS) >> 2] = flags | (slubDebug ? SLAB_POISON : 0);
+  // slub_debug=P is a boot parameter: the cache keeps the setting it was created with.
+  I32[(s + S_FLAGS) >> 2] = flags | (theArena().config.slubDebug ? SLAB_POISON : 0);
   I32[(s + S_OBJECT_SIZE) >> 2] = size;
   I32[(s + S_SIZE) >> 2] = stride;
   I32[(s + STRUCT_KMEM_CACHE.off.offset) >> 2] = 0;

@@ -33,6 +33,11 @@ export interface MachineConfig {
   /** lockdep-lite: held-lock stacks, class order graph, atomic-sleep checks. @defaultValue true */
   readonly lockdep: boolean;
   /**
+   * slub_debug=P, the boot parameter: the slab caches poison free objects and check the poison, the free
+   * pointer and double frees (src/mm/slab.ts). Production kernels boot without it. @defaultValue true
+   */
+  readonly slubDebug: boolean;
+  /**
    * Soft-lockup threshold (src/sched/watchdog.ts): a CPU inside one kernel call this long — looping, or
    * waiting on a lock — reports a soft lockup and stops the machine. @defaultValue 10000
    */
@@ -67,7 +72,18 @@ export interface MachineConfig {
   readonly kcsanUdelayTask: number;
   /** CONFIG_KCSAN_UDELAY_INTERRUPT: microseconds an interrupt's watchpoint stays armed (free mode). @defaultValue 20 */
   readonly kcsanUdelayInterrupt: number;
+  /**
+   * The arch spinlock of free-mode runs (src/locks/spinlock.ts): "pv-qspinlock", the paravirtual queued
+   * spinlock, whose halted waiters never hold up running CPUs (no collapse with more CPUs than cores), or
+   * "ticket", arm64's lock until v5.8. The deterministic scheduler (explore, replay) always runs "ticket".
+   * @defaultValue "pv-qspinlock"
+   */
+  readonly spinlock: SpinlockKind;
 }
+
+/** The arch spinlocks a machine can run. */
+export const SPINLOCK_KINDS = ["pv-qspinlock", "ticket"] as const;
+export type SpinlockKind = (typeof SPINLOCK_KINDS)[number];
 
 export const DEFAULT_CONFIG: MachineConfig = {
   kernel: "4.19",
@@ -76,6 +92,7 @@ export const DEFAULT_CONFIG: MachineConfig = {
   memory: 64 * 1024 * 1024,
   seed: 1,
   lockdep: true,
+  slubDebug: true,
   watchdogMs: 10_000,
   irqRate: 0,
   workqueue: "auto",
@@ -86,6 +103,7 @@ export const DEFAULT_CONFIG: MachineConfig = {
   kcsanSkipWatch: 4000,
   kcsanUdelayTask: 80,
   kcsanUdelayInterrupt: 20,
+  spinlock: "pv-qspinlock",
 };
 
 /** Largest machine: record pointers are int32 byte offsets, so the arena stays below 2 GiB. */
@@ -112,6 +130,8 @@ export function makeConfig(over: Partial<MachineConfig> = {}): MachineConfig {
     throw new RangeError(`seed must be an integer in 0..2^32-1, got ${c.seed}`);
   if (typeof c.lockdep !== "boolean")
     throw new RangeError(`lockdep must be true or false, got ${JSON.stringify(c.lockdep)}`);
+  if (typeof c.slubDebug !== "boolean")
+    throw new RangeError(`slubDebug must be true or false, got ${JSON.stringify(c.slubDebug)}`);
   if (!Number.isSafeInteger(c.watchdogMs) || c.watchdogMs < 1)
     throw new RangeError(`watchdogMs must be a positive integer (milliseconds), got ${JSON.stringify(c.watchdogMs)}`);
   if (typeof c.irqRate !== "number" || !(c.irqRate >= 0 && c.irqRate <= 1))
@@ -126,6 +146,10 @@ export function makeConfig(over: Partial<MachineConfig> = {}): MachineConfig {
   for (const k of ["kcsanUdelayTask", "kcsanUdelayInterrupt"] as const)
     if (!Number.isInteger(c[k]) || c[k] < 0 || c[k] > MAX_KCSAN_UDELAY)
       throw new RangeError(`${k} must be an integer in 0..${MAX_KCSAN_UDELAY} (microseconds), got ${c[k]}`);
+  if (!(SPINLOCK_KINDS as readonly string[]).includes(c.spinlock))
+    throw new RangeError(
+      `unknown spinlock ${JSON.stringify(c.spinlock)}; expected one of ${SPINLOCK_KINDS.join(", ")}`,
+    );
   if (!Array.isArray(c.inject))
     throw new RangeError(`inject must be a list of injection names, got ${JSON.stringify(c.inject)}`);
   for (const name of c.inject) {

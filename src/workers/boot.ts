@@ -8,6 +8,7 @@ import "./workloads/index.js";
 import { type Arena, createArena } from "../shared/arena.js";
 import type { MachineConfig } from "../shared/config.js";
 import { lockdepAttach } from "../locks/lockdep.js";
+import { spinlockAttach } from "../locks/spinlock.js";
 import { setCurrentCpu } from "../shared/smp.js";
 import { mem_init } from "../mm/page_alloc.js";
 import { kmem_cache_init } from "../mm/slab.js";
@@ -21,6 +22,7 @@ export function start_kernel(config: MachineConfig): Arena {
   const arena = createArena(config);
   setCurrentCpu(0);
   lockdepAttach();
+  spinlockAttach();
   mem_init();
   kmem_cache_init();
   paging_init();

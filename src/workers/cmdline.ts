@@ -70,6 +70,7 @@ export const MACHINE_FLAGS: FlagTable<MachineConfig> = {
   memory: { flags: "--memory <size>", defaultValue: DEFAULT_CONFIG.memory, format: formatSize },
   seed: { flags: "--seed <s>", defaultValue: DEFAULT_CONFIG.seed },
   lockdep: { flags: "--no-lockdep", defaultValue: DEFAULT_CONFIG.lockdep },
+  slubDebug: { flags: "--no-slub-debug", defaultValue: DEFAULT_CONFIG.slubDebug },
   watchdogMs: { flags: "--watchdog <duration>", defaultValue: DEFAULT_CONFIG.watchdogMs, format: formatDuration },
   irqRate: { flags: "--irq-rate <p>", defaultValue: DEFAULT_CONFIG.irqRate },
   workqueue: { flags: "--workqueue <mode>", defaultValue: DEFAULT_CONFIG.workqueue },
@@ -80,4 +81,5 @@ export const MACHINE_FLAGS: FlagTable<MachineConfig> = {
   kcsanSkipWatch: { flags: "--kcsan-skip-watch <n>", defaultValue: DEFAULT_CONFIG.kcsanSkipWatch },
   kcsanUdelayTask: { flags: "--kcsan-udelay-task <us>", defaultValue: DEFAULT_CONFIG.kcsanUdelayTask },
   kcsanUdelayInterrupt: { flags: "--kcsan-udelay-interrupt <us>", defaultValue: DEFAULT_CONFIG.kcsanUdelayInterrupt },
+  spinlock: { flags: "--spinlock <kind>", defaultValue: DEFAULT_CONFIG.spinlock },
 };

@@ -16,6 +16,7 @@ import { schedRunAbort, schedRunBegin, schedRunEnd } from "../sched/sched_det.js
 import type { MachineConfig } from "../shared/config.js";
 import { MachineStopped, takeReports } from "../shared/report.js";
 import { lockdepAttach } from "../locks/lockdep.js";
+import { spinlockAttach } from "../locks/spinlock.js";
 import { setCurrentCpu } from "../shared/smp.js";
 import { percpuCpuOnline } from "../kernel/cpuhp.js";
 import { rcu_cpu_starting } from "../rcu/tree.js";
@@ -34,6 +35,7 @@ const boot = workerData as Boot;
 attachArena(boot.sab, boot.config);
 setCurrentCpu(boot.cpu);
 lockdepAttach();
+spinlockAttach();
 percpuCpuOnline();
 rcu_cpu_starting(boot.cpu);
 const ctx = cpuCtx(boot.cpu, boot.config.seed);

@@ -10,9 +10,17 @@
  * over their time in the test, the median over repeats, in all and per lock
  * class.
  */
-import { type KernelVersion, MAX_MEMORY } from "../shared/config.js";
+import { DEFAULT_CONFIG, type KernelVersion, MAX_MEMORY, type SpinlockKind } from "../shared/config.js";
 import { lockWaitTime, resetLockWaitTime } from "../locks/lock_wait.js";
-import { setSlubDebug } from "../mm/slab.js";
+import { lockdep_class_name } from "../locks/lockdep.js";
+import {
+  TR_LOCK_ACQUIRE,
+  TR_LOCK_ACQUIRED,
+  TR_LOCK_CONTENDED,
+  TR_LOCK_RELEASE,
+  traceEntries,
+  traceReset,
+} from "../trace/trace.js";
 import type { TestVmallocCase, TestVmallocResult } from "./workloads/test_vmalloc.js";
 import { Machine } from "./machine.js";
 import { statsOf } from "./measure.js";
@@ -31,6 +39,12 @@ export interface ScalingOptions {
   readonly loops: number;
   /** Boot with lockdep on. @defaultValue false (the kernel's figures come from production kernels) */
   readonly lockdep?: boolean;
+  /** Boot with slub_debug=P (slab poisoning). @defaultValue false, as lockdep */
+  readonly slubDebug?: boolean;
+  /** Trace events each CPU keeps (MachineConfig.trace). @defaultValue 0: tracing off, as lockdep */
+  readonly trace?: number;
+  /** The machine's spinlock (src/locks/spinlock.ts). @defaultValue DEFAULT_CONFIG.spinlock */
+  readonly spinlock?: SpinlockKind;
   /** Physical memory of the machine. @defaultValue {@link memoryFor} */
   readonly memory?: number;
   /** Called after every run, warm-ups included (progress). */
@@ -118,12 +132,18 @@ function medianByLock(runs: readonly ReadonlyMap<string, number>[]): Record<stri
 /** Measures every case of `opts.tests` on one machine of `cpus` CPUs. Throws if a case fails or reports. */
 export async function measureTestVmalloc(cpus: number, opts: ScalingOptions): Promise<ScalingPoint[]> {
   const memory = opts.memory ?? memoryFor(cpus, opts.tests, opts.loops);
-  // slub_debug is a boot parameter: off, as in the kernel configuration the published figures come from.
-  setSlubDebug(false);
   const kernel = opts.kernel ?? "4.19";
-  const m = await Machine.boot({ kernel, cpus, seed: 1, memory, lockdep: opts.lockdep ?? false }).finally(() =>
-    setSlubDebug(true),
-  );
+  // The production configuration by default: the kernel's figures come from kernels without these.
+  const m = await Machine.boot({
+    kernel,
+    cpus,
+    seed: 1,
+    memory,
+    lockdep: opts.lockdep ?? false,
+    slubDebug: opts.slubDebug ?? false,
+    trace: opts.trace ?? 0,
+    spinlock: opts.spinlock ?? DEFAULT_CONFIG.spinlock,
+  });
   let round = 0;
   const run = async (test: TestVmallocCase, loops: number) => {
     resetLockWaitTime();
@@ -187,6 +207,117 @@ export async function measureTestVmalloc(cpus: number, opts: ScalingOptions): Pr
       });
     }
     return points;
+  } finally {
+    await m.shutdown();
+  }
+}
+
+/** Where the CPUs' time went in a traced run of one case: CONFIG_LOCK_STAT's holdtime and waittime, as shares. */
+export interface LockHoldShares {
+  readonly kernel: KernelVersion;
+  readonly test: TestVmallocCase;
+  readonly cpus: number;
+  /** test_loop_count of the traced run. */
+  readonly loops: number;
+  /** The traced window, all CPUs' together (each CPU's ring holds its last events), ns. */
+  readonly windowNs: number;
+  /** Share of the window with at least one lock held (and not waiting for another), percent. */
+  readonly heldPct: number;
+  /** Share waiting for contended locks (lock_contended → lock_acquired), percent. */
+  readonly waitPct: number;
+  /** Share with no lock held and no wait: the work outside the locks, percent. */
+  readonly outsidePct: number;
+  /** Each class's critical sections (acquire → release, nested ones counted in each), percent, largest first. */
+  readonly heldByLock: Readonly<Record<string, number>>;
+  /** Each class's contended waits, percent, largest first. */
+  readonly waitByLock: Readonly<Record<string, number>>;
+  /** Each class's kind, as the lock events name it: spin, read, write, mutex. */
+  readonly kinds: Readonly<Record<string, string>>;
+}
+
+const LOCK_KINDS = ["spin", "read", "write", "mutex"];
+
+/** Percent of `total`, each entry, largest first, those ≥ 0.01 %. */
+function sharesOf(ns: ReadonlyMap<string, number>, total: number): Record<string, number> {
+  const pct = [...ns].map(([n, v]) => [n, total > 0 ? (100 * v) / total : 0] as const);
+  return Object.fromEntries(pct.filter(([, p]) => p >= 0.01).sort((a, b) => b[1] - a[1]));
+}
+
+/**
+ * Runs `test` once on a machine of `cpus` CPUs with span tracing on (each
+ * CPU keeping its last `events` events) and splits each CPU's traced window
+ * into time waiting for a lock, time holding one, and time outside every
+ * lock, in all and per lock class. The lock events cost a little each, so
+ * the shares are of a slightly slower run than the untraced one.
+ */
+export async function measureLockHold(
+  cpus: number,
+  opts: { kernel?: KernelVersion; test: TestVmallocCase; loops: number; memory?: number; events?: number },
+): Promise<LockHoldShares> {
+  const kernel = opts.kernel ?? "4.19";
+  const loops = loopsFor(opts.test, opts.loops);
+  const m = await Machine.boot({
+    kernel,
+    cpus,
+    seed: 1,
+    memory: opts.memory ?? memoryFor(cpus, [opts.test], opts.loops),
+    lockdep: false,
+    slubDebug: false,
+    trace: opts.events ?? 1 << 17,
+  });
+  try {
+    await m.runAll("test_vmalloc", { test: opts.test, loops: Math.max(1, Math.round(loops / 10)), round: 1 });
+    traceReset();
+    await m.runAll("test_vmalloc", { test: opts.test, loops, round: 2 });
+    let windowNs = 0;
+    let heldNs = 0;
+    let waitNs = 0;
+    const heldBy = new Map<string, number>();
+    const waitBy = new Map<string, number>();
+    const kinds: Record<string, string> = {};
+    const add = (map: Map<string, number>, name: string, ns: number) => map.set(name, (map.get(name) ?? 0) + ns);
+    for (let cpu = 0; cpu < cpus; cpu++) {
+      const events = traceEntries(cpu);
+      if (events.length < 2) continue;
+      windowNs += events.at(-1)!.ts - events[0]!.ts;
+      const held = new Map<number, { cls: number; ts: number }>();
+      let waiting: { cls: number; ts: number } | null = null;
+      let prev = events[0]!.ts;
+      for (const e of events) {
+        const dt = e.ts - prev;
+        prev = e.ts;
+        if (waiting !== null) waitNs += dt;
+        else if (held.size > 0) heldNs += dt;
+        if (e.type === TR_LOCK_CONTENDED) waiting = { cls: e.a, ts: e.ts };
+        else if (e.type === TR_LOCK_ACQUIRED && waiting !== null) {
+          add(waitBy, lockdep_class_name(waiting.cls), e.ts - waiting.ts);
+          waiting = null;
+        } else if (e.type === TR_LOCK_ACQUIRE) {
+          held.set(e.key, { cls: e.a, ts: e.ts });
+          kinds[lockdep_class_name(e.a)] = LOCK_KINDS[e.b] ?? String(e.b);
+        } else if (e.type === TR_LOCK_RELEASE) {
+          // A release whose acquire the ring no longer holds began before the window.
+          const h = held.get(e.key);
+          if (h === undefined) continue;
+          held.delete(e.key);
+          add(heldBy, lockdep_class_name(h.cls), e.ts - h.ts);
+        }
+      }
+    }
+    const pct = (ns: number) => (windowNs > 0 ? (100 * ns) / windowNs : 0);
+    return {
+      kernel,
+      test: opts.test,
+      cpus,
+      loops,
+      windowNs,
+      heldPct: pct(heldNs),
+      waitPct: pct(waitNs),
+      outsidePct: pct(windowNs - heldNs - waitNs),
+      heldByLock: sharesOf(heldBy, windowNs),
+      waitByLock: sharesOf(waitBy, windowNs),
+      kinds,
+    };
   } finally {
     await m.shutdown();
   }

@@ -83,7 +83,7 @@ import { ATOMIC_T, atomic_add, atomic_add_return, atomic_read, atomic_set, atomi
 import { lockdep_assert_held } from "../../locks/lockdep.js";
 import { cond_resched, might_sleep } from "../../locks/might_sleep.js";
 import { DEFINE_MUTEX, mutex_lock, mutex_trylock, mutex_unlock } from "../../locks/mutex.js";
-import { DEFINE_SPINLOCK, SPINLOCK_T, spin_lock, spin_unlock } from "../../locks/spinlock.js";
+import { DEFINE_SPINLOCK, spin_is_contended, spin_lock, spin_unlock } from "../../locks/spinlock.js";
 import { for_each_possible_cpu } from "../../percpu/percpu.js";
 import { in_interrupt, preempt_count } from "../../percpu/preempt.js";
 import { NMI_MASK } from "../../shared/preempt_mask.js";
@@ -630,12 +630,10 @@ export function set_iounmap_nonlazy(): void {
 
 /**
  * cond_resched_lock (v4.19, CONFIG_PREEMPT's spin_needbreak): when another
- * CPU waits for `lock` — a ticket beyond ours was taken — let it in.
+ * CPU waits for `lock` (spin_is_contended), let it in.
  */
 function cond_resched_lock(lock: number): void {
-  const t = Atomics.load(I32, (lock + SPINLOCK_T.off.tickets) >> 2);
-  // next - owner: 1 while only the holder took a ticket.
-  if ((((t >>> 16) - (t & 0xffff)) & 0xffff) <= 1) return;
+  if (!spin_is_contended(lock)) return;
   spin_unlock(lock);
   sched_point(SP_SLEEP);
   spin_lock(lock);

@@ -34,8 +34,11 @@ import {
   SPINLOCK_T,
   spin_lock,
   spin_lock_init,
+  spin_lock_irqsave,
   spin_lock_nested,
+  spin_trylock,
   spin_unlock,
+  spin_unlock_irqrestore,
 } from "../../locks/spinlock.js";
 import { BARRIER, barrierWait } from "../barrier.js";
 import { defineWorkload } from "../workload.js";
@@ -70,6 +73,7 @@ const LOCKS_TEST = defineStruct("locks_test", [
   { name: "mutex_count", type: "i32", guard: "bench_mutex" },
   { name: "mutex_scratch", type: "i32", guard: "bench_mutex" },
   { name: "spin_count", type: "i32", guard: "bench_spinlock" },
+  { name: "spin_scratch", type: "i32", guard: "bench_spinlock" },
   /** The start barrier of the multi-CPU workloads. */
   { name: "start", type: BARRIER },
 ]);
@@ -187,6 +191,41 @@ defineWorkload("mutex_counter", (a: { iters: number; cpus?: number }) => {
     I32[i] = v + 1;
     mutex_unlock(lock);
   }
+});
+
+/**
+ * An increment under bench_spinlock through spin_lock, spin_trylock and
+ * spin_lock_irqsave in turn, with a widened window: a CPU let in beside the
+ * holder loses an update.
+ */
+defineWorkload("spin_forms_counter", (a: { iters: number; cpus?: number }) => {
+  const lock = bench_spinlock.ptr;
+  const i = (locks_test.ptr + T.spin_count) >> 2;
+  const s = (locks_test.ptr + T.spin_scratch) >> 2;
+  start_together(a.cpus ?? num_online_cpus());
+  for (let n = 0; n < a.iters; n++) {
+    const form = n % 3;
+    let flags = 0;
+    if (form === 2) flags = spin_lock_irqsave(lock);
+    else if (form === 0 || !spin_trylock(lock)) spin_lock(lock);
+    const v = I32[i]!;
+    for (let k = 0; k < 16; k++) I32[s] = I32[s]! + v;
+    I32[i] = v + 1;
+    if (form === 2) spin_unlock_irqrestore(lock, flags);
+    else spin_unlock(lock);
+  }
+});
+
+defineWorkload("read_spin_forms_counter", () => I32[(locks_test.ptr + T.spin_count) >> 2]);
+
+/** Takes bench_spinlock and returns holding it (the pv kick test sequences CPUs with separate runs). */
+defineWorkload("spin_hold", () => {
+  spin_lock(bench_spinlock.ptr);
+});
+
+/** Releases bench_spinlock, which spin_hold left held by this CPU. */
+defineWorkload("spin_release", () => {
+  spin_unlock(bench_spinlock.ptr);
 });
 
 /** Takes bench_mutex and returns holding it. */
