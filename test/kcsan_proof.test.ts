@@ -125,7 +125,7 @@ describe.each([
   const strategy = { kind: "random" as const, p: 0.2 };
   const TITLE = "kcsan: BUG: KCSAN: data-race in purge_fragmented_blocks / vb_alloc";
 
-  it(`is reported by iteration seed ${foundAt} of catalog:vb_purge, and not with --backport`, async () => {
+  it(`is reported within iteration seeds 1..${foundAt} of catalog:vb_purge, and not with --backport`, async () => {
     const scenario = findScenario("catalog:vb_purge")!;
     const config = (backport: BackportName[]) =>
       makeConfig({
@@ -148,7 +148,7 @@ describe.each([
         for (let seed = 1; seed <= foundAt; seed++)
           seen.push((await ex.runOnce(strategy, seed, params)).failure?.signature ?? null);
         if (expected === null) expect(seen, `--backport ${backport.join(",")}`).toEqual(seen.map(() => null));
-        else expect(seen.at(-1), `seeds 1..${foundAt}: ${seen.join(", ")}`).toBe(expected);
+        else expect(seen, `seeds 1..${foundAt}`).toContain(expected);
       } finally {
         await ex.close();
       }
