@@ -36,31 +36,22 @@ const RANGE_CALLS: ReadonlyMap<string, string> = new Map([
   ["set/2", "__tsan_memcpy_to"],
 ]);
 
-/** The kernel folders whose accesses are kernel state (src/locks: only the atomics, see EXCLUDED). */
-const INSTRUMENTED = /\/src\/(mm|lib|rcu|kernel|percpu|locks)\//;
+/**
+ * The kernel folders whose accesses are kernel state. Of src/locks only the
+ * atomics (atomic_*, cmpxchg, READ_ONCE, WRITE_ONCE: marked accesses): the
+ * lock implementations and lockdep are arch and locking code, which the
+ * kernel builds with KCSAN_SANITIZE := n.
+ */
+const INSTRUMENTED = /\/src\/(mm|lib|rcu|kernel|percpu)\/|\/src\/locks\/atomic\.ts$/;
 
 /**
  * Files of those folders KCSAN does not instrument, as the kernel's Makefiles
- * say KCSAN_SANITIZE := n: the lock implementations and lockdep (arch and
- * locking code; their words are Atomics or the owner CPU's), preempt_count
- * (arch per-CPU ops), the MMU's table walk (hardware, not code), and the page
- * and slab allocators (mm/Makefile, v5.8+: KCSAN_SANITIZE_slab.o,
- * KCSAN_SANITIZE_slub.o, KCSAN_SANITIZE_page_alloc.o := n).
+ * say KCSAN_SANITIZE := n: preempt_count (arch per-CPU ops), the MMU's table
+ * walk (hardware, not code), and the page and slab allocators (mm/Makefile,
+ * v5.8+: KCSAN_SANITIZE_slab.o, KCSAN_SANITIZE_slub.o,
+ * KCSAN_SANITIZE_page_alloc.o := n).
  */
-const EXCLUDED = new Set([
-  "src/locks/lockdep.ts",
-  "src/locks/lockdep_rcu.ts",
-  "src/locks/lock_wait.ts",
-  "src/locks/might_sleep.ts",
-  "src/locks/stacktrace.ts",
-  "src/locks/spinlock.ts",
-  "src/locks/rwlock.ts",
-  "src/locks/mutex.ts",
-  "src/percpu/preempt.ts",
-  "src/mm/mmu.ts",
-  "src/mm/slab.ts",
-  "src/mm/page_alloc.ts",
-]);
+const EXCLUDED = new Set(["src/percpu/preempt.ts", "src/mm/mmu.ts", "src/mm/slab.ts", "src/mm/page_alloc.ts"]);
 
 /** The repository: this file is tools/kcsan_build.ts, or dist/tools/kcsan_build.js once compiled. */
 const self = fileURLToPath(import.meta.url);
