@@ -72,7 +72,8 @@ describe("the inject option", () => {
     expect(() => makeConfig({ inject: ["no-such-bug" as InjectName] })).toThrow(
       "unknown injection no-such-bug; expected one of no-vmap-area-lock, no-purge-flush, irq-vfree-not-deferred, " +
         "double-vfree-irq, vb-publish-before-init, vb-list-del-init, vb-purge-wrong-lock, vmallocinfo-uninitialized, vunmap-debugobjects, " +
-        "huge-align-wrap, pvm-search-criteria, vb-cpu-after-insert, vb-full-not-flushed, vb-purge-wrong-vbq, vn-busy-lock-nested",
+        "huge-align-wrap, pvm-search-criteria, vb-cpu-after-insert, vb-full-not-flushed, vb-purge-wrong-vbq, vn-busy-lock-nested, " +
+        "vb-dirty-range-unlocked, vmap-cache-unlocked, setup-vm-unlocked, kva-setup-vm-unlocked, vn-dirty-range-unlocked",
     );
   });
 

@@ -14,6 +14,7 @@ import fc from "fast-check";
 import { KERNEL_VERSIONS, SPINLOCK_KINDS } from "../../src/shared/config.js";
 import { LAYOUT_NAMES } from "../../src/shared/layouts.js";
 import { INJECT_NAMES } from "../../src/shared/inject.js";
+import { BACKPORT_NAMES } from "../../src/shared/backport.js";
 import { EXPLORE_STRATEGIES } from "../../src/explore/explore.js";
 import {
   BENCH_OPTIONS,
@@ -109,6 +110,7 @@ const GOOD: Readonly<Record<string, readonly string[]>> = {
   "--kcsan-udelay-task": ["0", "80"],
   "--kcsan-udelay-interrupt": ["0", "20"],
   "--spinlock": [...SPINLOCK_KINDS],
+  "--backport": [...BACKPORT_NAMES],
   "--trace": ["trace.json"],
   "--map": ["map.svg"],
   "--duration": ["100ms", "300ms"],

@@ -24,6 +24,7 @@ import {
 import { LAYOUT_NAMES, type LayoutName, isLayoutName } from "../shared/layouts.js";
 import { TEST_CASE_ARRAY, TEST_VMALLOC_CASES, type TestVmallocCase } from "../workers/workloads/test_vmalloc.js";
 import { INJECT_NAMES, type InjectName, isInjectName } from "../shared/inject.js";
+import { BACKPORT_NAMES, type BackportName, isBackportName } from "../shared/backport.js";
 import { PCT_MAX_DEPTH, SCHED_MAX_CPUS } from "../sched/sched_det.js";
 import { type FlagSpec, MACHINE_FLAGS, formatDuration, parseDuration } from "../workers/cmdline.js";
 import {
@@ -171,6 +172,17 @@ export const MACHINE_OPTIONS: OptionTable<MachineConfig> = {
       if (bad !== undefined)
         throw new InvalidArgumentError(`unknown injection ${bad}; expected one of ${INJECT_NAMES.join(", ")}.`);
       return [...new Set(names.filter(isInjectName))];
+    },
+  },
+  backport: {
+    ...MACHINE_FLAGS.backport,
+    description: `known races to apply the later kernel's annotation to, comma-separated (${BACKPORT_NAMES.join(", ")}; docs/kcsan.md)`,
+    parse: (raw): readonly BackportName[] => {
+      const names = raw.split(",").filter((n) => n !== "");
+      const bad = names.find((n) => !isBackportName(n));
+      if (bad !== undefined)
+        throw new InvalidArgumentError(`unknown known race ${bad}; expected one of ${BACKPORT_NAMES.join(", ")}.`);
+      return [...new Set(names.filter(isBackportName))];
     },
   },
   trace: {

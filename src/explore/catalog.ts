@@ -10,7 +10,7 @@
  * plays the first column of the injection's story, the other CPUs the
  * second. Importing this module registers them (defineScenario).
  */
-import type { InjectName } from "../shared/inject.js";
+import { INJECTIONS, type InjectName } from "../shared/inject.js";
 import { type KernelVersion, type MachineConfig, makeConfig } from "../shared/config.js";
 import type { Strategy } from "../sched/sched_det.js";
 import type { Machine } from "../workers/machine.js";
@@ -362,4 +362,26 @@ export const CATALOG: readonly CatalogEntry[] = [
     budget: { foundAt: 1, iterations: 3, seconds: 0.2 },
     note: "not a race: the first alignment of 2^48 wraps, on any schedule",
   },
+  ...(
+    [
+      "vb-dirty-range-unlocked",
+      "vmap-cache-unlocked",
+      "setup-vm-unlocked",
+      "kva-setup-vm-unlocked",
+      "vn-dirty-range-unlocked",
+    ] as const
+  ).map(
+    (inject): CatalogEntry => ({
+      inject,
+      kernel: INJECTIONS[inject].kernel,
+      scenario: "stress",
+      cpus: 2,
+      ops: 50,
+      strategy: null,
+      budget: null,
+      note:
+        "no symptom to find: the race has no effect today's checks see (test/kcsan_proof.test.ts); only the " +
+        "data-race detector reports it (`--kcsan`, bench/kcsan_proof.ts)",
+    }),
+  ),
 ];

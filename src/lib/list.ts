@@ -188,9 +188,9 @@ export function list_is_last(e: number, head: number): boolean {
   return list_next(e) === head;
 }
 
-/** list_empty (v4.19). */
+/** list_empty (v4.19): READ_ONCE(head->next), as callers may ask without the list's lock. */
 export function list_empty(h: number): boolean {
-  return list_next(h) === h;
+  return Atomics.load(I32, (h >> 2) + NEXT) === h;
 }
 
 /** list_is_singular (v4.19): exactly one entry. */

@@ -75,9 +75,9 @@ export function rb_root_node(root: number): number {
   return I32[(root >> 2) + ROOT]!;
 }
 
-/** RB_EMPTY_ROOT(root). */
+/** RB_EMPTY_ROOT(root) (v4.19): READ_ONCE(root->rb_node), as callers may ask without the tree's lock. */
 export function RB_EMPTY_ROOT(root: number): boolean {
-  return I32[(root >> 2) + ROOT] === 0;
+  return Atomics.load(I32, (root >> 2) + ROOT) === 0;
 }
 
 /** RB_EMPTY_NODE(node): true for a node that RB_CLEAR_NODE marked as on no tree (its parent is itself). */

@@ -121,7 +121,7 @@ onSetCurrentCpu(() => {
 export function rcu_qs(): void {
   const c = I32[ctrIdx]!;
   if (c & 1) Atomics.store(I32, ctrIdx, c + 1);
-  if (I32[needQsIdx] !== 0) Atomics.store(I32, needQsIdx, 0);
+  if (Atomics.load(I32, needQsIdx) !== 0) Atomics.store(I32, needQsIdx, 0);
 }
 
 /**
@@ -207,7 +207,8 @@ export function rcu_read_unlock(): void {
   }
   I32[nestingIdx] = n - 1;
   if (n === 1) {
-    if (I32[needQsIdx] !== 0) rcu_read_unlock_special();
+    // READ_ONCE(t->rcu_read_unlock_special.s): a grace period sets it from another CPU.
+    if (Atomics.load(I32, needQsIdx) !== 0) rcu_read_unlock_special();
     if (tracing) trace_rcu_read_unlock();
   }
   sched_point(SP_RCU);

@@ -1,6 +1,7 @@
 /** Machine configuration: immutable once the machine boots; every CPU gets a copy. */
 import { type Layout, type LayoutName, isLayoutName, layoutFor } from "./layouts.js";
 import { INJECTIONS, INJECT_NAMES, type InjectName, isInjectName } from "./inject.js";
+import { BACKPORT_NAMES, type BackportName, KNOWN_RACES, isBackportName } from "./backport.js";
 
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
@@ -51,6 +52,11 @@ export interface MachineConfig {
   /** Deliberate bugs switched on (src/shared/inject.ts), for proving that stress runs catch them. @defaultValue [] */
   readonly inject: readonly InjectName[];
   /**
+   * Known races whose later upstream annotation is applied to the port (src/shared/backport.ts): the
+   * data-race detector stops reporting them. @defaultValue []
+   */
+  readonly backport: readonly BackportName[];
+  /**
    * Span tracing (src/trace): events each CPU keeps in its trace ring, the last ones of the run, for a
    * Chrome/Perfetto trace (`--trace FILE`); 0 turns tracing off, and then no ring exists. @defaultValue 0
    */
@@ -91,6 +97,7 @@ export const DEFAULT_CONFIG: MachineConfig = {
   irqRate: 0,
   workqueue: "auto",
   inject: [],
+  backport: [],
   trace: 0,
   kcsan: false,
   kcsanSkipWatch: 4000,
@@ -155,8 +162,23 @@ export function makeConfig(over: Partial<MachineConfig> = {}): MachineConfig {
           `use --kernel ${INJECTIONS[name].kernel}`,
       );
   }
-  // The default's own empty list, so that a rerun command line leaves --inject out.
-  return c.inject.length === 0 ? { ...c, inject: DEFAULT_CONFIG.inject } : c;
+  if (!Array.isArray(c.backport))
+    throw new RangeError(`backport must be a list of known-race names, got ${JSON.stringify(c.backport)}`);
+  for (const name of c.backport) {
+    if (!isBackportName(name))
+      throw new RangeError(`unknown known race ${name}; expected one of ${BACKPORT_NAMES.join(", ")}`);
+    const kernels: readonly KernelVersion[] = KNOWN_RACES[name].kernels;
+    if (!kernels.includes(c.kernel))
+      throw new RangeError(
+        `known race ${name} is in the ${kernels.join(" and ")} code, but the machine runs kernel ${c.kernel}`,
+      );
+  }
+  // The defaults' own empty lists, so that a rerun command line leaves --inject and --backport out.
+  return {
+    ...c,
+    inject: c.inject.length === 0 ? DEFAULT_CONFIG.inject : c.inject,
+    backport: c.backport.length === 0 ? DEFAULT_CONFIG.backport : c.backport,
+  };
 }
 
 /** The machine's address layout: its preset as its kernel version's headers lay it out. */

@@ -38,6 +38,13 @@ export interface Injection {
    * catalog scenario (src/explore/catalog.ts).
    */
   readonly stress: boolean;
+  /**
+   * Only a data-race detector sees it: the switch moves plain stores out from
+   * under the lock another CPU's reader holds, the stress mix reaches both
+   * sides, and no symptom follows that today's checks can see
+   * (test/kcsan_proof.test.ts); `--kcsan` reports the race itself.
+   */
+  readonly kcsan?: boolean;
 }
 
 /** The registry of deliberate bugs, by the name `--inject` takes. */
@@ -609,6 +616,182 @@ export const INJECTIONS = {
     kernel: "6.12",
     summary: "find_vmap_area_exceed_addr_lock holds two nodes' busy.lock at once (lockdep)",
     stress: false,
+  },
+  /**
+   * vb_free widens the block's dirty range (dirty_min, dirty_max) before it
+   * takes vb->lock, while vm_unmap_aliases reads the range under that lock.
+   *
+   *   CPU0: vm_unmap_ram → vb_free             CPU1: vm_unmap_aliases
+   *     vunmap_page_range(addr, addr + size)     rcu_read_lock()
+   *     vb->dirty_min = min(vb->dirty_min, off)  list_for_each_entry_rcu(vb, &vbq0->free)
+   *     vb->dirty_max = max(vb->dirty_max, …)      spin_lock(&vb->lock)
+   *                                                s = va_start + vb->dirty_min * PAGE_SIZE
+   *                                                e = va_start + vb->dirty_max * PAGE_SIZE
+   *     spin_lock(&vb->lock)                       spin_unlock(&vb->lock)
+   *     vb->dirty += 1 << order
+   *
+   * What goes wrong: the dirty range is what vm_unmap_aliases flushes, and
+   * vb->lock is what keeps its two words and the dirty count consistent for
+   * every CPU. Unlocked, two vb_frees of one block (vm_unmap_ram may run on
+   * any CPU) each read the old bound and one widening is lost: that mapping's
+   * translations survive vm_unmap_aliases until the whole block is purged,
+   * and the caller, which asked for no aliases (set_memory_*, Xen, x86 PAT),
+   * goes on with one. The stress mix unmaps each vm_map_ram on the CPU that
+   * mapped it and looks at no TLB after vm_unmap_aliases, and a reader under
+   * the lock only ever sees a range that still covers what was dirty before:
+   * no check of today's fails (test/kcsan_proof.test.ts). KCSAN reports the
+   * plain stores racing the locked reads: "data-race in vb_free /
+   * vm_unmap_aliases".
+   *
+   * Kernel context: the range replaced the per-block dirty bitmap in v4.1
+   * (7d61bfe8fddf "mm/vmalloc: get rid of dirty bitmap inside vmap_block
+   * structure"), updated under vb->lock as the bitmap was; every later
+   * kernel keeps it there, and v6.5 (fc1e0d980037) has vm_unmap_aliases
+   * reset it after the flush, under the same lock.
+   */
+  "vb-dirty-range-unlocked": {
+    breaks: "vb_free",
+    kernel: "4.19",
+    summary: "vb_free widens dirty_min/dirty_max before taking vb->lock (only KCSAN sees it)",
+    stress: false,
+    kcsan: true,
+  },
+  /**
+   * alloc_vmap_area stores its search hint, free_vmap_cache, after it drops
+   * vmap_area_lock, while the next CPU to take the lock reads the hint.
+   *
+   *   CPU0: vmalloc → alloc_vmap_area           CPU1: vmalloc → alloc_vmap_area
+   *     spin_lock(&vmap_area_lock)                spin_lock(&vmap_area_lock): waits
+   *     search from free_vmap_cache; insert va0
+   *     spin_unlock(&vmap_area_lock)              … gets it
+   *                                               first = free_vmap_cache (not va0 yet)
+   *     free_vmap_cache = &va0->rb_node           search from first; insert va1
+   *                                               free_vmap_cache = &va1->rb_node
+   *
+   * What goes wrong: free_vmap_cache, cached_hole_size, cached_vstart and
+   * cached_align describe one state of the search together ("The vmap cache
+   * globals are protected by vmap_area_lock"). Stored late, CPU0's hint
+   * lands in the middle of CPU1's search or after it, overwriting CPU1's
+   * hint and pairing CPU0's area with CPU1's hole size and parameters: the
+   * next search starts from the wrong place and steps over holes it was
+   * meant to reuse, so the address space fragments faster. The hint always
+   * names an area on the tree (only its owner frees va0, after the store),
+   * and the search walks the real list from it, so no area overlaps another
+   * and, on a range as large as arm64's vmalloc area, no allocation fails:
+   * the stress mix's checks stay quiet (test/kcsan_proof.test.ts). KCSAN
+   * reports the plain store racing CPU1's locked read: "data-race in
+   * __alloc_vmap_area_search / alloc_vmap_area".
+   *
+   * Kernel context: the hints came with "mm: vmap area cache" (89699605fe7c,
+   * v3.2) and went with the free tree of v5.2 (68ad4a330433 "mm/vmalloc.c:
+   * keep track of free blocks for vmap allocation"), whose state sits under
+   * free_vmap_area_lock.
+   */
+  "vmap-cache-unlocked": {
+    breaks: "alloc_vmap_area",
+    kernel: "4.19",
+    summary: "alloc_vmap_area stores free_vmap_cache after dropping vmap_area_lock (only KCSAN sees it)",
+    stress: false,
+    kcsan: true,
+  },
+  /**
+   * setup_vmalloc_vm fills in the vm_struct and marks the area VM_VM_AREA
+   * without vmap_area_lock, while vread (and /proc/vmallocinfo) walks
+   * vmap_area_list under it.
+   *
+   *   CPU0: vmalloc → __get_vm_area_node        CPU1: vread(buf, addr, count)
+   *     alloc_vmap_area: va on the list            spin_lock(&vmap_area_lock)
+   *     setup_vmalloc_vm(area, va, …)              list_for_each_entry(va, &vmap_area_list)
+   *       vm->flags, vm->addr, vm->size = …          if (!(va->flags & VM_VM_AREA)) continue
+   *       va->vm = vm                                vm = va->vm
+   *       va->flags |= VM_VM_AREA                    vaddr = vm->addr; vm->size …
+   *
+   * What goes wrong: the area is on the list from alloc_vmap_area on; the
+   * lock is what makes "VM_VM_AREA set" imply "va->vm and its fields are
+   * set" for a walker. Without it nothing orders the stores for another CPU:
+   * on arm64 (or after the compiler reorders them) vread can see the flag
+   * before va->vm or vm->size and copy from the wrong range or through
+   * NULL, and s_show prints a half-made area. On the host's x86 the stores
+   * land in program order, so the walker never sees a half-made area: the
+   * stress mix's vread and its checks stay quiet (test/kcsan_proof.test.ts).
+   * KCSAN reports the unlocked read-modify-write of va->flags racing the
+   * walker's read: "data-race in setup_vmalloc_vm / vread".
+   *
+   * Kernel context: Joonsoo Kim's "mm, vmalloc: protect va->vm by
+   * vmap_area_lock" (v3.10) moved this setup under vmap_area_lock so that
+   * vmap_area_list walkers could replace vmlist.
+   */
+  "setup-vm-unlocked": {
+    breaks: "setup_vmalloc_vm",
+    kernel: "4.19",
+    summary: "setup_vmalloc_vm fills the vm_struct and VM_VM_AREA without vmap_area_lock (only KCSAN sees it)",
+    stress: false,
+    kcsan: true,
+  },
+  /**
+   * v5.10's setup_vmalloc_vm binds the vm_struct to its area (va->vm)
+   * without vmap_area_lock, while vread walks vmap_area_list under it.
+   *
+   *   CPU0: vmalloc → __get_vm_area_node        CPU1: vread(buf, addr, count)
+   *     alloc_vmap_area: va on the busy list       spin_lock(&vmap_area_lock)
+   *     setup_vmalloc_vm(area, va, …)              list_for_each_entry(va, &vmap_area_list)
+   *       vm->flags, vm->addr, vm->size = …          if (!va->vm) continue
+   *       va->vm = vm                                vm = va->vm; vaddr = vm->addr …
+   *
+   * What goes wrong: since v5.4 (688fcbfc06e4, "mm/vmalloc: modify struct
+   * vmap_area to reduce its size") there is no VM_VM_AREA: a non-NULL va->vm
+   * alone tells a walker that the area has a vm_struct, so the walker must
+   * not see va->vm before vm->addr and vm->size. The lock orders them; an
+   * arm64 CPU without it may not. On x86 the walker sees the stores in
+   * program order and nothing fails (test/kcsan_proof.test.ts). KCSAN
+   * reports the plain store of va->vm racing the walker's read:
+   * "data-race in setup_vmalloc_vm / vread".
+   *
+   * Kernel context: v5.10 keeps v3.10's rule (setup under vmap_area_lock,
+   * "mm, vmalloc: protect va->vm by vmap_area_lock"); v6.9's vmap nodes bind the vm_struct in alloc_vmap_area
+   * before the area is inserted, so no walker can reach it half made.
+   */
+  "kva-setup-vm-unlocked": {
+    breaks: "setup_vmalloc_vm",
+    kernel: "5.10",
+    summary: "setup_vmalloc_vm sets va->vm without vmap_area_lock (only KCSAN sees it)",
+    stress: false,
+    kcsan: true,
+  },
+  /**
+   * v6.12's vb_free widens the block's dirty range before it takes vb->lock,
+   * while _vm_unmap_aliases reads the range and resets it under that lock.
+   *
+   *   CPU0: vm_unmap_ram → vb_free             CPU1: vm_unmap_aliases
+   *                                              spin_lock(&vb->lock)
+   *                                              s, e from vb->dirty_min, vb->dirty_max
+   *     vb->dirty_min = min(vb->dirty_min, off)
+   *     vb->dirty_max = max(vb->dirty_max, …)
+   *                                              vb->dirty_min = VMAP_BBMAP_BITS
+   *                                              vb->dirty_max = 0   (flushed)
+   *                                              spin_unlock(&vb->lock)
+   *     spin_lock(&vb->lock); vb->dirty += …
+   *
+   * What goes wrong: since fc1e0d980037 the walker resets the range it is
+   * about to flush, so a widening that lands between its read and its reset
+   * is erased: that mapping's TLB entries are never flushed by any later
+   * vm_unmap_aliases, only when the whole block is purged — the stale alias
+   * fc1e0d980037 set out to remove. The stress mix never looks at a TLB
+   * after vm_unmap_aliases, and the freed range is not reused before the
+   * block's purge flushes it, so its checks stay quiet
+   * (test/kcsan_proof.test.ts). KCSAN reports the plain stores racing the
+   * locked accesses: "data-race in vb_free / _vm_unmap_aliases".
+   *
+   * Kernel context: fc1e0d980037 ("mm/vmalloc: prevent stale TLBs in fully
+   * utilized blocks", v6.5, Thomas Gleixner's vmap_block series) added the
+   * reset; vb_free widens under vb->lock in every kernel.
+   */
+  "vn-dirty-range-unlocked": {
+    breaks: "vb_free",
+    kernel: "6.12",
+    summary: "vb_free widens dirty_min/dirty_max before taking vb->lock (only KCSAN sees it)",
+    stress: false,
+    kcsan: true,
   },
 } as const satisfies Record<string, Injection>;
 

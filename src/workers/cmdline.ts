@@ -75,6 +75,7 @@ export const MACHINE_FLAGS: FlagTable<MachineConfig> = {
   irqRate: { flags: "--irq-rate <p>", defaultValue: DEFAULT_CONFIG.irqRate },
   workqueue: { flags: "--workqueue <mode>", defaultValue: DEFAULT_CONFIG.workqueue },
   inject: { flags: "--inject <names>", defaultValue: DEFAULT_CONFIG.inject, format: (names) => names.join(",") },
+  backport: { flags: "--backport <names>", defaultValue: DEFAULT_CONFIG.backport, format: (names) => names.join(",") },
   trace: { flags: "--trace-buffer <events>", defaultValue: DEFAULT_CONFIG.trace },
   kcsan: { flags: "--kcsan", defaultValue: DEFAULT_CONFIG.kcsan },
   kcsanSkipWatch: { flags: "--kcsan-skip-watch <n>", defaultValue: DEFAULT_CONFIG.kcsanSkipWatch },

@@ -373,6 +373,8 @@ let injectVmallocinfoUninitialized = false;
 let injectVunmapDebugobjects = false;
 let injectHugeAlignWrap = false;
 let injectDoubleVfreeIrq = false;
+let injectSetupVmUnlocked = false;
+let injectVmapCacheUnlocked = false;
 onSetCurrentCpu(() => {
   const inject = theArena().config.inject;
   injectNoVmapAreaLock = inject.includes("no-vmap-area-lock");
@@ -382,6 +384,8 @@ onSetCurrentCpu(() => {
   injectVunmapDebugobjects = inject.includes("vunmap-debugobjects");
   injectHugeAlignWrap = inject.includes("huge-align-wrap");
   injectDoubleVfreeIrq = inject.includes("double-vfree-irq");
+  injectSetupVmUnlocked = inject.includes("setup-vm-unlocked");
+  injectVmapCacheUnlocked = inject.includes("vmap-cache-unlocked");
 });
 
 /** __find_vmap_area (v4.19): the area containing `addr`; vmap_area_lock held. */
@@ -465,9 +469,11 @@ export function alloc_vmap_area(
       F64[(va + VA.va_end) >> 3] = addr + size;
       I32[(va + VA.flags) >> 2] = 0;
       __insert_vmap_area(va);
-      I32[FVC] = va + RB;
+      if (!injectVmapCacheUnlocked) I32[FVC] = va + RB;
       if (locked) spin_unlock(LOCK);
       else sched_point(SP_UNLOCK);
+      // inject "vmap-cache-unlocked": the search hint stored after vmap_area_lock is dropped.
+      if (injectVmapCacheUnlocked) I32[FVC] = va + RB;
       if (addr % align || addr < vstart || addr + size > vend)
         throw new KernelBug(`kernel BUG at mm/vmalloc.c: alloc_vmap_area: ${hexKaddr(addr)} outside its bounds`);
       return va;
@@ -957,15 +963,19 @@ export function map_vm_area(area: number, prot: Pgprot, pages: number): number {
 
 /** setup_vmalloc_vm (v4.19): tie `vm` to `va`. */
 function setup_vmalloc_vm(vm: number, va: number, flags: number, caller: number): void {
-  spin_lock(LOCK);
-  trace_event(EV_VMAP_AREA_LOCK, LK_SETUP_VMALLOC_VM, va_start(va));
+  // inject "setup-vm-unlocked": the vm_struct and the area's flags filled in without vmap_area_lock.
+  const locked = !injectSetupVmUnlocked;
+  if (locked) {
+    spin_lock(LOCK);
+    trace_event(EV_VMAP_AREA_LOCK, LK_SETUP_VMALLOC_VM, va_start(va));
+  }
   I32[(vm + VM.flags) >> 2] = flags;
   F64[(vm + VM.addr) >> 3] = va_start(va);
   F64[(vm + VM.size) >> 3] = va_end(va) - va_start(va);
   I32[(vm + VM.caller) >> 2] = caller;
   I32[(va + VA.vm) >> 2] = vm;
   I32[(va + VA.flags) >> 2] = va_flags(va) | VM_VM_AREA;
-  spin_unlock(LOCK);
+  if (locked) spin_unlock(LOCK);
 }
 
 /**

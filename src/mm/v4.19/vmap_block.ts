@@ -38,6 +38,7 @@ import {
 } from "../../shared/events.js";
 import { KernelBug, reportBug } from "../../shared/report.js";
 import { defineStruct } from "../../shared/struct.js";
+import { READ_ONCE, WRITE_ONCE } from "../../locks/atomic.js";
 import { onSetCurrentCpu, per_cpu_ptr, smp_processor_id, this_cpu_ptr } from "../../shared/smp.js";
 import { for_each_possible_cpu, get_cpu, put_cpu } from "../../percpu/percpu.js";
 import { DEFINE_SPINLOCK, SPINLOCK_T, spin_lock, spin_lock_init, spin_unlock } from "../../locks/spinlock.js";
@@ -180,11 +181,16 @@ onSetCurrentCpu(() => {
 let injectVbPublishBeforeInit = false;
 let injectVbListDelInit = false;
 let injectVbPurgeWrongLock = false;
+let injectVbDirtyRangeUnlocked = false;
+/* Known race (src/shared/backport.ts): off, the counts are plain as in v4.19; on, 7f48121e9fa8's markings. */
+let backportVbCountersReadOnce = false;
 onSetCurrentCpu(() => {
   const inject = theArena().config.inject;
   injectVbPublishBeforeInit = inject.includes("vb-publish-before-init");
   injectVbListDelInit = inject.includes("vb-list-del-init");
   injectVbPurgeWrongLock = inject.includes("vb-purge-wrong-lock");
+  injectVbDirtyRangeUnlocked = inject.includes("vb-dirty-range-unlocked");
+  backportVbCountersReadOnce = theArena().config.backport.includes("vb-counters-read-once");
 });
 
 /*** Structures ***/
@@ -381,12 +387,20 @@ function purge_fragmented_blocks(cpu: number): void {
   for (let p = list_next_rcu(head); p !== head; p = list_next_rcu(p)) {
     const vb = p - B.free_list;
     // The kernel's unlocked pre-check (int reads cannot tear); it is repeated under vb->lock.
-    if (!vb_fragmented(I32[(vb + B.free) >> 2]!, I32[(vb + B.dirty) >> 2]!)) continue;
+    // backport "vb-counters-read-once": READ_ONCE, as 7f48121e9fa8 marks this unlocked test.
+    const free = backportVbCountersReadOnce ? READ_ONCE(vb + B.free) : I32[(vb + B.free) >> 2]!;
+    const dirty = backportVbCountersReadOnce ? READ_ONCE(vb + B.dirty) : I32[(vb + B.dirty) >> 2]!;
+    if (!vb_fragmented(free, dirty)) continue;
 
     spin_lock(vb + B.lock);
     if (vb_fragmented(I32[(vb + B.free) >> 2]!, I32[(vb + B.dirty) >> 2]!)) {
-      I32[(vb + B.free) >> 2] = 0; // prevent further allocs after releasing lock
-      I32[(vb + B.dirty) >> 2] = VMAP_BBMAP_BITS; // prevent purging it again
+      if (backportVbCountersReadOnce) {
+        WRITE_ONCE(vb + B.free, 0);
+        WRITE_ONCE(vb + B.dirty, VMAP_BBMAP_BITS);
+      } else {
+        I32[(vb + B.free) >> 2] = 0; // prevent further allocs after releasing lock
+        I32[(vb + B.dirty) >> 2] = VMAP_BBMAP_BITS; // prevent purging it again
+      }
       I32[(vb + B.dirty_min) >> 2] = 0;
       I32[(vb + B.dirty_max) >> 2] = VMAP_BBMAP_BITS;
       // inject "vb-purge-wrong-lock": this CPU's queue lock, not the purged queue's (before 8c61291fd850).
@@ -443,7 +457,8 @@ function vb_alloc(size: number, gfpMask: number): number {
       continue;
     }
     vaddr = vmap_block_vaddr(vb_va_start(vb), VMAP_BBMAP_BITS - free);
-    I32[(vb + B.free) >> 2] = free - pages;
+    if (backportVbCountersReadOnce) WRITE_ONCE(vb + B.free, free - pages);
+    else I32[(vb + B.free) >> 2] = free - pages;
     if (free === pages) {
       spin_lock(vbq + Q.lock);
       // inject "vb-list-del-init": the entry is pointed at itself under the RCU walkers, as before de5604231ce4.
@@ -486,14 +501,22 @@ function vb_free(addr: number, size: number): void {
 
   vunmap_page_range(addr, addr + size);
 
-  spin_lock(vb + B.lock);
-  // Expand the dirty range.
   const minIdx = (vb + B.dirty_min) >> 2;
   const maxIdx = (vb + B.dirty_max) >> 2;
-  I32[minIdx] = Math.min(I32[minIdx]!, offset);
-  I32[maxIdx] = Math.max(I32[maxIdx]!, offset + (1 << order));
+  // inject "vb-dirty-range-unlocked": the dirty range widened before vb->lock is taken.
+  if (injectVbDirtyRangeUnlocked) {
+    I32[minIdx] = Math.min(I32[minIdx]!, offset);
+    I32[maxIdx] = Math.max(I32[maxIdx]!, offset + (1 << order));
+  }
+  spin_lock(vb + B.lock);
+  // Expand the dirty range.
+  if (!injectVbDirtyRangeUnlocked) {
+    I32[minIdx] = Math.min(I32[minIdx]!, offset);
+    I32[maxIdx] = Math.max(I32[maxIdx]!, offset + (1 << order));
+  }
   const dirty = I32[(vb + B.dirty) >> 2]! + (1 << order);
-  I32[(vb + B.dirty) >> 2] = dirty;
+  if (backportVbCountersReadOnce) WRITE_ONCE(vb + B.dirty, dirty);
+  else I32[(vb + B.dirty) >> 2] = dirty;
   if (dirty === VMAP_BBMAP_BITS) {
     if (I32[(vb + B.free) >> 2] !== 0)
       throw new KernelBug(

@@ -294,9 +294,11 @@ let SHMLBA = PAGE_SIZE;
 
 /* Deliberate bugs (src/shared/inject.ts), read once per arena: off, each hook is one branch on a false flag. */
 let injectPvmSearchCriteria = false;
+let injectKvaSetupVmUnlocked = false;
 
 onSetCurrentCpu(() => {
   injectPvmSearchCriteria = theArena().config.inject.includes("pvm-search-criteria");
+  injectKvaSetupVmUnlocked = theArena().config.inject.includes("kva-setup-vm-unlocked");
   layout = layoutOf(theArena().config);
   VMALLOC_START = layout.vmallocStart;
   VMALLOC_END = layout.vmallocEnd;
@@ -1339,6 +1341,11 @@ function setup_vmalloc_vm_locked(vm: number, va: number, flags: number, caller: 
 
 /** setup_vmalloc_vm (v5.10). */
 function setup_vmalloc_vm(vm: number, va: number, flags: number, caller: number): void {
+  // inject "kva-setup-vm-unlocked": the vm_struct filled in and bound to the area without vmap_area_lock.
+  if (injectKvaSetupVmUnlocked) {
+    setup_vmalloc_vm_locked(vm, va, flags, caller);
+    return;
+  }
   spin_lock(LOCK);
   trace_event(EV_VMAP_AREA_LOCK, LK_SETUP_VMALLOC_VM, va_start(va));
   setup_vmalloc_vm_locked(vm, va, flags, caller);

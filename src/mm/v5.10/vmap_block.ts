@@ -34,6 +34,7 @@ import {
 } from "../../shared/events.js";
 import { KernelBug, reportBug } from "../../shared/report.js";
 import { defineStruct } from "../../shared/struct.js";
+import { READ_ONCE, WRITE_ONCE } from "../../locks/atomic.js";
 import { onSetCurrentCpu, per_cpu_ptr, smp_processor_id, this_cpu_ptr } from "../../shared/smp.js";
 import { for_each_possible_cpu, get_cpu, put_cpu } from "../../percpu/percpu.js";
 import { SPINLOCK_T, spin_lock, spin_lock_init, spin_unlock } from "../../locks/spinlock.js";
@@ -135,8 +136,12 @@ let VB_IDX_ORIGIN = 0;
 let VA_START = 0;
 let VA_END = 0;
 
+/* Known race (src/shared/backport.ts): off, the counts are plain as in v5.10; on, 7f48121e9fa8's markings. */
+let backportVbCountersReadOnce = false;
+
 onSetCurrentCpu(() => {
   const config = theArena().config;
+  backportVbCountersReadOnce = config.backport.includes("vb-counters-read-once");
   layout = layoutOf(config);
   const g = vmapBlockGeometry(layout, config.cpus);
   VMAP_MAX_ALLOC = g.maxAlloc;
@@ -296,12 +301,20 @@ function purge_fragmented_blocks(cpu: number): void {
   for (let p = list_next_rcu(head); p !== head; p = list_next_rcu(p)) {
     const vb = p - B.free_list;
     // The kernel's unlocked pre-check (int reads cannot tear); it is repeated under vb->lock.
-    if (!vb_fragmented(I32[(vb + B.free) >> 2]!, I32[(vb + B.dirty) >> 2]!)) continue;
+    // backport "vb-counters-read-once": READ_ONCE, as 7f48121e9fa8 marks this unlocked test.
+    const free = backportVbCountersReadOnce ? READ_ONCE(vb + B.free) : I32[(vb + B.free) >> 2]!;
+    const dirty = backportVbCountersReadOnce ? READ_ONCE(vb + B.dirty) : I32[(vb + B.dirty) >> 2]!;
+    if (!vb_fragmented(free, dirty)) continue;
 
     spin_lock(vb + B.lock);
     if (vb_fragmented(I32[(vb + B.free) >> 2]!, I32[(vb + B.dirty) >> 2]!)) {
-      I32[(vb + B.free) >> 2] = 0; // prevent further allocs after releasing lock
-      I32[(vb + B.dirty) >> 2] = VMAP_BBMAP_BITS; // prevent purging it again
+      if (backportVbCountersReadOnce) {
+        WRITE_ONCE(vb + B.free, 0);
+        WRITE_ONCE(vb + B.dirty, VMAP_BBMAP_BITS);
+      } else {
+        I32[(vb + B.free) >> 2] = 0; // prevent further allocs after releasing lock
+        I32[(vb + B.dirty) >> 2] = VMAP_BBMAP_BITS; // prevent purging it again
+      }
       I32[(vb + B.dirty_min) >> 2] = 0;
       I32[(vb + B.dirty_max) >> 2] = VMAP_BBMAP_BITS;
       spin_lock(vbq + Q.lock);
@@ -356,7 +369,8 @@ function vb_alloc(size: number, gfpMask: number): number {
       continue;
     }
     vaddr = vmap_block_vaddr(vb_va_start(vb), VMAP_BBMAP_BITS - free);
-    I32[(vb + B.free) >> 2] = free - pages;
+    if (backportVbCountersReadOnce) WRITE_ONCE(vb + B.free, free - pages);
+    else I32[(vb + B.free) >> 2] = free - pages;
     if (free === pages) {
       spin_lock(vbq + Q.lock);
       list_del_rcu(vb + B.free_list);
@@ -402,7 +416,8 @@ function vb_free(addr: number, size: number): void {
   I32[maxIdx] = Math.max(I32[maxIdx]!, offset + (1 << order));
 
   const dirty = I32[(vb + B.dirty) >> 2]! + (1 << order);
-  I32[(vb + B.dirty) >> 2] = dirty;
+  if (backportVbCountersReadOnce) WRITE_ONCE(vb + B.dirty, dirty);
+  else I32[(vb + B.dirty) >> 2] = dirty;
   if (dirty === VMAP_BBMAP_BITS) {
     if (I32[(vb + B.free) >> 2] !== 0)
       throw new KernelBug(

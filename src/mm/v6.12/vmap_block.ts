@@ -159,6 +159,7 @@ let BASE_BLOCKS_MOD_NR_CPU_IDS = 0;
 let injectVbCpuAfterInsert = false;
 let injectVbFullNotFlushed = false;
 let injectVbPurgeWrongVbq = false;
+let injectVnDirtyRangeUnlocked = false;
 
 onSetCurrentCpu(() => {
   const config = theArena().config;
@@ -175,6 +176,7 @@ onSetCurrentCpu(() => {
   injectVbCpuAfterInsert = config.inject.includes("vb-cpu-after-insert");
   injectVbFullNotFlushed = config.inject.includes("vb-full-not-flushed");
   injectVbPurgeWrongVbq = config.inject.includes("vb-purge-wrong-vbq");
+  injectVnDirtyRangeUnlocked = config.inject.includes("vn-dirty-range-unlocked");
 });
 
 const VA_START = VMAP_AREA.off.va_start;
@@ -506,13 +508,20 @@ function vb_free(addr: number, size: number): void {
 
   vunmap_range_noflush(addr, addr + size);
 
+  const minIdx = (vb + B.dirty_min) >> 2;
+  const maxIdx = (vb + B.dirty_max) >> 2;
+  // inject "vn-dirty-range-unlocked": the dirty range widened before vb->lock is taken.
+  if (injectVnDirtyRangeUnlocked) {
+    I32[minIdx] = Math.min(I32[minIdx]!, offset);
+    I32[maxIdx] = Math.max(I32[maxIdx]!, offset + (1 << order));
+  }
   spin_lock(vb + B.lock);
 
   // Expand the not yet TLB flushed dirty range.
-  const minIdx = (vb + B.dirty_min) >> 2;
-  const maxIdx = (vb + B.dirty_max) >> 2;
-  I32[minIdx] = Math.min(I32[minIdx]!, offset);
-  I32[maxIdx] = Math.max(I32[maxIdx]!, offset + (1 << order));
+  if (!injectVnDirtyRangeUnlocked) {
+    I32[minIdx] = Math.min(I32[minIdx]!, offset);
+    I32[maxIdx] = Math.max(I32[maxIdx]!, offset + (1 << order));
+  }
 
   const dirty = I32[(vb + B.dirty) >> 2]! + (1 << order);
   WRITE_ONCE(vb + B.dirty, dirty);
