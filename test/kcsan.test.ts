@@ -169,6 +169,29 @@ describe("a deterministic --kcsan run (no-vmap-area-lock, kernel 4.19, skip_watc
   });
 });
 
+describe("vmsim explore --kcsan → vmsim replay --kcsan (vmap-cache-unlocked, skip_watch 5, random p 0.5, 40 ops)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "vmsim-kcsan-explore-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  // The found run's watcher yields with nobody else runnable at the step the next call starts: such a
+  // yield is no decision, and a replay that took it for one diverged there.
+  it("the replay file of a found KCSAN report replays bit for bit, 5 times of 5", async () => {
+    const found = await vmsim(
+      ...["explore", "--scenario", "stress", "--inject", "vmap-cache-unlocked", "--kcsan", "--kcsan-skip-watch", "5"],
+      ...["--strategy", "random", "--p", "0.5", "--ops", "40", "--iterations", "8", "--budget", "10m", "--out", dir],
+    );
+    expect(found.code).toBe(1);
+    expect(found.stdout).toMatch(/\nFOUND on run \d+ .*BUG: KCSAN: data-race in \w+ \/ \w+\n/);
+    const file = /^replay file: (\S+) /m.exec(found.stdout)?.[1] ?? "";
+    expect(file.startsWith(dir)).toBe(true);
+    const replayed = await vmsim("replay", "--kcsan", "--repeat", "5", file);
+    expect(replayed.stdout).not.toContain("DIVERGED");
+    expect(replayed.stdout).toMatch(/ = the recorded run's \(bit for bit\)\n/);
+    expect(replayed.stdout).toContain("repeat: 5/5 replays failed as recorded, 5/5 bit for bit\n");
+    expect(replayed.code).toBe(1);
+  }, 300_000);
+});
+
 describe("a short free-running --kcsan stress (CI)", () => {
   it("boots the CPUs on the KCSAN build: they set up watchpoints and check every access", async () => {
     const r = await runStress(makeConfig({ kcsan: true, kcsanSkipWatch: 400, seed: 3 }), { ops: 2000 });

@@ -365,8 +365,10 @@ function localGap(): number {
 }
 
 function pickPlanned(why: number, now: number, mask: Cpumask, selfOk: boolean): number {
-  // The last CPU of a call finishing is never a recorded decision.
+  // The last CPU of a call finishing is never a recorded decision; nor is a yield with nobody else to run,
+  // which every strategy answers with this CPU (it may share its step with the next call's start).
   if (why === WHY_DONE && mask.empty()) return -1;
+  if (why === WHY_YIELD && others.empty()) return me;
   const guided = I32[g(S.strategy)] === STRAT_GUIDED;
   // A guided plan skips entries the run has gone past.
   if (guided)
