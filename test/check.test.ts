@@ -13,7 +13,6 @@ import { afterEach, describe, expect, it } from "vitest";
 import { F64, I32 } from "../src/shared/arena.js";
 import { PAGE_SIZE, makeConfig } from "../src/shared/config.js";
 import { KERNEL_LAYOUTS, formatKaddr } from "../src/shared/layouts.js";
-import { Prng } from "../src/shared/prng.js";
 import { takeReports } from "../src/shared/report.js";
 import { list_move, list_next } from "../src/lib/list.js";
 import { RB_NODE, RB_ROOT } from "../src/lib/rbtree.js";
@@ -56,8 +55,7 @@ import {
 import { vm_map_ram, vm_unmap_ram } from "../src/mm/v4.19/vmap_block.js";
 import { checkMachine, checkVmalloc, holdHarnessPages, releaseHarnessPages } from "../src/check/index.js";
 import { start_kernel } from "../src/workers/boot.js";
-import { Machine } from "../src/workers/machine.js";
-import type { ExecReply, ExecRequest } from "../src/workers/workloads/exec.js";
+import { randomExecOnTwoCpus } from "./helpers/random_exec.js";
 
 const A = 0x8000000; // VMALLOC_START as a kaddr on arm64-va48
 const B = A + 0x3000;
@@ -116,40 +114,8 @@ describe("after real workloads every invariant holds", () => {
     expect(takeReports()).toEqual([]);
   });
 
-  it("on 2 CPUs running seeded random exec ops at once, irq-context vfrees included (seed 11)", async () => {
-    const m = await Machine.boot({ cpus: 2, seed: 11, workqueue: "explicit" });
-    try {
-      const rng = new Prng(11, 0);
-      const live: number[][] = [[], []];
-      for (let round = 0; round < 60; round++) {
-        const reqs: ExecRequest[] = [0, 1].map((cpu) => {
-          const mine = live[cpu]!;
-          if (mine.length > 0 && rng.next() < 0.45) {
-            const addr = mine.splice(Math.floor(rng.next() * mine.length), 1)[0]!;
-            return { op: "vfree", addr, irq: rng.next() < 0.3, held: null };
-          }
-          return {
-            op: rng.next() < 0.5 ? "vmalloc" : "vzalloc",
-            size: 1 + Math.floor(rng.next() * 40_000),
-            irq: false,
-            align: null,
-          } as ExecRequest;
-        });
-        const replies = (await m.runAll("exec_op", (cpu: number) => reqs[cpu])) as ExecReply[];
-        replies.forEach((r, cpu) => {
-          if (r.addr) live[cpu]!.push(r.addr);
-        });
-        if (round % 20 === 19) {
-          for (const cpu of [0, 1]) await m.run(cpu, "exec_op", { op: "flush_work", irq: false } satisfies ExecRequest);
-          expect(checkMachine()).toEqual([]);
-        }
-      }
-      await m.run(0, "exec_op", { op: "purge", irq: false } satisfies ExecRequest);
-      expect(checkMachine()).toEqual([]);
-      expect(m.reports).toEqual([]);
-    } finally {
-      await m.shutdown();
-    }
+  it("on 2 CPUs running seeded random exec ops at once, some aligned, irq-context vfrees included (seed 11)", async () => {
+    await randomExecOnTwoCpus("4.19", 11);
   });
 });
 

@@ -70,6 +70,18 @@ function stamp(addr: number, cpu: number, i: number): void {
   mmuWrite(addr, new Uint8Array(Int32Array.of(cpu, i).buffer));
 }
 
+/** A kmalloc'd array of `count` fresh pages for vm_map_ram; `who` names the workload in the BUG when memory runs out. */
+function vmapPageArray(count: number, who: string): number {
+  const pages = kmalloc(4 * count, GFP_KERNEL);
+  if (pages === 0) throw new KernelBug(`${who}: no memory for the page array`);
+  for (let i = 0; i < count; i++) {
+    const page = alloc_page(GFP_KERNEL);
+    if (page === 0) throw new KernelBug(`${who}: no memory for the pages`);
+    I32[(pages >> 2) + i] = page;
+  }
+  return pages;
+}
+
 /**
  * catalog_vm_map_ram ("vb-publish-before-init", "vb-list-del-init"): CPU 0
  * maps VMAP_MAX_ALLOC pages with vm_map_ram per operation and keeps every
@@ -84,13 +96,7 @@ defineWorkload("catalog_vm_map_ram", (a: CatalogArgs, ctx): number => {
     return 0;
   }
   const count = VMAP_MAX_ALLOC;
-  const pages = kmalloc(4 * count, GFP_KERNEL);
-  if (pages === 0) throw new KernelBug("catalog_vm_map_ram: no memory for the page array");
-  for (let i = 0; i < count; i++) {
-    const page = alloc_page(GFP_KERNEL);
-    if (page === 0) throw new KernelBug("catalog_vm_map_ram: no memory for the pages");
-    I32[(pages >> 2) + i] = page;
-  }
+  const pages = vmapPageArray(count, "catalog_vm_map_ram");
   const mapped: number[] = [];
   forEachOp(a, (i) => {
     const addr = vm_map_ram(pages, count, NUMA_NO_NODE, PAGE_KERNEL);
@@ -126,13 +132,7 @@ defineWorkload("catalog_vb_purge", (a: CatalogArgs, ctx): number => {
     return 0;
   }
   const count = VMAP_MAX_ALLOC;
-  const pages = kmalloc(4 * count, GFP_KERNEL);
-  if (pages === 0) throw new KernelBug("catalog_vb_purge: no memory for the page array");
-  for (let i = 0; i < count; i++) {
-    const page = alloc_page(GFP_KERNEL);
-    if (page === 0) throw new KernelBug("catalog_vb_purge: no memory for the pages");
-    I32[(pages >> 2) + i] = page;
-  }
+  const pages = vmapPageArray(count, "catalog_vb_purge");
   const live: [number, number][] = [];
   let used = 0;
   let n = 0;
@@ -414,13 +414,7 @@ defineWorkload("catalog_pcpu_groups", (a: CatalogArgs): number => {
  */
 defineWorkload("catalog_vb_full", (a: CatalogArgs, ctx): number => {
   const count = VMAP_MAX_ALLOC;
-  const pages = kmalloc(4 * count, GFP_KERNEL);
-  if (pages === 0) throw new KernelBug("catalog_vb_full: no memory for the page array");
-  for (let i = 0; i < count; i++) {
-    const page = alloc_page(GFP_KERNEL);
-    if (page === 0) throw new KernelBug("catalog_vb_full: no memory for the pages");
-    I32[(pages >> 2) + i] = page;
-  }
+  const pages = vmapPageArray(count, "catalog_vb_full");
   let n = 0;
   forEachOp(a, (i) => {
     const mapped: number[] = [];
@@ -467,13 +461,7 @@ defineWorkload("catalog_vb_fragment", (a: CatalogArgs, ctx): number => {
     return 0;
   }
   const count = VMAP_MAX_ALLOC;
-  const pages = kmalloc(4 * count, GFP_KERNEL);
-  if (pages === 0) throw new KernelBug("catalog_vb_fragment: no memory for the page array");
-  for (let i = 0; i < count; i++) {
-    const page = alloc_page(GFP_KERNEL);
-    if (page === 0) throw new KernelBug("catalog_vb_fragment: no memory for the pages");
-    I32[(pages >> 2) + i] = page;
-  }
+  const pages = vmapPageArray(count, "catalog_vb_fragment");
   const map = (size: number, what: string) => {
     const addr = vm_map_ram(pages, size, NUMA_NO_NODE, PAGE_KERNEL);
     if (addr === 0) throw new KernelBug(`catalog_vb_fragment: vm_map_ram ${what} failed`);
