@@ -45,6 +45,7 @@ interface ChildResult {
 async function child(dist: string, test: string, loops: number, lockdep: boolean, slubDebug: boolean): Promise<void> {
   const src = (m: string) => import(join(dist, "src", m));
   const { makeConfig } = await src("shared/config.js");
+  // Builds before slub_debug became a machine flag set it with setSlubDebug (a --base may be one).
   const { setSlubDebug } = await src("mm/slab.js");
   const { start_kernel } = await src("workers/boot.js");
   const { percpuCpuOnline } = await src("kernel/cpuhp.js");
@@ -53,8 +54,8 @@ async function child(dist: string, test: string, loops: number, lockdep: boolean
   const { findWorkload, cpuCtx } = await src("workers/workload.js");
   const { schedPointCount, addSchedSlowPath } = await src("sched/sched_point.js");
   const { machineStopping } = await src("shared/arena.js");
-  setSlubDebug(slubDebug);
-  start_kernel(makeConfig({ cpus: 1, seed: 1, memory: 256 * 2 ** 20, lockdep }));
+  setSlubDebug?.(slubDebug);
+  start_kernel(makeConfig({ cpus: 1, seed: 1, memory: 256 * 2 ** 20, lockdep, slubDebug }));
   percpuCpuOnline();
   rcu_cpu_starting(0);
   // cpu.ts's slow paths, in its order: the machine-stop check, then the watchdog.
