@@ -373,6 +373,12 @@ export function parseShard(raw: string): Shard {
   return { index, count };
 }
 
+/** The items of `shard` (all of them without one): item k (0-based) belongs to shard (k mod n) + 1, so shards
+ * 1/n … n/n are disjoint and together hold every item. */
+export function shardItems<T>(items: readonly T[], shard: Shard | null): T[] {
+  return shard === null ? [...items] : items.filter((_, k) => k % shard.count === shard.index - 1);
+}
+
 /** The campaign flags of `vmsim stress` (src/cli/campaign.ts): present when --seeds is. */
 export interface CampaignCliOptions {
   /** Run one stress run per seed of this range instead of one run of --seed. @defaultValue null */
