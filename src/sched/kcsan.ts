@@ -47,7 +47,7 @@ import type { MachineConfig } from "../shared/config.js";
 import { kernelCallChain, reportBug } from "../shared/report.js";
 import { onSetCurrentCpu, smp_processor_id } from "../shared/smp.js";
 import { defineStruct } from "../shared/struct.js";
-import { registerWatchWindow, schedDeterministic, sched_watch_stall } from "./sched_det.js";
+import { schedDeterministic, sched_yield } from "./sched_det.js";
 
 /* Access types (include/linux/kcsan-checks.h). */
 export const KCSAN_ACCESS_WRITE = 1 << 0;
@@ -104,9 +104,6 @@ const COUNTER_SETUP_WATCHPOINTS = 0;
 const COUNTER_NO_CAPACITY = 1;
 const COUNTER_DATA_RACES = 2;
 const COUNTER_RACES_UNKNOWN_ORIGIN = 3;
-
-/** The word after the counters: 1 + the CPU stalled in a deterministic watch window, 0: none (Atomics). */
-const WATCH_WINDOW = CONFIG_KCSAN_NUM_WATCHPOINTS + 15;
 
 /** The region's parts, in order: watchpoints[], counters, reported pairs, other_infos[], one kcsan_cpu per CPU. */
 const WP_BYTES = CONFIG_KCSAN_NUM_WATCHPOINTS * 4 + 16 * 4;
@@ -189,8 +186,6 @@ onSetCurrentCpu((cpu) => {
   kcsan_udelay_task = a.config.kcsanUdelayTask;
   kcsan_udelay_interrupt = a.config.kcsanUdelayInterrupt;
 });
-
-registerWatchWindow(() => (kcsan_enabled ? Atomics.load(I32, wp0 + WATCH_WINDOW) - 1 : -1));
 
 /* Each CPU's PRNG starts from the machine's seed; its skip count is drawn from it on first use (-1). */
 staticInit(() => {
@@ -297,20 +292,6 @@ function udelay(us: number): void {
 }
 
 /**
- * The stall under the deterministic scheduler: another CPU runs one stretch
- * (up to its next sched point) and hands the token back, as a free-running
- * stall lets the other CPUs run for udelay. A CPU that watches inside
- * another's window stalls too: that window ends (the earlier stall ends
- * first) and its own begins.
- */
-function watch_stall(): void {
-  const mine = smp_processor_id() + 1;
-  Atomics.store(I32, wp0 + WATCH_WINDOW, mine);
-  sched_watch_stall();
-  Atomics.compareExchange(I32, wp0 + WATCH_WINDOW, mine, 0);
-}
-
-/**
  * kcsan_setup_watchpoint (core.c): every kcsan_skip_watch-th access. Arms a
  * watchpoint on a plain read or read-modify-write, stalls, re-reads the value,
  * removes the watchpoint, and reports what it saw.
@@ -337,12 +318,11 @@ function kcsan_setup_watchpoint(addr: number, size: number, type: number): void 
     // The stall: another CPU may run into the watchpoint now; this CPU runs nothing else meanwhile
     // (CONFIG_KCSAN_INTERRUPT_WATCHER=n: no interrupt on the watcher's CPU). Deterministic mode has no
     // time: the watcher yields to another runnable CPU (the strategy picks it, the log records it).
-    if (schedDeterministic) watch_stall();
+    if (schedDeterministic) sched_yield();
     else udelay(task ? kcsan_udelay_task : kcsan_udelay_interrupt);
   } catch (e) {
     // The machine stopped (or deadlocked) while this CPU waited: the watchpoint goes with it.
     Atomics.store(I32, wp0 + slot, INVALID_WATCHPOINT);
-    Atomics.store(I32, wp0 + WATCH_WINDOW, 0);
     throw e;
   }
   const now = read_value(addr, size);

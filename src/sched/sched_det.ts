@@ -171,8 +171,6 @@ let nrCpus = 0;
 /** This CPU's sched-point clock and the global step count when it last took the token. */
 let baseLocal = 0;
 let baseGlobal = 0;
-/** Steps this CPU ran in other CPUs' KCSAN watch windows, not yet charged to a turn of its own (this run). */
-let windowDebt = 0;
 /** Spins on the token word before sleeping: long while every CPU has a core of its own. */
 let tokenSpins = 0;
 
@@ -459,19 +457,11 @@ function record(now: number, cpu: number, mask: Cpumask, why: number, local: num
  * One decision of the token holder. Returns the points until the strategy's
  * next own decision once this CPU runs again (possibly after a switch).
  */
-function decide(reason: number): number {
-  let now = globalNow();
+function decide(why: number): number {
+  const now = globalNow();
   if (now >= F64[gf(S.step_cap)]!) livelock(now);
   const mask = runnableMask();
-  // The end of a KCSAN watch window: this CPU ran its stretch while another CPU stalled; it yields back.
-  // That stretch is the watcher's stall, not a turn: it takes no step of the strategy's clock.
-  const back = reason === WHY_DUE ? watchWindowOwner() : -1;
-  const why = back >= 0 && back !== me && mask.has(back) ? WHY_YIELD : reason;
-  if (why !== reason) {
-    windowDebt += now - baseGlobal;
-    now = baseGlobal;
-  }
-  const next = why === reason ? pick(why, now, mask) : pickWindowEnd(back, now, mask);
+  const next = pick(why, now, mask);
   if (next === me) return resumeGap(now);
   if (next < 0) {
     if (why === WHY_DONE && allDone()) {
@@ -493,26 +483,6 @@ function decide(reason: number): number {
   return resumeGap(F64[gf(S.steps)]!);
 }
 
-/*
- * KCSAN's watch window under the deterministic scheduler (src/sched/kcsan.ts
- * registers it): the CPU whose watchpoint stall the running CPU's stretch is,
- * or -1. The stall lasts one stretch of the other CPU — up to its next sched
- * point — as a free-running stall lasts udelay of the other CPU's time: the
- * watcher does not hand the other CPU the rest of its turn.
- */
-let watchWindowOwner: () => number = () => -1;
-
-/** KCSAN registers who stalls in a watch window (it keeps that in its arena region). */
-export function registerWatchWindow(fn: () => number): void {
-  watchWindowOwner = fn;
-}
-
-/** The token goes back to the stalled watcher `back`; a recorded run takes the recording's choice. */
-function pickWindowEnd(back: number, now: number, mask: Cpumask): number {
-  const s = I32[g(S.strategy)];
-  return s === STRAT_REPLAY || s === STRAT_GUIDED || s === STRAT_LOCAL ? pick(WHY_YIELD, now, mask) : back;
-}
-
 function allDone(): boolean {
   for (let cpu = 0; cpu < nrCpus; cpu++) {
     const st = I32[cpuField(cpu, C.state)]!;
@@ -526,17 +496,8 @@ function resumeGap(now: number): number {
   baseLocal = schedPointCount();
   baseGlobal = now;
   I32[cpuField(me, C.state)] = RUNNING;
-  // This CPU runs in another's KCSAN watch window: its next sched point ends the window.
-  const back = watchWindowOwner();
-  if (back >= 0 && back !== me) return 1;
-  // The steps it ran in windows are charged to its own turn: a watch shifts no CPU's share of the run.
-  if (windowDebt > 0) {
-    baseGlobal += windowDebt;
-    windowDebt = 0;
-  }
-  const at = baseGlobal;
-  if (I32[g(S.strategy)] === STRAT_LOCAL) return Math.max(1, Math.min(localGap(), F64[gf(S.step_cap)]! - at));
-  return Math.max(1, nextDue(at) - at);
+  if (I32[g(S.strategy)] === STRAT_LOCAL) return Math.max(1, Math.min(localGap(), F64[gf(S.step_cap)]! - now));
+  return Math.max(1, nextDue(now) - now);
 }
 
 function handoff(next: number): void {
@@ -640,7 +601,6 @@ export function schedRunBegin(): void {
   if (!schedDeterministic) return;
   me = smp_processor_id();
   nrCpus = theArena().config.cpus;
-  windowDebt = 0;
   tokenSpins = nrCpus <= availableParallelism() ? 200_000 : 64;
   I32[cpuField(me, C.state)] = RUNNABLE;
   if (Atomics.add(I32, g(S.arrived), 1) + 1 === I32[g(S.expected)]) {
@@ -746,15 +706,6 @@ export function sched_wake(w: number, count = Number.POSITIVE_INFINITY): void {
  * mode does nothing.
  */
 export function sched_yield(): void {
-  if (schedDeterministic) schedDetRearm(decide(WHY_YIELD));
-}
-
-/**
- * KCSAN's watchpoint stall in deterministic mode: another runnable CPU (the
- * strategy's choice) runs one stretch, up to its next sched point, and hands
- * the token back (src/sched/kcsan.ts says whose window it is).
- */
-export function sched_watch_stall(): void {
   if (schedDeterministic) schedDetRearm(decide(WHY_YIELD));
 }
 
