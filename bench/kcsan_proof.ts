@@ -19,7 +19,8 @@
  * Exits 1 when a switch was missed by some seed.
  */
 import { parseArgs } from "node:util";
-import { DEFAULT_CONFIG, makeConfig } from "../src/shared/config.js";
+import { DEFAULT_CONFIG, type KernelVersion, makeConfig } from "../src/shared/config.js";
+import { BACKPORT_NAMES, type BackportName, KNOWN_RACES } from "../src/shared/backport.js";
 import { INJECTIONS, INJECT_NAMES, type InjectName, isInjectName } from "../src/shared/inject.js";
 import { formatDuration, parseDuration } from "../src/workers/cmdline.js";
 import { STRESS_MACHINE_FLAGS, type StressResult, runStress } from "../src/workers/stress.js";
@@ -31,6 +32,15 @@ import { RESULTS_DIR, hostInfo, hostLine, positiveInt, runBenchMain, writeResult
 export const DETECTOR_ONLY: readonly InjectName[] = INJECT_NAMES.filter(
   (n) => (INJECTIONS[n] as { kcsan?: boolean }).kcsan === true,
 );
+
+/**
+ * The known races of `kernel` marked as their upstream fix marks them
+ * (src/shared/backport.ts): a run must stop on the switch's race, not on a
+ * race the followed kernel really has.
+ */
+function backportsFor(kernel: KernelVersion): BackportName[] {
+  return BACKPORT_NAMES.filter((b) => (KNOWN_RACES[b].kernels as readonly KernelVersion[]).includes(kernel));
+}
 
 /** One seed's run. */
 interface SeedRun {
@@ -92,6 +102,7 @@ async function main(): Promise<void> {
         cpus: 2,
         seed,
         inject: [name],
+        backport: backportsFor(inj.kernel),
         irqRate: STRESS_MACHINE_FLAGS.irqRate.defaultValue,
         kcsan: true,
         kcsanSkipWatch: skipWatch,
@@ -108,9 +119,10 @@ async function main(): Promise<void> {
     const flags = `--kcsan${skipWatch === DEFAULT_CONFIG.kcsanSkipWatch ? "" : ` --kcsan-skip-watch ${skipWatch}`}${
       udelayTask === DEFAULT_CONFIG.kcsanUdelayTask ? "" : ` --kcsan-udelay-task ${udelayTask}`
     }`;
-    const command = `vmsim stress --kernel ${inj.kernel} --cpus 2 --seed <1..${seeds}> --inject ${name} ${flags}${
-      mix === "" ? "" : ` --mix ${mix}`
-    } --duration ${formatDuration(capMs)}`;
+    const backports = backportsFor(inj.kernel);
+    const command = `vmsim stress --kernel ${inj.kernel} --cpus 2 --seed <1..${seeds}> --inject ${name}${
+      backports.length === 0 ? "" : ` --backport ${backports.join(",")}`
+    } ${flags}${mix === "" ? "" : ` --mix ${mix}`} --duration ${formatDuration(capMs)}`;
     rows.push({ name, kernel: inj.kernel, command, runs, title });
   }
 

@@ -6,8 +6,7 @@
 
 /**
  * vm_unmap_aliases and vread — the readers of the racing fields, 0.1 % and a
- * few % of the plain mix — weighted up (`vmsim stress --mix`), a watchpoint
- * every `skipWatch` accesses on average (`--kcsan-skip-watch`) and a longer
- * watch window (`--kcsan-udelay-task`, µs).
+ * few % of the plain mix — weighted up (`vmsim stress --mix`); KCSAN's
+ * sampling as its defaults (`--kcsan-skip-watch`, `--kcsan-udelay-task`, µs).
  */
-export const PROOF_FLAGS = { mix: "vm_unmap_aliases=5%,vread=10%", skipWatch: 100, udelayTask: 300 } as const;
+export const PROOF_FLAGS = { mix: "vm_unmap_aliases=20%,vread=20%", skipWatch: 4000, udelayTask: 80 } as const;
