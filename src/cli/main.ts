@@ -14,6 +14,7 @@ import { commandLineOf } from "../workers/cmdline.js";
 import { armTopLevel, dieOfEscapedError } from "./fatal.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
 import {
+  BENCH_MERGE_OPTIONS,
   BENCH_OPTIONS,
   CAMPAIGN_OPTIONS,
   EXEC_MACHINE_OPTIONS,
@@ -44,7 +45,7 @@ import { runMachine } from "./run.js";
 import { stressMachine } from "./stress.js";
 import { execScript, openScript } from "./exec.js";
 import { checkMapKernel, mapScript } from "./map.js";
-import { checkBench, runBench } from "./bench.js";
+import { benchMergeCommand, checkBench, runBench } from "./bench.js";
 import { mergeCommand, stressCampaign } from "./campaign.js";
 import { TEST_HELP, runTest, testModeMachine, testRunOf } from "./test.js";
 import { exploreCommand, replayCommand, shrinkCommand } from "./explore.js";
@@ -206,7 +207,7 @@ function program(): Command {
       );
     });
 
-  addOptions(p.command("bench"), BENCH_OPTIONS)
+  const bench = addOptions(p.command("bench"), BENCH_OPTIONS)
     .description("run test_vmalloc cases on machines of 1, 2, 4 … CPUs; write a JSON, Markdown and SVG scaling report")
     .action(async function (this: Command) {
       const opts = readOptions(this, BENCH_OPTIONS);
@@ -217,6 +218,15 @@ function program(): Command {
         throw e;
       }
       process.exitCode = await runBench(opts);
+    });
+  // `vmsim bench merge` (src/cli/bench_shard.ts): its --out is its own, not bench's.
+  bench.enablePositionalOptions();
+  addOptions(bench.command("merge"), BENCH_MERGE_OPTIONS)
+    .description("merge bench results (shards, or CPU counts measured on other hosts): the same files, recomputed")
+    .argument("<paths...>", "folders (or their scaling.json) written by `vmsim bench [--shard i/n] --out`")
+    .action(function (this: Command, paths: string[]) {
+      const { out } = readOptions(this, BENCH_MERGE_OPTIONS);
+      process.exitCode = usage(() => benchMergeCommand(paths, out));
     });
 
   addOptions(addOptions(p.command("explore"), EXPLORE_MACHINE_OPTIONS), EXPLORE_OPTIONS)
