@@ -299,7 +299,10 @@ export function benchMarkdown(r: BenchResult): string {
       );
     }),
     ...(missing.length > 0
-      ? ["", `Missing: ${plural(missing.length, "run")}: ${missing.slice(0, 10).join("; ")}${missing.length > 10 ? " …" : ""}.`]
+      ? [
+          "",
+          `Missing: ${plural(missing.length, "run")}: ${missing.slice(0, 10).join("; ")}${missing.length > 10 ? " …" : ""}.`,
+        ]
       : []),
     ...(missingShards.length > 0 ? ["", `Missing shards: ${missingShards.join(", ")}.`] : []),
   ].join("\n")}\n`;
@@ -355,7 +358,9 @@ export function benchCaseSvg(r: BenchResult, test: string): string {
 export async function runBench(opts: BenchOptions): Promise<number> {
   const host = hostInfo();
   const t0 = performance.now();
-  const mine = new Set(shardItems(benchRuns(opts.cpus, opts.kernels, opts.tests, opts.repeats), opts.shard).map(runKey));
+  const mine = new Set(
+    shardItems(benchRuns(opts.cpus, opts.kernels, opts.tests, opts.repeats), opts.shard).map(runKey),
+  );
   const groups = new Set([...mine].map((k) => k.split(" ").slice(0, 3).join(" ")));
   const bar = ProgressBar.start({
     label: "bench",

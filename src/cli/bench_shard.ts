@@ -114,7 +114,9 @@ export function benchRunsOf(
   const seen = new Map<string, BenchSample>();
   for (const s of all) if (!seen.has(runKey(s))) seen.set(runKey(s), s);
   const cpus = [...new Set(parts.flatMap((p) => p.cpus))].sort((a, b) => a - b);
-  const order = new Map(benchRuns(cpus, settings.kernels, settings.tests, settings.repeats).map((r, k) => [runKey(r), k]));
+  const order = new Map(
+    benchRuns(cpus, settings.kernels, settings.tests, settings.repeats).map((r, k) => [runKey(r), k]),
+  );
   const samples = [...seen.values()].sort((a, b) => order.get(runKey(a))! - order.get(runKey(b))!);
   // The runs asked for: those of every part, and of every shard of a sharded CPU list that no part holds.
   const missingShards = missingShardsOf(parts);
@@ -214,7 +216,8 @@ export function mergeBench(
   if (first === undefined) throw new RangeError("nothing to merge");
   const key = (f: BenchSettings) => JSON.stringify(settingsOf(f));
   for (const f of files)
-    if (key(f) !== key(first)) throw new RangeError(`the files measured different settings: ${key(first)} vs ${key(f)}`);
+    if (key(f) !== key(first))
+      throw new RangeError(`the files measured different settings: ${key(first)} vs ${key(f)}`);
   const parts: BenchPart[] = [];
   const samples: BenchSample[] = [];
   for (const f of files) {

@@ -422,6 +422,26 @@ export const CAMPAIGN_OPTIONS: OptionTable<CampaignCliOptions> = {
   },
 };
 
+/** The campaign flags of `vmsim test` (src/cli/test_campaign.ts): present when --seeds or --shard is. */
+export type TestCampaignCliOptions = Pick<CampaignCliOptions, "seeds" | "shard" | "out">;
+
+export const TEST_CAMPAIGN_OPTIONS: OptionTable<TestCampaignCliOptions> = {
+  seeds: {
+    ...CAMPAIGN_OPTIONS.seeds,
+    description: "campaign: run every selected test once per seed A..B, each (test, seed) on a machine of its own",
+  },
+  shard: {
+    ...CAMPAIGN_OPTIONS.shard,
+    description:
+      "campaign: run only item k of the (test × seed) items, tests in table order, seeds ascending, " +
+      "when k mod n = i - 1 (without --seeds: the seeds of --seed)",
+  },
+  out: {
+    ...CAMPAIGN_OPTIONS.out,
+    description: "campaign: write the JSON results here (merge shards with `vmsim test merge`)",
+  },
+};
+
 /** Options of `vmsim stress merge`. */
 export interface MergeOptions {
   /** Write the merged JSON here. @defaultValue null */
