@@ -99,7 +99,7 @@ describe("vmsim test --shard / vmsim test merge", () => {
     expect(b.items.map(itemName)).toEqual(a.items.map(itemName));
     expect([b.missing, b.missingShards, b.ok]).toEqual([[], [], false]);
     // The stdout lines but the merge header and the file name are those of the unsharded run.
-    const lines = (s: string) => s.split("\n").filter((l) => /^(  |items:|FAILED|result:)/.test(l));
+    const lines = (s: string) => s.split("\n").filter((l) => /^( {2}|items:|FAILED|result:)/.test(l));
     expect(
       lines(m.stdout)
         .map((l) => l.replace(/[\d.]+ s of tests/, ""))
