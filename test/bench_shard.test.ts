@@ -82,6 +82,10 @@ describe("vmsim bench --shard / vmsim bench merge", () => {
       const r = await vmsim("bench", ...flags, "--shard", `${i}/3`, "--out", at(`s${i}`));
       expect([i, r.code]).toEqual([i, 0]);
       expect(r.stdout).toContain(`--loops 20 --shard ${i}/3\``);
+      // A shard is whole in itself: it names the other shards, and is ok.
+      expect(r.stdout).toContain("Missing shards: ");
+      expect(r.stdout).not.toContain("Missing: ");
+      expect(r.stdout).toMatch(/^result: ok \(/m);
     }
     // Run k goes to shard (k mod 3) + 1.
     expect(runsOf(read("s2"))).toEqual([

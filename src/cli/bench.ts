@@ -408,7 +408,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   }
   bar?.stop();
   const part: BenchPart = { cpus: opts.cpus, shard: opts.shard, host, wallMs: Math.round(performance.now() - t0) };
-  return writeBench(benchResult(benchRunsOf(opts, [part], samples)), opts.out);
+  return writeBench(benchResult(benchRunsOf(opts, [part], samples, false)), opts.out);
 }
 
 /** `vmsim bench merge PATHS…`: joins bench folders (or their scaling.json) into `out`; resolves to the exit code. Throws RangeError on unreadable or incompatible files. */

@@ -104,12 +104,14 @@ export type BenchRuns = Omit<BenchResult, "minimum" | "points"> &
 /**
  * The runs of these parts and samples: the CPU counts of all parts, the
  * samples one per run (the first wins) in table order, and the runs a part
- * asked for that no sample answers.
+ * asked for that no sample answers — in a merge (`whole`), the runs of the
+ * shards no part holds too; a shard's own result names those shards only.
  */
 export function benchRunsOf(
   settings: BenchSettings,
   parts: readonly BenchPart[],
   all: readonly BenchSample[],
+  whole: boolean,
 ): BenchRuns {
   const seen = new Map<string, BenchSample>();
   for (const s of all) if (!seen.has(runKey(s))) seen.set(runKey(s), s);
@@ -118,8 +120,8 @@ export function benchRunsOf(
     benchRuns(cpus, settings.kernels, settings.tests, settings.repeats).map((r, k) => [runKey(r), k]),
   );
   const samples = [...seen.values()].sort((a, b) => order.get(runKey(a))! - order.get(runKey(b))!);
-  // The runs asked for: those of every part, and of every shard of a sharded CPU list that no part holds.
-  const missingShards = missingShardsOf(parts);
+  // The runs asked for: those of every part, and in a merge of every shard of a sharded CPU list that no part holds.
+  const missingShards = whole ? missingShardsOf(parts) : [];
   const absent = missingShards.map((m) => {
     const [, index, count, list] = /^(\d+)\/(\d+) of --cpus (.*)$/.exec(m)!;
     return { cpus: list!.split(",").map(Number), shard: { index: Number(index), count: Number(count) } };
@@ -141,7 +143,7 @@ export function benchRunsOf(
     parts,
     samples,
     missing,
-    missingShards,
+    missingShards: missingShardsOf(parts),
   };
 }
 
@@ -224,5 +226,5 @@ export function mergeBench(
     samples.push(...f.samples.map((s) => ({ ...s, part: s.part + parts.length })));
     parts.push(...f.parts);
   }
-  return benchRunsOf(settingsOf(first), parts, samples);
+  return benchRunsOf(settingsOf(first), parts, samples, true);
 }

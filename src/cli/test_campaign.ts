@@ -136,15 +136,20 @@ function missingShardsOf(parts: readonly TestCampaignPart[]): { text: string; se
   return out;
 }
 
-/** The file of these parts and item runs: items one per (case, seed) (the first wins), totals and what is missing. */
+/**
+ * The file of these parts and item runs: items one per (case, seed) (the
+ * first wins), totals and what is missing — in a merge (`whole`), the items
+ * of the shards no part holds too; a shard's own file names those shards only.
+ */
 function campaignFile(
   parts: readonly TestCampaignPart[],
   config: Omit<MachineConfig, "seed">,
   options: TestCampaignFile["options"],
   all: readonly TestItemResult[],
+  whole: boolean,
 ): TestCampaignFile {
   const absent = missingShardsOf(parts);
-  const asked = [...parts, ...absent].flatMap((p) =>
+  const asked = [...parts, ...(whole ? absent : [])].flatMap((p) =>
     shardItems(testItems(config, options.params.runTestMask, p.seeds), p.shard),
   );
   const cases = casesOf(config, options.params.runTestMask).map((c) => c.test);
@@ -242,7 +247,8 @@ export async function runTestCampaign(
     host,
     interrupted: results.length < items.length,
   };
-  return campaignFile([part], machine, { mode: run.mode, nrThreads: run.nrThreads, params: run.params }, results);
+  const options = { mode: run.mode, nrThreads: run.nrThreads, params: run.params };
+  return campaignFile([part], machine, options, results, false);
 }
 
 /*** Merging ***/
@@ -282,7 +288,8 @@ function isTestCampaignFile(x: unknown): x is TestCampaignFile {
 
 /**
  * Joins campaign files: their parts, their items by (case, seed) (the first
- * file's wins), totals and failing items recomputed. Throws a RangeError
+ * file's wins), totals, failing and missing items recomputed (a shard no
+ * file holds: its items are missing). Throws a RangeError
  * when the files ran different machines or module parameters.
  */
 export function mergeTestCampaigns(files: readonly TestCampaignFile[]): TestCampaignFile {
@@ -299,6 +306,7 @@ export function mergeTestCampaigns(files: readonly TestCampaignFile[]): TestCamp
     configOf(first),
     first.options,
     files.flatMap((f) => f.items),
+    true,
   );
 }
 
