@@ -14,7 +14,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { KernelVersion } from "../shared/config.js";
-import { type HostInfo, hostLine } from "../workers/measure.js";
+import type { HostInfo } from "../workers/measure.js";
 import { type ScalingPoint, type ScalingSample, memoryFor, scalingPoint } from "../workers/scaling.js";
 import type { TestVmallocCase } from "../workers/workloads/test_vmalloc.js";
 import { plural } from "../workers/format.js";
@@ -77,7 +77,7 @@ function settingsOf(r: BenchSettings): BenchSettings {
 }
 
 /** "Intel Xeon, 2 cores, Node v20, linux x64": a host without the date (one host measures many parts). */
-export const hostKey = (h: HostInfo) => hostLine({ ...h, date: "" }).replace(/^Machine: |, $/g, "");
+export const hostKey = (h: HostInfo) => `${h.cpu}, ${h.cores} cores, Node ${h.node}, ${h.platform}`;
 
 /** Shards of each sharded CPU list that no part holds: "2/3 of --cpus 1,2". */
 function missingShardsOf(parts: readonly BenchPart[]): string[] {
