@@ -358,13 +358,13 @@ export function benchCaseSvg(r: BenchResult, test: string): string {
 export async function runBench(opts: BenchOptions): Promise<number> {
   const host = hostInfo();
   const t0 = performance.now();
-  const mine = new Set(
-    shardItems(benchRuns(opts.cpus, opts.kernels, opts.tests, opts.repeats), opts.shard).map(runKey),
-  );
-  const groups = new Set([...mine].map((k) => k.split(" ").slice(0, 3).join(" ")));
+  const share = shardItems(benchRuns(opts.cpus, opts.kernels, opts.tests, opts.repeats), opts.shard);
+  const mine = new Set(share.map(runKey));
+  // Each (CPU count, kernel, case) with a run here: a warm-up first.
+  const cases = new Set(share.map((r) => runKey({ ...r, repeat: -1 })));
   const bar = ProgressBar.start({
     label: "bench",
-    total: mine.size + groups.size,
+    total: mine.size + cases.size,
     unit: "runs",
     fields: "{what}",
     initial: { what: "booting" },
@@ -377,7 +377,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     for (const cpus of opts.cpus) {
       for (const kernel of opts.kernels) {
         const only = (test: TestVmallocCase, repeat: number) => mine.has(runKey({ cpus, kernel, test, repeat }));
-        if (!opts.tests.some((t) => groups.has(`${cpus} ${kernel} ${t}`))) continue;
+        if (!opts.tests.some((test) => cases.has(runKey({ cpus, kernel, test, repeat: -1 })))) continue;
         measuring = `kernel ${kernel}, ${plural(cpus, "CPU")}: `;
         const measured = await measureTestVmallocRuns(cpus, {
           kernel,
