@@ -9,11 +9,12 @@
  * workload time to the report (min, median, max), and the report's title.
  *
  *   node dist/bench/kcsan_proof.js [--seeds 20] [--cap 60s] [--only <switch,…>] [--mix <op=P%,…>]
- *                                  [--skip-watch N] [--udelay-task US] [--out <dir>]
+ *                                  [--skip-watch N] [--udelay-task US] [--strict on|off]
+ *                                  [--skip-report <func,…>|""] [--out <dir>]
  *
  * The defaults are the proof's flags (PROOF_FLAGS, bench/kcsan_proof_flags.ts): the stress mix weighted
  * towards the operations on the racing sides (`--mix`, a flag of `vmsim
- * stress`) and KCSAN's own knobs; test/kcsan_proof.test.ts runs the plain
+ * stress`) and KCSAN's own knobs (strict rules, the report filter); test/kcsan_proof.test.ts runs the plain
  * stress with the same mix and shows it misses every switch.
  *
  * Exits 1 when a switch was missed by some seed.
@@ -51,6 +52,8 @@ interface SeedRun {
   readonly ops: number;
   /** The first line of the first failing report or violation ("" when clean). */
   readonly first: string;
+  /** Races the report filter (--kcsan-skip-report) counted instead of reporting. */
+  readonly filtered: number;
 }
 
 /** The KCSAN report that names the function `breaks`, if the run stopped on one. */
@@ -76,6 +79,8 @@ async function main(): Promise<void> {
       mix: { type: "string", default: PROOF_FLAGS.mix },
       "skip-watch": { type: "string", default: String(PROOF_FLAGS.skipWatch) },
       "udelay-task": { type: "string", default: String(PROOF_FLAGS.udelayTask) },
+      strict: { type: "string", default: PROOF_FLAGS.strict ? "on" : "off" },
+      "skip-report": { type: "string", default: PROOF_FLAGS.skipReport.join(",") },
       out: { type: "string", default: RESULTS_DIR },
     },
   });
@@ -85,6 +90,9 @@ async function main(): Promise<void> {
   const skipWatch = positiveInt("skip-watch", values["skip-watch"]);
   const udelayTask = positiveInt("udelay-task", values["udelay-task"]);
   const mix = normalizeMixWeights(values.mix);
+  if (values.strict !== "on" && values.strict !== "off") throw new RangeError("--strict: expected on or off");
+  const strict = values.strict === "on";
+  const skipReport = values["skip-report"] === "" ? [] : values["skip-report"].split(",");
   const only = values.only === undefined ? DETECTOR_ONLY : values.only.split(",");
   for (const n of only)
     if (!isInjectName(n) || !DETECTOR_ONLY.includes(n))
@@ -107,18 +115,23 @@ async function main(): Promise<void> {
         kcsan: true,
         kcsanSkipWatch: skipWatch,
         kcsanUdelayTask: udelayTask,
+        kcsanStrict: strict,
+        kcsanSkipReport: skipReport,
       });
       const r = await runStress(config, { durationMs: capMs, mix });
       const t = kcsanTitle(r, inj.breaks);
       if (t !== null && title === "") title = t;
       const rep = r.reports[0];
       const first = r.violations[0] ?? (rep ? rep.text.split("\n")[0]! : "");
-      runs.push({ seed, caught: t !== null, ms: r.durationMs, ops: r.ops, first });
-      process.stderr.write(`${name} seed ${seed}: ${t ?? (first || "clean")} (${r.durationMs} ms, ${r.ops} ops)\n`);
+      const filtered = r.kcsan?.filtered_reports ?? 0;
+      runs.push({ seed, caught: t !== null, ms: r.durationMs, ops: r.ops, first, filtered });
+      process.stderr.write(
+        `${name} seed ${seed}: ${t ?? (first || "clean")} (${r.durationMs} ms, ${r.ops} ops, ${filtered} filtered)\n`,
+      );
     }
     const flags = `--kcsan${skipWatch === DEFAULT_CONFIG.kcsanSkipWatch ? "" : ` --kcsan-skip-watch ${skipWatch}`}${
       udelayTask === DEFAULT_CONFIG.kcsanUdelayTask ? "" : ` --kcsan-udelay-task ${udelayTask}`
-    }`;
+    }${strict ? " --kcsan-strict" : ""}${skipReport.length === 0 ? "" : ` --kcsan-skip-report ${skipReport.join(",")}`}`;
     const backports = backportsFor(inj.kernel);
     const command = `vmsim stress --kernel ${inj.kernel} --cpus 2 --seed <1..${seeds}> --inject ${name}${
       backports.length === 0 ? "" : ` --backport ${backports.join(",")}`
@@ -131,7 +144,8 @@ async function main(): Promise<void> {
     const caught = row.runs.filter((r) => r.caught);
     const ms = caught.map((r) => r.ms);
     const times = ms.length === 0 ? "—" : `${sec(Math.min(...ms))} / ${sec(median(ms))} / ${sec(Math.max(...ms))}`;
-    return `| \`${row.name}\` (${row.kernel}) | ${caught.length}/${row.runs.length} | ${times} | ${row.title || "—"} |`;
+    const filtered = row.runs.reduce((n, r) => n + r.filtered, 0);
+    return `| \`${row.name}\` (${row.kernel}) | ${caught.length}/${row.runs.length} | ${times} | ${filtered} | ${row.title || "—"} |`;
   });
   const missed = rows.filter((row) => row.runs.some((r) => !r.caught));
   const md = `${[
@@ -139,11 +153,12 @@ async function main(): Promise<void> {
     "",
     `The detector's proof: each detector-only switch (\`--inject\`, src/shared/inject.ts) under \`vmsim stress --kcsan\`, ` +
       `2 CPUs, seeds 1–${seeds}, each run capped at ${formatDuration(capMs)} of workload; kcsan_skip_watch ${skipWatch}, ` +
-      `udelay_task ${udelayTask} µs, mix ${mix || "as is"}. A seed counts when the run stops on a KCSAN report naming ` +
+      `udelay_task ${udelayTask} µs, ${strict ? "strict rules" : "default rules"}, report filter ` +
+      `${skipReport.join(",") || "empty"}, mix ${mix || "as is"}. A seed counts when the run stops on a KCSAN report naming ` +
       "the function the switch breaks.",
     "",
-    "| switch | seeds caught | time to the report (min / median / max) | report |",
-    "|---|---:|---:|---|",
+    "| switch | seeds caught | time to the report (min / median / max) | reports filtered | report |",
+    "|---|---:|---:|---:|---|",
     ...table,
     "",
     "Commands:",
@@ -155,9 +170,21 @@ async function main(): Promise<void> {
       `${values.only === undefined ? "" : ` --only ${values.only}`}` +
       `${mix === normalizeMixWeights(PROOF_FLAGS.mix) ? "" : ` --mix ${mix || '""'}`}` +
       `${skipWatch === PROOF_FLAGS.skipWatch ? "" : ` --skip-watch ${skipWatch}`}` +
-      `${udelayTask === PROOF_FLAGS.udelayTask ? "" : ` --udelay-task ${udelayTask}`}\`.`,
+      `${udelayTask === PROOF_FLAGS.udelayTask ? "" : ` --udelay-task ${udelayTask}`}` +
+      `${strict === PROOF_FLAGS.strict ? "" : ` --strict ${values.strict}`}` +
+      `${values["skip-report"] === PROOF_FLAGS.skipReport.join(",") ? "" : ` --skip-report ${values["skip-report"] || '""'}`}\`.`,
   ].join("\n")}\n`;
-  writeResults(values.out, "kcsan-proof", md, { host, seeds, capMs, skipWatch, udelayTask, mix, switches: rows });
+  writeResults(values.out, "kcsan-proof", md, {
+    host,
+    seeds,
+    capMs,
+    skipWatch,
+    udelayTask,
+    strict,
+    skipReport,
+    mix,
+    switches: rows,
+  });
   process.stdout.write(md);
   if (missed.length > 0) process.exitCode = 1;
 }

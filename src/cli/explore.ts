@@ -303,7 +303,7 @@ function reportFound(
       `warning: the run switched more often than the log holds (${formatInt(f.outcome.record.lost)} decisions lost): ` +
         "its replay will diverge; a lower --p or a smaller --ops keeps it whole",
     );
-  say(`replay it:   vmsim replay ${config.kcsan ? "--kcsan " : ""}${path}`);
+  say(`replay it:   vmsim replay ${kcsanReplayFlags(config)}${path}`);
   say(`shrink it:   vmsim shrink ${path}`);
   return path;
 }
@@ -482,7 +482,7 @@ export async function shrinkCommand(f: ReplayFile, path: string, o: ShrinkCliOpt
       `steps ${formatInt(f.steps)} → ${formatInt(s.steps)}`,
   );
   console.log(`shrunk file: ${out}`);
-  console.log(`replay it:   vmsim replay ${f.config.kcsan ? "--kcsan " : ""}${out}`);
+  console.log(`replay it:   vmsim replay ${kcsanReplayFlags(f.config)}${out}`);
   for (const l of timeline(
     r.outcome.record.decisions,
     r.outcome.record.steps,
@@ -523,4 +523,9 @@ export async function shrinkCommand(f: ReplayFile, path: string, o: ShrinkCliOpt
     })}`,
   );
   return 1;
+}
+
+/** The flags `vmsim replay` requires of a file recorded with this config (src/cli/main.ts refuses a mismatch). */
+function kcsanReplayFlags(c: MachineConfig): string {
+  return `${c.kcsan ? "--kcsan " : ""}${c.kcsanStrict ? "--kcsan-strict " : ""}`;
 }

@@ -131,7 +131,7 @@ export function formatMachineInfo(info: MachineInfo, opts: { structs?: boolean }
   const l = info.layout;
   const wide = l.vaBits > 32;
   const out: string[] = [
-    `vmsim: kernel ${c.kernel}, ${plural(info.cpus.length, "CPU")}, ${humanBytes(info.memory.bytes)}, layout ${l.name}, seed ${c.seed}, ${debugConfigLine(c)}, irq rate ${c.irqRate}, workqueue ${c.workqueue}${c.inject.length > 0 ? `, injected bugs: ${c.inject.join(", ")}` : ""}${c.kcsan ? `, KCSAN (skip_watch ${c.kcsanSkipWatch}, udelay ${c.kcsanUdelayTask}/${c.kcsanUdelayInterrupt} us)` : ""}`,
+    `vmsim: kernel ${c.kernel}, ${plural(info.cpus.length, "CPU")}, ${humanBytes(info.memory.bytes)}, layout ${l.name}, seed ${c.seed}, ${debugConfigLine(c)}, irq rate ${c.irqRate}, workqueue ${c.workqueue}${c.inject.length > 0 ? `, injected bugs: ${c.inject.join(", ")}` : ""}${c.kcsan ? `, KCSAN (${c.kcsanStrict ? "strict, " : ""}skip_watch ${c.kcsanSkipWatch}, udelay ${c.kcsanUdelayTask}/${c.kcsanUdelayInterrupt} us${c.kcsanSkipReport.length > 0 ? `, skip_report ${c.kcsanSkipReport.join(",")}` : ""})` : ""}`,
     "",
     "Virtual kernel memory layout:",
     // The kernel's own order: arm64 modules, vmalloc … memory; arm32 vmalloc, lowmem, modules.

@@ -293,6 +293,13 @@ function program(): Command {
             ? `${file} records a --kcsan run: replay it with --kcsan`
             : `${file} records a run without --kcsan: replay it without --kcsan`,
         );
+      // Strict rules watch other accesses (plain writes), so their windows fall elsewhere.
+      if (opts.kcsanStrict !== f.config.kcsanStrict)
+        throw new UsageError(
+          f.config.kcsanStrict
+            ? `${file} records a --kcsan-strict run: replay it with --kcsan-strict`
+            : `${file} records a run without --kcsan-strict: replay it without --kcsan-strict`,
+        );
       process.exitCode = await replayCommand(f, file, opts);
     });
 

@@ -13,6 +13,8 @@ import {
   type KernelVersion,
   MAX_CPUS,
   MAX_KCSAN_SKIP_WATCH,
+  KERNEL_FUNCTION_NAME,
+  MAX_KCSAN_SKIP_REPORT,
   MAX_KCSAN_UDELAY,
   MAX_TRACE_EVENTS,
   type MachineConfig,
@@ -65,7 +67,10 @@ function durationArg(raw: string): number {
 }
 
 /** The KCSAN fields of a machine's config. */
-export type KcsanConfig = Pick<MachineConfig, "kcsan" | "kcsanSkipWatch" | "kcsanUdelayTask" | "kcsanUdelayInterrupt">;
+export type KcsanConfig = Pick<
+  MachineConfig,
+  "kcsan" | "kcsanSkipWatch" | "kcsanUdelayTask" | "kcsanUdelayInterrupt" | "kcsanStrict" | "kcsanSkipReport"
+>;
 
 /** The KCSAN flags (docs/kcsan.md): the same on every command that boots a machine. */
 export const KCSAN_OPTIONS: OptionTable<KcsanConfig> = {
@@ -87,6 +92,26 @@ export const KCSAN_OPTIONS: OptionTable<KcsanConfig> = {
     ...MACHINE_FLAGS.kcsanUdelayInterrupt,
     description: "with --kcsan: microseconds an interrupt's watchpoint stays armed (CONFIG_KCSAN_UDELAY_INTERRUPT)",
     parse: parseInteger("kcsan-udelay-interrupt", 0, MAX_KCSAN_UDELAY),
+  },
+  kcsanStrict: {
+    ...MACHINE_FLAGS.kcsanStrict,
+    description:
+      "with --kcsan: KCSAN's strict rules — report a conflict that left the value unchanged, watch plain writes too (CONFIG_KCSAN_STRICT)",
+  },
+  kcsanSkipReport: {
+    ...MACHINE_FLAGS.kcsanSkipReport,
+    description:
+      "with --kcsan: functions whose races are counted, not reported (the debugfs filter's !func entries), comma-separated",
+    parse: (raw): readonly string[] => {
+      // debugfs takes "!func"; the leading "!" is optional here.
+      const names = raw.split(",").map((n) => (n.startsWith("!") ? n.slice(1) : n));
+      const bad = names.find((n) => !KERNEL_FUNCTION_NAME.test(n));
+      if (bad !== undefined) throw new InvalidArgumentError(`${JSON.stringify(bad)} is not a kernel function name.`);
+      const unique = [...new Set(names)];
+      if (unique.length > MAX_KCSAN_SKIP_REPORT)
+        throw new InvalidArgumentError(`at most ${MAX_KCSAN_SKIP_REPORT} functions.`);
+      return unique;
+    },
   },
 };
 
@@ -946,6 +971,8 @@ export interface ReplayCliOptions {
   readonly map: string | null;
   /** The file records a KCSAN run (docs/kcsan.md): say so, or the replay is refused. @defaultValue false */
   readonly kcsan: boolean;
+  /** The file records a `--kcsan-strict` run: say so, or the replay is refused. @defaultValue false */
+  readonly kcsanStrict: boolean;
 }
 
 export const REPLAY_OPTIONS: OptionTable<ReplayCliOptions> = {
@@ -977,6 +1004,11 @@ export const REPLAY_OPTIONS: OptionTable<ReplayCliOptions> = {
     flags: "--kcsan",
     description:
       "replay a run recorded with --kcsan (on the KCSAN build); required for such a file, refused for others",
+    defaultValue: false,
+  },
+  kcsanStrict: {
+    flags: "--kcsan-strict",
+    description: "replay a run recorded with --kcsan-strict; required for such a file, refused for others",
     defaultValue: false,
   },
 };

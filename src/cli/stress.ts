@@ -60,7 +60,9 @@ function formatStressText(r: StressResult): string[] {
       : [
           `kcsan: ${formatInt(r.kcsan.setup_watchpoints)} watchpoints set up (${formatInt(r.kcsan.no_capacity)} ` +
             `found their slot busy), ${formatInt(r.kcsan.data_races)} conflicting accesses, ` +
-            `${formatInt(r.kcsan.races_unknown_origin)} values changed with no access seen`,
+            `${formatInt(r.kcsan.races_unknown_origin)} values changed with no access seen; unreported: ` +
+            `${formatInt(r.kcsan.unchanged_value_races)} with the value unchanged, ` +
+            `${formatInt(r.kcsan.filtered_reports)} filtered (--kcsan-skip-report)`,
         ]),
     leak === null
       ? "leak check: not run (the run failed first)"

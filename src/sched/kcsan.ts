@@ -35,8 +35,11 @@
  * origin. As the kernel's defaults, CONFIG_KCSAN_ASSUME_PLAIN_WRITES_ATOMIC
  * (plain aligned writes up to word size set up no watchpoint) and
  * CONFIG_KCSAN_REPORT_VALUE_CHANGE_ONLY (a race whose value did not change is
- * not reported) hold. Reports (report.c's format) are deduplicated per pair
- * of functions in the arena: each pair is reported once per machine.
+ * not reported) hold; CONFIG_KCSAN_STRICT (`--kcsan-strict`) turns both off.
+ * Reports (report.c's format) pass the debugfs report filter
+ * (`--kcsan-skip-report`: a race with a listed function as either access'
+ * top frame is counted, not reported) and are deduplicated per pair of
+ * functions in the arena: each pair is reported once per machine.
  *
  * All KCSAN state — watchpoints, per-CPU skip counts and PRNG states,
  * other_info — lives in the arena's "kcsan" region (empty without --kcsan), so
@@ -98,12 +101,22 @@ const OTHER_INFO = defineStruct("kcsan_other_info", [
 ]);
 
 /** The statistics of kernel/kcsan/debugfs.c, machine-wide (Atomics). */
-export const KCSAN_COUNTERS = ["setup_watchpoints", "no_capacity", "data_races", "races_unknown_origin"] as const;
+export const KCSAN_COUNTERS = [
+  "setup_watchpoints",
+  "no_capacity",
+  "data_races",
+  "races_unknown_origin",
+  "unchanged_value_races",
+  "filtered_reports",
+] as const;
 export type KcsanCounter = (typeof KCSAN_COUNTERS)[number];
 const COUNTER_SETUP_WATCHPOINTS = 0;
 const COUNTER_NO_CAPACITY = 1;
 const COUNTER_DATA_RACES = 2;
 const COUNTER_RACES_UNKNOWN_ORIGIN = 3;
+/* Not debugfs counters: why a race went unreported (CONFIG_KCSAN_REPORT_VALUE_CHANGE_ONLY; the report filter). */
+const COUNTER_UNCHANGED_VALUE = 4;
+const COUNTER_FILTERED_REPORTS = 5;
 
 /** The region's parts, in order: watchpoints[], counters, reported pairs, other_infos[], one kcsan_cpu per CPU. */
 const WP_BYTES = CONFIG_KCSAN_NUM_WATCHPOINTS * 4 + 16 * 4;
@@ -168,6 +181,9 @@ let randIdx = 0;
 let kcsan_skip_watch = CONFIG_KCSAN_SKIP_WATCH;
 let kcsan_udelay_task = CONFIG_KCSAN_UDELAY_TASK;
 let kcsan_udelay_interrupt = CONFIG_KCSAN_UDELAY_INTERRUPT;
+let kcsan_strict = false;
+/** report_filterlist (debugfs.c): a blacklist of function names, from the machine's config. */
+let report_filterlist: ReadonlySet<string> = new Set();
 
 onSetCurrentCpu((cpu) => {
   const a = theArena();
@@ -185,6 +201,8 @@ onSetCurrentCpu((cpu) => {
   kcsan_skip_watch = a.config.kcsanSkipWatch;
   kcsan_udelay_task = a.config.kcsanUdelayTask;
   kcsan_udelay_interrupt = a.config.kcsanUdelayInterrupt;
+  kcsan_strict = a.config.kcsanStrict;
+  report_filterlist = new Set(a.config.kcsanSkipReport);
 });
 
 /* Each CPU's PRNG starts from the machine's seed; its skip count is drawn from it on first use (-1). */
@@ -298,9 +316,10 @@ function udelay(us: number): void {
  */
 function kcsan_setup_watchpoint(addr: number, size: number, type: number): void {
   reset_kcsan_skip();
-  // Marked accesses are never watched; CONFIG_KCSAN_ASSUME_PLAIN_WRITES_ATOMIC: nor plain aligned writes.
+  // Marked accesses are never watched; CONFIG_KCSAN_ASSUME_PLAIN_WRITES_ATOMIC (off when strict): nor plain
+  // aligned writes (vmsim's views make every access aligned).
   if (type & KCSAN_ACCESS_ATOMIC) return;
-  if ((type & (KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND)) === KCSAN_ACCESS_WRITE) return;
+  if (!kcsan_strict && (type & (KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND)) === KCSAN_ACCESS_WRITE) return;
   if (size > 8) return; // not encodable: checked against watchpoints, never watched
   // This CPU's own per-CPU data is the kernel's this_cpu_*() ops, which KCSAN does not instrument.
   if (addr >= myPercpu && addr < myPercpuEnd) return;
@@ -332,8 +351,9 @@ function kcsan_setup_watchpoint(addr: number, size: number, type: number): void 
   const me = { cpu: smp_processor_id(), task, type, addr, size };
   if (consumed) {
     const other = take_other_info(slot);
-    // CONFIG_KCSAN_REPORT_VALUE_CHANGE_ONLY: the other side may have rewritten the same value.
-    if (changed && other !== null) kcsan_report_known_origin(me, other, old, now);
+    // CONFIG_KCSAN_REPORT_VALUE_CHANGE_ONLY (off when strict): the other side may have rewritten the same value.
+    if (!changed && !kcsan_strict) kcsan_counter_inc(COUNTER_UNCHANGED_VALUE);
+    else if (other !== null) kcsan_report_known_origin(me, other, old, now);
   } else if (changed) {
     kcsan_counter_inc(COUNTER_RACES_UNKNOWN_ORIGIN);
     kcsan_report_unknown_origin(me, old, now);
@@ -436,6 +456,16 @@ function rate_limit_report(pair: string): boolean {
   return false;
 }
 
+/**
+ * kcsan_skip_report_debugfs (debugfs.c), as skip_report (report.c) asks it of
+ * each access' top frame: a race in a listed function is counted, not reported.
+ */
+function kcsan_skip_report_debugfs(func: string): boolean {
+  if (!report_filterlist.has(func)) return false;
+  kcsan_counter_inc(COUNTER_FILTERED_REPORTS);
+  return true;
+}
+
 function reportedOn(cpu: number, comm: string): string {
   return `Reported by Kernel Concurrency Sanitizer on:\nCPU: ${cpu} Comm: ${comm || "?"}`;
 }
@@ -446,6 +476,8 @@ function kcsan_report_known_origin(me: Side, other: Side, old: bigint, now: bigi
   me.locks = heldLocksText(me.cpu);
   const a = me.chain[0] ?? "?";
   const b = other.chain?.[0] ?? "?";
+  // print_report checks the filter before the rate limit: a filtered race leaves no trace in it.
+  if (kcsan_skip_report_debugfs(a) || kcsan_skip_report_debugfs(b)) return;
   // print_report: the title names both functions in a fixed order, so a pair reads alike from either side.
   const [f1, f2] = a <= b ? [a, b] : [b, a];
   if (!rate_limit_report(`${f1}/${f2}`)) return;
@@ -458,8 +490,8 @@ function kcsan_report_known_origin(me: Side, other: Side, old: bigint, now: bigi
       "",
       sideText(me),
       "",
-      `value changed: ${hex(old, me.size)} -> ${hex(now, me.size)}`,
-      "",
+      // print_report: the value change only when there was one (a strict report may have none).
+      ...(old === now ? [] : [`value changed: ${hex(old, me.size)} -> ${hex(now, me.size)}`, ""]),
       reportedOn(me.cpu, commOf(me.cpu)),
     ].join("\n"),
   );
@@ -470,7 +502,7 @@ function kcsan_report_unknown_origin(me: Side, old: bigint, now: bigint): void {
   me.chain = callChain();
   me.locks = heldLocksText(me.cpu);
   const f = me.chain[0] ?? "?";
-  if (!rate_limit_report(f)) return;
+  if (kcsan_skip_report_debugfs(f) || !rate_limit_report(f)) return;
   reportBug(
     "kcsan",
     [

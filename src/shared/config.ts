@@ -73,6 +73,17 @@ export interface MachineConfig {
   /** CONFIG_KCSAN_UDELAY_INTERRUPT: microseconds an interrupt's watchpoint stays armed (free mode). @defaultValue 20 */
   readonly kcsanUdelayInterrupt: number;
   /**
+   * CONFIG_KCSAN_STRICT: KCSAN's strictest rules — a conflict that left the value as it was is reported
+   * (no CONFIG_KCSAN_REPORT_VALUE_CHANGE_ONLY) and plain aligned writes are watched too (no
+   * CONFIG_KCSAN_ASSUME_PLAIN_WRITES_ATOMIC). @defaultValue false
+   */
+  readonly kcsanStrict: boolean;
+  /**
+   * The report filter of /sys/kernel/debug/kcsan (its "!func" entries): a race whose either access has one
+   * of these functions as its top frame is counted, not reported, and the run goes on. @defaultValue []
+   */
+  readonly kcsanSkipReport: readonly string[];
+  /**
    * The arch spinlock of free-mode runs (src/locks/spinlock.ts): "pv-qspinlock", the paravirtual queued
    * spinlock, whose halted waiters never hold up running CPUs (no collapse with more CPUs than cores), or
    * "ticket", arm64's lock until v5.8. The deterministic scheduler (explore, replay) always runs "ticket".
@@ -103,6 +114,8 @@ export const DEFAULT_CONFIG: MachineConfig = {
   kcsanSkipWatch: 4000,
   kcsanUdelayTask: 80,
   kcsanUdelayInterrupt: 20,
+  kcsanStrict: false,
+  kcsanSkipReport: [],
   spinlock: "pv-qspinlock",
 };
 
@@ -112,6 +125,10 @@ export const MAX_CPUS = 64;
 /** The largest kcsan_skip_watch and watch window (µs) a machine takes. */
 export const MAX_KCSAN_SKIP_WATCH = 1 << 30;
 export const MAX_KCSAN_UDELAY = 1_000_000;
+/** Functions the KCSAN report filter holds at most. */
+export const MAX_KCSAN_SKIP_REPORT = 64;
+/** A kernel function's name, as a report's call chain spells it (C identifiers). */
+export const KERNEL_FUNCTION_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 /** Trace events all CPUs' rings may hold together (cpus × trace): 512 MiB of 32-byte events. */
 export const MAX_TRACE_EVENTS = 1 << 24;
 
@@ -146,6 +163,15 @@ export function makeConfig(over: Partial<MachineConfig> = {}): MachineConfig {
   for (const k of ["kcsanUdelayTask", "kcsanUdelayInterrupt"] as const)
     if (!Number.isInteger(c[k]) || c[k] < 0 || c[k] > MAX_KCSAN_UDELAY)
       throw new RangeError(`${k} must be an integer in 0..${MAX_KCSAN_UDELAY} (microseconds), got ${c[k]}`);
+  if (typeof c.kcsanStrict !== "boolean")
+    throw new RangeError(`kcsanStrict must be true or false, got ${JSON.stringify(c.kcsanStrict)}`);
+  if (!Array.isArray(c.kcsanSkipReport) || c.kcsanSkipReport.length > MAX_KCSAN_SKIP_REPORT)
+    throw new RangeError(
+      `kcsanSkipReport must be a list of at most ${MAX_KCSAN_SKIP_REPORT} function names, got ${JSON.stringify(c.kcsanSkipReport)}`,
+    );
+  for (const f of c.kcsanSkipReport)
+    if (typeof f !== "string" || !KERNEL_FUNCTION_NAME.test(f))
+      throw new RangeError(`kcsanSkipReport: ${JSON.stringify(f)} is not a kernel function name`);
   if (!(SPINLOCK_KINDS as readonly string[]).includes(c.spinlock))
     throw new RangeError(
       `unknown spinlock ${JSON.stringify(c.spinlock)}; expected one of ${SPINLOCK_KINDS.join(", ")}`,

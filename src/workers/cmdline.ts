@@ -81,5 +81,11 @@ export const MACHINE_FLAGS: FlagTable<MachineConfig> = {
   kcsanSkipWatch: { flags: "--kcsan-skip-watch <n>", defaultValue: DEFAULT_CONFIG.kcsanSkipWatch },
   kcsanUdelayTask: { flags: "--kcsan-udelay-task <us>", defaultValue: DEFAULT_CONFIG.kcsanUdelayTask },
   kcsanUdelayInterrupt: { flags: "--kcsan-udelay-interrupt <us>", defaultValue: DEFAULT_CONFIG.kcsanUdelayInterrupt },
+  kcsanStrict: { flags: "--kcsan-strict", defaultValue: DEFAULT_CONFIG.kcsanStrict },
+  kcsanSkipReport: {
+    flags: "--kcsan-skip-report <funcs>",
+    defaultValue: DEFAULT_CONFIG.kcsanSkipReport,
+    format: (names) => names.join(","),
+  },
   spinlock: { flags: "--spinlock <kind>", defaultValue: DEFAULT_CONFIG.spinlock },
 };
