@@ -44,7 +44,7 @@ describe("the detector-only switches", () => {
 });
 
 describe.each(DETECTOR_ONLY)("--inject %s without the detector", (name: InjectName) => {
-  it(`runs clean on 2 CPUs for ${OPS} ops with seeds ${SEEDS.join(", ")} and --mix ${PROOF_FLAGS.mix}: today's checks miss it`, async () => {
+  it(`runs clean on 2 CPUs for ${OPS} ops with seeds ${SEEDS.join(", ")}, --mix ${PROOF_FLAGS.mix} and the proof's KCSAN flags: today's checks miss it`, async () => {
     for (const seed of SEEDS) {
       const config = makeConfig({
         kernel: INJECTIONS[name].kernel,
@@ -52,6 +52,9 @@ describe.each(DETECTOR_ONLY)("--inject %s without the detector", (name: InjectNa
         seed,
         inject: [name],
         irqRate: STRESS_MACHINE_FLAGS.irqRate.defaultValue,
+        // The proof's KCSAN flags too: without --kcsan they change nothing, which is the point.
+        kcsanStrict: PROOF_FLAGS.strict,
+        kcsanSkipReport: PROOF_FLAGS.skipReport,
       });
       const r = await runStress(config, { ops: OPS, mix: PROOF_FLAGS.mix });
       expect(r.ok, `seed ${seed}: ${r.report.join("\n")}`).toBe(true);

@@ -113,6 +113,7 @@ const GOOD: Readonly<Record<string, readonly string[]>> = {
   "--kcsan-skip-watch": ["1", "4000"],
   "--kcsan-udelay-task": ["0", "80"],
   "--kcsan-udelay-interrupt": ["0", "20"],
+  "--kcsan-skip-report": ["vb_free", "!clear_vm_uninitialized_flag,vmalloc_user"],
   "--spinlock": [...SPINLOCK_KINDS],
   "--backport": [...BACKPORT_NAMES],
   "--trace": ["trace.json"],
