@@ -36,6 +36,7 @@ import {
 import { EXPLORE_STRATEGIES, type ExploreOptions, type ExploreStrategy } from "../explore/explore.js";
 import { DEFAULT_STEP_CAP, MAX_STEP_CAP } from "../explore/explorer.js";
 import { MAX_OPS } from "../explore/scenario.js";
+import type { Shard } from "../workers/shard.js";
 
 /** One flag (its spelling, default and format: src/workers/cmdline.ts) with its help text and its parser. */
 export interface CliOption<T> extends FlagSpec<T> {
@@ -345,11 +346,7 @@ export interface SeedRange {
   readonly to: number;
 }
 
-/** Shard `index` (1-based) of `count`: the seeds s with (s − from) mod count = index − 1. */
-export interface Shard {
-  readonly index: number;
-  readonly count: number;
-}
+export { type Shard, shardItems } from "../workers/shard.js";
 
 const MAX_SEED = 0xffffffff;
 
@@ -371,12 +368,6 @@ export function parseShard(raw: string): Shard {
   if (!(index >= 1 && index <= count && count <= 1_000_000))
     throw new InvalidArgumentError("expected a shard as i/n with 1 <= i <= n.");
   return { index, count };
-}
-
-/** The items of `shard` (all of them without one): item k (0-based) belongs to shard (k mod n) + 1, so shards
- * 1/n … n/n are disjoint and together hold every item. */
-export function shardItems<T>(items: readonly T[], shard: Shard | null): T[] {
-  return shard === null ? [...items] : items.filter((_, k) => k % shard.count === shard.index - 1);
 }
 
 /** The campaign flags of `vmsim stress` (src/cli/campaign.ts): present when --seeds is. */
