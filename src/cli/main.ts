@@ -48,6 +48,7 @@ import { checkBench, runBench } from "./bench.js";
 import { mergeCommand, stressCampaign } from "./campaign.js";
 import { TEST_HELP, runTest, testModeMachine, testRunOf } from "./test.js";
 import { exploreCommand, replayCommand, shrinkCommand } from "./explore.js";
+import { exploreMergeCommand } from "./explore_campaign.js";
 import { readReplayFile, vmsimVersion } from "../explore/replay_file.js";
 import { checkScenarioKernel, scenarioNames } from "../explore/scenario.js";
 import { readScript, scenarioOf, scriptScenario } from "../explore/script.js";
@@ -219,7 +220,7 @@ function program(): Command {
       process.exitCode = await runBench(opts);
     });
 
-  addOptions(addOptions(p.command("explore"), EXPLORE_MACHINE_OPTIONS), EXPLORE_OPTIONS)
+  const explore = addOptions(addOptions(p.command("explore"), EXPLORE_MACHINE_OPTIONS), EXPLORE_OPTIONS)
     .description(
       "run a scenario under the deterministic scheduler until it fails or the budget ends; write a replay file",
     )
@@ -228,6 +229,10 @@ function program(): Command {
       const opts = readOptions(this, EXPLORE_OPTIONS);
       if (opts.script !== null && this.getOptionValueSource("scenario") === "cli")
         throw new UsageError("--script and --scenario exclude each other");
+      if (opts.shard !== null && opts.strategy === "portfolio")
+        throw new UsageError(
+          "--shard splits pct, random, rr and exhaustive, not a portfolio (its exhaustive share is one search)",
+        );
       // The scenario's settings beat the flags' defaults, not the flags given.
       const flags = readOptions(this, EXPLORE_MACHINE_OPTIONS);
       const given = Object.fromEntries(
@@ -246,6 +251,14 @@ function program(): Command {
       const config = usage(() => makeConfig({ ...flags, memory, ...scenario.config, ...given }));
       usage(() => checkScenarioKernel(scenario, config.kernel));
       process.exitCode = await exploreCommand(config, scenario, opts);
+    });
+  // Campaigns across machines: `vmsim explore merge` joins the shards' results (its --out and --json are its own).
+  explore.enablePositionalOptions();
+  addOptions(explore.command("merge"), MERGE_OPTIONS)
+    .description("merge the results of vmsim explore --shard: totals, distinct schedules, each failure once, coverage")
+    .argument("<files...>", "explore-shard-<i>-of-<n>.json files of `vmsim explore --shard i/n`")
+    .action(function (this: Command, files: string[]) {
+      process.exitCode = usage(() => exploreMergeCommand(files, readOptions(this, MERGE_OPTIONS)));
     });
 
   addOptions(p.command("replay"), REPLAY_OPTIONS)

@@ -744,6 +744,10 @@ export interface ExploreCliOptions
   readonly stepCap: number;
   /** Explorations at once, each on a machine of its own. @defaultValue 1 */
   readonly jobs: number;
+  /** Make only this shard of the runs and write its results beside its replay files (src/cli/explore_campaign.ts). @defaultValue null */
+  readonly shard: Shard | null;
+  /** Go on after a failure: every distinct failure (by signature) gets its replay file. @defaultValue false */
+  readonly keepGoing: boolean;
   /** Folder for replay files. @defaultValue "vmsim-replay" */
   readonly out: string;
   /** Write a Chrome trace of the failing run here. @defaultValue null */
@@ -823,7 +827,8 @@ export const EXPLORE_OPTIONS: OptionTable<ExploreCliOptions> = {
   },
   iterations: {
     flags: "--iterations <n>",
-    description: "stop after this many runs (per job)",
+    description:
+      "stop after this many runs (per job; with --shard: runs 1..n of the whole campaign, each shard its share)",
     defaultValue: null,
     parse: parseInteger("iterations", 1, 1_000_000_000),
     format: (n) => (n === null ? "none" : String(n)),
@@ -842,13 +847,26 @@ export const EXPLORE_OPTIONS: OptionTable<ExploreCliOptions> = {
   },
   jobs: {
     flags: "--jobs <n>",
-    description: "independent explorations at once, each on its own machine (different strategy seeds)",
+    description:
+      "independent explorations at once, each on its own machine (different strategy seeds; with --shard, the shard's runs split)",
     defaultValue: 1,
     parse: parseInteger("jobs", 1, 256),
   },
+  shard: {
+    ...CAMPAIGN_OPTIONS.shard,
+    description:
+      "make only shard i of n of the runs (run k when k mod n = i - 1, run 0 the non-preemptive one; exhaustive: the " +
+      "subtrees of the first level of the schedule tree with >= n schedules) and write <out>/explore-shard-<i>-of-<n>.json " +
+      "for `vmsim explore merge`",
+  },
+  keepGoing: {
+    flags: "--keep-going",
+    description: "go on after a failure until the budget or --iterations: every distinct failure gets its replay file",
+    defaultValue: false,
+  },
   out: {
     flags: "--out <dir>",
-    description: "folder for the replay file of a failure",
+    description: "folder for the replay file of a failure (and a shard's results)",
     defaultValue: "vmsim-replay",
     parse: outputDirArg,
   },
