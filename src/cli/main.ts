@@ -55,6 +55,9 @@ import { readScript, scenarioOf, scriptScenario } from "../explore/script.js";
 
 const EXIT_USAGE = 2;
 
+/** Set to 1: parse the command line (every flag and its value), print it and exit 0 without running it. */
+const PARSE_ONLY_ENV = "VMSIM_PARSE_ONLY";
+
 /** A bad argument found after parsing (makeConfig's range checks). */
 class UsageError extends Error {}
 
@@ -93,6 +96,14 @@ function program(): Command {
     .configureOutput({
       // Commander puts its "(Did you mean …?)" hint on a second line: keep every error to one line.
       outputError: (str, write) => write(`vmsim: ${str.trim().replace(/\s*\n\s*/g, " ")}\n`),
+    })
+    // A CI file's commands checked without running them (test/examples.test.ts): the flags and their values parse.
+    .hook("preAction", (_, action) => {
+      if (process.env[PARSE_ONLY_ENV] !== "1") return;
+      const path = [];
+      for (let c: Command | null = action; c !== null && c.parent !== null; c = c.parent) path.unshift(c.name());
+      console.log(`${PARSE_ONLY_ENV}: vmsim ${path.join(" ")} parses`);
+      throw new CommanderError(0, "vmsim.parseOnly", "parsed");
     });
 
   addOptions(addOptions(p.command("info"), MACHINE_OPTIONS), INFO_OPTIONS)
