@@ -256,7 +256,7 @@ export async function exploreCommand(
   say(
     `runs: ${formatInt(stats.runs)} in ${(stats.ms / 1000).toFixed(1)} s (${rate.toFixed(1)} runs/s), ` +
       `${formatInt(stats.distinct)} distinct schedule${stats.distinct === 1 ? "" : "s"}${exhausted}` +
-      (stats.shared > 0 ? `; plus ${plural(stats.shared, "run")} that shard 1 counts (every shard makes them)` : ""),
+      (stats.shared > 0 ? `; plus ${plural(stats.shared, "run")} every shard makes, counted by shard 1` : ""),
   );
   say(`preemptions per run: ${preemptionText(stats.preemptions)}`);
   if (o.strategy === "portfolio")

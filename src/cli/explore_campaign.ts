@@ -296,9 +296,10 @@ function coverageText(f: ExploreCampaignFile): string {
           .concat(f.missingShards)
           .join(", ")} not exhausted)`;
   const all = f.options.iterations === null ? "" : ` of ${formatInt(f.options.iterations + 1)}`;
-  return c.whole
-    ? `every run made (runs 1-${formatInt(c.made)}${all})`
-    : `runs 1-${formatInt(c.made)}${all} all made; run ${formatInt(c.made + 1)} not (a shard missing, out of budget or stopped at its failure)`;
+  const made = c.made === 1 ? "run 1" : `runs 1-${formatInt(c.made)}`;
+  if (c.whole) return `every run made (${made}${all})`;
+  const why = "(a shard missing, out of budget or stopped at its failure)";
+  return c.made === 0 ? `run 1 not made ${why}` : `${made}${all} made; run ${formatInt(c.made + 1)} not ${why}`;
 }
 
 /** The text after a merge: totals, each failure with its replay commands, coverage, missing shards (the result line apart). */
@@ -344,11 +345,11 @@ export function exploreMergeCommand(
   else {
     const shown = opts.out === null ? f : rebase(f, opts.out, ".");
     console.log(
-      `merged ${plural(files.length, "file")}: shards ${f.parts
+      `merged ${plural(files.length, "file")}: ${plural(f.parts.length, "part")} (shards ${f.parts
         .map((p) => p.shard)
         .sort((a, b) => a.index - b.index)
         .map(shardText)
-        .join(", ")} of ${f.scenario.name}, strategy ${f.options.strategy}` +
+        .join(", ")}) of ${f.scenario.name}, strategy ${f.options.strategy}` +
         `${f.options.iterations === null ? "" : `, --iterations ${f.options.iterations}`}`,
     );
     for (const line of formatMerged(shown)) console.log(line);
