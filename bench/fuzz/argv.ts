@@ -17,6 +17,7 @@ import { INJECT_NAMES } from "../../src/shared/inject.js";
 import { BACKPORT_NAMES } from "../../src/shared/backport.js";
 import { EXPLORE_STRATEGIES } from "../../src/explore/explore.js";
 import {
+  BENCH_MERGE_OPTIONS,
   BENCH_OPTIONS,
   CAMPAIGN_OPTIONS,
   type CliOption,
@@ -35,6 +36,7 @@ import {
   SHRINK_OPTIONS,
   STRESS_MACHINE_OPTIONS,
   STRESS_OPTIONS,
+  TEST_CAMPAIGN_OPTIONS,
   TEST_MACHINE_OPTIONS,
   TEST_OPTIONS,
   TRACE_OPTIONS,
@@ -74,7 +76,7 @@ const COMMANDS: readonly CommandSpec[] = [
   { words: ["map"], tables: [EXEC_MACHINE_OPTIONS, MAP_OPTIONS], bounded: ["--script", SCRIPT], args: [] },
   {
     words: ["test"],
-    tables: [TEST_MACHINE_OPTIONS, TEST_OPTIONS],
+    tables: [TEST_MACHINE_OPTIONS, TEST_OPTIONS, TEST_CAMPAIGN_OPTIONS],
     bounded: ["--test-loop-count", "10", "--run-test-mask", "1", "--test-repeat-count", "1"],
     args: [],
   },
@@ -84,6 +86,8 @@ const COMMANDS: readonly CommandSpec[] = [
     bounded: ["--loops", "10", "--repeats", "1", "--cpus", "1", "--tests", "fix_size", "--out", "bench-out"],
     args: [],
   },
+  { words: ["test", "merge"], tables: [MERGE_OPTIONS], bounded: [], args: [SCRIPT, "missing.json"] },
+  { words: ["bench", "merge"], tables: [BENCH_MERGE_OPTIONS], bounded: [], args: ["bench-out", "missing", "."] },
   {
     words: ["explore"],
     tables: [EXPLORE_MACHINE_OPTIONS, EXPLORE_OPTIONS],

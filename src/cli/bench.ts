@@ -19,11 +19,23 @@ import { join } from "node:path";
 import { DEFAULT_CONFIG, type KernelVersion, type SpinlockKind } from "../shared/config.js";
 import { plural } from "../workers/format.js";
 import { type HostInfo, fmt, hostInfo, hostLine } from "../workers/measure.js";
-import { type ScalingPoint, measureTestVmalloc, memoryFor } from "../workers/scaling.js";
-import { TEST_VMALLOC_MODULES } from "../workers/workloads/test_vmalloc.js";
+import { type ScalingPoint, measureTestVmallocRuns, memoryFor } from "../workers/scaling.js";
+import { TEST_VMALLOC_MODULES, type TestVmallocCase } from "../workers/workloads/test_vmalloc.js";
 import { type ChartPanel, scalingChartSvg } from "./chart.js";
 import { debugConfigLine } from "./info.js";
-import type { BenchOptions } from "./options.js";
+import {
+  type BenchPart,
+  type BenchRuns,
+  type BenchSample,
+  benchRuns,
+  benchRunsOf,
+  hostKey,
+  mergeBench,
+  runKey,
+  pointsOf,
+  readBenchResult,
+} from "./bench_shard.js";
+import { type BenchOptions, shardItems } from "./options.js";
 import { ProgressBar } from "./progress.js";
 import { resultLine } from "./result.js";
 
@@ -40,6 +52,8 @@ export interface BenchPoint extends ScalingPoint {
   readonly oversubscribed: boolean;
   /** The timed loops ran at least MIN_LOOP_MS and there were MIN_SAMPLES samples: see {@link BENCH_MINIMUM}. */
   readonly meaningful: boolean;
+  /** Merged results from more than one host: the labels (H1, H2 …) of the hosts whose runs this point's figures are of. */
+  readonly hosts?: readonly string[];
 }
 
 /**
@@ -56,7 +70,7 @@ export interface BenchResult {
   readonly host: HostInfo;
   /** The generations, the baseline first. */
   readonly kernels: readonly KernelVersion[];
-  readonly tests: readonly string[];
+  readonly tests: readonly TestVmallocCase[];
   readonly cpus: readonly number[];
   readonly repeats: number;
   readonly loops: number;
@@ -71,6 +85,14 @@ export interface BenchResult {
   /** Below these a point is not meaningful. */
   readonly minimum: typeof BENCH_MINIMUM;
   readonly points: readonly BenchPoint[];
+  /** The invocations whose runs these are (src/cli/bench_shard.ts); absent in files from before --shard. */
+  readonly parts?: readonly BenchPart[];
+  /** Every measured run, the figures' source: what `vmsim bench merge` joins. */
+  readonly samples?: readonly BenchSample[];
+  /** Runs a part asked for that no sample answers ("fix_size_alloc_test on 2 CPUs, v4.19, run 3/5"). */
+  readonly missing?: readonly string[];
+  /** Shards of a sharded bench that no part holds ("2/3 of --cpus 1,2,4"). */
+  readonly missingShards?: readonly string[];
 }
 
 /** The file names written into `--out`: the results, the overview chart, and a chart per case. */
@@ -101,8 +123,9 @@ export function benchPoints(
   points: readonly ScalingPoint[],
   kernels: readonly KernelVersion[],
   tests: readonly string[],
-  cores: number,
+  cores: number | ((p: ScalingPoint) => number),
 ): BenchPoint[] {
+  const coresOf = typeof cores === "number" ? () => cores : cores;
   const sorted = [...points].sort(
     (a, b) =>
       tests.indexOf(a.test) - tests.indexOf(b.test) ||
@@ -116,7 +139,7 @@ export function benchPoints(
       ...p,
       speedup: one ? p.pairsPerSec / one.pairsPerSec : null,
       vsBaseline: kernels.length > 1 && base ? base.usPerPair / p.usPerPair : null,
-      oversubscribed: p.cpus > cores,
+      oversubscribed: p.cpus > coresOf(p),
       meaningful: p.loopMs >= BENCH_MINIMUM.loopMs && p.samples >= BENCH_MINIMUM.samples,
     };
   });
@@ -186,15 +209,71 @@ export function benchCommand(r: BenchResult): string {
     `vmsim bench --kernel ${r.kernels.join(",")} --tests ${r.tests.join(",")} --cpus ${r.cpus.join(",")} ` +
     `--repeats ${r.repeats} --loops ${r.loops}${r.lockdep ? " --lockdep" : ""}${r.slubDebug ? " --slub-debug" : ""}` +
     (r.trace > 0 ? ` --trace-buffer ${r.trace}` : "") +
-    ((r.spinlock ?? DEFAULT_CONFIG.spinlock) === DEFAULT_CONFIG.spinlock ? "" : ` --spinlock ${r.spinlock}`)
+    ((r.spinlock ?? DEFAULT_CONFIG.spinlock) === DEFAULT_CONFIG.spinlock ? "" : ` --spinlock ${r.spinlock}`) +
+    (r.parts?.length === 1 && r.parts[0]!.shard !== null
+      ? ` --shard ${r.parts[0]!.shard.index}/${r.parts[0]!.shard.count}`
+      : "")
   );
+}
+
+/** The distinct hosts of a result's parts (the date aside), in part order: H1, H2 … in the table. */
+function hostsOf(r: Pick<BenchResult, "host" | "parts">): HostInfo[] {
+  const byKey = new Map<string, HostInfo>();
+  for (const p of r.parts ?? [{ host: r.host }]) if (!byKey.has(hostKey(p.host))) byKey.set(hostKey(p.host), p.host);
+  return [...byKey.values()];
+}
+
+/**
+ * The result of a bench's runs: the figures of each (case, CPU count,
+ * kernel) recomputed from its samples. A CPU count is oversubscribed on the
+ * host with the fewest cores among those that measured it; with runs from
+ * several hosts each point names its hosts.
+ */
+export function benchResult(runs: BenchRuns): BenchResult {
+  const keys = hostsOf(runs).map(hostKey);
+  const samplesOf = (p: ScalingPoint) =>
+    runs.samples.filter((s) => s.cpus === p.cpus && s.kernel === p.kernel && s.test === p.test);
+  const hostOf = (s: BenchSample) => runs.parts[s.part]!.host;
+  const points = benchPoints(pointsOf(runs.samples), runs.kernels, runs.tests, (p) =>
+    Math.min(...samplesOf(p).map((s) => hostOf(s).cores)),
+  );
+  return {
+    command: "bench",
+    host: runs.host,
+    kernels: runs.kernels,
+    tests: runs.tests,
+    cpus: runs.cpus,
+    repeats: runs.repeats,
+    loops: runs.loops,
+    lockdep: runs.lockdep,
+    slubDebug: runs.slubDebug,
+    trace: runs.trace,
+    spinlock: runs.spinlock,
+    memory: runs.memory,
+    minimum: BENCH_MINIMUM,
+    points:
+      keys.length > 1
+        ? points.map((p) => ({
+            ...p,
+            hosts: [...new Set(samplesOf(p).map((s) => `H${keys.indexOf(hostKey(hostOf(s))) + 1}`))].sort(),
+          }))
+        : points,
+    parts: runs.parts,
+    samples: runs.samples,
+    missing: runs.missing,
+    missingShards: runs.missingShards,
+  };
 }
 
 /** scaling.md: the host, how it was measured, the table. */
 export function benchMarkdown(r: BenchResult): string {
   const base = r.kernels.length > 1 ? r.kernels[0]! : null;
+  const hosts = hostsOf(r);
+  const many = hosts.length > 1;
+  const missing = r.missing ?? [];
+  const missingShards = r.missingShards ?? [];
   return `${[
-    hostLine(r.host),
+    ...(many ? hosts.map((h, i) => hostLine(h).replace(/^Machine:/, `Machine H${i + 1}:`)) : [hostLine(r.host)]),
     "",
     `\`${benchCommand(r)}\``,
     "",
@@ -203,21 +282,29 @@ export function benchMarkdown(r: BenchResult): string {
       (base === null ? "" : `vs ${base} = ${base}'s µs per pair over this row's (same case and CPUs); `) +
       "lock wait = CPU time in contended lock waits / CPU time in the test (median), in all and by lock class. " +
       "* = more CPUs than host cores." +
+      (many ? " host = the machines whose runs a row's figures are of: compare rows of one host." : "") +
       (r.points.some((p) => !p.meaningful)
         ? ` ~ = not meaningful: timed loops under ${r.minimum.loopMs} ms or fewer than ${r.minimum.samples} samples.`
         : ""),
     "",
-    `| test | CPUs | kernel | loops | µs per pair | ±rme | pairs/s (all CPUs) | speedup |${base === null ? "" : ` vs ${base} |`} lock wait | waits by lock |`,
-    `|---|---:|---|---:|---:|---:|---:|---:|${base === null ? "" : "---:|"}---:|---|`,
+    `| test | CPUs | kernel | loops | µs per pair | ±rme | pairs/s (all CPUs) | speedup |${base === null ? "" : ` vs ${base} |`} lock wait | waits by lock |${many ? " host |" : ""}`,
+    `|---|---:|---|---:|---:|---:|---:|---:|${base === null ? "" : "---:|"}---:|---|${many ? "---|" : ""}`,
     ...r.points.map((p) => {
       const mark = p.meaningful ? "" : "~";
       const x = (f: number | null) => (f === null ? "" : `${f.toFixed(2)}×`);
       return (
         `| ${p.test} | ${p.cpus}${p.oversubscribed ? "*" : ""} | ${p.kernel} | ${fmt(p.loops)} | ${mark}${fmt(p.usPerPair)} | ` +
         `${mark}${p.rmePct.toFixed(1)}% | ${fmt(p.pairsPerSec)} | ${x(p.speedup)} |${base === null ? "" : ` ${x(p.vsBaseline)} |`} ` +
-        `${p.lockWaitPct.toFixed(1)}% | ${waitsByLock(p.lockWaitByLock)} |`
+        `${p.lockWaitPct.toFixed(1)}% | ${waitsByLock(p.lockWaitByLock)} |${many ? ` ${(p.hosts ?? []).join(", ")} |` : ""}`
       );
     }),
+    ...(missing.length > 0
+      ? [
+          "",
+          `Missing: ${plural(missing.length, "run")}: ${missing.slice(0, 10).join("; ")}${missing.length > 10 ? " …" : ""}.`,
+        ]
+      : []),
+    ...(missingShards.length > 0 ? ["", `Missing shards: ${missingShards.join(", ")}.`] : []),
   ].join("\n")}\n`;
 }
 
@@ -230,7 +317,8 @@ function seriesOf(r: BenchResult, test: string, value: (p: BenchPoint) => number
 }
 
 /** Who measured it, for chart titles. */
-const onHost = (r: BenchResult) => `${r.host.cpu}, ${r.host.cores} cores`;
+const onHost = (r: BenchResult) =>
+  hostsOf(r).length > 1 ? `${hostsOf(r).length} hosts` : `${r.host.cpu}, ${r.host.cores} cores`;
 
 /** scaling.svg: pairs/s against CPUs, one panel per case, a line per kernel. */
 export function benchSvg(r: BenchResult): string {
@@ -266,43 +354,48 @@ export function benchCaseSvg(r: BenchResult, test: string): string {
   );
 }
 
-/** Runs the command; resolves to the exit code (0 ok, 1 a case failed). */
+/** Runs the command (its shard of the runs); resolves to the exit code (0 ok, 1 a case failed). */
 export async function runBench(opts: BenchOptions): Promise<number> {
   const host = hostInfo();
+  const t0 = performance.now();
+  const share = shardItems(benchRuns(opts.cpus, opts.kernels, opts.tests, opts.repeats), opts.shard);
+  const mine = new Set(share.map(runKey));
+  // Each (CPU count, kernel, case) with a run here: a warm-up first.
+  const cases = new Set(share.map((r) => runKey({ ...r, repeat: -1 })));
   const bar = ProgressBar.start({
     label: "bench",
-    total: opts.kernels.length * opts.cpus.length * opts.tests.length * (opts.repeats + 1),
+    total: mine.size + cases.size,
     unit: "runs",
     fields: "{what}",
     initial: { what: "booting" },
   });
   let runs = 0;
-  const points: ScalingPoint[] = [];
-  const memory: Record<string, number> = {};
+  const samples: BenchSample[] = [];
   let measuring = "";
   try {
     // The kernels take turns at each CPU count, so that a change in the host's load hits them alike.
     for (const cpus of opts.cpus) {
-      memory[cpus] = memoryFor(cpus, opts.tests, opts.loops);
       for (const kernel of opts.kernels) {
+        const only = (test: TestVmallocCase, repeat: number) => mine.has(runKey({ cpus, kernel, test, repeat }));
+        if (!opts.tests.some((test) => cases.has(runKey({ cpus, kernel, test, repeat: -1 })))) continue;
         measuring = `kernel ${kernel}, ${plural(cpus, "CPU")}: `;
-        points.push(
-          ...(await measureTestVmalloc(cpus, {
-            kernel,
-            tests: opts.tests,
-            repeats: opts.repeats,
-            loops: opts.loops,
-            lockdep: opts.lockdep,
-            slubDebug: opts.slubDebug,
-            trace: opts.trace,
-            spinlock: opts.spinlock,
-            memory: memory[cpus],
-            onRun: (test, n) => {
-              runs++;
-              bar?.update(runs, runs, { what: `${test} on ${n} CPUs, v${kernel}` });
-            },
-          })),
-        );
+        const measured = await measureTestVmallocRuns(cpus, {
+          kernel,
+          tests: opts.tests,
+          repeats: opts.repeats,
+          loops: opts.loops,
+          lockdep: opts.lockdep,
+          slubDebug: opts.slubDebug,
+          trace: opts.trace,
+          spinlock: opts.spinlock,
+          memory: memoryFor(cpus, opts.tests, opts.loops),
+          only,
+          onRun: (test, n) => {
+            runs++;
+            bar?.update(runs, runs, { what: `${test} on ${n} CPUs, v${kernel}` });
+          },
+        });
+        samples.push(...measured.map((s) => ({ ...s, part: 0 })));
       }
     }
   } catch (e) {
@@ -314,45 +407,49 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     return 1;
   }
   bar?.stop();
-  const result: BenchResult = {
-    command: "bench",
-    host,
-    kernels: opts.kernels,
-    tests: opts.tests,
-    cpus: opts.cpus,
-    repeats: opts.repeats,
-    loops: opts.loops,
-    lockdep: opts.lockdep,
-    slubDebug: opts.slubDebug,
-    trace: opts.trace,
-    spinlock: opts.spinlock,
-    memory,
-    minimum: BENCH_MINIMUM,
-    points: benchPoints(points, opts.kernels, opts.tests, host.cores),
-  };
-  const md = benchMarkdown(result);
-  mkdirSync(opts.out, { recursive: true });
-  writeFileSync(join(opts.out, "scaling.json"), `${JSON.stringify(result, null, 2)}\n`);
-  writeFileSync(join(opts.out, "scaling.md"), md);
-  writeFileSync(join(opts.out, "scaling.svg"), benchSvg(result));
-  for (const test of opts.tests) writeFileSync(join(opts.out, `${test}.svg`), benchCaseSvg(result, test));
+  const part: BenchPart = { cpus: opts.cpus, shard: opts.shard, host, wallMs: Math.round(performance.now() - t0) };
+  return writeBench(benchResult(benchRunsOf(opts, [part], samples, false)), opts.out);
+}
+
+/** `vmsim bench merge PATHS…`: joins bench folders (or their scaling.json) into `out`; resolves to the exit code. Throws RangeError on unreadable or incompatible files. */
+export function benchMergeCommand(paths: readonly string[], out: string): number {
+  const merged = benchResult(mergeBench(paths.map(readBenchResult)));
+  const hosts = hostsOf(merged).length;
+  console.log(
+    `merged ${plural(paths.length, "result")}: ${plural(merged.parts?.length ?? 0, "part")}, ` +
+      `${plural(merged.samples?.length ?? 0, "run")}${hosts > 1 ? `, from ${hosts} hosts` : ""}`,
+  );
+  return writeBench(merged, out);
+}
+
+/** Writes `r`'s files into `out` and prints its table, warning, result and SUMMARY lines; 0. */
+function writeBench(r: BenchResult, out: string): number {
+  const md = benchMarkdown(r);
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, "scaling.json"), `${JSON.stringify(r, null, 2)}\n`);
+  writeFileSync(join(out, "scaling.md"), md);
+  writeFileSync(join(out, "scaling.svg"), benchSvg(r));
+  for (const test of r.tests) writeFileSync(join(out, `${test}.svg`), benchCaseSvg(r, test));
   process.stdout.write(md);
   console.log("");
-  const warning = benchWarning(result);
+  const warning = benchWarning(r);
   if (warning !== null) console.error(warning);
   console.log(
-    `wrote ${benchFiles(opts.tests)
-      .map((f) => join(opts.out, f))
+    `wrote ${benchFiles(r.tests)
+      .map((f) => join(out, f))
       .join(", ")}`,
   );
+  const missing = r.missing?.length ?? 0;
+  // A missing shard's runs are missing runs too (src/cli/bench_shard.ts): one count says both.
+  const measured =
+    `${plural(r.points.length, "point")} measured: ${plural(r.tests.length, "case")} on ${r.cpus.join(", ")} CPUs, ` +
+    `${r.kernels.length === 1 ? "kernel" : "kernels"} ${r.kernels.join(", ")}`;
   console.log(
-    resultLine(
-      "ok",
-      `${plural(result.points.length, "point")} measured: ${plural(opts.tests.length, "case")} on ${opts.cpus.join(", ")} CPUs, ` +
-        `${opts.kernels.length === 1 ? "kernel" : "kernels"} ${opts.kernels.join(", ")}`,
-    ),
+    missing > 0
+      ? resultLine("incomplete", `${measured}; ${plural(missing, "run")} missing, listed above`)
+      : resultLine("ok", measured),
   );
-  const summary = result.points.map((p) => ({
+  const summary = r.points.map((p) => ({
     kernel: p.kernel,
     test: p.test,
     cpus: p.cpus,
@@ -364,7 +461,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     lockWaitByLock: p.lockWaitByLock,
   }));
   console.log(
-    `SUMMARY ${JSON.stringify({ command: "bench", ok: true, out: opts.out, spinlock: opts.spinlock, points: summary })}`,
+    `SUMMARY ${JSON.stringify({ command: "bench", ok: true, out, spinlock: r.spinlock, ...(missing > 0 ? { missing } : {}), points: summary })}`,
   );
   return 0;
 }

@@ -14,6 +14,7 @@ import { commandLineOf } from "../workers/cmdline.js";
 import { armTopLevel, dieOfEscapedError } from "./fatal.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
 import {
+  BENCH_MERGE_OPTIONS,
   BENCH_OPTIONS,
   CAMPAIGN_OPTIONS,
   EXEC_MACHINE_OPTIONS,
@@ -34,6 +35,7 @@ import {
   STRESS_OPTIONS,
   TEST_DEBUG_OPTIONS,
   TEST_MACHINE_OPTIONS,
+  TEST_CAMPAIGN_OPTIONS,
   TEST_OPTIONS,
   TRACE_OPTIONS,
   addOptions,
@@ -44,9 +46,10 @@ import { runMachine } from "./run.js";
 import { stressMachine } from "./stress.js";
 import { execScript, openScript } from "./exec.js";
 import { checkMapKernel, mapScript } from "./map.js";
-import { checkBench, runBench } from "./bench.js";
+import { benchMergeCommand, checkBench, runBench } from "./bench.js";
 import { mergeCommand, stressCampaign } from "./campaign.js";
 import { TEST_HELP, runTest, testModeMachine, testRunOf } from "./test.js";
+import { testCampaign, testMergeCommand } from "./test_campaign.js";
 import { exploreCommand, replayCommand, shrinkCommand } from "./explore.js";
 import { exploreMergeCommand } from "./explore_campaign.js";
 import { readReplayFile, vmsimVersion } from "../explore/replay_file.js";
@@ -205,20 +208,39 @@ function program(): Command {
       process.exitCode = await mapScript(config, opts.script, input, opts.out);
     });
 
-  addOptions(addOptions(addOptions(p.command("test"), TEST_MACHINE_OPTIONS), TEST_DEBUG_OPTIONS), TEST_OPTIONS)
+  const test = addOptions(
+    addOptions(addOptions(addOptions(p.command("test"), TEST_MACHINE_OPTIONS), TEST_DEBUG_OPTIONS), TEST_OPTIONS),
+    TEST_CAMPAIGN_OPTIONS,
+  )
     .description(
       "run lib/test_vmalloc.c's tests on the machine's CPUs: the module's Summary lines, checks, a SUMMARY line",
     )
     .addHelpText("after", TEST_HELP)
     .action(async function (this: Command) {
       const config = machineConfig(this, TEST_MACHINE_OPTIONS, testModeMachine(this));
-      process.exitCode = await runTest(
-        config,
-        usage(() => testRunOf(this, config)),
-      );
+      const run = usage(() => testRunOf(this, config));
+      // Campaigns (src/cli/test_campaign.ts): with --seeds or --shard, one machine per (test, seed).
+      const campaign = readOptions(this, TEST_CAMPAIGN_OPTIONS);
+      if (campaign.seeds !== null && this.getOptionValueSource("seed") === "cli")
+        throw new UsageError("--seed and --seeds exclude each other");
+      if (campaign.seeds === null && campaign.shard === null) {
+        if (campaign.out !== null) throw new UsageError("--out writes a campaign's results: give --seeds or --shard");
+        process.exitCode = await runTest(config, run);
+        return;
+      }
+      const seeds = campaign.seeds ?? { from: config.seed, to: config.seed };
+      process.exitCode = await testCampaign(config, run, { ...campaign, seeds });
+    });
+  // `vmsim test merge`: its --out is its own.
+  test.enablePositionalOptions();
+  addOptions(test.command("merge"), MERGE_OPTIONS)
+    .description("merge test campaign results (shards): items by test and seed, totals, failing items and their reruns")
+    .argument("<files...>", "JSON results of `vmsim test --seeds … [--shard i/n] --out`")
+    .action(function (this: Command, files: string[]) {
+      process.exitCode = usage(() => testMergeCommand(files, readOptions(this, MERGE_OPTIONS)));
     });
 
-  addOptions(p.command("bench"), BENCH_OPTIONS)
+  const bench = addOptions(p.command("bench"), BENCH_OPTIONS)
     .description("run test_vmalloc cases on machines of 1, 2, 4 … CPUs; write a JSON, Markdown and SVG scaling report")
     .action(async function (this: Command) {
       const opts = readOptions(this, BENCH_OPTIONS);
@@ -229,6 +251,15 @@ function program(): Command {
         throw e;
       }
       process.exitCode = await runBench(opts);
+    });
+  // `vmsim bench merge` (src/cli/bench_shard.ts): its --out is its own, not bench's.
+  bench.enablePositionalOptions();
+  addOptions(bench.command("merge"), BENCH_MERGE_OPTIONS)
+    .description("merge bench results (shards, or CPU counts measured on other hosts): the same files, recomputed")
+    .argument("<paths...>", "folders (or their scaling.json) written by `vmsim bench [--shard i/n] --out`")
+    .action(function (this: Command, paths: string[]) {
+      const { out } = readOptions(this, BENCH_MERGE_OPTIONS);
+      process.exitCode = usage(() => benchMergeCommand(paths, out));
     });
 
   const explore = addOptions(addOptions(p.command("explore"), EXPLORE_MACHINE_OPTIONS), EXPLORE_OPTIONS)

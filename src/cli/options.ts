@@ -413,6 +413,26 @@ export const CAMPAIGN_OPTIONS: OptionTable<CampaignCliOptions> = {
   },
 };
 
+/** The campaign flags of `vmsim test` (src/cli/test_campaign.ts): present when --seeds or --shard is. */
+export type TestCampaignCliOptions = Pick<CampaignCliOptions, "seeds" | "shard" | "out">;
+
+export const TEST_CAMPAIGN_OPTIONS: OptionTable<TestCampaignCliOptions> = {
+  seeds: {
+    ...CAMPAIGN_OPTIONS.seeds,
+    description: "campaign: run every selected test once per seed A..B, each (test, seed) on a machine of its own",
+  },
+  shard: {
+    ...CAMPAIGN_OPTIONS.shard,
+    description:
+      "campaign: run only item k of the (test × seed) items, tests in table order, seeds ascending, " +
+      "when k mod n = i - 1 (without --seeds: the seeds of --seed)",
+  },
+  out: {
+    ...CAMPAIGN_OPTIONS.out,
+    description: "campaign: write the JSON results here (merge shards with `vmsim test merge`)",
+  },
+};
+
 /** Options of `vmsim stress merge`. */
 export interface MergeOptions {
   /** Write the merged JSON here. @defaultValue null */
@@ -480,9 +500,26 @@ export interface BenchOptions {
   readonly trace: number;
   /** The machines' spinlock (src/locks/spinlock.ts). @defaultValue "pv-qspinlock" */
   readonly spinlock: SpinlockKind;
+  /** Measure only this shard of the (CPU count, kernel, case, repeat) runs (src/cli/bench_shard.ts). @defaultValue null (all of them) */
+  readonly shard: Shard | null;
   /** Folder for scaling.{json,md,svg} and one SVG per case. @defaultValue vmsim-bench (git-ignored; committed results go to bench/results/ with --out) */
   readonly out: string;
 }
+
+/** Options of `vmsim bench merge`. */
+export interface BenchMergeOptions {
+  /** Folder for the merged scaling.{json,md,svg} and one SVG per case. @defaultValue vmsim-bench */
+  readonly out: string;
+}
+
+export const BENCH_MERGE_OPTIONS: OptionTable<BenchMergeOptions> = {
+  out: {
+    flags: "--out <dir>",
+    description: "folder for the merged scaling.json, scaling.md, scaling.svg and <case>.svg",
+    defaultValue: "vmsim-bench",
+    parse: outputDirArg,
+  },
+};
 
 /** The cases `vmsim bench` can time: every case of the module but the one meant to fail. */
 const BENCH_CASES: readonly TestVmallocCase[] = TEST_CASE_ARRAY.filter((c) => !c.xfail).map((c) => c.name);
@@ -544,6 +581,12 @@ export const BENCH_OPTIONS: OptionTable<BenchOptions> = {
     description: "events each CPU keeps in its trace ring: turns span tracing on (0 = off), to measure its cost",
   },
   spinlock: MACHINE_OPTIONS.spinlock,
+  shard: {
+    ...CAMPAIGN_OPTIONS.shard,
+    description:
+      "measure only shard i of n: run k (0-based) of the CPU counts × kernels × cases × repeats, in that order, " +
+      "when k mod n = i - 1; join the shards' folders with `vmsim bench merge`",
+  },
   out: {
     flags: "--out <dir>",
     description:

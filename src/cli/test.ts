@@ -92,6 +92,16 @@ export interface TestRunOptions {
   readonly params: VmallocTestParams;
   /** The command line that reruns this test. */
   readonly rerun: string;
+  /** The test flags given on the command line, each with its value: what a rerun repeats. */
+  readonly flags: readonly (readonly string[])[];
+}
+
+/** The command line that reruns the test of `opts` on `config` (a campaign's item: its seed, one case's mask). */
+export function testRerun(config: MachineConfig, opts: TestRunOptions, runTestMask?: number): string {
+  const mask = runTestMask === undefined ? [] : [TEST_OPTIONS.runTestMask.flags.split(" ")[0]!];
+  const flags = opts.flags.filter((f) => !mask.includes(f[0]!)).flat();
+  if (runTestMask !== undefined) flags.push(mask[0]!, TEST_OPTIONS.runTestMask.format!(runTestMask));
+  return ["vmsim", "test", ...commandLineOf(testMachineOptions(opts.mode), config), ...flags].join(" ");
 }
 
 /**
@@ -116,13 +126,11 @@ export function testRunOf(cmd: Command, config: MachineConfig): TestRunOptions {
     throw new RangeError(`${module.source} has no nr_pages: its fix_size_alloc_test maps 3 pages`);
 
   // The rerun repeats the flags given, even one that equals its default: it overrides the preset.
-  const flags: string[] = [];
-  for (const k of given) {
+  const flags = given.map((k) => {
     const spec = TEST_OPTIONS[k] as CliOption<unknown>;
-    flags.push(spec.flags.split(" ")[0]!);
-    if (spec.parse) flags.push((spec.format ?? String)(raw[k]));
-  }
-  return {
+    return [spec.flags.split(" ")[0]!, ...(spec.parse ? [(spec.format ?? String)(raw[k])] : [])];
+  });
+  const run = {
     mode: o.mode,
     nrThreads: o.nrThreads === 0 ? config.cpus : o.nrThreads,
     params: {
@@ -132,8 +140,10 @@ export function testRunOf(cmd: Command, config: MachineConfig): TestRunOptions {
       sequentialTestOrder: o.sequentialTestOrder,
       nrPages: o.nrPages,
     },
-    rerun: ["vmsim", "test", ...commandLineOf(testMachineOptions(o.mode), config), ...flags].join(" "),
+    rerun: "",
+    flags,
   };
+  return { ...run, rerun: testRerun(config, run) };
 }
 
 /** `vmsim test --help`'s epilogue: the table of tests, what the output means, the exit status. */
@@ -233,8 +243,27 @@ function paramLine(module: TestVmallocModule, nrThreads: number, cpus: number, p
   );
 }
 
+/** Where a test's lines go: the console, or a campaign's item (src/cli/test_campaign.ts), which keeps them quiet. */
+export interface TestOutput {
+  readonly log: (line: string) => void;
+  readonly error: (line: string) => void;
+  /** Show the progress bar (on a terminal). */
+  readonly progress: boolean;
+}
+
+const CONSOLE: TestOutput = {
+  log: (line) => console.log(line),
+  error: (line) => console.error(line),
+  progress: true,
+};
+
 /** Boots the machine, runs the test, prints it; resolves to the exit code (0 ok, 1 a failure). */
 export async function runTest(config: MachineConfig, opts: TestRunOptions): Promise<number> {
+  return (await testVmalloc(config, opts, CONSOLE)).ok ? 0 : 1;
+}
+
+/** Boots the machine, runs the test, writes its lines to `out`; resolves to its SUMMARY. */
+export async function testVmalloc(config: MachineConfig, opts: TestRunOptions, out: TestOutput): Promise<TestSummary> {
   const m = await Machine.boot(config);
   const { params, nrThreads } = opts;
   const module = TEST_VMALLOC_MODULES[config.kernel];
@@ -243,14 +272,14 @@ export async function runTest(config: MachineConfig, opts: TestRunOptions): Prom
   for (let w = 0; w < nrThreads; w++) workersOf[w % config.cpus]!.push(w);
   const busyCpus = workersOf.flatMap((ws, cpu) => (ws.length > 0 ? [cpu] : []));
 
-  console.log(formatMachineInfo(describeMachine(m.arena))[0]);
-  console.log(
+  out.log(formatMachineInfo(describeMachine(m.arena))[0]);
+  out.log(
     `test_vmalloc: mode ${opts.mode}, ${plural(nrThreads, "worker")} on ${plural(busyCpus.length, "CPU")}` +
       (nrThreads > config.cpus ? " (workers sharing a CPU take turns)" : "") +
       `: ${paramLine(module, nrThreads, config.cpus, params)}`,
   );
-  console.log(`  tests: ${selected.map((c) => c.name).join(", ")}`);
-  console.log("");
+  out.log(`  tests: ${selected.map((c) => c.name).join(", ")}`);
+  out.log("");
 
   const failures: string[] = [];
   const workers: VmallocTestWorker[] = [];
@@ -262,13 +291,15 @@ export async function runTest(config: MachineConfig, opts: TestRunOptions): Prom
     const start = memorySnapshot();
     const percpuStart = pcpu_nr_pages();
     resetTestVmallocProgress();
-    bar = ProgressBar.start({
-      label: "test_vmalloc",
-      total: nrThreads * selected.length * params.testRepeatCount,
-      unit: "test runs",
-      fields: "{value}/{total} test runs | {failed} failed",
-      initial: { failed: 0 },
-    });
+    bar = !out.progress
+      ? null
+      : ProgressBar.start({
+          label: "test_vmalloc",
+          total: nrThreads * selected.length * params.testRepeatCount,
+          unit: "test runs",
+          fields: "{value}/{total} test runs | {failed} failed",
+          initial: { failed: 0 },
+        });
     const tick = setInterval(() => {
       const p = testVmallocProgress();
       bar?.update(p.done, p.done, { failed: p.failed });
@@ -344,14 +375,14 @@ export async function runTest(config: MachineConfig, opts: TestRunOptions): Prom
       const counts = module.xfailed
         ? `passed: ${d.passed} failed: ${d.failed} xfailed: ${d.xfailed}`
         : `passed: ${d.passed} failed: ${d.failed + d.xfailed}`;
-      console.log(
+      out.log(
         `Summary: ${d.test} ${counts} repeat: ${params.testRepeatCount} loops: ${params.testLoopCount} avg: ${d.time} usec`,
       );
     }
     const who = module.cyclesLabel === "worker" ? `worker${w.worker}` : `CPU${w.cpu}`;
-    console.log(`All test took ${who}=${w.cycles} cycles`);
+    out.log(`All test took ${who}=${w.cycles} cycles`);
   }
-  console.log("");
+  out.log("");
 
   const tests: TestCaseSummary[] = selected.map((c) => {
     const ds = workers.map((w) => w.data[c.index]!);
@@ -368,10 +399,10 @@ export async function runTest(config: MachineConfig, opts: TestRunOptions): Prom
   const expectedReports = workers.reduce((a, w) => a + w.expectedReports, 0);
   for (const t of tests) if (t.failed > 0) failures.push(`${t.test} failed ${plural(t.failed, "time")}`);
 
-  console.log(`cycles: nanoseconds of each worker's wall-clock time, from the start line to the end of its last test`);
-  if (afterLine !== "") console.log(afterLine);
+  out.log(`cycles: nanoseconds of each worker's wall-clock time, from the start line to the end of its last test`);
+  if (afterLine !== "") out.log(afterLine);
   const xfailed = total((t) => t.xfailed);
-  console.log(
+  out.log(
     failures.length === 0
       ? resultLine(
           "ok",
@@ -387,9 +418,9 @@ export async function runTest(config: MachineConfig, opts: TestRunOptions): Prom
         )
       : resultLine("FAILED", `${plural(failures.length, "failure")}, listed on stderr`),
   );
-  console.log(`seed: ${config.seed}`);
-  for (const f of failures) console.error(`vmsim: FAILED: ${f}`);
-  if (failures.length > 0) console.error(`vmsim: rerun with: ${opts.rerun}`);
+  out.log(`seed: ${config.seed}`);
+  for (const f of failures) out.error(`vmsim: FAILED: ${f}`);
+  if (failures.length > 0) out.error(`vmsim: rerun with: ${opts.rerun}`);
 
   const summary: TestSummary = {
     command: "test",
@@ -425,6 +456,6 @@ export async function runTest(config: MachineConfig, opts: TestRunOptions): Prom
     failures,
     rerun: opts.rerun,
   };
-  console.log(`SUMMARY ${JSON.stringify(summary)}`);
-  return summary.ok ? 0 : 1;
+  out.log(`SUMMARY ${JSON.stringify(summary)}`);
+  return summary;
 }

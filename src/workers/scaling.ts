@@ -123,14 +123,72 @@ export function memoryFor(cpus: number, tests: readonly TestVmallocCase[], loops
 }
 
 /** Each lock class's median share over the runs (0 in a run that never waited for it), largest first. */
-function medianByLock(runs: readonly ReadonlyMap<string, number>[]): Record<string, number> {
-  const names = new Set(runs.flatMap((r) => [...r.keys()]));
-  const medians = [...names].map((n) => [n, statsOf(runs.map((r) => r.get(n) ?? 0)).median] as const);
+function medianByLock(runs: readonly Readonly<Record<string, number>>[]): Record<string, number> {
+  const names = new Set(runs.flatMap((r) => Object.keys(r)));
+  const medians = [...names].map((n) => [n, statsOf(runs.map((r) => r[n] ?? 0)).median] as const);
   return Object.fromEntries(medians.filter(([, pct]) => pct > 0).sort((a, b) => b[1] - a[1]));
 }
 
-/** Measures every case of `opts.tests` on one machine of `cpus` CPUs. Throws if a case fails or reports. */
-export async function measureTestVmalloc(cpus: number, opts: ScalingOptions): Promise<ScalingPoint[]> {
+/** One measured run of a case on a machine: each CPU's figures and the lock waits (what a point is the median of). */
+export interface ScalingSample {
+  readonly kernel: KernelVersion;
+  readonly test: TestVmallocCase;
+  readonly cpus: number;
+  /** test_loop_count of the case. */
+  readonly loops: number;
+  /** Which of the `repeats` measured runs this is, 0-based. */
+  readonly repeat: number;
+  /** Each CPU's timed loop / its pairs, µs. */
+  readonly perPairUs: readonly number[];
+  /** Each CPU's timed loop, µs. */
+  readonly loopUsec: readonly number[];
+  /** Each CPU's whole test (the module's figure), µs. */
+  readonly testUsec: readonly number[];
+  /** Share of the CPUs' test time in contended lock waits, percent. */
+  readonly lockWaitPct: number;
+  /** The same share per lock class waited for. */
+  readonly lockWaitByLock: Readonly<Record<string, number>>;
+}
+
+/**
+ * The point of one (kernel, case, CPU count) from its samples: medians over
+ * repeats × CPUs. The samples' order (by repeat) fixes the float sums of ±rme.
+ */
+export function scalingPoint(samples: readonly ScalingSample[]): ScalingPoint {
+  const first = samples[0];
+  if (first === undefined) throw new RangeError("a point needs at least one sample");
+  const runs = [...samples].sort((a, b) => a.repeat - b.repeat);
+  const s = statsOf(runs.flatMap((r) => r.perPairUs));
+  return {
+    kernel: first.kernel,
+    test: first.test,
+    cpus: first.cpus,
+    loops: first.loops,
+    usPerPair: s.median,
+    rmePct: s.rmePct,
+    samples: s.samples,
+    loopMs: statsOf(runs.flatMap((r) => r.loopUsec)).median / 1000,
+    testUsec: statsOf(runs.flatMap((r) => r.testUsec)).median,
+    pairsPerSec: (first.cpus * 1e6) / s.median,
+    lockWaitPct: statsOf(runs.map((r) => r.lockWaitPct)).median,
+    lockWaitByLock: medianByLock(runs.map((r) => r.lockWaitByLock)),
+  };
+}
+
+/** Which measured runs to make: all of them, or those `only` keeps (a shard's). */
+export interface ScalingRunsOptions extends ScalingOptions {
+  /** Keep repeat `repeat` (0-based) of `test`; a case with none kept is not run at all. @defaultValue every run */
+  readonly only?: (test: TestVmallocCase, repeat: number) => boolean;
+}
+
+/**
+ * Measures the cases of `opts.tests` on one machine of `cpus` CPUs: each
+ * case's warm-up, then its measured runs (those `opts.only` keeps). Run r of
+ * case i is the workload's round i × (repeats + 1) + r + 2 whichever runs are
+ * kept, so that a shard's run draws what the unsharded run's does. Throws if a
+ * case fails or reports.
+ */
+export async function measureTestVmallocRuns(cpus: number, opts: ScalingRunsOptions): Promise<ScalingSample[]> {
   const memory = opts.memory ?? memoryFor(cpus, opts.tests, opts.loops);
   const kernel = opts.kernel ?? "4.19";
   // The production configuration by default: the kernel's figures come from kernels without these.
@@ -144,10 +202,9 @@ export async function measureTestVmalloc(cpus: number, opts: ScalingOptions): Pr
     trace: opts.trace ?? 0,
     spinlock: opts.spinlock ?? DEFAULT_CONFIG.spinlock,
   });
-  let round = 0;
-  const run = async (test: TestVmallocCase, loops: number) => {
+  const run = async (test: TestVmallocCase, loops: number, round: number) => {
     resetLockWaitTime();
-    const rs = (await m.runAll("test_vmalloc", { test, loops, round: ++round }).catch((e: Error) => {
+    const rs = (await m.runAll("test_vmalloc", { test, loops, round }).catch((e: Error) => {
       throw new Error(`${test}: ${e.message}`);
     })) as TestVmallocResult[];
     if (!rs.every((r) => r.passed)) throw new Error(`${test} failed on ${cpus} CPUs`);
@@ -169,48 +226,42 @@ export async function measureTestVmalloc(cpus: number, opts: ScalingOptions): Pr
     // The capped sums are ≤ testNs but summed in another order: clamp the float rounding (100.00000000000003).
     const pct = (ns: number) => (testNs > 0 ? Math.min(100, (100 * ns) / testNs) : 0);
     opts.onRun?.(test, cpus);
-    return { rs, lockWaitPct: pct(waitNs), byLock: new Map([...byLockNs].map(([n, ns]) => [n, pct(ns)])) };
+    return { rs, lockWaitPct: pct(waitNs), byLock: Object.fromEntries([...byLockNs].map(([n, ns]) => [n, pct(ns)])) };
   };
   try {
-    const points: ScalingPoint[] = [];
-    for (const test of opts.tests) {
+    const samples: ScalingSample[] = [];
+    for (const [i, test] of opts.tests.entries()) {
+      const repeats = Array.from({ length: opts.repeats }, (_, r) => r).filter((r) => opts.only?.(test, r) ?? true);
+      if (repeats.length === 0) continue;
       const loops = loopsFor(test, opts.loops);
-      await run(test, Math.max(1, Math.round(loops / 10)));
-      const perPair: number[] = [];
-      const loopUsec: number[] = [];
-      const whole: number[] = [];
-      const waits: number[] = [];
-      const byLock: ReadonlyMap<string, number>[] = [];
-      for (let i = 0; i < opts.repeats; i++) {
-        const r = await run(test, loops);
-        for (const cpu of r.rs) {
-          perPair.push(cpu.loopUsec / cpu.pairs);
-          loopUsec.push(cpu.loopUsec);
-          whole.push(cpu.usec);
-        }
-        waits.push(r.lockWaitPct);
-        byLock.push(r.byLock);
+      const round = i * (opts.repeats + 1) + 1;
+      await run(test, Math.max(1, Math.round(loops / 10)), round);
+      for (const repeat of repeats) {
+        const r = await run(test, loops, round + 1 + repeat);
+        samples.push({
+          kernel,
+          test,
+          cpus,
+          loops,
+          repeat,
+          perPairUs: r.rs.map((cpu) => cpu.loopUsec / cpu.pairs),
+          loopUsec: r.rs.map((cpu) => cpu.loopUsec),
+          testUsec: r.rs.map((cpu) => cpu.usec),
+          lockWaitPct: r.lockWaitPct,
+          lockWaitByLock: r.byLock,
+        });
       }
-      const s = statsOf(perPair);
-      points.push({
-        kernel,
-        test,
-        cpus,
-        loops,
-        usPerPair: s.median,
-        rmePct: s.rmePct,
-        samples: s.samples,
-        loopMs: statsOf(loopUsec).median / 1000,
-        testUsec: statsOf(whole).median,
-        pairsPerSec: (cpus * 1e6) / s.median,
-        lockWaitPct: statsOf(waits).median,
-        lockWaitByLock: medianByLock(byLock),
-      });
     }
-    return points;
+    return samples;
   } finally {
     await m.shutdown();
   }
+}
+
+/** Measures every case of `opts.tests` on one machine of `cpus` CPUs, each its warm-up and `repeats` runs. Throws if a case fails or reports. */
+export async function measureTestVmalloc(cpus: number, opts: ScalingOptions): Promise<ScalingPoint[]> {
+  const samples = await measureTestVmallocRuns(cpus, opts);
+  return opts.tests.map((test) => scalingPoint(samples.filter((s) => s.test === test)));
 }
 
 /** Where the CPUs' time went in a traced run of one case: CONFIG_LOCK_STAT's holdtime and waittime, as shares. */
