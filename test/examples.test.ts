@@ -43,9 +43,9 @@ function vmsimCommands(script: string): string[] {
  * entry 1, completion index 0): expressions and variables replaced, quotes
  * removed; globs stay as written (they only have to parse).
  */
-function wordsOf(command: string, env: Record<string, string>): string[] {
+function wordsOf(command: string, env: Record<string, string>, matrix: Record<string, string> = {}): string[] {
   const text = command
-    .replace(/\$\{\{\s*matrix\.shard\s*\}\}/g, "1")
+    .replace(/\$\{\{\s*matrix\.(\w+)\s*\}\}/g, (_, k: string) => matrix[k] ?? `(no matrix.${k})`)
     .replace(/\$\(\(JOB_COMPLETION_INDEX \+ 1\)\)/g, "1")
     .replace(/\$\{?([A-Z_]+)\}?/g, (m, name: string) => env[name] ?? m);
   return text
@@ -61,30 +61,66 @@ function envOf(env: Record<string, string> | undefined): Record<string, string> 
   );
 }
 
-/**
- * Where the commands run: a folder with the `results/` a job has when its
- * commands run (the merge job's download made it; a pod's volume is mounted
- * at /results, which the commands' words name as this folder's results/).
- */
-const JOB_DIR = mkdtempSync(join(tmpdir(), "vmsim-examples-"));
-mkdirSync(join(JOB_DIR, "results"));
-afterAll(() => rmSync(JOB_DIR, { recursive: true, force: true }));
+const TMP = mkdtempSync(join(tmpdir(), "vmsim-examples-"));
+afterAll(() => rmSync(TMP, { recursive: true, force: true }));
+let jobDirs = 0;
 
-/** Runs `vmsim ARGS` with VMSIM_PARSE_ONLY=1 in {@link JOB_DIR}. */
-function parseOnly(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/**
+ * A job's working folder as its commands find it: empty but for the folders
+ * `made` (what a download step made; a pod's volume, mounted at /results,
+ * is the folder's results/ — the commands' /results/ is rewritten so).
+ */
+function jobDir(made: readonly string[]): string {
+  const dir = join(TMP, `job-${++jobDirs}`);
+  for (const m of ["", ...made]) mkdirSync(join(dir, m), { recursive: true });
+  return dir;
+}
+
+/** Runs `vmsim ARGS` with VMSIM_PARSE_ONLY=1 in `cwd` (default: a folder of its own). */
+function parseOnly(
+  args: readonly string[],
+  cwd = jobDir([]),
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
     execFile(
       process.execPath,
       [MAIN, ...args.map((a) => a.replace(/^\/results\//, "results/"))],
-      { cwd: JOB_DIR, env: { ...process.env, VMSIM_PARSE_ONLY: "1" }, timeout: 60_000 },
+      { cwd, env: { ...process.env, VMSIM_PARSE_ONLY: "1" }, timeout: 60_000 },
       (err, stdout, stderr) => done({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
     );
   });
 }
 
-async function expectParses(where: string, words: readonly string[]): Promise<void> {
+/** A job's matrix entries: its `include` list, or the first value of each matrix key (shard 1); one empty entry without a matrix. */
+function matrixEntries(job: Doc): Record<string, string>[] {
+  const m = job.strategy?.matrix ?? {};
+  if (Array.isArray(m.include)) return m.include;
+  return [Object.fromEntries(Object.entries(m).map(([k, v]) => [k, String((v as unknown[])[0])]))];
+}
+
+/**
+ * Parses every vmsim command of every job (each matrix entry) of a workflow,
+ * in a folder with what the job's download steps made; resolves to how many
+ * command lines there were.
+ */
+async function workflowCommands(file: string, wf: Doc, env: Record<string, string>): Promise<number> {
+  let n = 0;
+  for (const job of Object.values(wf.jobs) as Doc[]) {
+    const downloads = job.steps.filter((s: Doc) => /download-artifact/.test(s.uses ?? ""));
+    for (const entry of matrixEntries(job)) {
+      const cwd = jobDir(downloads.map((s: Doc) => s.with.path));
+      for (const c of job.steps.flatMap((s: Doc) => vmsimCommands(s.run ?? ""))) {
+        await expectParses(file, wordsOf(c, env, entry), cwd);
+        n++;
+      }
+    }
+  }
+  return n;
+}
+
+async function expectParses(where: string, words: readonly string[], cwd: string): Promise<void> {
   expect(words[0], where).toBe("vmsim");
-  const r = await parseOnly(words.slice(1));
+  const r = await parseOnly(words.slice(1), cwd);
   expect(r.stderr, `${where}: ${words.join(" ")}`).toBe("");
   expect(r.code, `${where}: ${words.join(" ")}`).toBe(0);
   expect(r.stdout).toMatch(/^VMSIM_PARSE_ONLY: vmsim \S+.* parses$/m);
@@ -93,7 +129,11 @@ async function expectParses(where: string, words: readonly string[]): Promise<vo
 describe("examples/", () => {
   it("every YAML file parses", () => {
     expect(YAML_FILES).toEqual(
-      expect.arrayContaining(["github-actions/nightly-explore.yml", "kubernetes/explore-job.yaml"]),
+      expect.arrayContaining([
+        "github-actions/nightly-explore.yml",
+        "github-actions/nightly-test-bench.yml",
+        "kubernetes/explore-job.yaml",
+      ]),
     );
     for (const f of YAML_FILES) expect(docsOf(f).length, f).toBeGreaterThan(0);
   });
@@ -132,11 +172,36 @@ describe("examples/", () => {
       expect(merge.steps.some((s: Doc) => /upload-artifact/.test(s.uses ?? "") && s.if === "always()")).toBe(true);
     });
 
-    it("every vmsim command in it parses", async () => {
-      const runs: string[] = Object.values(wf.jobs).flatMap((j: Doc) => j.steps.map((s: Doc) => s.run ?? ""));
-      const commands = runs.flatMap(vmsimCommands);
-      expect(commands.length).toBe(2);
-      for (const c of commands) await expectParses("nightly-explore.yml", wordsOf(c, env));
+    it("every vmsim command in it parses, in a folder with what the job's steps made", async () => {
+      expect(await workflowCommands("nightly-explore.yml", wf, env)).toBe(2);
+    });
+  });
+
+  describe("GitHub Actions: nightly-test-bench.yml", () => {
+    const [wf] = docsOf("github-actions/nightly-test-bench.yml");
+
+    it("test: a matrix of shards and a merge that needs them; bench: CPU counts by runner and a merge", () => {
+      expect(wf.on).toHaveProperty("workflow_dispatch");
+      const shards: number[] = wf.jobs.test.strategy.matrix.shard;
+      const n = shards.length;
+      expect(shards).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+      const run = (job: Doc, re: RegExp): string => job.steps.find((s: Doc) => re.test(s.run ?? "")).run;
+      expect(run(wf.jobs.test, /vmsim test /)).toContain(
+        `--shard \${{ matrix.shard }}/${n} --out test-\${{ matrix.shard }}.json`,
+      );
+      expect([wf.jobs["test-merge"].needs].flat()).toContain("test");
+      expect(run(wf.jobs["test-merge"], /vmsim test merge/)).toContain("results/test-*.json");
+      const benches: { name: string; cpus: string; runner: string }[] = wf.jobs.bench.strategy.matrix.include;
+      expect(benches.map((b) => b.cpus)).toEqual(["1,2,4", "8,16"]);
+      expect(wf.jobs.bench["runs-on"]).toBe(`\${{ matrix.runner }}`);
+      expect([wf.jobs["bench-merge"].needs].flat()).toContain("bench");
+      expect(run(wf.jobs["bench-merge"], /vmsim bench merge/)).toContain(
+        benches.map((b) => `results/bench-${b.name}`).join(" "),
+      );
+    });
+
+    it("every vmsim command in it parses, in a folder with what the job's steps made", async () => {
+      expect(await workflowCommands("nightly-test-bench.yml", wf, envOf(wf.env))).toBe(5);
     });
   });
 
@@ -164,10 +229,10 @@ describe("examples/", () => {
       }
     });
 
-    it("every vmsim command in it parses", async () => {
+    it("every vmsim command in it parses, with the volume mounted", async () => {
       const commands = jobs.flatMap((j) => vmsimCommands(args(j)));
       expect(commands.length).toBe(2);
-      for (const c of commands) await expectParses("explore-job.yaml", wordsOf(c, {}));
+      for (const c of commands) await expectParses("explore-job.yaml", wordsOf(c, {}), jobDir(["results"]));
     });
 
     it("the Dockerfile builds from files the repository has and puts vmsim on the PATH", () => {
