@@ -125,12 +125,13 @@ async function exploreJobs(task: ExploreTask, jobs: number): Promise<ExploreStat
 }
 
 /**
- * Sums the jobs' statistics; the first failure found is the one reported,
- * each distinct failure (by signature) once. Schedules are counted once
+ * Sums the jobs' statistics: each distinct failure (by signature) once, the
+ * earliest run's first, which is the one reported. Schedules are counted once
  * however many jobs ran them (each job's non-preemptive run is the same schedule).
  */
 function mergeStats(all: readonly ExploreStats[]): ExploreStats {
   const first = all[0]!;
+  const failures = mergeFailures(all.flatMap((s) => s.failures));
   const byStrategy: Record<string, number> = {};
   for (const s of all) for (const [k, n] of Object.entries(s.byStrategy)) byStrategy[k] = (byStrategy[k] ?? 0) + n;
   const schedules = new Set(all.flatMap((s) => s.schedules ?? []));
@@ -144,14 +145,14 @@ function mergeStats(all: readonly ExploreStats[]): ExploreStats {
     byStrategy,
     k: first.k,
     exhausted: all.every((s) => s.exhausted),
-    found: all.find((s) => s.found !== null)?.found ?? null,
-    failures: mergeFailures(all.flatMap((s) => s.failures)),
+    found: failures[0]?.found ?? null,
+    failures,
     nextRun: all.some((s) => s.nextRun === null) ? null : Math.min(...all.map((s) => s.nextRun!)),
     shared: all.reduce((a, s) => a + s.shared, 0),
   };
 }
 
-/** Each signature once: its earliest run's, the counts added up. */
+/** Each signature once, its earliest run's, the counts added up; earliest run first. */
 function mergeFailures(all: readonly FailureTally[]): FailureTally[] {
   const by = new Map<string, FailureTally>();
   for (const t of all) {
@@ -164,7 +165,7 @@ function mergeFailures(all: readonly FailureTally[]): FailureTally[] {
         count: had.count + t.count,
       });
   }
-  return [...by.values()];
+  return [...by.values()].sort((a, b) => a.found.iteration - b.found.iteration);
 }
 
 /** `vmsim explore`: resolves to the exit status. */
