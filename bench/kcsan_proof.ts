@@ -8,22 +8,39 @@
  * bench/results/kcsan-proof.{md,json}: per switch, the seeds caught, the
  * workload time to the report (min, median, max), and the report's title.
  *
- *   node dist/bench/kcsan_proof.js [--seeds 20] [--cap 60s] [--only <switch,…>]
+ *   node dist/bench/kcsan_proof.js [--seeds 20] [--cap 60s] [--only <switch,…>] [--mix <op=P%,…>]
  *                                  [--skip-watch N] [--udelay-task US] [--out <dir>]
+ *
+ * The defaults are the proof's flags (PROOF_FLAGS, bench/kcsan_proof_flags.ts): the stress mix weighted
+ * towards the operations on the racing sides (`--mix`, a flag of `vmsim
+ * stress`) and KCSAN's own knobs; test/kcsan_proof.test.ts runs the plain
+ * stress with the same mix and shows it misses every switch.
  *
  * Exits 1 when a switch was missed by some seed.
  */
 import { parseArgs } from "node:util";
-import { DEFAULT_CONFIG, makeConfig } from "../src/shared/config.js";
+import { DEFAULT_CONFIG, type KernelVersion, makeConfig } from "../src/shared/config.js";
+import { BACKPORT_NAMES, type BackportName, KNOWN_RACES } from "../src/shared/backport.js";
 import { INJECTIONS, INJECT_NAMES, type InjectName, isInjectName } from "../src/shared/inject.js";
 import { formatDuration, parseDuration } from "../src/workers/cmdline.js";
 import { STRESS_MACHINE_FLAGS, type StressResult, runStress } from "../src/workers/stress.js";
+import { normalizeMixWeights } from "../src/workers/mix_weights.js";
+import { PROOF_FLAGS } from "./kcsan_proof_flags.js";
 import { RESULTS_DIR, hostInfo, hostLine, positiveInt, runBenchMain, writeResults } from "./report.js";
 
 /** The switches only the detector sees. */
 export const DETECTOR_ONLY: readonly InjectName[] = INJECT_NAMES.filter(
   (n) => (INJECTIONS[n] as { kcsan?: boolean }).kcsan === true,
 );
+
+/**
+ * The known races of `kernel` marked as their upstream fix marks them
+ * (src/shared/backport.ts): a run must stop on the switch's race, not on a
+ * race the followed kernel really has.
+ */
+function backportsFor(kernel: KernelVersion): BackportName[] {
+  return BACKPORT_NAMES.filter((b) => (KNOWN_RACES[b].kernels as readonly KernelVersion[]).includes(kernel));
+}
 
 /** One seed's run. */
 interface SeedRun {
@@ -56,8 +73,9 @@ async function main(): Promise<void> {
       seeds: { type: "string", default: "20" },
       cap: { type: "string", default: "60s" },
       only: { type: "string" },
-      "skip-watch": { type: "string", default: String(DEFAULT_CONFIG.kcsanSkipWatch) },
-      "udelay-task": { type: "string", default: String(DEFAULT_CONFIG.kcsanUdelayTask) },
+      mix: { type: "string", default: PROOF_FLAGS.mix },
+      "skip-watch": { type: "string", default: String(PROOF_FLAGS.skipWatch) },
+      "udelay-task": { type: "string", default: String(PROOF_FLAGS.udelayTask) },
       out: { type: "string", default: RESULTS_DIR },
     },
   });
@@ -66,6 +84,7 @@ async function main(): Promise<void> {
   if (capMs === null || capMs <= 0) throw new RangeError("--cap: expected a duration such as 60s");
   const skipWatch = positiveInt("skip-watch", values["skip-watch"]);
   const udelayTask = positiveInt("udelay-task", values["udelay-task"]);
+  const mix = normalizeMixWeights(values.mix);
   const only = values.only === undefined ? DETECTOR_ONLY : values.only.split(",");
   for (const n of only)
     if (!isInjectName(n) || !DETECTOR_ONLY.includes(n))
@@ -83,12 +102,13 @@ async function main(): Promise<void> {
         cpus: 2,
         seed,
         inject: [name],
+        backport: backportsFor(inj.kernel),
         irqRate: STRESS_MACHINE_FLAGS.irqRate.defaultValue,
         kcsan: true,
         kcsanSkipWatch: skipWatch,
         kcsanUdelayTask: udelayTask,
       });
-      const r = await runStress(config, { durationMs: capMs });
+      const r = await runStress(config, { durationMs: capMs, mix });
       const t = kcsanTitle(r, inj.breaks);
       if (t !== null && title === "") title = t;
       const rep = r.reports[0];
@@ -99,7 +119,10 @@ async function main(): Promise<void> {
     const flags = `--kcsan${skipWatch === DEFAULT_CONFIG.kcsanSkipWatch ? "" : ` --kcsan-skip-watch ${skipWatch}`}${
       udelayTask === DEFAULT_CONFIG.kcsanUdelayTask ? "" : ` --kcsan-udelay-task ${udelayTask}`
     }`;
-    const command = `vmsim stress --kernel ${inj.kernel} --cpus 2 --seed <1..${seeds}> --inject ${name} ${flags} --duration ${formatDuration(capMs)}`;
+    const backports = backportsFor(inj.kernel);
+    const command = `vmsim stress --kernel ${inj.kernel} --cpus 2 --seed <1..${seeds}> --inject ${name}${
+      backports.length === 0 ? "" : ` --backport ${backports.join(",")}`
+    } ${flags}${mix === "" ? "" : ` --mix ${mix}`} --duration ${formatDuration(capMs)}`;
     rows.push({ name, kernel: inj.kernel, command, runs, title });
   }
 
@@ -116,7 +139,8 @@ async function main(): Promise<void> {
     "",
     `The detector's proof: each detector-only switch (\`--inject\`, src/shared/inject.ts) under \`vmsim stress --kcsan\`, ` +
       `2 CPUs, seeds 1–${seeds}, each run capped at ${formatDuration(capMs)} of workload; kcsan_skip_watch ${skipWatch}, ` +
-      `udelay_task ${udelayTask} µs. A seed counts when the run stops on a KCSAN report naming the function the switch breaks.`,
+      `udelay_task ${udelayTask} µs, mix ${mix || "as is"}. A seed counts when the run stops on a KCSAN report naming ` +
+      "the function the switch breaks.",
     "",
     "| switch | seeds caught | time to the report (min / median / max) | report |",
     "|---|---:|---:|---|",
@@ -129,10 +153,11 @@ async function main(): Promise<void> {
     "Made by `node dist/bench/kcsan_proof.js" +
       `${seeds === 20 ? "" : ` --seeds ${seeds}`}${capMs === 60_000 ? "" : ` --cap ${formatDuration(capMs)}`}` +
       `${values.only === undefined ? "" : ` --only ${values.only}`}` +
-      `${skipWatch === DEFAULT_CONFIG.kcsanSkipWatch ? "" : ` --skip-watch ${skipWatch}`}` +
-      `${udelayTask === DEFAULT_CONFIG.kcsanUdelayTask ? "" : ` --udelay-task ${udelayTask}`}\`.`,
+      `${mix === normalizeMixWeights(PROOF_FLAGS.mix) ? "" : ` --mix ${mix || '""'}`}` +
+      `${skipWatch === PROOF_FLAGS.skipWatch ? "" : ` --skip-watch ${skipWatch}`}` +
+      `${udelayTask === PROOF_FLAGS.udelayTask ? "" : ` --udelay-task ${udelayTask}`}\`.`,
   ].join("\n")}\n`;
-  writeResults(values.out, "kcsan-proof", md, { host, seeds, capMs, skipWatch, udelayTask, switches: rows });
+  writeResults(values.out, "kcsan-proof", md, { host, seeds, capMs, skipWatch, udelayTask, mix, switches: rows });
   process.stdout.write(md);
   if (missed.length > 0) process.exitCode = 1;
 }

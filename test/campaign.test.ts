@@ -94,7 +94,7 @@ describe("mergeCampaigns", () => {
           },
         ],
         config: { ...makeConfig({}), seed: undefined } as unknown as CampaignFile["config"],
-        options: { durationMs: null, ops: 10, failPageAlloc: 0, stutter: 0.01, rcuWalk: 0.01 },
+        options: { durationMs: null, ops: 10, failPageAlloc: 0, stutter: 0.01, rcuWalk: 0.01, mix: "" },
         totals: { seeds: 0, passed: 0, failed: 0, missing: 0, ops: 0, durationMs: 0 },
         failing: [],
         missing: [],

@@ -4,8 +4,10 @@
  * the free-running stress mix on 2 CPUs reaches both sides of the race — yet
  * every check vmsim had before the data-race detector stays quiet, because
  * the race has no symptom those checks can see. This file proves both halves:
- * seeded runs of a fixed number of operations, each with the switch on, run
- * clean, and the APIs on both sides of the race did run; and `--kcsan`
+ * seeded runs of a fixed number of operations, each with the switch on and
+ * the proof's mix (`--mix`, bench/kcsan_proof_flags.ts: the readers of the
+ * racing fields weighted up), run clean, and the APIs on both sides of the
+ * race did run; and `--kcsan`
  * reports the race (a deterministic exploration, so the bound is exact; the
  * free-running 20-seed proof is bench/kcsan_proof.ts).
  */
@@ -17,6 +19,7 @@ import { makeConfig } from "../src/shared/config.js";
 import type { BackportName } from "../src/shared/backport.js";
 import { INJECTIONS, INJECT_NAMES, type InjectName } from "../src/shared/inject.js";
 import { STRESS_MACHINE_FLAGS, runStress } from "../src/workers/stress.js";
+import { PROOF_FLAGS } from "../bench/kcsan_proof_flags.js";
 
 /** Seeds each switch runs with. */
 const SEEDS = [1, 2, 3];
@@ -41,7 +44,7 @@ describe("the detector-only switches", () => {
 });
 
 describe.each(DETECTOR_ONLY)("--inject %s without the detector", (name: InjectName) => {
-  it(`runs clean on 2 CPUs for ${OPS} ops with seeds ${SEEDS.join(", ")}: today's checks miss it`, async () => {
+  it(`runs clean on 2 CPUs for ${OPS} ops with seeds ${SEEDS.join(", ")} and --mix ${PROOF_FLAGS.mix}: today's checks miss it`, async () => {
     for (const seed of SEEDS) {
       const config = makeConfig({
         kernel: INJECTIONS[name].kernel,
@@ -50,7 +53,7 @@ describe.each(DETECTOR_ONLY)("--inject %s without the detector", (name: InjectNa
         inject: [name],
         irqRate: STRESS_MACHINE_FLAGS.irqRate.defaultValue,
       });
-      const r = await runStress(config, { ops: OPS });
+      const r = await runStress(config, { ops: OPS, mix: PROOF_FLAGS.mix });
       expect(r.ok, `seed ${seed}: ${r.report.join("\n")}`).toBe(true);
       expect(r.ops).toBe(OPS);
       for (const api of SIDES[name]!) expect(r.apis[api] ?? 0, `seed ${seed}: ${api} calls`).toBeGreaterThan(0);

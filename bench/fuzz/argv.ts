@@ -123,6 +123,7 @@ const GOOD: Readonly<Record<string, readonly string[]>> = {
   "--fail-page-alloc": ["0", "10"],
   "--stutter": ["0", "0.01"],
   "--rcu-walk": ["0", "0.5"],
+  "--mix": ["vread=10%", "vm_unmap_aliases=5%,purge_vmap_area_lazy=1%"],
   "--seeds": ["1-2"],
   "--jobs": ["1", "2"],
   "--shard": ["1/2", "2/2"],

@@ -211,7 +211,8 @@ export function mergeCampaigns(files: readonly CampaignFile[]): CampaignFile {
   // no config.slubDebug ran with slub_debug on. The defaults' order makes the keys compare alike.
   const { seed: _, ...defaults } = DEFAULT_CONFIG;
   const configOf = (f: CampaignFile): Omit<MachineConfig, "seed"> => ({ ...defaults, ...f.config });
-  const key = (f: CampaignFile) => JSON.stringify([configOf(f), f.options]);
+  // No options.mix ran the mix as it was (--mix came later): stressOptionsOf fills it in, in a fixed order.
+  const key = (f: CampaignFile) => JSON.stringify([configOf(f), stressOptionsOf(f.options)]);
   for (const f of files) {
     if (f.command !== "stress-campaign") throw new RangeError("not a stress campaign's results");
     if (key(f) !== key(first))
@@ -220,7 +221,7 @@ export function mergeCampaigns(files: readonly CampaignFile[]): CampaignFile {
   return campaignFile(
     files.flatMap((f) => f.parts),
     configOf(first),
-    first.options,
+    stressOptionsOf(first.options),
     files.flatMap((f) => f.runs),
   );
 }
@@ -251,6 +252,7 @@ function stressOptionsOf(s: Partial<CampaignStressOptions>): CampaignStressOptio
     failPageAlloc: s.failPageAlloc ?? d.failPageAlloc.defaultValue,
     stutter: s.stutter ?? d.stutter.defaultValue,
     rcuWalk: s.rcuWalk ?? d.rcuWalk.defaultValue,
+    mix: s.mix ?? d.mix.defaultValue,
   };
 }
 
@@ -317,6 +319,7 @@ export async function runCampaign(config: MachineConfig, opts: CampaignOptions):
           failPageAlloc: options.failPageAlloc,
           stutter: options.stutter,
           rcuWalk: options.rcuWalk,
+          mix: options.mix,
         },
       };
       const r = await pool.run(task).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));

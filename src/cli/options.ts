@@ -23,6 +23,7 @@ import {
 } from "../shared/config.js";
 import { LAYOUT_NAMES, type LayoutName, isLayoutName } from "../shared/layouts.js";
 import { TEST_CASE_ARRAY, TEST_VMALLOC_CASES, type TestVmallocCase } from "../workers/workloads/test_vmalloc.js";
+import { MIX_WEIGHTED_OPS, normalizeMixWeights } from "../workers/mix_weights.js";
 import { INJECT_NAMES, type InjectName, isInjectName } from "../shared/inject.js";
 import { BACKPORT_NAMES, type BackportName, isBackportName } from "../shared/backport.js";
 import { PCT_MAX_DEPTH, SCHED_MAX_CPUS } from "../sched/sched_det.js";
@@ -302,6 +303,14 @@ export interface StressCliOptions extends StressSettings {
   readonly json: boolean;
 }
 
+function mixArg(raw: string): string {
+  try {
+    return normalizeMixWeights(raw);
+  } catch (e) {
+    throw new InvalidArgumentError(`${(e as Error).message.replace(/^--mix: /, "")}.`);
+  }
+}
+
 function probabilityArg(raw: string): number {
   const p = /^\d*\.?\d+(?:e-?\d+)?$/.test(raw) ? Number(raw) : Number.NaN;
   if (!(p >= 0 && p <= 1)) throw new InvalidArgumentError("expected a probability in 0..1.");
@@ -333,6 +342,13 @@ export const STRESS_OPTIONS: OptionTable<StressCliOptions> = {
     ...STRESS_FLAGS.rcuWalk,
     description: "chance per operation of an RCU reader walking vmap_area_list",
     parse: probabilityArg,
+  },
+  mix: {
+    ...STRESS_FLAGS.mix,
+    description:
+      `give operations of the mix a share of every CPU's operations (${MIX_WEIGHTED_OPS.join(", ")}; ` +
+      "e.g. vm_unmap_aliases=5%,vread=10%; at most 90% together)",
+    parse: mixArg,
   },
   json: { flags: "--json", description: "print the result as one JSON document", defaultValue: false },
 };

@@ -19,6 +19,7 @@ import { formatDuration } from "../workers/cmdline.js";
 import { formatInt, formatTable, plural } from "../workers/format.js";
 import { MIX_ROUND_MS, type MixOutcome, driveMix, mixFailureReport, mixOk } from "../workers/mix_driver.js";
 import { MIX_OPS, MIX_RCU_WALK, maxLiveFor } from "../workers/workloads/vmalloc_mix.js";
+import { NO_MIX_WEIGHTS } from "../workers/mix_weights.js";
 import { Machine } from "../workers/machine.js";
 import { writeChromeTrace } from "../workers/chrome_trace.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
@@ -175,7 +176,7 @@ async function runOn(m: Machine, { durationMs, rerun, trace = null, map = null }
     });
     x = await driveMix(
       m,
-      { durationMs, ops: null, failPageAlloc: 0, stutter: 0, rcuWalk: MIX_RCU_WALK },
+      { durationMs, ops: null, failPageAlloc: 0, stutter: 0, rcuWalk: MIX_RCU_WALK, mix: NO_MIX_WEIGHTS },
       {
         signal: abort.signal,
         onProgress: (p) => bar?.update(Math.min(p.elapsedMs, durationMs), p.ops, { failures: p.violations }),

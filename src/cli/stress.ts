@@ -11,6 +11,7 @@ import type { MachineConfig } from "../shared/config.js";
 import { formatDuration } from "../workers/cmdline.js";
 import { formatInt, formatTable, plural } from "../workers/format.js";
 import { type StressResult, runStress } from "../workers/stress.js";
+import { NO_MIX_WEIGHTS } from "../workers/mix_weights.js";
 import { describeMachine, formatMachineInfo } from "./info.js";
 import { EndOfWorkloadMap } from "./map.js";
 import type { MapFileCliOptions, StressCliOptions, TraceCliOptions } from "./options.js";
@@ -34,6 +35,7 @@ function formatStressText(r: StressResult): string[] {
   return [
     formatMachineInfo(describeMachine(theArena()))[0]!,
     `stress: vmalloc_mix on ${plural(r.config.cpus, "CPU")} for ${bound}; stutter ${o.stutter}, RCU walks ${o.rcuWalk}, ` +
+      `${o.mix === NO_MIX_WEIGHTS ? "" : `mix ${o.mix}, `}` +
       `fail_page_alloc ${o.failPageAlloc}%; invariants checked between rounds and after the cleanup`,
     "",
     `ops: ${formatInt(r.ops)} in ${(r.durationMs / 1000).toFixed(2)} s of workload (${formatInt(r.opsPerSec)} ops/s), ` +
@@ -106,6 +108,7 @@ export async function stressMachine(
       failPageAlloc: o.failPageAlloc,
       stutter: o.stutter,
       rcuWalk: o.rcuWalk,
+      mix: o.mix,
       signal: abort.signal,
       onProgress: (p) => bar?.update(Math.round(p.fraction * 1000), p.ops, { failures: p.violations }),
       atEndOfWorkload: (failure) => mapped.draw(failure),

@@ -37,6 +37,7 @@ import { type LeakSummary, leakCheck, memorySnapshot } from "../check/leak.js";
 import { plural } from "./format.js";
 import { MIX_OPS, type MixOp, maxLiveFor, mixCounters } from "./workloads/vmalloc_mix.js";
 import { type Machine, MachineError } from "./machine.js";
+import { NO_MIX_WEIGHTS, parseMixWeights } from "./mix_weights.js";
 
 /** Length of a round: CPUs run this long between two stop-the-world checks. */
 export const MIX_ROUND_MS = 250;
@@ -66,6 +67,8 @@ export interface MixSettings {
   readonly stutter: number;
   /** Chance per operation of an RCU walk of vmap_area_list. */
   readonly rcuWalk: number;
+  /** The operations `--mix` weights ("": none; src/workers/mix_weights.ts). */
+  readonly mix: string;
 }
 
 /** What the caller watches and where it steps in. Every field is optional. */
@@ -278,6 +281,7 @@ class MixDrive {
         deadline,
         maxLive,
         rcuWalk: this.o.rcuWalk,
+        ...(this.o.mix === NO_MIX_WEIGHTS ? {} : { weights: parseMixWeights(this.o.mix) }),
       }));
     } finally {
       clearTimeout(overrun);

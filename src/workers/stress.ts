@@ -34,6 +34,7 @@ import {
   mixOk,
 } from "./mix_driver.js";
 import { Machine } from "./machine.js";
+import { NO_MIX_WEIGHTS, normalizeMixWeights } from "./mix_weights.js";
 
 /**
  * How a stress run is bounded and what it turns on, and the driver's hooks
@@ -50,6 +51,8 @@ export interface StressOptions extends MixHooks {
   readonly stutter?: number;
   /** Chance per operation of an RCU walk of vmap_area_list, 0..1. @defaultValue 0.01 */
   readonly rcuWalk?: number;
+  /** `--mix`: shares of operations the mix gives vm_unmap_aliases, purge_vmap_area_lazy, vread (src/workers/mix_weights.ts). @defaultValue "" */
+  readonly mix?: string;
 }
 
 /** Where a run stands, after a round. */
@@ -67,6 +70,8 @@ export interface StressSettings {
   readonly stutter: number;
   /** Chance per operation of an RCU walk of vmap_area_list. @defaultValue 0.01 */
   readonly rcuWalk: number;
+  /** The mix's weighted operations, canonical (`vm_unmap_aliases=5%,vread=10%`); "": none. @defaultValue "" */
+  readonly mix: string;
 }
 
 /** A stress run bounded by neither a duration nor an op count runs this long. */
@@ -83,6 +88,7 @@ export const STRESS_FLAGS: FlagTable<StressSettings> = {
   failPageAlloc: { flags: "--fail-page-alloc <percent>", defaultValue: 0 },
   stutter: { flags: "--stutter <p>", defaultValue: 0.01 },
   rcuWalk: { flags: "--rcu-walk <p>", defaultValue: 0.01 },
+  mix: { flags: "--mix <op=P%,…>", defaultValue: NO_MIX_WEIGHTS },
 };
 
 /** The machine flags of `vmsim stress` and `vmsim run`: every machine's, with interrupts on by default. */
@@ -150,6 +156,7 @@ function resolve(opts: StressOptions): StressSettings {
     failPageAlloc: opts.failPageAlloc ?? d.failPageAlloc.defaultValue,
     stutter: opts.stutter ?? d.stutter.defaultValue,
     rcuWalk: opts.rcuWalk ?? d.rcuWalk.defaultValue,
+    mix: normalizeMixWeights(opts.mix ?? d.mix.defaultValue),
   };
 }
 

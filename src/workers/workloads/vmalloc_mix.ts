@@ -95,6 +95,7 @@ import {
 } from "../../mm/vmalloc.js";
 import { holdHarnessPages, releaseHarnessPages } from "../../check/pages.js";
 import { defineWorkload } from "../workload.js";
+import { MIX_WEIGHTED_OPS } from "../mix_weights.js";
 
 /** The interrupt line of the mix's device: its handler vfree's what the CPU handed it. */
 export const VMALLOC_MIX_IRQ = 5;
@@ -538,6 +539,15 @@ function vreadable(kind: number): boolean {
   return kind === KIND_VFREE || kind === KIND_VMAP || kind === KIND_VM_AREA_MAPPED;
 }
 
+/** vread of page `i`'s stamp, through the page frames (vread walks vmap_area_list to find the area). */
+function vreadStamp(cpuArea: number, addr: number, tag: number, i: number): void {
+  count(cpuArea, OP_VREAD);
+  const buf = new Uint8Array(8);
+  const got = vread(buf, addr + i * PAGE_SIZE, 8);
+  if (got !== 8) throw new KernelBug(`vmalloc_mix: vread of ${kaddrText(addr + i * PAGE_SIZE)} returned ${got}`);
+  checkBytes(buf, tag, i, "vread", addr);
+}
+
 function access(cpuArea: number, r: Prng, a: number): void {
   const kind = I32[(a + A.kind) >> 2]!;
   const addr = F64[(a + A.addr) >> 3]!;
@@ -566,13 +576,8 @@ function access(cpuArea: number, r: Prng, a: number): void {
   if (x < 0.4) {
     count(cpuArea, OP_MMU_READ);
     checkStamp(addr, tag, i, "a load");
-  } else if (x < 0.6 && vreadable(kind)) {
-    count(cpuArea, OP_VREAD);
-    const buf = new Uint8Array(8);
-    const got = vread(buf, addr + i * PAGE_SIZE, 8);
-    if (got !== 8) throw new KernelBug(`vmalloc_mix: vread of ${kaddrText(addr + i * PAGE_SIZE)} returned ${got}`);
-    checkBytes(buf, tag, i, "vread", addr);
-  } else if (x < 0.75 && vreadable(kind)) {
+  } else if (x < 0.6 && vreadable(kind)) vreadStamp(cpuArea, addr, tag, i);
+  else if (x < 0.75 && vreadable(kind)) {
     // A second stamp at offset 8, written by vwrite (through the page frames), read through the MMU.
     count(cpuArea, OP_VWRITE);
     stampOf(~tag >>> 0, i);
@@ -781,6 +786,8 @@ export interface VmallocMixArgs {
   readonly rcuWalk?: number;
   /** Operation numbers of this call (0-based) to leave out, drawing nothing (the shrinker's cuts). @defaultValue [] */
   readonly skip?: readonly number[];
+  /** `--mix`: the share of operations each MIX_WEIGHTED_OPS entry takes (src/workers/mix_weights.ts). @defaultValue none */
+  readonly weights?: readonly number[];
 }
 
 /** Arguments of `vmalloc_mix_start`. */
@@ -846,6 +853,8 @@ function mixLoop(args: VmallocMixArgs): VmallocMixResult {
   // Only a generation whose readers may walk vmap_area_list under RCU (v4.19) has the walk.
   const walkList = rcu_vmap_area_list;
   const skip = new Set(args.skip ?? []);
+  const weights = args.weights ?? [];
+  const weighted = weights.reduce((a, b) => a + b, 0);
   const opsAt = (cpuArea + C.ops) >> 3;
   let done = 0;
   while (done < args.ops && ((done & 15) !== 0 || monotonicMs() < args.deadline)) {
@@ -856,9 +865,12 @@ function mixLoop(args: VmallocMixArgs): VmallocMixResult {
     }
     takeIncoming(cpuArea);
     const live = I32[(cpuArea + C.nr_live) >> 2]!;
-    const x = r.next();
+    const x0 = r.next();
+    // --mix: the weighted operations take their share first; the mix's own choice spreads over the rest.
+    const x = weighted === 0 ? x0 : (x0 - weighted) / (1 - weighted);
     // Drawn only when walks are on, so a run without them makes the choices it always made.
     if (walkList !== undefined && walk > 0 && r.chance(walk)) rcuWalk(cpuArea, walkList);
+    else if (x0 < weighted) weightedOp(cpuArea, r, x0, weights);
     else if (x < 0.002) {
       purge_vmap_area_lazy();
       count(cpuArea, OP_PURGE);
@@ -878,6 +890,30 @@ function mixLoop(args: VmallocMixArgs): VmallocMixResult {
     sched_op_point();
   }
   return { counts: countsOf(cpuArea), ops: done, live: I32[(cpuArea + C.nr_live) >> 2]! };
+}
+
+/**
+ * The `--mix` operation that `x` (below the weights' sum) falls on: vm_unmap_aliases,
+ * purge_vmap_area_lazy, or a vread of a random live area's page (an allocation
+ * when the CPU holds no area, another access when the drawn one is not vread's).
+ */
+function weightedOp(cpuArea: number, r: Prng, x: number, weights: readonly number[]): void {
+  let k = 0;
+  for (let at = weights[0]!; x >= at && k < weights.length - 1; at += weights[++k]!) {}
+  const op = MIX_WEIGHTED_OPS[k]!;
+  if (op === "vm_unmap_aliases") {
+    vm_unmap_aliases();
+    count(cpuArea, OP_UNMAP_ALIASES);
+  } else if (op === "purge_vmap_area_lazy") {
+    purge_vmap_area_lazy();
+    count(cpuArea, OP_PURGE);
+  } else {
+    const live = I32[(cpuArea + C.nr_live) >> 2]!;
+    const a = live === 0 ? 0 : area(cpuArea, r.int(0, live - 1));
+    if (a === 0) allocVfreeable(cpuArea, r);
+    else if (!vreadable(I32[(a + A.kind) >> 2]!)) access(cpuArea, r, a);
+    else vreadStamp(cpuArea, F64[(a + A.addr) >> 3]!, tagOf(a), r.int(0, I32[(a + A.nr_pages) >> 2]! - 1));
+  }
 }
 
 /**
