@@ -52,7 +52,7 @@ export interface ExploreFailure {
   readonly headline: string;
   readonly count: number;
   readonly first: {
-    /** 0-based: 0 is the non-preemptive run (the output's "run 1"). */
+    /** 0-based: 0 is the non-preemptive run (the output's "run 1"); exhaustive search: of its shard's runs. */
     readonly run: number;
     readonly seed: number;
     readonly strategy: StrategyName;
@@ -309,11 +309,12 @@ function formatMerged(f: ExploreCampaignFile): string[] {
     `runs: ${formatInt(t.runs)}, ${plural(t.distinct, "distinct schedule")}; preemptions per run: ${preemptionText(t.preemptions)}`,
   ];
   for (const x of f.failing) {
-    out.push(
-      `FAILED ${x.kind}: ${x.headline} (${plural(x.count, "run")}; first on run ${formatInt(x.first.run + 1)}, ` +
-        `shard ${x.first.shard}, sched seed ${x.first.seed})`,
-      `  signature: ${x.signature}`,
-    );
+    // Exhaustive search numbers each shard's runs (their order is each shard's own), the others the campaign's.
+    const first =
+      f.options.strategy === "exhaustive"
+        ? `first on shard ${x.first.shard}'s run ${formatInt(x.first.run + 1)}`
+        : `first on run ${formatInt(x.first.run + 1)}, shard ${x.first.shard}, sched seed ${x.first.seed}`;
+    out.push(`FAILED ${x.kind}: ${x.headline} (${plural(x.count, "run")}; ${first})`, `  signature: ${x.signature}`);
     for (const r of x.replays) out.push(`  replay it: vmsim replay ${f.config.kcsan ? "--kcsan " : ""}${r}`);
   }
   out.push(`coverage: ${coverageText(f)}`);
