@@ -94,6 +94,7 @@ const COMMANDS: readonly CommandSpec[] = [
     bounded: ["--budget", "1s", "--iterations", "3"],
     args: [],
   },
+  { words: ["explore", "merge"], tables: [MERGE_OPTIONS], bounded: [], args: [SCRIPT, REPLAY, "missing.json"] },
   { words: ["replay"], tables: [REPLAY_OPTIONS], bounded: [], args: [REPLAY, "missing.json", SCRIPT, "."] },
   { words: ["shrink"], tables: [SHRINK_OPTIONS], bounded: ["--budget", "1s"], args: [REPLAY, "missing.json", "."] },
 ];

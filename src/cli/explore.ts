@@ -6,13 +6,20 @@
  * Exit status: 0 nothing failed, 1 a failure (found, replayed, shrunk), 2 bad
  * arguments or a file that cannot be used.
  */
-import { existsSync, mkdirSync } from "node:fs";
-import { basename, join } from "node:path";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { basename, join, relative } from "node:path";
 import { compiledModule } from "../workers/compiled.js";
 import { Piscina } from "piscina";
 import type { MachineConfig } from "../shared/config.js";
 import { lastEvents } from "../shared/events.js";
-import { type ExploreOptions, type ExploreStats, type Found, explore, pctBound } from "../explore/explore.js";
+import {
+  type ExploreOptions,
+  type ExploreStats,
+  type FailureTally,
+  type Found,
+  explore,
+  pctBound,
+} from "../explore/explore.js";
 import { Explorer, type Failure, failureHeadline } from "../explore/explorer.js";
 import type { ExploreTask } from "../explore/explore_worker.js";
 import {
@@ -35,6 +42,14 @@ import { type ExploreCliOptions, type ReplayCliOptions, type ShrinkCliOptions, w
 import { writeChromeTrace } from "../workers/chrome_trace.js";
 import { ProgressBar } from "./progress.js";
 import { resultLine } from "./result.js";
+import {
+  type CampaignExploreOptions,
+  preemptionText,
+  scriptDigest,
+  shardFile,
+  shardFileName,
+  shardText,
+} from "./explore_campaign.js";
 
 /** The lines of a script scenario, for the replay file and the parallel jobs. */
 type Script = ReplayScript | undefined;
@@ -59,13 +74,6 @@ function strategyText(s: StrategyName): string {
   }
 }
 
-function preemptionText(h: readonly number[]): string {
-  return h
-    .map((n, i) => (n > 0 ? `${i}${i === h.length - 1 ? "+" : ""}: ${formatInt(n)}` : ""))
-    .filter((s) => s !== "")
-    .join(", ");
-}
-
 /** A unique, telling name: replay-<scenario>-<strategy>-s<seed>-<digest>.json in `dir`. */
 function uniqueReplayPath(dir: string, scenario: string, strategy: StrategyName, seed: number, digest: string): string {
   mkdirSync(dir, { recursive: true });
@@ -78,7 +86,21 @@ function uniqueReplayPath(dir: string, scenario: string, strategy: StrategyName,
 /** Each job's first strategy seed: far apart, so the jobs never run the same schedule. */
 const JOB_SEED_STRIDE = 1_000_000;
 
-/** Runs `jobs` explorations at once (piscina), stopping the others at the first failure. */
+/**
+ * Job j's task: without a shard, its own strategy seeds (far apart); within a
+ * shard, shard j of the shard's share, so that a shard's results do not
+ * depend on --jobs.
+ */
+function jobTask(task: ExploreTask, j: number, jobs: number): ExploreTask {
+  const part = task.options.part ?? [];
+  const options =
+    part.length > 0
+      ? { ...task.options, part: [...part, { index: j + 1, count: jobs }] }
+      : { ...task.options, seed: task.options.seed + j * JOB_SEED_STRIDE };
+  return { ...task, options };
+}
+
+/** Runs `jobs` explorations at once (piscina), stopping the others at the first failure (unless they keep going). */
 async function exploreJobs(task: ExploreTask, jobs: number): Promise<ExploreStats[]> {
   const pool = new Piscina<ExploreTask, ExploreStats>({
     filename: compiledModule("explore/explore_worker.js"),
@@ -88,15 +110,10 @@ async function exploreJobs(task: ExploreTask, jobs: number): Promise<ExploreStat
   const abort = new AbortController();
   try {
     const runs = Array.from({ length: jobs }, (_, j) =>
-      pool
-        .run(
-          { ...task, options: { ...task.options, seed: task.options.seed + j * JOB_SEED_STRIDE } },
-          { signal: abort.signal },
-        )
-        .then((s) => {
-          if (s.found) abort.abort();
-          return s;
-        }),
+      pool.run(jobTask(task, j, jobs), { signal: abort.signal }).then((s) => {
+        if (s.found && task.options.keepGoing !== true) abort.abort();
+        return s;
+      }),
     );
     const settled = await Promise.allSettled(runs);
     const done = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
@@ -108,12 +125,13 @@ async function exploreJobs(task: ExploreTask, jobs: number): Promise<ExploreStat
 }
 
 /**
- * Sums the jobs' statistics; the first failure found is the one reported.
- * Schedules are counted once however many jobs ran them (each job's
- * non-preemptive run is the same schedule).
+ * Sums the jobs' statistics: each distinct failure (by signature) once, the
+ * earliest run's first, which is the one reported. Schedules are counted once
+ * however many jobs ran them (each job's non-preemptive run is the same schedule).
  */
 function mergeStats(all: readonly ExploreStats[]): ExploreStats {
   const first = all[0]!;
+  const failures = mergeFailures(all.flatMap((s) => s.failures));
   const byStrategy: Record<string, number> = {};
   for (const s of all) for (const [k, n] of Object.entries(s.byStrategy)) byStrategy[k] = (byStrategy[k] ?? 0) + n;
   const schedules = new Set(all.flatMap((s) => s.schedules ?? []));
@@ -122,12 +140,32 @@ function mergeStats(all: readonly ExploreStats[]): ExploreStats {
     runs: all.reduce((a, s) => a + s.runs, 0),
     ms: Math.max(...all.map((s) => s.ms)),
     distinct: schedules.size,
+    schedules: [...schedules],
     preemptions: first.preemptions.map((_, i) => all.reduce((a, s) => a + s.preemptions[i]!, 0)),
     byStrategy,
     k: first.k,
     exhausted: all.every((s) => s.exhausted),
-    found: all.find((s) => s.found !== null)?.found ?? null,
+    found: failures[0]?.found ?? null,
+    failures,
+    nextRun: all.some((s) => s.nextRun === null) ? null : Math.min(...all.map((s) => s.nextRun!)),
+    shared: all.reduce((a, s) => a + s.shared, 0),
   };
+}
+
+/** Each signature once, its earliest run's, the counts added up; earliest run first. */
+function mergeFailures(all: readonly FailureTally[]): FailureTally[] {
+  const by = new Map<string, FailureTally>();
+  for (const t of all) {
+    const sig = t.found.outcome.failure!.signature;
+    const had = by.get(sig);
+    if (had === undefined) by.set(sig, t);
+    else
+      by.set(sig, {
+        found: had.found.iteration <= t.found.iteration ? had.found : t.found,
+        count: had.count + t.count,
+      });
+  }
+  return [...by.values()].sort((a, b) => a.found.iteration - b.found.iteration);
 }
 
 /** `vmsim explore`: resolves to the exit status. */
@@ -148,14 +186,18 @@ export async function exploreCommand(
     iterations: o.iterations,
     seed: o.schedSeed,
     stepCap: o.stepCap,
+    part: o.shard === null ? [] : [o.shard],
+    keepGoing: o.keepGoing,
   };
   const say = o.json ? () => {} : (s: string) => console.log(s);
   say(
     `vmsim explore: scenario ${scenario.name} (${formatInt(params.ops)} ops per CPU), ${plural(config.cpus, "CPU")}, ` +
       `${config.memory / 1048576} MiB, ${config.layout}, kernel ${config.kernel}, seed ${config.seed}` +
       `${config.inject.length > 0 ? `, inject ${config.inject.join(",")}` : ""}; strategy ${o.strategy}, ` +
-      `${plural(o.jobs, "job")}, budget ${o.budgetMs / 1000} s${o.iterations !== null ? ` or ${plural(o.iterations, "run")}` : ""}`,
+      `${plural(o.jobs, "job")}, budget ${o.budgetMs / 1000} s${o.iterations !== null ? ` or ${plural(o.iterations, "run")}` : ""}` +
+      `${o.shard === null ? "" : `; shard ${shardText(o.shard)}`}${o.keepGoing ? "; keep going after a failure" : ""}`,
   );
+  const t0 = performance.now();
   let stats: ExploreStats;
   if (o.jobs > 1) {
     const task: ExploreTask = { config, scenario: scenario.name, params, options, ...(script ? { script } : {}) };
@@ -163,7 +205,6 @@ export async function exploreCommand(
     const bar = o.json
       ? null
       : ProgressBar.start({ label: "explore", total: o.budgetMs, unit: null, fields: `${o.jobs} jobs` });
-    const t0 = performance.now();
     const tick = setInterval(() => bar?.update(Math.min(o.budgetMs, performance.now() - t0), 0), 500);
     try {
       stats = mergeStats(await exploreJobs(task, o.jobs));
@@ -208,9 +249,15 @@ export async function exploreCommand(
   }
   // Every run counts, the non-preemptive one(s) included: the preemption histogram and the schedules count them.
   const rate = (stats.runs * 1000) / Math.max(1, stats.ms);
+  const exhausted = stats.exhausted
+    ? o.shard === null
+      ? ", every schedule within the bound explored"
+      : ", every schedule of this shard's share explored"
+    : "";
   say(
     `runs: ${formatInt(stats.runs)} in ${(stats.ms / 1000).toFixed(1)} s (${rate.toFixed(1)} runs/s), ` +
-      `${formatInt(stats.distinct)} distinct schedule${stats.distinct === 1 ? "" : "s"}${stats.exhausted ? ", every schedule within the bound explored" : ""}`,
+      `${formatInt(stats.distinct)} distinct schedule${stats.distinct === 1 ? "" : "s"}${exhausted}` +
+      (stats.shared > 0 ? `; plus ${plural(stats.shared, "run")} every shard makes, counted by shard 1` : ""),
   );
   say(`preemptions per run: ${preemptionText(stats.preemptions)}`);
   if (o.strategy === "portfolio")
@@ -220,9 +267,9 @@ export async function exploreCommand(
         .join(", ")}`,
     );
   const found = stats.found;
-  let replayPath: string | null = null;
+  // Each distinct failure's replay file (without --keep-going, the one failure's).
+  const replays = stats.failures.map((t) => reportFound(config, scenario.name, script, params, t, o));
   if (found !== null) {
-    replayPath = reportFound(config, scenario.name, script, params, found, o);
     if (o.trace !== null) await traceFound(config, scenario, params, found, o.trace);
     if (!o.json) {
       for (const l of timeline(
@@ -234,16 +281,34 @@ export async function exploreCommand(
       ))
         console.log(l);
     }
-    const fail = found.outcome.failure!;
-    say(resultLine("FAILED", `${failureLine(fail)}, on run ${found.iteration + 1}; replay file ${replayPath}`));
-  } else
+  }
+  let results: string | null = null;
+  if (o.shard !== null) {
+    results = join(o.out, shardFileName(o.shard));
+    const campaign = { name: scenario.name, ops: params.ops, script: scriptDigest(script) };
+    const file = shardFile(
+      o.shard,
+      config,
+      campaign,
+      campaignOptionsOf(o),
+      stats,
+      replays.map((r) => relative(o.out, r)),
+      o.jobs,
+      performance.now() - t0,
+    );
+    mkdirSync(o.out, { recursive: true });
+    writeFileSync(results, `${JSON.stringify(file)}\n`);
+    say(`wrote ${results} (join the shards' files with vmsim explore merge)`);
+  }
+  if (found !== null) {
+    const more = stats.failures.length > 1 ? `; ${plural(stats.failures.length, "distinct failure")}` : "";
     say(
       resultLine(
-        "ok",
-        `no failure in ${plural(stats.runs, "run")}` +
-          (stats.exhausted ? ", every schedule within the bound explored" : ""),
+        "FAILED",
+        `${failureLine(found.outcome.failure!)}, on run ${found.iteration + 1}; replay file ${replays[0]}${more}`,
       ),
     );
+  } else say(resultLine("ok", `no failure in ${plural(stats.runs, "run")}${exhausted}`));
   console.log(
     `SUMMARY ${JSON.stringify({
       command: "explore",
@@ -259,10 +324,24 @@ export async function exploreCommand(
       exhausted: stats.exhausted,
       found: found !== null,
       failure: found?.outcome.failure?.signature ?? null,
-      replay: replayPath,
+      replay: replays[0] ?? null,
+      preemptions: stats.preemptions,
+      failures: stats.failures.map((t, i) => ({
+        signature: t.found.outcome.failure!.signature,
+        count: t.count,
+        run: t.found.iteration + 1,
+        replay: replays[i],
+      })),
+      ...(o.shard === null ? {} : { shard: shardText(o.shard), results }),
     })}`,
   );
   return found !== null ? 1 : 0;
+}
+
+/** The options every shard of a campaign must share. */
+function campaignOptionsOf(o: ExploreCliOptions): CampaignExploreOptions {
+  const { strategy, depth, p, quantum, bound, iterations, schedSeed, stepCap, keepGoing } = o;
+  return { strategy, depth, p, quantum, bound, iterations, schedSeed, stepCap, keepGoing };
 }
 
 /** Writes the failure's replay file and prints the failure and the commands that replay and shrink it. */
@@ -271,9 +350,10 @@ function reportFound(
   scenario: string,
   script: Script,
   params: ScenarioParams,
-  f: Found,
+  t: FailureTally,
   o: ExploreCliOptions,
 ): string {
+  const f = t.found;
   const file = replayFileOf({
     config,
     scenario,
@@ -289,12 +369,16 @@ function reportFound(
   const fail = f.outcome.failure!;
   const say = o.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
   // Runs count from 1, the non-preemptive one (iteration 0) first, as the runs line counts them; each job its own.
-  const job = o.jobs > 1 ? ` of job ${Math.floor((f.seed - o.schedSeed) / JOB_SEED_STRIDE) + 1}` : "";
+  // A shard's runs are numbered as the whole campaign's, whichever job made them.
+  const job =
+    o.jobs > 1 && o.shard === null ? ` of job ${Math.floor((f.seed - o.schedSeed) / JOB_SEED_STRIDE) + 1}` : "";
   say(
     `FOUND on run ${f.iteration + 1}${job} (${strategyText(f.strategy)}, sched seed ${f.seed}): ${failureHeadline(fail)}`,
   );
   for (const l of fail.text.split("\n").slice(1, 40)) say(`  ${l}`);
-  say(`signature: ${fail.signature} (what runs of the same bug share)`);
+  say(
+    `signature: ${fail.signature} (what runs of the same bug share${o.keepGoing ? `; ${plural(t.count, "run")} failed so` : ""})`,
+  );
   say(
     `replay file: ${path} (${plural(f.outcome.record.preemptions, "preemption")}, ${formatInt(f.outcome.record.steps)} steps)`,
   );

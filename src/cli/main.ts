@@ -51,11 +51,15 @@ import { mergeCommand, stressCampaign } from "./campaign.js";
 import { TEST_HELP, runTest, testModeMachine, testRunOf } from "./test.js";
 import { testCampaign, testMergeCommand } from "./test_campaign.js";
 import { exploreCommand, replayCommand, shrinkCommand } from "./explore.js";
+import { exploreMergeCommand } from "./explore_campaign.js";
 import { readReplayFile, vmsimVersion } from "../explore/replay_file.js";
 import { checkScenarioKernel, scenarioNames } from "../explore/scenario.js";
 import { readScript, scenarioOf, scriptScenario } from "../explore/script.js";
 
 const EXIT_USAGE = 2;
+
+/** Set to 1: parse the command line (every flag and its value), print it and exit 0 without running it. */
+const PARSE_ONLY_ENV = "VMSIM_PARSE_ONLY";
 
 /** A bad argument found after parsing (makeConfig's range checks). */
 class UsageError extends Error {}
@@ -95,6 +99,14 @@ function program(): Command {
     .configureOutput({
       // Commander puts its "(Did you mean …?)" hint on a second line: keep every error to one line.
       outputError: (str, write) => write(`vmsim: ${str.trim().replace(/\s*\n\s*/g, " ")}\n`),
+    })
+    // A CI file's commands checked without running them (test/examples.test.ts): the flags and their values parse.
+    .hook("preAction", (_, action) => {
+      if (process.env[PARSE_ONLY_ENV] !== "1") return;
+      const path = [];
+      for (let c: Command | null = action; c !== null && c.parent !== null; c = c.parent) path.unshift(c.name());
+      console.log(`${PARSE_ONLY_ENV}: vmsim ${path.join(" ")} parses`);
+      throw new CommanderError(0, "vmsim.parseOnly", "parsed");
     });
 
   addOptions(addOptions(p.command("info"), MACHINE_OPTIONS), INFO_OPTIONS)
@@ -250,7 +262,7 @@ function program(): Command {
       process.exitCode = usage(() => benchMergeCommand(paths, out));
     });
 
-  addOptions(addOptions(p.command("explore"), EXPLORE_MACHINE_OPTIONS), EXPLORE_OPTIONS)
+  const explore = addOptions(addOptions(p.command("explore"), EXPLORE_MACHINE_OPTIONS), EXPLORE_OPTIONS)
     .description(
       "run a scenario under the deterministic scheduler until it fails or the budget ends; write a replay file",
     )
@@ -259,6 +271,10 @@ function program(): Command {
       const opts = readOptions(this, EXPLORE_OPTIONS);
       if (opts.script !== null && this.getOptionValueSource("scenario") === "cli")
         throw new UsageError("--script and --scenario exclude each other");
+      if (opts.shard !== null && opts.strategy === "portfolio")
+        throw new UsageError(
+          "--shard splits pct, random, rr and exhaustive, not a portfolio (its exhaustive share is one search)",
+        );
       // The scenario's settings beat the flags' defaults, not the flags given.
       const flags = readOptions(this, EXPLORE_MACHINE_OPTIONS);
       const given = Object.fromEntries(
@@ -277,6 +293,14 @@ function program(): Command {
       const config = usage(() => makeConfig({ ...flags, memory, ...scenario.config, ...given }));
       usage(() => checkScenarioKernel(scenario, config.kernel));
       process.exitCode = await exploreCommand(config, scenario, opts);
+    });
+  // Campaigns across machines: `vmsim explore merge` joins the shards' results (its --out and --json are its own).
+  explore.enablePositionalOptions();
+  addOptions(explore.command("merge"), MERGE_OPTIONS)
+    .description("merge the results of vmsim explore --shard: totals, distinct schedules, each failure once, coverage")
+    .argument("<files...>", "explore-shard-<i>-of-<n>.json files of `vmsim explore --shard i/n`")
+    .action(function (this: Command, files: string[]) {
+      process.exitCode = usage(() => exploreMergeCommand(files, readOptions(this, MERGE_OPTIONS)));
     });
 
   addOptions(p.command("replay"), REPLAY_OPTIONS)

@@ -39,6 +39,7 @@ import {
 import { EXPLORE_STRATEGIES, type ExploreOptions, type ExploreStrategy } from "../explore/explore.js";
 import { DEFAULT_STEP_CAP, MAX_STEP_CAP } from "../explore/explorer.js";
 import { MAX_OPS } from "../explore/scenario.js";
+import type { Shard } from "../workers/shard.js";
 
 /** One flag (its spelling, default and format: src/workers/cmdline.ts) with its help text and its parser. */
 export interface CliOption<T> extends FlagSpec<T> {
@@ -386,11 +387,7 @@ export interface SeedRange {
   readonly to: number;
 }
 
-/** Shard `index` (1-based) of `count`: the seeds s with (s − from) mod count = index − 1. */
-export interface Shard {
-  readonly index: number;
-  readonly count: number;
-}
+export { type Shard, shardItems } from "../workers/shard.js";
 
 const MAX_SEED = 0xffffffff;
 
@@ -412,12 +409,6 @@ export function parseShard(raw: string): Shard {
   if (!(index >= 1 && index <= count && count <= 1_000_000))
     throw new InvalidArgumentError("expected a shard as i/n with 1 <= i <= n.");
   return { index, count };
-}
-
-/** The items of `shard` (all of them without one): item k (0-based) belongs to shard (k mod n) + 1, so shards
- * 1/n … n/n are disjoint and together hold every item. */
-export function shardItems<T>(items: readonly T[], shard: Shard | null): T[] {
-  return shard === null ? [...items] : items.filter((_, k) => k % shard.count === shard.index - 1);
 }
 
 /** The campaign flags of `vmsim stress` (src/cli/campaign.ts): present when --seeds is. */
@@ -837,6 +828,10 @@ export interface ExploreCliOptions
   readonly stepCap: number;
   /** Explorations at once, each on a machine of its own. @defaultValue 1 */
   readonly jobs: number;
+  /** Make only this shard of the runs and write its results beside its replay files (src/cli/explore_campaign.ts). @defaultValue null */
+  readonly shard: Shard | null;
+  /** Go on after a failure: every distinct failure (by signature) gets its replay file. @defaultValue false */
+  readonly keepGoing: boolean;
   /** Folder for replay files. @defaultValue "vmsim-replay" */
   readonly out: string;
   /** Write a Chrome trace of the failing run here. @defaultValue null */
@@ -916,7 +911,8 @@ export const EXPLORE_OPTIONS: OptionTable<ExploreCliOptions> = {
   },
   iterations: {
     flags: "--iterations <n>",
-    description: "stop after this many runs (per job)",
+    description:
+      "stop after this many runs (per job; with --shard: runs 1..n of the whole campaign, each shard its share)",
     defaultValue: null,
     parse: parseInteger("iterations", 1, 1_000_000_000),
     format: (n) => (n === null ? "none" : String(n)),
@@ -935,13 +931,26 @@ export const EXPLORE_OPTIONS: OptionTable<ExploreCliOptions> = {
   },
   jobs: {
     flags: "--jobs <n>",
-    description: "independent explorations at once, each on its own machine (different strategy seeds)",
+    description:
+      "independent explorations at once, each on its own machine (different strategy seeds; with --shard, the shard's runs split)",
     defaultValue: 1,
     parse: parseInteger("jobs", 1, 256),
   },
+  shard: {
+    ...CAMPAIGN_OPTIONS.shard,
+    description:
+      "make only shard i of n of the runs (run k when k mod n = i - 1, run 0 the non-preemptive one; exhaustive: the " +
+      "subtrees of the first level of the schedule tree with >= n schedules) and write <out>/explore-shard-<i>-of-<n>.json " +
+      "for `vmsim explore merge`",
+  },
+  keepGoing: {
+    flags: "--keep-going",
+    description: "go on after a failure until the budget or --iterations: every distinct failure gets its replay file",
+    defaultValue: false,
+  },
   out: {
     flags: "--out <dir>",
-    description: "folder for the replay file of a failure",
+    description: "folder for the replay file of a failure (and a shard's results)",
     defaultValue: "vmsim-replay",
     parse: outputDirArg,
   },

@@ -12,12 +12,18 @@
  * - exhaustive: every schedule with at most `bound` preemptions (iterative
  *   context bounding, as CHESS), breadth first: all runs with 0, then 1, then 2.
  * - portfolio: the others in turn, one run each, sharing the budget.
+ *
+ * A part of an exploration (`--shard i/n`, and `--jobs` within it) makes
+ * only its share of the runs (src/workers/shard.ts): run i (0 the
+ * non-preemptive run, i ≥ 1 with strategy seed `seed` + i − 1) of the seeded
+ * strategies, or the subtrees below its prefixes of the bounded schedule tree.
  */
 import { createHash } from "node:crypto";
 import { type Decision, SCHED_MAX_CPUS, type Strategy, WHY_DUE, decisionMask } from "../sched/sched_det.js";
 import { DEFAULT_STEP_CAP, type Explorer, type Outcome } from "./explorer.js";
 import type { StrategyName } from "./replay_file.js";
 import type { ScenarioParams } from "./scenario.js";
+import { type Shard, holdsFirst, nestedShardItems, shardNumbers } from "../workers/shard.js";
 
 export const EXPLORE_STRATEGIES = ["pct", "random", "rr", "exhaustive", "portfolio"] as const;
 export type ExploreStrategy = (typeof EXPLORE_STRATEGIES)[number];
@@ -40,6 +46,10 @@ export interface ExploreOptions {
   readonly seed: number;
   /** Steps after which a run is a livelock. @defaultValue DEFAULT_STEP_CAP */
   readonly stepCap?: number;
+  /** Make only this part of the runs: these shards applied in turn, outermost first. @defaultValue [] (every run) */
+  readonly part?: readonly Shard[];
+  /** Go on after a failure: each distinct failure (by signature) is kept with its first run. @defaultValue false */
+  readonly keepGoing?: boolean;
 }
 
 /** A failing run and how to get it again. */
@@ -50,6 +60,12 @@ export interface Found {
   readonly seed: number;
   /** Which run of the exploration (1-based; 0 is the non-preemptive calibration run). */
   readonly iteration: number;
+}
+
+/** A distinct failure (by signature): its first run, and how many runs failed so. */
+export interface FailureTally {
+  readonly found: Found;
+  readonly count: number;
 }
 
 export interface ExploreStats {
@@ -68,9 +84,16 @@ export interface ExploreStats {
   readonly byStrategy: Record<string, number>;
   /** Steps of the non-preemptive run: PCT's k. */
   readonly k: number;
-  /** Exhaustive search ran every schedule within its bound. */
+  /** Exhaustive search ran every schedule within its bound (a part: every schedule of its subtrees). */
   readonly exhausted: boolean;
+  /** The first failure: the run that stopped the exploration (with keepGoing, the first of `failures`). */
   readonly found: Found | null;
+  /** Each distinct failure, in the order found (without keepGoing: `found` alone). */
+  readonly failures: readonly FailureTally[];
+  /** Seeded strategies: the first run of the part not made (the part's next run number, past any bound); else null. */
+  readonly nextRun: number | null;
+  /** Runs made only to find a part's share (the non-preemptive run, the levels above the split), counted by part 1. */
+  readonly shared: number;
 }
 
 /** Progress after each run. */
@@ -105,25 +128,48 @@ interface ExhaustiveNode {
   readonly after: number;
 }
 
+/** A run whose children (one more preemption at each later step) are still to be made. */
+interface Parent {
+  readonly node: ExhaustiveNode;
+  readonly decisions: readonly Decision[];
+  readonly steps: number;
+}
+
+/** The schedule of the non-preemptive run: the tree's root. */
+const ROOT: ExhaustiveNode = { plan: [], preemptions: 0, after: -1 };
+
+/** The child of `p` that preempts at step `t` in favour of CPU `x`. */
+function childOf(p: Parent, t: number, x: number): ExhaustiveNode {
+  const prefix = p.decisions.filter((d) => d.step < t);
+  return {
+    plan: [...prefix, { step: t, cpu: x, mask: 0, why: WHY_DUE, local: -1 }],
+    preemptions: p.node.preemptions + 1,
+    after: t,
+  };
+}
+
+/** Every child of `p` in the order the search makes them; none at the bound. */
+function childrenOf(p: Parent, bound: number): ExhaustiveNode[] {
+  const out: ExhaustiveNode[] = [];
+  if (p.node.preemptions >= bound) return out;
+  for (let t = p.node.after + 1; t <= p.steps; t++)
+    for (const x of candidates(p.decisions, t)) out.push(childOf(p, t, x));
+  return out;
+}
+
 class Exhaustive {
   /** Runs whose children are still to be generated, breadth first. */
-  private readonly parents: {
-    node: ExhaustiveNode;
-    decisions: readonly Decision[];
-    steps: number;
-    t: number;
-    x: number[];
-  }[] = [];
-  /** Starts from `root`, the run of the non-preemptive schedule (the exploration's calibration run). */
+  private readonly parents: (Parent & { t: number; x: number[] })[] = [];
+  private taken = 0;
+  /** `first`: schedules to run before any child (a part's share of the tree); the root's run goes to {@link ran}. */
   constructor(
     readonly bound: number,
-    root: Outcome,
-  ) {
-    this.ran({ plan: [], preemptions: 0, after: -1 }, root);
-  }
+    private readonly first: readonly ExhaustiveNode[] = [],
+  ) {}
 
   /** The next schedule to run, or null when every schedule within the bound ran. */
   next(): ExhaustiveNode | null {
+    if (this.taken < this.first.length) return this.first[this.taken++]!;
     for (;;) {
       const p = this.parents[0];
       if (p === undefined) return null;
@@ -136,13 +182,7 @@ class Exhaustive {
         p.x = candidates(p.decisions, p.t);
         continue;
       }
-      const x = p.x.shift()!;
-      const prefix = p.decisions.filter((d) => d.step < p.t);
-      return {
-        plan: [...prefix, { step: p.t, cpu: x, mask: 0, why: WHY_DUE, local: -1 }],
-        preemptions: p.node.preemptions + 1,
-        after: p.t,
-      };
+      return childOf(p, p.t, p.x.shift()!);
     }
   }
 
@@ -181,32 +221,54 @@ export async function explore(
   onProgress: ExploreProgress = () => {},
 ): Promise<ExploreStats> {
   const t0 = performance.now();
+  const part = o.part ?? [];
+  if (part.length > 0 && o.strategy === "portfolio")
+    throw new RangeError(
+      "a portfolio does not split into shards (its exhaustive share is one search): shard pct, random, rr or exhaustive",
+    );
   const seen = new Set<string>();
   const preemptions = new Array<number>(PREEMPTION_BUCKETS).fill(0);
   const byStrategy: Record<string, number> = {};
-  let iterations = 0;
+  // Run 0 (the non-preemptive run) and the levels above a split tree's are made by every part, counted by part 1.
+  const counts = holdsFirst(part);
+  const failures = new Map<string, { found: Found; count: number }>();
+  let runs = 0;
+  let shared = 0;
   let found: Found | null = null;
   let exhausted = false;
+  let nextRun: number | null = null;
 
   const note = (name: StrategyName, out: Outcome) => {
+    runs++;
     seen.add(createHash("sha1").update(JSON.stringify(out.record.decisions)).digest("base64"));
     preemptions[Math.min(out.record.preemptions, PREEMPTION_BUCKETS - 1)]!++;
     const key = name.kind === "pct" ? `pct d=${name.depth}` : name.kind;
     byStrategy[key] = (byStrategy[key] ?? 0) + 1;
   };
+  const failed = (f: Found) => {
+    const sig = f.outcome.failure!.signature;
+    const t = failures.get(sig);
+    if (t) t.count++;
+    else failures.set(sig, { found: f, count: 1 });
+    found ??= f;
+  };
+  const stop = () => found !== null && o.keepGoing !== true;
+  const spent = () => performance.now() - t0 >= o.budgetMs;
+  const iterations = () => runs - (counts ? 1 : 0);
 
   // The non-preemptive run: PCT's k, and a bug that needs no preemption at all.
   const calibration: StrategyName = { kind: "exhaustive", bound: 0 };
   const cap = o.stepCap ?? DEFAULT_STEP_CAP;
   const base = await ex.runOnce({ kind: "guided", plan: [] }, o.seed, params, cap);
   const k = Math.max(1, base.record.steps);
-  note(calibration, base);
-  if (base.failure) found = { outcome: base, strategy: calibration, seed: o.seed, iteration: 0 };
+  if (counts) {
+    note(calibration, base);
+    if (base.failure) failed({ outcome: base, strategy: calibration, seed: o.seed, iteration: 0 });
+  } else shared++;
 
-  const search = new Exhaustive(o.bound, base);
   const stats = (): ExploreStats => ({
-    iterations,
-    runs: iterations + 1,
+    iterations: iterations(),
+    runs,
     ms: performance.now() - t0,
     distinct: seen.size,
     preemptions: [...preemptions],
@@ -214,8 +276,13 @@ export async function explore(
     k,
     exhausted,
     found,
+    failures: [...failures.values()].map((t) => ({ ...t })),
+    nextRun,
+    shared,
   });
 
+  let search = new Exhaustive(o.bound);
+  search.ran(ROOT, base);
   const portfolio: ExploreStrategy[] = ["pct", "random", "exhaustive", "rr"];
   let pctDepths = 0;
   const plan = (i: number): Planned | null => {
@@ -253,20 +320,83 @@ export async function explore(
     }
   };
 
-  for (let i = 1; found === null; i++) {
-    if (performance.now() - t0 >= o.budgetMs || (o.iterations !== null && iterations >= o.iterations)) break;
-    const next = plan(i);
-    if (next === null) break;
+  /** One run of `next` as run `i`: counted, its children queued, its failure kept. */
+  const runPlanned = async (next: Planned, i: number): Promise<void> => {
     const out = await ex.runOnce(next.strategy, next.seed, params, cap);
-    iterations++;
     note(next.name, out);
-    if (next.guided) {
-      // A preemption that no longer applies repeats an earlier schedule: not a new one, no children.
-      if (out.record.skipped > 0) continue;
-      search.ran(next.guided, out);
+    // A preemption that no longer applies repeats an earlier schedule: not a new one, no children.
+    const repeat = next.guided !== undefined && out.record.skipped > 0;
+    if (next.guided && !repeat) search.ran(next.guided, out);
+    if (out.failure && !repeat) failed({ outcome: out, strategy: next.name, seed: next.seed, iteration: i });
+    onProgress(iterations(), stats);
+  };
+
+  if (o.strategy === "exhaustive" && part.length > 0) {
+    // A part's share of the tree: its prefixes, then the subtrees below them, breadth first.
+    const name: StrategyName = { kind: "exhaustive", bound: o.bound };
+    search = new Exhaustive(
+      o.bound,
+      await splitTree(ex, params, o, base, part[0]!.count, cap, (out) => {
+        if (!counts) shared++;
+        else {
+          note(name, out);
+          if (out.failure && out.record.skipped === 0)
+            failed({ outcome: out, strategy: name, seed: o.seed, iteration: runs - 1 });
+        }
+        return !stop() && !spent();
+      }).then((level) => nestedShardItems(level, part)),
+    );
+  }
+  if (o.strategy === "exhaustive" || o.strategy === "portfolio") {
+    for (let i = runs + shared; !stop(); i++) {
+      if (spent() || (o.iterations !== null && iterations() >= o.iterations)) break;
+      const next = plan(i);
+      if (next === null) break;
+      await runPlanned(next, i);
     }
-    if (out.failure) found = { outcome: out, strategy: next.name, seed: next.seed, iteration: i };
-    onProgress(iterations, stats);
+  } else {
+    // Seeded strategies: run i is a function of i alone, so a part makes its runs in order.
+    const numbers = shardNumbers(part, null);
+    let i = numbers.next().value!;
+    if (i === 0) i = numbers.next().value!;
+    while (!stop() && !spent() && (o.iterations === null || i <= o.iterations)) {
+      await runPlanned(plan(i)!, i);
+      i = numbers.next().value!;
+    }
+    nextRun = i;
   }
   return { ...stats(), schedules: [...seen] };
+}
+
+/**
+ * The level of the bounded schedule tree that shards split: the first
+ * (preemption count) with at least `count` schedules, or the last one. The
+ * levels above it are run here — every part runs them, so every part sees
+ * the same level; `ran` hears of each of those runs and says whether to go
+ * on (false: an empty level).
+ */
+async function splitTree(
+  ex: Explorer,
+  params: ScenarioParams,
+  o: ExploreOptions,
+  base: Outcome,
+  count: number,
+  cap: number,
+  ran: (out: Outcome) => boolean,
+): Promise<ExhaustiveNode[]> {
+  let level: { node: ExhaustiveNode; out: Outcome }[] = [{ node: ROOT, out: base }];
+  for (;;) {
+    const children = level
+      .filter((r) => r.out.record.skipped === 0)
+      .flatMap((r) =>
+        childrenOf({ node: r.node, decisions: r.out.record.decisions, steps: r.out.record.steps }, o.bound),
+      );
+    if (children.length >= count || children.length === 0 || children[0]!.preemptions >= o.bound) return children;
+    level = [];
+    for (const node of children) {
+      const out = await ex.runOnce({ kind: "guided", plan: node.plan }, o.seed, params, cap);
+      if (!ran(out)) return [];
+      level.push({ node, out });
+    }
+  }
 }

@@ -135,12 +135,18 @@ function schedSlow(kind: SP): void {
   }
 }
 
-/** Runs one due slow path; the points inside it count down for the paths that may nest there. */
+/**
+ * Runs one due slow path; the points inside it count down for the paths that
+ * may nest there. Most runs reach no point, so instead of arming for the
+ * nested depth (a scan of every path) the budget is one: the first point
+ * inside, if any, enters schedSlow, which finds nothing due that the scan
+ * would not have found and arms properly. schedSlow's exit arms once for all.
+ */
 function runPath(p: Path, kind: SP): void {
   account();
   p.left = p.gap;
   p.running++;
-  rearm();
+  budget = armed = 1;
   let want: number | undefined;
   try {
     want = p.fn(kind) ?? undefined;

@@ -1,0 +1,43 @@
+/**
+ * The split every `--shard i/n` uses (stress, explore, test, bench): item k
+ * (0-based) belongs to shard (k mod n) + 1, so shards 1/n … n/n are disjoint
+ * and together hold every item. A shard of a shard (`--jobs` inside
+ * `--shard`) splits the shard's own items the same way.
+ */
+
+/** Shard `index` (1-based) of `count`. */
+export interface Shard {
+  readonly index: number;
+  readonly count: number;
+}
+
+/** The items of `shard` (all of them without one): item k (0-based) belongs to shard (k mod n) + 1. */
+export function shardItems<T>(items: readonly T[], shard: Shard | null): T[] {
+  return shard === null ? [...items] : items.filter((_, k) => k % shard.count === shard.index - 1);
+}
+
+/** The items of a shard of a shard …: {@link shardItems} applied in turn, outermost first. */
+export function nestedShardItems<T>(items: readonly T[], part: readonly Shard[]): T[] {
+  return part.reduce<T[]>((xs, s) => shardItems(xs, s), [...items]);
+}
+
+/**
+ * The numbers 0, 1, 2 … `last` (null: without end) of a nested shard, in
+ * order. Blocks of ∏ counts numbers split alike (each block starts at a
+ * multiple of every count), so a stream without end is split as its prefixes are.
+ */
+export function* shardNumbers(part: readonly Shard[], last: number | null): Generator<number> {
+  const block = part.reduce((a, s) => a * s.count, 1);
+  for (let from = 0; last === null || from <= last; from += block) {
+    const n = last === null ? block : Math.min(block, last - from + 1);
+    yield* nestedShardItems(
+      Array.from({ length: n }, (_, k) => from + k),
+      part,
+    );
+  }
+}
+
+/** Whether a nested shard holds item 0 (the first of every split): every index is 1. */
+export function holdsFirst(part: readonly Shard[]): boolean {
+  return part.every((s) => s.index === 1);
+}
