@@ -49,6 +49,7 @@ import {
   shardFile,
   shardFileName,
   shardText,
+  kcsanReplayFlags,
 } from "./explore_campaign.js";
 
 /** The lines of a script scenario, for the replay file and the parallel jobs. */
@@ -607,9 +608,4 @@ export async function shrinkCommand(f: ReplayFile, path: string, o: ShrinkCliOpt
     })}`,
   );
   return 1;
-}
-
-/** The flags `vmsim replay` requires of a file recorded with this config (src/cli/main.ts refuses a mismatch). */
-function kcsanReplayFlags(c: MachineConfig): string {
-  return `${c.kcsan ? "--kcsan " : ""}${c.kcsanStrict ? "--kcsan-strict " : ""}`;
 }

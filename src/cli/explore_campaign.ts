@@ -315,7 +315,7 @@ function formatMerged(f: ExploreCampaignFile): string[] {
         ? `first on shard ${x.first.shard}'s run ${formatInt(x.first.run + 1)}`
         : `first on run ${formatInt(x.first.run + 1)}, shard ${x.first.shard}, sched seed ${x.first.seed}`;
     out.push(`FAILED ${x.kind}: ${x.headline} (${plural(x.count, "run")}; ${first})`, `  signature: ${x.signature}`);
-    for (const r of x.replays) out.push(`  replay it: vmsim replay ${f.config.kcsan ? "--kcsan " : ""}${r}`);
+    for (const r of x.replays) out.push(`  replay it: vmsim replay ${kcsanReplayFlags(f.config)}${r}`);
   }
   out.push(`coverage: ${coverageText(f)}`);
   if (f.missingShards.length > 0) out.push(`missing shards: ${f.missingShards.join(", ")}`);
@@ -387,4 +387,9 @@ function summaryOf(f: ExploreCampaignFile): unknown {
     coverage: f.coverage,
     missingShards: f.missingShards,
   };
+}
+
+/** The flags `vmsim replay` requires of a file recorded with this config (src/cli/main.ts refuses a mismatch). */
+export function kcsanReplayFlags(c: MachineConfig): string {
+  return `${c.kcsan ? "--kcsan " : ""}${c.kcsanStrict ? "--kcsan-strict " : ""}`;
 }
