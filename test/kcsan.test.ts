@@ -59,6 +59,15 @@ describe("the KCSAN transformer", () => {
     expect(text).toContain("Atomics.load(I32, __tsan_atomic_read4(i)) + data_race(I32[i]);");
   });
 
+  it("marks __WRITE_ONCE's plain store (a marked write in the KCSAN build, a plain one in the normal build)", () => {
+    const src = `${ARENA_IMPORT}export function __WRITE_ONCE(ptr: number, v: number): void {\n  I32[ptr >> 2] = v;\n}\nexport function h(i: number): void {\n  I32[i] = 0;\n}\n`;
+    const { text } = instrument("src/locks/atomic.ts", src);
+    expect(text).toContain("I32[__tsan_atomic_write4(ptr >> 2)] = v;");
+    expect(text).toContain("I32[__tsan_write4(i)] = 0;");
+    const normal = readFileSync(join(ROOT, "dist/src/locks/atomic.js"), "utf8");
+    expect(normal).toMatch(/function __WRITE_ONCE\(ptr, v\) \{\s*I32\[ptr >> 2\] = v;/);
+  });
+
   it("turns the byte view's fill, subarray and set into memset and memcpy range checks", () => {
     const { text } = instrument(
       "src/mm/example.ts",

@@ -138,6 +138,8 @@ export function kcsanTransformer(stats: { files: number; accesses: number }): ts
         ? views.get(x.expression.text)
         : undefined;
     };
+    // Inside __WRITE_ONCE (src/locks/atomic.ts) a plain store is a marked access, as the kernel's WRITE_ONCE.
+    let marked = false;
     /** `V[i]` with its index checked by `fn`, the rest of the expression visited. */
     const rewrite = (e: ts.Expression, kind: "read" | "write" | "read_write"): ts.Expression => {
       const x = skipOuter(e) as ts.ElementAccessExpression;
@@ -145,7 +147,10 @@ export function kcsanTransformer(stats: { files: number; accesses: number }): ts
       const access = f.updateElementAccessExpression(
         x,
         x.expression,
-        call(`__tsan_${kind}${size}`, ts.visitNode(x.argumentExpression, visit) as ts.Expression),
+        call(
+          `__tsan_${marked ? "atomic_" : ""}${kind}${size}`,
+          ts.visitNode(x.argumentExpression, visit) as ts.Expression,
+        ),
       );
       return x === e ? access : rewrap(e, access);
     };
@@ -159,6 +164,12 @@ export function kcsanTransformer(stats: { files: number; accesses: number }): ts
       // Harness and hardware models in the kernel folders are camelCase (kernel code keeps the kernel's
       // snake_case names): the simulated interrupt controller, the TLB's probe, statistics. Not kernel code.
       if (isHarnessFunction(node)) return node;
+      if (ts.isFunctionDeclaration(node) && node.name?.text === "__WRITE_ONCE") {
+        marked = true;
+        const out = ts.visitEachChild(node, visit, context);
+        marked = false;
+        return out;
+      }
       if (ts.isCallExpression(node)) {
         const callee = node.expression;
         // data_race(expr): KCSAN ignores the accesses inside.

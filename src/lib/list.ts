@@ -23,7 +23,7 @@ import { SP_RCU, sched_point } from "../sched/sched_point.js";
 import { reportBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { lockdepOn } from "../locks/lockdep.js";
-import { WRITE_ONCE } from "../locks/atomic.js";
+import { __WRITE_ONCE } from "../locks/atomic.js";
 import { RCU_LIST_NON_READER, RCU_LOCKDEP_WARN, rcu_read_lock_nesting } from "../locks/lockdep_rcu.js";
 
 /**
@@ -54,7 +54,7 @@ export function list_prev(e: number): number {
 /** INIT_LIST_HEAD (v4.19): an empty list, or an entry on no list. */
 export function INIT_LIST_HEAD(h: number): void {
   // WRITE_ONCE, as include/linux/list.h: list_empty() reads `next` without the list's lock.
-  WRITE_ONCE(h + NEXT * 4, h);
+  __WRITE_ONCE(h + NEXT * 4, h);
   I32[(h >> 2) + PREV] = h;
 }
 
@@ -115,7 +115,7 @@ function __list_add(n: number, prev: number, next: number): void {
   I32[(next >> 2) + PREV] = n;
   I32[(n >> 2) + NEXT] = next;
   I32[(n >> 2) + PREV] = prev;
-  WRITE_ONCE(prev + NEXT * 4, n); // list.h: the store a lockless list_empty() may see
+  __WRITE_ONCE(prev + NEXT * 4, n); // list.h: the store a lockless list_empty() may see
 }
 
 /** list_add (v4.19): insert after `head` (stack order). */
@@ -130,7 +130,7 @@ export function list_add_tail(n: number, head: number): void {
 
 function __list_del(prev: number, next: number): void {
   I32[(next >> 2) + PREV] = prev;
-  WRITE_ONCE(prev + NEXT * 4, next); // as list.h, for a lockless list_empty()
+  __WRITE_ONCE(prev + NEXT * 4, next); // as list.h, for a lockless list_empty()
 }
 
 /** __list_del_entry (v4.19): unlink `e`, leaving its own links as they were. */

@@ -24,7 +24,7 @@
  */
 import { F64, I32, U32 } from "../shared/arena.js";
 import { type StructDef, defineStruct } from "../shared/struct.js";
-import { WRITE_ONCE } from "../locks/atomic.js";
+import { __WRITE_ONCE } from "../locks/atomic.js";
 
 /** struct rb_node. Its guard is the lock of the tree it is on (vmap_area_lock, …). */
 export const RB_NODE = defineStruct("rb_node", [
@@ -211,10 +211,10 @@ function __rb_change_child(old: number, node: number, parent: number, root: numb
   if (parent !== 0) {
     const p = parent >> 2;
     // WRITE_ONCE, as rbtree_augmented.h: lockless readers (RB_EMPTY_ROOT, lockless lookups) see the links.
-    if (I32[p + LEFT] === old) WRITE_ONCE(parent + LEFT * 4, node);
-    else WRITE_ONCE(parent + RIGHT * 4, node);
+    if (I32[p + LEFT] === old) __WRITE_ONCE(parent + LEFT * 4, node);
+    else __WRITE_ONCE(parent + RIGHT * 4, node);
   } else {
-    WRITE_ONCE(root + ROOT * 4, node);
+    __WRITE_ONCE(root + ROOT * 4, node);
   }
 }
 

@@ -141,6 +141,15 @@ export function WRITE_ONCE(ptr: number, v: number): void {
 }
 
 /**
+ * __WRITE_ONCE(*ptr, v) (include/asm-generic/rwonce.h, v5.9+: WRITE_ONCE's bare store) of a word whose writers
+ * all hold its lock while readers may look without it (list and rb-tree links): a plain store, tear-free for an
+ * aligned i32, so the normal build pays nothing; the KCSAN build marks it as WRITE_ONCE (tools/kcsan_build.ts).
+ */
+export function __WRITE_ONCE(ptr: number, v: number): void {
+  I32[ptr >> 2] = v;
+}
+
+/**
  * data_race(expr) (include/linux/compiler.h, v5.8+): a plain access the author
  * knows may race and accepts (a statistic, a heuristic). It returns its value;
  * the KCSAN build leaves the accesses written inside it unchecked.
