@@ -18,6 +18,7 @@ import type { HostInfo } from "../workers/measure.js";
 import { type ScalingPoint, type ScalingSample, memoryFor, scalingPoint } from "../workers/scaling.js";
 import type { TestVmallocCase } from "../workers/workloads/test_vmalloc.js";
 import { plural } from "../workers/format.js";
+import { isShardOrNull, missingShards } from "../workers/shard.js";
 import { type Shard, shardItems } from "./options.js";
 import type { BenchResult } from "./bench.js";
 
@@ -80,22 +81,8 @@ function settingsOf(r: BenchSettings): BenchSettings {
 export const hostKey = (h: HostInfo) => `${h.cpu}, ${h.cores} cores, Node ${h.node}, ${h.platform}`;
 
 /** Shards of each sharded CPU list that no part holds: "2/3 of --cpus 1,2". */
-function missingShardsOf(parts: readonly BenchPart[]): string[] {
-  const listOf = (p: BenchPart) => p.cpus.join(",");
-  const whole = new Set(parts.filter((p) => p.shard === null).map(listOf));
-  const held = new Map<string, Set<number>>();
-  for (const p of parts) {
-    if (p.shard === null || whole.has(listOf(p))) continue;
-    const key = `${p.shard.count} of --cpus ${listOf(p)}`;
-    held.set(key, (held.get(key) ?? new Set()).add(p.shard.index));
-  }
-  const out: string[] = [];
-  for (const [key, got] of held) {
-    const count = Number(key.split(" ")[0]);
-    for (let i = 1; i <= count; i++) if (!got.has(i)) out.push(`${i}/${key}`);
-  }
-  return out;
-}
+const missingShardsOf = (parts: readonly BenchPart[]): string[] =>
+  missingShards(parts, (p) => `--cpus ${p.cpus.join(",")}`);
 
 /** A bench's runs, before the figures: its parts, its samples by run, what is missing. */
 export type BenchRuns = Omit<BenchResult, "minimum" | "points"> &
@@ -165,16 +152,7 @@ function isMergeable(x: unknown): x is BenchResult & { parts: BenchPart[]; sampl
   if (!isObject(x) || x.command !== "bench" || !Array.isArray(x.parts) || !Array.isArray(x.samples)) return false;
   if (!Array.isArray(x.kernels) || !Array.isArray(x.tests) || !Number.isInteger(x.repeats)) return false;
   const partOk = (p: unknown) =>
-    isObject(p) &&
-    numbers(p.cpus) &&
-    isObject(p.host) &&
-    Number.isInteger(p.host.cores) &&
-    (p.shard === null ||
-      (isObject(p.shard) &&
-        Number.isInteger(p.shard.index) &&
-        Number.isInteger(p.shard.count) &&
-        (p.shard.index as number) >= 1 &&
-        (p.shard.index as number) <= (p.shard.count as number)));
+    isObject(p) && numbers(p.cpus) && isObject(p.host) && Number.isInteger(p.host.cores) && isShardOrNull(p.shard);
   const parts = x.parts.length;
   const sampleOk = (s: unknown) =>
     isObject(s) &&

@@ -11,7 +11,7 @@
  * results: the runs by seed, the totals, the failing seeds with the command
  * that reruns each, and the seeds and shards no file has.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import os from "node:os";
 import { compiledModule } from "../workers/compiled.js";
 import { Piscina } from "piscina";
@@ -20,8 +20,9 @@ import type { StressTask } from "../workers/campaign_worker.js";
 import { type HostInfo, hostInfo } from "../workers/measure.js";
 import { type StressResult, type StressSettings, stressCommandLine } from "../workers/stress.js";
 import { formatInt, plural } from "../workers/format.js";
+import { isShardOrNull, missingShards } from "../workers/shard.js";
 import { ProgressBar } from "./progress.js";
-import { resultLine } from "./result.js";
+import { readResultFiles, resultLine } from "./result.js";
 import {
   type CampaignCliOptions,
   STRESS_OPTIONS,
@@ -120,21 +121,7 @@ function bySeed(runs: readonly CampaignRun[]): CampaignRun[] {
 }
 
 /** Shards of each sharded range that no part holds (a part without a shard holds its whole range). */
-function missingShardsOf(parts: readonly CampaignPart[]): string[] {
-  const whole = new Set(parts.filter((p) => p.shard === null).map((p) => rangeText(p.seeds)));
-  const held = new Map<string, Set<number>>();
-  for (const p of parts) {
-    if (p.shard === null || whole.has(rangeText(p.seeds))) continue;
-    const key = `${p.shard.count} of ${rangeText(p.seeds)}`;
-    held.set(key, (held.get(key) ?? new Set()).add(p.shard.index));
-  }
-  const out: string[] = [];
-  for (const [key, got] of held) {
-    const count = Number(key.split(" ")[0]);
-    for (let i = 1; i <= count; i++) if (!got.has(i)) out.push(`${i}/${key}`);
-  }
-  return out;
-}
+const missingShardsOf = (parts: readonly CampaignPart[]): string[] => missingShards(parts, (p) => rangeText(p.seeds));
 
 /** The file for these parts and runs: totals, failing and missing seeds derived from the runs. */
 function campaignFile(
@@ -183,12 +170,7 @@ function isCampaignFile(x: unknown): x is CampaignFile {
     isSeed(p.seeds.from) &&
     isSeed(p.seeds.to) &&
     p.seeds.from <= p.seeds.to &&
-    (p.shard === null ||
-      (isObject(p.shard) &&
-        Number.isInteger(p.shard.index) &&
-        Number.isInteger(p.shard.count) &&
-        (p.shard.index as number) >= 1 &&
-        (p.shard.index as number) <= (p.shard.count as number)));
+    isShardOrNull(p.shard);
   const runOk = (r: unknown) =>
     isObject(r) &&
     isSeed(r.seed) &&
@@ -449,16 +431,7 @@ export function mergeCommand(
   files: readonly string[],
   opts: { readonly out: string | null; readonly json: boolean },
 ): number {
-  const read = files.map((file) => {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(readFileSync(file, "utf8"));
-    } catch (e) {
-      throw new RangeError(`cannot read ${file}: ${(e as Error).message}`);
-    }
-    if (!isCampaignFile(raw)) throw new RangeError(`${file} is not a stress campaign's results`);
-    return raw;
-  });
+  const read = readResultFiles(files, isCampaignFile, "a stress campaign's results");
   const f = mergeCampaigns(read);
   if (!opts.json) console.log(`merged ${plural(files.length, "file")}: ${plural(f.parts.length, "part")}`);
   return finish(f, opts.out, opts.json);

@@ -11,7 +11,7 @@
  * `missingShards`.
  */
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import type { MachineConfig } from "../shared/config.js";
 import type { ExploreStats } from "../explore/explore.js";
@@ -20,7 +20,7 @@ import { type HostInfo, hostInfo } from "../workers/measure.js";
 import { formatInt, plural } from "../workers/format.js";
 import type { Shard } from "../workers/shard.js";
 import type { ExploreCliOptions } from "./options.js";
-import { resultLine } from "./result.js";
+import { readResultFiles, resultLine } from "./result.js";
 
 /** The options every shard of one campaign shares (the budget and `--jobs` are each shard's own). */
 export type CampaignExploreOptions = Pick<
@@ -329,16 +329,9 @@ export function exploreMergeCommand(
 ): number {
   // Replay paths as the reader sees them: from here, or from the merged file's folder when one is written.
   const base = opts.out === null ? "." : dirname(opts.out);
-  const read = files.map((file) => {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(readFileSync(file, "utf8"));
-    } catch (e) {
-      throw new RangeError(`cannot read ${file}: ${(e as Error).message}`);
-    }
-    if (!isCampaignFile(raw)) throw new RangeError(`${file} is not the results of vmsim explore --shard`);
-    return rebase(raw, file, base);
-  });
+  const read = readResultFiles(files, isCampaignFile, "the results of vmsim explore --shard").map((raw, i) =>
+    rebase(raw, files[i]!, base),
+  );
   const f = mergeExplorations(read);
   if (opts.out !== null) writeFileSync(opts.out, `${JSON.stringify(f)}\n`);
   const failures = f.failing.length;

@@ -3,7 +3,9 @@
  * stress, stress campaigns and merge, test, bench, explore, replay, shrink):
  * `result: <word>` with the details in parentheses, the last words before the
  * seed and the SUMMARY line — the word a person or a script looks for.
+ * Also the reading of the results files every `merge` takes.
  */
+import { readFileSync } from "node:fs";
 
 /**
  * How a command ended: ok (nothing failed), FAILED (a failure; exit status
@@ -15,4 +17,18 @@ export type Verdict = "ok" | "FAILED" | "interrupted" | "incomplete";
 /** `result: ok`, `result: FAILED (2 failures, report on stderr)`. */
 export function resultLine(verdict: Verdict, detail?: string): string {
   return `result: ${verdict}${detail !== undefined && detail !== "" ? ` (${detail})` : ""}`;
+}
+
+/** The results files a `merge` takes, parsed; throws RangeError naming the first that is unreadable or not `what`. */
+export function readResultFiles<T>(files: readonly string[], isResults: (raw: unknown) => raw is T, what: string): T[] {
+  return files.map((file) => {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(file, "utf8"));
+    } catch (e) {
+      throw new RangeError(`cannot read ${file}: ${(e as Error).message}`);
+    }
+    if (!isResults(raw)) throw new RangeError(`${file} is not ${what}`);
+    return raw;
+  });
 }

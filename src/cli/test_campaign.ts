@@ -11,14 +11,15 @@
  * command that reruns it alone. `vmsim test merge` joins the shards' files:
  * items by (case, seed), totals, failing items once, what is missing.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { DEFAULT_CONFIG, type MachineConfig } from "../shared/config.js";
 import { type HostInfo, hostInfo } from "../workers/measure.js";
 import { plural } from "../workers/format.js";
 import { TEST_VMALLOC_MODULES, type TestVmallocCase } from "../workers/workloads/test_vmalloc.js";
+import { isShardOrNull } from "../workers/shard.js";
 import { type SeedRange, type Shard, shardItems } from "./options.js";
 import { ProgressBar } from "./progress.js";
-import { resultLine } from "./result.js";
+import { readResultFiles, resultLine } from "./result.js";
 import { type TestRunOptions, testRerun, testVmalloc } from "./test.js";
 
 /** One work item: a case of the module's table and a seed. */
@@ -269,12 +270,7 @@ function isTestCampaignFile(x: unknown): x is TestCampaignFile {
     isSeed(p.seeds.from) &&
     isSeed(p.seeds.to) &&
     p.seeds.from <= p.seeds.to &&
-    (p.shard === null ||
-      (isObject(p.shard) &&
-        Number.isInteger(p.shard.index) &&
-        Number.isInteger(p.shard.count) &&
-        (p.shard.index as number) >= 1 &&
-        (p.shard.index as number) <= (p.shard.count as number)));
+    isShardOrNull(p.shard);
   const itemOk = (r: unknown) =>
     isObject(r) &&
     typeof r.test === "string" &&
@@ -405,16 +401,7 @@ export function testMergeCommand(
   files: readonly string[],
   opts: { readonly out: string | null; readonly json: boolean },
 ): number {
-  const read = files.map((file) => {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(readFileSync(file, "utf8"));
-    } catch (e) {
-      throw new RangeError(`cannot read ${file}: ${(e as Error).message}`);
-    }
-    if (!isTestCampaignFile(raw)) throw new RangeError(`${file} is not a test campaign's results`);
-    return raw;
-  });
+  const read = readResultFiles(files, isTestCampaignFile, "a test campaign's results");
   const f = mergeTestCampaigns(read);
   if (!opts.json) console.log(`merged ${plural(files.length, "file")}: ${plural(f.parts.length, "part")}`);
   return finish(f, opts.out, opts.json);

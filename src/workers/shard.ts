@@ -41,3 +41,39 @@ export function* shardNumbers(part: readonly Shard[], last: number | null): Gene
 export function holdsFirst(part: readonly Shard[]): boolean {
   return part.every((s) => s.index === 1);
 }
+
+/** Whether `x`, read from a results file, is a shard (i/n with 1 ≤ i ≤ n) or null (a part that is not one). */
+export function isShardOrNull(x: unknown): x is Shard | null {
+  if (x === null) return true;
+  if (typeof x !== "object") return false;
+  const { index, count } = x as Record<string, unknown>;
+  return (
+    Number.isInteger(index) &&
+    Number.isInteger(count) &&
+    (index as number) >= 1 &&
+    (index as number) <= (count as number)
+  );
+}
+
+/**
+ * "i/n of SPACE" for each shard of a sharded space that no part holds; `spaceOf` names a part's space ("1-100",
+ * "--cpus 1,2,4"), and a part without a shard holds its whole space.
+ */
+export function missingShards<P extends { readonly shard: Shard | null }>(
+  parts: readonly P[],
+  spaceOf: (p: P) => string,
+): string[] {
+  const whole = new Set(parts.filter((p) => p.shard === null).map(spaceOf));
+  const held = new Map<string, Set<number>>();
+  for (const p of parts) {
+    if (p.shard === null || whole.has(spaceOf(p))) continue;
+    const key = `${p.shard.count} of ${spaceOf(p)}`;
+    held.set(key, (held.get(key) ?? new Set()).add(p.shard.index));
+  }
+  const out: string[] = [];
+  for (const [key, got] of held) {
+    const count = Number(key.split(" ")[0]);
+    for (let i = 1; i <= count; i++) if (!got.has(i)) out.push(`${i}/${key}`);
+  }
+  return out;
+}
