@@ -2,7 +2,8 @@
  * The split every `--shard i/n` uses (stress, explore, test, bench): item k
  * (0-based) belongs to shard (k mod n) + 1, so shards 1/n … n/n are disjoint
  * and together hold every item. A shard of a shard (`--jobs` inside
- * `--shard`) splits the shard's own items the same way.
+ * `--shard`) splits the shard's own items the same way. The merges read the
+ * shards back with the checks below.
  */
 
 /** Shard `index` (1-based) of `count`. */
