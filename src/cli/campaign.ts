@@ -22,7 +22,7 @@ import { type StressResult, type StressSettings, stressCommandLine } from "../wo
 import { formatInt, plural } from "../workers/format.js";
 import { isShardOrNull, missingShards } from "../workers/shard.js";
 import { ProgressBar } from "./progress.js";
-import { readResultFiles, resultLine } from "./result.js";
+import { abortOnSigint, readResultFiles, resultLine } from "./result.js";
 import {
   type CampaignCliOptions,
   STRESS_OPTIONS,
@@ -382,13 +382,14 @@ export async function stressCampaign(
   o: StressCliOptions,
   c: CampaignCliOptions,
 ): Promise<number> {
-  if (c.seeds === null) throw new RangeError("a campaign needs --seeds");
+  const range = c.seeds;
+  if (range === null) throw new RangeError("a campaign needs --seeds");
   const { json, ...stress } = o;
-  const seeds = shardSeeds(c.seeds, c.shard);
+  const seeds = shardSeeds(range, c.shard);
   const jobs = Math.min(c.jobs ?? defaultJobs(config.cpus), Math.max(1, seeds.length));
   if (!json)
     console.log(
-      `stress campaign: seeds ${rangeText(c.seeds)}${c.shard === null ? "" : `, shard ${shardText(c.shard)}`} ` +
+      `stress campaign: seeds ${rangeText(range)}${c.shard === null ? "" : `, shard ${shardText(c.shard)}`} ` +
         `(${plural(seeds.length, "seed")}), ${plural(config.cpus, "CPU")} each, ${plural(jobs, "machine")} at once`,
     );
   const bar = json
@@ -400,28 +401,26 @@ export async function stressCampaign(
         fields: "{value}/{total} seeds | {failing} failing",
         initial: { failing: 0 },
       });
-  const abort = new AbortController();
-  const onSigint = () => abort.abort();
-  process.once("SIGINT", onSigint);
   let ops = 0;
   let failing = 0;
   let f: CampaignFile;
   try {
-    f = await runCampaign(config, {
-      seeds: c.seeds,
-      shard: c.shard,
-      jobs,
-      stress,
-      signal: abort.signal,
-      onSeed: (r, done) => {
-        ops += r.ops;
-        if (!r.ok) failing++;
-        bar?.update(done, ops, { failing });
-      },
-    });
+    f = await abortOnSigint((signal) =>
+      runCampaign(config, {
+        seeds: range,
+        shard: c.shard,
+        jobs,
+        stress,
+        signal,
+        onSeed: (r, done) => {
+          ops += r.ops;
+          if (!r.ok) failing++;
+          bar?.update(done, ops, { failing });
+        },
+      }),
+    );
   } finally {
     bar?.stop();
-    process.removeListener("SIGINT", onSigint);
   }
   return finish(f, c.out, json);
 }

@@ -3,7 +3,7 @@
  * stress, stress campaigns and merge, test, bench, explore, replay, shrink):
  * `result: <word>` with the details in parentheses, the last words before the
  * seed and the SUMMARY line — the word a person or a script looks for.
- * Also the reading of the results files every `merge` takes.
+ * Also the reading of the results files every `merge` takes, and Ctrl-C's abort.
  */
 import { readFileSync } from "node:fs";
 
@@ -31,4 +31,16 @@ export function readResultFiles<T>(files: readonly string[], isResults: (raw: un
     if (!isResults(raw)) throw new RangeError(`${file} is not ${what}`);
     return raw;
   });
+}
+
+/** Runs `work` with a signal that Ctrl-C aborts (the command then ends `interrupted`); the handler goes with it. */
+export async function abortOnSigint<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const abort = new AbortController();
+  const onSigint = () => abort.abort();
+  process.once("SIGINT", onSigint);
+  try {
+    return await work(abort.signal);
+  } finally {
+    process.removeListener("SIGINT", onSigint);
+  }
 }

@@ -16,6 +16,7 @@ import { describeMachine, formatMachineInfo } from "./info.js";
 import { EndOfWorkloadMap } from "./map.js";
 import type { MapFileCliOptions, StressCliOptions, TraceCliOptions } from "./options.js";
 import { ProgressBar } from "./progress.js";
+import { abortOnSigint } from "./result.js";
 import { mixResultLine, writeTrace } from "./run.js";
 
 /** The per-API table prints this many (api, calls) pairs per line. */
@@ -98,26 +99,24 @@ export async function stressMachine(
         fields: "{failures} failures",
         initial: { failures: 0 },
       });
-  const abort = new AbortController();
-  const onSigint = () => abort.abort();
-  process.once("SIGINT", onSigint);
   const mapped = new EndOfWorkloadMap(o.map);
   let r: StressResult;
   try {
-    r = await runStress(config, {
-      ...(o.durationMs !== null ? { durationMs: o.durationMs } : {}),
-      ...(o.ops !== null ? { ops: o.ops } : {}),
-      failPageAlloc: o.failPageAlloc,
-      stutter: o.stutter,
-      rcuWalk: o.rcuWalk,
-      mix: o.mix,
-      signal: abort.signal,
-      onProgress: (p) => bar?.update(Math.round(p.fraction * 1000), p.ops, { failures: p.violations }),
-      atEndOfWorkload: (failure) => mapped.draw(failure),
-    });
+    r = await abortOnSigint((signal) =>
+      runStress(config, {
+        ...(o.durationMs !== null ? { durationMs: o.durationMs } : {}),
+        ...(o.ops !== null ? { ops: o.ops } : {}),
+        failPageAlloc: o.failPageAlloc,
+        stutter: o.stutter,
+        rcuWalk: o.rcuWalk,
+        mix: o.mix,
+        signal,
+        onProgress: (p) => bar?.update(Math.round(p.fraction * 1000), p.ops, { failures: p.violations }),
+        atEndOfWorkload: (failure) => mapped.draw(failure),
+      }),
+    );
   } finally {
     bar?.stop();
-    process.removeListener("SIGINT", onSigint);
   }
   // The machine is shut down but its arena is still this thread's: the rings are there to read.
   const traced = o.trace === null || writeTrace(o.trace, o.json ? console.error : console.log);

@@ -19,7 +19,7 @@ import { TEST_VMALLOC_MODULES, type TestVmallocCase } from "../workers/workloads
 import { isShardOrNull } from "../workers/shard.js";
 import { type SeedRange, type Shard, shardItems } from "./options.js";
 import { ProgressBar } from "./progress.js";
-import { readResultFiles, resultLine } from "./result.js";
+import { abortOnSigint, readResultFiles, resultLine } from "./result.js";
 import { type TestRunOptions, testRerun, testVmalloc } from "./test.js";
 
 /** One work item: a case of the module's table and a seed. */
@@ -374,24 +374,22 @@ export async function testCampaign(
     fields: "{value}/{total} items | {failing} failing",
     initial: { failing: 0 },
   });
-  const abort = new AbortController();
-  const onSigint = () => abort.abort();
-  process.once("SIGINT", onSigint);
   let failing = 0;
   let f: TestCampaignFile;
   try {
-    f = await runTestCampaign(config, run, {
-      seeds: c.seeds,
-      shard: c.shard,
-      signal: abort.signal,
-      onItem: (r, done) => {
-        if (!r.ok) failing++;
-        bar?.update(done, done, { failing });
-      },
-    });
+    f = await abortOnSigint((signal) =>
+      runTestCampaign(config, run, {
+        seeds: c.seeds,
+        shard: c.shard,
+        signal,
+        onItem: (r, done) => {
+          if (!r.ok) failing++;
+          bar?.update(done, done, { failing });
+        },
+      }),
+    );
   } finally {
     bar?.stop();
-    process.removeListener("SIGINT", onSigint);
   }
   return finish(f, c.out, false);
 }
