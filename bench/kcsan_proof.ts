@@ -20,28 +20,18 @@
  * Exits 1 when a switch was missed by some seed.
  */
 import { parseArgs } from "node:util";
-import { DEFAULT_CONFIG, type KernelVersion, makeConfig } from "../src/shared/config.js";
-import { BACKPORT_NAMES, type BackportName, KNOWN_RACES } from "../src/shared/backport.js";
+import { DEFAULT_CONFIG, makeConfig } from "../src/shared/config.js";
 import { INJECTIONS, INJECT_NAMES, type InjectName, isInjectName } from "../src/shared/inject.js";
 import { formatDuration, parseDuration } from "../src/workers/cmdline.js";
 import { STRESS_MACHINE_FLAGS, type StressResult, runStress } from "../src/workers/stress.js";
 import { normalizeMixWeights } from "../src/workers/mix_weights.js";
-import { PROOF_FLAGS } from "./kcsan_proof_flags.js";
+import { PROOF_FLAGS, backportsFor } from "./kcsan_proof_flags.js";
 import { RESULTS_DIR, hostInfo, hostLine, positiveInt, runBenchMain, writeResults } from "./report.js";
 
 /** The switches only the detector sees. */
 export const DETECTOR_ONLY: readonly InjectName[] = INJECT_NAMES.filter(
   (n) => (INJECTIONS[n] as { kcsan?: boolean }).kcsan === true,
 );
-
-/**
- * The known races of `kernel` marked as their upstream fix marks them
- * (src/shared/backport.ts): a run must stop on the switch's race, not on a
- * race the followed kernel really has.
- */
-function backportsFor(kernel: KernelVersion): BackportName[] {
-  return BACKPORT_NAMES.filter((b) => (KNOWN_RACES[b].kernels as readonly KernelVersion[]).includes(kernel));
-}
 
 /** One seed's run. */
 interface SeedRun {

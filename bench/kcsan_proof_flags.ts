@@ -1,3 +1,6 @@
+import { BACKPORT_NAMES, type BackportName, KNOWN_RACES } from "../src/shared/backport.js";
+import type { KernelVersion } from "../src/shared/config.js";
+
 /**
  * The stress flags of the data-race detector's free-running proof
  * (bench/kcsan_proof.ts), shared with test/kcsan_proof.test.ts, whose plain
@@ -25,3 +28,12 @@ export const PROOF_FLAGS = {
   strict: true,
   skipReport: ["clear_vm_uninitialized_flag", "vmalloc_user", "rb_link_node"],
 } as const;
+
+/**
+ * The known races of `kernel` marked as their upstream fix marks them
+ * (src/shared/backport.ts): a run must stop on the switch's race, not on a
+ * race the followed kernel really has.
+ */
+export function backportsFor(kernel: KernelVersion): BackportName[] {
+  return BACKPORT_NAMES.filter((b) => (KNOWN_RACES[b].kernels as readonly KernelVersion[]).includes(kernel));
+}

@@ -20,14 +20,14 @@ import { vmsim } from "./helpers/vmsim.js";
 const ROOT = resolve(import.meta.dirname, "..");
 
 /** Compiles `source` as the file `file` (below the repository) through the KCSAN transformer. */
-function instrument(file: string, source: string): { text: string; accesses: number } {
-  const stats = { files: 0, accesses: 0 };
+function instrument(file: string, source: string): { text: string; accesses: number; sites: string[] } {
+  const stats = { files: 0, accesses: 0, sites: [] as string[] };
   const out = ts.transpileModule(source, {
     fileName: join(ROOT, file),
     compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ES2022 },
     transformers: { before: [kcsanTransformer(stats)] },
   });
-  return { text: out.outputText, accesses: stats.accesses };
+  return { text: out.outputText, accesses: stats.accesses, sites: stats.sites };
 }
 
 const ARENA_IMPORT =
@@ -35,17 +35,20 @@ const ARENA_IMPORT =
 
 describe("the KCSAN transformer", () => {
   it("rewrites plain loads, stores and read-modify-writes of the arena views, and imports the runtime", () => {
-    const { text, accesses } = instrument(
+    const { text, accesses, sites } = instrument(
       "src/mm/example.ts",
-      `${ARENA_IMPORT}export function f(a: number, b: number): number {\n  I32[a] = I32[b]! + 1;\n  F64[a] += 2;\n  U8[b]++;\n  --I32[(a)]!;\n  return I32[b]!;\n}\n`,
+      `${ARENA_IMPORT}export function f(a: number, b: number): number {\n  I32[a] = I32[b]! + 1;\n  F64[a] += 2;\n  U8[b]++;\n  --I32[(a)]!;\n  const g = () => I32[a]!;\n  return I32[b]! + g();\n}\n`,
     );
     expect(text).toContain('from "../sched/kcsan.js"');
-    expect(text).toContain("I32[__tsan_write4(a)] = I32[__tsan_read4(b)] + 1;");
-    expect(text).toContain("F64[__tsan_read_write8(a)] += 2;");
-    expect(text).toContain("U8[__tsan_read_write1(b)]++;");
-    expect(text).toContain("--I32[__tsan_read_write4((a))];");
-    expect(text).toContain("return I32[__tsan_read4(b)];");
-    expect(accesses).toBe(6);
+    // The second argument is the site: the kernel function the access is in (the build's sites table).
+    expect(text).toContain("I32[__tsan_write4(a, 0)] = I32[__tsan_read4(b, 0)] + 1;");
+    expect(text).toContain("F64[__tsan_read_write8(a, 0)] += 2;");
+    expect(text).toContain("U8[__tsan_read_write1(b, 0)]++;");
+    expect(text).toContain("--I32[__tsan_read_write4((a), 0)];");
+    expect(text).toContain("const g = () => I32[__tsan_read4(a, 1)];");
+    expect(text).toContain("return I32[__tsan_read4(b, 0)] + g();");
+    expect(sites).toEqual(["f", "g"]);
+    expect(accesses).toBe(7);
   });
 
   it("checks Atomics operations as marked accesses, leaves wait/notify and data_race() alone", () => {
@@ -53,17 +56,32 @@ describe("the KCSAN transformer", () => {
       "src/lib/example.ts",
       `${ARENA_IMPORT}export function g(i: number): number {\n  Atomics.store(I32, i, 1);\n  Atomics.add(I32, i, 1);\n  Atomics.notify(I32, i);\n  return Atomics.load(I32, i) + data_race(I32[i]!);\n}\n`,
     );
-    expect(text).toContain("Atomics.store(I32, __tsan_atomic_write4(i), 1);");
-    expect(text).toContain("Atomics.add(I32, __tsan_atomic_read_write4(i), 1);");
+    // Outside the relaxed atomics a store releases and a read-modify-write is a full barrier.
+    expect(text).toContain("Atomics.store(I32, __tsan_atomic_write_release4(i), 1);");
+    expect(text).toContain("Atomics.add(I32, __tsan_atomic_read_write_mb4(i), 1);");
     expect(text).toContain("Atomics.notify(I32, i);");
     expect(text).toContain("Atomics.load(I32, __tsan_atomic_read4(i)) + data_race(I32[i]);");
+  });
+
+  it("keeps atomic_t's void operations, atomic_set and WRITE_ONCE relaxed, and turns kcsan_release() into the runtime's", () => {
+    const src = `${ARENA_IMPORT}export function atomic_inc(v: number): void {\n  Atomics.add(I32, v >> 2, 1);\n}\nexport function WRITE_ONCE(p: number, v: number): void {\n  Atomics.store(I32, p >> 2, v);\n}\n`;
+    const { text } = instrument("src/locks/atomic.ts", src);
+    expect(text).toContain("Atomics.add(I32, __tsan_atomic_read_write4(v >> 2), 1);");
+    expect(text).toContain("Atomics.store(I32, __tsan_atomic_write4(p >> 2), v);");
+    // The lock code is not instrumented, but its release points are, in every file.
+    const unlock =
+      'import { kcsan_release } from "../sched/kcsan.js";\nexport function arch_spin_unlock(l: number): void {\n  kcsan_release();\n}\n';
+    const lock = instrument("src/locks/spinlock.ts", unlock);
+    expect(lock.text).toContain("__tsan_release();");
+    expect(lock.text).toContain('import { __tsan_release } from "../sched/kcsan.js";');
+    expect(lock.accesses).toBe(0);
   });
 
   it("marks __WRITE_ONCE's plain store (a marked write in the KCSAN build, a plain one in the normal build)", () => {
     const src = `${ARENA_IMPORT}export function __WRITE_ONCE(ptr: number, v: number): void {\n  I32[ptr >> 2] = v;\n}\nexport function h(i: number): void {\n  I32[i] = 0;\n}\n`;
     const { text } = instrument("src/locks/atomic.ts", src);
     expect(text).toContain("I32[__tsan_atomic_write4(ptr >> 2)] = v;");
-    expect(text).toContain("I32[__tsan_write4(i)] = 0;");
+    expect(text).toContain("I32[__tsan_write4(i, 0)] = 0;");
     const normal = readFileSync(join(ROOT, "dist/src/locks/atomic.js"), "utf8");
     expect(normal).toMatch(/function __WRITE_ONCE\(ptr, v\) \{\s*I32\[ptr >> 2\] = v;/);
   });
@@ -108,8 +126,14 @@ describe("the two builds", () => {
       expect(read("dist", file)).not.toContain("__tsan_");
       expect(read("dist-kcsan", file)).toContain("__tsan_read4(");
     }
-    for (const file of ["workers/stress.js", "sched/sched_det.js", "locks/spinlock.js", "explore/explorer.js"])
+    for (const file of ["workers/stress.js", "sched/sched_det.js", "locks/lockdep.js", "explore/explorer.js"])
       expect(read("dist-kcsan", file)).toBe(read("dist", file));
+    // The lock code differs only where it releases: kcsan_release(), an empty call in dist/.
+    const unlock = read("dist-kcsan", "locks/spinlock.js");
+    expect(unlock).toContain("__tsan_release();");
+    expect(
+      unlock.replace(/__tsan_release\(\)/g, "kcsan_release()").replace(/^import \{ __tsan_release \}.*\n/m, ""),
+    ).toBe(read("dist", "locks/spinlock.js"));
   });
 });
 
@@ -178,22 +202,21 @@ describe("a deterministic --kcsan run (no-vmap-area-lock, kernel 4.19, skip_watc
   });
 });
 
-describe("vmsim explore --kcsan → vmsim replay --kcsan (vmap-cache-unlocked, skip_watch 5, random p 0.5, 40 ops)", () => {
+describe("vmsim explore --kcsan --kcsan-strict → vmsim replay --kcsan (vmap-cache-unlocked, random p 0.5, 40 ops)", () => {
   const dir = mkdtempSync(join(tmpdir(), "vmsim-kcsan-explore-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  // The found run's watcher yields with nobody else runnable at the step the next call starts: such a
-  // yield is no decision, and a replay that took it for one diverged there.
+  // The cache hint is a plain store after the unlock: only the strict rules watch a plain write.
   it("the replay file of a found KCSAN report replays bit for bit, 5 times of 5", async () => {
     const found = await vmsim(
-      ...["explore", "--scenario", "stress", "--inject", "vmap-cache-unlocked", "--kcsan", "--kcsan-skip-watch", "5"],
+      ...["explore", "--scenario", "stress", "--inject", "vmap-cache-unlocked", "--kcsan", "--kcsan-strict"],
       ...["--strategy", "random", "--p", "0.5", "--ops", "40", "--iterations", "8", "--budget", "10m", "--out", dir],
     );
     expect(found.code).toBe(1);
     expect(found.stdout).toMatch(/\nFOUND on run \d+ .*BUG: KCSAN: data-race in \w+ \/ \w+\n/);
     const file = /^replay file: (\S+) /m.exec(found.stdout)?.[1] ?? "";
     expect(file.startsWith(dir)).toBe(true);
-    const replayed = await vmsim("replay", "--kcsan", "--repeat", "5", file);
+    const replayed = await vmsim("replay", "--kcsan", "--kcsan-strict", "--repeat", "5", file);
     expect(replayed.stdout).not.toContain("DIVERGED");
     expect(replayed.stdout).toMatch(/ = the recorded run's \(bit for bit\)\n/);
     expect(replayed.stdout).toContain("repeat: 5/5 replays failed as recorded, 5/5 bit for bit\n");

@@ -13,7 +13,9 @@
  */
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { writeFileSync } from "node:fs";
 import ts from "typescript";
+import { KCSAN_SITES } from "../src/sched/kcsan_sites.js";
 
 /** The arena views and their element sizes: the N of the runtime's __tsan_readN. */
 const VIEW_SIZES: ReadonlyMap<string, number> = new Map([
@@ -28,6 +30,14 @@ const VIEW_SIZES: ReadonlyMap<string, number> = new Map([
 const ATOMIC_READS = new Set(["load"]);
 const ATOMIC_WRITES = new Set(["store"]);
 const ATOMIC_RMWS = new Set(["add", "sub", "and", "or", "xor", "exchange", "compareExchange"]);
+
+/**
+ * The atomics the kernel leaves unordered (atomic_t's void operations, atomic_set, WRITE_ONCE): their Atomics
+ * calls are relaxed marked accesses. Every other Atomics store is a release (rcu_assign_pointer, an unlock) and
+ * every other read-modify-write a full barrier (value-returning atomics, cmpxchg, xchg): the runtime's
+ * __tsan_atomic_write_releaseN and __tsan_atomic_read_write_mbN, which end the deterministic watch windows.
+ */
+const RELAXED = new Set(["atomic_set", "atomic_add", "atomic_sub", "atomic_inc", "atomic_dec", "WRITE_ONCE"]);
 
 /** Range methods of the byte view (by name and argument count) and the runtime's memset / memcpy for them. */
 const RANGE_CALLS: ReadonlyMap<string, string> = new Map([
@@ -119,18 +129,43 @@ function isHarnessFunction(node: ts.Node): boolean {
   return name !== undefined && /[A-Z]/.test(name.replace(/^_+/, "")) && /[a-z]/.test(name);
 }
 
-/** The transformer: rewrites the accesses of one kernel source file; counts them in `stats`. */
-export function kcsanTransformer(stats: { files: number; accesses: number }): ts.TransformerFactory<ts.SourceFile> {
+/** What the transformer did: files and accesses instrumented, and the sites' function names (site id: index). */
+export interface KcsanStats {
+  files: number;
+  accesses: number;
+  readonly sites: string[];
+}
+
+/**
+ * The transformer: rewrites the accesses of one kernel source file; counts them in `stats`. A plain access
+ * also passes its site, the id of the kernel function it is in (stats.sites), for the deterministic
+ * watch's report of a CPU that is switched out. In every file, kcsan_release() becomes __tsan_release().
+ */
+export function kcsanTransformer(stats: KcsanStats): ts.TransformerFactory<ts.SourceFile> {
+  const siteIds = new Map<string, number>();
+  const siteOf = (name: string): number => {
+    let id = siteIds.get(name);
+    if (id === undefined) {
+      id = stats.sites.length;
+      stats.sites.push(name);
+      siteIds.set(name, id);
+    }
+    return id;
+  };
   return (context) => (sf) => {
-    if (!isInstrumented(sf.fileName)) return sf;
-    const views = arenaViews(sf);
-    if (views.size === 0) return sf;
     const f = context.factory;
+    if (!isInstrumented(sf.fileName)) return releaseCalls(sf, context);
+    const views = arenaViews(sf);
+    if (views.size === 0) return releaseCalls(sf, context);
     const used = new Set<string>();
-    const call = (fn: string, index: ts.Expression): ts.Expression => {
-      used.add(fn);
+    /** The kernel function being visited: its name is the site of the plain accesses in it. */
+    let fn = "?";
+    const call = (name: string, index: ts.Expression): ts.Expression => {
+      used.add(name);
       stats.accesses++;
-      return f.createCallExpression(f.createIdentifier(fn), undefined, [index]);
+      const plain = !name.startsWith("__tsan_atomic_");
+      const args = plain ? [index, f.createNumericLiteral(siteOf(fn))] : [index];
+      return f.createCallExpression(f.createIdentifier(name), undefined, args);
     };
     const viewOf = (e: ts.Expression): number | undefined => {
       const x = skipOuter(e);
@@ -140,6 +175,8 @@ export function kcsanTransformer(stats: { files: number; accesses: number }): ts
     };
     // Inside __WRITE_ONCE (src/locks/atomic.ts) a plain store is a marked access, as the kernel's WRITE_ONCE.
     let marked = false;
+    // Inside the RELAXED atomics an Atomics write orders nothing.
+    let relaxed = false;
     /** `V[i]` with its index checked by `fn`, the rest of the expression visited. */
     const rewrite = (e: ts.Expression, kind: "read" | "write" | "read_write"): ts.Expression => {
       const x = skipOuter(e) as ts.ElementAccessExpression;
@@ -164,10 +201,29 @@ export function kcsanTransformer(stats: { files: number; accesses: number }): ts
       // Harness and hardware models in the kernel folders are camelCase (kernel code keeps the kernel's
       // snake_case names): the simulated interrupt controller, the TLB's probe, statistics. Not kernel code.
       if (isHarnessFunction(node)) return node;
+      const name = functionName(node);
+      if (name !== undefined) {
+        const outer = fn;
+        fn = name;
+        try {
+          return visitFunction(node);
+        } finally {
+          fn = outer;
+        }
+      }
+      return visitFunction(node);
+    };
+    const visitFunction = (node: ts.Node): ts.Node => {
       if (ts.isFunctionDeclaration(node) && node.name?.text === "__WRITE_ONCE") {
         marked = true;
         const out = ts.visitEachChild(node, visit, context);
         marked = false;
+        return out;
+      }
+      if (ts.isFunctionDeclaration(node) && node.name !== undefined && RELAXED.has(node.name.text)) {
+        relaxed = true;
+        const out = ts.visitEachChild(node, visit, context);
+        relaxed = false;
         return out;
       }
       if (ts.isCallExpression(node)) {
@@ -210,9 +266,10 @@ export function kcsanTransformer(stats: { files: number; accesses: number }): ts
           if (kind !== null) {
             const size = views.get((node.arguments[0] as ts.Identifier).text)!;
             const [view, index, ...rest] = node.arguments;
+            const order = relaxed || kind === "read" ? "" : kind === "write" ? "_release" : "_mb";
             return f.updateCallExpression(node, node.expression, node.typeArguments, [
               view!,
-              call(`__tsan_atomic_${kind}${size}`, ts.visitNode(index!, visit) as ts.Expression),
+              call(`__tsan_atomic_${kind}${order}${size}`, ts.visitNode(index!, visit) as ts.Expression),
               ...rest.map((a) => ts.visitNode(a, visit) as ts.Expression),
             ]);
           }
@@ -241,28 +298,56 @@ export function kcsanTransformer(stats: { files: number; accesses: number }): ts
       if (ts.isElementAccessExpression(node) && viewOf(node) !== undefined) return rewrite(node, "read");
       return ts.visitEachChild(node, visit, context);
     };
-    const out = ts.visitEachChild(sf, visit, context);
+    const out = releaseCalls(ts.visitEachChild(sf, visit, context), context, used);
     if (used.size === 0) return out;
     stats.files++;
-    let runtime = relative(dirname(sf.fileName), join(root, "src/sched/kcsan.js")).split("\\").join("/");
-    if (!runtime.startsWith(".")) runtime = `./${runtime}`;
-    const imp = f.createImportDeclaration(
-      undefined,
-      f.createImportClause(
-        false,
-        undefined,
-        f.createNamedImports(
-          [...used].sort().map((n) => f.createImportSpecifier(false, undefined, f.createIdentifier(n))),
-        ),
-      ),
-      f.createStringLiteral(runtime),
-    );
-    return f.updateSourceFile(out, [imp, ...out.statements]);
+    return withRuntimeImport(out, used, f);
   };
 }
 
+/**
+ * kcsan_release() — an empty function in the normal build, called where the kernel's barriers and
+ * unlocks call it (CONFIG_KCSAN_WEAK_MEMORY) — becomes the runtime's __tsan_release().
+ */
+function releaseCalls(sf: ts.SourceFile, context: ts.TransformationContext, used = new Set<string>()): ts.SourceFile {
+  const f = context.factory;
+  let found = false;
+  const visit = (node: ts.Node): ts.Node => {
+    if (ts.isCallExpression(node) && ts.isIdentifier(node.expression) && node.expression.text === "kcsan_release") {
+      found = true;
+      return f.createCallExpression(f.createIdentifier("__tsan_release"), undefined, []);
+    }
+    return ts.visitEachChild(node, visit, context);
+  };
+  if (!sf.text.includes("kcsan_release()")) return sf;
+  const out = ts.visitEachChild(sf, visit, context);
+  if (!found || used.size > 0) {
+    if (found) used.add("__tsan_release");
+    return out;
+  }
+  return withRuntimeImport(out, new Set(["__tsan_release"]), f);
+}
+
+/** `sf` with an import of `names` from the runtime (src/sched/kcsan.ts) in front. */
+function withRuntimeImport(sf: ts.SourceFile, names: ReadonlySet<string>, f: ts.NodeFactory): ts.SourceFile {
+  let runtime = relative(dirname(sf.fileName), join(root, "src/sched/kcsan.js")).split("\\").join("/");
+  if (!runtime.startsWith(".")) runtime = `./${runtime}`;
+  const imp = f.createImportDeclaration(
+    undefined,
+    f.createImportClause(
+      false,
+      undefined,
+      f.createNamedImports(
+        [...names].sort().map((n) => f.createImportSpecifier(false, undefined, f.createIdentifier(n))),
+      ),
+    ),
+    f.createStringLiteral(runtime),
+  );
+  return f.updateSourceFile(sf, [imp, ...sf.statements]);
+}
+
 /** Compiles src/ into dist-kcsan/ with the transformer; throws on any emit error. */
-export function buildKcsan(outDir = join(root, "dist-kcsan")): { files: number; accesses: number } {
+export function buildKcsan(outDir = join(root, "dist-kcsan")): KcsanStats {
   const configPath = join(root, "tsconfig.json");
   const read = ts.readConfigFile(configPath, ts.sys.readFile);
   if (read.error) throw new Error(ts.flattenDiagnosticMessageText(read.error.messageText, "\n"));
@@ -270,7 +355,7 @@ export function buildKcsan(outDir = join(root, "dist-kcsan")): { files: number; 
   const files = parsed.fileNames.filter((f) => relative(root, f).split("\\").join("/").startsWith("src/"));
   const options: ts.CompilerOptions = { ...parsed.options, outDir, declaration: false, declarationMap: false };
   const program = ts.createProgram(files, options);
-  const stats = { files: 0, accesses: 0 };
+  const stats: KcsanStats = { files: 0, accesses: 0, sites: [] };
   const r = program.emit(undefined, undefined, undefined, false, { before: [kcsanTransformer(stats)] });
   const errors = r.diagnostics.filter((d) => d.category === ts.DiagnosticCategory.Error);
   if (errors.length > 0 || r.emitSkipped)
@@ -281,6 +366,7 @@ export function buildKcsan(outDir = join(root, "dist-kcsan")): { files: number; 
         getNewLine: () => "\n",
       }),
     );
+  writeFileSync(join(outDir, KCSAN_SITES), `${JSON.stringify(stats.sites)}\n`);
   return stats;
 }
 

@@ -81,17 +81,19 @@ export const KCSAN_OPTIONS: OptionTable<KcsanConfig> = {
   },
   kcsanSkipWatch: {
     ...MACHINE_FLAGS.kcsanSkipWatch,
-    description: "with --kcsan: accesses between two watchpoints of a CPU, randomized below (CONFIG_KCSAN_SKIP_WATCH)",
+    description:
+      "with --kcsan, free-running: accesses between two watchpoints of a CPU, randomized below (CONFIG_KCSAN_SKIP_WATCH); deterministic runs watch every access",
     parse: parseInteger("kcsan-skip-watch", 1, MAX_KCSAN_SKIP_WATCH),
   },
   kcsanUdelayTask: {
     ...MACHINE_FLAGS.kcsanUdelayTask,
-    description: "with --kcsan: microseconds a task's watchpoint stays armed (CONFIG_KCSAN_UDELAY_TASK)",
+    description: "with --kcsan, free-running: microseconds a task's watchpoint stays armed (CONFIG_KCSAN_UDELAY_TASK)",
     parse: parseInteger("kcsan-udelay-task", 0, MAX_KCSAN_UDELAY),
   },
   kcsanUdelayInterrupt: {
     ...MACHINE_FLAGS.kcsanUdelayInterrupt,
-    description: "with --kcsan: microseconds an interrupt's watchpoint stays armed (CONFIG_KCSAN_UDELAY_INTERRUPT)",
+    description:
+      "with --kcsan, free-running: microseconds an interrupt's watchpoint stays armed (CONFIG_KCSAN_UDELAY_INTERRUPT)",
     parse: parseInteger("kcsan-udelay-interrupt", 0, MAX_KCSAN_UDELAY),
   },
   kcsanStrict: {

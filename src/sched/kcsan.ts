@@ -23,12 +23,11 @@
  *
  * Accesses inside data_race(…) are left alone by the build (KCSAN ignores them).
  *
- * The algorithm is KCSAN's: every instrumented access looks at the one
- * watchpoint slot of its address (the fast path: one Atomics load). Every
- * kcsan_skip_watch-th plain access (randomized) sets up a watchpoint on its
- * address and size, stalls (free mode: a busy udelay; deterministic mode: a
- * yield to another runnable CPU, which the strategy picks and the log records), reads the value again
- * and removes the watchpoint. Another CPU's conflicting access — overlapping
+ * Free-running, the algorithm is KCSAN's: every instrumented access looks at
+ * the one watchpoint slot of its address (the fast path: one Atomics load).
+ * Every kcsan_skip_watch-th plain access (randomized) sets up a watchpoint on
+ * its address and size, stalls (a busy udelay), reads the value again and
+ * removes the watchpoint. Another CPU's conflicting access — overlapping
  * bytes, at least one a write — consumes the watchpoint and leaves its side
  * (call chain, held locks) in other_info; the watcher then reports the race. A
  * value that changed with no conflicting access seen is a race of unknown
@@ -41,16 +40,23 @@
  * top frame is counted, not reported) and are deduplicated per pair of
  * functions in the arena: each pair is reported once per machine.
  *
+ * Under the deterministic scheduler every plain access is watched until its
+ * CPU's next release instead (see "Deterministic mode" below): the stall is
+ * the time the strategy keeps the CPU switched out, and the run's schedule is
+ * the plain build's. The release points are kcsan_release() calls, which the
+ * KCSAN build gives the locks' unlocks, and the ordered Atomics writes.
+ *
  * All KCSAN state — watchpoints, per-CPU skip counts and PRNG states,
- * other_info — lives in the arena's "kcsan" region (empty without --kcsan), so
+ * other_info, the accesses in flight — lives in the arena's "kcsan" region (empty without --kcsan), so
  * a deterministic run, its replay and a restored snapshot sample alike.
  */
 import { I32, U8, U16, U32, defineRegion, readCString, staticInit, theArena, writeCString } from "../shared/arena.js";
 import type { MachineConfig } from "../shared/config.js";
-import { kernelCallChain, reportBug } from "../shared/report.js";
+import { CALL_CHAIN_DEPTH, kernelCallChain, registerAfterOops, reportBug } from "../shared/report.js";
 import { onSetCurrentCpu, smp_processor_id } from "../shared/smp.js";
 import { defineStruct } from "../shared/struct.js";
-import { schedDeterministic, sched_yield } from "./sched_det.js";
+import { kcsanSiteName } from "./kcsan_sites.js";
+import { registerSwitchOut, schedDeterministic, schedGlobalStep, sched_yield } from "./sched_det.js";
 
 /* Access types (include/linux/kcsan-checks.h). */
 export const KCSAN_ACCESS_WRITE = 1 << 0;
@@ -81,6 +87,17 @@ const NR_REPORTED = 256;
 const KCSAN_CPU = defineStruct("kcsan_cpu", [
   { name: "kcsan_skip", type: "i32", guard: "owner" },
   { name: "kcsan_rand_state", type: "u32", guard: "owner" },
+  // Deterministic mode: releases so far; a write of its that ran into another CPU's read, to settle.
+  { name: "epoch", type: "i32", guard: "the run token" },
+  { name: "pend_valid", type: "i32", guard: "owner" },
+  { name: "pend_entry", type: "i32", count: 6, guard: "owner" },
+  { name: "pend_addr", type: "i32", guard: "owner" },
+  { name: "pend_size", type: "i32", guard: "owner" },
+  { name: "pend_type", type: "i32", guard: "owner" },
+  { name: "pend_chain", type: "u32", count: CHAIN_LEN / 4, guard: "owner" },
+  { name: "pend_locks", type: "u32", count: LOCKS_LEN / 4, guard: "owner" },
+  // Its call chain where it was last switched out (the side of a race it still has in flight).
+  { name: "switch_chain", type: "u32", count: CHAIN_LEN / 4, guard: "the run token" },
 ]);
 
 /**
@@ -117,13 +134,26 @@ const COUNTER_RACES_UNKNOWN_ORIGIN = 3;
 /* Not debugfs counters: why a race went unreported (CONFIG_KCSAN_REPORT_VALUE_CHANGE_ONLY; the report filter). */
 const COUNTER_UNCHANGED_VALUE = 4;
 const COUNTER_FILTERED_REPORTS = 5;
+/* Not counters: reports made (the oops window waits for one), and whether an oops window ran. */
+const COUNTER_REPORTS = 6;
+const COUNTER_OOPS_WINDOWS = 7;
 
 /** The region's parts, in order: watchpoints[], counters, reported pairs, other_infos[], one kcsan_cpu per CPU. */
 const WP_BYTES = CONFIG_KCSAN_NUM_WATCHPOINTS * 4 + 16 * 4;
 const REPORTED_BYTES = NR_REPORTED * 4;
 const OTHER_BYTES = CONFIG_KCSAN_NUM_WATCHPOINTS * OTHER_INFO.size;
+/**
+ * Deterministic mode's accesses in flight: a 2-way set-associative table by
+ * 8-byte granule. An entry: granule + 1, info (CPU, access type, size, offset,
+ * interrupt context), the CPU's epoch at the access, its site, and the value it
+ * read (two words). It is live while its CPU's epoch is unchanged.
+ */
+const IF_SETS = 8192;
+const IF_WAYS = 2;
+const IF_WORDS = 6;
+const IF_BYTES = IF_SETS * IF_WAYS * IF_WORDS * 4;
 const regionBytes = (c: MachineConfig): number =>
-  c.kcsan ? WP_BYTES + REPORTED_BYTES + OTHER_BYTES + c.cpus * KCSAN_CPU.size : 0;
+  c.kcsan ? WP_BYTES + REPORTED_BYTES + OTHER_BYTES + IF_BYTES + c.cpus * KCSAN_CPU.size : 0;
 const kcsan_region = defineRegion("kcsan", regionBytes, 64, false);
 
 /** The task names live where the watchdog keeps current->comm; it registers the reader. */
@@ -178,6 +208,11 @@ let skipIdx = 0; // I32 index of this CPU's kcsan_skip
 let myPercpu = 0; // this CPU's per-CPU area [myPercpu, myPercpuEnd)
 let myPercpuEnd = 0;
 let randIdx = 0;
+let if0 = 0;
+let cpus0 = 0;
+let meCpu = 0;
+let epochIdx = 0;
+let pendIdx = 0;
 let kcsan_skip_watch = CONFIG_KCSAN_SKIP_WATCH;
 let kcsan_udelay_task = CONFIG_KCSAN_UDELAY_TASK;
 let kcsan_udelay_interrupt = CONFIG_KCSAN_UDELAY_INTERRUPT;
@@ -193,7 +228,12 @@ onSetCurrentCpu((cpu) => {
   wp0 = base >> 2;
   reported0 = (base + WP_BYTES) >> 2;
   other0 = base + WP_BYTES + REPORTED_BYTES;
-  const me = other0 + OTHER_BYTES + cpu * KCSAN_CPU.size;
+  if0 = (other0 + OTHER_BYTES) >> 2;
+  cpus0 = other0 + OTHER_BYTES + IF_BYTES;
+  meCpu = cpu;
+  const me = cpus0 + cpu * KCSAN_CPU.size;
+  epochIdx = (me + KCSAN_CPU.off.epoch) >> 2;
+  pendIdx = (me + KCSAN_CPU.off.pend_valid) >> 2;
   skipIdx = (me + KCSAN_CPU.off.kcsan_skip) >> 2;
   randIdx = (me + KCSAN_CPU.off.kcsan_rand_state) >> 2;
   myPercpu = a.percpuBase + cpu * a.percpuStride;
@@ -209,7 +249,7 @@ onSetCurrentCpu((cpu) => {
 staticInit(() => {
   const a = theArena();
   if (kcsan_region.size === 0) return;
-  const cpus0 = kcsan_region.base + WP_BYTES + REPORTED_BYTES + OTHER_BYTES;
+  const cpus0 = kcsan_region.base + WP_BYTES + REPORTED_BYTES + OTHER_BYTES + IF_BYTES;
   for (let cpu = 0; cpu < a.config.cpus; cpu++) {
     const p = cpus0 + cpu * KCSAN_CPU.size;
     I32[(p + KCSAN_CPU.off.kcsan_skip) >> 2] = 0;
@@ -254,8 +294,12 @@ function matching_access(a1: number, s1: number, a2: number, s2: number): boolea
  * check_access (core.c): the fast path of every instrumented access — one
  * load of the address' watchpoint slot, one decrement of the skip count.
  */
-function check_access(addr: number, size: number, type: number): void {
+function check_access(addr: number, size: number, type: number, site = 0): void {
   if (!kcsan_enabled) return;
+  if (schedDeterministic) {
+    inflight_access(addr, size, type, site);
+    return;
+  }
   const slot = (addr >>> PAGE_SHIFT) & SLOT_MASK;
   const w = Atomics.load(I32, wp0 + slot);
   if (w > CONSUMED_WATCHPOINT) {
@@ -288,6 +332,203 @@ function kcsan_found_watchpoint(addr: number, size: number, type: number, slot: 
   writeCString(o + OTHER_INFO.off.comm, COMM_LEN, commOf(cpu));
   Atomics.store(I32, (o + OTHER_INFO.off.valid) >> 2, 1);
 }
+
+/*
+ * Deterministic mode (docs/kcsan.md, "Deterministic runs"). One CPU runs at a
+ * time, and the strategy switches CPUs only at sched points, so the stall of
+ * a watchpoint is the time until its CPU runs again: every plain access is
+ * watched from the moment it is made until its CPU's next release
+ * (kcsan_release: an unlock, a publication, a fully ordered atomic), and any
+ * other CPU that runs meanwhile and touches the same bytes — one of the two a
+ * write — has raced with it. Nothing is sampled and nobody stalls: the run's
+ * schedule is the one the plain build makes.
+ */
+
+const cpuBase = (cpu: number): number => cpus0 + cpu * KCSAN_CPU.size;
+const epochOf = (cpu: number): number => I32[(cpuBase(cpu) + KCSAN_CPU.off.epoch) >> 2]!;
+
+const INFO_WRITE = 1 << 7;
+const INFO_COMPOUND = 1 << 8;
+const INFO_IRQ = 1 << 14;
+
+/** kcsan_release (kcsan-checks.h): an empty call in the normal build; the KCSAN build calls __tsan_release. */
+export function kcsan_release(): void {}
+
+/** __tsan_release: this CPU's plain accesses so far are ordered before whatever it does next. */
+export function __tsan_release(): void {
+  if (!kcsan_enabled || !schedDeterministic) return;
+  if (I32[pendIdx] !== 0) inflight_settle();
+  I32[epochIdx]!++;
+}
+
+/** The low and high words of the `size` bytes at `addr` (a watched read's value). */
+function value_lo(addr: number, size: number): number {
+  return size === 1 ? U8[addr]! : size === 2 ? U16[addr >> 1]! : U32[addr >> 2]!;
+}
+const value_hi = (addr: number, size: number): number => (size === 8 ? U32[(addr >> 2) + 1]! : 0);
+const value_of = (lo: number, hi: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+
+/** The side of a race that is still in flight on another CPU, from its entry at `e`. */
+function inflight_side(e: number): Side {
+  const info = I32[e + 1]!;
+  const cpu = info & 127;
+  const g = I32[e]! - 1;
+  const at = readCString(cpuBase(cpu) + KCSAN_CPU.off.switch_chain, CHAIN_LEN)
+    .split(" ")
+    .filter((f) => f !== "");
+  return {
+    cpu,
+    task: (info & INFO_IRQ) === 0,
+    type: (info & INFO_WRITE ? KCSAN_ACCESS_WRITE : 0) | (info & INFO_COMPOUND ? KCSAN_ACCESS_COMPOUND : 0),
+    addr: (g << 3) + ((info >>> 11) & 7),
+    size: 1 << ((info >>> 9) & 3),
+    chain: [kcsanSiteName(I32[e + 3]!)],
+    switchedAt: at,
+    locks: heldLocksText(cpu),
+    comm: commOf(cpu),
+  };
+}
+
+/**
+ * A write of this CPU ran into another CPU's read in flight: the report waits
+ * until the write is done (this CPU's next instrumented access), so that the
+ * value change can be told (CONFIG_KCSAN_REPORT_VALUE_CHANGE_ONLY).
+ */
+function inflight_settle(): void {
+  I32[pendIdx] = 0;
+  const p = cpuBase(meCpu);
+  const e = (p + KCSAN_CPU.off.pend_entry) >> 2;
+  const other = inflight_side(e);
+  const old = value_of(I32[e + 4]!, I32[e + 5]!);
+  const now = value_of(value_lo(other.addr, other.size), value_hi(other.addr, other.size));
+  if (old === now && !kcsan_strict) {
+    kcsan_counter_inc(COUNTER_UNCHANGED_VALUE);
+    return;
+  }
+  const me = {
+    cpu: meCpu,
+    task: inTask(),
+    type: I32[(p + KCSAN_CPU.off.pend_type) >> 2]!,
+    addr: I32[(p + KCSAN_CPU.off.pend_addr) >> 2]!,
+    size: I32[(p + KCSAN_CPU.off.pend_size) >> 2]!,
+    chain: readCString(p + KCSAN_CPU.off.pend_chain, CHAIN_LEN)
+      .split(" ")
+      .filter((f) => f !== ""),
+    locks: readCString(p + KCSAN_CPU.off.pend_locks, LOCKS_LEN),
+  };
+  kcsan_report_known_origin(me, other, old, now);
+}
+
+/**
+ * Deterministic mode: checks this access against the other CPUs' accesses in
+ * flight on granule `g` (and reports a conflict); returns the way this CPU's
+ * own access of it goes to: its own entry, a dead one, else the set's last.
+ */
+function inflight_check(g: number, addr: number, size: number, type: number): number {
+  const set = if0 + (g & (IF_SETS - 1)) * IF_WAYS * IF_WORDS;
+  let mine = -1;
+  let dead = -1;
+  for (let w = 0; w < IF_WAYS; w++) {
+    const e = set + w * IF_WORDS;
+    const info = I32[e + 1]!;
+    const cpu = info & 127;
+    if (I32[e] === 0 || I32[e + 2] !== epochOf(cpu)) {
+      if (dead < 0) dead = e;
+      continue;
+    }
+    if (cpu === meCpu) {
+      if (mine < 0 || I32[e] === g + 1) mine = e;
+      continue;
+    }
+    if (I32[e] !== g + 1) continue;
+    const oWrite = (info & INFO_WRITE) !== 0;
+    if (!(oWrite || type & KCSAN_ACCESS_WRITE)) continue;
+    const oAddr = (g << 3) + ((info >>> 11) & 7);
+    if (!matching_access(oAddr, 1 << ((info >>> 9) & 3), addr, size)) continue;
+    kcsan_counter_inc(COUNTER_DATA_RACES);
+    if (!oWrite) {
+      // A write against a read: reported once the write is done and its value known.
+      const p = cpuBase(meCpu);
+      for (let k = 0; k < IF_WORDS; k++) I32[((p + KCSAN_CPU.off.pend_entry) >> 2) + k] = I32[e + k]!;
+      I32[(p + KCSAN_CPU.off.pend_addr) >> 2] = addr;
+      I32[(p + KCSAN_CPU.off.pend_size) >> 2] = size;
+      I32[(p + KCSAN_CPU.off.pend_type) >> 2] = type;
+      writeCString(p + KCSAN_CPU.off.pend_chain, CHAIN_LEN, callChain().join(" "));
+      writeCString(p + KCSAN_CPU.off.pend_locks, LOCKS_LEN, heldLocksText(meCpu));
+      I32[pendIdx] = 1;
+    } else if (type & KCSAN_ACCESS_WRITE || kcsan_strict) {
+      // Against a write in flight the value the watcher saw is gone: as KCSAN, a write against a write is
+      // reported, a read against a write only under the strict rules (skip_report's value-change rule).
+      kcsan_report_known_origin({ cpu: meCpu, task: inTask(), type, addr, size }, inflight_side(e), 0n, 0n);
+    } else kcsan_counter_inc(COUNTER_UNCHANGED_VALUE);
+  }
+  return mine >= 0 && (I32[mine] === g + 1 || dead < 0) ? mine : dead >= 0 ? dead : set + (IF_WAYS - 1) * IF_WORDS;
+}
+
+/** Deterministic mode's check_access: checked against the accesses in flight, then watched itself if plain. */
+function inflight_access(addr: number, size: number, type: number, site: number): void {
+  if (I32[pendIdx] !== 0) inflight_settle();
+  const g = addr >>> 3;
+  const e = inflight_check(g, addr, size, type);
+  if (type & KCSAN_ACCESS_ATOMIC) return;
+  // CONFIG_KCSAN_ASSUME_PLAIN_WRITES_ATOMIC (off when strict), and this CPU's own per-CPU data, as kcsan_setup_watchpoint.
+  if (!kcsan_strict && (type & (KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND)) === KCSAN_ACCESS_WRITE) return;
+  if (addr >= myPercpu && addr < myPercpuEnd) return;
+  I32[e] = g + 1;
+  I32[e + 1] =
+    meCpu |
+    (type & KCSAN_ACCESS_WRITE ? INFO_WRITE : 0) |
+    (type & KCSAN_ACCESS_COMPOUND ? INFO_COMPOUND : 0) |
+    ((31 - Math.clz32(size)) << 9) |
+    ((addr & 7) << 11) |
+    (inTask() ? 0 : INFO_IRQ);
+  I32[e + 2] = I32[epochIdx]!;
+  I32[e + 3] = site;
+  I32[e + 4] = value_lo(addr, size);
+  I32[e + 5] = value_hi(addr, size);
+}
+
+/** Deterministic mode's check_range (memset, memcpy): checked against the accesses in flight, never watched. */
+function inflight_range(addr: number, size: number, type: number): void {
+  if (I32[pendIdx] !== 0) inflight_settle();
+  for (let g = addr >>> 3; g <= (addr + size - 1) >>> 3; g++) inflight_check(g, addr, size, type);
+}
+
+/** The sched-point floor's note of a switch: a CPU switched out keeps its call chain for the reports. */
+function kcsan_switch_out(): void {
+  if (!kcsan_enabled) return;
+  writeCString(cpuBase(meCpu) + KCSAN_CPU.off.switch_chain, CHAIN_LEN, callChain().join(" "));
+}
+registerSwitchOut(kcsan_switch_out);
+
+/** Sched points the other CPUs run on after an oops while the oopsing CPU's accesses stay watched. */
+export const KCSAN_OOPS_WINDOW = 1000;
+
+/**
+ * An oops ends the task that took it, not the other CPUs, which run on in the
+ * kernel. Deterministic mode, before vmsim stops the machine: the CPU that
+ * oopsed hands the token on until the others have run KCSAN_OOPS_WINDOW
+ * sched points, finished or blocked, or one of them ran into the accesses it
+ * still has in flight — the race whose read made the oops, reported with
+ * the write that came too late.
+ */
+export function kcsan_oops_window(): void {
+  if (!kcsan_enabled || !schedDeterministic) return;
+  if (I32[pendIdx] !== 0) inflight_settle();
+  // Once per run: the first oops is the one the race made.
+  if (Atomics.add(I32, wp0 + CONFIG_KCSAN_NUM_WATCHPOINTS + COUNTER_OOPS_WINDOWS, 1) > 0) return;
+  const reports = wp0 + CONFIG_KCSAN_NUM_WATCHPOINTS + COUNTER_REPORTS;
+  const seen = Atomics.load(I32, reports);
+  const end = schedGlobalStep() + KCSAN_OOPS_WINDOW;
+  for (let now = schedGlobalStep(); now < end && Atomics.load(I32, reports) === seen; ) {
+    sched_yield();
+    const after = schedGlobalStep();
+    if (after === now) return; // nobody else could run
+    now = after;
+  }
+}
+
+registerAfterOops(kcsan_oops_window);
 
 /** The value of `size` bytes at `addr` (8 bytes: their two words, as a 64-bit hex string's halves). */
 function read_value(addr: number, size: number): bigint {
@@ -335,10 +576,8 @@ function kcsan_setup_watchpoint(addr: number, size: number, type: number): void 
   const old = read_value(addr, size);
   try {
     // The stall: another CPU may run into the watchpoint now; this CPU runs nothing else meanwhile
-    // (CONFIG_KCSAN_INTERRUPT_WATCHER=n: no interrupt on the watcher's CPU). Deterministic mode has no
-    // time: the watcher yields to another runnable CPU (the strategy picks it, the log records it).
-    if (schedDeterministic) sched_yield();
-    else udelay(task ? kcsan_udelay_task : kcsan_udelay_interrupt);
+    // (CONFIG_KCSAN_INTERRUPT_WATCHER=n: no interrupt on the watcher's CPU).
+    udelay(task ? kcsan_udelay_task : kcsan_udelay_interrupt);
   } catch (e) {
     // The machine stopped (or deadlocked) while this CPU waited: the watchpoint goes with it.
     Atomics.store(I32, wp0 + slot, INVALID_WATCHPOINT);
@@ -367,6 +606,8 @@ interface Side {
   addr: number;
   size: number;
   chain?: string[];
+  /** Deterministic mode, a side still in flight: its CPU's call chain where the strategy switched it out. */
+  switchedAt?: string[];
   locks?: string;
   comm?: string;
 }
@@ -428,9 +669,14 @@ function sideText(s: Side, unknownOrigin = false): string {
   const who = s.task ? `task ${s.cpu}` : "interrupt";
   const head = `${access_type(s.type)} to 0x${s.addr.toString(16)} of ${s.size} bytes by ${who} on cpu ${s.cpu}:`;
   const chain = (s.chain ?? []).map((f) => ` ${f}`);
+  const at =
+    s.switchedAt === undefined
+      ? []
+      : [` (in flight; cpu ${s.cpu} was switched out in:)`, ...s.switchedAt.map((f) => `  ${f}`)];
   return [
     unknownOrigin ? `race at unknown origin, with ${head}` : head,
     ...(chain.length > 0 ? chain : [" (no kernel frames)"]),
+    ...at,
     ` locks held: ${s.locks ?? ""}`,
   ].join("\n");
 }
@@ -472,8 +718,8 @@ function reportedOn(cpu: number, comm: string): string {
 
 /** kcsan_report_known_origin (report.c): both accesses, the value change, who reported it. */
 function kcsan_report_known_origin(me: Side, other: Side, old: bigint, now: bigint): void {
-  me.chain = callChain();
-  me.locks = heldLocksText(me.cpu);
+  me.chain ??= callChain();
+  me.locks ??= heldLocksText(me.cpu);
   const a = me.chain[0] ?? "?";
   const b = other.chain?.[0] ?? "?";
   // print_report checks the filter before the rate limit: a filtered race leaves no trace in it.
@@ -481,6 +727,7 @@ function kcsan_report_known_origin(me: Side, other: Side, old: bigint, now: bigi
   // print_report: the title names both functions in a fixed order, so a pair reads alike from either side.
   const [f1, f2] = a <= b ? [a, b] : [b, a];
   if (!rate_limit_report(`${f1}/${f2}`)) return;
+  kcsan_counter_inc(COUNTER_REPORTS);
   reportBug(
     "kcsan",
     [
@@ -494,6 +741,7 @@ function kcsan_report_known_origin(me: Side, other: Side, old: bigint, now: bigi
       ...(old === now ? [] : [`value changed: ${hex(old, me.size)} -> ${hex(now, me.size)}`, ""]),
       reportedOn(me.cpu, commOf(me.cpu)),
     ].join("\n"),
+    me.chain.slice(0, CALL_CHAIN_DEPTH),
   );
 }
 
@@ -503,6 +751,7 @@ function kcsan_report_unknown_origin(me: Side, old: bigint, now: bigint): void {
   me.locks = heldLocksText(me.cpu);
   const f = me.chain[0] ?? "?";
   if (kcsan_skip_report_debugfs(f) || !rate_limit_report(f)) return;
+  kcsan_counter_inc(COUNTER_REPORTS);
   reportBug(
     "kcsan",
     [
@@ -520,63 +769,63 @@ function kcsan_report_unknown_origin(me: Side, old: bigint, now: bigint): void {
 /* The entry points of the instrumented build: `i` is an element index of the N-byte view. */
 
 /** A plain load of U8[i]. */
-export function __tsan_read1(i: number): number {
-  check_access(i, 1, 0);
+export function __tsan_read1(i: number, site: number): number {
+  check_access(i, 1, 0, site);
   return i;
 }
 /** A plain load of U16[i]. */
-export function __tsan_read2(i: number): number {
-  check_access(i << 1, 2, 0);
+export function __tsan_read2(i: number, site: number): number {
+  check_access(i << 1, 2, 0, site);
   return i;
 }
 /** A plain load of I32[i] or U32[i]. */
-export function __tsan_read4(i: number): number {
-  check_access(i << 2, 4, 0);
+export function __tsan_read4(i: number, site: number): number {
+  check_access(i << 2, 4, 0, site);
   return i;
 }
 /** A plain load of F64[i]. */
-export function __tsan_read8(i: number): number {
-  check_access(i << 3, 8, 0);
+export function __tsan_read8(i: number, site: number): number {
+  check_access(i << 3, 8, 0, site);
   return i;
 }
 /** A plain store to U8[i]. */
-export function __tsan_write1(i: number): number {
-  check_access(i, 1, KCSAN_ACCESS_WRITE);
+export function __tsan_write1(i: number, site: number): number {
+  check_access(i, 1, KCSAN_ACCESS_WRITE, site);
   return i;
 }
 /** A plain store to U16[i]. */
-export function __tsan_write2(i: number): number {
-  check_access(i << 1, 2, KCSAN_ACCESS_WRITE);
+export function __tsan_write2(i: number, site: number): number {
+  check_access(i << 1, 2, KCSAN_ACCESS_WRITE, site);
   return i;
 }
 /** A plain store to I32[i] or U32[i]. */
-export function __tsan_write4(i: number): number {
-  check_access(i << 2, 4, KCSAN_ACCESS_WRITE);
+export function __tsan_write4(i: number, site: number): number {
+  check_access(i << 2, 4, KCSAN_ACCESS_WRITE, site);
   return i;
 }
 /** A plain store to F64[i]. */
-export function __tsan_write8(i: number): number {
-  check_access(i << 3, 8, KCSAN_ACCESS_WRITE);
+export function __tsan_write8(i: number, site: number): number {
+  check_access(i << 3, 8, KCSAN_ACCESS_WRITE, site);
   return i;
 }
 /** A plain read-modify-write (`+=`, `++`) of U8[i]. */
-export function __tsan_read_write1(i: number): number {
-  check_access(i, 1, KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND);
+export function __tsan_read_write1(i: number, site: number): number {
+  check_access(i, 1, KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND, site);
   return i;
 }
 /** A plain read-modify-write of U16[i]. */
-export function __tsan_read_write2(i: number): number {
-  check_access(i << 1, 2, KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND);
+export function __tsan_read_write2(i: number, site: number): number {
+  check_access(i << 1, 2, KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND, site);
   return i;
 }
 /** A plain read-modify-write of I32[i] or U32[i]. */
-export function __tsan_read_write4(i: number): number {
-  check_access(i << 2, 4, KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND);
+export function __tsan_read_write4(i: number, site: number): number {
+  check_access(i << 2, 4, KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND, site);
   return i;
 }
 /** A plain read-modify-write of F64[i]. */
-export function __tsan_read_write8(i: number): number {
-  check_access(i << 3, 8, KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND);
+export function __tsan_read_write8(i: number, site: number): number {
+  check_access(i << 3, 8, KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND, site);
   return i;
 }
 /** Atomics.load of U8[i]. */
@@ -624,6 +873,36 @@ export function __tsan_atomic_read_write4(i: number): number {
   check_access(i << 2, 4, KCSAN_ACCESS_ATOMIC | KCSAN_ACCESS_WRITE | KCSAN_ACCESS_COMPOUND);
   return i;
 }
+/** An Atomics store that releases (rcu_assign_pointer, an unlock's store) to U8[i]. */
+export function __tsan_atomic_write_release1(i: number): number {
+  __tsan_release();
+  return __tsan_atomic_write1(i);
+}
+/** An Atomics store that releases, to U16[i]. */
+export function __tsan_atomic_write_release2(i: number): number {
+  __tsan_release();
+  return __tsan_atomic_write2(i);
+}
+/** An Atomics store that releases, to I32[i] or U32[i]. */
+export function __tsan_atomic_write_release4(i: number): number {
+  __tsan_release();
+  return __tsan_atomic_write4(i);
+}
+/** A fully ordered Atomics read-modify-write (a value-returning atomic, cmpxchg, xchg) of U8[i]. */
+export function __tsan_atomic_read_write_mb1(i: number): number {
+  __tsan_release();
+  return __tsan_atomic_read_write1(i);
+}
+/** A fully ordered Atomics read-modify-write of U16[i]. */
+export function __tsan_atomic_read_write_mb2(i: number): number {
+  __tsan_release();
+  return __tsan_atomic_read_write2(i);
+}
+/** A fully ordered Atomics read-modify-write of I32[i] or U32[i]. */
+export function __tsan_atomic_read_write_mb4(i: number): number {
+  __tsan_release();
+  return __tsan_atomic_read_write4(i);
+}
 
 /**
  * check_access of a range longer than a watchpoint can encode (memset,
@@ -631,6 +910,10 @@ export function __tsan_atomic_read_write4(i: number): number {
  */
 function check_range(addr: number, size: number, type: number): void {
   if (!kcsan_enabled || size <= 0) return;
+  if (schedDeterministic) {
+    inflight_range(addr, size, type);
+    return;
+  }
   const first = addr >>> PAGE_SHIFT;
   const last = Math.min((addr + size - 1) >>> PAGE_SHIFT, first + SLOT_MASK);
   for (let page = first; page <= last; page++) {

@@ -477,6 +477,7 @@ function decide(why: number): number {
   if (I32[g(S.strategy)] === STRAT_RR) F64[gf(S.next_due)] = now + I32[g(S.quantum)]!;
   F64[gf(S.steps)] = now;
   if (I32[cpuField(me, C.state)] === RUNNING) I32[cpuField(me, C.state)] = RUNNABLE;
+  switchOut();
   handoff(next);
   if (why === WHY_DONE) return 0;
   awaitToken();
@@ -650,6 +651,14 @@ export function schedRunAbort(): void {
  * does in the kernel.
  */
 let noteContextSwitch = (): void => {};
+
+/** What a CPU notes as it hands the token on (KCSAN keeps its call chain): nothing by default. */
+let switchOut = (): void => {};
+
+/** KCSAN (src/sched/kcsan.ts) registers its note of a switch, once, at module load. */
+export function registerSwitchOut(fn: () => void): void {
+  switchOut = fn;
+}
 
 /** RCU hands the scheduler its rcu_note_context_switch (once, at module load). */
 export function registerContextSwitchNote(fn: () => void): void {

@@ -36,7 +36,7 @@ export interface Report {
 }
 
 /** Frames a call chain keeps: the failing function and its nearest callers. */
-const CALL_CHAIN_DEPTH = 8;
+export const CALL_CHAIN_DEPTH = 8;
 /** Kernel code keeps the kernel's names: snake_case (or one lowercase word: vmalloc, vfree). */
 const KERNEL_NAME = /^_*[a-z][a-z0-9_]*$/;
 /** The folders below the workloads: the kernel, and the sched points and arena it stands on. */
@@ -87,6 +87,8 @@ export const MAX_PENDING_REPORTS = 4096;
 interface Pending {
   readonly kind: ReportKind;
   readonly cpu: number;
+  /** Its number among all CPUs' reports since boot (the arena's report count). */
+  readonly seq: number;
   readonly text: string;
   readonly callers: readonly string[];
   suppressed: number;
@@ -111,14 +113,24 @@ function forget(): void {
 }
 onMachineReset(forget);
 
+/** What runs after an oops is recorded (KCSAN's deterministic watch registers it): nothing by default. */
+let afterOops: () => void = () => {};
+
+/** KCSAN (src/sched/kcsan.ts) registers kcsan_oops_window, once, at module load. */
+export function registerAfterOops(fn: () => void): void {
+  afterOops = fn;
+}
+
 /**
  * Records a report on this CPU; returns it (tests assert on the text). As
  * printk's ratelimit (lib/ratelimit.c) does, a report identical to
  * RATELIMIT_BURST others this CPU has not handed over yet is counted, not
- * stored.
+ * stored. `where`, when given, is the call chain of the code reported (a
+ * report made after the fact); else the caller's.
  */
-export function reportBug(kind: ReportKind, text: string): Report {
-  trace_report(kind, text, countReport());
+export function reportBug(kind: ReportKind, text: string, where?: readonly string[]): Report {
+  const seq = countReport();
+  trace_report(kind, text, seq);
   const key = `${kind}\n${text}`;
   const seen = byText.get(key);
   if (seen !== undefined && seen.kept >= RATELIMIT_BURST) {
@@ -126,19 +138,26 @@ export function reportBug(kind: ReportKind, text: string): Report {
     return seen.last;
   }
   // The stack is read once per kept report: a repeat is only counted.
-  const callers = isAllocFailureReport(kind, text) ? [] : callersOf(reportBug);
-  const r: Pending = { kind, cpu: smp_processor_id(), text, callers, suppressed: 0 };
+  const callers = where !== undefined ? [...where] : isAllocFailureReport(kind, text) ? [] : callersOf(reportBug);
+  const r: Pending = { kind, cpu: smp_processor_id(), seq, text, callers, suppressed: 0 };
   if (pending.length >= MAX_PENDING_REPORTS) {
     dropped.set(kind, (dropped.get(kind) ?? 0) + 1);
     return r;
   }
   pending.push(r);
   byText.set(key, { kept: (seen?.kept ?? 0) + 1, last: r });
+  if (kind === "fault") afterOops();
   return r;
 }
 
 /** Hands over (and clears) this CPU's reports; a repeated one says how often it was suppressed. */
 export function takeReports(): Report[] {
+  return takeNumberedReports().reports;
+}
+
+/** takeReports, with each report's number in the machine's order of reports (a count of suppressed ones: last). */
+export function takeNumberedReports(): { reports: Report[]; seqs: number[] } {
+  const seqs = pending.map((r) => r.seq);
   const out: Report[] = pending.map((r) =>
     r.suppressed === 0
       ? { kind: r.kind, cpu: r.cpu, text: r.text, callers: r.callers }
@@ -151,10 +170,12 @@ export function takeReports(): Report[] {
         },
   );
   const cpu = pending[0]?.cpu ?? smp_processor_id();
-  for (const [kind, n] of dropped)
+  for (const [kind, n] of dropped) {
     out.push({ kind, cpu, text: `printk: ${n} messages suppressed`, callers: [], suppressed: n - 1 });
+    seqs.push(Number.MAX_SAFE_INTEGER);
+  }
   forget();
-  return out;
+  return { reports: out, seqs };
 }
 
 /** How many reports `r` stands for: itself and the identical ones suppressed after it. */

@@ -13,8 +13,9 @@ import { attachArena, machineResetThread, machineStop, machineStopping } from ".
 import { addSchedSlowPath } from "../sched/sched_point.js";
 import { set_task_comm, touch_softlockup_watchdog, watchdog_enable } from "../sched/watchdog.js";
 import { schedRunAbort, schedRunBegin, schedRunEnd } from "../sched/sched_det.js";
+import { kcsan_oops_window } from "../sched/kcsan.js";
 import type { MachineConfig } from "../shared/config.js";
-import { MachineStopped, takeReports } from "../shared/report.js";
+import { MachineStopped, takeNumberedReports } from "../shared/report.js";
 import { lockdepAttach } from "../locks/lockdep.js";
 import { spinlockAttach } from "../locks/spinlock.js";
 import { setCurrentCpu } from "../shared/smp.js";
@@ -68,17 +69,20 @@ const api: CpuApi = {
       // handoff that store would race with the next holder's grace-period scans, and a replay diverge.
       rcu_idle_park(true);
       schedRunEnd();
-      return { ok: true, value, reports: takeReports() };
+      return { ok: true, value, ...takeNumberedReports() };
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
-      if (!(err instanceof MachineStopped)) machineStop(boot.cpu);
+      if (!(err instanceof MachineStopped)) {
+        kcsan_oops_window();
+        machineStop(boot.cpu);
+      }
       rcu_idle_park(false);
       schedRunAbort();
       return {
         ok: false,
         error: { name: err.name, message: err.message, stack: err.stack },
         stopped: err instanceof MachineStopped,
-        reports: takeReports(),
+        ...takeNumberedReports(),
       };
     }
   },

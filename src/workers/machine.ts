@@ -96,10 +96,15 @@ export class Machine {
         this.call(cpu, name, typeof args === "function" ? (args as (c: number) => unknown)(cpu) : args),
       ),
     );
+    // All CPUs' reports in the order they were made: the first is the run's first failure, whichever CPU
+    // made it (a KCSAN report of a race before the WARN that race led to on another CPU).
+    const numbered = results.flatMap((r) => r.reports.map((report, i) => ({ report, seq: r.seqs?.[i] ?? 0 })));
+    numbered.sort((a, b) => a.seq - b.seq);
+    for (const { report } of numbered) this.reports.push(report);
     // Name the CPU that failed first, not one that only unwound because of it.
     const failed = results.findIndex((r) => !r.ok && !r.stopped);
-    if (failed >= 0) this.settle(failed, results[failed]!);
-    return results.map((r, cpu) => this.settle(cpu, r));
+    if (failed >= 0) this.outcome(failed, results[failed]!);
+    return results.map((r, cpu) => this.outcome(cpu, r));
   }
 
   private async call(cpu: number, name: string, args: unknown): Promise<WorkResult> {
@@ -147,6 +152,11 @@ export class Machine {
   private settle(cpu: number, r: WorkResult): unknown {
     // One push per report: a workload may return more than a spread's arguments can hold.
     for (const report of r.reports) this.reports.push(report);
+    return this.outcome(cpu, r);
+  }
+
+  /** A call's value, or its failure thrown. */
+  private outcome(cpu: number, r: WorkResult): unknown {
     if (r.ok) return r.value;
     throw new MachineError(cpu, r.error, this.config.seed);
   }

@@ -8,13 +8,15 @@ export interface WorkError {
 }
 
 export type WorkResult =
-  | { readonly ok: true; readonly value: unknown; readonly reports: Report[] }
+  | { readonly ok: true; readonly value: unknown; readonly reports: Report[]; readonly seqs?: number[] }
   | {
       readonly ok: false;
       readonly error: WorkError;
       /** True when this CPU only unwound because another CPU stopped the machine. */
       readonly stopped?: boolean;
       readonly reports: Report[];
+      /** Each report's number in the machine's order of reports (all CPUs): runAll lists them so. */
+      readonly seqs?: number[];
     };
 
 export interface CpuApi {

@@ -1621,6 +1621,11 @@ function vm_page_slot(vm: number, i: number): number {
   return page_address(vmalloc_to_page(at)) + (at % PAGE_SIZE);
 }
 
+/** v->pages[i] as kernel code loads it (show_numa_info's page_to_nid(v->pages[nr])). */
+function vm_page(vm: number, i: number): number {
+  return I32[vm_page_slot(vm, i) >> 2]!;
+}
+
 /**
  * map_kernel_range(area->addr, get_vm_area_size(area), prot, area->pages) of
  * __vmalloc_area_node. A vmalloc'ed page array is a kaddr here, read page by
@@ -2210,7 +2215,7 @@ function show_numa_info(v: number): string {
   for (let i = 0; i < nr; i++) {
     // counters[page_to_nid(v->pages[nr])]++: a load of v->pages[i], then of that page's flags (at offset 0).
     if (vm_pages(v) === 0) return nullPointerOops(PTR_BYTES * i);
-    if (vmStructPage(v, i) === 0) return nullPointerOops(0);
+    if (vm_page(v, i) === 0) return nullPointerOops(0);
     counter++;
   }
   return counter ? ` N0=${counter}` : "";

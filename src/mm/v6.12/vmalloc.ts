@@ -1869,6 +1869,11 @@ function vm_page_slot(vm: number, i: number): number {
   return page_address(vmalloc_to_page(at)) + (at % PAGE_SIZE);
 }
 
+/** v->pages[i] as kernel code loads it (show_numa_info's page_to_nid(v->pages[nr])). */
+function vm_page(vm: number, i: number): number {
+  return I32[vm_page_slot(vm, i) >> 2]!;
+}
+
 /**
  * The kernel asks is_vmalloc_addr(area->pages); vmsim's kmalloc pointers are
  * arena offsets, which on arm64 machines over 128 MiB can fall in the
@@ -2651,7 +2656,7 @@ export function vmalloc_dump_obj(object: number): string | null {
 function show_numa_info(v: number): string {
   const nr = vm_nr_pages(v);
   let counter = 0;
-  for (let i = 0; i < nr; i++) if (vmStructPage(v, i)) counter++;
+  for (let i = 0; i < nr; i++) if (vm_page(v, i)) counter++;
   return counter ? ` N0=${counter}` : "";
 }
 
