@@ -139,7 +139,7 @@ export interface KcsanStats {
 /**
  * The transformer: rewrites the accesses of one kernel source file; counts them in `stats`. A plain access
  * also passes its site, the id of the kernel function it is in (stats.sites), for the deterministic
- * watch's report of a CPU that is switched out. In every file, kcsan_release() becomes __tsan_release().
+ * watch's report of a CPU that is switched out. The lock code's RELEASE_POINTS start with __tsan_release().
  */
 export function kcsanTransformer(stats: KcsanStats): ts.TransformerFactory<ts.SourceFile> {
   const siteIds = new Map<string, number>();
@@ -306,23 +306,39 @@ export function kcsanTransformer(stats: KcsanStats): ts.TransformerFactory<ts.So
 }
 
 /**
- * kcsan_release() — an empty function in the normal build, called where the kernel's barriers and
- * unlocks call it (CONFIG_KCSAN_WEAK_MEMORY) — becomes the runtime's __tsan_release().
+ * The release points of the lock code, which is not instrumented: the KCSAN build starts each of these functions
+ * with __tsan_release(), as the kernel's barriers call kcsan_release() (CONFIG_KCSAN_WEAK_MEMORY) before an unlock's
+ * store. The normal build is untouched.
  */
+const RELEASE_POINTS = new Set(["arch_spin_unlock", "queued_read_unlock", "queued_write_unlock", "mutex_unlock"]);
+
+/** `sf` with __tsan_release() at the start of its RELEASE_POINTS functions (`used` gets the name). */
 function releaseCalls(sf: ts.SourceFile, context: ts.TransformationContext, used = new Set<string>()): ts.SourceFile {
   const f = context.factory;
   let found = false;
   const visit = (node: ts.Node): ts.Node => {
-    if (ts.isCallExpression(node) && ts.isIdentifier(node.expression) && node.expression.text === "kcsan_release") {
+    if (ts.isFunctionDeclaration(node) && node.name !== undefined && RELEASE_POINTS.has(node.name.text) && node.body) {
       found = true;
-      return f.createCallExpression(f.createIdentifier("__tsan_release"), undefined, []);
+      const release = f.createExpressionStatement(
+        f.createCallExpression(f.createIdentifier("__tsan_release"), undefined, []),
+      );
+      return f.updateFunctionDeclaration(
+        node,
+        node.modifiers,
+        node.asteriskToken,
+        node.name,
+        node.typeParameters,
+        node.parameters,
+        node.type,
+        f.updateBlock(node.body, [release, ...node.body.statements]),
+      );
     }
-    return ts.visitEachChild(node, visit, context);
+    return node;
   };
-  if (!sf.text.includes("kcsan_release()")) return sf;
   const out = ts.visitEachChild(sf, visit, context);
-  if (!found || used.size > 0) {
-    if (found) used.add("__tsan_release");
+  if (!found) return out;
+  if (used.size > 0) {
+    used.add("__tsan_release");
     return out;
   }
   return withRuntimeImport(out, new Set(["__tsan_release"]), f);

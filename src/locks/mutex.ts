@@ -13,7 +13,6 @@
 import { DEFINE_GLOBAL, type GlobalVar, I32, staticInit } from "../shared/arena.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_LOCK, SP_SPIN, SP_UNLOCK, sched_point } from "../sched/sched_point.js";
-import { kcsan_release } from "../sched/kcsan.js";
 import { schedDeterministic, sched_wait, sched_wake } from "../sched/sched_det.js";
 import { smp_processor_id } from "../shared/smp.js";
 import { monotonicMs } from "../sched/watchdog_clock.js";
@@ -124,7 +123,6 @@ export function mutex_unlock(lock: number): void {
   I32[(lock + OFF_OWNER) >> 2] = -1;
   if (lockdepOn) lock_release(lock);
   const w = lock >> 2;
-  kcsan_release();
   if (Atomics.sub(I32, w, 1) !== 1) {
     // The store makes the word 0 before the notify, so the woken waiter's exchange finds it free.
     Atomics.store(I32, w, 0);

@@ -22,7 +22,6 @@
 import { DEFINE_GLOBAL, type GlobalVar, I32, staticInit } from "../shared/arena.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_LOCK, SP_UNLOCK, sched_point } from "../sched/sched_point.js";
-import { kcsan_release } from "../sched/kcsan.js";
 import { smp_processor_id } from "../shared/smp.js";
 import {
   in_interrupt,
@@ -202,7 +201,6 @@ export function read_lock(lock: number): void {
 export function read_unlock(lock: number): void {
   if (tracing) trace_lock_release(lock);
   if (lockdepOn) lock_release(lock);
-  kcsan_release();
   queued_read_unlock(lock);
   preempt_enable();
   sched_point(SP_UNLOCK);
@@ -224,7 +222,6 @@ export function write_unlock(lock: number): void {
   if (tracing) trace_lock_release(lock);
   I32[(lock + OFF_OWNER) >> 2] = -1;
   if (lockdepOn) lock_release(lock);
-  kcsan_release();
   queued_write_unlock(lock);
   preempt_enable();
   sched_point(SP_UNLOCK);

@@ -23,7 +23,6 @@ import { DEFINE_GLOBAL, type GlobalVar, I32, staticInit, theArena } from "../sha
 import { KernelBug } from "../shared/report.js";
 import { defineStruct } from "../shared/struct.js";
 import { SP_LOCK, SP_UNLOCK, sched_point } from "../sched/sched_point.js";
-import { kcsan_release } from "../sched/kcsan.js";
 import { schedDeterministic, sched_wake } from "../sched/sched_det.js";
 import { smp_processor_id } from "../shared/smp.js";
 import {
@@ -153,7 +152,6 @@ export function arch_spin_lock(lock: number, holder: LockHolderFn): void {
 
 /** arch_spin_unlock: hand the lock to the next ticket (arm64, v4.17), or __pv_queued_spin_unlock. */
 export function arch_spin_unlock(lock: number): void {
-  kcsan_release();
   if (pvSpinlocks()) {
     __pv_queued_spin_unlock(lock);
     return;

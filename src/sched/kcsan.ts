@@ -43,8 +43,8 @@
  * Under the deterministic scheduler every plain access is watched until its
  * CPU's next release instead (see "Deterministic mode" below): the stall is
  * the time the strategy keeps the CPU switched out, and the run's schedule is
- * the plain build's. The release points are kcsan_release() calls, which the
- * KCSAN build gives the locks' unlocks, and the ordered Atomics writes.
+ * the plain build's. The release points are the unlocks (the KCSAN build
+ * starts them with __tsan_release) and the ordered Atomics writes.
  *
  * All KCSAN state — watchpoints, per-CPU skip counts and PRNG states,
  * other_info, the accesses in flight — lives in the arena's "kcsan" region (empty without --kcsan), so
@@ -338,7 +338,7 @@ function kcsan_found_watchpoint(addr: number, size: number, type: number, slot: 
  * time, and the strategy switches CPUs only at sched points, so the stall of
  * a watchpoint is the time until its CPU runs again: every plain access is
  * watched from the moment it is made until its CPU's next release
- * (kcsan_release: an unlock, a publication, a fully ordered atomic), and any
+ * (__tsan_release: an unlock, a publication, a fully ordered atomic), and any
  * other CPU that runs meanwhile and touches the same bytes — one of the two a
  * write — has raced with it. Nothing is sampled and nobody stalls: the run's
  * schedule is the one the plain build makes.
@@ -350,9 +350,6 @@ const epochOf = (cpu: number): number => I32[(cpuBase(cpu) + KCSAN_CPU.off.epoch
 const INFO_WRITE = 1 << 7;
 const INFO_COMPOUND = 1 << 8;
 const INFO_IRQ = 1 << 14;
-
-/** kcsan_release (kcsan-checks.h): an empty call in the normal build; the KCSAN build calls __tsan_release. */
-export function kcsan_release(): void {}
 
 /** __tsan_release: this CPU's plain accesses so far are ordered before whatever it does next. */
 export function __tsan_release(): void {
