@@ -154,9 +154,9 @@ export function kcsanTransformer(stats: KcsanStats): ts.TransformerFactory<ts.So
   };
   return (context) => (sf) => {
     const f = context.factory;
-    if (!isInstrumented(sf.fileName)) return releaseCalls(sf, context);
+    if (!isInstrumented(sf.fileName)) return withReleasePoints(sf, context);
     const views = arenaViews(sf);
-    if (views.size === 0) return releaseCalls(sf, context);
+    if (views.size === 0) return withReleasePoints(sf, context);
     const used = new Set<string>();
     /** The kernel function being visited: its name is the site of the plain accesses in it. */
     let fn = "?";
@@ -177,7 +177,7 @@ export function kcsanTransformer(stats: KcsanStats): ts.TransformerFactory<ts.So
     let marked = false;
     // Inside the RELAXED atomics an Atomics write orders nothing.
     let relaxed = false;
-    /** `V[i]` with its index checked by `fn`, the rest of the expression visited. */
+    /** `V[i]` with its index checked by the runtime, the rest of the expression visited. */
     const rewrite = (e: ts.Expression, kind: "read" | "write" | "read_write"): ts.Expression => {
       const x = skipOuter(e) as ts.ElementAccessExpression;
       const size = views.get((x.expression as ts.Identifier).text)!;
@@ -298,7 +298,7 @@ export function kcsanTransformer(stats: KcsanStats): ts.TransformerFactory<ts.So
       if (ts.isElementAccessExpression(node) && viewOf(node) !== undefined) return rewrite(node, "read");
       return ts.visitEachChild(node, visit, context);
     };
-    const out = releaseCalls(ts.visitEachChild(sf, visit, context), context, used);
+    const out = withReleasePoints(ts.visitEachChild(sf, visit, context), context, used);
     if (used.size === 0) return out;
     stats.files++;
     return withRuntimeImport(out, used, f);
@@ -313,7 +313,11 @@ export function kcsanTransformer(stats: KcsanStats): ts.TransformerFactory<ts.So
 const RELEASE_POINTS = new Set(["arch_spin_unlock", "queued_read_unlock", "queued_write_unlock", "mutex_unlock"]);
 
 /** `sf` with __tsan_release() at the start of its RELEASE_POINTS functions (`used` gets the name). */
-function releaseCalls(sf: ts.SourceFile, context: ts.TransformationContext, used = new Set<string>()): ts.SourceFile {
+function withReleasePoints(
+  sf: ts.SourceFile,
+  context: ts.TransformationContext,
+  used = new Set<string>(),
+): ts.SourceFile {
   const f = context.factory;
   let found = false;
   const visit = (node: ts.Node): ts.Node => {

@@ -47,8 +47,9 @@
  * starts them with __tsan_release) and the ordered Atomics writes.
  *
  * All KCSAN state — watchpoints, per-CPU skip counts and PRNG states,
- * other_info, the accesses in flight — lives in the arena's "kcsan" region (empty without --kcsan), so
- * a deterministic run, its replay and a restored snapshot sample alike.
+ * other_info, the accesses in flight — lives in the arena's "kcsan" region
+ * (empty without --kcsan), so a run, its replay and a restored snapshot watch
+ * alike.
  */
 import { I32, U8, U16, U32, defineRegion, readCString, staticInit, theArena, writeCString } from "../shared/arena.js";
 import type { MachineConfig } from "../shared/config.js";
@@ -138,7 +139,10 @@ const COUNTER_FILTERED_REPORTS = 5;
 const COUNTER_REPORTS = 6;
 const COUNTER_OOPS_WINDOWS = 7;
 
-/** The region's parts, in order: watchpoints[], counters, reported pairs, other_infos[], one kcsan_cpu per CPU. */
+/**
+ * The region's parts, in order: watchpoints[], counters, reported pairs, other_infos[], the accesses in flight,
+ * one kcsan_cpu per CPU.
+ */
 const WP_BYTES = CONFIG_KCSAN_NUM_WATCHPOINTS * 4 + 16 * 4;
 const REPORTED_BYTES = NR_REPORTED * 4;
 const OTHER_BYTES = CONFIG_KCSAN_NUM_WATCHPOINTS * OTHER_INFO.size;
