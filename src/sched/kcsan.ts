@@ -97,7 +97,9 @@ const KCSAN_CPU = defineStruct("kcsan_cpu", [
   { name: "pend_type", type: "i32", guard: "owner" },
   { name: "pend_chain", type: "u32", count: CHAIN_LEN / 4, guard: "owner" },
   { name: "pend_locks", type: "u32", count: LOCKS_LEN / 4, guard: "owner" },
-  // Its call chain where it was last switched out (the side of a race it still has in flight).
+  // Whether it has watched an access since its last release, and its call chain where it was last switched
+  // out with one (the side of a race it still has in flight).
+  { name: "in_flight", type: "i32", guard: "owner" },
   { name: "switch_chain", type: "u32", count: CHAIN_LEN / 4, guard: "the run token" },
 ]);
 
@@ -217,6 +219,7 @@ let cpus0 = 0;
 let meCpu = 0;
 let epochIdx = 0;
 let pendIdx = 0;
+let inFlightIdx = 0;
 let kcsan_skip_watch = CONFIG_KCSAN_SKIP_WATCH;
 let kcsan_udelay_task = CONFIG_KCSAN_UDELAY_TASK;
 let kcsan_udelay_interrupt = CONFIG_KCSAN_UDELAY_INTERRUPT;
@@ -238,6 +241,7 @@ onSetCurrentCpu((cpu) => {
   const me = cpus0 + cpu * KCSAN_CPU.size;
   epochIdx = (me + KCSAN_CPU.off.epoch) >> 2;
   pendIdx = (me + KCSAN_CPU.off.pend_valid) >> 2;
+  inFlightIdx = (me + KCSAN_CPU.off.in_flight) >> 2;
   skipIdx = (me + KCSAN_CPU.off.kcsan_skip) >> 2;
   randIdx = (me + KCSAN_CPU.off.kcsan_rand_state) >> 2;
   myPercpu = a.percpuBase + cpu * a.percpuStride;
@@ -360,6 +364,7 @@ export function __tsan_release(): void {
   if (!kcsan_enabled || !schedDeterministic) return;
   if (I32[pendIdx] !== 0) inflight_settle();
   I32[epochIdx]!++;
+  I32[inFlightIdx] = 0;
 }
 
 /** The low and high words of the `size` bytes at `addr` (a watched read's value). */
@@ -487,6 +492,7 @@ function inflight_access(addr: number, size: number, type: number, site: number)
   I32[e + 3] = site;
   I32[e + 4] = value_lo(addr, size);
   I32[e + 5] = value_hi(addr, size);
+  I32[inFlightIdx] = 1;
 }
 
 /** Deterministic mode's check_range (memset, memcpy): checked against the accesses in flight, never watched. */
@@ -495,9 +501,12 @@ function inflight_range(addr: number, size: number, type: number): void {
   for (let g = addr >>> 3; g <= (addr + size - 1) >>> 3; g++) inflight_check(g, addr, size, type);
 }
 
-/** The sched-point floor's note of a switch: a CPU switched out keeps its call chain for the reports. */
+/**
+ * The sched-point floor's note of a switch: a CPU switched out with accesses in flight keeps its call chain for
+ * the reports (most switches come right after an unlock, with none: the stack is not read).
+ */
 function kcsan_switch_out(): void {
-  if (!kcsan_enabled) return;
+  if (!kcsan_enabled || I32[inFlightIdx] === 0) return;
   writeCString(cpuBase(meCpu) + KCSAN_CPU.off.switch_chain, CHAIN_LEN, callChain().join(" "));
 }
 registerSwitchOut(kcsan_switch_out);
