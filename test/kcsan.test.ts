@@ -138,7 +138,7 @@ describe("the two builds", () => {
   });
 });
 
-describe("a deterministic --kcsan run (no-vmap-area-lock, kernel 4.19, skip_watch 50, random p 0.01, the first reporting seed of 1..20)", () => {
+describe("a deterministic --kcsan run (no-vmap-area-lock, kernel 4.19, random p 0.01, the first reporting seed of 1..20)", () => {
   const params = { ops: 40, skip: [] };
   const strategy = { kind: "random" as const, p: 0.01 };
   const scenario = findScenario("stress")!;
@@ -149,7 +149,6 @@ describe("a deterministic --kcsan run (no-vmap-area-lock, kernel 4.19, skip_watc
     seed: 1,
     inject: ["no-vmap-area-lock"],
     kcsan: true,
-    kcsanSkipWatch: 50,
   });
   let ex: Explorer;
   const dir = mkdtempSync(join(tmpdir(), "vmsim-kcsan-"));

@@ -17,8 +17,8 @@ function why(d: Decision, from: number, kcsan: boolean): string {
     case WHY_DONE:
       return `runs: CPU${from} finished its call`;
     case WHY_YIELD:
-      // A KCSAN machine also yields in every watch window (src/sched/kcsan.ts).
-      return `runs: CPU${from} yielded (${kcsan ? "a KCSAN watchpoint, or waiting for a grace period" : "waiting for a grace period"})`;
+      // A KCSAN machine also yields in its oops window (kcsan_oops_window, src/sched/kcsan.ts).
+      return `runs: CPU${from} yielded (${kcsan ? "KCSAN's oops window, or waiting for a grace period" : "waiting for a grace period"})`;
     default:
       return "runs";
   }
