@@ -7,7 +7,7 @@
  * thread waits for a core is not the code's. Writes
  * bench/results/<name>.{md,json} (default name "hotpath").
  *
- *   node dist/bench/hotpath.js [--base <dir>] [--rounds 3] [--loops 100000] [--name hotpath] [--out <dir>]
+ *   node dist/bench/hotpath.js [--base <dir> | --floor] [--rounds 3] [--loops 100000] [--name hotpath] [--out <dir>]
  *
  * The machine boots in this process, its main thread acting as CPU 0 as the
  * unit tests run kernel code (the same code a CPU worker runs: its sched-point
@@ -16,7 +16,10 @@
  * one warm-up run of the case (a tenth of the loops), then three timed runs,
  * the fastest kept. `--base <dir>` names another build's dist/ (a checkout of
  * main, built): each round then measures it and this build in turn (ABAB),
- * and the table shows both and the change. The figure is the minimum over
+ * and the table shows both and the change. `--floor` compares with the floor
+ * build instead (tools/floor_build.ts, built into dist-floor/ first): the same
+ * kernel code with every Atomics operation a plain access, which is what the
+ * pair costs without the price of its atomic instructions. The figure is the minimum over
  * `--rounds`. fix_size runs `--loops` pairs, the others a tenth (they map ~50
  * pages a pair).
  */
@@ -25,6 +28,7 @@ import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { buildFloor } from "../tools/floor_build.js";
 import { RESULTS_DIR, fmt, hostInfo, hostLine, positiveInt, runBenchMain, writeResults } from "./report.js";
 
 const HERE = fileURLToPath(new URL(".", import.meta.url));
@@ -125,6 +129,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       base: { type: "string" },
+      floor: { type: "boolean", default: false },
       rounds: { type: "string", default: "3" },
       loops: { type: "string", default: "100000" },
       name: { type: "string", default: "hotpath" },
@@ -133,7 +138,12 @@ async function main(): Promise<void> {
   });
   const rounds = positiveInt("rounds", values.rounds);
   const loops = positiveInt("loops", values.loops);
-  const base = values.base === undefined ? null : resolve(values.base);
+  if (values.floor && values.base !== undefined) throw new RangeError("--base and --floor: give one of them");
+  const floorDir = join(THIS_DIST, "..", "dist-floor");
+  if (values.floor) buildFloor(floorDir);
+  const base = values.floor ? floorDir : values.base === undefined ? null : resolve(values.base);
+  /** The column of the other build. */
+  const other = values.floor ? "floor" : "base";
   const host = hostInfo();
   const loadBefore = loadavg()[0]!;
   const rows: Row[] = [];
@@ -170,7 +180,7 @@ async function main(): Promise<void> {
       ` before and ${loadAfter.toFixed(1)} after.`,
     "",
     withBase
-      ? "| config | case | base µs | this build µs | change | sched points per pair (base / this) |"
+      ? `| config | case | ${other} µs | this build µs | change | sched points per pair (${other} / this) |`
       : "| config | case | CPU µs per pair | sched points per pair |",
     withBase ? "|---|---|---:|---:|---:|---:|" : "|---|---|---:|---:|",
     ...rows.map((r) =>

@@ -16,15 +16,7 @@ import { fileURLToPath } from "node:url";
 import { writeFileSync } from "node:fs";
 import ts from "typescript";
 import { KCSAN_SITES } from "../src/sched/kcsan_sites.js";
-
-/** The arena views and their element sizes: the N of the runtime's __tsan_readN. */
-const VIEW_SIZES: ReadonlyMap<string, number> = new Map([
-  ["U8", 1],
-  ["U16", 2],
-  ["I32", 4],
-  ["U32", 4],
-  ["F64", 8],
-]);
+import { arenaViews, emitSrc, root } from "./src_emit.js";
 
 /** Atomics operations by access type; wait and notify are the futex, not an access of kernel state. */
 const ATOMIC_READS = new Set(["load"]);
@@ -63,30 +55,10 @@ const INSTRUMENTED = /\/src\/(mm|lib|rcu|kernel|percpu)\/|\/src\/locks\/atomic\.
  */
 const EXCLUDED = new Set(["src/percpu/preempt.ts", "src/mm/mmu.ts", "src/mm/slab.ts", "src/mm/page_alloc.ts"]);
 
-/** The repository: this file is tools/kcsan_build.ts, or dist/tools/kcsan_build.js once compiled. */
-const self = fileURLToPath(import.meta.url);
-const root = resolve(dirname(self), ...(self.endsWith(".ts") ? [".."] : ["..", ".."]));
-
 /** Is `file` (absolute) one the KCSAN build instruments? */
 export function isInstrumented(file: string): boolean {
   const rel = relative(root, file).split("\\").join("/");
   return INSTRUMENTED.test(`/${rel}`) && !EXCLUDED.has(rel);
-}
-
-/** The local names under which `sf` imports the arena views (usually the views' own names). */
-function arenaViews(sf: ts.SourceFile): Map<string, number> {
-  const views = new Map<string, number>();
-  for (const st of sf.statements) {
-    if (!ts.isImportDeclaration(st) || !ts.isStringLiteral(st.moduleSpecifier)) continue;
-    if (!/(^|\/)shared\/arena\.js$|^\.\/arena\.js$/.test(st.moduleSpecifier.text)) continue;
-    const named = st.importClause?.namedBindings;
-    if (!named || !ts.isNamedImports(named)) continue;
-    for (const el of named.elements) {
-      const size = VIEW_SIZES.get((el.propertyName ?? el.name).text);
-      if (size !== undefined) views.set(el.name.text, size);
-    }
-  }
-  return views;
 }
 
 const skipOuter = (e: ts.Expression): ts.Expression => {
@@ -368,24 +340,8 @@ function withRuntimeImport(sf: ts.SourceFile, names: ReadonlySet<string>, f: ts.
 
 /** Compiles src/ into dist-kcsan/ with the transformer; throws on any emit error. */
 export function buildKcsan(outDir = join(root, "dist-kcsan")): KcsanStats {
-  const configPath = join(root, "tsconfig.json");
-  const read = ts.readConfigFile(configPath, ts.sys.readFile);
-  if (read.error) throw new Error(ts.flattenDiagnosticMessageText(read.error.messageText, "\n"));
-  const parsed = ts.parseJsonConfigFileContent(read.config, ts.sys, root);
-  const files = parsed.fileNames.filter((f) => relative(root, f).split("\\").join("/").startsWith("src/"));
-  const options: ts.CompilerOptions = { ...parsed.options, outDir, declaration: false, declarationMap: false };
-  const program = ts.createProgram(files, options);
   const stats: KcsanStats = { files: 0, accesses: 0, sites: [] };
-  const r = program.emit(undefined, undefined, undefined, false, { before: [kcsanTransformer(stats)] });
-  const errors = r.diagnostics.filter((d) => d.category === ts.DiagnosticCategory.Error);
-  if (errors.length > 0 || r.emitSkipped)
-    throw new Error(
-      ts.formatDiagnostics(errors, {
-        getCanonicalFileName: (f) => f,
-        getCurrentDirectory: () => root,
-        getNewLine: () => "\n",
-      }),
-    );
+  emitSrc(outDir, kcsanTransformer(stats));
   writeFileSync(join(outDir, KCSAN_SITES), `${JSON.stringify(stats.sites)}\n`);
   return stats;
 }
