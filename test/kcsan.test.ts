@@ -78,13 +78,16 @@ describe("the KCSAN transformer", () => {
     expect(lock.accesses).toBe(0);
   });
 
-  it("marks __WRITE_ONCE's plain store (a marked write in the KCSAN build, a plain one in the normal build)", () => {
-    const src = `${ARENA_IMPORT}export function __WRITE_ONCE(ptr: number, v: number): void {\n  I32[ptr >> 2] = v;\n}\nexport function h(i: number): void {\n  I32[i] = 0;\n}\n`;
+  it("marks __WRITE_ONCE's plain store and __READ_ONCE's plain load (marked in the KCSAN build, plain in the normal one)", () => {
+    const src = `${ARENA_IMPORT}export function __WRITE_ONCE(ptr: number, v: number): void {\n  I32[ptr >> 2] = v;\n}\nexport function __READ_ONCE(ptr: number): number {\n  return I32[ptr >> 2]!;\n}\nexport function h(i: number): number {\n  I32[i] = 0;\n  return I32[i]!;\n}\n`;
     const { text } = instrument("src/locks/atomic.ts", src);
     expect(text).toContain("I32[__tsan_atomic_write4(ptr >> 2)] = v;");
+    expect(text).toContain("return I32[__tsan_atomic_read4(ptr >> 2)];");
     expect(text).toContain("I32[__tsan_write4(i, 0)] = 0;");
+    expect(text).toContain("return I32[__tsan_read4(i, 0)];");
     const normal = readFileSync(join(ROOT, "dist/src/locks/atomic.js"), "utf8");
     expect(normal).toMatch(/function __WRITE_ONCE\(ptr, v\) \{\s*I32\[ptr >> 2\] = v;/);
+    expect(normal).toMatch(/function __READ_ONCE\(ptr\) \{\s*return I32\[ptr >> 2\];/);
   });
 
   it("turns the byte view's fill, subarray and set into memset and memcpy range checks", () => {

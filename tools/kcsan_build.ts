@@ -31,6 +31,9 @@ const ATOMIC_RMWS = new Set(["add", "sub", "and", "or", "xor", "exchange", "comp
  */
 const RELAXED = new Set(["atomic_set", "atomic_add", "atomic_sub", "atomic_inc", "atomic_dec", "WRITE_ONCE"]);
 
+/** The relaxed accessors whose plain access is a marked one (src/locks/atomic.ts): the kernel's bare READ_ONCE / WRITE_ONCE. */
+const MARKED_PLAIN = new Set(["__READ_ONCE", "__WRITE_ONCE"]);
+
 /** Range methods of the byte view (by name and argument count) and the runtime's memset / memcpy for them. */
 const RANGE_CALLS: ReadonlyMap<string, string> = new Map([
   ["fill/3", "__tsan_memset"],
@@ -145,7 +148,7 @@ export function kcsanTransformer(stats: KcsanStats): ts.TransformerFactory<ts.So
         ? views.get(x.expression.text)
         : undefined;
     };
-    // Inside __WRITE_ONCE (src/locks/atomic.ts) a plain store is a marked access, as the kernel's WRITE_ONCE.
+    // Inside __READ_ONCE and __WRITE_ONCE (src/locks/atomic.ts) a plain access is a marked one, as the kernel's.
     let marked = false;
     // Inside the RELAXED atomics an Atomics write orders nothing.
     let relaxed = false;
@@ -186,7 +189,7 @@ export function kcsanTransformer(stats: KcsanStats): ts.TransformerFactory<ts.So
       return visitFunction(node);
     };
     const visitFunction = (node: ts.Node): ts.Node => {
-      if (ts.isFunctionDeclaration(node) && node.name?.text === "__WRITE_ONCE") {
+      if (ts.isFunctionDeclaration(node) && node.name !== undefined && MARKED_PLAIN.has(node.name.text)) {
         marked = true;
         const out = ts.visitEachChild(node, visit, context);
         marked = false;

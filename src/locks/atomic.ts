@@ -6,6 +6,8 @@
  * the kernel); arguments keep the kernel's order (atomic_add(i, v)). Every op
  * is an Atomics op, so all of them are fully ordered (sequentially
  * consistent) — stronger than the kernel's relaxed variants, never weaker.
+ * The exceptions are __READ_ONCE and __WRITE_ONCE, the relaxed load and store
+ * as the kernel has them: plain aligned accesses, marked in the KCSAN build.
  *
  * atomic_long_t is also one i32 word: Atomics works on integer arrays only, and
  * every atomic_long counter in vmsim (page counts, vmap_lazy_nr) fits in 31
@@ -141,12 +143,27 @@ export function WRITE_ONCE(ptr: number, v: number): void {
 }
 
 /**
- * __WRITE_ONCE(*ptr, v) (include/asm-generic/rwonce.h, v5.9+: WRITE_ONCE's bare store) of a word whose writers
- * all hold its lock while readers may look without it (list and rb-tree links): a plain store, tear-free for an
- * aligned i32, so the normal build pays nothing; the KCSAN build marks it as WRITE_ONCE (tools/kcsan_build.ts).
+ * __WRITE_ONCE(*ptr, v) (include/asm-generic/rwonce.h, v5.9+: WRITE_ONCE's bare store): a relaxed store, as
+ * arm64's WRITE_ONCE and atomic_set are (a plain `str`). A plain store here, tear-free for an aligned i32 and
+ * published like any plain store by the next Atomics operation (a release: an unlock, an RMW), so the normal
+ * build pays nothing; the KCSAN build marks it as WRITE_ONCE (tools/kcsan_build.ts). For a word whose writers
+ * hold its lock while readers look without it (list and rb-tree links), or a count set while nobody else can
+ * see its page (set_page_count). A store another CPU waits on in a loop stays WRITE_ONCE.
  */
 export function __WRITE_ONCE(ptr: number, v: number): void {
   I32[ptr >> 2] = v;
+}
+
+/**
+ * __READ_ONCE(*ptr) (include/asm-generic/rwonce.h, v5.9+: READ_ONCE's bare load): a relaxed load, as arm64's
+ * READ_ONCE and atomic_read are (a plain `ldr`: no barrier, ordered only by an address dependency). A plain load
+ * here: tear-free for an aligned i32 (the JS memory model's rule for integer views), and a plain load orders no
+ * more than the kernel's does, where Atomics.load (an SC load, and a call into V8's runtime) costs 6–9 ns. The
+ * KCSAN build marks it as READ_ONCE. Not for a loop that waits for another CPU's store: the compiler may hoist a
+ * plain load out of it, so such a loop reads with READ_ONCE.
+ */
+export function __READ_ONCE(ptr: number): number {
+  return I32[ptr >> 2]!;
 }
 
 /**

@@ -20,8 +20,9 @@ import { SP_ATOMIC, sched_point } from "../sched/sched_point.js";
 import { in_interrupt } from "../percpu/preempt.js";
 import { onSetCurrentCpu, per_cpu_ptr, smp_processor_id, this_cpu_ptr } from "../shared/smp.js";
 import { __GFP_NOFAIL } from "./gfp.js";
+import { __READ_ONCE } from "../locks/atomic.js";
 
-/** struct fault_attr (v4.19), the knobs vmsim keeps. Any CPU may set them: Atomics only. */
+/** struct fault_attr (v4.19), the knobs vmsim keeps. Any CPU may set them: marked accesses only. */
 export const FAULT_ATTR = defineStruct("fault_attr", [
   /** Percent of eligible calls that fail, 0..100. */
   { name: "probability", type: "i32", guard: "atomic" },
@@ -49,17 +50,18 @@ staticInit(() => {
 
 /** current->fail_nth, per CPU, and which setup generation this CPU's random stream was seeded for. */
 export const FAIL_NTH = defineStruct("fail_nth", [
-  /** Fail the call that brings this to 0; 0 = off. Set from any CPU: Atomics. */
+  /** Fail the call that brings this to 0; 0 = off. Set from any CPU: marked accesses (its reads relaxed, as READ_ONCE). */
   { name: "fail_nth", type: "i32", guard: "atomic" },
   { name: "seeded_generation", type: "i32", guard: "owner" },
 ]);
 const fail_nth = DEFINE_PER_CPU("fail_nth", FAIL_NTH);
 
-let nthIdx = 0;
+/** This CPU's fail_nth (a byte address, as __READ_ONCE takes it). */
+let nthPtr = 0;
 let seededIdx = 0;
 onSetCurrentCpu(() => {
   const p = this_cpu_ptr(fail_nth);
-  nthIdx = (p + FAIL_NTH.off.fail_nth) >> 2;
+  nthPtr = p + FAIL_NTH.off.fail_nth;
   seededIdx = (p + FAIL_NTH.off.seeded_generation) >> 2;
 });
 
@@ -94,14 +96,15 @@ function atomic_dec_not_zero(i: number): void {
 /** should_fail (lib/fault-inject.c, v4.19); `size` (the space knob's unit) is dropped with the knob. */
 function should_fail(attr: number): boolean {
   if (!in_interrupt()) {
-    const n = Atomics.load(I32, nthIdx);
+    // v4.19 reads fail_nth with READ_ONCE and the knob plainly: relaxed loads, every allocation.
+    const n = __READ_ONCE(nthPtr);
     if (n !== 0) {
-      Atomics.store(I32, nthIdx, n - 1);
+      Atomics.store(I32, nthPtr >> 2, n - 1);
       if (n - 1 !== 0) return false;
       return fail(attr);
     }
   }
-  const probability = Atomics.load(I32, (attr + A_PROB) >> 2);
+  const probability = __READ_ONCE(attr + A_PROB);
   if (probability === 0) return false;
   if (Atomics.load(I32, (attr + A_TIMES) >> 2) === 0) return false;
   const interval = Atomics.load(I32, (attr + A_INTERVAL) >> 2);

@@ -13,6 +13,7 @@ import { I32, PAGEDATA_BASE, U32, defineRegion, pfn_to_data, theArena } from "..
 import { PAGE_SHIFT, PAGE_SIZE } from "../shared/config.js";
 import { defineStruct } from "../shared/struct.js";
 import { LIST_HEAD } from "../lib/list.js";
+import { __READ_ONCE, __WRITE_ONCE } from "../locks/atomic.js";
 
 /**
  * struct page. Who may touch a field depends on the page's state, as in the
@@ -235,13 +236,13 @@ export function set_page_private(page: number, v: number): void {
   I32[(page + OFF_PRIVATE) >> 2] = v;
 }
 
-/*** include/linux/page_ref.h: every _refcount access is an Atomics op ***/
+/*** include/linux/page_ref.h: _refcount is an atomic_t (its read and set relaxed, the rest Atomics RMWs) ***/
 
-/** page_ref_count (v4.19). */
+/** page_ref_count (v4.19): atomic_read, a relaxed load. */
 export function page_ref_count(page: number): number {
-  return Atomics.load(I32, (page + OFF_REF) >> 2);
+  return __READ_ONCE(page + OFF_REF);
 }
-/** set_page_count (v4.19): only for a page nobody else can see (boot, allocation). */
+/** set_page_count (v4.19): atomic_set, a relaxed store; only for a page nobody else can see (boot, allocation). */
 export function set_page_count(page: number, v: number): void {
-  Atomics.store(I32, (page + OFF_REF) >> 2, v);
+  __WRITE_ONCE(page + OFF_REF, v);
 }

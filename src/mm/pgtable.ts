@@ -31,6 +31,7 @@ import { defineStruct } from "../shared/struct.js";
 import { SP_ATOMIC, sched_point } from "../sched/sched_point.js";
 import { onSetCurrentCpu, smp_processor_id } from "../shared/smp.js";
 import { SPINLOCK_T, spin_lock, spin_lock_init, spin_unlock } from "../locks/spinlock.js";
+import { __READ_ONCE } from "../locks/atomic.js";
 import { GFP_KERNEL, __GFP_ZERO } from "./gfp.js";
 import { __ClearPageTable, __SetPageTable } from "./mm_types.js";
 import {
@@ -229,9 +230,9 @@ onSetCurrentCpu(() => {
  * boxed double for larger values.
  */
 
-/** READ_ONCE(*ptep), any level: a walker may race with a writer on another CPU. */
+/** READ_ONCE(*ptep), any level: a walker may race with a writer on another CPU (arm64: a relaxed load). */
 export function ptep_get(ptep: number): number {
-  return Atomics.load(I32, ptep >> 2);
+  return __READ_ONCE(ptep);
 }
 
 /** set_pte (WRITE_ONCE + dsb): publishes the descriptor to concurrent walkers. */

@@ -10,7 +10,8 @@ export type Scalar = "i32" | "u32" | "ptr" | "f64";
 /**
  * What makes concurrent access to a field safe: the name of the lock that
  * protects it (e.g. "vmap_area_lock"), or one of
- * - "atomic": only ever touched through Atomics,
+ * - "atomic": only ever touched through the atomic accessors (src/locks/atomic.ts: Atomics operations, and the
+ *   relaxed __READ_ONCE / __WRITE_ONCE),
  * - "init": written before the record is published, read-only afterwards,
  * - "owner": touched only by the CPU that owns the record (per-CPU data).
  */
