@@ -1,6 +1,6 @@
 /**
  * The floor build (issue 11's measure of what synchronization costs the hot
- * path; docs/benchmarks.md, "The floor"): compiles src/ a second time, into
+ * path; docs/benchmarks.md, "The floor build"): compiles src/ a second time, into
  * dist-floor/, with every Atomics operation on an arena view turned into the
  * plain typed-array access it performs. The kernel code is the same step for
  * step (every lock, sched point, RCU callback and page-table store stays);
@@ -60,40 +60,12 @@ function rmwHelper(f: ts.NodeFactory, op: string): ts.FunctionDeclaration {
   );
 }
 
-/** compareExchange's expected value converted to the view's element type (by element size; no view is signed but I32). */
-const TO_ELEMENT: ReadonlyMap<string, (f: ts.NodeFactory, e: ts.Expression) => ts.Expression> = new Map([
-  [
-    "I32",
-    (f, e) =>
-      f.createBinaryExpression(f.createParenthesizedExpression(e), ts.SyntaxKind.BarToken, f.createNumericLiteral(0)),
-  ],
-  [
-    "U32",
-    (f, e) =>
-      f.createBinaryExpression(
-        f.createParenthesizedExpression(e),
-        ts.SyntaxKind.GreaterThanGreaterThanGreaterThanToken,
-        f.createNumericLiteral(0),
-      ),
-  ],
-  [
-    "U16",
-    (f, e) =>
-      f.createBinaryExpression(
-        f.createParenthesizedExpression(e),
-        ts.SyntaxKind.AmpersandToken,
-        f.createNumericLiteral(0xffff),
-      ),
-  ],
-  [
-    "U8",
-    (f, e) =>
-      f.createBinaryExpression(
-        f.createParenthesizedExpression(e),
-        ts.SyntaxKind.AmpersandToken,
-        f.createNumericLiteral(0xff),
-      ),
-  ],
+/** compareExchange's expected value converted to the view's element type, as Atomics converts it: `(e) <op> <mask>`. */
+const TO_ELEMENT: ReadonlyMap<string, readonly [ts.BinaryOperator, number]> = new Map([
+  ["I32", [ts.SyntaxKind.BarToken, 0]],
+  ["U32", [ts.SyntaxKind.GreaterThanGreaterThanGreaterThanToken, 0]],
+  ["U16", [ts.SyntaxKind.AmpersandToken, 0xffff]],
+  ["U8", [ts.SyntaxKind.AmpersandToken, 0xff]],
 ]);
 
 /** What the transformer did: the Atomics operations it made plain. */
@@ -136,9 +108,15 @@ export function floorTransformer(stats: FloorStats): ts.TransformerFactory<ts.So
       if (op !== "compareExchange" && !RMW_OPS.has(op)) return out;
       stats.operations++;
       used.add(op);
-      const args = op === "compareExchange" ? [rest[0]!, rest[1]!] : rest;
-      if (op === "compareExchange") args[0] = TO_ELEMENT.get(view.text)!(f, args[0]!);
-      return f.createCallExpression(f.createIdentifier(`__floor_${op}`), undefined, [view, index!, ...args]);
+      if (op === "compareExchange") {
+        const [conv, mask] = TO_ELEMENT.get(view.text)!;
+        rest[0] = f.createBinaryExpression(
+          f.createParenthesizedExpression(rest[0]!),
+          conv,
+          f.createNumericLiteral(mask),
+        );
+      }
+      return f.createCallExpression(f.createIdentifier(`__floor_${op}`), undefined, [view, index!, ...rest]);
     };
     const body = ts.visitEachChild(sf, visit, context);
     if (used.size === 0) return body;
