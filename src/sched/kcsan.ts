@@ -362,7 +362,7 @@ const INFO_IRQ = 1 << 14;
 /** __tsan_release: this CPU's plain accesses so far are ordered before whatever it does next. */
 export function __tsan_release(): void {
   if (!kcsan_enabled || !schedDeterministic) return;
-  if (I32[pendIdx] !== 0) inflight_settle();
+  inflight_settle();
   I32[epochIdx]!++;
   I32[inFlightIdx] = 0;
 }
@@ -373,6 +373,8 @@ function value_lo(addr: number, size: number): number {
 }
 const value_hi = (addr: number, size: number): number => (size === 8 ? U32[(addr >> 2) + 1]! : 0);
 const value_of = (lo: number, hi: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+/** The value of `size` bytes at `addr` (8 bytes: its two words, low first). */
+const read_value = (addr: number, size: number): bigint => value_of(value_lo(addr, size), value_hi(addr, size));
 
 /** The side of a race that is still in flight on another CPU, from its entry at `e`. */
 function inflight_side(e: number): Side {
@@ -397,16 +399,18 @@ function inflight_side(e: number): Side {
 
 /**
  * A write of this CPU ran into another CPU's read in flight: the report waits
- * until the write is done (this CPU's next instrumented access), so that the
- * value change can be told (CONFIG_KCSAN_REPORT_VALUE_CHANGE_ONLY).
+ * until the write is done (this CPU's next instrumented access or release),
+ * so that the value change can be told (CONFIG_KCSAN_REPORT_VALUE_CHANGE_ONLY).
+ * Nothing when no such write is pending.
  */
 function inflight_settle(): void {
+  if (I32[pendIdx] === 0) return;
   I32[pendIdx] = 0;
   const p = cpuBase(meCpu);
   const e = (p + KCSAN_CPU.off.pend_entry) >> 2;
   const other = inflight_side(e);
   const old = value_of(I32[e + 4]!, I32[e + 5]!);
-  const now = value_of(value_lo(other.addr, other.size), value_hi(other.addr, other.size));
+  const now = read_value(other.addr, other.size);
   if (old === now && !kcsan_strict) {
     kcsan_counter_inc(COUNTER_UNCHANGED_VALUE);
     return;
@@ -473,7 +477,7 @@ function inflight_check(g: number, addr: number, size: number, type: number): nu
 
 /** Deterministic mode's check_access: checked against the accesses in flight, then watched itself if plain. */
 function inflight_access(addr: number, size: number, type: number, site: number): void {
-  if (I32[pendIdx] !== 0) inflight_settle();
+  inflight_settle();
   const g = addr >>> 3;
   const e = inflight_check(g, addr, size, type);
   if (type & KCSAN_ACCESS_ATOMIC) return;
@@ -497,7 +501,7 @@ function inflight_access(addr: number, size: number, type: number, site: number)
 
 /** Deterministic mode's check_range (memset, memcpy): checked against the accesses in flight, never watched. */
 function inflight_range(addr: number, size: number, type: number): void {
-  if (I32[pendIdx] !== 0) inflight_settle();
+  inflight_settle();
   for (let g = addr >>> 3; g <= (addr + size - 1) >>> 3; g++) inflight_check(g, addr, size, type);
 }
 
@@ -524,7 +528,7 @@ export const KCSAN_OOPS_WINDOW = 1000;
  */
 export function kcsan_oops_window(): void {
   if (!kcsan_enabled || !schedDeterministic) return;
-  if (I32[pendIdx] !== 0) inflight_settle();
+  inflight_settle();
   // Once per run: the first oops is the one the race made.
   if (Atomics.add(I32, wp0 + CONFIG_KCSAN_NUM_WATCHPOINTS + COUNTER_OOPS_WINDOWS, 1) > 0) return;
   const reports = wp0 + CONFIG_KCSAN_NUM_WATCHPOINTS + COUNTER_REPORTS;
@@ -539,20 +543,6 @@ export function kcsan_oops_window(): void {
 }
 
 registerAfterOops(kcsan_oops_window);
-
-/** The value of `size` bytes at `addr` (8 bytes: their two words, as a 64-bit hex string's halves). */
-function read_value(addr: number, size: number): bigint {
-  switch (size) {
-    case 1:
-      return BigInt(U8[addr]!);
-    case 2:
-      return BigInt(U16[addr >> 1]!);
-    case 4:
-      return BigInt(U32[addr >> 2]!);
-    default:
-      return (BigInt(U32[(addr >> 2) + 1]!) << 32n) | BigInt(U32[addr >> 2]!);
-  }
-}
 
 /** udelay: a busy wait of `us` microseconds (the watch window of a free-running CPU). */
 function udelay(us: number): void {
